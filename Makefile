@@ -1,0 +1,48 @@
+# pieton — the two commands a newcomer runs: `make run` and `make test`.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Debian packages the tools and tests call: age (interop), ffmpeg/ffprobe (media checks and
+# the benchmark peer), gpsd + gpsfake (GPS integration), espeak-ng (notice audio), socat,
+# PortAudio (sounddevice), sox, systemd (systemd-analyze verify of the unit).
+APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd
+
+.PHONY: run test bench lint system venv clean
+
+run: venv
+	$(VENV)/bin/pieton demo
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(VENV)/bin/pieton bench all
+
+lint: venv
+	$(VENV)/bin/ruff check recorder drivers tools tests
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing system packages:$$missing" >&2; \
+	    echo "install them as root: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+venv: system $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,2 @@
+"""Hardware drivers: one module per kind of hardware, each with a small interface,
+its real backend(s) (imported lazily) and a simulated backend."""

@@ -1,0 +1,349 @@
+"""The device configuration: one TOML file, one section per concern.
+
+The loader is strict, in the manner of Klipper's config: every option is declared with
+its type and bounds, unknown sections and keys are errors, and every error names the
+file, the section, the key, the offending value and what is allowed. All errors are
+collected before failing, so a technician sees every mistake at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from recorder.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "pieton.toml"
+
+_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+_ED25519_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One declared option: its type, default and what values are allowed."""
+
+    kind: type | tuple[type, ...]
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    pattern: re.Pattern[str] | None = None
+    pattern_help: str = ""
+    item_kind: type | None = None  # for lists
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind is list:
+            what = f"a list of {self.item_kind.__name__}" if self.item_kind else "a list"
+            return what + (f" ({self.pattern_help})" if self.pattern_help else "")
+        name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+            self.kind if isinstance(self.kind, type) else float, "a value")
+        if self.minimum is not None and self.maximum is not None:
+            return f"{name} from {self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f"{name} of at least {self.minimum}"
+        if self.pattern_help:
+            return f"{name} ({self.pattern_help})"
+        return name
+
+    def check(self, value: Any) -> bool:
+        if self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return False
+        elif self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return False
+        elif not isinstance(value, self.kind):
+            return False
+        if self.choices is not None and value not in self.choices:
+            return False
+        if self.minimum is not None and value < self.minimum:
+            return False
+        if self.maximum is not None and value > self.maximum:
+            return False
+        if self.kind is list:
+            for item in value:
+                if self.item_kind is not None and not isinstance(item, self.item_kind):
+                    return False
+                if self.pattern is not None and not self.pattern.match(str(item)):
+                    return False
+        elif self.pattern is not None and not self.pattern.match(value):
+            return False
+        return True
+
+
+def _int(default, lo=None, hi=None):
+    return Option(int, default, lo, hi)
+
+
+def _float(default, lo=None, hi=None):
+    return Option(float, default, lo, hi)
+
+
+def _choice(default, *choices):
+    return Option(str, default, choices=choices)
+
+
+def _str(default, pattern=None, help=""):
+    return Option(str, default, pattern=re.compile(pattern) if pattern else None, pattern_help=help)
+
+
+def _bool(default):
+    return Option(bool, default)
+
+
+def _list(default, item=str, pattern=None, help=""):
+    return Option(list, default, item_kind=item, pattern=pattern, pattern_help=help)
+
+
+SIMULATED = "simulated"
+
+# Backends per kind of hardware; the modules in drivers/ map these names to classes.
+DRIVER_BACKENDS: dict[str, tuple[str, ...]] = {
+    "camera": (SIMULATED, "picamera2", "opencv"),
+    "microphone": (SIMULATED, "sounddevice"),
+    "speaker": (SIMULATED, "sounddevice"),
+    "gps": (SIMULATED, "gpsd", "nmea-serial"),
+    "button": (SIMULATED, "gpiozero"),
+    "leds": (SIMULATED, "gpiozero"),
+    "haptic": (SIMULATED, "gpiozero"),
+    "ir": (SIMULATED, "gpiozero"),
+    "battery": (SIMULATED, "sysfs"),
+    "signer": ("file",),
+}
+
+SCHEMA: dict[str, dict[str, Option]] = {
+    "device": {
+        "camera_id": _str("CAM-SIM-001", r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$",
+                          "letters, digits, '-' and '_', at most 32"),
+        "fleet": _str("autun-pm", r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$",
+                      "letters, digits, '-' and '_', at most 32"),
+        "commune": _str("Autun"),
+    },
+    "video": {
+        "width": _int(1280, 320, 4056),
+        "height": _int(720, 240, 3040),
+        "fps": _int(30, 5, 60),
+        "preset": _choice("ultrafast", "ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
+        "bitrate_kbps": _int(4000, 250, 20000),
+        "keyframe_interval_s": _float(1.0, 0.25, 10.0),
+        "overlay": _bool(True),
+        "segment_seconds": _float(2.0, 1.0, 10.0),
+    },
+    "audio": {
+        "enabled": _bool(True),
+        "sample_rate": Option(int, 48000, choices=(48000, 44100, 32000, 16000)),
+        "bitrate_kbps": _int(64, 16, 256),
+    },
+    "prebuffer": {
+        "seconds": _float(30.0, 0.0, 120.0),
+        "audio": _bool(False),
+    },
+    "notice": {
+        "audio": _str("notice-fr.wav"),
+        "text": _str("Attention, cette intervention est enregistrée."),
+    },
+    "gestures": {
+        "debounce_ms": _float(20.0, 1.0, 200.0),
+        "double_press_window_s": _float(0.6, 0.2, 2.0),
+        "flagrant_delit_hold_s": _float(1.5, 0.5, 5.0),
+        "stop_hold_s": _float(3.0, 1.0, 10.0),
+        "haptic_reminder_s": _float(120.0, 10.0, 3600.0),
+    },
+    "nightmode": {
+        "enabled": _bool(True),
+        "enter_lux": _float(8.0, 0.0, 1000.0),
+        "exit_lux": _float(20.0, 0.0, 1000.0),
+        "min_dwell_s": _float(5.0, 0.0, 600.0),
+    },
+    "gps": {
+        "track_interval_s": _float(1.0, 0.1, 60.0),
+        "gpsd_host": _str("127.0.0.1"),
+        "gpsd_port": _int(2947, 1, 65535),
+        "serial_port": _str("/dev/serial0"),
+        "serial_baud": Option(int, 9600, choices=(4800, 9600, 19200, 38400, 57600, 115200)),
+        "max_fix_age_s": _float(5.0, 0.5, 120.0),
+    },
+    "geofence": {
+        "communes": _list(["communes/autun.geojson"]),
+        "policy": _choice("refuse", "refuse", "flag"),
+    },
+    "storage": {
+        "sync_interval_s": _float(0.5, 0.05, 0.5),
+        "low_space_mb": _int(512, 0),
+        "min_free_mb": _int(64, 0),
+    },
+    "battery": {
+        "low_percent": _float(15.0, 0.0, 100.0),
+        "critical_percent": _float(5.0, 0.0, 100.0),
+    },
+    "gpio": {
+        "button": _int(17, 0, 27),
+        "red_led": _int(27, 0, 27),
+        "green_led": _int(22, 0, 27),
+        "haptic": _int(23, 0, 27),
+        "ir_cut": _int(24, 0, 27),
+        "ir_illuminator": _int(25, 0, 27),
+    },
+    "drivers": {kind: _choice(backends[0], *backends) for kind, backends in DRIVER_BACKENDS.items()},
+    "keys": {
+        "recipients": _list([], pattern=_AGE_RECIPIENT, help="age recipients, 'age1...'"),
+        "technicians": _list([], pattern=_ED25519_HEX, help="Ed25519 public keys, 64 hex digits"),
+        "vault": _str("", r"^([0-9a-f]{64})?$", "the vault's Ed25519 public key, 64 hex digits, or empty"),
+    },
+}
+
+
+class Section:
+    """A read-only view of one section; unknown attributes are programming errors."""
+
+    def __init__(self, name: str, values: dict[str, Any]):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_values", MappingProxyType(values))
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"configuration section [{self._name}] has no option {key!r}") from None
+
+    def __setattr__(self, key, value):
+        raise AttributeError("configuration is read-only")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"<Section [{self._name}] {dict(self._values)!r}>"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A checked configuration. ``digest`` is the SHA-256 of the bytes it was read from
+    (or of the signed bundle), which every recording's manifest binds."""
+
+    source: str
+    base_dir: Path
+    sections: dict[str, Section]
+    digest: str
+    signed: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __getattr__(self, name: str) -> Section:
+        sections = object.__getattribute__(self, "sections")
+        try:
+            return sections[name]
+        except KeyError:
+            raise AttributeError(f"no configuration section [{name}]") from None
+
+    def resolve(self, relative: str) -> Path:
+        """A file referenced by the configuration, relative to the configuration's folder."""
+        path = Path(relative)
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_values(data: dict[str, Any], source: str) -> tuple[dict[str, Section], list[str]]:
+    """Check parsed TOML against the schema; return the sections and every problem."""
+    problems: list[str] = []
+    sections: dict[str, Section] = {}
+    for name, value in data.items():
+        if name not in SCHEMA:
+            problems.append(f"{source}: unknown section [{name}]; allowed sections: {', '.join(SCHEMA)}")
+        elif not isinstance(value, dict):
+            problems.append(f"{source}: [{name}] must be a table, got {_describe(value)}")
+    for name, options in SCHEMA.items():
+        given = data.get(name, {})
+        if not isinstance(given, dict):
+            continue
+        values: dict[str, Any] = {}
+        for key, value in given.items():
+            if key not in options:
+                problems.append(f"{source}: [{name}] unknown key {key!r}; allowed keys: {', '.join(options)}")
+        for key, option in options.items():
+            if key not in given:
+                values[key] = option.default
+                continue
+            value = given[key]
+            if not option.check(value):
+                problems.append(f"{source}: [{name}] {key} = {_describe(value)}: must be {option.allowed()}")
+                values[key] = option.default
+            else:
+                values[key] = float(value) if option.kind is float else value
+        sections[name] = Section(name, values)
+    problems.extend(_cross_checks(sections, source))
+    return sections, problems
+
+
+def _cross_checks(sections: dict[str, Section], source: str) -> list[str]:
+    problems = []
+    night = sections["nightmode"]
+    if night.enter_lux >= night.exit_lux:
+        problems.append(f"{source}: [nightmode] enter_lux = {night.enter_lux!r}: must be below "
+                        f"exit_lux ({night.exit_lux!r}) so the switch has hysteresis")
+    gestures = sections["gestures"]
+    if gestures.stop_hold_s <= gestures.flagrant_delit_hold_s:
+        problems.append(f"{source}: [gestures] stop_hold_s = {gestures.stop_hold_s!r}: must be longer "
+                        f"than flagrant_delit_hold_s ({gestures.flagrant_delit_hold_s!r}) so a bump "
+                        "cannot end a recording")
+    battery = sections["battery"]
+    if battery.critical_percent >= battery.low_percent:
+        problems.append(f"{source}: [battery] critical_percent = {battery.critical_percent!r}: must be "
+                        f"below low_percent ({battery.low_percent!r})")
+    return problems
+
+
+def _check_referenced_files(config: Config) -> list[str]:
+    problems = []
+    notice = config.resolve(config.notice.audio)
+    if not notice.is_file():
+        problems.append(f"{config.source}: [notice] audio = {config.notice.audio!r}: file {notice} not found")
+    for commune in config.geofence.communes:
+        if not config.resolve(commune).is_file():
+            problems.append(f"{config.source}: [geofence] communes: file {config.resolve(commune)} not found")
+    return problems
+
+
+# Further checks of referenced files (GeoJSON boundaries, notice audio) register here,
+# so `pieton config check` runs them without this module importing their owners.
+EXTRA_CHECKS: list = [_check_referenced_files]
+
+
+def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = False) -> Config:
+    """Parse and check configuration bytes; raise ConfigError listing every problem."""
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+    sections, problems = check_values(data, source)
+    config = Config(source=source, base_dir=base_dir, sections=sections,
+                    digest=hashlib.sha256(text).hexdigest(), signed=signed, raw=data)
+    if not problems:
+        for check in EXTRA_CHECKS:
+            problems.extend(check(config))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load a plain TOML configuration file (the default one when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read configuration: {exc.strerror}"]) from None
+    return parse_config(text, str(path), path.resolve().parent)

@@ -1,0 +1,1 @@
+"""Off-device programs: keys, configuration, vault, verification, extraction."""

@@ -1,0 +1,55 @@
+"""The `pieton` command. Each subcommand lives in the module that owns it; that module
+exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a function
+taking the parsed arguments and returning the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import recorder
+
+# Modules that add subcommands, in the order `pieton --help` lists them.
+COMMAND_MODULES = [
+    "recorder.cli",        # run, simulate, demo, ctl
+    "tools.config_cmd",    # config check / sign / flash
+    "tools.keys",          # keys chief / technician, provision
+    "tools.verify_cmd",    # verify
+    "tools.gps_cmd",       # gps parse
+    "tools.assign",        # assign
+    "tools.vault_cmd",     # vault ...
+    "tools.bench",         # bench NAME
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pieton", description="Body-worn camera for municipal police: recorder, evidence and vault tools.")
+    parser.add_argument("--version", action="version", version=f"pieton {recorder.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # not written yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
