@@ -1,0 +1,43 @@
+"""`pieton bench NAME [--json]`: benchmarks that print figures.
+
+Each benchmark is a module in ``tools/benchmarks/`` with ``run(args) -> dict`` that prints
+its figures as it goes and returns them; with ``--json`` the dict is printed as one JSON
+object on the last line, so figures can be compared over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+
+import tools.benchmarks
+
+
+def available() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(tools.benchmarks.__path__) if not m.name.startswith("_"))
+
+
+def register(subparsers) -> None:
+    bench = subparsers.add_parser("bench", help="run a benchmark and print its figures")
+    bench.add_argument("name", help="a benchmark name, or 'all' (" + ", ".join(available()) + ")")
+    bench.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    bench.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    names = available() if args.name == "all" else [args.name]
+    unknown = [n for n in names if n not in available()]
+    if unknown:
+        print(f"unknown benchmark {unknown[0]!r}; available: {', '.join(available())}")
+        return 2
+    results = {}
+    for name in names:
+        print(f"== bench {name}", flush=True)
+        module = importlib.import_module(f"tools.benchmarks.{name}")
+        results[name] = module.run(args)
+    if args.json:
+        print(json.dumps(results if len(names) > 1 else results[names[0]], sort_keys=True))
+    return 0
