@@ -1,0 +1,244 @@
+"""One signed hash chain, shared by the manifest, the device journal and the vault's journal.
+
+Each line is the canonical JSON (sorted keys, no spaces, UTF-8) of a record plus ``seq``,
+``prev`` (SHA-256 hex of the previous line's bytes, without its newline) and ``sig`` (hex
+Ed25519 signature over ``context + "\\n" + canonical(line without sig)``). The context
+names the log, so a signed line cannot be moved from one log into another.
+
+A power cut can leave a torn last line. The writer never rewrites what is on disk: it ends
+the fragment with a newline and the next line it appends carries ``torn`` (the fragment's
+offset, length and SHA-256) so a reader accepts the fragment as documented, and the chain
+goes on from the last good line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drivers.signer import Signer, verify_signature
+from recorder.errors import EvidenceError
+
+MANIFEST_CONTEXT = "pieton/manifest/1"
+JOURNAL_CONTEXT = "pieton/journal/1"
+VAULT_JOURNAL_CONTEXT = "pieton/vault-journal/1"
+
+GENESIS = "0" * 64  # ``prev`` of a chain's first line
+RESERVED = ("seq", "prev", "sig", "torn")
+
+
+def canonical(obj) -> bytes:
+    """The bytes that are hashed and signed: sorted keys, no spaces, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def line_hash(line_bytes: bytes) -> str:
+    return hashlib.sha256(line_bytes).hexdigest()
+
+
+def signed_bytes(context: str, line: dict) -> bytes:
+    unsigned = {k: v for k, v in line.items() if k != "sig"}
+    return context.encode("utf-8") + b"\n" + canonical(unsigned)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a folder's entries (a new or renamed file) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Piece:
+    """One newline-separated piece of a chain file."""
+
+    offset: int
+    raw: bytes          # without the newline
+    line: dict | None   # parsed, when it is a well-formed chain line
+    terminated: bool    # followed by a newline
+
+
+def _parse(raw: bytes) -> dict | None:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(obj, dict) or not all(k in obj for k in ("seq", "prev", "sig")):
+        return None
+    return obj
+
+
+def split_pieces(data: bytes) -> list[Piece]:
+    pieces, offset = [], 0
+    while offset < len(data):
+        end = data.find(b"\n", offset)
+        terminated = end >= 0
+        if not terminated:
+            end = len(data)
+        raw = data[offset:end]
+        pieces.append(Piece(offset, raw, _parse(raw), terminated))
+        offset = end + 1
+    return pieces
+
+
+def torn_record(piece: Piece) -> dict:
+    return {"offset": piece.offset, "length": len(piece.raw), "sha256": line_hash(piece.raw)}
+
+
+class ChainWriter:
+    """Appends signed lines to a chain file; each append is flushed and fsynced.
+
+    ``on_durable(path, size)`` is told the file's durable length after each fsync (the
+    power-cut benchmark uses it to know what a real power cut would keep).
+    """
+
+    def __init__(self, path: str | Path, context: str, signer: Signer, *, on_durable=None):
+        self.path = Path(path)
+        self.context = context
+        self.signer = signer
+        self.on_durable = on_durable
+        self.next_seq = 0
+        self.last_hash = GENESIS
+        self.last_line: dict | None = None
+        self._pending_torn: list[dict] = []
+        self._needs_newline = False
+        existed = self.path.exists()
+        if existed:
+            data = self.path.read_bytes()
+            for piece in split_pieces(data):
+                if piece.line is not None and isinstance(piece.line.get("seq"), int):
+                    self.next_seq = piece.line["seq"] + 1
+                    self.last_hash = line_hash(piece.raw)
+                    self.last_line = piece.line
+                    self._pending_torn = []
+                elif piece.raw:
+                    self._pending_torn.append(torn_record(piece))
+            self._needs_newline = bool(data) and not data.endswith(b"\n")
+        self._file = open(self.path, "ab")
+        if not existed:
+            fsync_dir(self.path.parent)
+
+    @property
+    def torn(self) -> list[dict]:
+        """Fragments after the last good line, to be documented by the next append."""
+        return list(self._pending_torn)
+
+    def append(self, record: dict) -> dict:
+        clash = [k for k in RESERVED if k in record]
+        if clash:
+            raise EvidenceError(f"{self.path}: record uses reserved chain field(s) {clash}")
+        line = dict(record)
+        line["seq"] = self.next_seq
+        line["prev"] = self.last_hash
+        if self._pending_torn:
+            line["torn"] = self._pending_torn
+        line["sig"] = self.signer.sign(signed_bytes(self.context, line)).hex()
+        raw = canonical(line)
+        data = (b"\n" if self._needs_newline else b"") + raw + b"\n"
+        self._file.write(data)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._needs_newline = False
+        self._pending_torn = []
+        self.next_seq += 1
+        self.last_hash = line_hash(raw)
+        self.last_line = line
+        if self.on_durable is not None:
+            self.on_durable(str(self.path), self._file.tell())
+        return line
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ChainWriter {self.path} context={self.context} next_seq={self.next_seq}>"
+
+
+@dataclass
+class ChainReport:
+    """What a chain file holds and what is wrong with it (``problems``, one per place)."""
+
+    path: Path
+    context: str
+    lines: list[dict] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    torn: list[dict] = field(default_factory=list)      # documented fragments
+    signatures_checked: bool = False
+    last_hash: str = GENESIS
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_chain(path: str | Path, context: str, public_key: bytes | None,
+               *, genesis: str = GENESIS) -> ChainReport:
+    """Read and check a chain: form, sequence, links, signatures (when ``public_key`` is
+    given) and fragments. Each problem names the line (1-based) and what is wrong."""
+    path = Path(path)
+    report = ChainReport(path, context, signatures_checked=public_key is not None)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        report.problems.append("missing")
+        return report
+    except OSError as exc:
+        report.problems.append(f"unreadable: {exc.strerror}")
+        return report
+    if not data:
+        report.problems.append("empty")
+        return report
+    pieces = split_pieces(data)
+    expected_seq, prev = 0, genesis
+    undocumented: list[tuple[int, dict]] = []
+    for number, piece in enumerate(pieces, start=1):
+        where = f"line {number}"
+        if piece.line is None:
+            if piece.raw:
+                undocumented.append((number, torn_record(piece)))
+            elif piece.terminated:
+                report.problems.append(f"{where}: empty line")
+            continue
+        line = piece.line
+        if canonical(line) != piece.raw:
+            report.problems.append(f"{where}: not in canonical form (edited?)")
+        torn = line.get("torn") or []
+        for n, rec in undocumented:
+            if rec in torn:
+                report.torn.append(rec)
+            else:
+                report.problems.append(f"line {n}: damaged line ({rec['length']} bytes) not documented by a recovery")
+        undocumented = []
+        if line.get("seq") != expected_seq:
+            report.problems.append(f"{where}: sequence number {line.get('seq')!r}, expected {expected_seq} (line missing, added or moved)")
+        if line.get("prev") != prev:
+            report.problems.append(f"{where}: does not link to the previous line (a line was edited, removed or moved)")
+        if public_key is not None:
+            try:
+                sig = bytes.fromhex(line["sig"]) if isinstance(line["sig"], str) else b""
+            except ValueError:
+                sig = b""
+            if not verify_signature(public_key, sig, signed_bytes(context, line)):
+                report.problems.append(f"{where}: bad signature (not signed by this device key for {context})")
+        report.lines.append(line)
+        report.raw.append(piece.raw)
+        expected_seq = (line["seq"] + 1) if isinstance(line.get("seq"), int) else expected_seq + 1
+        prev = line_hash(piece.raw)
+    for n, rec in undocumented:
+        report.problems.append(f"line {n}: torn last line ({rec['length']} bytes), not yet recovered")
+    report.last_hash = prev
+    return report
