@@ -37,7 +37,7 @@ class Signer(ABC):
     def public_key_hex(self) -> str:
         return self.public_key.hex()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (a file key holds nothing open)
         pass
 
     def __enter__(self):

@@ -183,6 +183,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "battery": {
         "low_percent": _float(15.0, 0.0, 100.0),
         "critical_percent": _float(5.0, 0.0, 100.0),
+        "simulated_drain_per_hour": _float(10.0, 0.0, 1000.0),
     },
     "gpio": {
         "button": _int(17, 0, 27),
@@ -268,7 +269,7 @@ def check_values(data: dict[str, Any], source: str) -> tuple[dict[str, Section],
         if not isinstance(given, dict):
             continue
         values: dict[str, Any] = {}
-        for key, value in given.items():
+        for key in given:
             if key not in options:
                 problems.append(f"{source}: [{name}] unknown key {key!r}; allowed keys: {', '.join(options)}")
         for key, option in options.items():

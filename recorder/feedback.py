@@ -1,0 +1,103 @@
+"""What the agent sees and feels: the red and green lights and the vibration motor.
+
+The red light is driven by the recording state alone (``recording_light``); nothing else
+may switch it, and no setting turns it off. Haptic and green-light patterns are timed on
+the loop's clock, so they run the same in a scenario. Every change is kept in a timeline
+(loop time, what, state) for the demo's summary and the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+# Haptic patterns: (on, off) pairs in seconds.
+PATTERNS: dict[str, tuple[tuple[float, float], ...]] = {
+    "start": ((0.25, 0.0),),
+    "stop": ((0.12, 0.12), (0.12, 0.0)),
+    "reminder": ((0.08, 0.0),),
+    "error": ((0.5, 0.15), (0.1, 0.15), (0.5, 0.0)),          # long-short-long
+    "notice_not_played": ((0.1, 0.1),) * 5,                  # five quick buzzes: say it aloud
+    "warning": ((0.1, 0.3), (0.1, 0.0)),                     # low storage / low battery
+}
+# The green light flashes with the error pattern, the red one never does.
+ERROR_FLASHES = 4
+
+
+@dataclass(frozen=True)
+class Change:
+    time: float
+    device: str   # red, green, haptic
+    on: bool
+    why: str
+
+
+class Feedback:
+    def __init__(self, leds, haptic, loop: asyncio.AbstractEventLoop):
+        self.leds = leds
+        self.haptic = haptic
+        self._loop = loop
+        self.timeline: list[Change] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._green_wanted = False
+        self._haptic_busy = asyncio.Lock()
+
+    def _set(self, device: str, on: bool, why: str) -> None:
+        try:
+            if device == "haptic":
+                if self.haptic is not None:
+                    self.haptic.set(on)
+            elif self.leds is not None:
+                self.leds.set(device, on)
+        finally:
+            self.timeline.append(Change(self._loop.time(), device, on, why))
+
+    # -- lights ----------------------------------------------------------------------
+    def recording_light(self, on: bool, why: str) -> None:
+        self._set("red", on, why)
+
+    def armed_light(self, on: bool, why: str = "armed") -> None:
+        self._green_wanted = on
+        self._set("green", on, why)
+
+    # -- patterns --------------------------------------------------------------------
+    def pulse(self, pattern: str) -> None:
+        """Play a haptic pattern without waiting for it (patterns queue one after another)."""
+        self._spawn(self._play(pattern))
+
+    def error(self, why: str) -> None:
+        """The error pattern: the green light flashes and the motor buzzes long-short-long."""
+        self.pulse("error")
+        self._spawn(self._flash_green(why))
+
+    async def _play(self, pattern: str) -> None:
+        async with self._haptic_busy:
+            for on_s, off_s in PATTERNS[pattern]:
+                self._set("haptic", True, pattern)
+                await asyncio.sleep(on_s)
+                self._set("haptic", False, pattern)
+                if off_s:
+                    await asyncio.sleep(off_s)
+
+    async def _flash_green(self, why: str) -> None:
+        for _ in range(ERROR_FLASHES):
+            self._set("green", not self._green_wanted, "error: " + why)
+            await asyncio.sleep(0.15)
+            self._set("green", self._green_wanted, "error: " + why)
+            await asyncio.sleep(0.15)
+
+    def _spawn(self, coro) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for the patterns in progress (at shutdown, so the agent feels the stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def lit(self, device: str) -> bool:
+        for change in reversed(self.timeline):
+            if change.device == device:
+                return change.on
+        return False
