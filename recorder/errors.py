@@ -5,8 +5,8 @@ from drivers.errors import DriverError, DriverFault, DriverUnavailable, UnknownB
 
 __all__ = [
     "PietonError", "ConfigError", "EvidenceError", "AgeError", "VerificationError",
-    "StorageFull", "RecordingRefused", "DriverError", "DriverFault", "DriverUnavailable",
-    "UnknownBackend",
+    "StorageFull", "RecordingRefused", "VaultError", "DriverError", "DriverFault", "DriverUnavailable",
+    "UnknownBackend", "RefusedError", "BundleError", "AssignmentError", "LinkError",
 ]
 
 
@@ -41,3 +41,28 @@ class StorageFull(EvidenceError, OSError):
 
 class RecordingRefused(PietonError, RuntimeError):
     """A start was refused (outside the commune, no storage, ...); the reason says why."""
+
+
+class VaultError(PietonError, ValueError):
+    """A vault operation is refused or cannot complete; the message says which and why."""
+
+
+class RefusedError(PietonError, ValueError):
+    """Something offered to the device (bundle, assignment, frame) is refused; ``code`` is
+    the short reason code sent back to the technician, the message says it in words."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(f"{code}: {message}")
+
+
+class BundleError(RefusedError):
+    """A configuration bundle is malformed, unsigned, untrusted or fails its checks."""
+
+
+class AssignmentError(RefusedError):
+    """A shift assignment is malformed, untrusted, replayed or expired."""
+
+
+class LinkError(PietonError, OSError):
+    """The serial link failed: no answer, cable pulled, port unavailable."""

@@ -1,0 +1,1 @@
+"""The chief's vault: offload, verification, retention, consultation and extraction."""
