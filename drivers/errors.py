@@ -15,3 +15,7 @@ class DriverUnavailable(DriverError, OSError):
 
 class DriverFault(DriverError, RuntimeError):
     """The hardware failed while in use."""
+
+
+class BadAudioFile(DriverError, ValueError):
+    """An audio file (the spoken notice) cannot be read or has an unsupported format."""
