@@ -66,3 +66,8 @@ class AssignmentError(RefusedError):
 
 class LinkError(PietonError, OSError):
     """The serial link failed: no answer, cable pulled, port unavailable."""
+
+
+class ControlError(PietonError, OSError):
+    """The control socket cannot be served or reached (daemon not running, no permission,
+    no answer); the message names the socket and what to do."""
