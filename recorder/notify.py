@@ -124,16 +124,18 @@ class Watchdog:
     """Pings systemd's watchdog at half its interval, only while the loop is healthy.
 
     Healthy means: the loop ran this task's probes with less than ``max_lag`` seconds of
-    delay since the last ping (measured on the real monotonic clock), and ``health()``
+    delay since the last ping (measured on the real monotonic clock), and ``healthy()``
     returns True. A loop blocked in a callback runs no probe at all, so no ping is sent.
     """
 
-    def __init__(self, interval: float | None = None, *, notifier: Notifier | None = None,
-                 health: Callable[[], bool] | None = None, max_lag: float | None = None,
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *,
+                 healthy: Callable[[], bool] | None = None, interval: float | None = None,
+                 notifier: Notifier | None = None, max_lag: float | None = None,
                  clock: Callable[[], float] = time.monotonic):
+        self.loop = loop
         self.interval = watchdog_interval() if interval is None else interval
         self.notifier = notifier if notifier is not None else Notifier.from_env()
-        self.health = health
+        self.healthy = healthy
         self.period = self.interval / 2 if self.interval else None
         # Lag beyond a quarter of the interval means the loop is too slow to trust.
         self.max_lag = max_lag if max_lag is not None else (self.interval / 4 if self.interval else None)
@@ -148,20 +150,18 @@ class Watchdog:
         return bool(self.interval) and self.notifier.enabled
 
     def start(self) -> asyncio.Task | None:
-        """Start pinging on the running loop; no-op when systemd asked for no watchdog."""
+        """Start pinging on the loop; no-op when systemd asked for no watchdog."""
         if not self.enabled or self._task is not None:
             return self._task
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="systemd-watchdog")
+        loop = self.loop or asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="systemd-watchdog")
         return self._task
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
+        """Stop pinging (the task ends at the loop's next turn); idempotent."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         probe = min(0.25, self.period / 4)
@@ -180,9 +180,9 @@ class Watchdog:
         problem = None
         if lag > self.max_lag:
             problem = f"event loop lagged {lag:.2f} s (bound {self.max_lag:.2f} s)"
-        elif self.health is not None:
+        elif self.healthy is not None:
             try:
-                if not self.health():
+                if not self.healthy():
                     problem = "health check failed"
             except Exception as exc:  # a broken check is an unhealthy daemon, not a crash
                 problem = f"health check raised {type(exc).__name__}: {exc}"

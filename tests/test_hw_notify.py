@@ -72,7 +72,7 @@ def test_watchdog_interval_from_environment(caplog):
 def test_watchdog_pings_only_while_the_loop_is_healthy(systemd_socket):
     path, sock = systemd_socket
     healthy = {"ok": True}
-    dog = Watchdog(0.4, notifier=Notifier(path), health=lambda: healthy["ok"], max_lag=0.3)
+    dog = Watchdog(interval=0.4, notifier=Notifier(path), healthy=lambda: healthy["ok"], max_lag=0.3)
     assert dog.enabled and dog.period == 0.2
 
     async def scenario():
@@ -92,7 +92,7 @@ def test_watchdog_pings_only_while_the_loop_is_healthy(systemd_socket):
         healthy["ok"] = True
         await asyncio.sleep(0.5)
         back = len(drain(sock))
-        await dog.stop()
+        dog.stop()
         return running, while_hung, missed_after_hang, problem, recovered, while_unhealthy, back
 
     running, while_hung, missed_after_hang, problem, recovered, while_unhealthy, back = asyncio.run(scenario())
@@ -111,12 +111,12 @@ def test_watchdog_treats_a_raising_health_check_as_unhealthy(systemd_socket, cap
     def broken():
         raise OSError("spool unreadable")
 
-    dog = Watchdog(0.2, notifier=Notifier(path), health=broken)
+    dog = Watchdog(interval=0.2, notifier=Notifier(path), healthy=broken)
 
     async def scenario():
         dog.start()
         await asyncio.sleep(0.35)
-        await dog.stop()
+        dog.stop()
 
     asyncio.run(scenario())
     assert drain(sock) == [] and dog.missed >= 2
@@ -127,9 +127,27 @@ def test_watchdog_disabled_without_interval_or_socket(systemd_socket, monkeypatc
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
     path, _ = systemd_socket
     assert not Watchdog(notifier=Notifier(path)).enabled
-    assert not Watchdog(5.0, notifier=Notifier(None)).enabled
+    assert not Watchdog(interval=5.0, notifier=Notifier(None)).enabled
 
     async def scenario():
-        return Watchdog(5.0, notifier=Notifier(None)).start()
+        return Watchdog(interval=5.0, notifier=Notifier(None)).start()
 
     assert asyncio.run(scenario()) is None
+
+
+def test_watchdog_as_the_daemon_starts_it_from_the_service_environment(systemd_socket, monkeypatch):
+    path, sock = systemd_socket
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    loop = asyncio.new_event_loop()
+    try:
+        dog = Watchdog(loop, healthy=lambda: True)
+        assert dog.interval == 0.2 and dog.start() is dog.start()
+        loop.run_until_complete(asyncio.sleep(0.35))
+        dog.stop()
+        dog.stop()
+        loop.run_until_complete(asyncio.sleep(0.2))
+    finally:
+        loop.close()
+    assert drain(sock) == ["WATCHDOG=1"] * dog.pings and dog.pings >= 3
