@@ -6,7 +6,8 @@ from drivers.errors import DriverError, DriverFault, DriverUnavailable, UnknownB
 __all__ = [
     "PietonError", "ConfigError", "EvidenceError", "AgeError", "VerificationError",
     "StorageFull", "RecordingRefused", "VaultError", "DriverError", "DriverFault", "DriverUnavailable",
-    "UnknownBackend", "RefusedError", "BundleError", "AssignmentError", "LinkError",
+    "UnknownBackend", "RefusedError", "BundleError", "AssignmentError", "LinkError", "MediaError",
+    "EncoderError",
 ]
 
 
@@ -71,3 +72,11 @@ class LinkError(PietonError, OSError):
 class ControlError(PietonError, OSError):
     """The control socket cannot be served or reached (daemon not running, no permission,
     no answer); the message names the socket and what to do."""
+
+
+class MediaError(PietonError, RuntimeError):
+    """The media pipeline cannot go on as asked (bad state, a stage failed)."""
+
+
+class EncoderError(MediaError):
+    """The encoder refused a frame or a block of samples; the message says which."""
