@@ -1,0 +1,131 @@
+"""`pieton run`, `pieton simulate`, `pieton demo` and `pieton ctl`: the daemon's commands.
+`python -m recorder` is `pieton run`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from recorder.config import DEFAULT_CONFIG, load_config
+from recorder.errors import ConfigError, PietonError
+
+SCENARIOS = DEFAULT_CONFIG.parent / "scenarios"
+
+
+def register(subparsers) -> None:
+    run = subparsers.add_parser("run", help="run the recorder daemon")
+    _common(run)
+    run.add_argument("--unsigned-config", action="store_true",
+                     help="accept a plain TOML with real drivers (development; recordings say so)")
+    run.set_defaults(func=cmd_run)
+
+    sim = subparsers.add_parser("simulate", help="run a scenario on simulated hardware")
+    sim.add_argument("scenario", help="a scenario TOML (see config/scenarios/)")
+    _common(sim, state_required=True)
+    sim.add_argument("--realtime", action="store_true", help="follow the wall clock instead of running faster")
+    sim.set_defaults(func=cmd_simulate)
+
+    demo = subparsers.add_parser("demo", help="play the demo patrol and print what happened")
+    demo.add_argument("--state-dir", default=None, help="where to keep the demo (default: a new folder in /tmp)")
+    demo.add_argument("--realtime", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    try:
+        from recorder.control import register_ctl
+    except ImportError:
+        return
+    register_ctl(subparsers)
+
+
+def _common(parser: argparse.ArgumentParser, state_required: bool = False) -> None:
+    parser.add_argument("--config", default=None, help="configuration (signed bundle or TOML); default: config/pieton.toml")
+    parser.add_argument("--state-dir", required=state_required, default=None if state_required else "/var/lib/pieton",
+                        help="the device's state folder (keys, spool, control socket)")
+    parser.add_argument("--recipient", action="append", default=[], metavar="AGE1...",
+                        help="the chief's age recipient (repeatable); default: [keys] recipients")
+    parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def _load(args):
+    from recorder.daemon import resolve_recipients
+    config = load_config(args.config)
+    return config, resolve_recipients(config, args.recipient)
+
+
+def _fail(exc: Exception) -> int:
+    problems = getattr(exc, "problems", None) or [str(exc)]
+    for problem in problems:
+        print(f"pieton: {problem}", file=sys.stderr)
+    return 2
+
+
+def cmd_run(args) -> int:
+    from recorder.daemon import Options, serve
+    _logging(True)
+    try:
+        config, recipients = _load(args)
+        simulated = all(getattr(config.drivers, k) == "simulated" for k in ("camera", "button", "leds"))
+        options = Options(Path(args.state_dir), recipients, simulated=simulated,
+                          unsigned_config=args.unsigned_config)
+        return asyncio.run(serve(config, options))
+    except (ConfigError, PietonError) as exc:
+        return _fail(exc)
+
+
+def simulate(scenario_path, state_dir, *, config_path=None, recipients=(), realtime=False,
+             control_socket=False):
+    """Run a scenario through the daemon; return the player (its daemons, log and failures)."""
+    from recorder.daemon import Daemon, Options, resolve_recipients
+    from recorder.scenario import load_scenario, run_scenario
+    config = load_config(config_path)
+    recipients = resolve_recipients(config, list(recipients))
+    scenario = load_scenario(scenario_path)
+    options = Options(Path(state_dir), recipients, simulated=True, control_socket=control_socket,
+                      notify=False)
+
+    def make_daemon(loop, wall):
+        return Daemon(config, options, loop=loop, wall_clock=wall)
+
+    return run_scenario(scenario, make_daemon, realtime=realtime)
+
+
+def cmd_simulate(args) -> int:
+    from recorder.scenario import verdict
+    from recorder.summary import print_summary
+    _logging(args.verbose)
+    try:
+        player = simulate(args.scenario, args.state_dir, config_path=args.config,
+                          recipients=args.recipient, realtime=args.realtime, control_socket=True)
+    except (ConfigError, PietonError) as exc:
+        return _fail(exc)
+    print_summary(player)
+    problem = verdict(player)
+    if problem:
+        print(f"pieton: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from recorder.demo import run_demo
+    _logging(False)
+    try:
+        return run_demo(args.state_dir, realtime=args.realtime)
+    except (ConfigError, PietonError) as exc:
+        return _fail(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m recorder [run options]`."""
+    parser = argparse.ArgumentParser(prog="python -m recorder", description="the pieton recorder daemon")
+    _common(parser)
+    parser.add_argument("--unsigned-config", action="store_true")
+    return cmd_run(parser.parse_args(argv))

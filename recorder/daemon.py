@@ -1,0 +1,297 @@
+"""The recorder daemon: one asyncio loop that owns the state machine.
+
+Hardware callbacks arrive on gpiozero's or the drivers' own threads and are handed to
+the loop thread-safely. Recovery of anything left open runs at every start. A driver
+that fails to open leaves the daemon running with what works, and the fault shows in
+the status and on the lights; a start is never refused for a missing GPS or speaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.clock import WallClock
+from recorder.errors import ConfigError, PietonError
+from recorder.feedback import Feedback
+from recorder.hardware import Hardware, open_hardware
+from recorder.notice import Notice
+from recorder.session import LiveSessions
+from recorder.state import Machine, State
+
+log = logging.getLogger("pieton.daemon")
+
+KEYS_DIR = "keys"
+SPOOL_DIR = "spool"
+CONTROL_SOCKET = "control.sock"
+MONITOR_INTERVAL_S = 5.0
+
+
+@dataclass
+class Options:
+    state_dir: Path
+    recipients: list[str]
+    simulated: bool
+    unsigned_config: bool = False      # a plain TOML with real drivers (development only)
+    control_socket: bool = True
+    notify: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_recipients(config, given: list[str] | None) -> list[str]:
+    """The chief's recipients: from the command line, else from the configuration.
+    With none the daemon refuses to start: no default may encrypt to a published key."""
+    recipients = list(given or config.keys.recipients)
+    if not recipients:
+        raise ConfigError([f"{config.source}: [keys] recipients is empty and no --recipient was given: "
+                           "the daemon cannot encrypt recordings to the chief, so it does not start"])
+    from recorder.evidence.age import parse_recipient
+    for recipient in recipients:
+        parse_recipient(recipient)
+    return recipients
+
+
+class Daemon:
+    def __init__(self, config, options: Options, *, loop: asyncio.AbstractEventLoop,
+                 wall_clock: WallClock | None = None):
+        self.config = config
+        self.options = options
+        self.loop = loop
+        self.wall = wall_clock or WallClock()
+        self.state_dir = Path(options.state_dir)
+        self.hardware: Hardware | None = None
+        self.machine: Machine | None = None
+        self.sessions: LiveSessions | None = None
+        self.spool = None
+        self.faults: dict[str, str] = {}
+        self.started_at = loop.time()
+        self._stop_requested = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._control = None
+        self._watchdog = None
+        self.recovered: list = []
+        self.warnings: set[str] = set()
+        self.free_mb_override: float | None = None   # a scenario's "disk filling"
+
+    # -- start -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not self.config.signed and not self.options.simulated and not self.options.unsigned_config:
+            raise ConfigError([f"{self.config.source}: a plain TOML configuration is accepted only in "
+                               "simulation or with --unsigned-config (development); flash a signed bundle"])
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.loop.set_exception_handler(self._loop_exception)
+        signer = self._open_signer()
+        from recorder.evidence.spool import Spool
+        self.spool = Spool(self.state_dir / SPOOL_DIR, signer, self.options.recipients,
+                           self.config.device.camera_id, self.config.digest, self.config.signed,
+                           sync_interval=self.config.storage.sync_interval_s, wall_clock=self.wall.now)
+        self.recovered = self.spool.recover()
+        self.spool.journal.append("boot", {"version": _version(), "config_digest": self.config.digest,
+                                           "config_signed": self.config.signed,
+                                           "recovered": len(self.recovered)})
+        self.hardware = open_hardware(self.config, self.loop, simulated_room=self.options.simulated)
+        self.faults.update(self.hardware.faults)
+        feedback = Feedback(self.hardware.leds, self.hardware.haptic, self.loop)
+        notice = self._open_notice()
+        self.sessions = LiveSessions(self)
+        self.machine = Machine(self.config, self.loop, feedback, notice, self.sessions)
+        self.sessions.start()
+        if self.hardware.button is not None:
+            self.hardware.button.start(self.loop, self.machine.button_edge)
+        self.machine.arm()
+        if self.faults:
+            feedback.error("hardware fault: " + ", ".join(sorted(self.faults)))
+        self._tasks.append(self.loop.create_task(self._monitor()))
+        if self.options.control_socket:
+            await self._start_control()
+        if self.options.notify:
+            self._start_notify()
+        log.info("armed; faults: %s", ", ".join(sorted(self.faults)) or "none")
+
+    def _open_signer(self):
+        from drivers.signer import FileSigner, open_signer
+        key_dir = self.state_dir / KEYS_DIR
+        if self.options.simulated and not (key_dir / "device-signing.key").exists():
+            FileSigner.create(key_dir / "device-signing.key")  # a simulated device provisions itself
+        return open_signer(self.config.drivers.signer, key_dir)
+
+    def _open_notice(self) -> Notice | None:
+        try:
+            return Notice(self.config, self.hardware.speaker)
+        except PietonError as exc:
+            self.faults["notice"] = str(exc)
+            return None
+
+    async def _start_control(self) -> None:
+        try:
+            from recorder.control import ControlServer
+        except ImportError:
+            return
+        self._control = ControlServer(self.state_dir / CONTROL_SOCKET, {"status": self.status})
+        await self._control.start()
+
+    def _start_notify(self) -> None:
+        try:
+            from recorder import notify
+        except ImportError:
+            return
+        notify.ready()
+        self._watchdog = notify.Watchdog(self.loop, healthy=self.healthy)
+        self._watchdog.start()
+
+    # -- running -----------------------------------------------------------------------
+    def healthy(self) -> bool:
+        return self.machine is not None and not self.loop.is_closed()
+
+    def _loop_exception(self, loop, context) -> None:
+        # A crash in one callback must not stop the loop: log it, show it, go on.
+        exc = context.get("exception")
+        what = f"{context.get('message', 'callback failed')}: {exc!r}" if exc else context.get("message")
+        log.error("loop: %s", what, exc_info=exc)
+        self.faults["callback"] = str(what)
+        if self.machine is not None and not loop.is_closed():
+            self.machine.fault("internal: " + str(what))
+
+    async def _monitor(self) -> None:
+        while True:
+            try:
+                self._check_battery()
+                self._check_storage()
+            except Exception:
+                log.exception("monitor check failed")
+            await asyncio.sleep(MONITOR_INTERVAL_S)
+
+    def _check_battery(self) -> None:
+        battery = self.hardware.battery if self.hardware else None
+        if battery is None:
+            return
+        level = battery.percent()
+        if level <= self.config.battery.critical_percent:
+            if self.machine.state is State.RECORDING:
+                log.warning("battery critical (%.0f%%): sealing the recording", level)
+                self.machine.stop("battery critical")
+            self._warn("battery_critical")
+        elif level <= self.config.battery.low_percent:
+            self._warn("battery_low")
+        else:
+            self.warnings.discard("battery_low")
+            self.warnings.discard("battery_critical")
+
+    def storage_free_mb(self) -> float:
+        if self.free_mb_override is not None:
+            return self.free_mb_override
+        return shutil.disk_usage(self.state_dir).free / 1e6
+
+    def _check_storage(self) -> None:
+        if self.storage_free_mb() < self.config.storage.low_space_mb:
+            self._warn("storage_low")
+        else:
+            self.warnings.discard("storage_low")
+
+    def _warn(self, what: str) -> None:
+        if what not in self.warnings:
+            self.warnings.add(what)
+            self.machine.feedback.pulse("warning")
+            log.warning("%s", what.replace("_", " "))
+
+    def status(self) -> dict[str, Any]:
+        machine = self.machine
+        current = machine.current if machine else None
+        status: dict[str, Any] = {
+            "state": machine.state.value if machine else "starting",
+            "camera_id": self.config.device.camera_id,
+            "config": {"digest": self.config.digest[:16], "signed": self.config.signed},
+            "recording": None,
+            "storage_free_mb": round(self.storage_free_mb(), 1),
+            "faults": dict(self.faults),
+            "warnings": sorted(self.warnings),
+            "recordings_made": len(machine.history) if machine else 0,
+        }
+        if current is not None:
+            status["recording"] = {"id": current.session.id, "reason": current.reason or "pending",
+                                   "seconds": round(self.loop.time() - current.started, 1),
+                                   "bookmarks": len(current.bookmarks)}
+        if self.hardware and self.hardware.battery is not None:
+            status["battery_percent"] = round(self.hardware.battery.percent(), 1)
+        status.update(self.sessions.status() if machine else {})
+        return status
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stop_requested.wait()
+
+    # -- shutdown ----------------------------------------------------------------------
+    async def shutdown(self, reason: str = "daemon stopping") -> None:
+        """Seal and close any recording, then release the hardware."""
+        if self.options.notify:
+            try:
+                from recorder import notify
+                notify.stopping()
+            except ImportError:
+                pass
+        if self.machine is not None:
+            task = self.machine.stop(reason)
+            if task is not None:
+                await task
+            await self.machine.feedback.settle()
+        for task in self._tasks:
+            task.cancel()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        if self._control is not None:
+            await self._control.close()
+        if self.machine is not None:
+            await self.sessions.close()
+        if self.spool is not None:
+            self.spool.journal.append("shutdown", {"reason": reason})
+        if self.hardware is not None:
+            self.hardware.close()
+
+
+    def power_cut(self) -> None:
+        """Simulated loss of power: everything stops where it is, nothing is sealed or
+        closed; the next start's recovery deals with what was left."""
+        for task in self._tasks:
+            task.cancel()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        if self._control is not None:
+            self.loop.create_task(self._control.close())
+        if self.sessions is not None and self.sessions.pipeline is not None:
+            self.sessions.pipeline.power_cut()
+        if self.machine is not None:
+            self.machine.gestures.reset()
+            self.machine.state = State.ARMED
+        if self.hardware is not None:
+            self.hardware.close()
+
+
+def _version() -> str:
+    import recorder
+    return recorder.__version__
+
+
+async def serve(config, options: Options) -> int:
+    """`pieton run`: run until SIGTERM/SIGINT, sealing any recording before exit."""
+    loop = asyncio.get_running_loop()
+    daemon = Daemon(config, options, loop=loop)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.request_stop)
+    await daemon.start()
+    await daemon.wait_stopped()
+    await daemon.shutdown("daemon stopping (signal)")
+    return 0
+
+
+def monotonic_to_wall(loop_time: float, loop: asyncio.AbstractEventLoop, wall: WallClock) -> float:
+    return wall.now() - (loop.time() - loop_time)
+
+
+

@@ -1,0 +1,166 @@
+"""Recordings as the daemon runs them: the evidence recording in the spool, fed by the
+media pipeline, with the metadata the law asks for (agent, reason, notice, place, time).
+
+``LiveSessions`` decides whether a start is allowed (commune boundary, storage) and
+opens each recording; ``LiveSession`` is one recording in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from recorder.errors import RecordingRefused, StorageFull
+from recorder.state import StartCheck
+
+log = logging.getLogger("pieton.session")
+
+
+class LiveSession:
+    def __init__(self, sessions: LiveSessions, writer, started_mono: float):
+        self.sessions = sessions
+        self.writer = writer
+        self.id = writer.id
+        self.started_mono = started_mono
+
+    def note(self, event: dict) -> None:
+        event = dict(event)
+        if "time" in event:  # loop time -> UTC, the monotonic time kept beside it
+            event["mono"] = event["time"]
+            event["time"] = self.sessions.wall_at(event["time"])
+        self.writer.note(event)
+
+    def settle(self, reason: str, notice: dict) -> None:
+        notice = dict(notice)
+        for key in ("start", "time"):
+            if key in notice:
+                notice[key] = self.sessions.wall_at(notice[key])
+        self.writer.static["trigger_reason"] = reason
+        self.writer.static["notice"] = notice
+
+    async def close(self, reason: str) -> None:
+        pipeline = self.sessions.pipeline
+        try:
+            if pipeline is not None:
+                await pipeline.stop_recording()
+        finally:
+            self.writer.close(reason)
+
+
+class LiveSessions:
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.config = daemon.config
+        self.loop = daemon.loop
+        self.pipeline = None
+        self.position = None
+        self.assignment = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        hw = self.daemon.hardware
+        self._start_position(hw)
+        self._start_media(hw)
+
+    def _start_position(self, hw) -> None:
+        try:
+            from recorder.position import Position
+        except ImportError:
+            return
+        self.position = Position(self.config, self.loop, hw.gps, wall_clock=self.daemon.wall,
+                                 on_event=self._position_event)
+        self.position.start()
+
+    def _start_media(self, hw) -> None:
+        if hw.camera is None and hw.microphone is None:
+            return
+        try:
+            from recorder.media.pipeline import MediaPipeline
+        except ImportError:
+            return
+        self.pipeline = MediaPipeline(self.config, hw.camera, hw.microphone, hw.ir, loop=self.loop,
+                                      wall_clock=self.daemon.wall, on_fault=self._media_fault,
+                                      overlay_info=self.overlay_info)
+        self.pipeline.arm()
+
+    async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.close()
+        if self.position is not None:
+            self.position.close()
+
+    # -- helpers ---------------------------------------------------------------------
+    def wall_at(self, loop_time: float) -> float:
+        return self.daemon.wall.now() - (self.loop.time() - loop_time)
+
+    def overlay_info(self) -> dict[str, Any]:
+        """What the overlay burns in: camera id, agent number, position when known."""
+        info: dict[str, Any] = {"camera_id": self.config.device.camera_id, "agent": self.agent_number()}
+        if self.position is not None:
+            fix = self.position.current_fix()
+            if fix is not None:
+                info["position"] = (fix.lat, fix.lon)
+        return info
+
+    def agent_number(self) -> str | None:
+        if self.assignment is None:
+            return None
+        return self.assignment.agent_number(self.daemon.wall.now())
+
+    def _media_fault(self, what: str) -> None:
+        self.daemon.faults["media"] = what
+        if self.daemon.machine is not None:
+            self.daemon.machine.fault(what)
+
+    def _position_event(self, event: dict) -> None:
+        machine = self.daemon.machine
+        if machine is not None and machine.current is not None:
+            machine.current.session.note(event)
+
+    # -- starts ----------------------------------------------------------------------
+    def check_start(self) -> StartCheck:
+        flags: dict[str, Any] = {}
+        free_mb = self.daemon.storage_free_mb()
+        if free_mb < self.config.storage.min_free_mb:
+            return StartCheck(False, f"storage full ({free_mb:.0f} MB free)")
+        if self.position is not None:
+            allowed, position_flags = self.position.allows_start()
+            flags.update(position_flags)
+            if not allowed:
+                self.daemon.spool.journal.append("recording refused", {"why": "outside the commune"},
+                                                 personal=position_flags)
+                return StartCheck(False, "outside the authorised commune", flags)
+        else:
+            flags["position"] = "unknown"
+        return StartCheck(True, "", flags)
+
+    def open(self, started_mono: float, flags: dict) -> LiveSession:
+        started_wall = self.wall_at(started_mono)
+        try:
+            writer = self.daemon.spool.open_recording(started_wall, "pending", flags)
+        except (StorageFull, RecordingRefused):
+            raise
+        agent = self.agent_number()
+        writer.static.update({
+            "agent": agent if agent is not None else "agent not assigned",
+            "camera_id": self.config.device.camera_id,
+            "started_mono": started_mono,
+            "config_signed": self.config.signed,
+            "flags": flags,
+            "hardware_faults": dict(self.daemon.faults),
+        })
+        if self.position is not None:
+            writer.static["clock"] = self.position.clock_status()
+        session = LiveSession(self, writer, started_mono)
+        if self.pipeline is not None:
+            span = self.pipeline.start_recording(writer)
+            writer.static["pre_event_s"] = span
+        return session
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {"agent_assigned": self.agent_number() is not None}
+        if self.position is not None:
+            status.update(self.position.status())
+        if self.pipeline is not None:
+            status["media"] = self.pipeline.status()
+        return status
