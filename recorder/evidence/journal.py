@@ -1,0 +1,84 @@
+"""The device journal: one signed chain across all of the camera's events.
+
+Boot, configuration applied or refused, assignment, recording opened / closed / refused /
+recovered, offload receipt, space freed. Public fields are clear text (no person, no
+place); personal fields are an age-encrypted base64 blob to the chief's recipients.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+from drivers.signer import Signer
+from recorder.errors import EvidenceError
+from recorder.evidence.chain import JOURNAL_CONTEXT, ChainReport, ChainWriter, read_chain
+from recorder.evidence.metadata import iso_utc
+
+JOURNAL_FILE = "journal.jsonl"
+
+EVENTS = (
+    "boot", "shutdown", "config applied", "config refused", "assignment",
+    "recording opened", "recording closed", "recording refused", "recording recovered",
+    "offload receipt", "space freed", "storage full", "driver fault",
+)
+
+
+def _wall(clock):
+    return clock.now if hasattr(clock, "now") else clock
+
+
+class DeviceJournal:
+    """Appends journal events; each line is signed, chained and fsynced."""
+
+    def __init__(self, path: str | Path, signer: Signer, recipients: list[str], *,
+                 wall_clock=time.time, on_durable=None):
+        self.path = Path(path)
+        self.recipients = list(recipients)
+        self._now = _wall(wall_clock)
+        self._chain = ChainWriter(self.path, JOURNAL_CONTEXT, signer, on_durable=on_durable)
+
+    @property
+    def last_hash(self) -> str:
+        return self._chain.last_hash
+
+    def append(self, event: str, public: dict, personal: dict | None = None) -> dict:
+        if event not in EVENTS:
+            raise EvidenceError(f"journal {self.path}: unknown event {event!r}; known: {', '.join(EVENTS)}")
+        record = {"event": event, "time": iso_utc(self._now()), "data": dict(public)}
+        if personal:
+            from recorder.evidence.age import encrypt_bytes
+            blob = encrypt_bytes(json.dumps(personal, sort_keys=True).encode(), self.recipients)
+            record["personal"] = base64.b64encode(blob).decode("ascii")
+        return self._chain.append(record)
+
+    def close(self) -> None:
+        self._chain.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DeviceJournal {self.path} next_seq={self._chain.next_seq}>"
+
+
+def read_journal(path: str | Path, public_key: bytes | None, identities: list | None = None) -> ChainReport:
+    """Check the journal's chain; with identities, each line's personal blob is decrypted
+    into ``line["personal_clear"]`` (problems are reported, not raised)."""
+    report = read_chain(path, JOURNAL_CONTEXT, public_key)
+    if identities:
+        from recorder.evidence.age import decrypt
+        for number, line in enumerate(report.lines, start=1):
+            if "personal" not in line:
+                continue
+            try:
+                result = decrypt(base64.b64decode(line["personal"]), identities)
+                line["personal_clear"] = json.loads(result.plaintext)
+            except (ValueError, EvidenceError) as exc:
+                report.problems.append(f"seq {line.get('seq', number)}: personal fields unreadable: {exc}")
+    return report

@@ -1,0 +1,309 @@
+"""A recording being written: its folder, its manifest and its segments.
+
+A segment is streamed into an age writer on ``seg-NNNNNN.ts.age.part``: every full 64 KiB
+chunk reaches the file at once and the file is fsynced at least every ``sync_interval``;
+each fsync adds a signed ``progress`` line with the durable length and its SHA-256.
+Sealing writes the last chunk, fsyncs, renames, writes the encrypted metadata, fsyncs the
+folder and adds a signed ``sealed`` line.
+
+The spool keeps a reserve of free space: a write that would eat into it is refused with
+StorageFull *before* it reaches the age writer, so the reserve is still there to seal the
+segment, write its metadata and close the recording with the reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from recorder.errors import EvidenceError, StorageFull
+from recorder.evidence.chain import ChainWriter, fsync_dir
+from recorder.evidence.metadata import encrypt_metadata, iso_utc, segment_metadata
+
+if TYPE_CHECKING:
+    from recorder.evidence.spool import Spool
+
+CLOSE_META = "close.meta.age"
+
+
+def segment_names(index: int) -> tuple[str, str]:
+    """(segment file, metadata file) names of segment ``index``."""
+    return f"seg-{index:06d}.ts.age", f"seg-{index:06d}.meta.age"
+
+
+def _storage_full(where: Path, exc: OSError) -> StorageFull:
+    return StorageFull(f"storage full while writing {where}: {exc.strerror or exc}")
+
+
+def write_durable(path: Path, data: bytes) -> None:
+    """Create ``path`` (never overwriting) with ``data`` and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise _storage_full(path, exc) from None
+        raise
+    finally:
+        os.close(fd)
+
+
+class _SegmentFile:
+    """The segment file as the age writer sees it: unbuffered, counting and hashing the
+    ciphertext, so each fsync can be logged with the hash of exactly what is durable."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self.fd, view)
+                self.sha256.update(view[:n])
+                self.size += n
+                view = view[n:]
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _storage_full(self.path, exc) from None
+            raise
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
+
+class SegmentWriter:
+    """One segment of a recording; see the module docstring."""
+
+    def __init__(self, recording: RecordingWriter, index: int):
+        from recorder.evidence.age import AgeWriter
+        self.recording = recording
+        self.index = index
+        self.name, self.meta_name = segment_names(index)
+        folder = recording.path
+        self.final_path = folder / self.name
+        self.part_path = folder / (self.name + ".part")
+        self.meta_path = folder / self.meta_name
+        self.meta_part_path = folder / (self.meta_name + ".part")
+        spool = recording.spool
+        self.started_at = spool.now()
+        self.events: list[dict] = recording.take_pending_events()
+        self.state = "open"
+        self._durable = 0
+        self._file = _SegmentFile(self.part_path)
+        try:
+            self._age = AgeWriter(self._file, spool.recipients, sync_interval=spool.sync_interval,
+                                  clock=spool.monotonic, on_durable=self._on_durable)
+            # Provisional metadata: the agent and trigger survive a cut in the first segment.
+            self._write_meta(self.meta_part_path, final=False)
+            fsync_dir(folder)
+        except BaseException:
+            self._file.close()
+            raise
+        spool.observe_dir(folder)
+
+    @property
+    def durable_size(self) -> int:
+        return self._durable
+
+    @property
+    def plaintext_size(self) -> int:
+        return self._age.plaintext_size
+
+    def _on_durable(self, length: int) -> None:
+        self._durable = length
+        spool = self.recording.spool
+        spool.observe(self.part_path, length)
+        if self.state != "open":
+            return  # the final fsync of a seal: the sealed line covers it
+        if length == self._file.size:
+            digest = self._file.sha256.hexdigest()
+        else:  # the age writer buffered differently than expected: hash what is on disk
+            with open(self.part_path, "rb") as f:
+                digest = hashlib.sha256(f.read(length)).hexdigest()
+        self.recording.manifest.append({"event": "progress", "segment": self.index,
+                                        "file": self.part_path.name, "durable_bytes": length,
+                                        "sha256": digest})
+
+    def write(self, ts_bytes: bytes) -> None:
+        if self.state != "open":
+            raise EvidenceError(f"{self.recording.id}/{self.name}: segment is {self.state}, cannot write")
+        self.recording.spool.check_space(self.part_path, len(ts_bytes))
+        self._age.write(ts_bytes)
+
+    def sync(self) -> int:
+        """Make everything complete durable now (the daemon may call it on a timer)."""
+        return self._age.sync()
+
+    def note(self, event: dict) -> None:
+        self.events.append(event)
+
+    def _write_meta(self, path: Path, *, final: bool, extra: dict | None = None) -> bytes:
+        rec = self.recording
+        meta = segment_metadata(rec.id, self.index, rec.static, self.events,
+                                started_at=self.started_at, ended_at=rec.spool.now() if final else None,
+                                final=final, extra=extra)
+        data = encrypt_metadata(meta, rec.spool.recipients)
+        write_durable(path, data)
+        rec.spool.observe(path, len(data))
+        return data
+
+    def seal(self, extra: dict | None = None) -> dict | None:
+        """Final chunk, fsync, rename, metadata, folder fsync, signed ``sealed`` line."""
+        if self.state != "open":
+            raise EvidenceError(f"{self.recording.id}/{self.name}: segment already {self.state}")
+        return self._seal(extra, reason=None)
+
+    def abort(self, reason: str) -> dict | None:
+        """The segment cannot go on (disk full): seal it from the reserve. When even that
+        fails, the ``.part`` stays as it is with a signed ``aborted`` line saying how much
+        is durable, and recovery at the next start finds it."""
+        if self.state != "open":
+            return None
+        return self._seal(None, reason=reason)
+
+    def _seal(self, extra: dict | None, reason: str | None) -> dict | None:
+        self.state = "sealing"
+        try:
+            size = self._age.close()
+        except OSError as exc:
+            self._file.close()
+            self.state = "aborted"
+            self.recording.segment_sealed(self)
+            if reason is None:
+                raise
+            return self._record_aborted(reason, exc)
+        self._file.close()
+        return self._finish(size, extra, reason)
+
+    def _record_aborted(self, reason: str, exc: OSError) -> dict | None:
+        try:
+            data = self.part_path.read_bytes()
+            return self.recording.manifest.append({
+                "event": "aborted", "segment": self.index, "file": self.part_path.name,
+                "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "durable_bytes": self._durable, "reason": reason,
+                "error": exc.strerror or str(exc)})
+        except OSError:
+            return None  # not even a line fits: recovery will document it
+
+    def _finish(self, size: int, extra: dict | None, reason: str | None) -> dict:
+        rec = self.recording
+        folder = rec.path
+        os.rename(self.part_path, self.final_path)
+        meta = self._write_meta(self.meta_path, final=True, extra=extra)
+        fsync_dir(folder)
+        rec.spool.observe_dir(folder)
+        try:
+            os.unlink(self.meta_part_path)  # superseded by the final metadata
+        except FileNotFoundError:
+            pass
+        self.state = "sealed"
+        record = {"event": "sealed", "segment": self.index,
+                  "file": self.name, "size": size, "sha256": self._file.sha256.hexdigest(),
+                  "meta_file": self.meta_name, "meta_size": len(meta),
+                  "meta_sha256": hashlib.sha256(meta).hexdigest()}
+        if reason:
+            record["reason"] = reason
+        line = rec.manifest.append(record)
+        rec.segment_sealed(self)
+        return line
+
+    def __repr__(self) -> str:
+        return f"<SegmentWriter {self.recording.id}/{self.name} {self.state} durable={self._durable}>"
+
+
+class RecordingWriter:
+    """One recording: a folder in the spool with its manifest, segments and metadata."""
+
+    def __init__(self, spool: Spool, recording_id: str, seq: int, path: Path,
+                 manifest: ChainWriter, static: dict):
+        self.spool = spool
+        self.id = recording_id
+        self.seq = seq
+        self.path = path
+        self.manifest = manifest
+        self.static = static
+        self.segments = 0
+        self.state = "recording"
+        self.current: SegmentWriter | None = None
+        self._events: list[dict] = []
+
+    def note(self, event: dict) -> None:
+        """A timestamped metadata event, kept for the metadata of the segment in progress
+        (or of the next one)."""
+        event = dict(event)
+        event.setdefault("time", iso_utc(self.spool.now()))
+        if self.current is not None and self.current.state == "open":
+            self.current.note(event)
+        else:
+            self._events.append(event)
+
+    def take_pending_events(self) -> list[dict]:
+        """Events noted between segments: the next segment's metadata owns them."""
+        events, self._events = self._events, []
+        return events
+
+    def open_segment(self) -> SegmentWriter:
+        if self.state != "recording":
+            raise EvidenceError(f"recording {self.id} is {self.state}: no new segment")
+        if self.current is not None and self.current.state == "open":
+            raise EvidenceError(f"recording {self.id}: segment {self.current.name} is still open")
+        self.spool.check_space(self.path, 0)
+        self.current = SegmentWriter(self, self.segments + 1)
+        return self.current
+
+    def segment_sealed(self, segment: SegmentWriter) -> None:
+        if segment.state == "sealed":
+            self.segments += 1
+        if segment is self.current:
+            self.current = None
+
+    def close(self, reason: str) -> dict:
+        """Seal any open segment, then the signed ``closed`` line and the journal entry."""
+        if self.state != "recording":
+            raise EvidenceError(f"recording {self.id} already {self.state}")
+        self.state = "closing"
+        if self.current is not None and self.current.state == "open":
+            self.current.abort(reason)
+        record = {"event": "closed", "segments": self.segments, "reason": reason,
+                  "ended_at": iso_utc(self.spool.now())}
+        if self._events:  # events after the last segment: their own metadata file
+            meta = segment_metadata(self.id, 0, self.static, self._events,
+                                    started_at=self.spool.now(), ended_at=self.spool.now(), final=True)
+            data = encrypt_metadata(meta, self.spool.recipients)
+            write_durable(self.path / CLOSE_META, data)
+            fsync_dir(self.path)
+            self.spool.observe_dir(self.path)
+            record.update(meta_file=CLOSE_META, meta_size=len(data),
+                          meta_sha256=hashlib.sha256(data).hexdigest())
+        line = self.manifest.append(record)
+        self.manifest.close()
+        self.state = "closed"
+        self.spool.recording_closed(self, reason)
+        return line
+
+    def __repr__(self) -> str:
+        return f"<RecordingWriter {self.id} {self.state} segments={self.segments}>"

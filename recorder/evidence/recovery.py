@@ -1,0 +1,109 @@
+"""Recovery at every start: every recording left unfinished by a power cut gets a signed
+``recovered`` line saying what was found. Nothing is deleted, renamed or rewritten.
+
+Cases: a ``.part`` segment (its durable chunks stay decryptable; the line records its
+length and hash: the data stops there), a segment renamed but with no ``sealed`` line,
+metadata written but not listed, a torn last manifest line (the chain writer ends the
+fragment and the recovered line documents it), a recording with no ``closed`` line, and a
+crash during recovery itself (running it again finds the same things, or finds them done).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from drivers.signer import Signer
+from recorder.errors import AgeError
+from recorder.evidence.chain import MANIFEST_CONTEXT, ChainWriter, split_pieces
+
+MANIFEST_FILE = "manifest.jsonl"
+CHUNK = 64 * 1024
+CHUNK_CT = CHUNK + 16
+NONCE = 16
+
+
+def listed_files(lines: list[dict]) -> set[str]:
+    """Every file a manifest's lines account for."""
+    names = set()
+    for line in lines:
+        event = line.get("event")
+        if event in ("sealed", "closed"):
+            names.update(n for n in (line.get("file"), line.get("meta_file")) if n)
+        elif event == "aborted":
+            names.add(line.get("file"))
+        elif event == "recovered":
+            names.update(f.get("file") for f in line.get("found", []) if isinstance(f, dict))
+    names.discard(None)
+    return names
+
+
+def age_layout(path: Path, name: str) -> dict:
+    """What the ciphertext of an age file holds, read without any key: header length,
+    stanza count, whole STREAM chunks and the bytes after them."""
+    from recorder.evidence.age import header_info
+    try:
+        header = header_info(path)
+    except AgeError as exc:
+        return {"age_header": f"unreadable: {str(exc).replace(str(path), name)}"}
+    size = path.stat().st_size
+    payload = max(0, size - header.header_size - NONCE)
+    return {"age_header": "ok", "header_bytes": header.header_size, "stanzas": header.recipients,
+            "whole_chunks": payload // CHUNK_CT, "tail_bytes": payload % CHUNK_CT}
+
+
+def describe(name: str) -> str:
+    if name.endswith(".ts.age.part"):
+        return "segment in progress at the cut: its durable chunks are kept, data stops there"
+    if name.endswith(".ts.age"):
+        return "segment renamed but not sealed in the manifest"
+    if name.endswith(".meta.age.part"):
+        return "provisional metadata of the segment in progress"
+    if name.endswith(".meta.age"):
+        return "metadata written but not listed in the manifest"
+    return "unexpected file"
+
+
+def examine(folder: Path, name: str) -> dict:
+    path = folder / name
+    data = path.read_bytes()
+    found = {"file": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+             "state": describe(name)}
+    if name.endswith((".age", ".age.part")):
+        found.update(age_layout(path, f"{folder.name}/{name}"))
+    return found
+
+
+def recover_recording(folder: str | Path, signer: Signer, *, on_durable=None) -> dict | None:
+    """The ``recovered`` line appended to ``folder``'s manifest, or None when the
+    recording ended properly and nothing is unaccounted for."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST_FILE
+    try:
+        data = manifest.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    pieces = split_pieces(data)
+    lines = [p.line for p in pieces if p.line is not None]
+    ended = bool(lines) and lines[-1].get("event") in ("closed", "recovered")
+    after_last = pieces[max((i for i, p in enumerate(pieces) if p.line is not None), default=-1) + 1:]
+    torn = any(p.raw for p in after_last)
+    listed = listed_files(lines)
+    extra = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST_FILE and p.name not in listed)
+    if ended and not torn and not extra:
+        return None
+    found = [examine(folder, name) for name in extra]
+    parts = [f for f in found if f["file"].endswith(".ts.age.part")]
+    record = {
+        "event": "recovered",
+        "recording_id": folder.name,
+        "after": lines[-1].get("event") if lines else None,
+        "segments_sealed": sum(1 for line in lines if line.get("event") == "sealed"),
+        "found": found,
+        "data_stops": (f"{parts[-1]['file']} after {parts[-1]['size']} durable bytes" if parts
+                       else "at the last sealed segment"),
+    }
+    if not any(line.get("event") == "opened" for line in lines):
+        record["opened_missing"] = True  # cut before the opened line was durable
+    with ChainWriter(manifest, MANIFEST_CONTEXT, signer, on_durable=on_durable) as writer:
+        return writer.append(record)

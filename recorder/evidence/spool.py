@@ -1,0 +1,218 @@
+"""The device spool: where recordings are written, and the device journal.
+
+Layout: ``<spool>/journal.jsonl`` and one folder ``<spool>/<recording-id>/`` per recording
+(``manifest.jsonl``, ``seg-NNNNNN.ts.age``, ``seg-NNNNNN.meta.age``). The recording
+sequence number and the hash of the previous recording's last manifest line are found
+again at every start from the journal and the folders, taking the highest, so they never
+go backwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from drivers.signer import Signer
+from recorder.errors import EvidenceError, RecordingRefused, StorageFull
+from recorder.evidence.chain import MANIFEST_CONTEXT, ChainWriter, fsync_dir, line_hash, split_pieces
+from recorder.evidence.journal import JOURNAL_FILE, DeviceJournal
+from recorder.evidence.metadata import iso_utc
+from recorder.evidence.recording import RecordingWriter
+
+MANIFEST_FILE = "manifest.jsonl"
+CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+RECORDING_ID = re.compile(r"^(?P<camera>[A-Za-z0-9][A-Za-z0-9.-]{0,63})_(?P<time>\d{8}T\d{6}Z)_(?P<seq>\d{6,})$")
+MiB = 1024 * 1024
+
+
+def recording_id(camera_id: str, started_at: float, seq: int) -> str:
+    return f"{camera_id}_{datetime.fromtimestamp(started_at, UTC).strftime('%Y%m%dT%H%M%SZ')}_{seq:06d}"
+
+
+def last_good_line(path: Path) -> tuple[dict | None, str | None]:
+    """The last well-formed line of a chain file and its hash (no signature check)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    last = None, None
+    for piece in split_pieces(data):
+        if piece.line is not None:
+            last = piece.line, line_hash(piece.raw)
+    return last
+
+
+class Spool:
+    """Opens recordings, keeps the device journal, and recovers after a power cut.
+
+    ``observer`` (optional) is told of every fsync: ``observer("file", path, size)`` and
+    ``observer("dir", path, None)``; the power-cut benchmark uses it to know what a real
+    power cut would keep.
+    """
+
+    def __init__(self, spool_dir: str | Path, signer: Signer, recipients: list[str], camera_id: str,
+                 config_digest: str, config_signed: bool, *, sync_interval: float = 0.5,
+                 wall_clock=time.time, monotonic=time.monotonic, min_free_bytes: int = 64 * MiB,
+                 reserve_bytes: int = 1 * MiB, observer=None):
+        from recorder.evidence.age import parse_recipient
+        if not recipients:
+            raise EvidenceError("no recipients: the chief's age recipient (age1...) is required to record")
+        for r in recipients:
+            parse_recipient(r)  # AgeError naming the bad one
+        if not CAMERA_ID.match(camera_id or ""):
+            raise EvidenceError(f"camera id {camera_id!r}: letters, digits, '.' and '-' only (it names recordings)")
+        self.dir = Path(spool_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.signer = signer
+        self.recipients = list(recipients)
+        self.camera_id = camera_id
+        self.config_digest = config_digest
+        self.config_signed = bool(config_signed)
+        self.sync_interval = sync_interval
+        self.now = wall_clock.now if hasattr(wall_clock, "now") else wall_clock
+        self.monotonic = monotonic
+        self.min_free_bytes = min_free_bytes
+        self.reserve_bytes = reserve_bytes
+        self.observer = observer
+        self.journal = DeviceJournal(self.dir / JOURNAL_FILE, signer, self.recipients,
+                                     wall_clock=self.now, on_durable=self.observe)
+        self.current: RecordingWriter | None = None
+        self._recovered = False
+        self._next_seq = 0
+        self._prev_hash: str | None = None
+
+    # -- durability notices, for the power-cut benchmark ---------------------------------
+    def observe(self, path, size: int) -> None:
+        if self.observer is not None:
+            self.observer("file", str(path), size)
+
+    def observe_dir(self, path) -> None:
+        if self.observer is not None:
+            self.observer("dir", str(path), None)
+
+    # -- space ---------------------------------------------------------------------------
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.dir)
+        return st.f_bavail * st.f_frsize
+
+    def check_space(self, where: Path, incoming: int) -> None:
+        """Refuse a write that would eat into the reserve kept for sealing and closing."""
+        if self.free_bytes() - incoming < self.reserve_bytes:
+            raise StorageFull(f"storage full: writing {incoming} bytes to {where} would leave less than "
+                              f"the {self.reserve_bytes // 1024} KiB kept to seal and close")
+
+    # -- start ---------------------------------------------------------------------------
+    def recordings(self) -> list[Path]:
+        found = []
+        for entry in self.dir.iterdir():
+            m = RECORDING_ID.match(entry.name)
+            if m and entry.is_dir():
+                found.append((int(m["seq"]), entry))
+        return [p for _, p in sorted(found)]
+
+    def recover(self) -> list[dict]:
+        """Run at every start: give every recording left unfinished a signed ``recovered``
+        line (nothing deleted or rewritten), then find the sequence state again."""
+        from recorder.evidence.recovery import recover_recording
+        reports = []
+        for folder in self.recordings():
+            line = recover_recording(folder, self.signer, on_durable=self.observe)
+            if line is None:
+                continue
+            reports.append(line)
+            seq = int(RECORDING_ID.match(folder.name)["seq"])
+            _, last_hash = last_good_line(folder / MANIFEST_FILE)
+            self.journal.append("recording recovered", {
+                "recording_id": folder.name, "recording_seq": seq, "last_line_hash": last_hash,
+                "segments_sealed": line.get("segments_sealed"),
+                "files": [f["file"] for f in line.get("found", [])]})
+        self._load_sequence()
+        self._recovered = True
+        return reports
+
+    def _load_sequence(self) -> None:
+        best_seq, best_hash = -1, None
+        for folder in self.recordings():
+            seq = int(RECORDING_ID.match(folder.name)["seq"])
+            if seq > best_seq:
+                best_seq, best_hash = seq, last_good_line(folder / MANIFEST_FILE)[1]
+        try:
+            data = (self.dir / JOURNAL_FILE).read_bytes()
+        except FileNotFoundError:
+            data = b""
+        for piece in split_pieces(data):
+            line = piece.line
+            if not line or not str(line.get("event", "")).startswith("recording "):
+                continue
+            seq = (line.get("data") or {}).get("recording_seq")
+            if not isinstance(seq, int):
+                continue
+            if seq > best_seq:  # folder offloaded and freed: the journal remembers
+                best_seq, best_hash = seq, None
+            if seq == best_seq and line["data"].get("last_line_hash"):
+                best_hash = best_hash or line["data"]["last_line_hash"]
+        self._next_seq = best_seq + 1
+        self._prev_hash = best_hash
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    # -- recording -----------------------------------------------------------------------
+    def open_recording(self, started_at: float, reason: str, flags: dict, *,
+                       started_mono: float | None = None) -> RecordingWriter:
+        """A new recording folder with its signed ``opened`` line. ``reason`` (the trigger)
+        and ``flags`` are personal: they go to the encrypted metadata only, except
+        ``flags["clock_source"]``, which the manifest also states."""
+        if not self._recovered:
+            self.recover()
+        if self.current is not None and self.current.state != "closed":
+            raise RecordingRefused(f"recording {self.current.id} is still open")
+        free = self.free_bytes()
+        if free < self.min_free_bytes + self.reserve_bytes:
+            self.journal.append("recording refused", {"reason": "storage full", "free_bytes": free})
+            raise StorageFull(f"storage full: {free // MiB} MiB free in {self.dir}, "
+                              f"at least {self.min_free_bytes // MiB} MiB needed to start a recording")
+        seq = self._next_seq
+        rid = recording_id(self.camera_id, started_at, seq)
+        folder = self.dir / rid
+        folder.mkdir()
+        fsync_dir(self.dir)
+        self.observe_dir(self.dir)
+        clock_source = str((flags or {}).get("clock_source", "unknown"))
+        manifest = ChainWriter(folder / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer, on_durable=self.observe)
+        self.observe_dir(folder)
+        manifest.append({
+            "event": "opened", "camera_id": self.camera_id, "device_key": self.signer.public_key.hex(),
+            "recording_id": rid, "recording_seq": seq, "previous_recording_last_line": self._prev_hash,
+            "recipients": self.recipients, "config_digest": self.config_digest,
+            "config_signed": self.config_signed, "started_at": iso_utc(started_at),
+            "started_mono": round(self.monotonic() if started_mono is None else started_mono, 6),
+            "clock_source": clock_source})
+        self._next_seq = seq + 1
+        static = {"trigger_reason": reason, "flags": dict(flags or {}), "started_at": iso_utc(started_at)}
+        self.current = RecordingWriter(self, rid, seq, folder, manifest, static)
+        self.journal.append("recording opened", {"recording_id": rid, "recording_seq": seq},
+                            personal={"trigger_reason": reason})
+        return self.current
+
+    def recording_closed(self, recording: RecordingWriter, reason: str) -> None:
+        self._prev_hash = recording.manifest.last_hash
+        self.journal.append("recording closed", {
+            "recording_id": recording.id, "recording_seq": recording.seq, "segments": recording.segments,
+            "reason": reason, "last_line_hash": recording.manifest.last_hash})
+
+    def close(self) -> None:
+        self.journal.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Spool {self.dir} camera={self.camera_id} next_seq={self._next_seq}>"

@@ -1,0 +1,90 @@
+"""`pieton verify RECORDING_DIR... [--device-key PUB | --devices FILE] [--identity FILE] [--json]`
+
+Exit 0 only when every recording is intact (a recovered one is intact but truncated, and
+says so); 1 with one line per problem naming the recording, the file and the reason; 2
+for bad usage (an unreadable key, identity or devices file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from recorder.errors import AgeError, VerificationError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("verify", help="check recordings: chain, signatures, hashes, completeness",
+                              description=__doc__.split("\n\n")[1])
+    p.add_argument("recordings", nargs="+", metavar="RECORDING_DIR",
+                   help="recording folders (a spool folder stands for all the recordings in it)")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument("--device-key", metavar="PUB", help="the camera's public key (64 hex digits, or a file holding it)")
+    key.add_argument("--devices", metavar="FILE", help="enrolled devices: lines 'CAMERA-ID HEXKEY' or a JSON object")
+    p.add_argument("--identity", metavar="FILE", help="the chief's age identity: also decrypt and demux every segment "
+                   "(passphrase from PIETON_PASSPHRASE or prompted)")
+    p.add_argument("--json", action="store_true", help="one JSON object with every report")
+    p.set_defaults(func=cmd_verify)
+
+
+def _folders(paths: list[str]) -> list[Path]:
+    from recorder.evidence.spool import RECORDING_ID
+    folders = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir() and not (path / "manifest.jsonl").exists() and (path / "journal.jsonl").exists():
+            folders.extend(sorted((p for p in path.iterdir() if p.is_dir() and RECORDING_ID.match(p.name)),
+                                  key=lambda p: p.name.rsplit("_", 1)[-1]))
+        else:
+            folders.append(path)
+    return folders
+
+
+def _passphrase() -> str:
+    env = os.environ.get("PIETON_PASSPHRASE")
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise AgeError("the identity is protected by a passphrase: set PIETON_PASSPHRASE")
+    return getpass.getpass("passphrase of the chief's identity: ")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from recorder.evidence.age import load_identities
+    from recorder.evidence.verify import load_devices, parse_device_key, verify_recordings
+    try:
+        device_key = devices = identities = None
+        if args.device_key:
+            text = args.device_key
+            if Path(text).is_file():
+                text = Path(text).read_text()
+            device_key = parse_device_key(text)
+        if args.devices:
+            devices = load_devices(args.devices)
+        if args.identity:
+            identities = load_identities(args.identity, passphrase=_passphrase)
+    except (VerificationError, AgeError, OSError) as exc:
+        print(f"pieton verify: {exc}", file=sys.stderr)
+        return 2
+    folders = _folders(args.recordings)
+    if not folders:
+        print("pieton verify: no recording found in " + ", ".join(args.recordings), file=sys.stderr)
+        return 2
+    reports = verify_recordings(folders, device_key=device_key, devices=devices, identities=identities)
+    failed = [r for r in reports if not r.ok]
+    if args.json:
+        print(json.dumps({"ok": not failed, "recordings": [r.as_dict() for r in reports]}, indent=1))
+    else:
+        for r in reports:
+            print(r.summary())
+            for p in r.problems:
+                print(f"  {p}")
+            for note in r.notes:
+                print(f"  note: {note}")
+        print(f"{len(reports) - len(failed)} of {len(reports)} recording(s) intact" +
+              (f", {len(failed)} FAILED" if failed else ""))
+    return 1 if failed else 0
