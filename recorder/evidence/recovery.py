@@ -93,14 +93,14 @@ def recover_recording(folder: str | Path, signer: Signer, *, on_durable=None) ->
     if ended and not torn and not extra:
         return None
     found = [examine(folder, name) for name in extra]
-    parts = [f for f in found if f["file"].endswith(".ts.age.part")]
+    media = [f for f in found if f["file"].endswith((".ts.age.part", ".ts.age"))]
     record = {
         "event": "recovered",
         "recording_id": folder.name,
         "after": lines[-1].get("event") if lines else None,
         "segments_sealed": sum(1 for line in lines if line.get("event") == "sealed"),
         "found": found,
-        "data_stops": (f"{parts[-1]['file']} after {parts[-1]['size']} durable bytes" if parts
+        "data_stops": (f"{media[-1]['file']} after {media[-1]['size']} durable bytes" if media
                        else "at the last sealed segment"),
     }
     if not any(line.get("event") == "opened" for line in lines):

@@ -294,7 +294,7 @@ class _Checker:
             elif event == "recovered":
                 for found in line.get("found", []):
                     self.expect(found.get("file"), found.get("size"), found.get("sha256"), "recovered file")
-                    if str(found.get("file")).endswith(".ts.age.part"):
+                    if str(found.get("file")).endswith((".ts.age.part", ".ts.age")):
                         partials.append(found)
                 if not closed:
                     r.truncated = line.get("data_stops") or "the last sealed segment"
@@ -368,16 +368,21 @@ class _Checker:
                 except ValueError as exc:
                     r.problem(name, str(exc))
             r.media[name] = info
+        metas = [(line.get("meta_file"), line.get("segment", 0) if line.get("event") == "sealed" else 0)
+                 for line in lines if line.get("meta_file")]
         for line in lines:
-            meta = line.get("meta_file")
-            if not meta or not (self.folder / meta).is_file():
+            for found in line.get("found", []) if line.get("event") == "recovered" else []:
+                name = str(found.get("file"))
+                if name.endswith((".meta.age", ".meta.age.part")):
+                    metas.append((name, int(name[4:10]) if name[4:10].isdigit() else 0))
+        for meta, expected in metas:
+            if not (self.folder / meta).is_file():
                 continue
             try:
                 doc = decrypt_metadata(self.folder / meta, self.identities, meta)
             except (AgeError, EvidenceError) as exc:
                 r.problem(meta, f"metadata unreadable: {str(exc).replace(str(self.folder) + '/', '')}")
                 continue
-            expected = line.get("segment", 0) if line.get("event") == "sealed" else 0
             if doc.get("recording_id") != r.recording or doc.get("segment") != expected:
                 r.problem(meta, f"metadata belongs to {doc.get('recording_id')} segment {doc.get('segment')}")
 
