@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # PortAudio (sounddevice), sox, systemd (systemd-analyze verify of the unit).
 APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd
 
-.PHONY: run test bench lint system venv clean
+.PHONY: run test bench lint system venv clean notice
 
 run: venv
 	$(VENV)/bin/pieton demo
@@ -21,6 +21,20 @@ bench: venv
 
 lint: venv
 	$(VENV)/bin/ruff check recorder drivers tools tests
+
+# The spoken notice: `make notice` regenerates config/notice-fr.wav (22050 Hz mono) with
+# espeak-ng from the [notice] text of NOTICE_CONFIG. The shipped file stays under version
+# control; run this after changing the text, or record a human voice in its place.
+NOTICE_CONFIG ?= config/pieton.toml
+NOTICE_WAV ?= config/notice-fr.wav
+NOTICE_VOICE ?= fr
+notice:
+	@command -v espeak-ng >/dev/null || { echo "espeak-ng is missing: make system (as root)" >&2; exit 1; }
+	@text="$$($(PYTHON) -c 'import sys, tomllib; from recorder.config import SCHEMA; \
+	  data = tomllib.load(open(sys.argv[1], "rb")); \
+	  print(data.get("notice", {}).get("text", SCHEMA["notice"]["text"].default))' $(NOTICE_CONFIG))" && \
+	  espeak-ng -v $(NOTICE_VOICE) -s 150 -w $(NOTICE_WAV).tmp "$$text" && mv $(NOTICE_WAV).tmp $(NOTICE_WAV) && \
+	  echo "$(NOTICE_WAV): \"$$text\""
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do \

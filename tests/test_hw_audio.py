@@ -166,3 +166,21 @@ def test_check_notice_audio_for_the_configuration_checker(tmp_path):
     (tmp_path / "pieton.toml").write_text(config_text)
     problems = check_notice_audio(load_config(tmp_path / "pieton.toml"))
     assert len(problems) == 1 and "[notice] audio = 'notice-fr.wav'" in problems[0] and "8-bit" in problems[0]
+
+
+def test_make_notice_regenerates_the_notice_from_the_configured_text(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None or shutil.which("espeak-ng") is None:
+        pytest.fail("make and espeak-ng are needed (make system installs espeak-ng)")
+    repo = DEFAULT_CONFIG.parent.parent
+    config = tmp_path / "pieton.toml"
+    config.write_text('[notice]\ntext = "Attention, vous êtes filmés par une caméra piéton de la police municipale."\n')
+    out = tmp_path / "notice.wav"
+    subprocess.run(["make", "-s", "-C", str(repo), "notice", f"NOTICE_CONFIG={config}", f"NOTICE_WAV={out}"],
+                   check=True, capture_output=True, timeout=60)
+    samples, rate = load_wav(out)
+    shipped, _ = load_wav(DEFAULT_CONFIG.with_name("notice-fr.wav"))
+    assert rate == 22050 and len(samples) > 1.3 * len(shipped)  # the longer sentence was spoken
+    assert np.sqrt(np.mean(samples ** 2)) > 0.02
