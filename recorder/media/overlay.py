@@ -1,0 +1,54 @@
+"""The burnt-in caption: UTC date and time, camera id, agent number, GPS position.
+
+Drawn on the luma plane of I420 frames (white on a dark outline, readable on any scene),
+so it costs a few text draws per frame and works the same on a Pi's pre-callback buffer.
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+
+class Overlay:
+    def __init__(self, camera_id: str, *, enabled: bool = True):
+        self.camera_id = camera_id
+        self.enabled = enabled
+        self.agent: str | None = None
+        self.position: tuple[float, float] | None = None  # (lat, lon) when known
+
+    def set_agent(self, agent: str | None) -> None:
+        self.agent = agent
+
+    def set_position(self, position: tuple[float, float] | None) -> None:
+        self.position = position
+
+    def lines(self, wall_time: float) -> list[str]:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(wall_time))
+        first = f"{stamp} UTC  {self.camera_id}"
+        if self.agent:
+            first += f"  AG {self.agent}"
+        lines = [first]
+        if self.position is not None:
+            lat, lon = self.position
+            lines.append(f"{abs(lat):.5f}{'N' if lat >= 0 else 'S'} {abs(lon):.5f}{'E' if lon >= 0 else 'W'}")
+        return lines
+
+    def apply(self, i420: np.ndarray, wall_time: float) -> None:
+        """Draw the caption in the top-left corner of ``i420`` (shape (h*3/2, w)), in place."""
+        if not self.enabled:
+            return
+        height = i420.shape[0] * 2 // 3
+        y = i420[:height]
+        scale = max(0.35, height / 720 * 0.8)
+        thick = max(1, round(height / 360))
+        step = int(28 * scale + 8)
+        for n, text in enumerate(self.lines(wall_time)):
+            origin = (max(6, height // 60), step * (n + 1))
+            cv2.putText(y, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 16, thick + 2, cv2.LINE_AA)
+            cv2.putText(y, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 235, thick, cv2.LINE_AA)
+
+    def __repr__(self) -> str:
+        return f"<Overlay {self.camera_id} {'on' if self.enabled else 'off'}>"
