@@ -94,6 +94,7 @@ class Room:
         self.speaker_gain = float(speaker_gain)
         self.keep_s = float(keep_s)
         self.playbacks: list[Playback] = []
+        self._slots: dict[int, list[StreetEvent]] = {}
 
     # -- what the speaker emits ------------------------------------------------------
 
@@ -131,6 +132,14 @@ class Room:
         return events
 
     def _slot_events(self, slot: int) -> list[StreetEvent]:
+        cached = self._slots.get(slot)
+        if cached is None:
+            if len(self._slots) > 64:  # the microphone moves forward: old slots are not asked again
+                self._slots.clear()
+            cached = self._slots[slot] = self._draw_slot(slot)
+        return cached
+
+    def _draw_slot(self, slot: int) -> list[StreetEvent]:
         rng = np.random.default_rng([self.seed & 0xFFFFFFFF, slot & 0xFFFFFFFF, 0x57EE7])
         count = rng.poisson(self.events_per_minute * self.SLOT_S / 60.0)
         events = []
