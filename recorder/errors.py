@@ -54,6 +54,7 @@ class RefusedError(PietonError, ValueError):
 
     def __init__(self, code: str, message: str):
         self.code = code
+        self.reason = message
         super().__init__(f"{code}: {message}")
 
 

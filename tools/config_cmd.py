@@ -1,27 +1,246 @@
-"""`pieton config check`: the technician's first check of a configuration."""
+"""`pieton config check | sign | flash`: the technician's configuration tools.
+
+check: a TOML or a bundle; for a bundle, says which check failed (structure, signature,
+trust, target, version, completeness, configuration).
+sign:  one bundle holding the TOML and every file it references, signed.
+flash: over the camera's serial link (the device answers with a reason code), or onto a
+mounted SD card for the camera to pick up at its next start.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
 
+from recorder.bundle import (
+    REASONS,
+    check_target,
+    check_trust,
+    check_version,
+    is_bundle,
+    load_technician_key,
+    materialise,
+    read_bundle,
+)
 from recorder.config import load_config
-from recorder.errors import ConfigError
+from recorder.errors import BundleError, ConfigError, LinkError
 
 
 def register(subparsers) -> None:
     config = subparsers.add_parser("config", help="check, sign and flash device configurations")
     actions = config.add_subparsers(dest="config_command", metavar="ACTION")
-    check = actions.add_parser("check", help="check a configuration file; prints OK or every error")
-    check.add_argument("file", help="a configuration TOML")
+
+    check = actions.add_parser("check", help="check a configuration TOML or bundle; prints OK or what failed")
+    check.add_argument("file", help="a configuration TOML or a signed bundle")
+    check.add_argument("--running", metavar="CONFIG",
+                       help="check a bundle as this device would: the TOML or bundle it runs "
+                            "(trusted technicians, camera id, fleet, version)")
     check.set_defaults(func=cmd_check)
+
+    sign = actions.add_parser("sign", help="make a signed bundle of a configuration and the files it references")
+    sign.add_argument("file", help="the configuration TOML")
+    sign.add_argument("--key", required=True, help="the technician key (pieton keys technician)")
+    sign.add_argument("--version", required=True, type=int, help="the bundle version, above the device's")
+    target = sign.add_mutually_exclusive_group(required=True)
+    target.add_argument("--device", metavar="ID", help="for this camera only")
+    target.add_argument("--fleet", metavar="NAME", help="for every camera of this fleet")
+    sign.add_argument("--out", required=True, help="the bundle file to write")
+    sign.add_argument("--notice-encoding", choices=("opus", "raw"), default="opus",
+                      help="ship a WAV notice as Opus (default, ~15x smaller on the serial link) or as is")
+    sign.set_defaults(func=cmd_sign)
+
+    flash = actions.add_parser("flash", help="send a bundle to a camera over its serial link, or onto its SD card")
+    flash.add_argument("bundle", help="the signed bundle")
+    where = flash.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="the camera's serial port, e.g. /dev/ttyACM0")
+    where.add_argument("--dir", metavar="MOUNTPOINT", help="a mounted SD card: the bundle goes to MOUNTPOINT/inbox/")
+    flash.add_argument("--baud", type=int, default=115200)
+    flash.add_argument("--full", action="store_true",
+                       help="send every file, even those the camera already holds")
+    flash.set_defaults(func=cmd_flash)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise BundleError("bad-format", f"{path}: {exc.strerror}") from None
+
+
+def _failed(step: str, exc: BundleError) -> int:
+    print(f"{step}: FAILED [{exc.code}] {exc.reason}", file=sys.stderr)
+    return 2 if exc.code == "config-invalid" else 1
+
+
+def _running(path: str):
+    """(config, version) of what a device runs: a plain TOML is version 0."""
+    data = _read(path)
+    if not is_bundle(data):
+        return load_config(path), 0
+    bundle = read_bundle(data)
+    with tempfile.TemporaryDirectory(prefix="pieton-check-") as tmp:
+        return materialise(bundle, tmp), bundle.version
 
 
 def cmd_check(args) -> int:
     try:
-        load_config(args.file)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        data = _read(args.file)
+    except BundleError as exc:
+        print(exc.reason, file=sys.stderr)
         return 2
-    print("OK")
+    if not is_bundle(data):
+        if args.running:
+            print("--running applies to bundles only", file=sys.stderr)
+            return 2
+        try:
+            load_config(args.file)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return 2
+        print("OK")
+        return 0
+    try:
+        bundle = read_bundle(data)
+    except BundleError as exc:
+        step = {"bad-signature": "signature", "file-altered": "files", "oversize": "size"}.get(exc.code, "structure")
+        return _failed(step, exc)
+    print(f"structure: OK (version {bundle.version} for {bundle.describe_target()}, created {bundle.created})")
+    print(f"signature: OK (technician {bundle.signer})")
+    if args.running:
+        try:
+            config, version = _running(args.running)
+        except (BundleError, ConfigError) as exc:
+            print(f"--running {args.running}: {exc}", file=sys.stderr)
+            return 2
+        for step, check in (("trust", lambda: check_trust(bundle, list(config.keys.technicians))),
+                            ("target", lambda: check_target(bundle, config.device.camera_id, config.device.fleet)),
+                            ("version", lambda: check_version(bundle, version))):
+            try:
+                check()
+            except BundleError as exc:
+                return _failed(step, exc)
+            print(f"{step}: OK")
+    else:
+        print("trust, target, version: not checked (give --running with the device's configuration)")
+    if bundle.missing:
+        return _failed("completeness", BundleError(
+            "file-missing", f"left out of this bundle: {', '.join(bundle.missing)}"))
+    with tempfile.TemporaryDirectory(prefix="pieton-check-") as tmp:
+        try:
+            materialise(bundle, tmp)
+        except BundleError as exc:
+            return _failed("completeness" if exc.code == "file-missing" else "configuration", exc)
+    print(f"completeness: OK ({', '.join(f.name for f in bundle.files)})")
+    print("configuration: OK")
+    return 0
+
+
+def cmd_sign(args) -> int:
+    from recorder.bundle import build_bundle
+
+    try:
+        key = load_technician_key(args.key)
+        data = build_bundle(args.file, key, args.version, device=args.device, fleet=args.fleet,
+                            notice_encoding=args.notice_encoding)
+    except BundleError as exc:
+        print(f"cannot sign [{exc.code}]: {exc.reason}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        print(f"cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    bundle = read_bundle(data)
+    print(f"signed version {bundle.version} for {bundle.describe_target()} by {bundle.signer}")
+    for f in bundle.files:
+        how = f" (opus from WAV, {f.rate} Hz)" if f.encoding == "opus" else ""
+        print(f"  {f.name}: {f.size} bytes{how}")
+    print(f"{out}: {len(data)} bytes")
+    return 0
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30):
+        self.stream, self.width, self.start = stream, width, time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        frac = done / total if total else 1.0
+        rate = done / max(time.monotonic() - self.start, 1e-6)
+        bar = "#" * int(frac * self.width)
+        self.stream.write(f"\r[{bar:<{self.width}}] {frac:4.0%} {done / 1000:.1f}/{total / 1000:.1f} kB "
+                          f"{rate / 1000:.1f} kB/s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def describe(answer) -> str:
+    """The device's answer in words."""
+    from recorder.assignment import REASONS as ASSIGNMENT_REASONS
+    from recorder.serial_link import LINK_REASONS
+
+    words = {"applied": "accepted and in force", "queued": "accepted; applied when the current recording ends",
+             "assigned": "assigned", **REASONS, **ASSIGNMENT_REASONS, **LINK_REASONS}
+    head = "accepted" if answer.ok else "REFUSED"
+    return f"{head} [{answer.code}] {words.get(answer.code, answer.code)}: {answer.message}"
+
+
+def cmd_flash(args) -> int:
+    try:
+        bundle = read_bundle(_read(args.bundle))
+    except BundleError as exc:
+        print(f"{args.bundle}: not sent [{exc.code}] {exc.reason}", file=sys.stderr)
+        return 2
+    if args.dir:
+        return _to_card(bundle, Path(args.dir), args.bundle)
+    from recorder.serial_link import FlashClient
+
+    try:
+        with FlashClient(args.port, baud=args.baud) as client:
+            info = client.info()
+            print(f"camera {info.get('camera_id')} (fleet {info.get('fleet')}), configuration version "
+                  f"{info.get('config_version')}")
+            held = set() if args.full else set(info.get("files", []))
+            data = bundle.to_bytes(omit=held)
+            left_out = [f.name for f in bundle.files if f.sha256 in held]
+            if left_out:
+                print(f"already on the camera, not resent: {', '.join(left_out)}")
+            answer = client.send("bundle", data, progress=Progress())
+    except LinkError as exc:
+        print(f"\nflash failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"device answer: {describe(answer)}")
+    return 0 if answer.ok else 1
+
+
+def _to_card(bundle, mountpoint: Path, name: str) -> int:
+    if not mountpoint.is_dir():
+        print(f"--dir {mountpoint}: not a folder (is the SD card mounted?)", file=sys.stderr)
+        return 2
+    inbox = mountpoint / "inbox"
+    target = inbox / f"config-v{bundle.version:06d}-{bundle.target[1]}.pbn"
+    try:
+        inbox.mkdir(exist_ok=True)
+        tmp = inbox / f".{target.name}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(bundle.to_bytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(fd)
+        os.close(fd)
+    except OSError as exc:
+        print(f"cannot write to {inbox}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"{name} -> {target}: the camera offers it to itself at its next start")
     return 0

@@ -1,0 +1,212 @@
+"""The shift's assignment of a camera to an agent, signed by a technician.
+
+An assignment names the agent number (never a name), the camera it is bound to, a counter
+against replay and an expiry (the end of the shift). The device keeps the agent number in
+RAM only: its storage never holds an agent identity in clear, so after a restart the
+camera is "agent not assigned" until assigned again. Only the highest counter accepted is
+kept on disk, so an assignment cannot be replayed; the journal stores the agent number
+encrypted to the chief (a personal field).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from drivers.signer import verify_signature
+from recorder.bundle import public_hex
+from recorder.config_update import Answer
+from recorder.errors import AssignmentError
+
+CONTEXT = b"pieton/assignment/1"
+KIND = "pieton/assignment/1"
+MAX_SHIFT_S = 24 * 3600
+MAX_BYTES = 4096
+NOT_ASSIGNED = "agent not assigned"
+
+REASONS = {
+    "bad-format": "not a well-formed assignment",
+    "bad-signature": "the signature does not verify",
+    "unknown-signer": "the signer is not a trusted technician of this device",
+    "wrong-device": "the assignment is bound to another camera",
+    "replayed": "the counter is not above the last accepted one (replay)",
+    "expired": "the assignment's end of shift has passed",
+    "too-long": "the assignment runs longer than a shift (24 h)",
+}
+
+_AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,15}$")
+_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text) -> float:
+    if not isinstance(text, str) or not text.endswith("Z"):
+        raise ValueError(f"{text!r} is not a UTC time 'YYYY-mm-ddTHH:MM:SSZ'")
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    agent: str
+    device: str
+    counter: int
+    issued: float
+    until: float
+    signer: str
+
+    def __repr__(self) -> str:  # no agent number: reprs end up in logs
+        return f"<Assignment {self.device} counter={self.counter} until={_iso(self.until)}>"
+
+
+def sign_assignment(key: Ed25519PrivateKey, agent: str, device: str, counter: int, until: float,
+                    issued: float | None = None) -> bytes:
+    """The signed assignment, as sent over the serial link (canonical JSON)."""
+    if not isinstance(agent, str) or not _AGENT.match(agent):
+        raise AssignmentError("bad-format", f"agent number {agent!r}: letters, digits and '-', at most 16")
+    if not _DEVICE.match(device):
+        raise AssignmentError("bad-format", f"device {device!r}: letters, digits, '-' and '_', at most 32")
+    if isinstance(counter, bool) or not isinstance(counter, int) or counter < 1:
+        raise AssignmentError("bad-format", f"counter {counter!r}: a positive integer")
+    body = {"kind": KIND, "agent": agent, "device": device, "counter": counter,
+            "issued": _iso(time.time() if issued is None else issued), "until": _iso(until),
+            "signer": public_hex(key)}
+    body["sig"] = key.sign(CONTEXT + b"\n" + _canonical(body)).hex()
+    return _canonical(body)
+
+
+def read_assignment(data: bytes) -> Assignment:
+    """Parse and check the signature (trust, device, counter and expiry are the keeper's)."""
+    if len(data) > MAX_BYTES:
+        raise AssignmentError("bad-format", f"{len(data)} bytes, more than {MAX_BYTES}")
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AssignmentError("bad-format", f"not JSON: {exc}") from None
+    if not isinstance(body, dict) or body.get("kind") != KIND:
+        raise AssignmentError("bad-format", f"not a {KIND} object")
+    expected = {"kind", "agent", "device", "counter", "issued", "until", "signer", "sig"}
+    if set(body) != expected:
+        raise AssignmentError("bad-format", f"fields {sorted(body)} are not {sorted(expected)}")
+    if not isinstance(body["agent"], str) or not _AGENT.match(body["agent"]):
+        raise AssignmentError("bad-format", "agent number is not letters, digits and '-'")
+    if not isinstance(body["device"], str) or not _DEVICE.match(body["device"]):
+        raise AssignmentError("bad-format", f"device {body['device']!r} is not a camera id")
+    counter = body["counter"]
+    if isinstance(counter, bool) or not isinstance(counter, int) or counter < 1:
+        raise AssignmentError("bad-format", f"counter {counter!r} is not a positive integer")
+    try:
+        issued, until = _parse_iso(body["issued"]), _parse_iso(body["until"])
+    except ValueError as exc:
+        raise AssignmentError("bad-format", str(exc)) from None
+    for name in ("signer", "sig"):
+        if not isinstance(body[name], str) or not re.match(r"^[0-9a-f]+$", body[name]):
+            raise AssignmentError("bad-format", f"{name} is not hex")
+    if not _HEX64.match(body["signer"]) or len(body["sig"]) != 128:
+        raise AssignmentError("bad-format", "signer or signature has the wrong length")
+    signed = {k: v for k, v in body.items() if k != "sig"}
+    if not verify_signature(bytes.fromhex(body["signer"]), bytes.fromhex(body["sig"]),
+                            CONTEXT + b"\n" + _canonical(signed)):
+        raise AssignmentError("bad-signature", f"signature by {body['signer'][:16]}... does not verify")
+    return Assignment(body["agent"], body["device"], counter, issued, until, body["signer"])
+
+
+class AssignmentKeeper:
+    """The device's current assignment. ``trusted_keys()`` gives the technician keys of the
+    configuration in force; ``wall_clock()`` the device's UTC time in seconds."""
+
+    def __init__(self, state_dir: str | Path, journal, device_id: str, trusted_keys: Callable[[], list[str]],
+                 *, wall_clock: Callable[[], float] = time.time):
+        self.path = Path(state_dir) / "assignment-counter.json"
+        self.journal = journal
+        self.device_id = device_id
+        self.trusted_keys = trusted_keys
+        self.wall_clock = wall_clock
+        self._current: Assignment | None = None
+        try:
+            self.counter = int(json.loads(self.path.read_text())["counter"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self.counter = 0
+
+    def offer(self, data: bytes, origin: str = "serial") -> Answer:
+        assignment = None
+        try:
+            assignment = read_assignment(data)
+            if assignment.signer not in self.trusted_keys():
+                raise AssignmentError("unknown-signer", f"signer {assignment.signer[:16]}... is not in "
+                                                        "[keys] technicians of the running configuration")
+            if assignment.device != self.device_id:
+                raise AssignmentError("wrong-device", f"assignment for camera {assignment.device!r}, "
+                                                      f"this is {self.device_id!r}")
+            if assignment.counter <= self.counter:
+                raise AssignmentError("replayed", f"counter {assignment.counter} is not above "
+                                                  f"{self.counter}, the last accepted")
+            now = self.wall_clock()
+            if assignment.until <= now:
+                raise AssignmentError("expired", f"ended at {_iso(assignment.until)}, now is {_iso(now)}")
+            if assignment.until - now > MAX_SHIFT_S:
+                raise AssignmentError("too-long", f"runs until {_iso(assignment.until)}, more than 24 h ahead")
+        except AssignmentError as exc:
+            public = {"result": "refused", "code": exc.code, "message": exc.reason, "origin": origin}
+            if assignment is not None:
+                public.update(counter=assignment.counter, signer=assignment.signer, device=assignment.device)
+            self._journal("assignment", public)
+            return Answer(exc.code, exc.reason)
+        tmp = self.path.with_name(self.path.name + ".new")
+        with open(tmp, "w") as f:
+            json.dump({"counter": assignment.counter}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self.counter = assignment.counter
+        self._current = assignment
+        self._journal("assignment", {"result": "assigned", "device": assignment.device, "counter": assignment.counter,
+                                     "until": _iso(assignment.until), "signer": assignment.signer,
+                                     "origin": origin},
+                      {"agent": assignment.agent})
+        return Answer("assigned", f"camera {assignment.device} assigned until {_iso(assignment.until)}")
+
+    def current(self) -> Assignment | None:
+        """The assignment in force, or None (never assigned, or its shift has ended)."""
+        if self._current is not None and self._current.until <= self.wall_clock():
+            expired, self._current = self._current, None
+            self._journal("assignment", {"result": "expired", "counter": expired.counter,
+                                         "until": _iso(expired.until), "status": NOT_ASSIGNED})
+        return self._current
+
+    def status(self) -> dict:
+        """For the status display and logs: no agent number."""
+        current = self.current()
+        if current is None:
+            return {"agent": NOT_ASSIGNED, "until": None}
+        return {"agent": "assigned", "until": _iso(current.until)}
+
+    def recording_static(self) -> dict:
+        """What a recording's encrypted metadata carries about its agent."""
+        current = self.current()
+        if current is None:
+            return {"agent": None, "agent_status": NOT_ASSIGNED}
+        return {"agent": current.agent, "agent_status": "assigned", "assignment_counter": current.counter,
+                "assignment_until": _iso(current.until)}
+
+    def _journal(self, event: str, public: dict, personal: dict | None = None) -> None:
+        if self.journal is not None:
+            self.journal.append(event, public, personal)
+
+    def __repr__(self) -> str:
+        return f"<AssignmentKeeper {self.device_id} counter={self.counter} {self.status()['agent']}>"

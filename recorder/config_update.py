@@ -1,0 +1,283 @@
+"""The device's acceptance of configuration bundles.
+
+A bundle is accepted only if it is signed by a technician key trusted by the most recent
+accepted configuration, targets this camera or its fleet, has a version strictly greater,
+and passes the configuration check. It is applied between recordings (queued while one
+runs); the previous configuration is kept. Every decision goes to the device journal with
+the signer and the version.
+
+On the device's state folder::
+
+    config/v000007/      an installed bundle: bundle.pbn and the files it holds
+    config/current ->    the configuration in force
+    config/previous ->   the one before, kept
+    config/pending ->    accepted during a recording, applied when it ends
+    config/revoked.json  technician keys earlier configurations trusted and a later one removed
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from recorder.bundle import (
+    Bundle,
+    check_target,
+    check_trust,
+    check_version,
+    fill_from,
+    materialise,
+    read_bundle,
+)
+from recorder.config import Config, parse_config
+from recorder.errors import BundleError
+
+log = logging.getLogger(__name__)
+
+# Codes of an accepted offer; anything else is a refusal reason code.
+OK_CODES = ("applied", "queued", "assigned")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The device's answer to what a technician sent: a reason code and words."""
+
+    code: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code in OK_CODES
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _point(link: Path, target: str | None) -> None:
+    """Switch a symlink atomically (rename over it), or remove it."""
+    if target is None:
+        link.unlink(missing_ok=True)
+    else:
+        tmp = link.with_name(f".{link.name}.new")
+        tmp.unlink(missing_ok=True)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    _fsync_dir(link.parent)
+
+
+def _load_installed(directory: Path) -> tuple[Bundle, Config]:
+    """Re-read an installed bundle (signature and hashes again) and its configuration."""
+    bundle = read_bundle((directory / "bundle.pbn").read_bytes())
+    config = parse_config(bundle.files[0].data, f"bundle v{bundle.version} ({bundle.describe_target()})",
+                          directory, signed=True)
+    return bundle, replace(config, digest=bundle.digest)
+
+
+def installed_config(state_dir: str | Path) -> tuple[Config, int] | None:
+    """The configuration in force on this device and its version, or None when no bundle
+    was ever installed (the provisioned plain configuration is in force, version 0)."""
+    current = Path(state_dir) / "config" / "current"
+    if not current.exists():
+        return None
+    bundle, config = _load_installed(current.resolve())
+    return config, bundle.version
+
+
+def _version_of(path: Path) -> int:
+    try:
+        return read_bundle(path.read_bytes()).version
+    except (BundleError, OSError):
+        return 0
+
+
+class ConfigUpdater:
+    """Receives bundles (serial link or SD card) and applies them between recordings.
+
+    ``is_recording()`` tells whether a recording runs now; ``on_applied(config)`` is called
+    (on the caller's thread) when a new configuration comes into force.
+    """
+
+    def __init__(self, state_dir: str | Path, running_config: Config, journal, device_id: str | None = None,
+                 fleet: str | None = None, *, is_recording: Callable[[], bool] = lambda: False,
+                 on_applied: Callable[[Config], None] | None = None):
+        self.root = Path(state_dir) / "config"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.journal = journal
+        self.device_id = device_id or running_config.device.camera_id
+        self.fleet = fleet or running_config.device.fleet
+        self.is_recording = is_recording
+        self.on_applied = on_applied
+        for leftover in self.root.glob(".staging-*"):  # an install cut by a power loss
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.running = running_config
+        self.running_version = 0
+        self._running_bundle: Bundle | None = None
+        if (self.root / "current").exists():
+            self._running_bundle, _ = _load_installed((self.root / "current").resolve())
+            self.running_version = self._running_bundle.version
+        self.pending: tuple[Bundle, Config] | None = None
+        self._origin = "pending at start"
+        if (self.root / "pending").exists():
+            try:
+                self.pending = _load_installed((self.root / "pending").resolve())
+            except (BundleError, OSError, ValueError) as exc:
+                log.warning("dropping unreadable pending configuration: %s", exc)
+                _point(self.root / "pending", None)
+
+    # -- what the device holds --------------------------------------------------------
+
+    @property
+    def latest(self) -> tuple[int, Config]:
+        """The most recent accepted configuration: the pending one, else the running one."""
+        if self.pending is not None:
+            return self.pending[0].version, self.pending[1]
+        return self.running_version, self.running
+
+    def held_file(self, sha256: str) -> bytes | None:
+        """A file of the running or pending bundle, by hash (fills thin transfers)."""
+        for bundle in (self._running_bundle, self.pending[0] if self.pending else None):
+            if bundle is None:
+                continue
+            for f in bundle.files:
+                if f.sha256 == sha256:
+                    return f.data
+        return None
+
+    def held_hashes(self) -> list[str]:
+        hashes = []
+        for bundle in (self._running_bundle, self.pending[0] if self.pending else None):
+            if bundle is not None:
+                hashes += [f.sha256 for f in bundle.files if f.sha256 not in hashes]
+        return hashes
+
+    def _revoked(self) -> list[str]:
+        try:
+            return json.loads((self.root / "revoked.json").read_text())
+        except (OSError, ValueError):
+            return []
+
+    def info(self) -> dict:
+        return {"camera_id": self.device_id, "fleet": self.fleet, "config_version": self.running_version,
+                "pending_version": self.pending[0].version if self.pending else None,
+                "files": self.held_hashes()}
+
+    # -- offers -----------------------------------------------------------------------
+
+    def offer(self, data: bytes, origin: str = "serial") -> Answer:
+        """Check a bundle; install it now when no recording runs, else queue it."""
+        bundle = None
+        staging = None
+        try:
+            bundle = read_bundle(data)
+            version, latest = self.latest
+            check_trust(bundle, list(latest.keys.technicians), self._revoked())
+            check_target(bundle, self.device_id, self.fleet)
+            check_version(bundle, version)
+            bundle = fill_from(bundle, self.held_file)
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+            config = materialise(bundle, staging)
+        except BundleError as exc:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            public = {"code": exc.code, "message": exc.reason, "origin": origin}
+            if bundle is not None:
+                public.update(version=bundle.version, signer=bundle.signer, target=bundle.describe_target())
+            self._journal("config refused", public)
+            log.warning("configuration refused: %s", exc)
+            return Answer(exc.code, exc.reason)
+        name = f"v{bundle.version:06d}"
+        final = self.root / name
+        if final.exists():  # a pending bundle of that version was replaced; never the running one
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        _fsync_dir(self.root)
+        if self.pending is not None:
+            stale = (self.root / "pending").resolve()
+            _point(self.root / "pending", name)
+            if stale != final:
+                shutil.rmtree(stale, ignore_errors=True)
+        else:
+            _point(self.root / "pending", name)
+        self.pending = (bundle, config)
+        self._origin = origin
+        if self.is_recording():
+            return Answer("queued", f"version {bundle.version} accepted; it will be applied when the "
+                                    "current recording ends")
+        self.apply_pending(False)
+        return Answer("applied", f"version {bundle.version} signed by {bundle.signer[:16]}... is in force")
+
+    def apply_pending(self, recording_active: bool | None = None) -> Config | None:
+        """Bring the pending configuration into force, unless a recording runs.
+        Returns the new Config, or None when nothing was applied."""
+        if self.pending is None:
+            return None
+        if recording_active if recording_active is not None else self.is_recording():
+            return None
+        bundle, config = self.pending
+        old_keys = set(self.running.keys.technicians)
+        new_keys = set(config.keys.technicians)
+        revoked = (set(self._revoked()) | (old_keys - new_keys)) - new_keys
+        tmp = self.root / ".revoked.json.new"
+        tmp.write_text(json.dumps(sorted(revoked)))
+        os.replace(tmp, self.root / "revoked.json")
+        current = self.root / "current"
+        old_dir = current.resolve() if current.exists() else None
+        if old_dir is not None:
+            _point(self.root / "previous", old_dir.name)
+        _point(current, f"v{bundle.version:06d}")
+        _point(self.root / "pending", None)
+        previous_version = self.running_version
+        for stale in self.root.glob("v*"):  # keep the running and the previous one only
+            if stale.name not in (f"v{bundle.version:06d}", old_dir.name if old_dir else None):
+                shutil.rmtree(stale, ignore_errors=True)
+        self.running, self.running_version, self._running_bundle = config, bundle.version, bundle
+        self.pending = None
+        self._journal("config applied", {"version": bundle.version, "previous_version": previous_version,
+                                         "signer": bundle.signer, "target": bundle.describe_target(),
+                                         "created": bundle.created, "digest": config.digest,
+                                         "origin": self._origin, "revoked": sorted(revoked & old_keys)})
+        log.info("configuration version %d applied", bundle.version)
+        if self.on_applied is not None:
+            self.on_applied(config)
+        return config
+
+    def pickup_inbox(self, card_dir: str | Path) -> list[tuple[str, Answer]]:
+        """At start: offer every bundle left in ``card_dir/inbox/`` (pieton config flash --dir),
+        oldest version first, then move each to ``inbox/done/`` so it is offered once."""
+        inbox = Path(card_dir) / "inbox"
+        if not inbox.is_dir():
+            return []
+        answers = []
+        done = inbox / "done"
+        for path in sorted((p for p in inbox.iterdir() if p.is_file() and p.suffix == ".pbn"), key=_version_of):
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                answers.append((path.name, Answer("bad-format", f"cannot read {path}: {exc.strerror}")))
+                continue
+            answers.append((path.name, self.offer(data, origin=f"card:{path.name}")))
+            done.mkdir(exist_ok=True)
+            os.replace(path, done / path.name)
+        return answers
+
+    def _journal(self, event: str, public: dict) -> None:
+        if self.journal is not None:
+            self.journal.append(event, public)
+
+    def __repr__(self) -> str:
+        pending = self.pending[0].version if self.pending else None
+        return f"<ConfigUpdater {self.device_id} running=v{self.running_version} pending={pending}>"

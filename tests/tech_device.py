@@ -1,0 +1,95 @@
+"""Helpers for the technician tests: a provisioned device (real signer, real journal,
+real age recipient) and bundles signed by real technician keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from drivers.signer import FileSigner
+from recorder.assignment import AssignmentKeeper
+from recorder.bundle import CONTEXT, Bundle, build_bundle, load_technician_key, public_hex, read_bundle
+from recorder.config import load_config
+from recorder.config_update import ConfigUpdater
+from recorder.evidence.journal import DeviceJournal, read_journal
+from tests.conftest import write_config
+
+
+def technician(folder: Path, name: str = "tech"):
+    path = folder / f"{name}.key"
+    FileSigner.create(path)
+    return path, load_technician_key(path)
+
+
+def make_config(folder: Path, technicians: list[str], recipient: str, camera: str = "CAM-SIM-001",
+                fleet: str = "autun-pm", **overrides) -> Path:
+    sections = {"device": {"camera_id": camera, "fleet": fleet},
+                "keys": {"technicians": technicians, "recipients": [recipient]}}
+    for section, values in overrides.items():
+        sections.setdefault(section, {}).update(values)
+    return write_config(folder, sections)
+
+
+@dataclass
+class Device:
+    """A camera's state folder with the parts that take what a technician sends."""
+
+    state: Path
+    journal: DeviceJournal
+    updater: ConfigUpdater
+    keeper: AssignmentKeeper
+    signer: FileSigner
+    recording: list
+
+    def snapshot(self) -> dict:
+        """Everything that must not change when an offer is refused."""
+        root = self.state / "config"
+        files = {}
+        for p in sorted(root.rglob("*")):
+            files[str(p.relative_to(root))] = (p.readlink() if p.is_symlink() else
+                                               p.read_bytes() if p.is_file() else "dir")
+        return {"files": files, "version": self.updater.running_version,
+                "digest": self.updater.running.digest, "pending": self.updater.pending,
+                "counter": self.keeper.counter}
+
+    def events(self, chief_identity: Path | None = None) -> list[dict]:
+        identities = [chief_identity.read_text().strip()] if chief_identity else None
+        report = read_journal(self.journal.path, self.signer.public_key, identities)
+        assert not report.problems, report.problems
+        return report.lines
+
+
+def make_device(folder: Path, config_path: Path, *, clock=None) -> Device:
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    signer = FileSigner.create(folder / "device.key")
+    running = load_config(config_path)
+    journal = DeviceJournal(folder / "journal.jsonl", signer, list(running.keys.recipients))
+    recording: list = []
+    updater = ConfigUpdater(folder, running, journal, is_recording=lambda: bool(recording))
+    keeper = AssignmentKeeper(folder, journal, running.device.camera_id,
+                              lambda: list(updater.running.keys.technicians), wall_clock=clock or time.time)
+    return Device(folder, journal, updater, keeper, signer, recording)
+
+
+def forge(key, bundle_bytes: bytes, *, toml: bytes | None = None, drop: str | None = None,
+          header: dict | None = None) -> bytes:
+    """Re-sign a bundle after changing it, as a careless (but trusted) technician could."""
+    bundle = read_bundle(bundle_bytes)
+    files = list(bundle.files)
+    if toml is not None:
+        files[0] = replace(files[0], data=toml, size=len(toml), sha256=hashlib.sha256(toml).hexdigest())
+    if drop is not None:
+        files = [f for f in files if f.name != drop]
+    head = dict(bundle.header, files=[f.entry() for f in files], signer=public_hex(key), **(header or {}))
+    head_bytes = json.dumps(head, sort_keys=True, separators=(",", ":")).encode()
+    return Bundle(head, head_bytes, key.sign(CONTEXT + b"\n" + head_bytes), tuple(files)).to_bytes()
+
+
+def sign(config_path: Path, key, version: int, **target) -> bytes:
+    if not target:
+        target = {"device": "CAM-SIM-001"}
+    return build_bundle(config_path, key, version, **target)
