@@ -13,6 +13,7 @@ goes on from the last good line.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivers.signer import Signer, verify_signature
-from recorder.errors import EvidenceError
+from recorder.errors import EvidenceError, StorageFull
 
 MANIFEST_CONTEXT = "pieton/manifest/1"
 JOURNAL_CONTEXT = "pieton/journal/1"
@@ -110,19 +111,24 @@ class ChainWriter:
         self._needs_newline = False
         existed = self.path.exists()
         if existed:
-            data = self.path.read_bytes()
-            for piece in split_pieces(data):
-                if piece.line is not None and isinstance(piece.line.get("seq"), int):
-                    self.next_seq = piece.line["seq"] + 1
-                    self.last_hash = line_hash(piece.raw)
-                    self.last_line = piece.line
-                    self._pending_torn = []
-                elif piece.raw:
-                    self._pending_torn.append(torn_record(piece))
-            self._needs_newline = bool(data) and not data.endswith(b"\n")
-        self._file = open(self.path, "ab")
+            self._scan()
+        self._file = open(self.path, "ab", buffering=0)  # a failed write leaves nothing buffered
         if not existed:
             fsync_dir(self.path.parent)
+
+    def _scan(self) -> None:
+        """Find the chain's state again from the file (at open, and after a failed write)."""
+        data = self.path.read_bytes()
+        self._pending_torn = []
+        for piece in split_pieces(data):
+            if piece.line is not None and isinstance(piece.line.get("seq"), int):
+                self.next_seq = piece.line["seq"] + 1
+                self.last_hash = line_hash(piece.raw)
+                self.last_line = piece.line
+                self._pending_torn = []
+            elif piece.raw:
+                self._pending_torn.append(torn_record(piece))
+        self._needs_newline = bool(data) and not data.endswith(b"\n")
 
     @property
     def torn(self) -> list[dict]:
@@ -141,9 +147,17 @@ class ChainWriter:
         line["sig"] = self.signer.sign(signed_bytes(self.context, line)).hex()
         raw = canonical(line)
         data = (b"\n" if self._needs_newline else b"") + raw + b"\n"
-        self._file.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view):]
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            # Part of the line may be on disk: the next append must document it as torn.
+            self._scan()
+            if exc.errno == errno.ENOSPC:
+                raise StorageFull(f"storage full while appending to {self.path}") from None
+            raise
         self._needs_newline = False
         self._pending_torn = []
         self.next_seq += 1

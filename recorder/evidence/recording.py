@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recorder.errors import EvidenceError, StorageFull
+from recorder.errors import AgeError, EvidenceError, StorageFull
 from recorder.evidence.chain import ChainWriter, fsync_dir
 from recorder.evidence.metadata import encrypt_metadata, iso_utc, segment_metadata
 
@@ -188,7 +188,7 @@ class SegmentWriter:
         self.state = "sealing"
         try:
             size = self._age.close()
-        except OSError as exc:
+        except (OSError, AgeError) as exc:
             self._file.close()
             self.state = "aborted"
             self.recording.segment_sealed(self)
@@ -198,14 +198,14 @@ class SegmentWriter:
         self._file.close()
         return self._finish(size, extra, reason)
 
-    def _record_aborted(self, reason: str, exc: OSError) -> dict | None:
+    def _record_aborted(self, reason: str, exc: Exception) -> dict | None:
         try:
             data = self.part_path.read_bytes()
             return self.recording.manifest.append({
                 "event": "aborted", "segment": self.index, "file": self.part_path.name,
                 "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                 "durable_bytes": self._durable, "reason": reason,
-                "error": exc.strerror or str(exc)})
+                "error": getattr(exc, "strerror", None) or str(exc)})
         except OSError:
             return None  # not even a line fits: recovery will document it
 

@@ -70,8 +70,8 @@ class RecordingReport:
         if self.problems:
             return f"{self.recording}: FAILED, {len(self.problems)} problem(s)"
         if self.truncated:
-            return (f"{self.recording}: intact but truncated (power cut, recovered): {self.segments} "
-                    f"segment(s) sealed, data stops at {self.truncated}")
+            return (f"{self.recording}: intact but truncated: {self.segments} segment(s) sealed, "
+                    f"data stops at {self.truncated}")
         return f"{self.recording}: intact, {self.segments} segment(s), closed ({self.closed_reason})"
 
     def as_dict(self) -> dict:
@@ -297,7 +297,8 @@ class _Checker:
                     if str(found.get("file")).endswith((".ts.age.part", ".ts.age")):
                         partials.append(found)
                 if not closed:
-                    r.truncated = line.get("data_stops") or "the last sealed segment"
+                    r.truncated = (f"{line.get('data_stops') or 'the last sealed segment'} "
+                                   "(power cut; recovered at the next start)")
                 closed = True
         r.segments = len(sealed)
         if not lines or lines[-1].get("event") not in ("closed", "recovered"):
