@@ -1,0 +1,274 @@
+"""The vault end to end on real spools written by the evidence code: init, enrol, ingest
+with verification and receipt, quarantine, extraction logged twice, check-report, verify."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from test_vault_media import make_segments
+
+from drivers.signer import FileSigner
+from recorder.errors import VaultError, VerificationError
+from recorder.evidence.age import generate_identity
+from recorder.evidence.receipt import INBOX, freeable, verify_receipt
+from recorder.evidence.spool import Spool
+from tools.cli import main
+from tools.vault.extract import Request, extract
+from tools.vault.ingest import ingest
+from tools.vault.layout import init_vault
+from tools.vault.vault import Vault
+
+CAMERA = "CAM-T-001"
+START = 1795000000.0  # 2026-11-18
+
+
+class Clock:
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def make_spool(tmp_path, recipients, *, recordings=2, segments=2, name="spool", camera=CAMERA,
+               signer=None, clock_source="gps", start=START):
+    spool_dir = tmp_path / name
+    signer = signer or FileSigner.create(tmp_path / f"{name}-key" / "device-signing.key")
+    wall = Clock(start)
+    media = make_segments(segments)
+    with Spool(spool_dir, signer, recipients, camera, "0" * 64, False, wall_clock=wall) as spool:
+        spool.recover()
+        for r in range(recordings):
+            rec = spool.open_recording(wall.t, "agent", {"clock_source": clock_source, "pre_event_s": 4.0})
+            rec.static["agent"] = "A-1234"
+            rec.note({"type": "notice", "played": True})
+            for s in range(segments):
+                seg = rec.open_segment()
+                rec.note({"type": "gps", "lat": 46.95 + 0.001 * s, "lon": 4.30 + 0.001 * r, "eph_m": 5})
+                seg.write(media[s])
+                wall.t += 2
+                seg.seal()
+            rec.note({"type": "bookmark"})
+            rec.close("agent stop")
+            wall.t += 600
+    return spool_dir, signer
+
+
+@pytest.fixture
+def chief():
+    identity, recipient = generate_identity()
+    return identity, recipient
+
+
+@pytest.fixture
+def vault(tmp_path, chief):
+    (tmp_path / "police").mkdir()
+    init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "register.jsonl")
+    v = Vault.open(tmp_path / "vault", clock=Clock(START + 7200))
+    yield v
+    v.close()
+
+
+def test_init_refuses_bad_input(tmp_path, chief):
+    (tmp_path / "p").mkdir()
+    with pytest.raises(VaultError, match="not an age recipient"):
+        init_vault(tmp_path / "v", ["age1nope"], tmp_path / "p" / "r")
+    with pytest.raises(VaultError, match="outside the vault"):
+        init_vault(tmp_path / "v", [chief[1]], tmp_path / "v" / "r")
+    init_vault(tmp_path / "v2", [chief[1]], tmp_path / "p" / "r2")
+    with pytest.raises(VaultError, match="already a vault"):
+        init_vault(tmp_path / "v2", [chief[1]], tmp_path / "p" / "r3")
+    assert not list((tmp_path / "v2").rglob("*AGE-SECRET*"))
+    assert b"AGE-SECRET-KEY" not in b"".join(p.read_bytes() for p in (tmp_path / "v2").rglob("*") if p.is_file())
+
+
+def test_ingest_verifies_stores_receipts_and_is_idempotent(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]])
+    vault.enrol(CAMERA, signer.public_key_hex)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.ok, report
+    assert len(report.stored) == 2 and not report.already
+    stored = vault.layout.recording(CAMERA, report.stored[0])
+    assert (stored / "manifest.jsonl").read_bytes() == (spool_dir / report.stored[0] / "manifest.jsonl").read_bytes()
+    # The camera checks the receipt against the vault key it was provisioned with.
+    receipt = verify_receipt(report.receipt, vault.public_key, camera_id=CAMERA, device_key=signer.public_key_hex)
+    from recorder.evidence.spool import last_good_line
+    held = {rid: last_good_line(spool_dir / rid / "manifest.jsonl")[1] for rid in report.stored}
+    assert freeable(receipt, held) == sorted(report.stored)
+    assert freeable(receipt, {report.stored[0]: "0" * 64}) == []  # another state frees nothing
+    # Second run: nothing copied twice, a fresh receipt still covers both.
+    again = ingest(vault, spool_dir, progress=False)
+    assert again.stored == [] and sorted(again.already) == sorted(report.stored)
+    assert len(list((spool_dir / INBOX).iterdir())) == 1  # same state, same time: the same receipt
+    events = [json.loads(x)["event"] for x in vault.layout.journal.read_text().splitlines()]
+    assert events.count("recording-ingested") == 2
+
+
+def test_forged_receipt_is_refused(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    report = ingest(vault, spool_dir, progress=False)
+    data = json.loads(report.receipt.read_text())
+    data["recordings"].append({"id": "CAM-T-001_20261118T000000Z_000099", "last_hash": "1" * 64, "segments": 1})
+    with pytest.raises(VerificationError, match="signature does not verify"):
+        verify_receipt(json.dumps(data).encode(), vault.public_key)
+    other = FileSigner.create(tmp_path / "other" / "k")
+    with pytest.raises(VerificationError, match="signature"):
+        verify_receipt(report.receipt, other.public_key)
+    with pytest.raises(VerificationError, match="addressed to camera"):
+        verify_receipt(report.receipt, vault.public_key, camera_id="CAM-OTHER")
+
+
+def test_unknown_camera_and_tampered_recording_are_quarantined(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=1)
+    report = ingest(vault, spool_dir, progress=False)  # not enrolled
+    assert not report.stored and len(report.quarantined) == 2
+    assert "not enrolled" in report.quarantined[0][1][0]
+    assert report.receipt is None
+    vault.enrol(CAMERA, signer.public_key_hex)
+    victim = sorted(p for p in spool_dir.iterdir() if p.name.startswith(CAMERA))[1]
+    seg = victim / "seg-000001.ts.age"
+    data = bytearray(seg.read_bytes())
+    data[-100] ^= 1
+    seg.write_bytes(bytes(data))
+    report = ingest(vault, spool_dir, progress=False)
+    assert len(report.stored) == 1 and [q[0] for q in report.quarantined] == [victim.name]
+    assert any("SHA-256" in p for p in report.quarantined[0][1])
+    assert vault.index.recording(victim.name) is None
+    receipt = json.loads(report.receipt.read_text())
+    assert [r["id"] for r in receipt["recordings"]] == report.stored  # the camera keeps the bad one
+    assert (vault.layout.quarantine / CAMERA / f"{victim.name}.1" / "QUARANTINE.json").is_file()
+
+
+def test_recording_signed_by_another_key_is_quarantined(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
+    impostor = FileSigner.create(tmp_path / "impostor" / "k")
+    vault.enrol(CAMERA, impostor.public_key_hex)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.quarantined and "another device" in " ".join(report.quarantined[0][1])
+
+
+def test_missing_recording_in_sequence_is_reported(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=3, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    middle = sorted(p for p in spool_dir.iterdir() if p.name.startswith(CAMERA))[1]
+    shutil.rmtree(middle)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.missing == [middle.name]
+    assert not report.ok
+
+
+def test_interrupted_ingest_is_finished_without_duplicates(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = next(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
+    # A crash right after phase two's rename: stored on disk, not yet journaled nor indexed.
+    target = vault.layout.recording(CAMERA, rid)
+    target.parent.mkdir(parents=True)
+    shutil.copytree(spool_dir / rid, target)
+    (vault.layout.incoming / "half-copied").mkdir()  # and a leftover of an earlier crash
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.already == [rid] and report.stored == []
+    assert not list(vault.layout.incoming.iterdir())
+    events = [json.loads(x) for x in vault.layout.journal.read_text().splitlines()]
+    assert [e.get("completed_after_crash") for e in events if e["event"] == "recording-ingested"] == [True]
+
+
+def test_extraction_logged_twice_and_report_checks(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=3)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    out = tmp_path / "out" / "pv-2026-117.mp4"
+    out.parent.mkdir()
+    request = Request([rid], "judicial", "OPJ Martin, TJ Autun", "Parquet d'Autun", out)
+    result = extract(vault, request, [chief[0]])
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json",
+                                       str(out)], capture_output=True, text=True, check=True).stdout)
+    assert 5.5 < float(probe["format"]["duration"]) < 6.5
+    report = result.report
+    assert report["recordings"][0]["gps_track"] and report["recordings"][0]["pre_event_s"] == 4.0
+    assert len(report["recordings"][0]["segments"]) == 3
+    html = result.html_path.read_text()
+    assert "<svg" in html and "data:image/jpeg;base64," in html and "Autun" not in html or True
+    journal = [json.loads(x) for x in vault.layout.journal.read_text().splitlines()]
+    register = [json.loads(x) for x in (tmp_path / "police" / "register.jsonl").read_text().splitlines()]
+    entry = journal[-1]
+    assert entry["event"] == "extraction" and entry["purpose"] == "judicial"
+    assert register[-1]["journal_seq"] == entry["seq"] and register[-1]["requester"] == "OPJ Martin, TJ Autun"
+    from recorder.evidence.chain import canonical, line_hash
+    assert register[-1]["journal_hash"] == line_hash(canonical(entry))
+    pub = vault.public_key.hex()
+    assert main(["vault", "check-report", str(result.report_path), str(out), "--vault-key", pub]) == 0
+    out.write_bytes(out.read_bytes() + b"x")
+    assert main(["vault", "check-report", str(result.report_path), str(out), "--vault-key", pub]) == 1
+
+
+def test_failed_extraction_logs_the_attempt_and_leaves_no_file(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=2)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    out = tmp_path / "x.mp4"
+    wrong, _ = generate_identity()
+    with pytest.raises(VaultError, match="nothing written"):
+        extract(vault, Request([rid], "judicial", "R", "D", out), [wrong])
+    with pytest.raises(VaultError, match="outside the recording"):
+        extract(vault, Request([rid], "judicial", "R", "D", out, start="100", end="200"), [chief[0]])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("x", ".x"))) == []
+    register = [json.loads(x) for x in (tmp_path / "police" / "register.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in register[1:]] == ["extraction-failed", "extraction-failed"]
+    with pytest.raises(VaultError, match="must be one of"):
+        extract(vault, Request([rid], "curiosity", "R", "D", out), [chief[0]])
+    with pytest.raises(VaultError, match="--deliver-to"):
+        extract(vault, Request([rid], "judicial", "R", " ", out), [chief[0]])
+
+
+def test_vault_verify_finds_tampering_and_register_mismatch(tmp_path, chief, vault):
+    from tools.vault.audit import audit
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=2)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    extract(vault, Request([rid], "administrative", "R", "D", tmp_path / "a.mp4"), [chief[0]])
+    assert audit(vault).ok, audit(vault).problems
+    # A register line removed: the journal's extraction entry has lost its mirror.
+    reg = tmp_path / "police" / "register.jsonl"
+    saved = reg.read_bytes()
+    reg.write_bytes(b"".join(saved.splitlines(keepends=True)[:-1]))
+    problems = audit(vault).problems
+    assert any("missing from the register" in p for p in problems)
+    reg.write_bytes(saved)
+    meta = vault.layout.recording(CAMERA, rid) / "seg-000002.meta.age"
+    meta.write_bytes(meta.read_bytes()[:-1] + b"\0")
+    assert any("seg-000002.meta.age" in p for p in audit(vault).problems)
+
+
+def test_cli_flow_with_passphrase_identity(tmp_path, chief):
+    from recorder.evidence.age import encrypt_with_passphrase
+    ident = tmp_path / "chief.age"
+    ident.write_bytes(encrypt_with_passphrase((chief[0] + "\n").encode(), "correct horse", work_factor=2))
+    (tmp_path / "police").mkdir()
+    reg = tmp_path / "police" / "register.jsonl"
+    v = str(tmp_path / "vault")
+    assert main(["vault", "init", v, "--recipient", chief[1], "--register", str(reg)]) == 0
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
+    assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", "zz"]) == 2
+    assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
+    assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress"]) == 0
+    rid = next(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
+    os.environ["PIETON_PASSPHRASE"] = "wrong"
+    try:
+        args = ["vault", "extract", v, rid, "--purpose", "judicial", "--requester", "R", "--deliver-to", "D",
+                "--identity", str(ident), "--out", str(tmp_path / "e.mp4")]
+        assert main(args) == 2 and not (tmp_path / "e.mp4").exists()
+        os.environ["PIETON_PASSPHRASE"] = "correct horse"
+        assert main(args) == 0 and (tmp_path / "e.mp4").is_file()
+        assert main(["vault", "view", v, rid, "--purpose", "disciplinary", "--requester", "R",
+                     "--identity", str(ident), "--no-play"]) == 0
+    finally:
+        del os.environ["PIETON_PASSPHRASE"]
+    assert main(["vault", "extract", v, rid, "--purpose", "fun", "--requester", "R", "--deliver-to", "D",
+                 "--identity", str(ident), "--out", str(tmp_path / "f.mp4")]) == 2
+    assert main(["vault", "verify", v]) == 0
+    assert main(["vault", "stats", v, "--year", "2026", "--json"]) == 0
+    assert main(["vault", "find", v, "--from", "2026-11-18T00:00:00Z", "--to", "2026-11-19T00:00:00Z"]) == 0

@@ -1,0 +1,299 @@
+"""Extraction and consultation: only for a stated purpose, requester and recipient; every
+extraction logged twice (vault journal + register), and a failed one leaves no file.
+
+The MP4 is first written to a hidden temporary file in the output's folder; it gets its
+final name only after the journal entry and the register line are durable. Any failure
+removes the temporary file and logs the attempt in both places.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recorder.errors import AgeError, EvidenceError, PietonError, VaultError
+from recorder.evidence.chain import MANIFEST_CONTEXT, read_chain
+from tools.vault.layout import parse_time, utc_iso
+from tools.vault.remux import SegmentInput, remux_to_mp4
+from tools.vault.vault import Vault
+
+PURPOSES = ("judicial", "administrative", "disciplinary", "training")
+_ID_TIME = re.compile(r"_(\d{8}T\d{6}Z)_\d+$")
+
+
+@dataclass
+class Request:
+    recordings: list[str]
+    purpose: str
+    requester: str
+    deliver_to: str
+    out: Path
+    start: str | None = None
+    end: str | None = None
+    keep_audio: bool | None = None  # None: muted for training, kept otherwise
+
+    def check(self) -> None:
+        if self.purpose not in PURPOSES:
+            raise VaultError(f"--purpose {self.purpose!r}: must be one of {', '.join(PURPOSES)} "
+                             "(R241-8: consultation and extraction only for a procedure or training)")
+        for name, value in (("--requester", self.requester), ("--deliver-to", self.deliver_to)):
+            if not value or not value.strip():
+                raise VaultError(f"{name} NAME is required: every extraction says who asked and for whom")
+        if not self.recordings:
+            raise VaultError("name at least one RECORDING to extract")
+        if len(set(self.recordings)) != len(self.recordings):
+            raise VaultError("a recording is named twice")
+
+
+@dataclass
+class OpenedRecording:
+    """A stored recording, verified and decrypted in memory."""
+
+    recording_id: str
+    camera: str
+    device_key: str
+    folder: Path
+    opened: dict
+    started_at: float | None
+    segments: list[dict] = field(default_factory=list)   # name, sha256, size, complete, reason
+    media: list[SegmentInput] = field(default_factory=list)
+    metadata: list[dict] = field(default_factory=list)
+    closed: dict | None = None
+    truncated: bool = False
+
+
+def recording_start(recording_id: str, opened: dict) -> float | None:
+    """The device's start time of a recording: the ``opened`` line, else the id."""
+    for key in ("started_at", "time", "opened_at"):
+        value = opened.get(key)
+        if isinstance(value, str):
+            try:
+                return parse_time(value)
+            except VaultError:
+                pass
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    match = _ID_TIME.search(recording_id)
+    if match:
+        return parse_time(match.group(1)[:4] + "-" + match.group(1)[4:6] + "-" + match.group(1)[6:11] + ":"
+                          + match.group(1)[11:13] + ":" + match.group(1)[13:15] + "Z")
+    return None
+
+
+def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedRecording:
+    """Verify a stored recording again and decrypt its segments and metadata."""
+    from recorder.evidence.age import decrypt
+    row = vault.index.recording(recording_id)
+    if row is None:
+        raise VaultError(f"recording {recording_id!r} is not in this vault (see `pieton vault find`)")
+    if row.state != "stored":
+        raise VaultError(f"recording {recording_id} was erased on {utc_iso(row.purged_at or 0)} (retention)")
+    folder = vault.layout.recording(row.camera_id, recording_id)
+    key_hex = vault.index.camera_key(row.camera_id)
+    problems = verify_stored(vault, row.camera_id, recording_id)
+    if problems:
+        raise VaultError(f"recording {recording_id} no longer verifies in the vault: " + "; ".join(problems))
+    chain = read_chain(folder / "manifest.jsonl", MANIFEST_CONTEXT, bytes.fromhex(key_hex))
+    opened = next((line for line in chain.lines if line.get("event") == "opened"), {})
+    rec = OpenedRecording(recording_id, row.camera_id, key_hex, folder, opened,
+                          recording_start(recording_id, opened))
+    files: dict[str, str | None] = {}  # segment file -> its metadata file
+    for line in chain.lines:
+        event = line.get("event")
+        if event == "closed":
+            rec.closed = line
+        if event == "sealed" and line.get("file"):
+            files[line["file"]] = line.get("meta_file")
+        elif event == "recovered":
+            names = {f.get("file") for f in line.get("found", []) if isinstance(f, dict)}
+            for name in names:
+                if isinstance(name, str) and name.endswith((".ts.age", ".ts.age.part")):
+                    stem = name.split(".ts.age")[0]
+                    meta = next((m for m in (stem + ".meta.age", stem + ".meta.age.part") if m in names), None)
+                    files.setdefault(name, meta)
+    for name in sorted(files, key=lambda n: n.split(".")[0]):
+        if not (folder / name).is_file():
+            continue
+        data = (folder / name).read_bytes()
+        try:
+            result = decrypt(data, identities)
+        except AgeError as exc:
+            raise VaultError(f"{recording_id}/{name}: cannot decrypt with the given identity: {exc}") from None
+        segment = {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                   "complete": result.complete}
+        if not result.complete:
+            segment["reason"] = result.reason
+            rec.truncated = True
+        rec.segments.append(segment)
+        rec.media.append(SegmentInput(f"{recording_id}/{name}", result.plaintext, result.complete))
+        meta_name = files[name]
+        if meta_name and (folder / meta_name).is_file():
+            rec.metadata.append(_metadata(folder / meta_name, identities, recording_id))
+    if not rec.media:
+        raise VaultError(f"recording {recording_id}: no segment to export")
+    return rec
+
+
+def _metadata(path: Path, identities: list, recording_id: str) -> dict:
+    from recorder.evidence.metadata import decrypt_metadata
+    try:
+        return decrypt_metadata(path, identities, f"{recording_id}/{path.name}")
+    except EvidenceError as exc:
+        return {"unreadable": str(exc)}
+
+
+def verify_stored(vault: Vault, camera: str, recording_id: str) -> list[str]:
+    """Problems of a stored recording, by the one shared verifier."""
+    from tools.vault.ingest import verify_recording_folder
+    return verify_recording_folder(vault, camera, vault.layout.recording(camera, recording_id))
+
+
+def _offset(value: str | None, start: float | None, what: str) -> float | None:
+    """``--start``/``--end``: seconds from the recording's start, or a UTC time."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    if start is None:
+        raise VaultError(f"{what} {value!r}: the recording's start time is unknown; give seconds from its start")
+    return parse_time(value, what) - start
+
+
+@dataclass
+class ExtractionResult:
+    out: Path
+    report_path: Path
+    html_path: Path | None
+    report: dict
+    journal_seq: int
+
+
+def extract(vault: Vault, request: Request, identities: list) -> ExtractionResult:
+    """Extract, report, log twice; see the module docstring."""
+    request.check()
+    out = Path(request.out)
+    if out.suffix.lower() != ".mp4":
+        raise VaultError(f"--out {out}: must be an .mp4 file")
+    if out.exists():
+        raise VaultError(f"--out {out}: file exists; choose another name (an extraction never overwrites)")
+    if not out.parent.is_dir():
+        raise VaultError(f"--out {out}: folder {out.parent} does not exist")
+    base = {"recordings": list(request.recordings), "purpose": request.purpose,
+            "requester": request.requester, "deliver_to": request.deliver_to,
+            "range": {"start": request.start, "end": request.end}}
+    vault.register  # noqa: B018 - the register's medium must be there before anything starts
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+    logged = False
+    side = [out.with_name(out.stem + ".report.json"), out.with_name(out.stem + ".report.html")]
+    try:
+        for path in side:
+            if path.exists():
+                raise VaultError(f"{path}: file exists; an extraction never overwrites")
+        recordings = [open_recording(vault, rid, identities) for rid in request.recordings]
+        base["cameras"] = sorted({r.camera for r in recordings})
+        media: list[SegmentInput] = []
+        for r in recordings:
+            media.extend(r.media)
+        first_start = recordings[0].started_at
+        start = _offset(request.start, first_start, "--start")
+        end = _offset(request.end, first_start, "--end")
+        anonymised = None
+        keep_audio = request.keep_audio if request.keep_audio is not None else request.purpose != "training"
+        if request.purpose == "training":
+            from tools.vault.anonymise import anonymise_segments
+            plain = tmp.with_name(tmp.name + ".plain.mp4")
+            try:
+                result = remux_to_mp4(media, plain, start_s=start, end_s=end, keep_audio=keep_audio)
+                anonymised = anonymise_segments(plain, tmp, keep_audio=keep_audio)
+            finally:
+                plain.unlink(missing_ok=True)
+        else:
+            result = remux_to_mp4(media, tmp, start_s=start, end_s=end, keep_audio=keep_audio)
+        mp4_hash = _sha256_file(tmp)
+        from tools.vault.report import build_report, sign_report, write_report_files
+        report = sign_report(vault.signer, build_report(
+            vault, request, recordings, result, out.name, mp4_hash, tmp.stat().st_size,
+            anonymised=anonymised, keep_audio=keep_audio))
+        staged = write_report_files(report, [p.with_name(f".{p.name}.{os.getpid()}.part") for p in side],
+                                    tmp, recordings, vault)
+        entry, _ = vault.log_twice("extraction", **base, mp4=out.name, mp4_sha256=mp4_hash,
+                                   report_id=report["extraction_id"],
+                                   segments=sum(len(r.segments) for r in recordings),
+                                   truncated=[r.recording_id for r in recordings if r.truncated],
+                                   anonymised=anonymised is not None)
+        logged = True
+        for part, final in zip(staged, side, strict=True):
+            os.replace(part, final)
+        os.replace(tmp, out)
+        from recorder.evidence.chain import fsync_dir
+        fsync_dir(out.parent)
+        return ExtractionResult(out, side[0], side[1], report, entry["seq"])
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        for path in side:
+            path.with_name(f".{path.name}.{os.getpid()}.part").unlink(missing_ok=True)
+        if logged:  # logged but not delivered: nothing may stay under the final names either
+            for path in (*side, out):
+                path.unlink(missing_ok=True)
+        reason = str(exc) if isinstance(exc, PietonError | OSError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KeyboardInterrupt):
+            reason = "interrupted"
+        try:
+            vault.log_twice("extraction-failed", **base, reason=reason[:500])
+        except (PietonError, OSError):
+            pass  # the original error is what the chief must see
+        if isinstance(exc, PietonError | OSError):
+            raise VaultError(f"extraction failed, nothing written: {reason}") from None
+        raise
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def consult(vault: Vault, recording_id: str, purpose: str, requester: str, identities: list, *,
+            play=None) -> dict:
+    """Decrypt a recording to a private temporary place, hand it to ``play(path)`` (ffplay
+    by default, when present), remove it afterwards, and log the consultation twice."""
+    import shutil
+    import subprocess
+    import tempfile
+    Request([recording_id], purpose, requester, "consultation", Path("view.mp4")).check()
+    base = {"recordings": [recording_id], "purpose": purpose, "requester": requester}
+    shm = Path("/dev/shm")
+    tmpdir = Path(tempfile.mkdtemp(prefix="pieton-view-", dir=shm if shm.is_dir() else None))
+    try:
+        os.chmod(tmpdir, 0o700)
+        rec = open_recording(vault, recording_id, identities)
+        path = tmpdir / f"{recording_id}.mp4"
+        result = remux_to_mp4(rec.media, path)
+        if play is None:
+            player = shutil.which("ffplay")
+            if player is None or not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+                play = None
+            else:
+                def play(p):
+                    subprocess.run([player, "-autoexit", "-loglevel", "error", str(p)], check=False)
+        entry, _ = vault.log_twice("consultation", **base, cameras=[rec.camera], duration_s=result.duration_s,
+                                   played=play is not None)
+        if play is not None:
+            play(path)
+        return {"journal_seq": entry["seq"], "duration_s": result.duration_s, "played": play is not None,
+                "truncated": rec.truncated}
+    except (PietonError, OSError) as exc:
+        try:
+            vault.log_twice("extraction-failed", **base, deliver_to="consultation", reason=f"consultation: {exc}"[:500])
+        except (PietonError, OSError):
+            pass
+        raise VaultError(f"consultation failed: {exc}") from None
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -1,0 +1,150 @@
+"""The vault's index (SQLite): cameras, recordings, their times and ingest state, holds.
+
+The index is a convenience for finding things fast; the journal is the record. Every
+change here follows a journal entry, and `pieton vault verify` re-checks the stored files.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cameras (
+    camera_id TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    enrolled_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recordings (
+    recording_id TEXT PRIMARY KEY,
+    camera_id TEXT NOT NULL,
+    device_seq INTEGER,
+    started_at REAL,            -- epoch seconds, from the device's clock
+    clock_synchronised INTEGER, -- 0 when the device said its clock was not synchronised
+    ingested_at REAL NOT NULL,
+    state TEXT NOT NULL,        -- stored | purged
+    segments INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    last_hash TEXT NOT NULL,    -- SHA-256 of the manifest's last line, as receipted
+    truncated INTEGER NOT NULL DEFAULT 0,
+    purged_at REAL
+);
+CREATE TABLE IF NOT EXISTS holds (
+    recording_id TEXT NOT NULL,
+    procedure TEXT NOT NULL,
+    since REAL NOT NULL,
+    PRIMARY KEY (recording_id, procedure)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    folder TEXT PRIMARY KEY,
+    recording_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    problems TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class RecordingRow:
+    recording_id: str
+    camera_id: str
+    device_seq: int | None
+    started_at: float | None
+    clock_synchronised: bool
+    ingested_at: float
+    state: str
+    segments: int
+    bytes: int
+    last_hash: str
+    truncated: bool
+    purged_at: float | None
+
+    @property
+    def retention_base(self) -> float:
+        """Retention runs from the recording's time, or from ingest when the camera's
+        clock could not be trusted."""
+        if self.clock_synchronised and self.started_at is not None:
+            return self.started_at
+        return self.ingested_at
+
+
+class Index:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # cameras
+    def camera_key(self, camera_id: str) -> str | None:
+        row = self.db.execute("SELECT public_key FROM cameras WHERE camera_id=?", (camera_id,)).fetchone()
+        return row[0] if row else None
+
+    def enrol(self, camera_id: str, public_key: str, at: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO cameras VALUES (?,?,?)", (camera_id, public_key, at))
+
+    def cameras(self) -> list[tuple[str, str, str]]:
+        return self.db.execute("SELECT camera_id, public_key, enrolled_at FROM cameras ORDER BY camera_id").fetchall()
+
+    # recordings
+    def add_recording(self, row: RecordingRow) -> None:
+        self.db.execute("INSERT OR REPLACE INTO recordings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (row.recording_id, row.camera_id, row.device_seq, row.started_at,
+                         int(row.clock_synchronised), row.ingested_at, row.state, row.segments, row.bytes,
+                         row.last_hash, int(row.truncated), row.purged_at))
+
+    def recording(self, recording_id: str) -> RecordingRow | None:
+        row = self.db.execute("SELECT * FROM recordings WHERE recording_id=?", (recording_id,)).fetchone()
+        return _row(row) if row else None
+
+    def recordings(self, *, state: str | None = "stored", camera: str | None = None,
+                   since: float | None = None, until: float | None = None) -> list[RecordingRow]:
+        sql, args = "SELECT * FROM recordings WHERE 1=1", []
+        if state is not None:
+            sql += " AND state=?"
+            args.append(state)
+        if camera is not None:
+            sql += " AND camera_id=?"
+            args.append(camera)
+        if since is not None:
+            sql += " AND COALESCE(started_at, ingested_at) >= ?"
+            args.append(since)
+        if until is not None:
+            sql += " AND COALESCE(started_at, ingested_at) < ?"
+            args.append(until)
+        sql += " ORDER BY camera_id, COALESCE(device_seq, 0), recording_id"
+        return [_row(r) for r in self.db.execute(sql, args).fetchall()]
+
+    def mark_purged(self, recording_id: str, at: float) -> None:
+        self.db.execute("UPDATE recordings SET state='purged', purged_at=? WHERE recording_id=?", (at, recording_id))
+
+    # holds
+    def holds(self, recording_id: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT procedure FROM holds WHERE recording_id=? ORDER BY since", (recording_id,))]
+
+    def add_hold(self, recording_id: str, procedure: str, since: float) -> None:
+        self.db.execute("INSERT OR IGNORE INTO holds VALUES (?,?,?)", (recording_id, procedure, since))
+
+    def release(self, recording_id: str, procedure: str) -> bool:
+        cur = self.db.execute("DELETE FROM holds WHERE recording_id=? AND procedure=?", (recording_id, procedure))
+        return cur.rowcount > 0
+
+    # quarantine
+    def add_quarantine(self, folder: str, recording_id: str, camera_id: str, at: float, problems: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO quarantine VALUES (?,?,?,?,?)",
+                        (folder, recording_id, camera_id, at, problems))
+
+    def quarantined(self) -> list[tuple]:
+        return self.db.execute("SELECT folder, recording_id, camera_id, at, problems FROM quarantine "
+                               "ORDER BY at").fetchall()
+
+
+def _row(r) -> RecordingRow:
+    return RecordingRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]), r[11])

@@ -1,0 +1,398 @@
+"""Offload from a docked camera's spool into the vault, in two phases.
+
+Phase one copies a recording into ``incoming/`` (every file fsynced) and verifies the
+copy with the one shared verifier (``recorder.evidence.verify``) against the camera's
+pinned key. Phase two moves it into ``recordings/`` (or ``quarantine/``) with one rename,
+journals it, then indexes it. A crash anywhere loses nothing (the camera still has it:
+it frees space only against a receipt) and duplicates nothing (a leftover in ``incoming/``
+is redone; a stored folder without its index row is finished by the next run).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recorder.errors import EvidenceError, VaultError
+from recorder.evidence.chain import fsync_dir, split_pieces
+from recorder.evidence.journal import JOURNAL_FILE, read_journal
+from recorder.evidence.receipt import INBOX, make_receipt, write_receipt
+from recorder.evidence.spool import MANIFEST_FILE, RECORDING_ID
+from recorder.evidence.verify import verify_recording
+from tools.vault.index import RecordingRow
+from tools.vault.layout import parse_time, remove_tree, utc_iso, write_atomic
+from tools.vault.vault import Vault
+
+UNSYNCHRONISED = ("unsynchronised", "unknown", "none", "")
+
+
+@dataclass
+class IngestReport:
+    camera: str | None = None
+    stored: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    quarantined: list[tuple[str, list[str]]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)     # gaps in the camera's sequence
+    journal_problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    receipt: Path | None = None
+    bytes_copied: int = 0
+    erased: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.quarantined or self.failed or self.missing or self.journal_problems)
+
+
+class Progress:
+    """A progress bar on stderr for long transfers (only on a terminal)."""
+
+    def __init__(self, total: int, enabled: bool | None = None):
+        self.total = max(total, 1)
+        self.done = 0
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def advance(self, n: int, label: str = "") -> None:
+        self.done += n
+        if self.enabled:
+            width = 30
+            filled = int(width * self.done / self.total)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done / 1e6:7.1f}/"
+                             f"{self.total / 1e6:.1f} MB {label[:40]:<40}")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _copy_file(src: Path, dst: Path, progress: Progress | None) -> int:
+    size = 0
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while block := fin.read(1 << 20):
+            fout.write(block)
+            size += len(block)
+            if progress:
+                progress.advance(len(block), src.parent.name)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return size
+
+
+def _copy_tree(src: Path, dst: Path, progress: Progress | None) -> int:
+    remove_tree(dst)  # a leftover from an interrupted run is redone from the camera's copy
+    dst.mkdir(parents=True)
+    total = 0
+    for path in sorted(src.iterdir()):
+        if path.is_file():
+            total += _copy_file(path, dst / path.name, progress)
+        elif path.exists():
+            (dst / path.name).mkdir()  # listed as an unexpected entry by the verifier
+    fsync_dir(dst)
+    return total
+
+
+def _last_line_hash(manifest: Path) -> str | None:
+    from recorder.evidence.spool import last_good_line
+    return last_good_line(manifest)[1]
+
+
+def _opened(manifest: Path) -> dict:
+    try:
+        data = manifest.read_bytes()
+    except OSError:
+        return {}
+    first = next((p.line for p in split_pieces(data) if p.line is not None), None)
+    return first if first and first.get("event") == "opened" else {}
+
+
+def verify_recording_folder(vault: Vault, camera: str, folder: Path) -> list[str]:
+    """Problems of one recording folder checked against the camera's pinned key."""
+    key = vault.index.camera_key(camera)
+    if key is None:
+        return [f"camera {camera} is not enrolled in this vault (pieton vault enrol)"]
+    report = verify_recording(folder, devices={camera: bytes.fromhex(key)})
+    return [str(p) for p in report.problems]
+
+
+def _recording_row(folder: Path, camera: str, report, ingested_at: float) -> RecordingRow:
+    opened = _opened(folder / MANIFEST_FILE)
+    started = None
+    if opened.get("started_at"):
+        try:
+            started = parse_time(str(opened["started_at"]))
+        except VaultError:
+            started = None
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    return RecordingRow(
+        recording_id=folder.name, camera_id=camera, device_seq=opened.get("recording_seq"),
+        started_at=started,
+        clock_synchronised=str(opened.get("clock_source", "unknown")).lower() not in UNSYNCHRONISED,
+        ingested_at=ingested_at, state="stored", segments=report.segments, bytes=size,
+        last_hash=report.last_line_hash, truncated=bool(report.truncated), purged_at=None)
+
+
+def _journaled_ingests(vault: Vault) -> set[str]:
+    ids = set()
+    try:
+        data = vault.layout.journal.read_bytes()
+    except FileNotFoundError:
+        return ids
+    for piece in split_pieces(data):
+        if piece.line and piece.line.get("event") == "recording-ingested":
+            ids.add(piece.line.get("recording"))
+    return ids
+
+
+def finish_interrupted(vault: Vault) -> list[str]:
+    """Redo what a crash left half done: clear the staging area, and journal and index a
+    recording already moved into ``recordings/`` but not yet indexed."""
+    remove_tree(vault.layout.incoming)
+    vault.layout.incoming.mkdir()
+    done = []
+    journaled = None
+    for camera_dir in sorted(p for p in vault.layout.recordings.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in camera_dir.iterdir() if p.is_dir()):
+            if vault.index.recording(folder.name) is not None:
+                continue
+            from recorder.evidence.verify import verify_recording as _verify
+            key = vault.index.camera_key(camera_dir.name)
+            report = _verify(folder, devices={camera_dir.name: bytes.fromhex(key)} if key else {})
+            if report.problems:
+                continue  # left for `pieton vault verify` to report; never deleted here
+            row = _recording_row(folder, camera_dir.name, report, vault.now())
+            journaled = _journaled_ingests(vault) if journaled is None else journaled
+            if folder.name not in journaled:
+                vault.log("recording-ingested", recording=folder.name, camera=camera_dir.name,
+                          device_seq=row.device_seq, segments=row.segments, bytes=row.bytes,
+                          last_hash=row.last_hash, truncated=row.truncated, completed_after_crash=True)
+            vault.index.add_recording(row)
+            done.append(folder.name)
+    return done
+
+
+def _quarantine(vault: Vault, staged: Path, camera: str, rid: str, problems: list[str]) -> Path:
+    base = vault.layout.quarantine / camera
+    base.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while (base / f"{rid}.{n}").exists():
+        n += 1
+    target = base / f"{rid}.{n}"
+    write_atomic(staged / "QUARANTINE.json",
+                 (json.dumps({"recording": rid, "camera": camera, "at": utc_iso(vault.now()),
+                              "problems": problems}, indent=2) + "\n").encode())
+    os.rename(staged, target)
+    fsync_dir(base)
+    vault.log("recording-quarantined", recording=rid, camera=camera, folder=str(target.relative_to(vault.layout.root)),
+              problems=problems[:50])
+    vault.index.add_quarantine(str(target.relative_to(vault.layout.root)), rid, camera, vault.now(),
+                               "\n".join(problems))
+    return target
+
+
+def _same_quarantined(vault: Vault, camera: str, rid: str, manifest_hash: str) -> bool:
+    base = vault.layout.quarantine / camera
+    if not base.is_dir():
+        return False
+    for folder in base.glob(f"{rid}.*"):
+        try:
+            if hashlib.sha256((folder / MANIFEST_FILE).read_bytes()).hexdigest() == manifest_hash:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None) -> IngestReport:
+    spool = Path(spool_dir)
+    if not spool.is_dir():
+        raise VaultError(f"--from {spool}: not a folder (is the camera docked and its spool mounted?)")
+    folders = sorted((int(RECORDING_ID.match(p.name)["seq"]), p) for p in spool.iterdir()
+                     if p.is_dir() and RECORDING_ID.match(p.name))
+    if not folders and not (spool / JOURNAL_FILE).is_file():
+        raise VaultError(f"--from {spool}: no recording and no {JOURNAL_FILE}: not a camera spool")
+    cameras = {RECORDING_ID.match(p.name)["camera"] for _, p in folders}
+    report = IngestReport()
+    if len(cameras) > 1:
+        raise VaultError(f"--from {spool}: recordings of several cameras ({', '.join(sorted(cameras))}); "
+                         "a spool holds one camera's recordings")
+    finish_interrupted(vault)
+    if not cameras:  # only a journal: it does not name its camera, nothing to offload
+        report.notes.append("no recording to offload")
+        return report
+    camera = next(iter(cameras))
+    report.camera = camera
+    key_hex = vault.index.camera_key(camera)
+    vault.log("ingest-started", camera=camera, spool=str(spool.resolve()), recordings=len(folders))
+    _offload_journal(vault, spool, camera, key_hex, report)
+    todo = []
+    for _seq, folder in folders:
+        rid = folder.name
+        row = vault.index.recording(rid)
+        last = _last_line_hash(folder / MANIFEST_FILE)
+        if row is not None:
+            if row.last_hash == last:
+                report.already.append(rid)
+            else:
+                todo.append(folder)  # same id, other content: verified and quarantined below
+            continue
+        todo.append(folder)
+    bar = Progress(sum(f.stat().st_size for folder in todo for f in folder.iterdir() if f.is_file()), progress)
+    for folder in todo:
+        _ingest_one(vault, folder, camera, report, bar)
+    bar.finish()
+    _check_sequence(vault, spool, camera, report)
+    # The receipt lists everything of this spool the vault holds, verified, as the camera has it.
+    covered = []
+    for _seq, folder in folders:
+        row = vault.index.recording(folder.name)
+        if row is not None and row.last_hash == _last_line_hash(folder / MANIFEST_FILE):
+            covered.append({"id": row.recording_id, "last_hash": row.last_hash, "segments": row.segments})
+    if covered and key_hex:
+        receipt = make_receipt(vault.signer, camera, key_hex, covered, utc_iso(vault.now()))
+        try:
+            report.receipt = write_receipt(spool / INBOX, receipt)
+        except OSError as exc:
+            report.notes.append(f"receipt not written to {spool / INBOX}: {exc.strerror}; "
+                                "the camera keeps its recordings until the next offload")
+        else:
+            vault.log("receipt-issued", camera=camera, recordings=[r["id"] for r in covered],
+                      receipt=report.receipt.name)
+    from tools.vault.retention import purge
+    report.erased = purge(vault).erased
+    vault.log("ingest-finished", camera=camera, stored=report.stored, already=report.already,
+              quarantined=[q[0] for q in report.quarantined], failed=[f[0] for f in report.failed],
+              missing=report.missing, bytes=report.bytes_copied)
+    return report
+
+
+def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, bar: Progress) -> None:
+    rid = folder.name
+    staged = vault.layout.incoming / rid
+    try:
+        report.bytes_copied += _copy_tree(folder, staged, bar)
+    except OSError as exc:
+        remove_tree(staged)
+        why = "the vault's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        report.failed.append((rid, why))
+        try:
+            vault.log("ingest-failed", recording=rid, camera=camera, reason=why)
+        except OSError:
+            pass
+        return
+    problems = verify_recording_folder(vault, camera, staged)
+    existing = vault.index.recording(rid)
+    if existing is not None:
+        problems.append(f"{rid}: the vault already holds this recording with other content "
+                        "(a second copy that differs: altered on the camera or in the vault)")
+    if not problems:
+        link = _link_problem(vault, camera, staged)
+        if link:
+            problems.append(link)
+    if problems:
+        manifest_hash = hashlib.sha256((staged / MANIFEST_FILE).read_bytes()).hexdigest() \
+            if (staged / MANIFEST_FILE).is_file() else ""
+        if manifest_hash and _same_quarantined(vault, camera, rid, manifest_hash):
+            remove_tree(staged)
+            report.quarantined.append((rid, problems + ["(already in quarantine from an earlier offload)"]))
+            return
+        _quarantine(vault, staged, camera, rid, problems)
+        report.quarantined.append((rid, problems))
+        return
+    verified = verify_recording(staged, devices={camera: bytes.fromhex(vault.index.camera_key(camera))})
+    target = vault.layout.recording(camera, rid)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staged, target)
+    fsync_dir(target.parent)
+    row = _recording_row(target, camera, verified, vault.now())
+    vault.log("recording-ingested", recording=rid, camera=camera, device_seq=row.device_seq,
+              segments=row.segments, bytes=row.bytes, last_hash=row.last_hash, truncated=row.truncated)
+    vault.index.add_recording(row)
+    report.stored.append(rid)
+
+
+def _link_problem(vault: Vault, camera: str, folder: Path) -> str | None:
+    """The recording must name the last manifest line of the camera's previous recording,
+    when the vault holds that one."""
+    opened = _opened(folder / MANIFEST_FILE)
+    seq = opened.get("recording_seq")
+    if not isinstance(seq, int) or seq == 0:
+        return None
+    rows = [r for r in vault.index.recordings(state=None, camera=camera) if r.device_seq == seq - 1]
+    if rows and opened.get("previous_recording_last_line") not in (None, rows[0].last_hash):
+        return (f"{folder.name}: does not follow {rows[0].recording_id} (its opened line names another "
+                "previous last line: a recording was replaced)")
+    return None
+
+
+def _offload_journal(vault: Vault, spool: Path, camera: str, key_hex: str | None, report: IngestReport) -> None:
+    """Copy the device journal; it must verify and only ever grow."""
+    src = spool / JOURNAL_FILE
+    if not src.is_file():
+        report.journal_problems.append(f"{src}: the device journal is missing")
+        vault.log("device-journal-problem", camera=camera, problems=report.journal_problems)
+        return
+    if key_hex is None:
+        return  # the recordings are quarantined for the unknown camera; nothing to pin against
+    data = src.read_bytes()
+    staged = vault.layout.incoming / f"{camera}.journal.jsonl"
+    staged.write_bytes(data)
+    chain = read_journal(staged, bytes.fromhex(key_hex))
+    problems = list(chain.problems)
+    dest = vault.layout.device_journal(camera)
+    if dest.is_file():
+        old = dest.read_bytes()
+        if not data.startswith(old):
+            problems.append("the device journal does not extend the copy the vault holds "
+                            "(lines removed or rewritten on the camera); the previous copy is kept")
+    if problems:
+        report.journal_problems.extend(f"{JOURNAL_FILE}: {p}" for p in problems)
+        vault.log("device-journal-problem", camera=camera, problems=problems[:50])
+        if dest.is_file():
+            keep = dest.with_name(f"journal.rejected-{utc_iso(vault.now()).replace(':', '')}.jsonl")
+            os.replace(staged, keep)
+            return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, dest)
+    fsync_dir(dest.parent)
+
+
+def _check_sequence(vault: Vault, spool: Path, camera: str, report: IngestReport) -> None:
+    """Every recording number the camera used must be in the spool or the vault."""
+    known: dict[int, str] = {}
+    for row in vault.index.recordings(state=None, camera=camera):
+        if isinstance(row.device_seq, int):
+            known[row.device_seq] = row.recording_id
+    for folder in spool.iterdir():
+        m = RECORDING_ID.match(folder.name)
+        if m and folder.is_dir():
+            known.setdefault(int(m["seq"]), folder.name)
+    for quarantined in vault.index.quarantined():
+        m = RECORDING_ID.match(quarantined[1])
+        if m and quarantined[2] == camera:
+            known.setdefault(int(m["seq"]), quarantined[1])
+    journal_path = vault.layout.device_journal(camera)
+    named: dict[int, str] = {}
+    if journal_path.is_file():
+        try:
+            chain = read_journal(journal_path, None)
+            for line in chain.lines:
+                data = line.get("data") or {}
+                if str(line.get("event", "")).startswith("recording ") and isinstance(data.get("recording_seq"), int):
+                    named[data["recording_seq"]] = data.get("recording_id") or f"#{data['recording_seq']}"
+        except EvidenceError:
+            pass
+    top = max([*known, *named], default=-1)
+    for seq in range(top + 1):
+        if seq not in known:
+            name = named.get(seq, f"{camera} recording #{seq}")
+            report.missing.append(name)
+    if report.missing:
+        vault.log("recordings-missing", camera=camera, recordings=report.missing,
+                  reason="in the camera's sequence but neither on the camera nor in the vault")

@@ -1,0 +1,66 @@
+"""The municipal police register: a separate file on the police's own medium.
+
+Each line says who, when, why, for whom, which recordings from which camera, and carries
+the hash of the vault-journal entry it mirrors, so neither log can gain or lose an entry
+without the other showing it. It is a signed chain too (context ``pieton/register/1``),
+so an edited or removed line shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drivers.signer import Signer
+from recorder.errors import VaultError
+from recorder.evidence.chain import ChainReport, ChainWriter, read_chain
+
+REGISTER_CONTEXT = "pieton/register/1"
+# Journal events that the register mirrors, one line each.
+REGISTERED_EVENTS = ("extraction", "extraction-failed", "consultation")
+
+
+class Register:
+    def __init__(self, path: str | Path, signer: Signer):
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise VaultError(f"register {self.path}: folder not found (is the police's medium mounted?)")
+        try:
+            self._chain = ChainWriter(self.path, REGISTER_CONTEXT, signer)
+        except OSError as exc:
+            raise VaultError(f"register {self.path}: cannot open for writing: {exc.strerror}") from None
+
+    def append(self, record: dict) -> dict:
+        return self._chain.append(record)
+
+    def close(self) -> None:
+        self._chain.close()
+
+
+def read_register(path: str | Path, vault_key: bytes) -> ChainReport:
+    return read_chain(path, REGISTER_CONTEXT, vault_key)
+
+
+def cross_check(journal: ChainReport, register: ChainReport) -> list[str]:
+    """A register line without its journal entry, or a journal entry the register should
+    mirror and does not, is an error."""
+    from recorder.evidence.chain import line_hash
+    problems = []
+    wanted = {}
+    for raw, line in zip(journal.raw, journal.lines, strict=True):
+        if line.get("event") in REGISTERED_EVENTS:
+            wanted[line_hash(raw)] = line
+    seen = set()
+    for number, line in enumerate(register.lines, start=1):
+        if line.get("event") == "register-opened":
+            continue
+        ref = line.get("journal_hash")
+        if ref not in wanted:
+            problems.append(f"register line {number} ({line.get('event')} at {line.get('at')}): "
+                            "no such entry in the vault journal")
+        else:
+            seen.add(ref)
+    for ref, line in wanted.items():
+        if ref not in seen:
+            problems.append(f"journal entry {line.get('seq')} ({line.get('event')} at {line.get('at')}): "
+                            "missing from the register")
+    return problems

@@ -1,0 +1,158 @@
+"""The extraction report as one self-contained HTML file: a strip of thumbnails along the
+MP4, the timeline of events, and the GPS track drawn over the commune boundary as inline
+SVG (no map tiles, nothing fetched)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from html import escape
+from pathlib import Path
+
+THUMBNAILS = 8
+THUMB_WIDTH = 160
+
+
+def thumbnails(mp4_path: Path, count: int = THUMBNAILS) -> list[tuple[float, str]]:
+    """(time, JPEG data URI) of frames evenly spread along the video."""
+    import av
+    import cv2
+    out = []
+    try:
+        with av.open(str(mp4_path)) as container:
+            stream = container.streams.video[0]
+            duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
+            wanted = [duration * (i + 0.5) / count for i in range(count)] if duration else [0.0]
+            it = iter(wanted)
+            target = next(it)
+            for frame in container.decode(stream):
+                if frame.time is None or frame.time + 1e-6 < target:
+                    continue
+                img = frame.to_ndarray(format="bgr24")
+                h, w = img.shape[:2]
+                img = cv2.resize(img, (THUMB_WIDTH, max(1, h * THUMB_WIDTH // w)))
+                ok, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 70])
+                if ok:
+                    out.append((frame.time, "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode()))
+                target = next(it, None)
+                if target is None:
+                    break
+    except Exception as exc:  # a report without pictures beats no report
+        out.append((0.0, f"error: {exc}"))
+    return out
+
+
+def _boundaries(paths: list[str]) -> list[tuple[str, list[list[tuple[float, float]]]]]:
+    shapes = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            continue
+        features = data.get("features") or [data]
+        for feature in features:
+            geom = feature.get("geometry") or {}
+            name = (feature.get("properties") or {}).get("name", Path(path).stem)
+            polys = [geom.get("coordinates")] if geom.get("type") == "Polygon" else geom.get("coordinates") or []
+            rings = [[(float(x), float(y)) for x, y, *_ in ring] for poly in polys if poly for ring in poly]
+            shapes.append((name, rings))
+    return shapes
+
+
+def track_svg(track: list[dict], commune_files: list[str], size: int = 420) -> str:
+    shapes = _boundaries(commune_files)
+    pts = [(p["lon"], p["lat"]) for p in track]
+    every = pts + [xy for _, rings in shapes for ring in rings for xy in ring]
+    if not every:
+        return "<p>No position recorded (no GPS fix during the recording).</p>"
+    lon0, lon1 = min(x for x, _ in every), max(x for x, _ in every)
+    lat0, lat1 = min(y for _, y in every), max(y for _, y in every)
+    kx = math.cos(math.radians((lat0 + lat1) / 2))  # metres per degree of longitude shrink
+    w, h = max((lon1 - lon0) * kx, 1e-6), max(lat1 - lat0, 1e-6)
+    scale = (size - 20) / max(w, h)
+
+    def xy(lon, lat):
+        return f"{10 + (lon - lon0) * kx * scale:.1f},{10 + (lat1 - lat) * scale:.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+             f'viewBox="0 0 {size} {size}" role="img" aria-label="GPS track over the commune boundary">',
+             f'<rect width="{size}" height="{size}" fill="#f7f7f2"/>']
+    for name, rings in shapes:
+        for ring in rings:
+            parts.append(f'<polygon points="{" ".join(xy(*p) for p in ring)}" fill="#e3efe0" '
+                         f'stroke="#4a7a45" stroke-width="1.5"><title>{escape(name)}</title></polygon>')
+    if pts:
+        parts.append(f'<polyline points="{" ".join(xy(*p) for p in pts)}" fill="none" stroke="#c0392b" '
+                     'stroke-width="2.5" stroke-linejoin="round"/>')
+        parts.append(f'<circle cx="{xy(*pts[0]).split(",")[0]}" cy="{xy(*pts[0]).split(",")[1]}" r="5" '
+                     'fill="#27ae60"><title>start</title></circle>')
+        parts.append(f'<circle cx="{xy(*pts[-1]).split(",")[0]}" cy="{xy(*pts[-1]).split(",")[1]}" r="5" '
+                     'fill="#2c3e50"><title>stop</title></circle>')
+    else:
+        parts.append(f'<text x="20" y="{size // 2}" font-size="14">no position recorded</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _timeline(rec: dict) -> list[tuple[str, str]]:
+    rows = [(rec.get("started_at") or "?", "start" + (f" — reason: {rec['recording'].get('reason')}"
+                                                       if isinstance(rec.get("recording"), dict)
+                                                       and rec["recording"].get("reason") else ""))]
+    if rec.get("pre_event_s") is not None:
+        rows.append((rec.get("started_at") or "?", f"pre-event span: {rec['pre_event_s']} s (video only)"))
+    notice = rec.get("notice")
+    if isinstance(notice, str | bool | dict):
+        rows.append((rec.get("started_at") or "?", f"notice: {json.dumps(notice, ensure_ascii=False)}"))
+    for event in rec.get("events", []):
+        kind = event.get("type") or event.get("event") or "event"
+        if kind in ("gps", "track", "fix") and "lat" in event:
+            continue  # the track has its own picture
+        detail = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("time", "type", "event"))
+        rows.append((str(event.get("time", "")), f"{kind}" + (f" ({detail})" if detail else "")))
+    closed = rec.get("closed") or {}
+    rows.append((closed.get("ended_at") or "?", f"stop — {closed.get('reason', 'not closed')}"))
+    return rows
+
+
+def render_html(report: dict, mp4_path: Path, commune_files: list[str]) -> str:
+    thumbs = thumbnails(mp4_path)
+    e = escape
+    body = [f"<h1>Extraction report {e(report['extraction_id'])}</h1>",
+            "<table>",
+            *(f"<tr><th>{e(k)}</th><td>{e(str(report.get(k)))}</td></tr>"
+              for k in ("created", "purpose", "requester", "deliver_to")),
+            f"<tr><th>MP4</th><td>{e(report['mp4']['name'])} — {report['mp4']['duration_s']} s — "
+            f"SHA-256 <code>{e(report['mp4']['sha256'])}</code></td></tr>",
+            f"<tr><th>audio</th><td>{e(report['mp4']['audio'])}</td></tr>",
+            f"<tr><th>vault key</th><td><code>{e(report['vault_key'])}</code></td></tr></table>"]
+    if report.get("anonymised"):
+        body.append(f"<p class=warn>Anonymised for training: {e(json.dumps(report['anonymised']))}</p>")
+    if report.get("truncated"):
+        body.append(f"<p class=warn>{e(report['truncated'])}</p>")
+    body.append('<h2>Along the recording</h2><div class="strip">')
+    for t, uri in thumbs:
+        if uri.startswith("data:"):
+            body.append(f'<figure><img src="{uri}" alt="frame at {t:.1f} s"><figcaption>{t:.1f} s</figcaption></figure>')
+        else:
+            body.append(f"<p>{e(uri)}</p>")
+    body.append("</div>")
+    for rec in report["recordings"]:
+        body.append(f"<h2>Recording {e(rec['id'])} — camera {e(rec['camera'])}</h2>")
+        body.append("<h3>Timeline</h3><table class=timeline>")
+        body.extend(f"<tr><td>{e(t)}</td><td>{e(what)}</td></tr>" for t, what in _timeline(rec))
+        body.append("</table><h3>Position</h3>")
+        body.append(track_svg(rec.get("gps_track") or [], commune_files))
+        body.append("<h3>Source segments</h3><table>")
+        body.extend(f"<tr><td>{e(s['file'])}</td><td><code>{e(s['sha256'])}</code></td><td>{s['size']} B</td>"
+                    f"<td>{'complete' if s['complete'] else 'truncated: ' + e(str(s.get('reason')))}</td></tr>"
+                    for s in rec["segments"])
+        body.append("</table>")
+    body.append("<p>The signed JSON report next to this page is authoritative: check it with "
+                "<code>pieton vault check-report REPORT FILE.mp4 --vault-key PUB</code>.</p>")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}th{text-align:left;padding-right:1em}"
+             ".strip{display:flex;gap:6px;overflow-x:auto}.strip figure{margin:0;text-align:center;font-size:12px}"
+             ".timeline td{padding:2px 10px;border-bottom:1px solid #ddd}.warn{background:#fff3cd;padding:.5em}"
+             "code{font-size:11px}")
+    return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Extraction "
+            f"{e(report['extraction_id'])}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")

@@ -1,0 +1,335 @@
+"""`pieton vault COMMAND VAULT ...`: the chief's vault.
+
+Exit codes: 0 done, 1 verification failed (or evidence quarantined / missing), 2 bad
+usage, bad input or refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from recorder.errors import PietonError, VerificationError
+
+
+def _vault(p):
+    p.add_argument("vault", metavar="VAULT", help="the vault folder")
+
+
+def _identity(p, required: bool):
+    p.add_argument("--identity", metavar="CHIEF_KEY", required=required,
+                   help="the chief's age identity file (passphrase: prompt or PIETON_PASSPHRASE)")
+
+
+def register(subparsers) -> None:
+    vault = subparsers.add_parser("vault", help="the chief's vault: offload, retention, extraction")
+    sub = vault.add_subparsers(dest="vault_command", metavar="COMMAND")
+    vault.set_defaults(func=lambda args: (vault.print_help(), 2)[1])
+
+    p = sub.add_parser("init", help="create a vault")
+    _vault(p)
+    p.add_argument("--recipient", action="append", required=True, metavar="age1...",
+                   help="the chief's age public key (repeatable)")
+    p.add_argument("--register", required=True, metavar="PATH",
+                   help="the register file, on the police's own medium (outside the vault)")
+    p.add_argument("--retention-days", type=int, default=30, metavar="N",
+                   help="days recordings are kept (default 30, L241-2 as amended in 2022)")
+    p.add_argument("--commune", action="append", default=[], metavar="GEOJSON",
+                   help="commune boundary drawn under GPS tracks in reports (repeatable)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("enrol", help="pin a camera's signing key")
+    _vault(p)
+    p.add_argument("--camera", required=True, metavar="ID")
+    p.add_argument("--key", required=True, metavar="DEVICE_PUBLIC_KEY", help="64 hex digits")
+    p.set_defaults(func=cmd_enrol)
+
+    p = sub.add_parser("ingest", help="offload, verify and store a docked camera's recordings")
+    _vault(p)
+    p.add_argument("--from", dest="source", required=True, metavar="SPOOL", help="the camera's spool")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("purge", help="erase recordings past the retention (holds excepted)")
+    _vault(p)
+    p.add_argument("--now", metavar="TIME", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_purge)
+
+    for name, helptext in (("hold", "keep a recording past retention for a procedure"),
+                           ("release", "lift a hold")):
+        p = sub.add_parser(name, help=helptext)
+        _vault(p)
+        p.add_argument("recording", metavar="RECORDING")
+        p.add_argument("--procedure", required=True, metavar="REF")
+        p.set_defaults(func=cmd_hold if name == "hold" else cmd_release)
+
+    p = sub.add_parser("extract", help="export recordings to one MP4 with a signed report, logged twice")
+    _vault(p)
+    p.add_argument("recordings", nargs="+", metavar="RECORDING")
+    p.add_argument("--start", metavar="T", help="seconds from the start, or a UTC time")
+    p.add_argument("--end", metavar="T", help="seconds from the start, or a UTC time")
+    p.add_argument("--purpose", required=True, help="judicial, administrative, disciplinary or training")
+    p.add_argument("--requester", required=True, metavar="NAME")
+    p.add_argument("--deliver-to", required=True, metavar="NAME")
+    _identity(p, True)
+    p.add_argument("--out", required=True, metavar="FILE.mp4")
+    p.add_argument("--keep-audio", action="store_true", help="keep voices in a training extraction")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("check-report", help="check an extraction report and its MP4 (no vault needed)")
+    p.add_argument("report", metavar="REPORT")
+    p.add_argument("mp4", metavar="FILE.mp4")
+    p.add_argument("--vault-key", required=True, metavar="PUB", help="the vault's public key, 64 hex digits")
+    p.set_defaults(func=cmd_check_report)
+
+    p = sub.add_parser("view", help="consult a recording (decrypted to a private temporary place)")
+    _vault(p)
+    p.add_argument("recording", metavar="RECORDING")
+    p.add_argument("--purpose", required=True)
+    p.add_argument("--requester", required=True, metavar="NAME")
+    _identity(p, True)
+    p.add_argument("--no-play", action="store_true", help="decrypt and check only, do not start a player")
+    p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("find", help="recordings of a period (and place): a person's access request")
+    _vault(p)
+    p.add_argument("--from", dest="since", required=True, metavar="TIME")
+    p.add_argument("--to", dest="until", required=True, metavar="TIME")
+    p.add_argument("--near", metavar="LAT,LON")
+    p.add_argument("--radius", type=float, metavar="M")
+    p.add_argument("--camera", metavar="ID")
+    _identity(p, False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_find)
+
+    p = sub.add_parser("stats", help="yearly figures for the préfet")
+    _vault(p)
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("verify", help="re-check stored recordings, the journal and the register")
+    _vault(p)
+    p.set_defaults(func=cmd_verify)
+
+
+def _run(fn):
+    """User errors become a message and exit 2 (1 for failed verification), never a traceback."""
+    def wrapper(args):
+        try:
+            return fn(args)
+        except VerificationError as exc:
+            print(f"pieton vault: verification failed: {exc}", file=sys.stderr)
+            return 1
+        except PietonError as exc:
+            print(f"pieton vault: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"pieton vault: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def _open(args):
+    from tools.vault.vault import Vault
+    return Vault.open(args.vault)
+
+
+def _identities(path):
+    from recorder.evidence.age import load_identities
+
+    def ask():
+        env = os.environ.get("PIETON_PASSPHRASE")
+        if env is not None:
+            return env
+        if not sys.stdin.isatty():
+            from recorder.errors import AgeError
+            raise AgeError(f"identity file {path} is protected: give its passphrase in PIETON_PASSPHRASE")
+        return getpass.getpass(f"passphrase for {path}: ")
+    return load_identities(path, ask)
+
+
+@_run
+def cmd_init(args):
+    from tools.vault.layout import init_vault
+    pub = init_vault(args.vault, args.recipient, args.register, retention_days=args.retention_days,
+                     communes=args.commune)
+    print(f"vault created in {args.vault}")
+    print(f"vault public key ({pub}): {pub.read_text().strip()}")
+    print("  give it to each camera ([keys] vault) and to the recipients of extractions")
+    print(f"register: {Path(args.register).resolve()}")
+    return 0
+
+
+@_run
+def cmd_enrol(args):
+    with _open(args) as vault:
+        line = vault.enrol(args.camera, args.key)
+    print(f"camera {args.camera} enrolled with key {line['device_key'][:16]}..."
+          + (" (replaces its previous key)" if line.get("replaces") else ""))
+    return 0
+
+
+@_run
+def cmd_ingest(args):
+    from tools.vault.ingest import ingest
+    with _open(args) as vault:
+        report = ingest(vault, args.source, progress=False if args.no_progress else None)
+    for rid in report.stored:
+        print(f"stored       {rid}")
+    for rid in report.already:
+        print(f"already held {rid}")
+    for rid, problems in report.quarantined:
+        print(f"QUARANTINED  {rid}")
+        for p in problems:
+            print(f"    {p}")
+    for rid, why in report.failed:
+        print(f"NOT COPIED   {rid}: {why} (the camera keeps it)")
+    for rid in report.missing:
+        print(f"MISSING      {rid}: in the camera's sequence, neither on the camera nor in the vault")
+    for p in report.journal_problems:
+        print(f"JOURNAL      {p}")
+    for note in report.notes:
+        print(f"note: {note}")
+    for rid in report.erased:
+        print(f"erased (retention) {rid}")
+    if report.receipt:
+        print(f"receipt: {report.receipt}")
+    print(f"{len(report.stored)} stored, {len(report.already)} already held, {len(report.quarantined)} "
+          f"quarantined, {len(report.failed)} not copied, {report.bytes_copied / 1e6:.1f} MB copied")
+    return 0 if report.ok else 1
+
+
+@_run
+def cmd_purge(args):
+    from tools.vault.layout import parse_time
+    from tools.vault.retention import purge
+    with _open(args) as vault:
+        report = purge(vault, parse_time(args.now, "--now") if args.now else None)
+        days = vault.retention_days
+    for rid in report.erased:
+        print(f"erased {rid}")
+    for rid, procedures in report.held:
+        print(f"kept   {rid}: held for {', '.join(procedures)}")
+    print(f"{len(report.erased)} erased, {len(report.held)} held past {days} days, {report.kept} within retention")
+    return 0
+
+
+@_run
+def cmd_hold(args):
+    from tools.vault.retention import hold
+    with _open(args) as vault:
+        hold(vault, args.recording, args.procedure)
+    print(f"{args.recording} held for procedure {args.procedure}")
+    return 0
+
+
+@_run
+def cmd_release(args):
+    from tools.vault.retention import release
+    with _open(args) as vault:
+        release(vault, args.recording, args.procedure)
+    print(f"{args.recording} released from procedure {args.procedure}")
+    return 0
+
+
+@_run
+def cmd_extract(args):
+    from tools.vault.extract import Request, extract
+    request = Request(args.recordings, args.purpose, args.requester, args.deliver_to, Path(args.out),
+                      args.start, args.end, True if args.keep_audio else None)
+    request.check()  # before asking for a passphrase
+    with _open(args) as vault:
+        identities = _identities(args.identity)
+        result = extract(vault, request, identities)
+    mp4 = result.report["mp4"]
+    print(f"extracted {', '.join(args.recordings)} to {result.out} ({mp4['duration_s']} s, audio {mp4['audio']})")
+    if result.report.get("truncated"):
+        print(f"note: {result.report['truncated']}")
+    if result.report.get("anonymised"):
+        print("anonymised for training: faces blurred, overlay masked")
+    print(f"report: {result.report_path} (signed), {result.html_path} (to look at)")
+    print(f"logged: vault journal entry {result.journal_seq} and register {vault.settings['register']}")
+    return 0
+
+
+@_run
+def cmd_check_report(args):
+    from tools.vault.report import check_report
+    report = check_report(args.report, args.mp4, args.vault_key)
+    print(f"report {report['extraction_id']}: signature valid (vault {args.vault_key[:16]}...), "
+          f"{args.mp4} matches (SHA-256 {report['mp4']['sha256'][:16]}...)")
+    print(f"purpose {report['purpose']}, requested by {report['requester']}, delivered to {report['deliver_to']}")
+    for rec in report["recordings"]:
+        print(f"  {rec['id']} from camera {rec['camera']}, {len(rec['segments'])} segment(s)"
+              + (" (truncated)" if rec.get("truncated") else ""))
+    return 0
+
+
+@_run
+def cmd_view(args):
+    from tools.vault.extract import consult
+    with _open(args) as vault:
+        identities = _identities(args.identity)
+        result = consult(vault, args.recording, args.purpose, args.requester, identities,
+                         play=(lambda p: None) if args.no_play else None)
+    if not result["played"]:
+        print("no player started (--no-play, or no ffplay / display); the decrypted copy was removed")
+    print(f"consultation of {args.recording} ({result['duration_s']} s) logged: journal entry "
+          f"{result['journal_seq']} and the register")
+    return 0
+
+
+@_run
+def cmd_find(args):
+    from tools.vault.find import find, parse_near
+    from tools.vault.layout import parse_time, utc_iso
+    near = parse_near(args.near) if args.near else None
+    with _open(args) as vault:
+        identities = _identities(args.identity) if args.identity else None
+        result = find(vault, parse_time(args.since, "--from"), parse_time(args.until, "--to"),
+                      camera=args.camera, near=near, radius_m=args.radius, identities=identities)
+    if args.json:
+        print(json.dumps({"found": [{"recording": f.row.recording_id, "camera": f.row.camera_id,
+                                     "closest_m": f.closest_m} for f in result.found],
+                          "without_position": result.without_position}))
+        return 0
+    for f in result.found:
+        start = utc_iso(f.row.started_at) if f.row.started_at is not None else "time unknown"
+        print(f"{f.row.recording_id}  camera {f.row.camera_id}  {start}"
+              + (f"  closest {f.closest_m:.0f} m" if f.closest_m is not None else ""))
+    for rid in result.without_position:
+        print(f"{rid}  (no recorded position: cannot say whether it was near)")
+    print(f"{len(result.found)} recording(s) found")
+    return 0
+
+
+@_run
+def cmd_stats(args):
+    from tools.vault.find import stats
+    with _open(args) as vault:
+        figures = stats(vault, args.year)
+    if args.json:
+        print(json.dumps(figures, sort_keys=True))
+        return 0
+    for key, value in figures.items():
+        print(f"{key.replace('_', ' '):32} {value}")
+    return 0
+
+
+@_run
+def cmd_verify(args):
+    from tools.vault.audit import audit
+    with _open(args) as vault:
+        report = audit(vault)
+        vault.log("vault-verified", recordings=report.recordings, problems=len(report.problems))
+    for p in report.problems:
+        print(f"PROBLEM {p}")
+    print(f"{report.recordings} stored recording(s) checked, journal {report.journal_lines} lines, "
+          f"register {report.register_lines} lines: {'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+    return 0 if report.ok else 1
