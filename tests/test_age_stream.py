@@ -185,3 +185,39 @@ def test_disk_full_is_storage_full():
 def test_no_recipient_is_refused():
     with pytest.raises(AgeError, match="no age recipient"):
         AgeWriter(io.BytesIO(), [])
+
+
+def test_disk_full_mid_stream_keeps_what_was_durable(tmp_path):
+    path = tmp_path / "seg.part"
+    data = os.urandom(4 * CHUNK_SIZE)
+    with open(path, "wb") as f:
+        writer = AgeWriter(f, [CHIEF[1]])
+        writer.write(data[:2 * CHUNK_SIZE + 10])
+        durable = writer.sync()
+        assert writer.durable_plaintext_size == 2 * CHUNK_SIZE
+        with open("/dev/full", "wb") as full:      # the disk fills up: writes now get ENOSPC
+            os.dup2(full.fileno(), f.fileno())
+        with pytest.raises(StorageFull, match="no space left"):
+            writer.write(data[2 * CHUNK_SIZE + 10:])
+        assert writer.sync() == durable == writer.durable_size
+        with pytest.raises(AgeError, match="failed earlier"):
+            writer.write(b"more")
+    result = decrypt(path, [CHIEF[0]])
+    assert result.chunks == 2 and result.plaintext == data[:2 * CHUNK_SIZE] and not result.complete
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 3 * CHUNK_SIZE + 100), st.integers(0, 4 * ENC + 400))
+def test_any_cut_keeps_exactly_the_whole_chunks_before_it(size, cut):
+    data = bytes(size)
+    blob = encrypt_bytes(data, [CHIEF[1]])
+    start = header_info(blob).header_size + NONCE_SIZE
+    result = decrypt(blob[:cut], [CHIEF[0]])
+    if cut >= len(blob):
+        assert result.complete and result.plaintext == data
+        return
+    whole = max(0, cut - start) // ENC
+    # a full chunk before the cut is kept unless it is the final one (then the cut is inside it)
+    expect = min(whole, -(-size // CHUNK_SIZE) - 1 if size else 0)
+    assert not result.complete and result.chunks == expect
+    assert result.plaintext == data[:expect * CHUNK_SIZE]

@@ -145,6 +145,13 @@ class AgeWriter:
             self.sync()
         return n
 
+    @property
+    def durable_plaintext_size(self) -> int:
+        """Plaintext bytes inside the durable chunks: what a cut now would keep."""
+        if self.closed:
+            return self.plaintext_size
+        return max(0, self.durable_size - self.header_size - NONCE_SIZE) // ENCRYPTED_CHUNK * CHUNK_SIZE
+
     def sync(self) -> int:
         """Flush and fsync now; returns the durable ciphertext length."""
         if self._failed is not None:
