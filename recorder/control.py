@@ -205,11 +205,15 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, dict):
-        shown = [f"{k}={_value(v)}" for k, v in value.items() if k not in _WITHHELD]
+        shown = [f"{k}={_nested(v)}" for k, v in value.items() if k not in _WITHHELD]
         return ", ".join(shown) or "-"
     if isinstance(value, list | tuple):
         return ", ".join(_value(v) for v in value) or "none"
     return str(value)
+
+
+def _nested(value: Any) -> str:
+    return "{" + _value(value) + "}" if isinstance(value, dict) else _value(value)
 
 
 def _rest(value: dict, used: set[str]) -> str:
@@ -302,8 +306,15 @@ def format_status(status: dict[str, Any]) -> str:
             lines.append((label, render(status[key])))
     faults = status.get("faults")
     known = {key for key, _, _ in _KNOWN} | {"faults"}
+    details: list[str] = []  # sections of the status that are themselves tables
     for key in sorted(k for k in status if k not in known and k not in _WITHHELD):
-        lines.append((key.replace("_", " "), _value(status[key])))
+        value = status[key]
+        if isinstance(value, dict) and value:
+            details.append(f"{key.replace('_', ' ')}:")
+            details.extend(f"  {k}: {_value(v) if not isinstance(v, dict) else _nested(v)}"
+                           for k, v in value.items() if k not in _WITHHELD)
+        else:
+            lines.append((key.replace("_", " "), _value(value)))
     labels = [label for label, _ in lines] + (["driver faults"] if "faults" in status else [])
     width = max((len(label) for label in labels), default=0) + 2
     text = [f"{label + ':':<{width}}{value}" for label, value in lines]
@@ -316,7 +327,7 @@ def format_status(status: dict[str, Any]) -> str:
         else:
             text.append("driver faults:")
             text.extend(f"  {_value(item)}" for item in (faults if isinstance(faults, list) else [faults]))
-    return "\n".join(text)
+    return "\n".join(text + details)
 
 
 # -- `pieton ctl` ---------------------------------------------------------------------------

@@ -176,6 +176,8 @@ def test_start_replaces_a_stale_socket_but_never_a_live_one(tmp_path):
 
 def test_format_status_prints_unknown_keys_generically():
     text = format_status({"state": "armed", "recording": None, "faults": {}, "pre_event_s": 30.0,
-                          "segments": [1, 2], "media": {"encoder": "libx264", "lat": 1.5}})
-    assert text.splitlines() == ["state:         ARMED", "recording:     none", "media:         encoder=libx264",
-                                 "pre event s:   30", "segments:      1, 2", "driver faults: none"]
+                          "segments": [1, 2], "media": {"encoder": "libx264", "lat": 1.5,
+                                                        "video": {"fps": 30, "ok": True}}})
+    assert text.splitlines() == ["state:         ARMED", "recording:     none", "pre event s:   30",
+                                 "segments:      1, 2", "driver faults: none",
+                                 "media:", "  encoder: libx264", "  video: {fps=30, ok=yes}"]
