@@ -264,8 +264,9 @@ class Daemon:
             self._watchdog.stop()
         if self._control is not None:
             self.loop.create_task(self._control.close())
-        if self.sessions is not None and self.sessions.pipeline is not None:
-            self.sessions.pipeline.power_cut()
+        pipeline = self.sessions.pipeline if self.sessions is not None else None
+        if pipeline is not None and hasattr(pipeline, "power_cut"):
+            pipeline.power_cut()
         if self.machine is not None:
             self.machine.gestures.reset()
             self.machine.state = State.ARMED

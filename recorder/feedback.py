@@ -16,6 +16,7 @@ PATTERNS: dict[str, tuple[tuple[float, float], ...]] = {
     "start": ((0.25, 0.0),),
     "stop": ((0.12, 0.12), (0.12, 0.0)),
     "reminder": ((0.08, 0.0),),
+    "bookmark": ((0.08, 0.0),),
     "error": ((0.5, 0.15), (0.1, 0.15), (0.5, 0.0)),          # long-short-long
     "notice_not_played": ((0.1, 0.1),) * 5,                  # five quick buzzes: say it aloud
     "warning": ((0.1, 0.3), (0.1, 0.0)),                     # low storage / low battery

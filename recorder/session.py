@@ -79,8 +79,8 @@ class LiveSessions:
         except ImportError:
             return
         self.pipeline = MediaPipeline(self.config, hw.camera, hw.microphone, hw.ir, loop=self.loop,
-                                      wall_clock=self.daemon.wall, on_fault=self._media_fault,
-                                      overlay_info=self.overlay_info)
+                                      wall_clock=self.daemon.wall, on_fault=self._media_fault)
+        self.pipeline.set_agent(self.agent_number())
         self.pipeline.arm()
 
     async def close(self) -> None:
@@ -92,15 +92,6 @@ class LiveSessions:
     # -- helpers ---------------------------------------------------------------------
     def wall_at(self, loop_time: float) -> float:
         return self.daemon.wall.now() - (self.loop.time() - loop_time)
-
-    def overlay_info(self) -> dict[str, Any]:
-        """What the overlay burns in: camera id, agent number, position when known."""
-        info: dict[str, Any] = {"camera_id": self.config.device.camera_id, "agent": self.agent_number()}
-        if self.position is not None:
-            fix = self.position.current_fix()
-            if fix is not None:
-                info["position"] = (fix.lat, fix.lon)
-        return info
 
     def agent_number(self) -> str | None:
         if self.assignment is None:

@@ -160,7 +160,7 @@ class Machine:
             return
         rec.bookmarks.append(gesture.press_time)
         rec.session.note({"kind": "bookmark", "time": gesture.press_time})
-        self.feedback.pulse("reminder")
+        self.feedback.pulse("bookmark")
 
     def _on_stop(self, gesture: Gesture) -> None:
         self.stop("stopped by the agent", gesture.time)

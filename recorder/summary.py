@@ -29,8 +29,7 @@ def recordings(player) -> list[dict]:
             rows.append({"id": rec.session.id, "reason": rec.reason, "notice": rec.notice,
                          "start": wall(rec.started), "stop": wall(rec.stopped) if rec.stopped else None,
                          "stop_reason": rec.stop_reason, "bookmarks": [wall(b) for b in rec.bookmarks],
-                         "segments": getattr(rec.session.writer, "segment_count", None)
-                         if hasattr(rec.session, "writer") else None})
+                         "segments": getattr(getattr(rec.session, "writer", None), "segments", None)})
     return rows
 
 

@@ -1,0 +1,57 @@
+"""Shared test helpers: configuration files and the chief's identity, made per test
+(keys are generated, never committed)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from recorder.config import DEFAULT_CONFIG, SCHEMA
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+# Small media for tests where the behaviour does not depend on size.
+SMALL_VIDEO = {"video": {"width": 320, "height": 240, "fps": 10}}
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def write_config(folder: Path, overrides: dict | None = None, name: str = "pieton.toml") -> Path:
+    """A complete configuration in ``folder`` (with the notice audio and commune
+    boundaries it references), the defaults changed by ``overrides[section][key]``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    overrides = overrides or {}
+    lines = []
+    for section, options in SCHEMA.items():
+        lines.append(f"[{section}]")
+        for key, option in options.items():
+            value = overrides.get(section, {}).get(key, option.default)
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    shutil.copy(DEFAULT_CONFIG.with_name("notice-fr.wav"), folder / "notice-fr.wav")
+    shutil.copytree(DEFAULT_CONFIG.parent / "communes", folder / "communes", dirs_exist_ok=True)
+    path = folder / name
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.fixture
+def chief(tmp_path):
+    """The chief's identity file and recipient, made for this test."""
+    from recorder.evidence.age import generate_identity
+    identity, recipient = generate_identity()
+    path = tmp_path / "chief.identity"
+    path.write_text(identity + "\n")
+    path.chmod(0o600)
+    return path, recipient

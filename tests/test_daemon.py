@@ -1,0 +1,171 @@
+"""The daemon as the device runs it: `pieton run` with a control socket and SIGTERM,
+callback crashes, the watchdog, and refusal to start without the chief's recipient."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from recorder.config import load_config
+from recorder.daemon import Daemon, Options
+from recorder.errors import ConfigError
+from tests.conftest import SMALL_VIDEO, write_config
+
+
+def wait_for(predicate, timeout=20.0, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def pieton(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True,
+                          timeout=60, **kw)
+
+
+def test_run_serves_status_and_seals_on_sigterm(tmp_path, chief):
+    _, recipient = chief
+    config = write_config(tmp_path / "cfg", SMALL_VIDEO)
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "recorder", "--config", str(config),
+                             "--state-dir", str(state), "--recipient", recipient],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: (state / "control.sock").exists()), proc.stderr
+        status = None
+
+        def got_status():
+            nonlocal status
+            result = pieton("ctl", "status", "--state-dir", str(state), "--json")
+            if result.returncode == 0:
+                status = json.loads(result.stdout)
+                return True
+            return False
+
+        assert wait_for(got_status)
+        assert status["state"] == "armed"
+        assert status["camera_id"] == "CAM-SIM-001"
+        assert status["config"]["signed"] is False
+        readable = pieton("ctl", "status", "--state-dir", str(state))
+        assert readable.returncode == 0 and "ARMED" in readable.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    journal = [json.loads(line) for line in (state / "spool" / "journal.jsonl").read_text().splitlines()]
+    assert journal[0]["event"] == "boot"
+    assert journal[-1]["event"] == "shutdown"
+
+
+def test_run_refuses_without_a_recipient_and_names_why(tmp_path):
+    config = write_config(tmp_path / "cfg", SMALL_VIDEO)
+    result = subprocess.run([sys.executable, "-m", "recorder", "--config", str(config),
+                             "--state-dir", str(tmp_path / "state")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "[keys] recipients is empty" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state" / "spool").exists(), "nothing started"
+
+
+def test_plain_toml_with_real_drivers_needs_the_development_flag(tmp_path, chief):
+    _, recipient = chief
+    config = load_config(write_config(tmp_path / "cfg", {"drivers": {"camera": "opencv"}}))
+    loop = asyncio.new_event_loop()
+    try:
+        daemon = Daemon(config, Options(tmp_path / "state", [recipient], simulated=False,
+                                        control_socket=False, notify=False), loop=loop)
+        with pytest.raises(ConfigError, match="--unsigned-config"):
+            loop.run_until_complete(daemon.start())
+    finally:
+        loop.close()
+
+
+def _daemon_in_thread(tmp_path, recipient, env_notify=None):
+    """A daemon on a real-time loop in a thread, as `pieton run` runs it."""
+    config = load_config(write_config(tmp_path / "cfg", SMALL_VIDEO))
+    loop = asyncio.new_event_loop()
+    options = Options(tmp_path / "state", [recipient], simulated=True, control_socket=False,
+                      notify=env_notify is not None)
+    daemon = Daemon(config, options, loop=loop)
+    started = threading.Event()
+
+    def main():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(daemon.start())
+        started.set()
+        loop.run_until_complete(daemon.wait_stopped())
+        loop.run_until_complete(daemon.shutdown("test over"))
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    assert started.wait(30)
+    return daemon, loop, thread
+
+
+def _stop(daemon, loop, thread):
+    loop.call_soon_threadsafe(daemon.request_stop)
+    thread.join(30)
+    loop.close()
+
+
+def test_a_crashing_driver_callback_does_not_stop_the_loop(tmp_path, chief):
+    daemon, loop, thread = _daemon_in_thread(tmp_path, chief[1])
+    try:
+        def broken_callback():
+            raise ZeroDivisionError("driver bug")
+        loop.call_soon_threadsafe(broken_callback)
+        assert wait_for(lambda: "callback" in daemon.faults, 5)
+        assert "driver bug" in daemon.faults["callback"]
+        # The loop still serves the button: a press starts a recording.
+        daemon.hardware.button.press()
+        assert wait_for(lambda: daemon.machine.state.value == "recording", 5)
+        daemon.hardware.button.release()
+    finally:
+        _stop(daemon, loop, thread)
+    assert daemon.machine.history[0].stop_reason == "test over", "SIGTERM-like stop sealed it"
+
+
+def test_a_hung_loop_stops_the_watchdog_pings(tmp_path, chief, monkeypatch):
+    sock_path = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(sock_path)
+    listener.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", sock_path)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")   # 0.2 s: a ping every 0.1 s
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    daemon, loop, thread = _daemon_in_thread(tmp_path, chief[1], env_notify=True)
+
+    def pings_during(seconds):
+        times, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                message = listener.recv(4096).decode()
+            except TimeoutError:
+                continue
+            if "WATCHDOG=1" in message.split("\n"):
+                times.append(time.monotonic())
+        return times
+
+    try:
+        assert len(pings_during(1.0)) >= 4, "a healthy loop pings"
+        loop.call_soon_threadsafe(time.sleep, 1.5)       # the loop hangs
+        time.sleep(0.25)
+        assert pings_during(1.0) == [], "no ping while the loop is hung"
+        time.sleep(0.5)
+        assert len(pings_during(1.0)) >= 4, "pings resume when the loop recovers"
+    finally:
+        _stop(daemon, loop, thread)
+        listener.close()
