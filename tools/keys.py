@@ -4,6 +4,9 @@ The chief's identity is the only key that can read recordings; it is written in 
 own passphrase format (scrypt), so the standard `age -d -i FILE` reads it too. The
 technician's key signs configurations; the device's key signs its manifests and journal.
 Neither of those two can decrypt anything.
+
+The age CLI (1.1.1) asks for an identity file's passphrase on /dev/tty only; it does not
+read it from a pipe. Scripts use our loader with PIETON_PASSPHRASE instead.
 """
 
 from __future__ import annotations

@@ -103,7 +103,10 @@ class AgeWriter:
 
     def _put(self, data: bytes) -> None:
         try:
-            self._file.write(data)
+            view = memoryview(data)
+            while view:  # a raw file may take part of a write; None: a writer that returns nothing
+                n = self._file.write(view)
+                view = view[len(view) if n is None else n:]
             self._file.flush()
         except OSError as exc:
             self._failed = exc
