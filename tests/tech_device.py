@@ -55,6 +55,8 @@ class Device:
                 "counter": self.keeper.counter}
 
     def events(self, chief_identity: Path | None = None) -> list[dict]:
+        if not self.journal.path.exists() or self.journal.path.stat().st_size == 0:
+            return []
         identities = [chief_identity.read_text().strip()] if chief_identity else None
         report = read_journal(self.journal.path, self.signer.public_key, identities)
         assert not report.problems, report.problems
