@@ -1,0 +1,127 @@
+"""Retention with holds, truncated recordings, a full vault disk."""
+
+import errno
+import json
+import subprocess
+
+import pytest
+from test_vault_flow import CAMERA, START, Clock, make_spool
+from test_vault_media import make_segments
+
+from drivers.signer import FileSigner
+from recorder.errors import VaultError
+from recorder.evidence.age import generate_identity
+from recorder.evidence.spool import Spool
+from tools.vault import ingest as ingest_module
+from tools.vault.extract import Request, extract
+from tools.vault.ingest import ingest
+from tools.vault.layout import init_vault
+from tools.vault.retention import hold, purge, release
+from tools.vault.vault import Vault
+
+DAY = 86400
+
+
+@pytest.fixture
+def setup(tmp_path):
+    identity, recipient = generate_identity()
+    (tmp_path / "police").mkdir()
+    init_vault(tmp_path / "vault", [recipient], tmp_path / "police" / "register.jsonl")
+    clock = Clock(START + 3600)
+    vault = Vault.open(tmp_path / "vault", clock=clock)
+    yield vault, identity, recipient, clock
+    vault.close()
+
+
+def events(vault):
+    return [json.loads(x) for x in vault.layout.journal.read_text().splitlines()]
+
+
+def test_purge_erases_after_retention_except_held_and_journals_it(tmp_path, setup):
+    vault, identity, recipient, clock = setup
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    first, second = ingest(vault, spool_dir, progress=False).stored
+    assert purge(vault).erased == []
+    hold(vault, second, "PV 2026/117")
+    with pytest.raises(VaultError, match="already held"):
+        hold(vault, second, "PV 2026/117")
+    clock.t = START + 31 * DAY
+    report = purge(vault)
+    assert report.erased == [first] and report.held == [(second, ["PV 2026/117"])]
+    assert not vault.layout.recording(CAMERA, first).exists()
+    assert vault.layout.recording(CAMERA, second).is_dir()
+    erased = [e for e in events(vault) if e["event"] == "recording-erased"]
+    assert erased[0]["recording"] == first and erased[0]["counted_from"] == "recording"
+    with pytest.raises(VaultError, match="erased"):
+        extract(vault, Request([first], "judicial", "R", "D", tmp_path / "x.mp4"), [identity])
+    release(vault, second, "PV 2026/117")
+    assert purge(vault).erased == [second]
+    assert [e["event"] for e in events(vault)].count("release") == 1
+    from tools.vault.audit import audit
+    assert audit(vault).ok, audit(vault).problems
+
+
+def test_unsynchronised_clock_counts_from_ingest(tmp_path, setup):
+    vault, identity, recipient, clock = setup
+    # The camera believed it was 1970 + a bit: its time cannot be trusted.
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=1, segments=1,
+                                   clock_source="unsynchronised", start=100000.0)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    assert vault.index.recording(rid).retention_base == clock.t
+    assert purge(vault, clock.t + 29 * DAY).erased == []
+    assert purge(vault, clock.t + 30 * DAY + 1).erased == [rid]
+    assert [e for e in events(vault) if e["event"] == "recording-erased"][0]["counted_from"] == "ingest"
+
+
+def test_truncated_recording_is_accepted_and_exported_to_its_last_good_frame(tmp_path, setup):
+    vault, identity, recipient, clock = setup
+    signer = FileSigner.create(tmp_path / "k" / "device-signing.key")
+    spool_dir = tmp_path / "spool"
+    wall = Clock(START)
+    media = make_segments(3)
+    spool = Spool(spool_dir, signer, [recipient], CAMERA, "0" * 64, False, wall_clock=wall)
+    spool.recover()
+    rec = spool.open_recording(wall.t, "agent", {"clock_source": "gps"})
+    seg = rec.open_segment()
+    seg.write(media[0])
+    seg.seal()
+    seg = rec.open_segment()
+    seg.write(media[1] + media[2])  # 100 KiB: one whole 64 KiB chunk becomes durable
+    seg.sync()
+    spool.close()  # power cut: no seal, no close
+    with Spool(spool_dir, signer, [recipient], CAMERA, "0" * 64, False, wall_clock=wall) as again:
+        again.recover()
+    vault.enrol(CAMERA, signer.public_key_hex)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.ok and len(report.stored) == 1
+    rid = report.stored[0]
+    assert vault.index.recording(rid).truncated
+    result = extract(vault, Request([rid], "judicial", "R", "D", tmp_path / "t.mp4"), [identity])
+    assert result.report["truncated"] and "seg-000002.ts.age.part" in result.report["truncated"]
+    assert 4.0 < result.report["mp4"]["duration_s"] < 5.0  # 2 s sealed + 64 KiB of the next 100 KiB
+    subprocess.run(["ffprobe", "-v", "error", str(tmp_path / "t.mp4")], check=True)
+
+
+def test_full_vault_disk_loses_nothing(tmp_path, setup, monkeypatch):
+    vault, identity, recipient, clock = setup
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    real = ingest_module._copy_file
+    calls = {"n": 0}
+
+    def copy(src, dst, progress):
+        calls["n"] += 1
+        if calls["n"] > 4:  # 4 files a recording: the second recording's files do not fit
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst, progress)
+
+    monkeypatch.setattr(ingest_module, "_copy_file", copy)
+    report = ingest(vault, spool_dir, progress=False)
+    assert len(report.stored) == 1 and report.failed and "disk is full" in report.failed[0][1]
+    receipt = json.loads(report.receipt.read_text())
+    assert [r["id"] for r in receipt["recordings"]] == report.stored  # the camera keeps the other
+    assert not list(vault.layout.incoming.iterdir())
+    monkeypatch.setattr(ingest_module, "_copy_file", real)
+    assert len(ingest(vault, spool_dir, progress=False).stored) == 1
