@@ -1,6 +1,8 @@
 import asyncio
+import os
 import struct
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,3 +186,49 @@ def test_make_notice_regenerates_the_notice_from_the_configured_text(tmp_path):
     shipped, _ = load_wav(DEFAULT_CONFIG.with_name("notice-fr.wav"))
     assert rate == 22050 and len(samples) > 1.3 * len(shipped)  # the longer sentence was spoken
     assert np.sqrt(np.mean(samples ** 2)) > 0.02
+
+
+PLAY_ON_NULL_CARD = r"""
+import asyncio, json, time
+from drivers.speaker import load_wav, open_speaker
+from recorder.config import DEFAULT_CONFIG
+
+async def main():
+    loop = asyncio.get_running_loop()
+    samples, rate = load_wav(DEFAULT_CONFIG.with_name("notice-fr.wav"))
+    with open_speaker("sounddevice", None, loop=loop, device="pietonnull") as speaker:
+        before = time.perf_counter()
+        start = speaker.play(samples, rate)
+        call_s = time.perf_counter() - before
+        playing = speaker.playing
+        await asyncio.sleep(0.2)
+        speaker.stop()
+        out = {"name": speaker.device_name, "call_s": call_s, "start_ahead": start - before,
+               "playing": playing, "after_stop": speaker.playing, "repr": repr(speaker)}
+    out["closed"] = repr(speaker)
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_sounddevice_speaker_plays_without_blocking_on_a_real_portaudio_device(tmp_path):
+    """PortAudio and ALSA for real, on ALSA's null output plugin (this machine has no card)."""
+    import json
+    import subprocess
+    import sys
+
+    alsa = tmp_path / "asound.conf"
+    alsa.write_text("</usr/share/alsa/alsa.conf>\n"
+                    "pcm.pietonnull { type null hint { show on description \"pieton test output\" } }\n")
+    if not (Path("/usr/share/alsa/alsa.conf")).is_file():
+        pytest.skip("no ALSA configuration on this machine")
+    env = {**os.environ, "ALSA_CONFIG_PATH": str(alsa)}
+    result = subprocess.run([sys.executable, "-c", PLAY_ON_NULL_CARD], capture_output=True, text=True,
+                            env=env, timeout=60, cwd=DEFAULT_CONFIG.parent.parent)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["name"] == "pietonnull"
+    assert out["call_s"] < 0.5            # the 3 s notice is not played on the caller's time
+    assert out["playing"] and not out["after_stop"]
+    assert "idle" in out["repr"] and "closed" in out["closed"]
