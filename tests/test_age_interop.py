@@ -7,7 +7,9 @@ import pty
 import select
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pyrage
 import pytest
@@ -30,12 +32,14 @@ pytestmark = [pytest.mark.integration,
 SIZES = [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3_000_000]
 
 
-def run_on_tty(argv, answers, timeout=30.0):
+def run_on_tty(argv, answers, timeout=30.0, cwd=None):
     """Run argv with a pseudo-terminal as its controlling terminal; type each answer
     when a passphrase prompt shows. Returns (exit code, terminal output)."""
     pid, fd = pty.fork()
     if pid == 0:
         try:
+            if cwd:
+                os.chdir(cwd)
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
@@ -190,3 +194,18 @@ def test_we_read_identity_protected_by_age_p(chief, tmp_path):
     assert protected.read_bytes().startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
     identities = load_identities(protected, lambda: "s3cret pass")
     assert identity_to_recipient(identities[0]) == recipient
+
+
+def test_pieton_keys_chief_prompts_twice_on_the_terminal(tmp_path):
+    env_free = [sys.executable, "-c", "import os, sys; os.environ.pop('PIETON_PASSPHRASE', None); "
+                "from tools.cli import main; sys.exit(main(sys.argv[1:]))"]
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "chief.age"
+    code, screen = run_on_tty(env_free + ["keys", "chief", "--out", str(out), "--work-factor", "10"],
+                              ["first try", "second try"], cwd=root)
+    assert code == 2 and "the two passphrases differ" in screen and not out.exists()
+    code, screen = run_on_tty(env_free + ["keys", "chief", "--out", str(out), "--work-factor", "10"],
+                              ["same phrase", "same phrase"], cwd=root)
+    assert code == 0, screen
+    recipient = screen.strip().splitlines()[-1]
+    assert identity_to_recipient(load_identities(out, "same phrase")[0]) == recipient
