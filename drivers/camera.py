@@ -238,7 +238,11 @@ class SimulatedCamera(Camera):
         body = int(BLACK + 60 * min(1.0, lut_gain))
         cv2.rectangle(y, (px, int(h * 0.45)), (px + max(8, w // 40), int(h * 0.85)), body, -1)
         cv2.circle(y, (px + max(4, w // 80), int(h * 0.42)), max(5, h // 40), body + 20, -1)
-        self._measured_mean = (float(y[::8, ::8].mean()), night)
+        # the exposure meter: mean luminance of the ambient light alone (the sensor knows
+        # its own illuminator's share), over the scene in view
+        sample = self._scene_y[::8, pan:pan + w:8]
+        ambient = np.clip(BLACK + (sample.astype(np.float32) - BLACK) * gain, BLACK, WHITE)
+        self._measured_mean = (float(ambient.mean()), float(sample.mean()))
         # I420: the U then V planes follow the luma, each (h/2, w/2), packed in w-wide rows
         u = out[h:h + h // 4].reshape(h // 2, w // 2)
         v = out[h + h // 4:].reshape(h // 2, w // 2)
@@ -267,15 +271,12 @@ class SimulatedCamera(Camera):
         self.lux = max(0.0, float(lux))
 
     def light_level(self) -> float:
-        # Mean luminance of the last frame, with the IR illuminator's share taken out:
-        # the sensor knows its own exposure and whether the illuminator is on.
+        """Lux from the last frame's mean ambient luminance (relative to the scene's own
+        reflectance), the way a sensor meters with its exposure known."""
         if self._measured_mean is None:
             return _gain_to_lux(_lux_to_gain(self.lux))
-        mean, night = self._measured_mean
-        scene_mean = float(self._scene_y[::8, ::8].mean()) - BLACK
-        gain = (mean - BLACK) / scene_mean if scene_mean > 0 else 0.0
-        if night:
-            gain = max(0.0, gain - self.IR_GAIN) if gain > self.IR_GAIN * 0.5 else _lux_to_gain(self.lux)
+        ambient, scene = self._measured_mean
+        gain = (ambient - BLACK) / (scene - BLACK) if scene > BLACK else 0.0
         return _gain_to_lux(min(1.0, gain))
 
     def start(self, loop, callback) -> None:

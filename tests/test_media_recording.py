@@ -1,0 +1,228 @@
+"""Recordings made by the media pipeline, decrypted and decoded: frames, counter, audio,
+pre-event join, notice, faults, night mode."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+
+import av
+import numpy as np
+import pytest
+from test_media_support import Rig, read_recording
+
+from drivers.speaker import SimulatedSpeaker, load_wav
+from recorder.config import DEFAULT_CONFIG
+
+
+@pytest.fixture
+def rig(tmp_path):
+    rigs = []
+
+    def make(overrides=None):
+        r = Rig(tmp_path / f"rig{len(rigs)}", overrides)
+        rigs.append(r)
+        return r
+
+    yield make
+    for r in rigs:
+        r.close()
+
+
+def counters(segments):
+    return [c for s in segments for _, c in s.frames]
+
+
+def record(r, seconds=5.0, before=3.0, during=None, reason="agent"):
+    async def main():
+        r.pipeline.arm()
+        await asyncio.sleep(before)
+        return await r.record(seconds, reason, during)
+    return r.run(main())
+
+
+def test_recording_decodes_with_pre_event_join_and_continuous_counter(rig):
+    r = rig()
+    rec, span, summary = record(r, seconds=5.0, before=3.0)
+    segments = read_recording(rec.path, r.device.identity_file)
+    fps = r.config.video.fps
+    # 2 s of pre-event (from the keyframe 2 s before the press) + 5 s recorded
+    assert 1.9 <= span <= 2.2 and summary["pre_event_s"] == pytest.approx(2.0)
+    frames = counters(segments)
+    assert None not in frames, "every decoded frame carries a readable counter"
+    assert frames == list(range(frames[0], frames[0] + len(frames))), "no frame missing or repeated"
+    assert len(frames) == pytest.approx((5.0 + summary["pre_event_s"]) * fps, abs=2)
+    assert frames[0] == 10  # the keyframe at t = 1 s: the ring starts on a keyframe
+    assert all((s.width, s.height) == (320, 240) for s in segments)
+    # segments of ~2 s, each starting on a keyframe; pts run on across segments
+    assert [s.meta["segment_info"]["video_frames"] for s in segments[:-1]] == [20] * (len(segments) - 1)
+    starts = [s.frames[0][0] for s in segments]
+    assert starts == sorted(starts) and starts[1] == pytest.approx(2.0)
+    # the pre-event span is marked, and carries no sound (audio in the ring is off by default)
+    first = segments[0]
+    assert first.meta["segment_info"]["pre_event_s"] == pytest.approx(2.0)
+    media = [e for e in first.meta["events"] if e["event"] == "media"][0]
+    assert media["pre_event_s"] == pytest.approx(2.0) and media["pre_event_audio"] is False
+    assert len(first.audio) == 0
+    # audio from the press on, on the video's timeline
+    audio = np.concatenate([s.audio for s in segments])
+    assert len(audio) == pytest.approx(5.0 * 48000, rel=0.03)
+    assert segments[1].audio_start == pytest.approx(2.0, abs=0.03)
+    assert summary["frames"]["dropped"] == 0 and summary["frames"]["late"] == 0
+
+
+@pytest.mark.integration
+def test_each_segment_plays_alone_with_ffprobe(rig, tmp_path):
+    r = rig()
+    rec, _, _ = record(r, seconds=4.0, before=1.0)
+    segments = read_recording(rec.path, r.device.identity_file)
+    assert len(segments) >= 2
+    for s in segments[1:]:
+        path = tmp_path / (s.name + ".ts")
+        path.write_bytes(s.plaintext)
+        out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(path)],
+                             capture_output=True, text=True, check=True)
+        streams = {st["codec_type"]: st for st in json.loads(out.stdout)["streams"]}
+        assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 320
+        assert int(streams["video"]["nb_read_frames"]) == len(s.frames)
+        assert streams["audio"]["codec_name"] == "aac" and streams["audio"]["sample_rate"] == "48000"
+        # the first decodable frame is the segment's first: it starts on a keyframe
+        assert s.frames[0][1] == s.meta["segment_info"]["first_frame"]
+
+
+def _window(segments, t0, t1, rate=48000):
+    """The recorded sound between t0 and t1 (seconds on the recording's timeline)."""
+    pieces = []
+    for s in segments:
+        if s.audio_start is None:
+            continue
+        times = s.audio_start + np.arange(len(s.audio)) / rate
+        pieces.append(s.audio[(times >= t0) & (times < t1)])
+    return np.concatenate(pieces)
+
+
+def _envelope(x, n=960):
+    x = x[: len(x) // n * n].reshape(-1, n)
+    return np.sqrt((x.astype(np.float64) ** 2).mean(axis=1))
+
+
+def test_notice_heard_in_an_intervention_and_absent_from_a_flagrant_delit(rig):
+    notice, notice_rate = load_wav(DEFAULT_CONFIG.with_name("notice-fr.wav"))
+    notice_s = len(notice) / notice_rate
+
+    def run(play_notice: bool, reason: str):
+        r = rig({"prebuffer": {"seconds": 0.0}})
+
+        async def during(rig_, rec):
+            if play_notice:  # as the daemon does: the notice as soon as the gesture is known
+                speaker = SimulatedSpeaker(rig_.loop, rig_.room)
+                speaker.play(notice, notice_rate, label="notice")
+                rec.note({"event": "notice", "played": True})
+
+        rec, span, _ = record(r, seconds=notice_s + 1.0, before=1.0, during=during, reason=reason)
+        assert span == 0.0
+        return read_recording(rec.path, r.device.identity_file)
+
+    # the press is at t = 0 of a recording without pre-event; the notice starts with it
+    heard = _window(run(True, "agent"), 0.0, notice_s)
+    silent = _window(run(False, "flagrant_delit"), 0.0, notice_s)
+    assert len(heard) > 0.95 * notice_s * 48000 and len(silent) > 0.95 * notice_s * 48000
+    reference = _envelope(notice, round(notice_rate * 0.02))  # 20 ms windows, like 960 at 48 kHz
+    n = min(len(reference), len(_envelope(heard)), len(_envelope(silent)))
+    heard_corr = np.corrcoef(_envelope(heard)[:n], reference[:n])[0, 1]
+    silent_corr = np.corrcoef(_envelope(silent)[:n], reference[:n])[0, 1]
+    assert heard_corr > 0.8, heard_corr  # the notice's own loudness contour is in the recording
+    assert abs(silent_corr) < 0.3, silent_corr
+    assert np.sqrt(np.mean(heard ** 2)) > 4 * np.sqrt(np.mean(silent ** 2))
+
+
+def test_camera_stops_recording_goes_on_with_audio_and_says_so(rig):
+    r = rig({"prebuffer": {"seconds": 0.0}})
+
+    async def during(rig_, rec):
+        await asyncio.sleep(1.0)
+        rig_.camera.fail()
+        await asyncio.sleep(3.0)
+        rig_.camera.recover()
+
+    rec, _, summary = record(r, seconds=2.0, before=1.0, during=during)
+    assert [k for k, _ in r.faults] == ["camera"]
+    segments = read_recording(rec.path, r.device.identity_file)
+    events = [e for s in segments for e in s.meta["events"]]
+    kinds = [e["event"] for e in events]
+    assert "video_lost" in kinds and "video_regained" in kinds
+    lost = next(e for e in events if e["event"] == "video_lost")
+    regained = next(e for e in events if e["event"] == "video_regained")
+    assert 2.5 <= regained["at"] - lost["at"] <= 3.5
+    # sound all along, video before and after the gap
+    audio = np.concatenate([s.audio for s in segments])
+    assert len(audio) == pytest.approx(6.0 * 48000, rel=0.03)
+    assert any(s.frames == [] and len(s.audio) > 0 for s in segments), "an audio-only segment in the gap"
+    frames = counters(segments)
+    assert None not in frames and frames[-1] - frames[0] >= 55
+    assert summary["frames"]["lost"] >= 25
+
+
+def test_microphone_fails_video_goes_on_and_metadata_says_so(rig):
+    r = rig({"prebuffer": {"seconds": 0.0}})
+
+    async def during(rig_, rec):
+        await asyncio.sleep(1.0)
+        rig_.microphone.fail()
+
+    rec, _, _ = record(r, seconds=3.0, before=1.0, during=during)
+    assert [k for k, _ in r.faults] == ["microphone"]
+    segments = read_recording(rec.path, r.device.identity_file)
+    kinds = [e["event"] for s in segments for e in s.meta["events"]]
+    assert "audio_lost" in kinds
+    assert segments[-1].meta["segment_info"]["audio_ok"] is False
+    frames = counters(segments)
+    assert frames == list(range(frames[0], frames[0] + len(frames))) and len(frames) >= 29
+
+
+def test_encoder_error_seals_the_segment_and_recording_goes_on(rig):
+    r = rig()
+
+    async def during(rig_, rec):
+        await asyncio.sleep(0.55)
+        rig_.camera.corrupt_next()
+
+    rec, _, summary = record(r, seconds=3.0, before=2.5, during=during)
+    assert [k for k, _ in r.faults] == ["encoder"]
+    segments = read_recording(rec.path, r.device.identity_file)
+    ended = [s.meta["segment_info"]["ended_by"] for s in segments]
+    assert "encoder_error" in ended
+    frames = counters(segments)
+    missing = sorted(set(range(frames[0], frames[-1] + 1)) - set(frames))
+    assert len(missing) == 1, "only the refused frame is lost"
+    broken = segments[ended.index("encoder_error")]
+    assert broken.frames[-1][1] == missing[0] - 1  # everything before it was sealed
+    after = segments[ended.index("encoder_error") + 1]
+    assert after.frames[0][1] == missing[0] + 1  # a new segment, on a fresh keyframe
+    assert summary["frames"]["encoder_errors"] == 1 and summary["frames"]["dropped"] == 1
+
+
+def test_night_mode_switches_ir_and_image_and_is_noted(rig):
+    r = rig({"nightmode": {"min_dwell_s": 2.0}})
+
+    async def during(rig_, rec):
+        await asyncio.sleep(1.0)
+        rig_.camera.set_light(1.0)  # dusk falls fast in a test
+        await asyncio.sleep(4.0)
+        rig_.camera.set_light(2000.0)
+
+    rec, _, _ = record(r, seconds=4.0, before=1.0, during=during)
+    segments = read_recording(rec.path, r.device.identity_file)
+    switches = [e for s in segments for e in s.meta["events"] if e["event"] == "night_mode"]
+    assert [e["on"] for e in switches] == [True, False]
+    assert switches[1]["at"] - switches[0]["at"] >= 2.0  # the minimum dwell
+    # the IR pins followed, through gpiozero's mock pins
+    assert r.pipeline.night.switches == 2 and not r.ir.night
+    # a night frame is monochrome (neutral chroma): decode one from the middle
+    with av.open(io.BytesIO(segments[2].plaintext), format="mpegts") as container:
+        frame = next(container.decode(video=0))
+    planes = frame.to_ndarray()  # I420
+    chroma = planes[240:].astype(int)
+    assert abs(chroma.mean() - 128) < 2 and chroma.std() < 3
