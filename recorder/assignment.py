@@ -181,13 +181,19 @@ class AssignmentKeeper:
                       {"agent": assignment.agent})
         return Answer("assigned", f"camera {assignment.device} assigned until {_iso(assignment.until)}")
 
-    def current(self) -> Assignment | None:
+    def current(self, now: float | None = None) -> Assignment | None:
         """The assignment in force, or None (never assigned, or its shift has ended)."""
-        if self._current is not None and self._current.until <= self.wall_clock():
+        now = self.wall_clock() if now is None else now
+        if self._current is not None and self._current.until <= now:
             expired, self._current = self._current, None
             self._journal("assignment", {"result": "expired", "counter": expired.counter,
                                          "until": _iso(expired.until), "status": NOT_ASSIGNED})
         return self._current
+
+    def agent_number(self, now: float | None = None) -> str | None:
+        """The agent number recordings carry, or None: "agent not assigned"."""
+        current = self.current(now)
+        return current.agent if current is not None else None
 
     def status(self) -> dict:
         """For the status display and logs: no agent number."""

@@ -202,7 +202,9 @@ def test_the_assignment_expires_at_the_end_of_the_shift(tmp_path, chief):
                                                      recipient), clock=lambda: now[0])
     assert device.keeper.offer(sign_assignment(tech, "A7", "CAM-SIM-001", 1, now[0] + 3600)).code == "assigned"
     assert device.keeper.offer(sign_assignment(tech, "A7", "CAM-SIM-001", 2, now[0] + 90_000)).code == "too-long"
+    assert device.keeper.agent_number(now[0] + 3599) == "A7"
     now[0] += 3601
+    assert device.keeper.agent_number() is None
     assert device.keeper.status() == {"agent": "agent not assigned", "until": None}
     assert device.keeper.recording_static() == {"agent": None, "agent_status": "agent not assigned"}
     assert device.events()[-1]["data"]["result"] == "expired"
