@@ -110,18 +110,20 @@ class SegmentWriter:
         spool = recording.spool
         self.started_at = spool.now()
         self.events: list[dict] = recording.take_pending_events()
-        self.state = "open"
+        self.state = "starting"
         self._durable = 0
         self._file = _SegmentFile(self.part_path)
         try:
             self._age = AgeWriter(self._file, spool.recipients, sync_interval=spool.sync_interval,
                                   clock=spool.monotonic, on_durable=self._on_durable)
+            self._age.sync()  # the header now, so even a cut in the first chunk leaves an age file
             # Provisional metadata: the agent and trigger survive a cut in the first segment.
             self._write_meta(self.meta_part_path, final=False)
             fsync_dir(folder)
         except BaseException:
             self._file.close()
             raise
+        self.state = "open"
         spool.observe_dir(folder)
 
     @property
@@ -137,7 +139,7 @@ class SegmentWriter:
         spool = self.recording.spool
         spool.observe(self.part_path, length)
         if self.state != "open":
-            return  # the final fsync of a seal: the sealed line covers it
+            return  # the header at the start, or the final fsync of a seal: no progress line
         if length == self._file.size:
             digest = self._file.sha256.hexdigest()
         else:  # the age writer buffered differently than expected: hash what is on disk
