@@ -57,9 +57,9 @@ def test_recording_decodes_with_pre_event_join_and_continuous_counter(rig):
     assert frames[0] == 10  # the keyframe at t = 1 s: the ring starts on a keyframe
     assert all((s.width, s.height) == (320, 240) for s in segments)
     # segments of ~2 s, each starting on a keyframe; pts run on across segments
-    assert [s.meta["segment_info"]["video_frames"] for s in segments[:-1]] == [20] * (len(segments) - 1)
+    assert all(19 <= s.meta["segment_info"]["video_frames"] <= 21 for s in segments[:-1])
     starts = [s.frames[0][0] for s in segments]
-    assert starts == sorted(starts) and starts[1] == pytest.approx(2.0)
+    assert starts == sorted(starts) and starts[1] == pytest.approx(2.0, abs=0.15)
     # the pre-event span is marked, and carries no sound (audio in the ring is off by default)
     first = segments[0]
     assert first.meta["segment_info"]["pre_event_s"] == pytest.approx(2.0)

@@ -59,7 +59,7 @@ class Rig:
         self.ir = open_ir("simulated", self.config)
         self.pipeline = MediaPipeline(self.config, self.camera, self.microphone, self.ir, loop=self.loop,
                                       wall_clock=self.wall,
-                                      on_fault=lambda kind, msg: self.faults.append((kind, msg)))
+                                      on_fault=lambda what: self.faults.append(tuple(what.split(": ", 1))))
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)

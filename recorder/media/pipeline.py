@@ -8,8 +8,8 @@ segmenter, sealer) runs in that single worker, in arrival order; notes for the r
 go through it too, so they never race a seal.
 
 Faults are reported, never swallowed: a camera that stops, a microphone that stops, an
-encoder that refuses a frame, a sealer that cannot write each call ``on_fault(kind,
-message)`` on the loop thread and are noted in the recording's metadata.
+encoder that refuses a frame, a sealer that cannot write each call ``on_fault("kind:
+message")`` on the loop thread and are noted in the recording's metadata.
 """
 
 from __future__ import annotations
@@ -57,10 +57,13 @@ class MediaPipeline:
         self._wall_now = wall_clock.now if hasattr(wall_clock, "now") else wall_clock
         self.on_fault = on_fault
         video = config.video
-        self.fps = camera.fps
+        # without a camera (it failed to open) the pipeline still records sound
+        self.fps = camera.fps if camera is not None else video.fps
+        self.width = camera.width if camera is not None else video.width
+        self.height = camera.height if camera is not None else video.height
         self.segment_seconds = video.segment_seconds
         self.overlay = Overlay(config.device.camera_id, enabled=video.overlay)
-        self.source = VideoSource.for_camera(camera, self.overlay, video)
+        self.source = VideoSource.for_camera(camera, self.overlay, video) if camera is not None else None
         self.audio = AudioEncoder(config.audio.sample_rate, config.audio.bitrate_kbps) if self.microphone else None
         pre = config.prebuffer
         # the encoder's VBV holds the rate; leave room for one extra group of pictures and slack
@@ -89,6 +92,7 @@ class MediaPipeline:
         self.lux: float | None = None
         self.faults: list[dict] = []
         self.pre_event_s = 0.0
+        self.press_to_durable_s: float | None = None
         self.segments = 0
         self._jobs: set[asyncio.Future] = set()
 
@@ -104,13 +108,14 @@ class MediaPipeline:
         if self.armed:
             return
         self.armed = True
-        if self.camera.encodes:
-            self.camera.set_pre_callback(lambda image, t: self.overlay.apply(image, self.wall_at(t)))
         now = self.loop.time()
         self._last_frame_time = self._last_audio_time = now
-        self.video_ok = True
         self.audio_ok = True if self.audio else None
-        self.camera.start(self.loop, self._on_frame)
+        if self.camera is not None:
+            if self.camera.encodes:
+                self.camera.set_pre_callback(lambda image, t: self.overlay.apply(image, self.wall_at(t)))
+            self.video_ok = True
+            self.camera.start(self.loop, self._on_frame)
         if self.audio is not None:
             self.microphone.start(self.loop, self._on_audio)
         self._watch_handle = self.loop.call_later(self.WATCH_INTERVAL_S, self._watch)
@@ -126,6 +131,7 @@ class MediaPipeline:
         self._press = press
         self.counters = _Counters()
         self.segments = 0
+        self.press_to_durable_s = None
         span = self.ring.span()
         self._submit(self._job_begin, recording, press)
         return span
@@ -146,8 +152,8 @@ class MediaPipeline:
         return {
             "state": state,
             "recording": getattr(self._recording, "id", None),
-            "video": {"width": self.camera.width, "height": self.camera.height, "fps": self.fps,
-                      "ok": self.video_ok, "backend": self.camera.backend},
+            "video": {"width": self.width, "height": self.height, "fps": self.fps,
+                      "ok": self.video_ok, "backend": getattr(self.camera, "backend", None)},
             "audio": {"ok": self.audio_ok, "enabled": self.audio is not None},
             "night_mode": self.night.night, "lux": None if self.lux is None else round(self.lux, 2),
             "prebuffer": self.ring.status(),
@@ -166,16 +172,33 @@ class MediaPipeline:
             await self.stop_recording()
         self.closed = True
         self.armed = False
-        if self._watch_handle is not None:
-            self._watch_handle.cancel()
-        self.camera.close()
-        if self.microphone is not None:
-            self.microphone.close()
+        self._stop_hardware()
         if self._jobs:
             await asyncio.gather(*list(self._jobs), return_exceptions=True)
         self.ring.clear()  # RAM only: nothing of the pre-event buffer outlives the pipeline
         if self._own_worker:
             self._worker.shutdown(wait=True)
+
+    def power_cut(self) -> None:
+        """Simulated loss of power: stop where we are, seal nothing (recovery at the next
+        start deals with what is on the card); the RAM ring is simply gone."""
+        self.closed = True
+        self.armed = False
+        self._segmenter = None
+        self._recording = None
+        self._stop_hardware()
+        self.ring.clear()
+        if self._own_worker:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def _stop_hardware(self) -> None:
+        if self._watch_handle is not None:
+            self._watch_handle.cancel()
+            self._watch_handle = None
+        if self.camera is not None:
+            self.camera.close()
+        if self.microphone is not None:
+            self.microphone.close()
 
     # -- what the overlay shows ------------------------------------------------------------
     def set_agent(self, agent: str | None) -> None:
@@ -247,7 +270,7 @@ class MediaPipeline:
             return
         now = self.loop.time()
         video_timeout = max(0.5, 5.0 / self.fps)
-        if self.video_ok and now - self._last_frame_time > video_timeout:
+        if self.camera is not None and self.video_ok and now - self._last_frame_time > video_timeout:
             self.video_ok = False
             self._record_event({"event": "video_lost", "at": self.wall_at(self._last_frame_time)})
             self._submit(self._job_video_present, False)
@@ -256,7 +279,7 @@ class MediaPipeline:
             self.audio_ok = False
             self._record_event({"event": "audio_lost", "at": self.wall_at(self._last_audio_time)})
             self._fault("microphone", f"no audio for {now - self._last_audio_time:.1f} s")
-        if now - self._last_light >= self.LIGHT_INTERVAL_S:
+        if self.camera is not None and now - self._last_light >= self.LIGHT_INTERVAL_S:
             self._last_light = now
             self._check_light(now)
         self._watch_handle = self.loop.call_later(self.WATCH_INTERVAL_S, self._watch)
@@ -288,7 +311,7 @@ class MediaPipeline:
         self.faults.append({"event": "fault", "kind": kind, "message": message,
                             "at": self._wall_now()})
         if self.on_fault is not None:
-            self.on_fault(kind, message)
+            self.on_fault(f"{kind}: {message}")
 
     def _fault_from_worker(self, kind: str, message: str) -> None:
         try:
@@ -305,19 +328,21 @@ class MediaPipeline:
     def _job_begin(self, recording, press: float) -> None:
         packets = self.ring.drain()
         origin = packets[0].time if packets else press
-        segmenter = Segmenter(recording, width=self.camera.width, height=self.camera.height, fps=self.fps,
+        segmenter = Segmenter(recording, width=self.width, height=self.height, fps=self.fps,
                               audio_rate=self.audio.rate if self.audio else None,
                               segment_seconds=self.segment_seconds, origin=origin,
-                              pre_event_end=press, describe=self._describe)
+                              pre_event_end=press, describe=self._describe, clock=self.loop.time)
         segmenter.video_present = bool(self.video_ok)
         self._segmenter = segmenter
         self.pre_event_s = press - origin if packets else 0.0
         recording.note({"event": "media", "pre_event_s": round(self.pre_event_s, 6),
                         "pre_event_from": self.wall_at(origin), "pre_event_audio": self.ring.audio,
-                        "width": self.camera.width, "height": self.camera.height, "fps": self.fps,
-                        "camera": self.camera.backend, "audio": self.audio is not None,
+                        "width": self.width, "height": self.height, "fps": self.fps,
+                        "camera": getattr(self.camera, "backend", None), "audio": self.audio is not None,
                         "night_mode": self.night.night, "video_ok": self.video_ok, "audio_ok": self.audio_ok})
-        if not any(p.kind == "video" for p in packets):
+        # The first frame after the press is a keyframe: a clean join, and (being large) it
+        # completes its age chunk at once, so the press's media is durable quickly.
+        if self.source is not None:
             self.source.request_keyframe()
         self._feed(packets)
 
@@ -417,7 +442,10 @@ class MediaPipeline:
                 self._fault_from_worker("storage", f"cannot seal the last segment: {exc}")
         self._segmenter = None
         self.segments = segmenter.sealed
+        if segmenter.first_durable is not None and self._press is not None:
+            self.press_to_durable_s = segmenter.first_durable - self._press
         return {"segments": segmenter.sealed, "pre_event_s": round(self.pre_event_s, 6),
+                "press_to_durable_s": self.press_to_durable_s,
                 "frames": self.counters.as_dict(), "skipped_before_keyframe": segmenter.skipped_before_keyframe,
                 "ts_bytes": segmenter.bytes, "last_segment": last}
 

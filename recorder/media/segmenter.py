@@ -9,6 +9,7 @@ zero at the recording's first packet), so the segments also join into one timeli
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -64,7 +65,7 @@ class Segmenter:
 
     def __init__(self, recording, *, width: int, height: int, fps: int, audio_rate: int | None,
                  segment_seconds: float, origin: float, pre_event_end: float | None = None,
-                 describe: Callable[[], dict] | None = None):
+                 describe: Callable[[], dict] | None = None, clock: Callable[[], float] | None = None):
         self.recording = recording
         self.width, self.height, self.fps = width, height, fps
         self.audio_rate = audio_rate
@@ -73,6 +74,10 @@ class Segmenter:
         self.pre_event_end = pre_event_end
         self.describe = describe
         self.video_present = True
+        # press -> first durable chunk holding media captured after the press (see _watch)
+        self.clock = clock or time.monotonic
+        self.first_durable: float | None = None
+        self._watch: tuple[_OpenSegment, int] | None = None
         self.current: _OpenSegment | None = None
         self.sealed = 0
         self.skipped_before_keyframe = 0
@@ -129,6 +134,26 @@ class Segmenter:
             seg.audio_packets += 1
         if self.pre_event_end is not None and packet.time < self.pre_event_end and packet.kind == "video":
             seg.pre_event_s += packet.duration
+        elif self.first_durable is None:
+            if self._watch is None:
+                self._watch = (seg, seg.sink.bytes)
+            self._check_durable()
+
+    def _check_durable(self) -> None:
+        # An age chunk reaches the disk only once full (64 KiB); as soon as the one holding
+        # the first post-press packet is written, make it durable now rather than at the
+        # next periodic fsync: that is when a power cut would keep the press's media.
+        seg, end = self._watch
+        chunk = 65536
+        if seg is not self.current:
+            return
+        written = getattr(seg.writer, "plaintext_size", None)
+        sync = getattr(seg.writer, "sync", None)
+        if written is None or sync is None:
+            return
+        if written > ((end - 1) // chunk + 1) * chunk:
+            sync()
+            self.first_durable = self.clock()
 
     def cut(self, reason: str) -> dict | None:
         """Seal the segment in progress (the next packet opens a new one)."""
@@ -153,6 +178,8 @@ class Segmenter:
         if self.describe is not None:
             extra.update(self.describe())
         seg.writer.seal(extra)
+        if self._watch is not None and self._watch[0] is seg and self.first_durable is None:
+            self.first_durable = self.clock()  # the seal made it durable
         self.sealed += 1
         self.bytes += seg.sink.bytes
         return extra
