@@ -195,8 +195,8 @@ class Spool:
         self._next_seq = seq + 1
         static = {"trigger_reason": reason, "flags": dict(flags or {}), "started_at": iso_utc(started_at)}
         self.current = RecordingWriter(self, rid, seq, folder, manifest, static)
-        self.journal.append("recording opened", {"recording_id": rid, "recording_seq": seq},
-                            personal={"trigger_reason": reason})
+        # The trigger reason is personal and may still be "pending": the metadata carries it.
+        self.journal.append("recording opened", {"recording_id": rid, "recording_seq": seq})
         return self.current
 
     def recording_closed(self, recording: RecordingWriter, reason: str) -> None:
