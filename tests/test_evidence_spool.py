@@ -147,3 +147,25 @@ def test_no_clear_data_on_the_device(device, tmp_path):
     ids = load_identities(device.identity_file)
     meta = json.dumps(decrypt_metadata(rec.path / "close.meta.age", ids))
     assert lat in meta
+
+
+def test_recover_leaves_the_recording_in_progress_alone(device):
+    spool = device.spool()
+    rec = spool.open_recording(device.clock.now(), "agent", {})
+    seg = rec.open_segment()
+    seg.write(mpegts(1.0, 0))
+    assert spool.recover() == []
+    seg.seal()
+    rec.close("stop gesture")
+    assert verify_recording(rec.path, device_key=device.signer.public_key).status == "intact"
+
+
+def test_devices_file_as_json(device, tmp_path, capsys):
+    from tools.cli import main as pieton
+    rec = device.record(device.spool())
+    devices = tmp_path / "devices.json"
+    devices.write_text(json.dumps({device.camera_id: device.signer.public_key.hex()}))
+    assert pieton(["verify", str(rec.path), "--devices", str(devices), "--identity", str(device.identity_file)]) == 0
+    devices.write_text("{not json")
+    assert pieton(["verify", str(rec.path), "--devices", str(devices)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err

@@ -119,6 +119,8 @@ class Spool:
         from recorder.evidence.recovery import recover_recording
         reports = []
         for folder in self.recordings():
+            if self.current is not None and self.current.state != "closed" and folder == self.current.path:
+                continue  # being written by this process, not left by a cut
             line = recover_recording(folder, self.signer, on_durable=self.observe)
             if line is None:
                 continue
