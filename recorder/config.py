@@ -316,9 +316,14 @@ def _check_referenced_files(config: Config) -> list[str]:
     return problems
 
 
+def _check_notice_audio(config: Config) -> list[str]:
+    from drivers.speaker import check_notice_audio  # the speaker driver knows what it plays
+    return check_notice_audio(config)
+
+
 # Further checks of referenced files (GeoJSON boundaries, notice audio) register here,
 # so `pieton config check` runs them without this module importing their owners.
-EXTRA_CHECKS: list = [_check_referenced_files]
+EXTRA_CHECKS: list = [_check_referenced_files, _check_notice_audio]
 
 
 def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = False) -> Config:

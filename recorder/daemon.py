@@ -100,6 +100,7 @@ class Daemon:
         notice = self._open_notice()
         self.sessions = LiveSessions(self)
         self.machine = Machine(self.config, self.loop, feedback, notice, self.sessions)
+        self.machine.on_change = self._notify_status
         self.sessions.start()
         if self.hardware.button is not None:
             self.hardware.button.start(self.loop, self.machine.button_edge)
@@ -162,9 +163,23 @@ class Daemon:
             try:
                 self._check_battery()
                 self._check_storage()
+                self._notify_status()
             except Exception:
                 log.exception("monitor check failed")
             await asyncio.sleep(MONITOR_INTERVAL_S)
+
+    def _notify_status(self) -> None:
+        """systemd's STATUS= line: state and faults, never a position or an identity."""
+        if not self.options.notify:
+            return
+        from recorder import notify
+        machine = self.machine
+        text = machine.state.value
+        if machine.current is not None:
+            text += f" ({machine.current.reason or 'pending'}, {self.loop.time() - machine.current.started:.0f} s)"
+        if self.faults:
+            text += "; faults: " + ", ".join(sorted(self.faults))
+        notify.status(text)
 
     def _check_battery(self) -> None:
         battery = self.hardware.battery if self.hardware else None

@@ -83,6 +83,12 @@ class Machine:
         self._stopping: asyncio.Task | None = None
         self.idle = asyncio.Event()
         self.idle.set()
+        self.on_change = None   # called after every state change (systemd STATUS=)
+
+    def _set_state(self, state: State) -> None:
+        self.state = state
+        if self.on_change is not None:
+            self.on_change()
 
     def arm(self) -> None:
         self.feedback.armed_light(True, "armed")
@@ -115,7 +121,7 @@ class Machine:
             self.feedback.recording_light(False, "start failed")
             self._refuse(gesture.time, str(exc))
             return
-        self.state = State.RECORDING
+        self._set_state(State.RECORDING)
         self.idle.clear()
         self.current = Recording(session=session, started=gesture.time)
         self.feedback.pulse("start")
@@ -170,7 +176,7 @@ class Machine:
         """Seal and close the recording in progress; the red light goes off after."""
         if self.state is not State.RECORDING or self.current is None:
             return self._stopping
-        self.state = State.STOPPING
+        self._set_state(State.STOPPING)
         self.current.stopped = self.loop.time() if when is None else when
         self.current.stop_reason = reason
         if self.current.reason is None:  # stopped before the reason settled
@@ -188,7 +194,7 @@ class Machine:
         finally:
             self.history.append(rec)
             self.current = None
-            self.state = State.ARMED
+            self._set_state(State.ARMED)
             self.feedback.recording_light(False, "last segment sealed")
             self.feedback.pulse("stop")
             self.gestures.reset()
