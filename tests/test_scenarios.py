@@ -1,0 +1,176 @@
+"""Scenarios through the whole daemon on simulated hardware, faster than real time."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from recorder.cli import SCENARIOS, simulate
+from recorder.scenario import ScenarioError, load_scenario, verdict
+from recorder.summary import print_summary, recordings
+from tests.conftest import SMALL_VIDEO, write_config
+
+
+def run(tmp_path, chief, scenario_text=None, scenario_path=None, overrides=None):
+    config = write_config(tmp_path / "cfg", {**SMALL_VIDEO, **(overrides or {})})
+    if scenario_text is not None:
+        scenario_path = tmp_path / "scenario.toml"
+        scenario_path.write_text(textwrap.dedent(scenario_text))
+    return simulate(scenario_path, tmp_path / "device", config_path=config, recipients=[chief[1]])
+
+
+def manifest(rec_dir):
+    return [json.loads(line) for line in (rec_dir / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_the_demo_patrol(tmp_path, chief):
+    player = run(tmp_path, chief, scenario_path=SCENARIOS / "patrol.toml")
+    assert verdict(player) is None, player.failures
+    rows = recordings(player)
+    assert [r["reason"] for r in rows] == ["intervention", "requested_by_person", "flagrant_delit"]
+    assert [r["notice"].get("given") for r in rows] == [True, True, False]
+    assert rows[2]["notice"]["skipped"] == "flagrant_delit"
+    assert len(rows[0]["bookmarks"]) == 1 and len(rows[2]["bookmarks"]) == 1
+    assert all(r["stop_reason"] == "stopped by the agent" for r in rows)
+    assert all(r["segments"] and r["segments"] >= 5 for r in rows)
+    refusals = player.daemons[0].machine.refusals
+    assert len(refusals) == 1 and "outside" in refusals[0][1]
+    spool = tmp_path / "device" / "spool"
+    for row in rows:
+        lines = manifest(spool / row["id"])
+        assert lines[0]["event"] == "opened" and lines[-1]["event"] == "closed"
+    lines = []
+    print_summary(player, out=lines.append)
+    text = "\n".join(lines)
+    assert "requested_by_person" in text and "skipped (flagrant delit)" in text
+
+
+def test_critical_battery_seals_and_closes_the_recording(tmp_path, chief):
+    player = run(tmp_path, chief, """
+        [scenario]
+        duration_s = 40
+        [[event]]
+        at = 2
+        do = "press"
+        [[event]]
+        at = 15
+        do = "battery"
+        percent = 3
+        [[event]]
+        at = 30
+        do = "expect"
+        state = "armed"
+        recordings = 1
+    """)
+    assert verdict(player) is None, player.failures
+    rec = player.daemons[0].machine.history[0]
+    assert rec.stop_reason == "battery critical"
+    assert 15 <= rec.stopped - player.t0 <= 21
+    assert "battery_critical" in player.daemons[0].warnings
+
+
+def test_a_broken_speaker_never_refuses_a_start_and_says_the_notice_was_not_played(tmp_path, chief):
+    player = run(tmp_path, chief, """
+        [scenario]
+        duration_s = 20
+        [[event]]
+        at = 1
+        do = "speaker_failure"
+        [[event]]
+        at = 2
+        do = "press"
+        [[event]]
+        at = 6
+        do = "expect"
+        state = "recording"
+    """)
+    assert verdict(player) is None, player.failures
+    rec = recordings(player)[0]
+    assert rec["notice"]["given"] is False and "speaker" in rec["notice"]["failed"]
+    timeline = player.daemons[0].machine.feedback.timeline
+    assert any(c.why == "notice_not_played" for c in timeline)
+
+
+def test_a_full_disk_refuses_the_start_with_the_error_pattern(tmp_path, chief):
+    player = run(tmp_path, chief, """
+        [scenario]
+        duration_s = 10
+        [[event]]
+        at = 1
+        do = "disk_fill"
+        free_mb = 10
+        [[event]]
+        at = 2
+        do = "press"
+        [[event]]
+        at = 5
+        do = "expect"
+        state = "armed"
+        recordings = 0
+        refusals = 1
+    """)
+    assert verdict(player) is None, player.failures
+    assert "storage full" in player.daemons[0].machine.refusals[0][1]
+
+
+def test_a_power_cut_mid_recording_is_recovered_at_the_next_start(tmp_path, chief):
+    player = run(tmp_path, chief, """
+        [scenario]
+        duration_s = 30
+        [[event]]
+        at = 2
+        do = "press"
+        [[event]]
+        at = 9.3
+        do = "power_cut"
+        restart_after = 5
+        [[event]]
+        at = 20
+        do = "expect"
+        state = "armed"
+    """)
+    assert verdict(player) is None, player.failures
+    assert len(player.daemons) == 2
+    assert player.daemons[1].recovered, "the second start recovered the cut recording"
+    spool = tmp_path / "device" / "spool"
+    (rec_dir,) = [p for p in spool.iterdir() if p.is_dir()]
+    assert manifest(rec_dir)[-1]["event"] == "recovered"
+
+
+def test_expectations_that_fail_are_reported(tmp_path, chief):
+    player = run(tmp_path, chief, """
+        [scenario]
+        duration_s = 5
+        [[event]]
+        at = 1
+        do = "expect"
+        state = "recording"
+    """)
+    assert "expected state = 'recording', found 'armed'" in verdict(player)
+
+
+def test_malformed_scenarios_name_the_event_and_field(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(textwrap.dedent("""
+        [scenario]
+        duration_s = 10
+        [[event]]
+        at = 1
+        do = "jump"
+        [[event]]
+        at = 50
+        do = "press"
+        [[event]]
+        at = 2
+        do = "hold"
+        secs = 3
+    """))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    text = str(info.value)
+    assert "event #1: do = 'jump'" in text
+    assert "event #2 (press): at = 50" in text
+    assert "event #3 (hold): unknown field 'secs'" in text
+    assert "event #3 (hold): missing field(s) seconds" in text
