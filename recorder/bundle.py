@@ -39,6 +39,7 @@ MAGIC = b"PIETONB1"
 CONTEXT = b"pieton/config-bundle/1"
 CONFIG_NAME = "pieton.toml"
 MAX_BUNDLE_BYTES = 8 * 1024 * 1024
+INSTALLED_NAME = "bundle.pbn"  # the bundle itself, kept beside the files it installed
 FORMAT = 1
 
 REASONS = {
@@ -54,6 +55,7 @@ REASONS = {
     "file-missing": "a file the configuration references is not in the bundle",
     "config-invalid": "the configuration fails its check",
     "bad-key": "the technician key file cannot be used",
+    "storage": "the device could not write the configuration to its storage",
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
@@ -230,6 +232,8 @@ def referenced_files(config: Config) -> list[str]:
 def _check_name(name: str, where: str) -> None:
     if not isinstance(name, str) or not _NAME.match(name) or any(p in (".", "..") for p in name.split("/")):
         raise BundleError("bad-format", f"{where}: file name {name!r} must be a relative path without '..'")
+    if name == INSTALLED_NAME:
+        raise BundleError("bad-format", f"{where}: file name {name!r} is reserved for the bundle itself")
 
 
 def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, *,
@@ -422,14 +426,17 @@ def materialise(bundle: Bundle, directory: str | Path) -> Config:
     if bundle.missing:
         raise BundleError("file-missing", f"files not in the bundle: {', '.join(bundle.missing)}")
     for f in bundle.files:
-        path = directory / f.name
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             content = f.installed_bytes()
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad bundle
             raise BundleError("bad-format", f"file {f.name!r} does not decode as {f.encoding}: {exc}") from None
-        path.write_bytes(content)
-    (directory / "bundle.pbn").write_bytes(bundle.to_bytes())
+        path = directory / f.name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError):
+            raise BundleError("bad-format", f"file {f.name!r} clashes with another file's folder") from None
+    (directory / INSTALLED_NAME).write_bytes(bundle.to_bytes())
     toml = bundle.files[0].data
     source = f"bundle v{bundle.version} ({bundle.describe_target()}) {CONFIG_NAME}"
     try:

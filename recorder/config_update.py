@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from recorder.bundle import (
+    INSTALLED_NAME,
     Bundle,
     check_target,
     check_trust,
@@ -36,7 +37,7 @@ from recorder.bundle import (
     read_bundle,
 )
 from recorder.config import Config, parse_config
-from recorder.errors import BundleError
+from recorder.errors import BundleError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,16 @@ def _point(link: Path, target: str | None) -> None:
 
 
 def _load_installed(directory: Path) -> tuple[Bundle, Config]:
-    """Re-read an installed bundle (signature and hashes again) and its configuration."""
-    bundle = read_bundle((directory / "bundle.pbn").read_bytes())
+    """Re-read an installed bundle (signature and hashes again) and its configuration;
+    one that no longer verifies is a ConfigError, never silently skipped."""
+    try:
+        bundle = read_bundle((directory / INSTALLED_NAME).read_bytes())
+    except BundleError as exc:
+        raise ConfigError([f"{directory / INSTALLED_NAME}: installed configuration does not verify "
+                           f"[{exc.code}] {exc.reason}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{directory / INSTALLED_NAME}: installed configuration unreadable: "
+                           f"{exc.strerror}"]) from None
     config = parse_config(bundle.files[0].data, f"bundle v{bundle.version} ({bundle.describe_target()})",
                           directory, signed=True)
     return bundle, replace(config, digest=bundle.digest)
@@ -134,7 +143,7 @@ class ConfigUpdater:
         if (self.root / "pending").exists():
             try:
                 self.pending = _load_installed((self.root / "pending").resolve())
-            except (BundleError, OSError, ValueError) as exc:
+            except ConfigError as exc:
                 log.warning("dropping unreadable pending configuration: %s", exc)
                 _point(self.root / "pending", None)
 
@@ -188,8 +197,11 @@ class ConfigUpdater:
             check_target(bundle, self.device_id, self.fleet)
             check_version(bundle, version)
             bundle = fill_from(bundle, self.held_file)
-            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
-            config = materialise(bundle, staging)
+            try:
+                staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+                config = materialise(bundle, staging)
+            except OSError as exc:
+                raise BundleError("storage", f"cannot install: {exc.strerror or exc}") from None
         except BundleError as exc:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -223,6 +223,11 @@ class SerialListener:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def status(self) -> dict:
+        """For the daemon's status: the link's state and what it received."""
+        last = self.last_answer.as_dict() if self.last_answer else None
+        return {"port": self.port_name, "state": self.state, **self.counts, "last_answer": last}
+
     def __repr__(self) -> str:
         return f"<SerialListener {self.port_name} {self.state} {self.counts}>"
 

@@ -8,6 +8,7 @@ import pytest
 
 from recorder.bundle import MAX_BUNDLE_BYTES, read_bundle
 from recorder.config_update import ConfigUpdater, installed_config
+from recorder.errors import ConfigError
 from tests.tech_device import forge, make_config, make_device, sign, technician
 from tools.cli import main
 
@@ -191,3 +192,17 @@ def test_sign_refuses_what_it_cannot_vouch_for(setup, capsys):
     assert main(["config", "sign", str(other), "--key", str(other), *common[2:], "--fleet", "autun-pm"]) == 2
     assert "[bad-key]" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_installed_bundle_that_no_longer_verifies_stops_the_start(setup):
+    tmp_path, _, tech, recipient, device = setup
+    new = make_config(tmp_path / "v1", [tech.public_key().public_bytes_raw().hex()], recipient)
+    assert device.updater.offer(sign(new, tech, 1)).code == "applied"
+    installed = device.state / "config" / "current" / "bundle.pbn"
+    data = bytearray(installed.read_bytes())
+    data[-3] ^= 1
+    installed.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=r"bundle.pbn: installed configuration does not verify \[file-altered\]"):
+        installed_config(device.state)
+    with pytest.raises(ConfigError):
+        ConfigUpdater(device.state, device.updater.running, device.journal)

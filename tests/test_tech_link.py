@@ -156,7 +156,7 @@ def test_cable_pulled_mid_transfer_changes_nothing(rig):
     deadline = time.monotonic() + 3
     while listener.counts["aborted"] == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert listener.counts["aborted"] == 1 and listener.state == "listening"
+    assert listener.counts["aborted"] == 1 and listener.status()["state"] == "listening"
     assert device.snapshot() == before and device.events() == []
 
 
@@ -211,9 +211,13 @@ def test_the_assignment_expires_at_the_end_of_the_shift(tmp_path, chief):
 
 
 def test_handlers_run_on_the_daemon_loop_thread(tmp_path, rig):
+    """As in a simulation: the daemon's loop is virtual-clocked; the flash is handed over
+    to it from the listener thread and runs there, between its timers."""
+    from recorder.clock import VirtualClockLoop
+
     tmp_path, _, tech, recipient, device, cable, listener = rig
     listener.close()
-    loop = asyncio.new_event_loop()
+    loop = VirtualClockLoop()
     threads = []
 
     def handler(data):
@@ -221,6 +225,7 @@ def test_handlers_run_on_the_daemon_loop_thread(tmp_path, rig):
         return device.updater.offer(data)
 
     async def flash():
+        ticker = loop.create_task(asyncio.sleep(3600))  # a daemon timer far ahead
         own = SerialListener(cable.device_path, {"bundle": handler}, device.updater.info, loop=loop).start()
         try:
             with FlashClient(cable.host_path) as client:
@@ -228,10 +233,12 @@ def test_handlers_run_on_the_daemon_loop_thread(tmp_path, rig):
                                                   bundle_v(tmp_path, tech, recipient, 3))
         finally:
             own.close()
+            ticker.cancel()
 
     try:
         assert loop.run_until_complete(flash()).code == "applied"
     finally:
         loop.close()
     assert threads == [threading.main_thread()]
+    assert loop.time() < 3600
     assert read_bundle((device.state / "config" / "current" / "bundle.pbn").read_bytes()).version == 3

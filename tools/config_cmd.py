@@ -169,8 +169,9 @@ def cmd_sign(args) -> int:
 class Progress:
     """A one-line progress bar on stderr."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30):
-        self.stream, self.width, self.start = stream, width, time.monotonic()
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stderr  # looked up now: the default would be bound at import
+        self.width, self.start = width, time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
         frac = done / total if total else 1.0
