@@ -36,7 +36,6 @@ SYNC = b"\xa5\x5a"
 _HEAD = struct.Struct(">BHH")
 MAX_PAYLOAD = 4096 + 4
 CHUNK = 1024
-KINDS = ("bundle", "assignment")
 
 
 class Frame(IntEnum):
@@ -198,6 +197,7 @@ class SerialListener:
         self.counts = {"transfers": 0, "accepted": 0, "refused": 0, "aborted": 0, "bad_frames": 0}
         self.last_answer: Answer | None = None
         self._transfer: dict | None = None
+        self._last_end: tuple[int, Answer] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._port = None
@@ -267,6 +267,10 @@ class SerialListener:
                         pass
                     self._port = None
                 self._stop.wait(self.reopen_interval)
+            except Exception:  # noqa: BLE001 - the listener outlives any one bad exchange
+                log.exception("serial link %s: unexpected error; still listening", self.port_name)
+                self._drop_transfer("unexpected error")
+                self._stop.wait(0.1)
 
     def _send(self, ftype: int, seq: int, obj: dict) -> None:
         self._port.write(encode_frame(ftype, seq, _json(obj)))
@@ -350,6 +354,9 @@ class SerialListener:
         t, self._transfer = self._transfer, None
         self.state = "listening"
         if t is None:
+            if self._last_end is not None and self._last_end[0] == seq:
+                # the host missed our RESULT and resent END: answer again, do not redo
+                return self._send(Frame.RESULT, seq, self._last_end[1].as_dict())
             return self._nak(seq, "no-transfer", "END without BEGIN")
         data = bytes(t["data"])
         if len(data) != t["size"]:
@@ -364,6 +371,7 @@ class SerialListener:
                 answer = Answer("internal-error", f"{type(exc).__name__}: {exc}")
         self.counts["accepted" if answer.ok else "refused"] += 1
         self.last_answer = answer
+        self._last_end = (seq, answer)
         self._send(Frame.RESULT, seq, answer.as_dict())
 
 

@@ -242,3 +242,27 @@ def test_handlers_run_on_the_daemon_loop_thread(tmp_path, rig):
     assert threads == [threading.main_thread()]
     assert loop.time() < 3600
     assert read_bundle((device.state / "config" / "current" / "bundle.pbn").read_bytes()).version == 3
+
+
+def test_a_lost_answer_is_repeated_not_redone(rig):
+    import hashlib
+    import json
+    import struct
+
+    tmp_path, _, tech, recipient, device, cable, listener = rig
+    data = bundle_v(tmp_path, tech, recipient, 1)
+    with raw_port(cable.host_path) as port:
+        reader = FrameReader(port)
+        begin = {"kind": "bundle", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        port.write(encode_frame(Frame.BEGIN, 1, json.dumps(begin).encode()))
+        assert reader.read(2.0).type == Frame.ACK
+        for seq, offset in enumerate(range(0, len(data), 2048), start=2):
+            port.write(encode_frame(Frame.DATA, seq, struct.pack(">I", offset) + data[offset:offset + 2048]))
+            assert reader.read(2.0).type == Frame.ACK
+        port.write(encode_frame(Frame.END, 500))
+        first = reader.read(5.0)
+        port.write(encode_frame(Frame.END, 500))  # as if the RESULT had been lost on the line
+        again = reader.read(5.0)
+    assert first.type == again.type == Frame.RESULT and first.json() == again.json()
+    assert first.json()["code"] == "applied"
+    assert [e["event"] for e in device.events()] == ["config applied"]
