@@ -120,12 +120,17 @@ def test_a_bundle_offered_during_a_recording_waits_for_its_end(setup):
     # a restart keeps the queued bundle (it is on the device's storage, not in RAM)
     again = ConfigUpdater(device.state, first, device.journal, is_recording=lambda: False)
     assert again.pending is not None and again.pending[0].version == 1
+    # while it waits, a newer one replaces it; the queued one cannot be offered again
+    v2 = sign(make_config(tmp_path / "v2", [tech_hex], recipient, video={"fps": 25}), tech, 2)
+    assert device.updater.offer(sign(tmp_path / "v1" / "pieton.toml", tech, 1)).code == "not-newer"
+    assert device.updater.offer(v2).code == "queued"
+    assert sorted(p.name for p in (device.state / "config").glob("v*")) == ["v000002"]
     device.recording.clear()
     applied = []
     device.updater.on_applied = applied.append
     config = device.updater.apply_pending()
-    assert config.video.fps == 25 and applied == [config] and device.updater.running_version == 1
-    assert [e["event"] for e in device.events()] == ["config applied"]
+    assert config.video.fps == 25 and applied == [config] and device.updater.running_version == 2
+    assert [e["event"] for e in device.events()] == ["config refused", "config applied"]
 
 
 def test_sd_card_pickup_at_start(setup, capsys):
