@@ -12,6 +12,7 @@ from drivers.errors import BadAudioFile, DriverFault, DriverUnavailable, Unknown
 from drivers.speaker import SounddeviceSpeaker, check_notice_audio, load_wav, open_speaker
 from recorder.clock import VirtualClockLoop
 from recorder.config import DEFAULT_CONFIG, load_config
+from recorder.errors import ConfigError
 
 
 @pytest.fixture
@@ -166,7 +167,10 @@ def test_check_notice_audio_for_the_configuration_checker(tmp_path):
         (DEFAULT_CONFIG.parent / "communes" / "autun.geojson").read_bytes())
     write_wav(tmp_path / "notice-fr.wav", width=1, frames=b"\x80" * 100)
     (tmp_path / "pieton.toml").write_text(config_text)
-    problems = check_notice_audio(load_config(tmp_path / "pieton.toml"))
+    # The configuration check runs it: loading such a configuration fails, naming the file.
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "pieton.toml")
+    problems = info.value.problems
     assert len(problems) == 1 and "[notice] audio = 'notice-fr.wav'" in problems[0] and "8-bit" in problems[0]
 
 
