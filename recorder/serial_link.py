@@ -121,15 +121,16 @@ class FrameReader:
             event = self._parse()
             if event is not None:
                 return event
+            if self._fill(max(0.0, deadline - time.monotonic())):
+                continue
             now = time.monotonic()
-            if self.buffer and now - self._last_byte > self.frame_timeout:
+            if self.buffer and now - self._last_byte >= self.frame_timeout:
                 # a frame began and stalled: cut short (cable pulled, bytes lost)
                 seq = _HEAD.unpack_from(self.buffer, 2)[1] if len(self.buffer) >= 2 + _HEAD.size else None
                 self.buffer.clear()
                 return BadFrame("truncated-frame", seq)
             if now >= deadline:
                 return None
-            self._fill(deadline - now)
 
     def _parse(self) -> Received | BadFrame | None:
         buf = self.buffer
