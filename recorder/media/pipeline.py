@@ -95,6 +95,7 @@ class MediaPipeline:
         self.press_to_durable_s: float | None = None
         self.segments = 0
         self._jobs: set[asyncio.Future] = set()
+        self._audio_pending: list[AudioBlock] = []
 
     # -- time -------------------------------------------------------------------------------
     def wall_at(self, loop_time: float) -> float:
@@ -133,6 +134,7 @@ class MediaPipeline:
         self.segments = 0
         self.press_to_durable_s = None
         span = self.ring.span()
+        self._flush_audio()  # sound before the press goes to the ring (or nowhere), in order
         self._submit(self._job_begin, recording, press)
         return span
 
@@ -141,6 +143,7 @@ class MediaPipeline:
         if self._recording is None:
             return {}
         stop = self.loop.time()
+        self._flush_audio()
         try:
             summary = await self._submit(self._job_end, stop)
         finally:
@@ -252,7 +255,8 @@ class MediaPipeline:
             self.totals.dropped += 1
             return
         self._queued += 1
-        self._submit(self._job_video, frame, self.wall_at(frame.capture_time), regained)
+        blocks, self._audio_pending = self._audio_pending, []
+        self._submit(self._job_video, frame, self.wall_at(frame.capture_time), regained, blocks)
 
     def _on_audio(self, block: AudioBlock) -> None:
         if self.closed:
@@ -263,7 +267,16 @@ class MediaPipeline:
         if self.audio_ok is False:
             self.audio_ok = True
             self._record_event({"event": "audio_regained", "at": self.wall_at(block.capture_time)})
-        self._submit(self._job_audio, block)
+        # Audio rides with the next frame's job (one hand-over instead of two); without
+        # video flowing, or after 100 ms, it goes on its own.
+        self._audio_pending.append(block)
+        if self.camera is None or not self.video_ok or len(self._audio_pending) >= 5:
+            self._flush_audio()
+
+    def _flush_audio(self) -> None:
+        if self._audio_pending:
+            blocks, self._audio_pending = self._audio_pending, []
+            self._submit(self._job_audio, blocks)
 
     def _watch(self) -> None:
         if self.closed:
@@ -361,7 +374,9 @@ class MediaPipeline:
                 return
         self.segments = segmenter.sealed
 
-    def _job_video(self, frame, wall_time: float, regained: bool) -> None:
+    def _job_video(self, frame, wall_time: float, regained: bool, audio_blocks: list) -> None:
+        if audio_blocks:
+            self._job_audio(audio_blocks)
         try:
             if self.loop.time() - frame.capture_time > 3.0 / self.fps:
                 self.counters.late += 1
@@ -400,13 +415,14 @@ class MediaPipeline:
             self.segments = segmenter.sealed
         self._fault_from_worker("encoder", str(exc))
 
-    def _job_audio(self, block: AudioBlock) -> None:
-        try:
-            packets = self.audio.push(block.samples, block.capture_time)
-        except EncoderError as exc:
-            self._fault_from_worker("audio-encoder", str(exc))
-            return
-        self._route_audio(packets)
+    def _job_audio(self, blocks: list[AudioBlock]) -> None:
+        for block in blocks:
+            try:
+                packets = self.audio.push(block.samples, block.capture_time)
+            except EncoderError as exc:
+                self._fault_from_worker("audio-encoder", str(exc))
+                continue
+            self._route_audio(packets)
 
     def _route_audio(self, packets) -> None:
         segmenter = self._segmenter

@@ -1,0 +1,263 @@
+"""`pieton bench pipeline`: CPU cost of our media pipeline against the peer a user would
+script instead, on the same raw input, in the same run.
+
+Input (made once, cached): raw 1280x720 30 fps I420 video of the simulated street and a
+48 kHz mono WAV of the simulated room, 60 s (10 s with --quick).
+
+(a) ours, in bench mode: a replay camera and microphone feed ``MediaPipeline`` on a
+    virtual clock (as fast as the CPU allows): overlay, libx264, AAC, MPEG-TS segments,
+    age encryption with fsyncs, signed manifest and metadata: the device's code path.
+(b) the peer: ``ffmpeg`` with the same x264 settings, ``drawtext`` for the overlay, AAC,
+    ``-f segment -segment_time 2``, then ``age -r`` on each segment.
+
+Both run as child processes; CPU seconds are the children's user + system time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+WIDTH, HEIGHT, FPS, RATE = 1280, 720, 30, 48000
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+AGENT = "4521"
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("PIETON_BENCH_DIR", Path(tempfile.gettempdir()) / "pieton-bench"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def make_input(seconds: int) -> tuple[Path, Path]:
+    """The raw video and the WAV, generated once per length."""
+    from drivers.acoustics import Room
+    from drivers.camera import SimulatedCamera
+
+    folder = cache_dir()
+    raw = folder / f"street-{WIDTH}x{HEIGHT}-{FPS}-{seconds}s.yuv"
+    wav = folder / f"street-{RATE}-{seconds}s.wav"
+    frame_bytes = WIDTH * HEIGHT * 3 // 2
+    if not raw.exists() or raw.stat().st_size != frame_bytes * FPS * seconds:
+        camera = SimulatedCamera(WIDTH, HEIGHT, FPS, lux=500.0)
+        tmp = raw.with_suffix(".part")
+        with open(tmp, "wb") as f:
+            for i in range(FPS * seconds):
+                f.write(camera.render_still(i).tobytes())
+        tmp.rename(raw)
+    if not wav.exists():
+        room = Room(seed=11)
+        samples = room.render(0.0, RATE * seconds, RATE)
+        tmp = wav.with_suffix(".part")
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(RATE)
+            w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        tmp.rename(wav)
+    return raw, wav
+
+
+# -- (a) ours, in a child process ------------------------------------------------------------
+
+def _replay_devices(raw: Path, wav: Path):
+    from drivers.camera import Camera, RawFrame
+    from drivers.microphone import AudioBlock, Microphone
+
+    class ReplayCamera(Camera):
+        """Frames from a raw I420 file at its nominal rate on the loop's clock."""
+
+        backend = "replay"
+
+        def __init__(self, path: Path):
+            super().__init__(WIDTH, HEIGHT, FPS)
+            # copy-on-write, like a sensor's buffer the overlay draws on in place
+            self.frames = np.memmap(path, dtype=np.uint8, mode="c").reshape(-1, HEIGHT * 3 // 2, WIDTH)
+
+        def start(self, loop, callback):
+            self._loop, self._callback, self._t0, self._i = loop, callback, loop.time(), 0
+            self._started = True
+            loop.call_at(self._t0, self._tick)
+
+        def _tick(self):
+            i = self._i
+            if self._closed or i >= len(self.frames):
+                return
+            self._i += 1
+            self._callback(RawFrame(i, self._t0 + i / FPS, WIDTH, HEIGHT, lambda: self.frames[i]))
+            self._loop.call_at(self._t0 + self._i / FPS, self._tick)
+
+        def light_level(self):
+            return 500.0
+
+    class ReplayMicrophone(Microphone):
+        backend = "replay"
+
+        def __init__(self, path: Path):
+            super().__init__(RATE)
+            with wave.open(str(path), "rb") as w:
+                self.samples = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+
+        def start(self, loop, callback):
+            self._loop, self._callback, self._t0, self._k = loop, callback, loop.time(), 0
+            self._started = True
+            loop.call_at(self._t0 + 0.02, self._tick)
+
+        def _tick(self):
+            n = 960
+            start = self._k * n
+            if self._closed or start >= len(self.samples):
+                return
+            self._k += 1
+            self._callback(AudioBlock(self.samples[start:start + n], start, self._t0 + self._k * 0.02))
+            self._loop.call_at(self._t0 + (self._k + 1) * 0.02, self._tick)
+
+    return ReplayCamera(raw), ReplayMicrophone(wav)
+
+
+def run_ours(raw: Path, wav: Path, out: Path, seconds: float, recipient: str) -> dict:
+    """The child: replay -> MediaPipeline -> Spool. Prints its figures as JSON."""
+    import asyncio
+
+    from drivers.signer import FileSigner
+    from recorder.clock import SimulatedWallClock, VirtualClockLoop
+    from recorder.config import load_config
+    from recorder.evidence.spool import Spool
+    from recorder.media.pipeline import MediaPipeline
+
+    config = load_config()
+    loop = VirtualClockLoop(start=100.0)
+    wall = SimulatedWallClock(loop, 1_790_000_000.0)
+    signer = FileSigner.create(out / "state" / "device-signing.key")
+    spool = Spool(out / "spool", signer, [recipient], "CAM-SIM-001", config.digest, False,
+                  sync_interval=config.storage.sync_interval_s, wall_clock=wall, monotonic=loop.time,
+                  min_free_bytes=0)
+    camera, microphone = _replay_devices(raw, wav)
+    pipeline = MediaPipeline(config, camera, microphone, None, loop=loop, wall_clock=wall)
+    pipeline.set_agent(AGENT)
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+
+    async def main():
+        pipeline.arm()
+        rec = spool.open_recording(wall.now(), "agent", {"clock_source": "gps"})
+        pipeline.start_recording(rec)
+        await asyncio.sleep(seconds - 0.01)
+        summary = await pipeline.stop_recording()
+        rec.close("stop")
+        await pipeline.close()
+        return summary
+
+    summary = loop.run_until_complete(main())
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    loop.close()
+    spool.close()
+    return {"segments": summary["segments"], "frames": summary["frames"]["encoded"],
+            "dropped": summary["frames"]["dropped"], "wall_s": time.perf_counter() - t0,
+            "cpu_in_pipeline_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)}
+
+
+# -- (b) the peer -------------------------------------------------------------------------------
+
+def run_peer(raw: Path, wav: Path, out: Path, recipient: str, threads: int | None = None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    font = f"fontfile={FONT}" if Path(FONT).exists() else "font=Sans"
+    drawtext = (f"drawtext={font}:text='%{{gmtime}} UTC  CAM-SIM-001  AG {AGENT}':"
+                "x=21:y=28:fontsize=23:fontcolor=white:borderw=2:bordercolor=black")
+    kbps = 4000
+    cmd = ["ffmpeg", "-v", "error", "-y",
+           "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", str(raw),
+           "-i", str(wav), "-vf", drawtext,
+           "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS),
+           "-keyint_min", str(FPS), "-bf", "0", "-sc_threshold", "0", "-b:v", f"{kbps}k",
+           "-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k", "-pix_fmt", "yuv420p",
+           *(["-threads", str(threads)] if threads else []),
+           "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-ar", str(RATE),
+           "-f", "segment", "-segment_time", "2", "-segment_format", "mpegts", str(out / "seg-%05d.ts")]
+    subprocess.run(cmd, check=True)
+    segments = sorted(out.glob("seg-*.ts"))
+    for seg in segments:
+        subprocess.run(["age", "-r", recipient, "-o", str(seg) + ".age", str(seg)], check=True)
+    return {"segments": len(segments)}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(args) -> dict:
+    from recorder.evidence.age import generate_identity
+
+    seconds = 10 if getattr(args, "quick", False) else 60
+    repeats = 1 if getattr(args, "quick", False) else 2
+    for tool in ("ffmpeg", "age"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found: install it (make system)")
+            return {"error": f"{tool} missing"}
+    t = time.perf_counter()
+    raw, wav = make_input(seconds)
+    print(f"input: {WIDTH}x{HEIGHT} {FPS} fps I420 + {RATE} Hz WAV, {seconds} s "
+          f"(ready in {time.perf_counter() - t:.1f} s, cached in {raw.parent})", flush=True)
+    _, recipient = generate_identity()
+    ours, peer, peer1, inner, ours_info, peer_info = [], [], [], [], {}, {}
+    with tempfile.TemporaryDirectory(prefix="pieton-bench-pipeline-") as tmp:
+        for n in range(repeats):
+            out = Path(tmp) / f"ours{n}"
+            before = _children_cpu()
+            proc = subprocess.run([sys.executable, "-m", "tools.benchmarks.pipeline", "--child", str(raw), str(wav),
+                                   str(out), str(seconds), recipient], capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stderr)
+                return {"error": "our pipeline failed"}
+            ours.append((_children_cpu() - before) / seconds)
+            ours_info = json.loads(proc.stdout.strip().splitlines()[-1])
+            inner.append(ours_info["cpu_in_pipeline_s"] / seconds)
+            before = _children_cpu()
+            peer_info = run_peer(raw, wav, Path(tmp) / f"peer{n}", recipient)
+            peer.append((_children_cpu() - before) / seconds)
+            before = _children_cpu()
+            run_peer(raw, wav, Path(tmp) / f"peer1t{n}", recipient, threads=1)
+            peer1.append((_children_cpu() - before) / seconds)
+            print(f"  run {n + 1}: ours {ours[-1]:.3f} CPU s/s (pipeline alone {inner[-1]:.3f}), "
+                  f"peer {peer[-1]:.3f} CPU s/s, peer with one x264 thread {peer1[-1]:.3f}", flush=True)
+    ours_s, peer_s, inner_s = float(np.median(ours)), float(np.median(peer)), float(np.median(inner))
+    peer1_s = float(np.median(peer1))
+    result = {
+        "seconds_of_video": seconds, "runs": repeats,
+        "ours_cpu_s_per_s": round(ours_s, 4), "ours_pipeline_only_cpu_s_per_s": round(inner_s, 4),
+        "peer_cpu_s_per_s": round(peer_s, 4), "ratio": round(ours_s / peer_s, 3),
+        "peer_one_thread_cpu_s_per_s": round(peer1_s, 4), "ratio_vs_one_thread_peer": round(ours_s / peer1_s, 3),
+        "ours_segments": ours_info.get("segments"), "peer_segments": peer_info.get("segments"),
+        "ours_frames": ours_info.get("frames"), "ours_dropped": ours_info.get("dropped"),
+        "ours_speed_x_realtime": round(seconds / ours_info.get("wall_s", 1), 2), "target_ratio": 1.10,
+    }
+    print(f"ours: {ours_s:.3f} CPU s per s of video (whole process; pipeline alone {inner_s:.3f}), "
+          f"{result['ours_segments']} segments, {result['ours_frames']} frames, "
+          f"{result['ours_speed_x_realtime']}x real time")
+    print(f"peer (ffmpeg + drawtext + segment, then age -r per segment): {peer_s:.3f} CPU s per s, "
+          f"{result['peer_segments']} segments")
+    print(f"the same peer with -threads 1 (our encoder's threading): {peer1_s:.3f} CPU s per s")
+    print(f"ratio ours/peer: {result['ratio']:.3f} (target <= 1.10); "
+          f"against the one-thread peer: {result['ratio_vs_one_thread_peer']:.3f}")
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 7 and sys.argv[1] == "--child":
+        _, _, raw_, wav_, out_, seconds_, recipient_ = sys.argv
+        figures = run_ours(Path(raw_), Path(wav_), Path(out_), float(seconds_), recipient_)
+        print(json.dumps(figures))
+    else:
+        print("usage: pieton bench pipeline [--quick]")
+        sys.exit(2)
