@@ -149,3 +149,17 @@ def test_cut_before_the_opened_line(device):
     spool = device.spool()
     spool.recover()
     assert spool.next_seq == 1  # the number is used; never reused
+
+
+def test_torn_journal_line_is_documented(device):
+    device.record(device.spool())
+    journal = device.spool_dir / "journal.jsonl"
+    good = journal.read_bytes()
+    journal.write_bytes(good + b'{"data":{"recording_id":"CAM')
+    spool = device.spool()
+    spool.recover()
+    spool.journal.append("boot", {"version": "test"})
+    spool.close()
+    report = read_chain(journal, JOURNAL_CONTEXT, device.signer.public_key)
+    assert report.ok, report.problems
+    assert report.torn and journal.read_bytes().startswith(good)

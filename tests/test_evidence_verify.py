@@ -232,3 +232,47 @@ def test_cli_accepts_a_spool_folder(made, capsys):
     device = made[0]
     assert pieton(["verify", str(device.spool_dir), "--device-key", device.signer.public_key.hex()]) == 0
     assert "3 of 3 recording(s) intact" in capsys.readouterr().out
+
+
+def _replace_segment(folder, signer, name, data):
+    """An insider with the device key swaps a segment and re-signs: only the content can tell."""
+    import hashlib
+    (folder / name).write_bytes(data)
+
+    def fix(line):
+        if line.get("file") == name:
+            line["size"], line["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    resign(folder, signer, fix)
+
+
+def test_segment_that_is_not_age(made, rec):
+    device = made[0]
+    _replace_segment(rec, device.signer, "seg-000002.ts.age", b"plain MPEG-TS bytes, not encrypted")
+    found = problems(rec, device, identities=load_identities(device.identity_file))
+    assert has(found, "seg-000002.ts.age", "not a readable age file")
+    assert has(found, "seg-000002.ts.age", "cannot decrypt")
+
+
+def test_segment_for_another_recipient_or_not_mpegts(made, rec):
+    from recorder.evidence.age import encrypt_bytes
+    device = made[0]
+    _, stranger = generate_identity()
+    _replace_segment(rec, device.signer, "seg-000001.ts.age", encrypt_bytes(b"x" * 5000, [stranger]))
+    _replace_segment(rec, device.signer, "seg-000002.ts.age", encrypt_bytes(b"x" * 5000, [device.recipient]))
+    found = problems(rec, device, identities=load_identities(device.identity_file))
+    assert has(found, "seg-000001.ts.age", "cannot decrypt: no identity matches")
+    assert has(found, "seg-000002.ts.age", "MPEG-TS")
+
+
+def test_wrong_passphrase_is_exit_2(made, rec, tmp_path, monkeypatch, capsys):
+    from recorder.evidence.age import encrypt_with_passphrase
+    device = made[0]
+    protected = tmp_path / "chief.age"
+    protected.write_bytes(encrypt_with_passphrase((device.identity + "\n").encode(), "right", work_factor=10))
+    monkeypatch.setenv("PIETON_PASSPHRASE", "right")
+    assert pieton(["verify", str(rec), "--identity", str(protected)]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("PIETON_PASSPHRASE", "wrong")
+    assert pieton(["verify", str(rec), "--identity", str(protected)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pieton verify: ") and "Traceback" not in err
