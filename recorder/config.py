@@ -326,9 +326,14 @@ def _check_notice_audio(config: Config) -> list[str]:
     return check_notice_audio(config)
 
 
+def _check_commune_boundaries(config: Config) -> list[str]:
+    from recorder.position.geofence import check_boundary_files  # GeoJSON polygons, via shapely
+    return check_boundary_files(config)
+
+
 # Further checks of referenced files (GeoJSON boundaries, notice audio) register here,
 # so `pieton config check` runs them without this module importing their owners.
-EXTRA_CHECKS: list = [_check_referenced_files, _check_notice_audio]
+EXTRA_CHECKS: list = [_check_referenced_files, _check_notice_audio, _check_commune_boundaries]
 
 
 def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = False) -> Config:

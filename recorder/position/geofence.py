@@ -1,0 +1,194 @@
+"""The commune boundary: where the camera may serve (CSI L241-2, the commune's territory).
+
+Boundaries are GeoJSON polygons listed in the configuration's ``[geofence] communes``.
+Distances are computed in a local metric projection (equirectangular around the commune,
+well under 1 % error over a commune's extent), so the fix's uncertainty in metres can be
+weighed against the distance to the boundary:
+
+- ``inside``: inside a commune by more than the uncertainty;
+- ``outside``: outside every commune by more than the uncertainty;
+- ``uncertain``: within the uncertainty of a boundary;
+- ``unknown``: no usable fix.
+
+Policy ``refuse`` refuses a start only when the position is surely outside; ``flag``
+records and marks it. A recording in progress is never cut: crossings are recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import shapely
+from shapely.geometry import MultiPolygon, Point, Polygon, shape
+from shapely.validation import explain_validity
+
+from recorder.errors import ConfigError
+
+METRES_PER_DEGREE_LAT = 111_132.0
+DEFAULT_UNCERTAINTY_M = 50.0     # a fix that gives neither eph nor HDOP
+UERE_M = 19.0                    # gpsd's horizontal error per unit of HDOP (95 %)
+
+
+@dataclass(frozen=True)
+class BoundaryCheck:
+    status: str                  # inside, outside, uncertain, unknown
+    distance_m: float | None     # to the nearest boundary (positive), None if unknown
+    commune: str | None          # the commune inside / nearest
+    uncertainty_m: float | None = None
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "distance_m": None if self.distance_m is None else round(self.distance_m, 1),
+                "commune": self.commune,
+                "uncertainty_m": None if self.uncertainty_m is None else round(self.uncertainty_m, 1)}
+
+
+class Boundary:
+    """One commune: its polygon in a local metric projection."""
+
+    def __init__(self, name: str, geometry, source: str, *, approximate: bool = False):
+        self.name = name
+        self.source = source
+        self.approximate = approximate
+        lon0, lat0 = geometry.centroid.x, geometry.centroid.y
+        self._lat0, self._lon0 = lat0, lon0
+        self._kx = METRES_PER_DEGREE_LAT * math.cos(math.radians(lat0))
+        self.area = shapely.transform(geometry, self._project_xy)
+
+    def _project_xy(self, xy):
+        # an (n, 2) array of lon, lat -> metres east, north of the centroid
+        out = xy.copy()
+        out[:, 0] = (xy[:, 0] - self._lon0) * self._kx
+        out[:, 1] = (xy[:, 1] - self._lat0) * METRES_PER_DEGREE_LAT
+        return out
+
+    def project(self, lat: float, lon: float) -> Point:
+        return Point((lon - self._lon0) * self._kx, (lat - self._lat0) * METRES_PER_DEGREE_LAT)
+
+    def signed_distance(self, lat: float, lon: float) -> float:
+        """Metres to the boundary: positive inside, negative outside."""
+        p = self.project(lat, lon)
+        if self.area.contains(p):
+            return self.area.boundary.distance(p)     # holes count as boundary too
+        return -self.area.distance(p)
+
+    def __repr__(self) -> str:
+        return f"<Boundary {self.name!r} from {self.source}{' (approximate)' if self.approximate else ''}>"
+
+
+def load_boundary(path: str | Path) -> Boundary:
+    """A commune boundary from a GeoJSON file (Feature, FeatureCollection or bare
+    geometry) holding a Polygon or MultiPolygon; ConfigError naming the file otherwise."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read commune boundary: {exc.strerror}"]) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError([f"{path}: commune boundary is not valid GeoJSON (not JSON: {exc})"]) from None
+    props: dict[str, Any] = {}
+    geometry = data
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        features = data.get("features") or []
+        if len(features) != 1 or not isinstance(features[0], dict):
+            raise ConfigError([f"{path}: commune boundary must hold exactly one feature, found "
+                               f"{len(features) if isinstance(features, list) else features!r}"])
+        data = features[0]
+    if isinstance(data, dict) and data.get("type") == "Feature":
+        props = data.get("properties") or {}
+        geometry = data.get("geometry")
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = geometry.get("type") if isinstance(geometry, dict) else type(geometry).__name__
+        raise ConfigError([f"{path}: commune boundary must be a GeoJSON Polygon or MultiPolygon, got {kind!r}"])
+    try:
+        geom = shape(geometry)
+    except Exception as exc:   # shapely raises several types for malformed coordinates
+        raise ConfigError([f"{path}: commune boundary is not valid GeoJSON ({exc})"]) from None
+    if geom.is_empty or not geom.is_valid or not isinstance(geom, Polygon | MultiPolygon):
+        why = "empty" if geom.is_empty else explain_validity(geom)
+        raise ConfigError([f"{path}: commune boundary polygon is not valid: {why}"])
+    minx, miny, maxx, maxy = geom.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise ConfigError([f"{path}: commune boundary coordinates must be longitude, latitude in degrees "
+                           f"(GeoJSON order); bounds {geom.bounds}"])
+    name = str(props.get("name") or path.stem)
+    return Boundary(name, geom, str(path), approximate=bool(props.get("approximate", False)))
+
+
+def fix_uncertainty_m(fix) -> float:
+    """Horizontal uncertainty of a fix, metres (95 %)."""
+    if getattr(fix, "eph_m", None):
+        return float(fix.eph_m)
+    if getattr(fix, "hdop", None):
+        return float(fix.hdop) * UERE_M
+    return DEFAULT_UNCERTAINTY_M
+
+
+class Geofence:
+    def __init__(self, boundaries: list[Boundary], policy: str = "refuse", *, max_fix_age_s: float = 5.0):
+        if policy not in ("refuse", "flag"):
+            raise ValueError(f"geofence policy must be 'refuse' or 'flag', got {policy!r}")
+        self.boundaries = boundaries
+        self.policy = policy
+        self.max_fix_age_s = max_fix_age_s
+
+    @classmethod
+    def from_config(cls, config) -> Geofence:
+        boundaries = [load_boundary(config.resolve(p)) for p in config.geofence.communes]
+        return cls(boundaries, config.geofence.policy, max_fix_age_s=config.gps.max_fix_age_s)
+
+    def check(self, fix, now_mono: float | None = None) -> BoundaryCheck:
+        """Where ``fix`` is with respect to the communes; a fix older than
+        ``max_fix_age_s`` (when ``now_mono`` is given) counts as no fix."""
+        if fix is None or not getattr(fix, "has_position", False) or not self.boundaries:
+            return BoundaryCheck("unknown", None, None)
+        if now_mono is not None and now_mono - fix.received_mono > self.max_fix_age_s:
+            return BoundaryCheck("unknown", None, None)
+        u = fix_uncertainty_m(fix)
+        best_name, best = None, -math.inf
+        for boundary in self.boundaries:
+            d = boundary.signed_distance(fix.lat, fix.lon)
+            if d > best:
+                best_name, best = boundary.name, d
+        if best > u:
+            return BoundaryCheck("inside", best, best_name, u)
+        if best < -u:
+            return BoundaryCheck("outside", -best, best_name, u)
+        return BoundaryCheck("uncertain", abs(best), best_name, u)
+
+    def allows_start(self, fix, now_mono: float | None = None) -> tuple[bool, dict]:
+        """(allowed, flags for the recording). Flags name the status and commune only;
+        distances and positions go to the encrypted metadata, not here."""
+        check = self.check(fix, now_mono)
+        flags: dict[str, Any] = {"position": check.status}
+        if check.commune is not None:
+            flags["commune"] = check.commune
+        if check.status == "unknown":
+            flags["position"] = "unknown"
+            return True, flags
+        if check.status == "outside":
+            if self.policy == "refuse":
+                return False, flags
+            flags["outside_commune"] = True
+        return True, flags
+
+    def __repr__(self) -> str:
+        names = ", ".join(b.name for b in self.boundaries)
+        return f"<Geofence [{names}] policy={self.policy}>"
+
+
+def check_boundary_files(config) -> list[str]:
+    """For `pieton config check`: each listed boundary must load as a polygon."""
+    problems = []
+    for relative in config.geofence.communes:
+        path = config.resolve(relative)
+        if not path.is_file():
+            continue        # the loader's own check reports missing files
+        try:
+            load_boundary(path)
+        except ConfigError as exc:
+            problems.extend(f"{config.source}: [geofence] communes: {p}" for p in exc.problems)
+    return problems
