@@ -93,22 +93,30 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
         raise VaultError(f"recording {recording_id} was erased on {utc_iso(row.purged_at or 0)} (retention)")
     folder = vault.layout.recording(row.camera_id, recording_id)
     key_hex = vault.index.camera_key(row.camera_id)
-    problems = verify_stored(vault, row.camera_id, recording_id)
-    if problems:
-        raise VaultError(f"recording {recording_id} no longer verifies in the vault: " + "; ".join(problems))
+    # The stored recording is verified again (hashing every file) on another thread while
+    # this one decrypts: hashlib and the AEAD release the GIL, and the two CPUs share the work.
+    if key_hex is None:
+        raise VaultError(f"recording {recording_id}: camera {row.camera_id} is no longer enrolled")
+    from recorder.evidence.verify import verify_recording
+    devices = {row.camera_id: bytes.fromhex(key_hex)}
+    check = _Background(lambda: [str(p) for p in verify_recording(folder, devices=devices).problems])
     chain = read_chain(folder / "manifest.jsonl", MANIFEST_CONTEXT, bytes.fromhex(key_hex))
     opened = next((line for line in chain.lines if line.get("event") == "opened"), {})
     rec = OpenedRecording(recording_id, row.camera_id, key_hex, folder, opened,
                           recording_start(recording_id, opened))
     files: dict[str, str | None] = {}  # segment file -> its metadata file
+    listed: dict[str, tuple] = {}  # segment file -> (sha256, size) as the manifest lists it
     for line in chain.lines:
         event = line.get("event")
         if event == "closed":
             rec.closed = line
         if event == "sealed" and line.get("file"):
             files[line["file"]] = line.get("meta_file")
+            listed[line["file"]] = (line.get("sha256"), line.get("size"))
         elif event == "recovered":
-            names = {f.get("file") for f in line.get("found", []) if isinstance(f, dict)}
+            found = [f for f in line.get("found", []) if isinstance(f, dict)]
+            names = {f.get("file") for f in found}
+            listed.update({f.get("file"): (f.get("sha256"), f.get("size")) for f in found})
             for name in names:
                 if isinstance(name, str) and name.endswith((".ts.age", ".ts.age.part")):
                     stem = name.split(".ts.age")[0]
@@ -122,7 +130,8 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
             result = decrypt(data, identities)
         except AgeError as exc:
             raise VaultError(f"{recording_id}/{name}: cannot decrypt with the given identity: {exc}") from None
-        segment = {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+        # The manifest's hash: the verifier running alongside checks the file against it.
+        segment = {"file": name, "sha256": listed[name][0], "size": listed[name][1],
                    "complete": result.complete}
         if not result.complete:
             segment["reason"] = result.reason
@@ -132,9 +141,32 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
         meta_name = files[name]
         if meta_name and (folder / meta_name).is_file():
             rec.metadata.append(_metadata(folder / meta_name, identities, recording_id))
+    problems = check.result()
+    if problems:
+        raise VaultError(f"recording {recording_id} no longer verifies in the vault: " + "; ".join(problems))
     if not rec.media:
         raise VaultError(f"recording {recording_id}: no segment to export")
     return rec
+
+
+class _Background:
+    def __init__(self, fn):
+        import threading
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn):
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _metadata(path: Path, identities: list, recording_id: str) -> dict:
@@ -143,12 +175,6 @@ def _metadata(path: Path, identities: list, recording_id: str) -> dict:
         return decrypt_metadata(path, identities, f"{recording_id}/{path.name}")
     except EvidenceError as exc:
         return {"unreadable": str(exc)}
-
-
-def verify_stored(vault: Vault, camera: str, recording_id: str) -> list[str]:
-    """Problems of a stored recording, by the one shared verifier."""
-    from tools.vault.ingest import verify_recording_folder
-    return verify_recording_folder(vault, camera, vault.layout.recording(camera, recording_id))
 
 
 def _offset(value: str | None, start: float | None, what: str) -> float | None:
@@ -214,13 +240,16 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
                 plain.unlink(missing_ok=True)
         else:
             result = remux_to_mp4(media, tmp, start_s=start, end_s=end, keep_audio=keep_audio)
-        mp4_hash = _sha256_file(tmp)
+        hashing = _Background(lambda: _sha256_file(tmp))  # while the thumbnails decode
         from tools.vault.report import build_report, sign_report, write_report_files
+        from tools.vault.report_html import thumbnails
+        thumbs = thumbnails(tmp)
+        mp4_hash = hashing.result()
         report = sign_report(vault.signer, build_report(
             vault, request, recordings, result, out.name, mp4_hash, tmp.stat().st_size,
             anonymised=anonymised, keep_audio=keep_audio))
         staged = write_report_files(report, [p.with_name(f".{p.name}.{os.getpid()}.part") for p in side],
-                                    tmp, recordings, vault)
+                                    tmp, vault, thumbs)
         entry, _ = vault.log_twice("extraction", **base, mp4=out.name, mp4_sha256=mp4_hash,
                                    report_id=report["extraction_id"],
                                    segments=sum(len(r.segments) for r in recordings),
@@ -252,9 +281,12 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         raise
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: Path, *, fsync: bool = True) -> str:
+    """The file's SHA-256, after making it durable (it is delivered as evidence)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
+        if fsync:
+            os.fsync(f.fileno())
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -14,7 +14,9 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,19 +75,15 @@ class Progress:
 
 
 def _copy_file(src: Path, dst: Path, progress: Progress | None) -> int:
-    size = 0
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        while block := fin.read(1 << 20):
-            fout.write(block)
-            size += len(block)
-            if progress:
-                progress.advance(len(block), src.parent.name)
-        fout.flush()
-        os.fsync(fout.fileno())
+    shutil.copyfile(src, dst)  # in the kernel (sendfile / copy_file_range)
+    size = dst.stat().st_size
+    if progress:
+        progress.advance(size, src.parent.name)
     return size
 
 
 def _copy_tree(src: Path, dst: Path, progress: Progress | None) -> int:
+    """Copy a recording folder; the copies are made durable by ``_make_durable``."""
     remove_tree(dst)  # a leftover from an interrupted run is redone from the camera's copy
     dst.mkdir(parents=True)
     total = 0
@@ -94,8 +92,36 @@ def _copy_tree(src: Path, dst: Path, progress: Progress | None) -> int:
             total += _copy_file(path, dst / path.name, progress)
         elif path.exists():
             (dst / path.name).mkdir()  # listed as an unexpected entry by the verifier
-    fsync_dir(dst)
     return total
+
+
+class _Durable(threading.Thread):
+    """fsyncs a copied folder in the background while the copy is verified: the disk
+    writes while the CPU hashes. ``wait()`` re-raises its error."""
+
+    def __init__(self, folder: Path):
+        super().__init__(daemon=True)
+        self.folder = folder
+        self.error: OSError | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            for path in sorted(self.folder.iterdir()):
+                if path.is_file():
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            fsync_dir(self.folder)
+        except OSError as exc:
+            self.error = exc
+
+    def wait(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _last_line_hash(manifest: Path) -> str | None:
@@ -114,11 +140,16 @@ def _opened(manifest: Path) -> dict:
 
 def verify_recording_folder(vault: Vault, camera: str, folder: Path) -> list[str]:
     """Problems of one recording folder checked against the camera's pinned key."""
+    return check_recording(vault, camera, folder)[0]
+
+
+def check_recording(vault: Vault, camera: str, folder: Path):
+    """(problems, verifier's report or None) of a recording against the pinned key."""
     key = vault.index.camera_key(camera)
     if key is None:
-        return [f"camera {camera} is not enrolled in this vault (pieton vault enrol)"]
+        return [f"camera {camera} is not enrolled in this vault (pieton vault enrol)"], None
     report = verify_recording(folder, devices={camera: bytes.fromhex(key)})
-    return [str(p) for p in report.problems]
+    return [str(p) for p in report.problems], report
 
 
 def _recording_row(folder: Path, camera: str, report, ingested_at: float) -> RecordingRow:
@@ -277,6 +308,9 @@ def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, b
     staged = vault.layout.incoming / rid
     try:
         report.bytes_copied += _copy_tree(folder, staged, bar)
+        durable = _Durable(staged)
+        problems, verified = check_recording(vault, camera, staged)
+        durable.wait()
     except OSError as exc:
         remove_tree(staged)
         why = "the vault's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
@@ -286,7 +320,6 @@ def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, b
         except OSError:
             pass
         return
-    problems = verify_recording_folder(vault, camera, staged)
     existing = vault.index.recording(rid)
     if existing is not None:
         problems.append(f"{rid}: the vault already holds this recording with other content "
@@ -305,7 +338,6 @@ def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, b
         _quarantine(vault, staged, camera, rid, problems)
         report.quarantined.append((rid, problems))
         return
-    verified = verify_recording(staged, devices={camera: bytes.fromhex(vault.index.camera_key(camera))})
     target = vault.layout.recording(camera, rid)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.rename(staged, target)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import av
 
@@ -44,53 +43,96 @@ class RemuxResult:
     truncated_segments: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Packet:
     kind: str  # "video" | "audio"
-    pts: float  # seconds on the MP4 timeline
-    dts: float
-    duration: float
+    pts: int  # in the stream's time base, on the MP4 timeline once shifted
+    dts: int
+    duration: int
     keyframe: bool
     packet: av.Packet
-    time_base: Fraction
 
 
-def _demux(segment: SegmentInput) -> tuple[list[_Packet], dict[str, av.stream.Stream], av.container.InputContainer]:
-    data = segment.data
-    if not segment.complete:
-        data = data[: len(data) - len(data) % TS_PACKET]
+class _Joined(io.RawIOBase):
+    """The segments read as one stream, without copying them into one buffer."""
+
+    def __init__(self, parts: list[bytes]):
+        self._parts = [memoryview(p) for p in parts if p]
+        self._i = 0
+        self._off = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        out = []
+        while self._i < len(self._parts) and (n < 0 or n > 0):
+            part = self._parts[self._i]
+            take = len(part) - self._off if n < 0 else min(n, len(part) - self._off)
+            out.append(part[self._off:self._off + take])
+            self._off += take
+            if n > 0:
+                n -= take
+            if self._off >= len(part):
+                self._i += 1
+                self._off = 0
+        return b"".join(out)
+
+
+def _demux_all(segments: list[SegmentInput]):
+    """Packets of every segment, grouped by segment. The segments are demuxed as one
+    joined MPEG-TS stream (each opens with its own PAT/PMT, so this is valid TS) because
+    probing each 2-second segment on its own costs more than remuxing it; each packet is
+    assigned back to its segment by its byte position."""
+    import bisect
+    datas, offsets, pos = [], [], 0
+    for segment in segments:
+        data = segment.data
+        if not segment.complete:
+            data = data[: len(data) - len(data) % TS_PACKET]
+        offsets.append(pos)
+        datas.append(data)
+        pos += len(data)
     try:
-        container = av.open(io.BytesIO(data), format="mpegts")
+        container = av.open(_Joined(datas), format="mpegts", buffer_size=1 << 20)
     except av.error.FFmpegError as exc:
-        raise VaultError(f"segment {segment.name}: not a readable MPEG-TS stream ({exc})") from None
-    streams = {}
+        raise VaultError(f"segment {segments[0].name}: not a readable MPEG-TS stream ({exc})") from None
+    streams: dict[str, av.stream.Stream] = {}
     for stream in container.streams:
         if stream.type in ("video", "audio") and stream.type not in streams:
             streams[stream.type] = stream
     if "video" not in streams:
         container.close()
-        raise VaultError(f"segment {segment.name}: no video stream")
-    packets: list[_Packet] = []
+        raise VaultError(f"segment {segments[0].name}: no video stream")
+    groups: list[list[_Packet]] = [[] for _ in segments]
+    current = 0
     try:
-        for packet in container.demux(*streams.values()):
-            if packet.dts is None or packet.size == 0:
+        for packet in container.demux():
+            dts = packet.dts
+            if dts is None or packet.size == 0:
                 continue
-            tb = packet.time_base
-            pts = packet.pts if packet.pts is not None else packet.dts
-            packets.append(_Packet(packet.stream.type, float(pts * tb), float(packet.dts * tb),
-                                   float((packet.duration or 0) * tb), bool(packet.is_keyframe), packet, tb))
+            kind = packet.stream.type
+            if kind not in streams:
+                continue
+            if packet.pos is not None and packet.pos >= 0:
+                current = bisect.bisect_right(offsets, packet.pos) - 1
+            pts = packet.pts
+            groups[current].append(_Packet(kind, dts if pts is None else pts, dts,
+                                           packet.duration or 0, packet.is_keyframe, packet))
     except av.error.FFmpegError as exc:
-        if segment.complete:
+        if all(s.complete for s in segments):
             container.close()
-            raise VaultError(f"segment {segment.name}: damaged MPEG-TS ({exc})") from None
-    if not segment.complete:
+            raise VaultError(f"segment {segments[current].name}: damaged MPEG-TS ({exc})") from None
+    for segment, packets in zip(segments, groups, strict=True):
+        if segment.complete:
+            continue
         # The last packet of each stream may have been cut by the power loss.
         for kind in ("video", "audio"):
             for i in range(len(packets) - 1, -1, -1):
                 if packets[i].kind == kind:
                     del packets[i]
                     break
-    return packets, streams, container
+    return groups, streams, container
 
 
 def remux_to_mp4(segments: list[SegmentInput], out_path, *, start_s: float | None = None,
@@ -101,31 +143,36 @@ def remux_to_mp4(segments: list[SegmentInput], out_path, *, start_s: float | Non
     if not segments:
         raise VaultError("nothing to export: no segment")
     timeline: list[_Packet] = []
-    templates: dict[str, av.stream.Stream] = {}
-    containers = []
+    groups, templates, container = _demux_all(segments)
+    bases = {kind: stream.time_base for kind, stream in templates.items()}
     spans = []
     truncated = []
-    shift = None
+    shift = None  # seconds
     prev_end = 0.0
     try:
-        for segment in segments:
-            packets, streams, container = _demux(segment)
-            containers.append(container)
-            for kind, stream in streams.items():
-                templates.setdefault(kind, stream)
+        for segment, packets in zip(segments, groups, strict=True):
             if not segment.complete:
                 truncated.append(segment.name)
             if not packets:
                 continue
-            first = min(p.dts for p in packets)
+            firsts: dict[str, int] = {}
+            for p in packets:
+                if p.kind not in firsts or p.dts < firsts[p.kind]:
+                    firsts[p.kind] = p.dts
+            first = min(float(d * bases[k]) for k, d in firsts.items())
             if shift is None:
                 shift = -first
             elif abs(first + shift - prev_end) > CONTINUITY_TOLERANCE_S:
                 shift = prev_end - first  # the device's clock restarted: join end to start
+            ticks = {kind: round(shift / tb) for kind, tb in bases.items()}
+            ends: dict[str, int] = {}
             for p in packets:
-                p.pts += shift
-                p.dts += shift
-            end = max(p.dts + p.duration for p in packets)
+                t = ticks[p.kind]
+                p.pts += t
+                p.dts += t
+                if p.dts + p.duration > ends.get(p.kind, -(1 << 62)):
+                    ends[p.kind] = p.dts + p.duration
+            end = max(float(e * bases[k]) for k, e in ends.items())
             spans.append((segment.name, max(0.0, first + shift), end))
             prev_end = max(prev_end, end)
             timeline.extend(packets)
@@ -133,66 +180,73 @@ def remux_to_mp4(segments: list[SegmentInput], out_path, *, start_s: float | Non
             raise VaultError("nothing to export: the segments hold no complete frame")
         total = prev_end
         cut_from, cut_to = 0.0, float("inf")
-        if start_s is not None or end_s is not None:
+        ranged = start_s is not None or end_s is not None
+        if ranged:
             lo = 0.0 if start_s is None else start_s
             hi = total if end_s is None else end_s
             if lo < 0 or hi <= lo or lo >= total:
                 raise VaultError(f"range {lo:.2f}s to {hi:.2f}s is outside the recording "
                                  f"(0 to {total:.2f}s)")
-            keyframes = [p.pts for p in timeline if p.kind == "video" and p.keyframe and p.pts <= lo + 1e-6]
-            cut_from = max(keyframes) if keyframes else 0.0
+            vb = bases["video"]
+            keyframes = [p.pts * vb for p in timeline if p.kind == "video" and p.keyframe and p.pts * vb <= lo + 1e-6]
+            cut_from = float(max(keyframes)) if keyframes else 0.0
             cut_to = hi
-        return _write(timeline, templates, out_path, cut_from, cut_to, keep_audio, spans, truncated,
-                      (cut_from, min(cut_to, total)) if (start_s is not None or end_s is not None) else None)
+        return _write(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
+                      (cut_from, min(cut_to, total)) if ranged else None)
     finally:
-        for container in containers:
-            container.close()
+        container.close()
 
 
-def _write(timeline, templates, out_path, cut_from, cut_to, keep_audio, spans, truncated, range_s) -> RemuxResult:
+def _write(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
+           range_s) -> RemuxResult:
     out = av.open(str(out_path), "w", format="mp4")
     counts = {"video": 0, "audio": 0}
     keyframes = dropped = 0
     last_dts: dict[str, int] = {}
-    end = 0.0
+    ends: dict[str, int] = {}
     try:
         outs = {}
         for kind, template in templates.items():
             if kind == "audio" and not keep_audio:
                 continue
             outs[kind] = out.add_stream_from_template(template)
+        # Cut points in each stream's ticks.
+        lo = {k: round(cut_from / tb) for k, tb in bases.items()}
+        hi = {k: (round(cut_to / tb) if cut_to != float("inf") else None) for k, tb in bases.items()}
         started = False
         for p in timeline:
-            if p.kind not in outs:
+            kind = p.kind
+            stream = outs.get(kind)
+            if stream is None:
                 continue
-            if p.kind == "video":
+            if kind == "video":
                 if not started:
-                    if not p.keyframe or p.pts < cut_from - 1e-6:
+                    if not p.keyframe or p.pts < lo[kind]:
                         continue
                     started = True
-                if p.pts >= cut_to:
-                    continue
-            elif not started or p.pts < cut_from - 1e-6 or p.pts >= cut_to:
+            elif not started or p.pts < lo[kind]:
                 continue
-            tb = p.time_base
-            dts = round((p.dts - cut_from) / tb)
-            pts = round((p.pts - cut_from) / tb)
-            if dts < 0 or (p.kind in last_dts and dts <= last_dts[p.kind]):
+            if hi[kind] is not None and p.pts >= hi[kind]:
+                continue
+            dts = p.dts - lo[kind]
+            if dts < 0 or (kind in last_dts and dts <= last_dts[kind]):
                 dropped += 1
                 continue
-            last_dts[p.kind] = dts
+            last_dts[kind] = dts
             packet = p.packet
-            packet.dts, packet.pts = dts, pts
-            packet.stream = outs[p.kind]
+            packet.dts, packet.pts = dts, p.pts - lo[kind]
+            packet.stream = stream
             out.mux(packet)
-            counts[p.kind] += 1
-            keyframes += p.kind == "video" and p.keyframe
-            end = max(end, p.pts - cut_from + p.duration)
+            counts[kind] += 1
+            keyframes += kind == "video" and p.keyframe
+            if p.pts + p.duration - lo[kind] > ends.get(kind, 0):
+                ends[kind] = p.pts + p.duration - lo[kind]
     finally:
         out.close()
     if counts["video"] == 0:
         raise VaultError("nothing to export in that range: no complete video frame")
-    shifted = [(name, round(a - cut_from, 3), round(b - cut_from, 3)) for name, a, b in spans
+    end = max(float(e * bases[k]) for k, e in ends.items())
+    shifted = [(name, round(max(0.0, a - cut_from), 3), round(b - cut_from, 3)) for name, a, b in spans
                if b > cut_from and a < cut_to]
     return RemuxResult(duration_s=round(end, 3), video_packets=counts["video"], audio_packets=counts["audio"],
                        keyframes=keyframes, dropped_packets=dropped, spans=shifted, range_s=range_s,

@@ -119,12 +119,12 @@ def sign_report(signer: Signer, report: dict) -> dict:
     return signed
 
 
-def write_report_files(report: dict, paths: list[Path], mp4_path: Path, recordings, vault) -> list[Path]:
+def write_report_files(report: dict, paths: list[Path], mp4_path: Path, vault, thumbs=None) -> list[Path]:
     """The signed JSON report and its HTML form, written and fsynced at ``paths``."""
     json_path, html_path = paths
     _write(json_path, json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")
     from tools.vault.report_html import render_html
-    _write(html_path, render_html(report, mp4_path, vault.settings.get("communes") or []).encode())
+    _write(html_path, render_html(report, mp4_path, vault.settings.get("communes") or [], thumbs).encode())
     return [json_path, html_path]
 
 

@@ -23,20 +23,21 @@ def thumbnails(mp4_path: Path, count: int = THUMBNAILS) -> list[tuple[float, str
         with av.open(str(mp4_path)) as container:
             stream = container.streams.video[0]
             duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
-            wanted = [duration * (i + 0.5) / count for i in range(count)] if duration else [0.0]
-            it = iter(wanted)
-            target = next(it)
-            for frame in container.decode(stream):
-                if frame.time is None or frame.time + 1e-6 < target:
-                    continue
-                img = frame.to_ndarray(format="bgr24")
-                h, w = img.shape[:2]
-                img = cv2.resize(img, (THUMB_WIDTH, max(1, h * THUMB_WIDTH // w)))
-                ok, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 70])
-                if ok:
-                    out.append((frame.time, "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode()))
-                target = next(it, None)
-                if target is None:
+            for i in range(count if duration else 1):
+                target = duration * (i + 0.5) / count if duration else 0.0
+                # Seek to the keyframe before the target: decoding a long MP4 from the start
+                # for each picture would cost more than the extraction itself.
+                container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+                for frame in container.decode(stream):
+                    # The keyframe the seek lands on: near enough for a thumbnail, and
+                    # decoding on to the exact time would cost a whole GOP per picture.
+                    img = frame.to_ndarray(format="bgr24")
+                    h, w = img.shape[:2]
+                    img = cv2.resize(img, (THUMB_WIDTH, max(1, h * THUMB_WIDTH // w)))
+                    ok, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 70])
+                    if ok:
+                        out.append((frame.time or 0.0,
+                                    "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode()))
                     break
     except Exception as exc:  # a report without pictures beats no report
         out.append((0.0, f"error: {exc}"))
@@ -115,8 +116,8 @@ def _timeline(rec: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def render_html(report: dict, mp4_path: Path, commune_files: list[str]) -> str:
-    thumbs = thumbnails(mp4_path)
+def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=None) -> str:
+    thumbs = thumbnails(mp4_path) if thumbs is None else thumbs
     e = escape
     body = [f"<h1>Extraction report {e(report['extraction_id'])}</h1>",
             "<table>",
