@@ -276,3 +276,21 @@ def test_wrong_passphrase_is_exit_2(made, rec, tmp_path, monkeypatch, capsys):
     assert pieton(["verify", str(rec), "--identity", str(protected)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pieton verify: ") and "Traceback" not in err
+
+
+def test_spool_journal_checked_with_its_recordings(made, tmp_path, capsys):
+    device = made[0]
+    key = device.signer.public_key.hex()
+    spool = tmp_path / "spool"
+    shutil.copytree(device.spool_dir, spool)
+    journal = spool / "journal.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:1] + lines[2:]))  # a journal line removed
+    assert pieton(["verify", str(spool), "--device-key", key]) == 1
+    out = capsys.readouterr().out
+    assert "journal.jsonl: line 2: sequence number" in out
+    journal.write_bytes(b"".join(lines))
+    foreign = made[3]
+    shutil.copytree(foreign.path, spool / foreign.id.replace("CAM-T-002", "CAM-T-001").replace("_000000", "_000099"))
+    assert pieton(["verify", str(spool), "--device-key", key]) == 1
+    assert "recording not in the device journal" in capsys.readouterr().out

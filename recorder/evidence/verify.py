@@ -422,3 +422,29 @@ def verify_recordings(folders, **kw) -> list[RecordingReport]:
             else:
                 seen[b].notes.append(f"camera {camera}: recordings {a + 1} to {b - 1} not given here")
     return reports
+
+
+def verify_journal(spool_dir: str | Path, device_key: bytes | None,
+                   recordings: list[RecordingReport]) -> tuple[list[Problem], list[str]]:
+    """The device journal of a spool: its chain and signatures, and that every recording
+    folder given is one the journal saw opened. Returns (problems, notes)."""
+    from recorder.evidence.journal import JOURNAL_FILE, read_journal
+    spool_dir = Path(spool_dir)
+    problems: list[Problem] = []
+    notes: list[str] = []
+    report = read_journal(spool_dir / JOURNAL_FILE, device_key)
+    for p in report.problems:
+        problems.append(Problem(spool_dir.name, JOURNAL_FILE, p))
+    if device_key is None:
+        notes.append(f"{JOURNAL_FILE}: device key not pinned, signatures not checked")
+    seen = {(line.get("data") or {}).get("recording_id") for line in report.lines
+            if line.get("event") in ("recording opened", "recording closed", "recording recovered")}
+    for rec in recordings:
+        if rec.recording not in seen:
+            problems.append(Problem(rec.recording, JOURNAL_FILE, "recording not in the device journal"))
+    given = {rec.recording for rec in recordings}
+    absent = sorted(str(r) for r in seen - given if r)
+    if absent:
+        notes.append(f"{JOURNAL_FILE}: {len(absent)} recording(s) in the journal not in this spool "
+                     f"(offloaded?): {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}")
+    return problems, notes
