@@ -147,7 +147,7 @@ class Spool:
             data = b""
         for piece in split_pieces(data):
             line = piece.line
-            if not line or not str(line.get("event", "")).startswith("recording "):
+            if not line or not isinstance(line.get("data"), dict):
                 continue
             seq = (line.get("data") or {}).get("recording_seq")
             if not isinstance(seq, int):
@@ -206,6 +206,60 @@ class Spool:
         self.journal.append("recording closed", {
             "recording_id": recording.id, "recording_seq": recording.seq, "segments": recording.segments,
             "reason": reason, "last_line_hash": recording.manifest.last_hash})
+
+    # -- offload -------------------------------------------------------------------------
+    def apply_receipts(self, vault_key: bytes | str) -> list[str]:
+        """Free the recordings that the vault's signed receipts in ``inbox/`` cover exactly
+        (same camera, same device key, same last manifest line), journalling the receipt
+        and each recording freed. A receipt that does not verify frees nothing and is
+        journalled as refused. Returns the recording ids freed."""
+        import shutil
+
+        from recorder.errors import VerificationError
+        from recorder.evidence.receipt import INBOX, freeable, verify_receipt
+        inbox = self.dir / INBOX
+        if not inbox.is_dir():
+            return []
+        freed: list[str] = []
+        for path in sorted(p for p in inbox.iterdir() if p.is_file() and p.suffix == ".json"):
+            try:
+                receipt = verify_receipt(path, vault_key, camera_id=self.camera_id,
+                                         device_key=self.signer.public_key.hex())
+            except VerificationError as exc:
+                self.journal.append("offload receipt", {"receipt": path.name, "accepted": False,
+                                                        "reason": str(exc).replace(str(path), path.name)})
+                self._file_receipt(path, "refused")
+                continue
+            held = {}
+            for folder in self.recordings():
+                if self.current is not None and folder == self.current.path and self.current.state != "closed":
+                    continue
+                line, last_hash = last_good_line(folder / MANIFEST_FILE)
+                if line is not None and line.get("event") in ("closed", "recovered"):
+                    held[folder.name] = last_hash
+            covered = freeable(receipt, held)
+            self.journal.append("offload receipt", {"receipt": path.name, "accepted": True,
+                                                    "issued_at": receipt.get("issued_at"),
+                                                    "vault_key": receipt.get("vault_key"),
+                                                    "recordings": len(receipt["recordings"]),
+                                                    "freeable": covered})
+            for rid in covered:
+                folder = self.dir / rid
+                size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+                shutil.rmtree(folder)
+                fsync_dir(self.dir)
+                self.journal.append("space freed", {"recording_id": rid,
+                                                    "recording_seq": int(RECORDING_ID.match(rid)["seq"]),
+                                                    "last_line_hash": held[rid], "bytes": size})
+                freed.append(rid)
+            self._file_receipt(path, "applied")
+        return freed
+
+    def _file_receipt(self, path: Path, state: str) -> None:
+        done = path.parent / state
+        done.mkdir(exist_ok=True)
+        os.replace(path, done / path.name)
+        fsync_dir(path.parent)
 
     def close(self) -> None:
         self.journal.close()
