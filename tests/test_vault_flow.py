@@ -272,3 +272,18 @@ def test_cli_flow_with_passphrase_identity(tmp_path, chief):
     assert main(["vault", "verify", v]) == 0
     assert main(["vault", "stats", v, "--year", "2026", "--json"]) == 0
     assert main(["vault", "find", v, "--from", "2026-11-18T00:00:00Z", "--to", "2026-11-19T00:00:00Z"]) == 0
+
+
+def test_training_extraction_is_anonymised_and_says_so(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    result = extract(vault, Request([rid], "training", "Formation ENPM", "Formateur", tmp_path / "t.mp4"),
+                     [chief[0]])
+    report = result.report
+    assert report["anonymised"]["audio"].startswith("removed") and report["mp4"]["re_encoded"]
+    assert "masked" in report["anonymised"]["overlay"]
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
+                            str(tmp_path / "t.mp4")], capture_output=True, text=True, check=True).stdout.split()
+    assert probe == ["video"]
+    assert "Anonymised for training" in result.html_path.read_text()

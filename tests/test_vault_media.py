@@ -60,12 +60,20 @@ def make_segments(count=3, seconds=2.0, *, restart_clock=False, face=False):
 
 
 def _draw_face(img):
+    """A drawn face that OpenCV's frontal Haar cascade detects (eyes, brows, nose, mouth)."""
     import cv2
-    cx, cy = WIDTH // 2, HEIGHT // 2
-    cv2.ellipse(img, (cx, cy), (40, 52), 0, 0, 360, (200, 170, 150), -1)
-    cv2.circle(img, (cx - 15, cy - 12), 6, (30, 30, 30), -1)
-    cv2.circle(img, (cx + 15, cy - 12), 6, (30, 30, 30), -1)
-    cv2.ellipse(img, (cx, cy + 22), (16, 6), 0, 0, 180, (90, 30, 30), -1)
+    cx, cy = WIDTH // 2, HEIGHT // 2 + 10
+    grey = np.full((HEIGHT, WIDTH), 100, np.uint8)
+    cv2.ellipse(grey, (cx, cy), (40, 52), 0, 0, 360, 190, -1)
+    for dx in (-16, 16):
+        cv2.ellipse(grey, (cx + dx, cy - 14), (10, 5), 0, 0, 360, 40, -1)
+        cv2.line(grey, (cx + dx - 11, cy - 26), (cx + dx + 11, cy - 26), 60, 4)
+    cv2.line(grey, (cx, cy - 8), (cx, cy + 10), 215, 5)
+    cv2.ellipse(grey, (cx, cy + 14), (8, 3), 0, 0, 360, 120, -1)
+    cv2.ellipse(grey, (cx, cy + 28), (15, 4), 0, 0, 360, 70, -1)
+    grey = cv2.GaussianBlur(grey, (5, 5), 0)
+    box = (slice(cy - 60, cy + 60), slice(cx - 50, cx + 50))
+    img[box] = grey[box][..., None]
 
 
 def ffprobe(path):
@@ -130,3 +138,30 @@ def test_truncated_segment_gives_its_whole_frames(tmp_path):
     assert result.truncated_segments == ["b"]
     assert 2.2 < result.duration_s < 4.0
     assert ffprobe(tmp_path / "t.mp4")["streams"]
+
+
+def test_training_anonymisation_blurs_faces_masks_overlay_and_mutes(tmp_path):
+    import cv2
+
+    from tools.vault.anonymise import _cascades, anonymise_segments, detect_faces, overlay_band
+    segs = make_segments(1, face=True)
+    plain = tmp_path / "plain.mp4"
+    remux_to_mp4([SegmentInput("s", segs[0])], plain)
+    with av.open(str(plain)) as c:
+        before = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    assert detect_faces(cv2.cvtColor(before, cv2.COLOR_BGR2GRAY), _cascades())  # the face is there
+    out = tmp_path / "anon.mp4"
+    done = anonymise_segments(plain, out)
+    assert done["frames"] == 20 and done["frames_searched_with_faces"] >= 8
+    info = ffprobe(out)
+    assert [s["codec_type"] for s in info["streams"]] == ["video"]  # voices muted
+    with av.open(str(out)) as c:
+        after = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    assert len(after) == 20
+    face = (slice(HEIGHT // 2 - 50, HEIGHT // 2 + 70), slice(WIDTH // 2 - 50, WIDTH // 2 + 50))
+
+    def detail(img):  # edges of eyes, brows, nose and mouth
+        return cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[face], cv2.CV_64F).var()
+    for img in after:
+        assert detail(img) < detail(before) / 20
+        assert img[: overlay_band(HEIGHT) - 2].max() < 40  # caption band blacked out
