@@ -190,6 +190,12 @@ class AssignmentKeeper:
                                          "until": _iso(expired.until), "status": NOT_ASSIGNED})
         return self._current
 
+    def carry_over(self, previous: AssignmentKeeper) -> None:
+        """Keep the shift's assignment across an in-place restart (a configuration
+        applied between recordings): it lives in RAM only, never on the storage."""
+        if previous._current is not None and previous._current.device == self.device_id:
+            self._current = previous._current
+
     def agent_number(self, now: float | None = None) -> str | None:
         """The agent number recordings carry, or None: "agent not assigned"."""
         current = self.current(now)

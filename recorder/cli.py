@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from recorder.config import DEFAULT_CONFIG, load_config
+from recorder.config import DEFAULT_CONFIG
 from recorder.errors import ConfigError, PietonError
 
 SCENARIOS = DEFAULT_CONFIG.parent / "scenarios"
@@ -55,8 +55,9 @@ def _logging(verbose: bool) -> None:
 
 
 def _load(args):
+    from recorder.config_update import load_device_config
     from recorder.daemon import resolve_recipients
-    config = load_config(args.config)
+    config, _version = load_device_config(args.config, args.state_dir)
     return config, resolve_recipients(config, args.recipient)
 
 
@@ -75,7 +76,7 @@ def cmd_run(args) -> int:
         simulated = all(getattr(config.drivers, k) == "simulated" for k in ("camera", "button", "leds"))
         options = Options(Path(args.state_dir), recipients, simulated=simulated,
                           unsigned_config=args.unsigned_config)
-        return asyncio.run(serve(config, options))
+        return asyncio.run(serve(args.config, options))
     except (ConfigError, PietonError) as exc:
         return _fail(exc)
 
@@ -83,16 +84,19 @@ def cmd_run(args) -> int:
 def simulate(scenario_path, state_dir, *, config_path=None, recipients=(), realtime=False,
              control_socket=False):
     """Run a scenario through the daemon; return the player (its daemons, log and failures)."""
+    from recorder.config_update import load_device_config
     from recorder.daemon import Daemon, Options, resolve_recipients
     from recorder.scenario import load_scenario, run_scenario
-    config = load_config(config_path)
+    config, _version = load_device_config(config_path, state_dir)
     recipients = resolve_recipients(config, list(recipients))
     scenario = load_scenario(scenario_path)
     options = Options(Path(state_dir), recipients, simulated=True, control_socket=control_socket,
                       notify=False)
 
-    def make_daemon(loop, wall):
-        return Daemon(config, options, loop=loop, wall_clock=wall)
+    def make_daemon(loop, wall, previous=None):
+        # At every (re)start: a configuration flashed meanwhile is the one in force.
+        config, version = load_device_config(config_path, state_dir)
+        return Daemon(config, options, loop=loop, wall_clock=wall, config_version=version, previous=previous)
 
     return run_scenario(scenario, make_daemon, realtime=realtime)
 

@@ -33,10 +33,11 @@ from recorder.bundle import (
     check_trust,
     check_version,
     fill_from,
+    is_bundle,
     materialise,
     read_bundle,
 )
-from recorder.config import Config, parse_config
+from recorder.config import DEFAULT_CONFIG, Config, load_config, parse_config
 from recorder.errors import BundleError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -293,3 +294,34 @@ class ConfigUpdater:
     def __repr__(self) -> str:
         pending = self.pending[0].version if self.pending else None
         return f"<ConfigUpdater {self.device_id} running=v{self.running_version} pending={pending}>"
+
+
+PROVISIONED_DIR = "provisioned"
+
+
+def load_device_config(path: str | Path | None, state_dir: str | Path) -> tuple[Config, int]:
+    """The configuration a device starts with, and its version.
+
+    A bundle flashed since provisioning wins. Otherwise the file given on the command
+    line: a signed bundle (installed at provisioning; its signer must be one of the
+    technicians it lists itself, the first trust anchor) or a plain TOML (version 0,
+    accepted only in simulation or with --unsigned-config; the daemon checks that)."""
+    installed = installed_config(state_dir)
+    if installed is not None:
+        return installed
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read configuration: {exc.strerror}"]) from None
+    if not is_bundle(data):
+        return load_config(path), 0
+    try:
+        bundle = read_bundle(data)
+        directory = Path(state_dir) / "config" / PROVISIONED_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        config = materialise(bundle, directory)
+        check_trust(bundle, list(config.keys.technicians))
+    except BundleError as exc:
+        raise ConfigError([f"{path}: configuration bundle refused [{exc.code}] {exc.reason}"]) from None
+    return replace(config, source=str(path), digest=bundle.digest), bundle.version

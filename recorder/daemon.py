@@ -58,8 +58,14 @@ def resolve_recipients(config, given: list[str] | None) -> list[str]:
 
 class Daemon:
     def __init__(self, config, options: Options, *, loop: asyncio.AbstractEventLoop,
-                 wall_clock: WallClock | None = None):
+                 wall_clock: WallClock | None = None, config_version: int = 0, previous: Daemon | None = None):
         self.config = config
+        self.config_version = config_version
+        self.updater = None
+        self.assignment = None
+        self.listener = None
+        self.restart_requested = False
+        self._previous = previous      # the daemon this one replaces after a configuration change
         self.options = options
         self.loop = loop
         self.wall = wall_clock or WallClock()
@@ -93,14 +99,18 @@ class Daemon:
         self.recovered = self.spool.recover()
         self.spool.journal.append("boot", {"version": _version(), "config_digest": self.config.digest,
                                            "config_signed": self.config.signed,
+                                           "config_version": self.config_version,
                                            "recovered": len(self.recovered)})
+        self._start_configuration()
         self.hardware = open_hardware(self.config, self.loop, simulated_room=self.options.simulated)
         self.faults.update(self.hardware.faults)
         feedback = Feedback(self.hardware.leds, self.hardware.haptic, self.loop)
         notice = self._open_notice()
         self.sessions = LiveSessions(self)
+        self.sessions.assignment = self.assignment
         self.machine = Machine(self.config, self.loop, feedback, notice, self.sessions)
         self.machine.on_change = self._notify_status
+        self.machine.on_closed = lambda: self.updater.apply_pending(False)
         self.sessions.start()
         if self.hardware.button is not None:
             self.hardware.button.start(self.loop, self.machine.button_edge)
@@ -108,11 +118,52 @@ class Daemon:
         if self.faults:
             feedback.error("hardware fault: " + ", ".join(sorted(self.faults)))
         self._tasks.append(self.loop.create_task(self._monitor()))
+        self._start_link()
         if self.options.control_socket:
             await self._start_control()
         if self.options.notify:
             self._start_notify()
         log.info("armed; faults: %s", ", ".join(sorted(self.faults)) or "none")
+
+    def _start_configuration(self) -> None:
+        """Flashed configurations (applied between recordings) and the shift's assignment."""
+        from recorder.assignment import AssignmentKeeper
+        from recorder.config_update import ConfigUpdater
+        device = self.config.device
+        self.updater = ConfigUpdater(self.state_dir, self.config, self.spool.journal, device.camera_id,
+                                     device.fleet, is_recording=self.recording_active,
+                                     on_applied=self._configuration_applied)
+        self.updater.apply_pending(False)
+        if self.config.link.card_dir:
+            self.updater.pickup_inbox(self.config.link.card_dir)
+        self.assignment = AssignmentKeeper(self.state_dir, self.spool.journal, device.camera_id,
+                                           lambda: list(self.updater.running.keys.technicians),
+                                           wall_clock=self.wall.now)
+        if self._previous is not None and self._previous.assignment is not None:
+            self.assignment.carry_over(self._previous.assignment)
+        self._previous = None
+
+    def recording_active(self) -> bool:
+        return self.machine is not None and self.machine.current is not None
+
+    def _configuration_applied(self, config) -> None:
+        # Everything downstream (spool, pipeline, gestures, boundary) was built from the old
+        # configuration: restart cleanly on the new one, as systemd would.
+        log.info("configuration %s applied: restarting on it", config.digest[:16])
+        self.restart_requested = True
+        self.request_stop()
+
+    def _start_link(self) -> None:
+        """The technician's serial link (USB gadget serial on the device)."""
+        port = self.config.link.serial_port
+        if not port or not Path(port).exists():
+            return
+        from recorder.serial_link import device_listener
+        try:
+            self.listener = device_listener(port, self.updater, self.assignment,
+                                            baud=self.config.link.serial_baud, loop=self.loop).start()
+        except PietonError as exc:
+            self.faults["link"] = str(exc)
 
     def _open_signer(self):
         from drivers.signer import FileSigner, open_signer
@@ -234,6 +285,13 @@ class Daemon:
         if self.hardware and self.hardware.battery is not None:
             status["battery_percent"] = round(self.hardware.battery.percent(), 1)
         status.update(self.sessions.status() if machine else {})
+        if self.updater is not None:
+            status["config"]["version"] = self.updater.running_version
+            status["config"]["pending"] = self.updater.info()["pending_version"]
+        if self.assignment is not None:
+            status["assignment"] = self.assignment.status()
+        if self.listener is not None:
+            status["link"] = self.listener.status()
         return status
 
     def request_stop(self) -> None:
@@ -262,6 +320,8 @@ class Daemon:
             self._watchdog.stop()
         if self._control is not None:
             await self._control.close()
+        if self.listener is not None:
+            self.listener.close()
         if self.machine is not None:
             await self.sessions.close()
         if self.spool is not None:
@@ -294,16 +354,23 @@ def _version() -> str:
     return recorder.__version__
 
 
-async def serve(config, options: Options) -> int:
-    """`pieton run`: run until SIGTERM/SIGINT, sealing any recording before exit."""
+async def serve(config_path, options: Options) -> int:
+    """`pieton run`: run until SIGTERM/SIGINT, sealing any recording before exit; a
+    configuration applied while running restarts the daemon on it."""
+    from recorder.config_update import load_device_config
     loop = asyncio.get_running_loop()
-    daemon = Daemon(config, options, loop=loop)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.request_stop)
-    await daemon.start()
-    await daemon.wait_stopped()
-    await daemon.shutdown("daemon stopping (signal)")
-    return 0
+    daemon = None
+    while True:
+        config, version = load_device_config(config_path, options.state_dir)
+        daemon = Daemon(config, options, loop=loop, config_version=version, previous=daemon)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, daemon.request_stop)
+        await daemon.start()
+        await daemon.wait_stopped()
+        if not daemon.restart_requested:
+            await daemon.shutdown("daemon stopping (signal)")
+            return 0
+        await daemon.shutdown("configuration applied")
 
 
 def monotonic_to_wall(loop_time: float, loop: asyncio.AbstractEventLoop, wall: WallClock) -> float:

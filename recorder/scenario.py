@@ -51,6 +51,8 @@ EVENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "power_cut": ((), {"restart_after": 5.0}),
     "expect": ((), {"state": None, "recordings": None, "refusals": None}),
     "note": (("text",), {}),
+    "flash": (("bundle",), {}),          # a signed configuration bundle, as if over the serial link
+    "assign": (("assignment",), {}),     # a signed assignment file (pieton assign --out)
 }
 
 
@@ -172,12 +174,21 @@ class Player:
             await asyncio.sleep(rest)
         await self.daemon.shutdown("end of scenario")
 
-    async def _boot(self):
-        daemon = self.make_daemon()
+    async def _boot(self, previous=None):
+        daemon = self.make_daemon(previous)
         await daemon.start()
         daemon.free_mb_override = self.free_mb_override
         self.daemons.append(daemon)
+        self.loop.create_task(self._restart_when_asked(daemon))
         return daemon
+
+    async def _restart_when_asked(self, daemon) -> None:
+        """A configuration applied between recordings restarts the daemon on it."""
+        await daemon.wait_stopped()
+        if daemon.restart_requested and daemon is self.daemon:
+            await daemon.shutdown("configuration applied")
+            self._say("configuration applied: restarting on it")
+            self.daemon = await self._boot(previous=daemon)
 
     def _say(self, text: str) -> None:
         self.log.append((self.now(), text))
@@ -226,6 +237,21 @@ class Player:
             self._expect(a)
         elif do == "note":
             pass
+        elif do == "flash":
+            answer = self.daemon.updater.offer(self._file(a["bundle"]), origin="scenario")
+            self._say(f"  device answers: {answer.code}: {answer.message}")
+        elif do == "assign":
+            answer = self.daemon.assignment.offer(self._file(a["assignment"]), origin="scenario")
+            self._say(f"  device answers: {answer.code}: {answer.message}")
+
+    def _file(self, name: str) -> bytes:
+        path = Path(name)
+        if not path.is_absolute():
+            path = self.scenario.path.parent / path
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ScenarioError(f"{self.scenario.path}: cannot read {path}: {exc.strerror}") from None
 
     def _press(self, held: float) -> None:
         button = self.daemon.hardware.button
@@ -260,7 +286,7 @@ def run_scenario(scenario: Scenario, make_daemon, *, realtime: bool = False) -> 
         loop = VirtualClockLoop(start=0.0)
     asyncio.set_event_loop(loop)
     wall = SimulatedWallClock(loop, scenario.start_epoch) if not realtime else None
-    player = Player(scenario, lambda: make_daemon(loop, wall), loop, loop.time())
+    player = Player(scenario, lambda previous=None: make_daemon(loop, wall, previous), loop, loop.time())
     try:
         loop.run_until_complete(player.run())
     finally:

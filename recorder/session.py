@@ -132,8 +132,11 @@ class LiveSessions:
         except (StorageFull, RecordingRefused):
             raise
         agent = self.agent_number()
+        if self.assignment is not None:
+            writer.static.update(self.assignment.recording_static())
+        else:
+            writer.static.update({"agent": None, "agent_status": "agent not assigned"})
         writer.static.update({
-            "agent": agent if agent is not None else "agent not assigned",
             "camera_id": self.config.device.camera_id,
             "started_mono": started_mono,
             "config_signed": self.config.signed,
@@ -144,6 +147,7 @@ class LiveSessions:
             writer.static["clock"] = self.position.clock_status()
         session = LiveSession(self, writer, started_mono)
         if self.pipeline is not None:
+            self.pipeline.set_agent(agent)
             span = self.pipeline.start_recording(writer)
             writer.static["pre_event_s"] = span
         return session

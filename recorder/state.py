@@ -84,6 +84,7 @@ class Machine:
         self.idle = asyncio.Event()
         self.idle.set()
         self.on_change = None   # called after every state change (systemd STATUS=)
+        self.on_closed = None   # called once a recording is closed (pending configuration)
 
     def _set_state(self, state: State) -> None:
         self.state = state
@@ -200,6 +201,8 @@ class Machine:
             self.gestures.reset()
             self.idle.set()
             log.info("recording %s closed: %s", rec.session.id, reason)
+            if self.on_closed is not None:
+                self.on_closed()
 
     def fault(self, what: str) -> None:
         """A hardware fault while running: the agent feels and sees it."""
