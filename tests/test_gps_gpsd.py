@@ -1,0 +1,196 @@
+"""Integration: a real gpsd, run by gpsfake on 127.0.0.1, read through our gpsd backend
+(gpsd-py3): a shared real receiver log, a route of ours in Autun, and gpsd absent at
+first (the backend retries with backoff and says so in its status)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from drivers.gps import GpsdGps, SimulatedGps
+from recorder.clock import VirtualClockLoop
+from recorder.config import load_config
+from recorder.position.geofence import Geofence
+from tools.benchmarks.gps import shared_logs
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("gpsfake") is None or shutil.which("gpsd") is None,
+                                 reason="gpsfake/gpsd not installed (apt install gpsd gpsd-clients)")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GpsFake:
+    """gpsfake feeding ``log`` once to its own gpsd on ``port``, a sentence every ``cycle_s``."""
+
+    def __init__(self, log, port: int, cycle_s: float = 0.02):
+        self.proc = subprocess.Popen(["gpsfake", "-1", "-q", "-P", str(port), "-c", str(cycle_s), str(log)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+
+def _run(gps, until, timeout=15.0, during=None):
+    loop = asyncio.new_event_loop()
+    fixes = []
+
+    async def main():
+        gps.start(loop, fixes.append)
+        deadline = loop.time() + timeout
+        while not until(fixes) and loop.time() < deadline:
+            if during is not None:
+                during(loop.time())
+            await asyncio.sleep(0.02)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        gps.close()
+        loop.close()
+    return fixes
+
+
+def _tpv_positions(chk):
+    out = set()
+    for line in chk.read_text().splitlines():
+        if line.startswith('{"class":"TPV"') and '"lat"' in line:
+            tpv = json.loads(line)
+            out.add((round(tpv["lat"], 6), round(tpv["lon"], 6)))
+    return out
+
+
+def test_shared_log_through_real_gpsd():
+    logs = {p.name: p for p in shared_logs()}
+    if "haicom-305N.log" not in logs:
+        pytest.skip("shared GPS logs not found")
+    log = logs["haicom-305N.log"]          # moving, from no fix to 2D to 3D
+    expected = _tpv_positions(log.with_name(log.name + ".chk"))
+    port = _free_port()
+    fake = GpsFake(log, port)
+    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
+    try:
+        fixes = _run(gps, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 5)
+        status = gps.status()
+    finally:
+        fake.stop()
+    good = [f for f in fixes if f.has_position]
+    print(f"\ngpsd via gpsfake: {len(fixes)} polls, {len(good)} with a position, "
+          f"{len({(f.lat, f.lon) for f in good})} distinct positions")
+    assert len({(f.lat, f.lon) for f in good}) >= 5
+    for fix in good:   # every position gpsd gave is one gpsd's regression output has too
+        assert (round(fix.lat, 6), round(fix.lon, 6)) in expected
+        assert fix.mode in (2, 3)
+    assert status["backend"] == "gpsd" and status["polls"] >= len(fixes)
+
+
+def _autun_route_log(path, seconds=40):
+    """NMEA of our simulated receiver walking the default Autun route, as a capture."""
+    loop = VirtualClockLoop()
+    sim = SimulatedGps(wall_clock=lambda: 1_790_000_000.0 + loop.time())
+    lines = []
+    sim.inject = lambda data: lines.append(data.decode())   # capture instead of reading
+    sim.start(loop, lambda fix: None)
+    loop.run_until_complete(asyncio.sleep(seconds))
+    sim.close()
+    loop.close()
+    path.write_text("# Simulated receiver walking in the centre of Autun\n# Date: 2026-09-21\n" + "".join(lines))
+    return path
+
+
+def test_autun_route_through_real_gpsd(tmp_path):
+    log = _autun_route_log(tmp_path / "autun-walk.log")
+    fence = Geofence.from_config(load_config())
+    port = _free_port()
+    fake = GpsFake(log, port)
+    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
+    try:
+        fixes = _run(gps, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 6)
+    finally:
+        fake.stop()
+    good = [f for f in fixes if f.has_position]
+    assert len({(f.lat, f.lon) for f in good}) >= 6
+    for fix in good:
+        assert fence.check(fix).status == "inside"
+        assert 46.945 < fix.lat < 46.953 and 4.296 < fix.lon < 4.301
+        assert fix.time is None or fix.time.year == 2026     # no time until the first RMC's date
+        assert fix.eph_m is None or fix.eph_m > 0
+    assert [f for f in good if f.time is not None]
+    # the walk moves south
+    assert good[-1].lat < good[0].lat
+
+
+def test_gpsd_absent_then_started_reconnects_with_backoff():
+    port = _free_port()
+    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
+    state = {"fake": None, "seen_reconnecting": False, "error": None}
+    log = _autun_route_log_cached()
+
+    def during(now):
+        st = gps.status()
+        if st["state"] == "reconnecting" and st["last_error"]:
+            state["seen_reconnecting"] = True
+            state["error"] = st["last_error"]
+            if state["fake"] is None and st["reconnects"] >= 2:
+                state["fake"] = GpsFake(log, port)
+
+    try:
+        fixes = _run(gps, lambda f: any(x.has_position for x in f), timeout=20, during=during)
+    finally:
+        if state["fake"] is not None:
+            state["fake"].stop()
+    assert state["seen_reconnecting"], "status showed the retries"
+    assert "Connection" in state["error"] or "refused" in state["error"].lower()
+    assert any(f.has_position for f in fixes)
+    assert gps.reconnects >= 2
+
+
+_CACHE: dict = {}
+
+
+def _autun_route_log_cached():
+    if "log" not in _CACHE:
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="pieton-gps-")
+        from pathlib import Path
+        _CACHE["log"] = _autun_route_log(Path(folder) / "autun-walk.log", seconds=60)
+    return _CACHE["log"]
+
+
+def test_gpsd_dying_mid_stream_is_reported_and_retried():
+    port = _free_port()
+    fake = GpsFake(_autun_route_log_cached(), port)
+    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
+    seen = {"killed": False, "after": None}
+
+    def during(now):
+        if not seen["killed"] and gps.fixes >= 3 and gps.last_fix is not None and gps.last_fix.has_position:
+            fake.stop()
+            seen["killed"] = True
+        elif seen["killed"] and gps.status()["state"] == "reconnecting":
+            seen["after"] = gps.status()
+
+    try:
+        _run(gps, lambda f: seen["after"] is not None, timeout=20, during=during)
+    finally:
+        fake.stop()
+    assert seen["killed"] and seen["after"] is not None
+    assert seen["after"]["last_error"]
