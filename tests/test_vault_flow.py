@@ -287,3 +287,15 @@ def test_training_extraction_is_anonymised_and_says_so(tmp_path, chief, vault):
                             str(tmp_path / "t.mp4")], capture_output=True, text=True, check=True).stdout.split()
     assert probe == ["video"]
     assert "Anonymised for training" in result.html_path.read_text()
+
+
+def test_demo_epilogue_ingests_extracts_and_prints_the_register(tmp_path, chief):
+    from tools.vault.demo import vault_epilogue
+    spool_dir, _signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=2)
+    ident = tmp_path / "chief.identity"
+    ident.write_text(chief[0] + "\n")
+    lines = []
+    assert vault_epilogue(tmp_path / "demo", spool_dir, ident, chief[1], out=lines.append) == 0
+    text = "\n".join(lines)
+    assert "ffprobe: h264, aac" in text and "extraction" in text and "judicial" in text
+    assert list((tmp_path / "demo" / "exports").glob("pv-demo-001.mp4"))
