@@ -214,10 +214,19 @@ class Daemon:
             try:
                 self._check_battery()
                 self._check_storage()
+                self._apply_receipts()
                 self._notify_status()
             except Exception:
                 log.exception("monitor check failed")
             await asyncio.sleep(MONITOR_INTERVAL_S)
+
+    def _apply_receipts(self) -> None:
+        """Free what the vault's signed receipts cover (after an offload at the dock);
+        never during a recording, never without a receipt that verifies."""
+        if self.config.keys.vault and not self.recording_active():
+            freed = self.spool.apply_receipts(self.config.keys.vault)
+            if freed:
+                log.info("vault receipt: %d recording(s) offloaded and freed", len(freed))
 
     def _notify_status(self) -> None:
         """systemd's STATUS= line: state and faults, never a position or an identity."""

@@ -104,6 +104,8 @@ class LiveSessions:
             self.daemon.machine.fault(what)
 
     def _position_event(self, event: dict) -> None:
+        if self.pipeline is not None and "lat" in event and "lon" in event:
+            self.pipeline.set_position((event["lat"], event["lon"]))
         machine = self.daemon.machine
         if machine is not None and machine.current is not None:
             machine.current.session.note(event)
@@ -115,6 +117,7 @@ class LiveSessions:
         if free_mb < self.config.storage.min_free_mb:
             return StartCheck(False, f"storage full ({free_mb:.0f} MB free)")
         if self.position is not None:
+            flags["clock_source"] = self.position.clock_status()["source"]
             allowed, position_flags = self.position.allows_start()
             flags.update(position_flags)
             if not allowed:
@@ -145,6 +148,7 @@ class LiveSessions:
         })
         if self.position is not None:
             writer.static["clock"] = self.position.clock_status()
+            writer.static["at_start"] = self.position.start_metadata()
         session = LiveSession(self, writer, started_mono)
         if self.pipeline is not None:
             self.pipeline.set_agent(agent)

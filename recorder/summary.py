@@ -29,7 +29,8 @@ def recordings(player) -> list[dict]:
             rows.append({"id": rec.session.id, "reason": rec.reason, "notice": rec.notice,
                          "start": wall(rec.started), "stop": wall(rec.stopped) if rec.stopped else None,
                          "stop_reason": rec.stop_reason, "bookmarks": [wall(b) for b in rec.bookmarks],
-                         "segments": getattr(getattr(rec.session, "writer", None), "segments", None)})
+                         "segments": getattr(getattr(rec.session, "writer", None), "segments", None),
+                         "pre_event_s": getattr(getattr(rec.session, "writer", None), "static", {}).get("pre_event_s")})
     return rows
 
 
@@ -47,7 +48,9 @@ def print_summary(player, out=print) -> None:
         out(f"    start      {_utc(row['start'])} UTC   stop {_utc(row['stop']) if row['stop'] else '-'} UTC"
             f"   ({length:.1f} s, {row['stop_reason']})")
         if row["segments"] is not None:
-            out(f"    segments   {row['segments']}")
+            pre = row["pre_event_s"] or 0.0
+            out(f"    media      {row['segments']} segments, {length + pre:.1f} s "
+                f"(of which {pre:.1f} s pre-event, video only)")
         if row["bookmarks"]:
             out("    bookmarks  " + ", ".join(_utc(b) for b in row["bookmarks"]))
     refusals = [(d, t, why) for d in player.daemons for t, why in d.machine.refusals]

@@ -27,8 +27,12 @@ def register(subparsers) -> None:
     bench.set_defaults(func=cmd_bench)
 
 
+# Benchmarks that another one runs as its part: `all` does not run them twice.
+PARTS = {"seal_powercut": "seal"}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    names = available() if args.name == "all" else [args.name]
+    names = [n for n in available() if n not in PARTS] if args.name == "all" else [args.name]
     unknown = [n for n in names if n not in available()]
     if unknown:
         print(f"unknown benchmark {unknown[0]!r}; available: {', '.join(available())}")
