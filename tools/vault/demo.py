@@ -42,7 +42,9 @@ def vault_epilogue(root: str | Path, spool_dir: str | Path, chief_identity: str 
     police.mkdir(parents=True, exist_ok=True)
     register = police / "register.jsonl"
     if not (vault_dir / "vault.json").exists():
-        init_vault(vault_dir, [recipient], register)
+        from recorder.config import DEFAULT_CONFIG
+        communes = sorted((DEFAULT_CONFIG.parent / "communes").glob("*.geojson"))
+        init_vault(vault_dir, [recipient], register, communes=[str(c) for c in communes])
     with Vault.open(vault_dir) as vault:
         if vault.index.camera_key(camera) != device_key:
             vault.enrol(camera, device_key)

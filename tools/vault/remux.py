@@ -132,7 +132,37 @@ def _demux_all(segments: list[SegmentInput]):
                 if packets[i].kind == kind:
                     del packets[i]
                     break
-    return groups, streams, container
+    extra = []
+    audio = streams.get("audio")
+    if audio is not None and not audio.codec_context.sample_rate:
+        # The first segments may hold no sound (the pre-event span is video only), so the
+        # probe could not learn the audio's parameters: take them from a later segment.
+        streams.pop("audio")
+        for segment, packets in zip(segments[1:], groups[1:], strict=True):
+            if not any(p.kind == "audio" for p in packets):
+                continue
+            try:
+                other = av.open(io.BytesIO(segment.data[: len(segment.data) - len(segment.data) % TS_PACKET]),
+                                format="mpegts")
+            except av.error.FFmpegError:
+                continue
+            extra.append(other)
+            if other.streams.audio and other.streams.audio[0].codec_context.sample_rate:
+                streams["audio"] = other.streams.audio[0]
+                break
+        if "audio" not in streams:  # no sound anywhere: a silent MP4
+            for packets in groups:
+                packets[:] = [p for p in packets if p.kind != "audio"]
+    return groups, streams, _Closer([container, *extra])
+
+
+class _Closer:
+    def __init__(self, containers):
+        self.containers = containers
+
+    def close(self) -> None:
+        for c in self.containers:
+            c.close()
 
 
 def remux_to_mp4(segments: list[SegmentInput], out_path, *, start_s: float | None = None,
@@ -199,6 +229,15 @@ def remux_to_mp4(segments: list[SegmentInput], out_path, *, start_s: float | Non
 
 def _write(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
            range_s) -> RemuxResult:
+    try:
+        return _mux(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
+                    range_s)
+    except av.error.FFmpegError as exc:
+        raise VaultError(f"cannot write the MP4: {exc}") from None
+
+
+def _mux(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
+         range_s) -> RemuxResult:
     out = av.open(str(out_path), "w", format="mp4")
     counts = {"video": 0, "audio": 0}
     keyframes = dropped = 0

@@ -45,6 +45,24 @@ def track_points(obj) -> list[dict]:
     return points
 
 
+def event_kind(event: dict) -> str:
+    return str(event.get("kind") or event.get("event") or event.get("type") or "event")
+
+
+def event_epoch(event: dict) -> float | None:
+    """An event's time (epoch float or ISO text, as the daemon notes them), as epoch."""
+    value = event.get("time", event.get("at"))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            from tools.vault.layout import parse_time
+            return parse_time(value)
+        except Exception:  # noqa: BLE001 - an odd time sorts last, it does not break the report
+            return None
+    return None
+
+
 def _find(static: dict, *keys):
     """A recording-level datum, at the top of the static metadata or one level down
     (the spool keeps the daemon's flags in their own dict)."""
@@ -72,9 +90,9 @@ def recording_summary(rec) -> dict:
             if key not in seen:
                 seen.add(key)
                 events.append(event)
-    events.sort(key=lambda e: str(e.get("time", "")))
+    events.sort(key=lambda e: (event_epoch(e) is None, event_epoch(e) or 0.0))
     notice = _find(static, "notice", "notice_played", "notice_given")
-    notice_events = [e for e in events if "notice" in str(e.get("type", e.get("event", "")))]
+    notice_events = [e for e in events if "notice" in event_kind(e)]
     return {
         "id": rec.recording_id, "camera": rec.camera, "device_key": rec.device_key,
         "started_at": utc_iso(rec.started_at) if rec.started_at is not None else None,

@@ -61,10 +61,16 @@ def _boundaries(paths: list[str]) -> list[tuple[str, list[list[tuple[float, floa
     return shapes
 
 
-def track_svg(track: list[dict], commune_files: list[str], size: int = 420) -> str:
+def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, zoom: bool = False) -> str:
+    """The track over the commune boundary; ``zoom`` frames the track alone (the boundary,
+    when near, still shows), since a walk of a few hundred metres is a dot on a commune."""
     shapes = _boundaries(commune_files)
     pts = [(p["lon"], p["lat"]) for p in track]
     every = pts + [xy for _, rings in shapes for ring in rings for xy in ring]
+    if zoom and pts:
+        pad = 0.0006  # about 50 m around the track
+        every = [(min(x for x, _ in pts) - pad, min(y for _, y in pts) - pad),
+                 (max(x for x, _ in pts) + pad, max(y for _, y in pts) + pad)]
     if not every:
         return "<p>No position recorded (no GPS fix during the recording).</p>"
     lon0, lon1 = min(x for x, _ in every), max(x for x, _ in every)
@@ -96,23 +102,32 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420) -> s
     return "".join(parts)
 
 
+def _when(value) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        from recorder.evidence.metadata import iso_utc
+        return iso_utc(value)
+    return str(value) if value is not None else "?"
+
+
 def _timeline(rec: dict) -> list[tuple[str, str]]:
-    rows = [(rec.get("started_at") or "?", "start" + (f" — reason: {rec['recording'].get('reason')}"
-                                                       if isinstance(rec.get("recording"), dict)
-                                                       and rec["recording"].get("reason") else ""))]
+    from tools.vault.report import event_kind
+    static = rec.get("recording") if isinstance(rec.get("recording"), dict) else {}
+    reason = static.get("trigger_reason") or static.get("reason")
+    rows = [(_when(rec.get("started_at")), "start" + (f" — trigger: {reason}" if reason else ""))]
     if rec.get("pre_event_s") is not None:
-        rows.append((rec.get("started_at") or "?", f"pre-event span: {rec['pre_event_s']} s (video only)"))
+        rows.append((_when(rec.get("started_at")), f"pre-event span: {rec['pre_event_s']} s (video only)"))
     notice = rec.get("notice")
     if isinstance(notice, str | bool | dict):
-        rows.append((rec.get("started_at") or "?", f"notice: {json.dumps(notice, ensure_ascii=False)}"))
+        rows.append((_when(rec.get("started_at")), f"notice: {json.dumps(notice, ensure_ascii=False)}"))
     for event in rec.get("events", []):
-        kind = event.get("type") or event.get("event") or "event"
-        if kind in ("gps", "track", "fix") and "lat" in event:
+        kind = event_kind(event)
+        if "lat" in event and kind in ("gps", "track", "fix", "position"):
             continue  # the track has its own picture
-        detail = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("time", "type", "event"))
-        rows.append((str(event.get("time", "")), f"{kind}" + (f" ({detail})" if detail else "")))
+        detail = ", ".join(f"{k}={v}" for k, v in event.items()
+                           if k not in ("time", "type", "event", "kind", "mono"))
+        rows.append((_when(event.get("time")), kind + (f" ({detail[:200]})" if detail else "")))
     closed = rec.get("closed") or {}
-    rows.append((closed.get("ended_at") or "?", f"stop — {closed.get('reason', 'not closed')}"))
+    rows.append((_when(closed.get("ended_at")), f"stop — {closed.get('reason', 'not closed (recovered)')}"))
     return rows
 
 
@@ -144,6 +159,8 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
         body.extend(f"<tr><td>{e(t)}</td><td>{e(what)}</td></tr>" for t, what in _timeline(rec))
         body.append("</table><h3>Position</h3>")
         body.append(track_svg(rec.get("gps_track") or [], commune_files))
+        if rec.get("gps_track"):
+            body.append(track_svg(rec["gps_track"], commune_files, 300, zoom=True))
         body.append("<h3>Source segments</h3><table>")
         body.extend(f"<tr><td>{e(s['file'])}</td><td><code>{e(s['sha256'])}</code></td><td>{s['size']} B</td>"
                     f"<td>{'complete' if s['complete'] else 'truncated: ' + e(str(s.get('reason')))}</td></tr>"
