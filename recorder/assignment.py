@@ -25,6 +25,7 @@ from drivers.signer import verify_signature
 from recorder.bundle import public_hex
 from recorder.config_update import Answer
 from recorder.errors import AssignmentError
+from recorder.evidence.chain import canonical
 
 CONTEXT = b"pieton/assignment/1"
 KIND = "pieton/assignment/1"
@@ -45,10 +46,6 @@ REASONS = {
 _AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,15}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _iso(ts: float) -> str:
@@ -86,8 +83,8 @@ def sign_assignment(key: Ed25519PrivateKey, agent: str, device: str, counter: in
     body = {"kind": KIND, "agent": agent, "device": device, "counter": counter,
             "issued": _iso(time.time() if issued is None else issued), "until": _iso(until),
             "signer": public_hex(key)}
-    body["sig"] = key.sign(CONTEXT + b"\n" + _canonical(body)).hex()
-    return _canonical(body)
+    body["sig"] = key.sign(CONTEXT + b"\n" + canonical(body)).hex()
+    return canonical(body)
 
 
 def read_assignment(data: bytes) -> Assignment:
@@ -121,7 +118,7 @@ def read_assignment(data: bytes) -> Assignment:
         raise AssignmentError("bad-format", "signer or signature has the wrong length")
     signed = {k: v for k, v in body.items() if k != "sig"}
     if not verify_signature(bytes.fromhex(body["signer"]), bytes.fromhex(body["sig"]),
-                            CONTEXT + b"\n" + _canonical(signed)):
+                            CONTEXT + b"\n" + canonical(signed)):
         raise AssignmentError("bad-signature", f"signature by {body['signer'][:16]}... does not verify")
     return Assignment(body["agent"], body["device"], counter, issued, until, body["signer"])
 

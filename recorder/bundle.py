@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from drivers.signer import verify_signature
 from recorder.config import Config, parse_config
 from recorder.errors import BundleError, ConfigError
+from recorder.evidence.chain import canonical
 
 MAGIC = b"PIETONB1"
 CONTEXT = b"pieton/config-bundle/1"
@@ -62,10 +63,6 @@ _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 ENCODINGS = ("raw", "opus")
-
-
-def _canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _sha256(data: bytes) -> str:
@@ -277,7 +274,7 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
         "created": (created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "signer": public_hex(key), "config": CONFIG_NAME, "files": [f.entry() for f in files],
     }
-    header_bytes = _canonical(header)
+    header_bytes = canonical(header)
     signature = key.sign(CONTEXT + b"\n" + header_bytes)
     bundle = Bundle(header, header_bytes, signature, tuple(files))
     data = bundle.to_bytes()
