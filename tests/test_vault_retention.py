@@ -26,8 +26,8 @@ DAY = 86400
 def setup(tmp_path):
     identity, recipient = generate_identity()
     (tmp_path / "police").mkdir()
-    init_vault(tmp_path / "vault", [recipient], tmp_path / "police" / "register.jsonl")
     clock = Clock(START + 3600)
+    init_vault(tmp_path / "vault", [recipient], tmp_path / "police" / "register.jsonl", clock=clock)
     vault = Vault.open(tmp_path / "vault", clock=clock)
     yield vault, identity, recipient, clock
     vault.close()
@@ -125,3 +125,29 @@ def test_full_vault_disk_loses_nothing(tmp_path, setup, monkeypatch):
     assert not list(vault.layout.incoming.iterdir())
     monkeypatch.setattr(ingest_module, "_copy_file", real)
     assert len(ingest(vault, spool_dir, progress=False).stored) == 1
+
+
+def test_logs_pruned_after_three_years_leave_a_signed_checkpoint(tmp_path, setup):
+    from tools.vault.audit import audit
+    from tools.vault.logs import checkpoint_path
+    vault, identity, recipient, clock = setup
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=1, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    hold(vault, rid, "PV 1")  # kept, so the old extraction stays possible
+    extract(vault, Request([rid], "judicial", "R", "D", tmp_path / "old.mp4"), [identity])
+    before = len(events(vault))
+    clock.t += 3 * 365 * DAY + 2 * DAY
+    extract(vault, Request([rid], "disciplinary", "R", "D", tmp_path / "new.mp4"), [identity])
+    report = purge(vault)
+    assert {cp["log"] for cp in report.pruned} == {"journal.jsonl", "register.jsonl"}
+    kept = events(vault)
+    assert kept[0]["seq"] == before and kept[-1]["event"] == "logs-pruned"
+    assert checkpoint_path(vault.layout.journal).is_file()
+    assert audit(vault).ok, audit(vault).problems
+    register = tmp_path / "police" / "register.jsonl"
+    assert [json.loads(x)["purpose"] for x in register.read_text().splitlines()] == ["disciplinary"]
+    # A line removed after the checkpoint still shows.
+    lines = vault.layout.journal.read_bytes().splitlines(keepends=True)
+    vault.layout.journal.write_bytes(b"".join(lines[:1] + lines[2:]))
+    assert any("does not link" in p for p in audit(vault).problems)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from drivers.signer import Signer
-from recorder.evidence.chain import VAULT_JOURNAL_CONTEXT, ChainReport, ChainWriter, read_chain
+from recorder.evidence.chain import VAULT_JOURNAL_CONTEXT, ChainReport, ChainWriter
 
 
 class VaultJournal:
@@ -24,4 +24,6 @@ class VaultJournal:
 
 
 def read_journal(path: str | Path, vault_key: bytes) -> ChainReport:
-    return read_chain(path, VAULT_JOURNAL_CONTEXT, vault_key)
+    """The journal's chain, checked from its signed checkpoint on when it was pruned."""
+    from tools.vault.logs import read_log
+    return read_log(Path(path), VAULT_JOURNAL_CONTEXT, vault_key)

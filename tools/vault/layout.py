@@ -99,7 +99,8 @@ class VaultLayout:
 
 
 def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
-               retention_days: int = DEFAULT_RETENTION_DAYS, communes: list[str] | None = None) -> Path:
+               retention_days: int = DEFAULT_RETENTION_DAYS, communes: list[str] | None = None,
+               clock=time.time) -> Path:
     """Create a vault folder; refuses an existing vault or a bad recipient. Returns the
     public key file."""
     from tools.vault.vault import Vault  # the journal and register need an open vault
@@ -132,13 +133,13 @@ def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
     signer = FileSigner.create(layout.key)
     write_atomic(layout.pub, (signer.public_key_hex + "\n").encode())
     settings = {
-        "format": FORMAT, "created": utc_iso(), "recipients": list(recipients),
+        "format": FORMAT, "created": utc_iso(clock()), "recipients": list(recipients),
         "register": str(register), "retention_days": retention_days,
         "log_retention_days": LOG_RETENTION_DAYS, "communes": boundary,
         "vault_key": signer.public_key_hex,
     }
     write_atomic(layout.settings, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
-    with Vault.open(layout.root) as vault:
+    with Vault.open(layout.root, clock=clock) as vault:
         entry = vault.log("vault-created", recipients=list(recipients), register=str(register),
                           retention_days=retention_days, vault_key=signer.public_key_hex)
         vault.register.append({"event": "register-opened", "at": entry["at"],

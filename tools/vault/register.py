@@ -12,7 +12,7 @@ from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.errors import VaultError
-from recorder.evidence.chain import ChainReport, ChainWriter, read_chain
+from recorder.evidence.chain import ChainReport, ChainWriter
 
 REGISTER_CONTEXT = "pieton/register/1"
 # Journal events that the register mirrors, one line each.
@@ -37,7 +37,8 @@ class Register:
 
 
 def read_register(path: str | Path, vault_key: bytes) -> ChainReport:
-    return read_chain(path, REGISTER_CONTEXT, vault_key)
+    from tools.vault.logs import read_log
+    return read_log(Path(path), REGISTER_CONTEXT, vault_key)
 
 
 def cross_check(journal: ChainReport, register: ChainReport) -> list[str]:
@@ -50,8 +51,12 @@ def cross_check(journal: ChainReport, register: ChainReport) -> list[str]:
         if line.get("event") in REGISTERED_EVENTS:
             wanted[line_hash(raw)] = line
     seen = set()
+    # Entries before the journal's first kept line were pruned under its signed checkpoint.
+    first_seq = journal.lines[0].get("seq", 0) if journal.lines else 0
     for number, line in enumerate(register.lines, start=1):
         if line.get("event") == "register-opened":
+            continue
+        if isinstance(line.get("journal_seq"), int) and line["journal_seq"] < first_seq:
             continue
         ref = line.get("journal_hash")
         if ref not in wanted:

@@ -17,6 +17,7 @@ class PurgeReport:
     erased: list[str] = field(default_factory=list)
     held: list[tuple[str, list[str]]] = field(default_factory=list)  # due, but under a hold
     kept: int = 0
+    pruned: list[dict] = field(default_factory=list)  # log checkpoints written
 
 
 def purge(vault: Vault, now: float | None = None) -> PurgeReport:
@@ -41,6 +42,7 @@ def purge(vault: Vault, now: float | None = None) -> PurgeReport:
         remove_tree(folder)
         vault.index.mark_purged(row.recording_id, now)
         report.erased.append(row.recording_id)
+    report.pruned = vault.prune_logs(now)
     return report
 
 

@@ -80,6 +80,33 @@ class Vault:
                                "journal_hash": digest, **fields})
         return line, reg
 
+    def prune_logs(self, now: float | None = None) -> list[dict]:
+        """Drop journal and register entries past the log retention (3 years), leaving
+        signed checkpoints; the writers are reopened on the pruned files."""
+        from tools.vault.logs import prune
+        now = self.now() if now is None else now
+        days = float(self.settings.get("log_retention_days", 1096))
+        done = []
+        self.journal.close()
+        try:
+            cp = prune(self.layout.journal, self.signer, now, days)
+        finally:
+            self.journal = VaultJournal(self.layout.journal, self.signer)
+        if cp:
+            done.append(cp)
+        register = Path(self.settings["register"])
+        if register.exists():
+            if self._register is not None:
+                self._register.close()
+                self._register = None
+            cp = prune(register, self.signer, now, days)
+            if cp:
+                done.append(cp)
+        for cp in done:
+            self.log("logs-pruned", log=cp["log"], through_seq=cp["last_seq"], pruned_lines=cp["pruned_lines"],
+                     last_pruned_at=cp["last_pruned_at"], keep_days=cp["keep_days"])
+        return done
+
     def enrol(self, camera_id: str, public_key_hex: str) -> dict:
         safe_name(camera_id, "--camera")
         key = public_key_hex.strip().lower()
