@@ -190,17 +190,18 @@ class SimulatedCamera(Camera):
 
     # -- the scene ----------------------------------------------------------------------
     def _build_scene(self, seed: int) -> None:
+        # Built in uint8/float32 with broadcasting: a 720p scene must not cost 100 MB of
+        # peak memory on a device with little of it.
         rng = np.random.default_rng(seed)
         w, h = self.width, self.height
         strip = 3 * w  # the street is three screens wide; the view pans along it
-        xs = np.arange(strip)
-        ys = np.arange(h)[:, None]
-        sky = (h * 0.35)
-        y = np.where(ys < sky, 170 + 40 * (1 - ys / sky), 90 + 50 * (ys / h))  # sky and pavement
-        y = np.broadcast_to(y, (h, strip)).copy()
-        # facades: blocks of different brightness with windows
+        rows = np.arange(h, dtype=np.float32)
+        sky = h * 0.35
+        column = np.where(rows < sky, 170 + 40 * (1 - rows / sky), 90 + 50 * (rows / h)).astype(np.uint8)
+        y = np.empty((h, strip), np.uint8)
+        y[:] = column[:, None]  # sky and pavement
         x = 0
-        while x < strip:
+        while x < strip:  # facades: blocks of different brightness with windows
             bw = int(rng.integers(w // 8, w // 3))
             top = int(rng.integers(h // 10, int(sky)))
             y[top:int(h * 0.75), x:x + bw] = rng.integers(60, 200)
@@ -208,15 +209,17 @@ class SimulatedCamera(Camera):
                 for wx in range(x + 6, x + bw - 10, max(14, w // 24)):
                     y[wy:wy + max(4, h // 40), wx:wx + max(5, w // 60)] = rng.integers(20, 60)
             x += bw + int(rng.integers(2, w // 20))
-        self._scene_y = np.clip(y + rng.normal(0, 4, y.shape), BLACK, WHITE).astype(np.uint8)
-        u = 128 + 30 * np.sin(xs[::2] / 37.0)[None, :] * np.ones((h // 2, 1))
-        v = 128 + 30 * np.cos(xs[::2] / 53.0)[None, :] * (np.arange(h // 2)[:, None] / h)
-        self._scene_u = np.clip(u, 16, 240).astype(np.uint8)
-        self._scene_v = np.clip(v, 16, 240).astype(np.uint8)
+        noise = rng.integers(-6, 7, size=y.shape, dtype=np.int8)
+        self._scene_y = np.clip(y.astype(np.int16) + noise, BLACK, WHITE).astype(np.uint8)
+        del noise, y
+        xs = np.arange(0, strip, 2, dtype=np.float32)
+        half_rows = np.arange(h // 2, dtype=np.float32)[:, None]
+        self._scene_u = np.clip(128 + 30 * np.sin(xs / 37.0)[None, :] + 0 * half_rows, 16, 240).astype(np.uint8)
+        self._scene_v = np.clip(128 + 30 * np.cos(xs / 53.0)[None, :] * (half_rows / h), 16, 240).astype(np.uint8)
         # IR illumination falls off from the centre of the image
-        yy, xx = np.mgrid[0:h, 0:w]
-        r = np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2))
-        self._ir_dark = np.clip(r * 90, 0, 120).astype(np.uint8)
+        gx = (np.arange(w, dtype=np.float32) - w / 2) / (w / 2)
+        gy = (np.arange(h, dtype=np.float32) - h / 2) / (h / 2)
+        self._ir_dark = np.clip(np.hypot(gx[None, :], gy[:, None]) * 90, 0, 120).astype(np.uint8)
         self._strip = strip
 
     def _render(self, index: int, gain: float, night: bool, corrupt: bool) -> np.ndarray:

@@ -60,9 +60,14 @@ def test_recording_decodes_with_pre_event_join_and_continuous_counter(rig):
     assert all(19 <= s.meta["segment_info"]["video_frames"] <= 21 for s in segments[:-1])
     starts = [s.frames[0][0] for s in segments]
     assert starts == sorted(starts) and starts[1] == pytest.approx(2.0, abs=0.15)
-    # the pre-event span is marked, and carries no sound (audio in the ring is off by default)
+    # the pre-event span is its own segment, ends at the press, is marked, and carries no
+    # sound (audio in the ring is off by default)
     first = segments[0]
     assert first.meta["segment_info"]["pre_event_s"] == pytest.approx(2.0)
+    assert first.meta["segment_info"]["ended_by"] == "press" and first.frames[-1][0] < 2.0
+    # the press's first chunk was padded with MPEG-TS null packets and made durable at once
+    assert 0 < segments[1].meta["segment_info"]["null_padding_bytes"] <= 65536 + 188
+    assert summary["press_to_durable_s"] is not None
     media = [e for e in first.meta["events"] if e["event"] == "media"][0]
     assert media["pre_event_s"] == pytest.approx(2.0) and media["pre_event_audio"] is False
     assert len(first.audio) == 0

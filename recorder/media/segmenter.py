@@ -18,6 +18,10 @@ import av
 from recorder.media.packets import Packet
 
 TIME_BASE = Fraction(1, 90000)
+AGE_CHUNK = 65536
+TS_PACKET = 188
+# sync byte, PID 0x1FFF (null), payload only, then stuffing
+NULL_TS_PACKET = bytes([0x47, 0x1F, 0xFF, 0x10]) + b"\xff" * 184
 
 
 class _Sink:
@@ -39,7 +43,11 @@ class _OpenSegment:
         self.number = number
         self.writer = writer
         self.sink = _Sink(writer)
-        self.container = av.open(self.sink, "w", format="mpegts", options={"flush_packets": "1"})
+        # PyAV always interleaves; a 1 us interleave window makes the muxer hand each
+        # packet to the sink as soon as the next one arrives, instead of holding up to 10 s
+        # waiting for a stream that is silent (no audio in a pre-event span, a lost camera).
+        self.container = av.open(self.sink, "w", format="mpegts",
+                                 options={"flush_packets": "1", "max_interleave_delta": "1"})
         self.video = self.container.add_mux_stream("h264", rate=fps, width=width, height=height)
         self.video.time_base = TIME_BASE
         self.audio = None
@@ -53,6 +61,7 @@ class _OpenSegment:
         self.last_frame = None
         self.audio_packets = 0
         self.pre_event_s = 0.0
+        self.padding = 0
         self.last_pts = {"video": -1, "audio": -1}
 
 
@@ -74,10 +83,10 @@ class Segmenter:
         self.pre_event_end = pre_event_end
         self.describe = describe
         self.video_present = True
-        # press -> first durable chunk holding media captured after the press (see _watch)
+        # press -> first durable chunk holding media captured after the press (_make_durable)
         self.clock = clock or time.monotonic
         self.first_durable: float | None = None
-        self._watch: tuple[_OpenSegment, int] | None = None
+        self._watch_armed: _OpenSegment | None = None
         self.current: _OpenSegment | None = None
         self.sealed = 0
         self.skipped_before_keyframe = 0
@@ -89,10 +98,18 @@ class Segmenter:
             return
         seg = self.current
         if packet.kind == "video":
-            if seg is not None and packet.keyframe and seg.frames and \
-                    packet.time - seg.start >= self.segment_seconds - 0.5 / self.fps:
-                self.cut("duration")
-                seg = None
+            pre_event = self.pre_event_end is not None and packet.time < self.pre_event_end
+            if seg is not None and packet.keyframe and seg.frames:
+                if seg.pre_event_s and not pre_event:
+                    # The press. The pre-event span, written in one burst when the recording
+                    # starts, is one segment ending here: cutting it every 2 s would cost a
+                    # seal (four fsyncs) each, hundreds of ms before the press's own media
+                    # is safe, for no gain (it is all on the card within ~50 ms anyway).
+                    self.cut("press")
+                    seg = None
+                elif not pre_event and packet.time - seg.start >= self.segment_seconds - 0.5 / self.fps:
+                    self.cut("duration")
+                    seg = None
             if seg is None or seg.frames == 0:
                 if not packet.keyframe:  # a segment's video must start on a keyframe
                     self.skipped_before_keyframe += 1
@@ -132,28 +149,31 @@ class Segmenter:
             seg.last_frame = packet.index
         else:
             seg.audio_packets += 1
-        if self.pre_event_end is not None and packet.time < self.pre_event_end and packet.kind == "video":
+        post_press = self.pre_event_end is None or packet.time >= self.pre_event_end
+        if not post_press and packet.kind == "video":
             seg.pre_event_s += packet.duration
-        elif self.first_durable is None:
-            if self._watch is None:
-                self._watch = (seg, seg.sink.bytes)
-            self._check_durable()
+        if self.first_durable is None:
+            if self._watch_armed is seg:
+                # the muxer holds the last packet until the next one arrives: the first
+                # post-press packet's bytes are in the sink now
+                self._make_durable(seg)
+            elif post_press:
+                self._watch_armed = seg
 
-    def _check_durable(self) -> None:
-        # An age chunk reaches the disk only once full (64 KiB); as soon as the one holding
-        # the first post-press packet is written, make it durable now rather than at the
-        # next periodic fsync: that is when a power cut would keep the press's media.
-        seg, end = self._watch
-        chunk = 65536
-        if seg is not self.current:
-            return
-        written = getattr(seg.writer, "plaintext_size", None)
+    def _make_durable(self, seg: _OpenSegment) -> None:
+        # An age chunk reaches the disk only once full (64 KiB), which at a few Mbit/s can
+        # take a quarter second. Fill the chunk holding the press's first media with MPEG-TS
+        # null packets (PID 0x1FFF, which every demuxer skips), then fsync: from here a
+        # power cut keeps media captured after the press. Once per recording.
         sync = getattr(seg.writer, "sync", None)
-        if written is None or sync is None:
+        if sync is None:
             return
-        if written > ((end - 1) // chunk + 1) * chunk:
-            sync()
-            self.first_durable = self.clock()
+        need = (AGE_CHUNK - seg.sink.bytes % AGE_CHUNK) % AGE_CHUNK + 1  # one byte into the next chunk
+        count = -(-need // TS_PACKET)
+        seg.sink.write(NULL_TS_PACKET * count)
+        seg.padding += count * TS_PACKET
+        sync()
+        self.first_durable = self.clock()
 
     def cut(self, reason: str) -> dict | None:
         """Seal the segment in progress (the next packet opens a new one)."""
@@ -175,10 +195,12 @@ class Segmenter:
         }
         if seg.pre_event_s:
             extra["pre_event_s"] = round(seg.pre_event_s, 6)
+        if seg.padding:
+            extra["null_padding_bytes"] = seg.padding
         if self.describe is not None:
             extra.update(self.describe())
         seg.writer.seal(extra)
-        if self._watch is not None and self._watch[0] is seg and self.first_durable is None:
+        if self._watch_armed is seg and self.first_durable is None:
             self.first_durable = self.clock()  # the seal made it durable
         self.sealed += 1
         self.bytes += seg.sink.bytes

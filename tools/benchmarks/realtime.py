@@ -1,0 +1,152 @@
+"""`pieton bench realtime`: the media pipeline in real time at the default settings.
+
+10 minutes (45 s with --quick) of 1280x720 30 fps from the simulated camera, with the
+simulated microphone and a 30 s pre-event buffer, on a real-time asyncio loop, sealing into
+a real spool. Recordings start and stop in cycles (10 s recorded, 20 s armed). Figures:
+dropped and late frames (target 0), peak RSS of the process (target <= 200 MB), and press
+to the first fsync of an age chunk holding media captured after the press (p99 target
+<= 100 ms), plus CPU use. Runs in a child process so its RSS is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _config(folder: Path):
+    """The default configuration with a recipient (the bench's own chief key)."""
+    from recorder.config import DEFAULT_CONFIG, parse_config
+    from recorder.evidence.age import generate_identity
+
+    _, recipient = generate_identity()
+    text = DEFAULT_CONFIG.read_text().replace("recipients = []", f'recipients = ["{recipient}"]')
+    return parse_config(text.encode(), "bench", DEFAULT_CONFIG.parent)
+
+
+def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_press_s: float) -> dict:
+    import asyncio
+
+    from drivers.acoustics import Room
+    from drivers.camera import open_camera
+    from drivers.gpio import reset_simulated_pins
+    from drivers.ir import open_ir
+    from drivers.microphone import open_microphone
+    from drivers.signer import FileSigner
+    from recorder.clock import WallClock
+    from recorder.evidence.spool import Spool
+    from recorder.media.pipeline import MediaPipeline
+
+    reset_simulated_pins()
+    config = _config(folder)
+    loop = asyncio.new_event_loop()
+    wall = WallClock()
+    signer = FileSigner.create(folder / "state" / "device-signing.key")
+    spool = Spool(folder / "spool", signer, list(config.keys.recipients), config.device.camera_id,
+                  config.digest, False, sync_interval=config.storage.sync_interval_s, wall_clock=wall,
+                  min_free_bytes=0)
+    camera = open_camera("simulated", config)
+    microphone = open_microphone("simulated", config, room=Room(seed=5))
+    ir = open_ir("simulated", config)
+    faults = []
+    pipeline = MediaPipeline(config, camera, microphone, ir, loop=loop, wall_clock=wall, on_fault=faults.append)
+    pipeline.set_agent("4521")
+    latencies, pre_events, segments = [], [], 0
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.monotonic()
+
+    async def main():
+        nonlocal segments
+        pipeline.arm()
+        await asyncio.sleep(first_press_s)
+        while time.monotonic() - t0 + record_s < seconds:
+            rec = spool.open_recording(wall.now(), "agent", {"clock_source": "ntp"})
+            pipeline.start_recording(rec)
+            await asyncio.sleep(record_s)
+            summary = await pipeline.stop_recording()
+            rec.close("stop")
+            segments += summary["segments"]
+            pre_events.append(summary["pre_event_s"])
+            if summary.get("press_to_durable_s") is not None:
+                latencies.append(summary["press_to_durable_s"])
+            await asyncio.sleep(min(idle_s, max(0.0, seconds - (time.monotonic() - t0))))
+        status = pipeline.status()
+        await pipeline.close()
+        return status
+
+    status = loop.run_until_complete(main())
+    elapsed = time.monotonic() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    loop.close()
+    ir.close()
+    spool.close()
+    frames = status["frames_total"]
+    return {
+        "seconds": round(elapsed, 1), "recordings": len(pre_events), "segments": segments,
+        "frames_captured": frames["captured"], "frames_encoded": frames["encoded"],
+        "frames_dropped": frames["dropped"], "frames_late": frames["late"],
+        "prebuffer_peak_bytes": status["prebuffer"]["peak_bytes"],
+        "prebuffer_max_bytes": status["prebuffer"]["max_bytes"],
+        "pre_event_s_max": round(max(pre_events, default=0.0), 2),
+        "press_to_durable_ms": [round(x * 1000, 1) for x in latencies],
+        "cpu_share_of_one_core": round(((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime))
+                                       / elapsed, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "faults": faults,
+    }
+
+
+def press_latency(quick: bool = True) -> dict:
+    """For `pieton bench latency`: press to the first durable chunk of post-press media."""
+    return _run_child(45.0 if quick else 120.0, 6.0, 3.0, 32.0 if not quick else 5.0)
+
+
+def _run_child(seconds, record_s, idle_s, first_press_s) -> dict:
+    with tempfile.TemporaryDirectory(prefix="pieton-bench-realtime-") as tmp:
+        proc = subprocess.run([sys.executable, "-m", "tools.benchmarks.realtime", "--child", str(seconds), tmp,
+                               str(record_s), str(idle_s), str(first_press_s)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:])
+        return {"error": "the real-time run failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(args) -> dict:
+    quick = getattr(args, "quick", False)
+    seconds = 45.0 if quick else 600.0
+    first_press = 10.0 if quick else 32.0
+    print(f"real time: {seconds:.0f} s of 1280x720 30 fps simulated camera + microphone, 30 s pre-event "
+          f"buffer, recordings of 10 s every 30 s (first press at {first_press:.0f} s)", flush=True)
+    r = _run_child(seconds, 10.0, 20.0, first_press)
+    if "error" in r:
+        return r
+    lat = np.array(r["press_to_durable_ms"] or [np.nan])
+    r["press_to_durable_p50_ms"] = round(float(np.percentile(lat, 50)), 1)
+    r["press_to_durable_p99_ms"] = round(float(np.percentile(lat, 99)), 1)
+    r["press_to_durable_max_ms"] = round(float(np.max(lat)), 1)
+    print(f"frames: {r['frames_captured']} captured, {r['frames_encoded']} encoded, "
+          f"{r['frames_dropped']} dropped, {r['frames_late']} late (target 0 dropped)")
+    print(f"recordings: {r['recordings']} ({r['segments']} segments), longest pre-event {r['pre_event_s_max']} s")
+    print(f"peak RSS: {r['peak_rss_mb']} MB (target <= 200); pre-event ring peak "
+          f"{r['prebuffer_peak_bytes'] / 1e6:.1f} MB (bound {r['prebuffer_max_bytes'] / 1e6:.1f} MB)")
+    print(f"press -> first fsync of a chunk with post-press media: p50 {r['press_to_durable_p50_ms']} ms, "
+          f"p99 {r['press_to_durable_p99_ms']} ms, max {r['press_to_durable_max_ms']} ms over "
+          f"{len(r['press_to_durable_ms'])} presses (target p99 <= 100 ms)")
+    print(f"CPU: {r['cpu_share_of_one_core'] * 100:.0f}% of one core; faults: {r['faults'] or 'none'}")
+    return r
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 7 and sys.argv[1] == "--child":
+        _, _, seconds_, folder_, record_, idle_, first_ = sys.argv
+        print(json.dumps(child(float(seconds_), Path(folder_), float(record_), float(idle_), float(first_))))
+    else:
+        print("usage: pieton bench realtime [--quick]")
+        sys.exit(2)
