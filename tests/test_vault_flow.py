@@ -299,3 +299,44 @@ def test_demo_epilogue_ingests_extracts_and_prints_the_register(tmp_path, chief)
     text = "\n".join(lines)
     assert "ffprobe: h264, aac" in text and "extraction" in text and "judicial" in text
     assert list((tmp_path / "demo" / "exports").glob("pv-demo-001.mp4"))
+
+
+def _append_manifest_line(folder, signer):
+    from recorder.evidence.chain import MANIFEST_CONTEXT, ChainWriter
+    with ChainWriter(folder / "manifest.jsonl", MANIFEST_CONTEXT, signer) as writer:
+        writer.append({"event": "recovered", "recording_id": folder.name, "found": [], "after": "closed",
+                       "segments_sealed": 1, "data_stops": "at the last sealed segment"})
+
+
+def test_manifest_changed_after_the_journal_recorded_its_end_is_quarantined(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    first, second = sorted(p for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
+    _append_manifest_line(second, signer)  # signed, but the journal says it ended earlier
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.stored == [first.name]
+    assert "device journal says it ended with another" in " ".join(report.quarantined[0][1])
+    # The same recording changed after it was stored: a second, different copy is refused.
+    _append_manifest_line(first, signer)
+    again = ingest(vault, spool_dir, progress=False)
+    assert first.name in [q[0] for q in again.quarantined]
+    assert any("other content" in p for q in again.quarantined for p in q[1])
+
+
+def test_find_near_a_place_needs_the_identity_and_journals_the_search(tmp_path, chief, vault):
+    from tools.vault.find import find, stats
+    from tools.vault.layout import parse_time
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=2)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    stored = ingest(vault, spool_dir, progress=False).stored
+    since, until = parse_time("2026-11-18T00:00:00Z"), parse_time("2026-11-19T00:00:00Z")
+    assert [f.row.recording_id for f in find(vault, since, until).found] == stored
+    with pytest.raises(VaultError, match="--identity"):
+        find(vault, since, until, near=(46.95, 4.30), radius_m=100)
+    # Recording 0 walked at lon 4.300, recording 1 at lon 4.301 (about 76 m east).
+    near = find(vault, since, until, near=(46.95, 4.3), radius_m=30, identities=[chief[0]])
+    assert [f.row.recording_id for f in near.found] == stored[:1] and near.found[0].closest_m < 1
+    assert find(vault, since, until, near=(47.5, 5.0), radius_m=500, identities=[chief[0]]).found == []
+    figures = stats(vault, 2026)
+    assert figures["recordings"] == 2 and figures["access_requests_searched"] == 3  # the refused one did not search
+    assert figures["cameras_enrolled"] == 1

@@ -262,6 +262,7 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     key_hex = vault.index.camera_key(camera)
     vault.log("ingest-started", camera=camera, spool=str(spool.resolve()), recordings=len(folders))
     _offload_journal(vault, spool, camera, key_hex, report)
+    endings = _journal_endings(vault, camera)
     todo = []
     for _seq, folder in folders:
         rid = folder.name
@@ -276,7 +277,7 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
         todo.append(folder)
     bar = Progress(sum(f.stat().st_size for folder in todo for f in folder.iterdir() if f.is_file()), progress)
     for folder in todo:
-        _ingest_one(vault, folder, camera, report, bar)
+        _ingest_one(vault, folder, camera, report, bar, endings)
     bar.finish()
     _check_sequence(vault, spool, camera, report)
     # The receipt lists everything of this spool the vault holds, verified, as the camera has it.
@@ -303,7 +304,22 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     return report
 
 
-def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, bar: Progress) -> None:
+def _journal_endings(vault: Vault, camera: str) -> dict[str, str]:
+    """recording id -> the last manifest line the device journal says it ended with (its
+    latest ``recording closed`` or ``recording recovered`` entry), from the verified copy."""
+    path = vault.layout.device_journal(camera)
+    endings: dict[str, str] = {}
+    if not path.is_file():
+        return endings
+    for line in read_journal(path, None).lines:
+        data = line.get("data") or {}
+        if line.get("event") in ("recording closed", "recording recovered") and data.get("last_line_hash"):
+            endings[str(data.get("recording_id"))] = data["last_line_hash"]
+    return endings
+
+
+def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, bar: Progress,
+                endings: dict[str, str] | None = None) -> None:
     rid = folder.name
     staged = vault.layout.incoming / rid
     try:
@@ -328,6 +344,10 @@ def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, b
         link = _link_problem(vault, camera, staged)
         if link:
             problems.append(link)
+        said = (endings or {}).get(rid)
+        if said is not None and said != verified.last_line_hash:
+            problems.append(f"{rid}: the device journal says it ended with another manifest line "
+                            "(lines removed or added after it was closed)")
     if problems:
         manifest_hash = hashlib.sha256((staged / MANIFEST_FILE).read_bytes()).hexdigest() \
             if (staged / MANIFEST_FILE).is_file() else ""
