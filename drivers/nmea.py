@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from functools import reduce
 from operator import xor
 
+import numpy as np
 import pynmea2
 
 NAN = math.nan
@@ -259,6 +260,29 @@ _PARSED = _USED | {"GBS"}
 _TALKER_TYPES = frozenset(pynmea2.TalkerSentence.sentence_types) | set(_DECODED)
 _NEEDED_FIELDS = {"GGA": 14, "GLL": 7, "GNS": 13, "RMC": 12, "GSA": 18, "VTG": 9, "ZDA": 6}
 
+_ADDRESSES: dict[str, tuple[str, int, bool] | str] = {}
+
+
+def _classify(address: str) -> tuple[str, int, bool] | str:
+    """'$GPGSV,' -> (tag, minimum fields if gpsd decodes it else 0, continues the cycle),
+    or the reason to reject it. Vendor sentences ('$P...') are accepted by any name."""
+    name = address[1:].rstrip(",")
+    if not (name.isalnum() and name.isupper() or name.isdigit()):      # NMEA addresses: A-Z, 0-9
+        result: tuple[str, int, bool] | str = "malformed"
+    elif address[1] == "P":
+        result = ("", 0, False)
+    elif len(address) != 7 or address[6] != ",":
+        result = "malformed"
+    elif address[3:6] not in _TALKER_TYPES:
+        result = "unknown"
+    else:
+        kind = address[3:6]
+        nf, cont = _DECODED.get(kind, (0, False))
+        result = (kind, max(nf, 1) if kind in _DECODED else 0, cont)
+    if len(_ADDRESSES) < 1024:       # addresses are few; noise must not grow this
+        _ADDRESSES[address] = result
+    return result
+
 
 class NmeaReader:
     """Frames a byte stream (any mix of CR/LF, binary noise, sentences cut short) into
@@ -277,6 +301,8 @@ class NmeaReader:
         self._clock = clock
         self._century = century
         self._pending = b""
+        self._xor: bytes | None = None
+        self._clean = False
         self._check = PositionCheck()
         self._day_cache: tuple[tuple[int, int], float] = ((0, 0), 0.0)
         self.on_sentence: Callable[[str], None] | None = None
@@ -334,10 +360,19 @@ class NmeaReader:
             cut = tail.rfind(b"$")
             tail = tail[cut:] if 0 <= cut and len(tail) - cut <= NMEA_MAX_LINE else b""
         self._pending = tail
-        # invalid bytes become lone surrogates, which fail isprintable() below
-        for line in b"\n".join(lines).decode("ascii", "surrogateescape").split("\n"):
+        joined = b"\n".join(lines)
+        # running XOR of the bytes: the checksum of any sentence in them is two lookups
+        # (one numpy pass instead of a Python loop per sentence)
+        self._xor = np.bitwise_xor.accumulate(np.frombuffer(joined, np.uint8)).tobytes() if joined else b""
+        base = 0
+        # invalid bytes become lone surrogates (one per byte), which fail isprintable()
+        text = joined.decode("ascii", "surrogateescape")
+        self._clean = text.replace("\n", "").isprintable()     # then no line needs checking
+        for line in text.split("\n"):
             if line:
-                self._frame(line)
+                self._frame(line, base)
+            base += len(line) + 1
+        self._xor = None
         out, self._out = self._out, []
         return out
 
@@ -345,12 +380,18 @@ class NmeaReader:
         """End of stream: the unterminated tail is a sentence cut short, if anything."""
         tail, self._pending = self._pending, b""
         if tail.strip():
-            self._frame(tail.decode("ascii", "surrogateescape"))
+            self._clean = False
+            self._frame(tail.decode("ascii", "surrogateescape"), -1)
         out, self._out = self._out, []
         return out
 
-    def _frame(self, line: str) -> None:
+    def _frame(self, line: str, base: int) -> None:
+        """``base``: offset of the line in the bytes being fed (-1: unknown)."""
         stats = self.stats
+        if line[0] == "$" and self._clean and line.find("$", 1) < 0 and len(line) <= NMEA_MAX_LINE:
+            stats.read += 1       # the common case: one clean sentence on its line
+            self._sentence(line.rstrip(), base)
+            return
         if line[0] != "$":
             if self._comments and line[0] == "#":   # a comment in a capture file
                 return
@@ -363,6 +404,8 @@ class NmeaReader:
             stats.read += 1
             stats.rejected["noise"] += 1
             line = line[start:]
+            if base >= 0:
+                base += start
         # a '$' inside the line: the receiver restarted mid-sentence; what came before
         # was cut short (gpsd resynchronises on the new '$' the same way)
         cut = line.find("$", 1)
@@ -370,6 +413,8 @@ class NmeaReader:
             stats.read += 1
             stats.rejected["truncated"] += 1
             line = line[cut:]
+            if base >= 0:
+                base += cut
             cut = line.find("$", 1)
         stats.read += 1
         if len(line) > NMEA_MAX_LINE:
@@ -379,48 +424,46 @@ class NmeaReader:
         if not line.isprintable():
             stats.rejected["noise"] += 1
             return
-        self._sentence(line)
+        self._sentence(line, base)
 
     # ---- one sentence ----------------------------------------------------------------
 
     def feed_sentence(self, text: str) -> list[Fix]:
         """One sentence, already framed (no line end); returns the fixes it completed."""
         self.stats.read += 1
-        self._sentence(text)
+        self._sentence(text, -1)
         out, self._out = self._out, []
         return out
 
-    def _ignored(self, text: str, star: int) -> None:
+    def _ignored(self, text: str, star: int, base: int) -> None:
         """A sentence whose content we do not merge (satellites in view, text, depth...):
         checked, counted, and its effect on gpsd's cycle bookkeeping applied, unparsed."""
-        body = text[1:star]
         try:
-            ok = int(text[star + 1:], 16) == reduce(xor, body.encode("ascii"), 0)
+            if base >= 0 and star > 1:
+                acc = self._xor
+                ok = int(text[star + 1:], 16) == acc[base + star - 1] ^ acc[base]
+            else:
+                ok = int(text[star + 1:], 16) == reduce(xor, text[1:star].encode("ascii"), 0)
         except ValueError:
             ok = False
         if not ok:
             self._reject("checksum")
             return
-        kind = body[2:5]
-        if body[0] == "P":      # vendor sentences: any name
-            if not body.split(",", 1)[0].isalnum():
-                self._reject("malformed")
-                return
-            kind = ""
-        elif text[6:7] != "," or not body[:5].isalnum():
-            self._reject("malformed")
-            return
-        elif kind not in _TALKER_TYPES:
-            self._reject("unknown")
+        address = text[:text.find(",")] if text[1] == "P" else text[:7]
+        kind = _ADDRESSES.get(address)
+        if kind is None:
+            kind = _classify(address)
+        if kind.__class__ is not tuple:
+            self._reject(kind)
             return
         self.stats.ignored += 1
         self._latch_frac = False
         self._last_gsa_talker = ""
-        decoded = _DECODED.get(kind)
-        if decoded is not None and body.count(",") + 1 >= decoded[0]:
-            self._cycle_continue = decoded[1]
-            if self._cycle_continue:
-                self._after(kind, 0)
+        tag, nf, cont = kind
+        if nf and text.count(",", 0, star) + 1 >= nf:
+            self._cycle_continue = cont
+            if cont:
+                self._after(tag, 0)
         elif self._cycle_continue:
             self._after("", 0)
         if self.on_sentence is not None:
@@ -429,7 +472,7 @@ class NmeaReader:
     def _reject(self, reason: str) -> None:
         self.stats.rejected[reason] += 1
 
-    def _sentence(self, text: str) -> None:
+    def _sentence(self, text: str, base: int) -> None:
         star = text.rfind("*")
         if star != len(text) - 3:
             self._unchecked(text, star)
@@ -437,7 +480,7 @@ class NmeaReader:
         kind = text[3:6]
         proprietary = text[1] == "P"
         if kind not in _PARSED if not proprietary else not text.startswith("$PSRFEPE,"):
-            self._ignored(text, star)
+            self._ignored(text, star, base)
             return
         try:
             data = pynmea2.parse(text, check=True).data

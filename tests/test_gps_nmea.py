@@ -152,3 +152,41 @@ def test_position_check_on_its_own():
     assert check.check(46.95, 4.3, 0.0) is None
     assert check.check(46.9501, 4.3001, 1.0) is None
     assert check.check(51.5, 4.3, 2.0) == "jump"
+
+
+def test_ignored_sentences_are_still_checked_and_counted():
+    reader = NmeaReader()
+    gsv = sentence("GPGSV,3,1,12,17,72,207,32,28,59,095,31,06,35,347,25,01,29,132,23")
+    vendor = sentence("PMTK010,001")
+    unknown = sentence("GPXYZ,1,2,3")
+    bad = gsv[:-2] + ("00" if gsv[-2:] != "00" else "11")
+    lowercase = sentence("gpgsv,1,1,00")
+    reader.feed(("\r\n".join([gsv, vendor, unknown, bad, lowercase]) + "\r\n").encode())
+    assert reader.stats.ignored == 2
+    assert reader.stats.rejected == {"unknown": 1, "checksum": 1, "malformed": 1}
+    # the same sentences one by one (no byte buffer: the other checksum path)
+    one = NmeaReader()
+    for text in [gsv, vendor, unknown, bad, lowercase]:
+        one.feed_sentence(text)
+    assert one.stats.as_dict() == reader.stats.as_dict()
+
+
+def test_simulated_receiver_writes_valid_nmea():
+    import asyncio
+
+    import pynmea2
+
+    from drivers.gps import SimulatedGps
+    from recorder.clock import VirtualClockLoop
+
+    loop = VirtualClockLoop()
+    gps = SimulatedGps(wall_clock=lambda: 1_790_000_000.0 + loop.time())
+    gps.start(loop, lambda fix: None)
+    loop.run_until_complete(asyncio.sleep(2))
+    for text in gps.nmea_cycle():
+        msg = pynmea2.parse(text, check=True)
+        assert msg.sentence_type in ("GGA", "GSA", "RMC")
+    gps.lose_fix()
+    assert [pynmea2.parse(t, check=True).sentence_type for t in gps.nmea_cycle()] == ["GGA", "GSA", "RMC"]
+    gps.close()
+    loop.close()
