@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from recorder.config import DEFAULT_CONFIG
-from recorder.errors import ConfigError, PietonError
+from recorder.errors import ConfigError, DriverError, PietonError
 
 SCENARIOS = DEFAULT_CONFIG.parent / "scenarios"
 
@@ -77,7 +77,7 @@ def cmd_run(args) -> int:
         options = Options(Path(args.state_dir), recipients, simulated=simulated,
                           unsigned_config=args.unsigned_config)
         return asyncio.run(serve(args.config, options))
-    except (ConfigError, PietonError) as exc:
+    except (ConfigError, PietonError, DriverError) as exc:
         return _fail(exc)
 
 

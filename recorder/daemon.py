@@ -112,6 +112,7 @@ class Daemon:
         self.machine.on_change = self._notify_status
         self.machine.on_closed = lambda: self.updater.apply_pending(False)
         self.sessions.start()
+        self.faults.update(self.hardware.faults)
         if self.hardware.button is not None:
             self.hardware.button.start(self.loop, self.machine.button_edge)
         self.machine.arm()

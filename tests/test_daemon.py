@@ -169,3 +169,43 @@ def test_a_hung_loop_stops_the_watchdog_pings(tmp_path, chief, monkeypatch):
     finally:
         _stop(daemon, loop, thread)
         listener.close()
+
+
+def test_missing_hardware_leaves_the_daemon_running_and_starts_are_not_refused(tmp_path, chief):
+    """No camera, no sound card, no gpsd on this machine: the daemon runs with what works,
+    the faults show in the status, and a press still starts a recording that says what
+    was missing."""
+    from recorder.clock import VirtualClockLoop
+
+    config = load_config(write_config(tmp_path / "cfg", {
+        **SMALL_VIDEO,
+        "drivers": {"camera": "opencv", "speaker": "sounddevice", "microphone": "sounddevice", "gps": "gpsd"},
+        "gps": {"gpsd_port": 1},  # nothing listens there
+    }))
+    from drivers.signer import FileSigner
+    FileSigner.create(tmp_path / "state" / "keys" / "device-signing.key")   # pieton provision
+    loop = VirtualClockLoop(start=100.0)
+    asyncio.set_event_loop(loop)
+    daemon = Daemon(config, Options(tmp_path / "state", [chief[1]], simulated=False, unsigned_config=True,
+                                    control_socket=False, notify=False), loop=loop)
+    try:
+        loop.run_until_complete(daemon.start())
+        assert {"camera", "speaker"} <= set(daemon.faults), daemon.faults
+        status = daemon.status()
+        assert status["state"] == "armed"
+        assert "camera" in status["faults"] and "speaker" in status["faults"]
+        timeline = daemon.machine.feedback.timeline
+        assert any(c.why.startswith("error: hardware fault") for c in timeline), "the agent sees the fault"
+        daemon.hardware.button.press()
+        loop.run_until_complete(asyncio.sleep(0.2))
+        daemon.hardware.button.release()
+        loop.run_until_complete(asyncio.sleep(1.0))
+        rec = daemon.machine.current
+        assert rec is not None, "a missing camera, speaker or GPS never refuses a start"
+        assert rec.notice["given"] is False and "speaker" in rec.notice["failed"]
+        assert rec.session.writer.static["hardware_faults"].keys() >= {"camera", "speaker"}
+        assert rec.session.writer.static["flags"]["position"] == "unknown"
+        loop.run_until_complete(daemon.shutdown("test over"))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
