@@ -62,7 +62,9 @@ def test_simulated_walk_in_autun_is_inside_with_track_and_synchronised_clock(sim
     clock = position.clock_status()
     assert clock["source"] == "gps" and clock["synchronised"] and abs(clock["offset_s"]) < 1.0
     status = position.status()
-    assert status["gps"]["fix"] == "3D" and status["gps"]["fix_age_s"] <= 1.0
+    assert status["gps"]["mode"] == 3 and status["gps"]["age_s"] <= 1.0 and status["gps"]["sats"] == 8
+    assert status["gps"]["backend"] == "simulated" and status["gps"]["state"] == "running"
+    assert "'lat'" not in str(status) and "distance" not in str(status)
     assert status["boundary"]["status"] == "inside" and status["boundary"]["policy"] == "refuse"
     assert position.overlay_text().startswith("46.9")
     meta = position.start_metadata()
@@ -73,6 +75,8 @@ def test_simulated_walk_in_autun_is_inside_with_track_and_synchronised_clock(sim
 def test_fix_lost_and_regained_are_events_and_position_unknown_meanwhile(sim):
     loop, wall = sim
     position, gps, events = _position(loop, wall)
+    shown = []
+    position.on_position = shown.append
     _run(loop, 5)
     gps.lose_fix()
     _run(loop, 3)
@@ -82,6 +86,7 @@ def test_fix_lost_and_regained_are_events_and_position_unknown_meanwhile(sim):
     _run(loop, 3)
     names = [e["event"] for e in events]
     assert "gps fix lost" in names and "gps fix regained" in names
+    assert shown[0][0] > 46.9 and None in shown and shown[-1] is not None   # the overlay followed
     assert names.index("gps fix lost") < names.index("gps fix regained")
     assert position.allows_start()[1]["position"] == "inside"
 
@@ -94,7 +99,7 @@ def test_a_silent_receiver_is_a_lost_fix_after_max_age(sim):
     _run(loop, 8)
     lost = [e for e in events if e["event"] == "gps fix lost"]
     assert lost and "no fix for more than 5 s" in lost[0]["why"]
-    assert position.status()["gps"]["fix"] == "none"
+    assert position.status()["gps"]["mode"] == 1 and position.status()["gps"]["age_s"] > 5
 
 
 def test_jump_outside_the_commune_is_refused_then_crossing_back_recorded(sim):
@@ -128,8 +133,9 @@ def test_noise_injected_on_the_simulated_line_is_counted(sim):
     _run(loop, 3)
     gps.inject(b"\x00\xff\x13garbage\r\n$GPGGA,123519,4807.038,N*00\r\n$GPRMC,12\r\n")
     _run(loop, 2)
-    rejected = position.status()["gps"]["nmea"]["rejected"]
+    rejected = gps.status()["nmea"]["rejected"]
     assert rejected["noise"] == 1 and rejected["checksum"] == 1 and rejected["truncated"] == 1
+    assert position.status()["gps"]["rejected_sentences"] == 3
     assert position.allows_start()[1]["position"] == "inside"
 
 

@@ -9,7 +9,9 @@
 - ``start_metadata()``: the position, boundary check and clock at a start, for the
   recording's encrypted metadata;
 - ``status()``: fix, its age, GPS backend state, boundary, clock (``pieton ctl status``);
-- ``overlay_text()``: the position line burnt into the video.
+- ``on_position``: set it to the overlay's setter (``MediaPipeline.set_position``); it is
+  called with (lat, lon) of each fresh fix and None when the position becomes unknown;
+  ``overlay_text()`` is the same as one line of text.
 
 Events (fix acquired / lost / regained, track points at ``[gps] track_interval_s``,
 boundary crossings, receiver time going back) go to ``on_event`` with ``time`` on the
@@ -57,6 +59,10 @@ class Position:
             clock_probe = None if simulated or _is_simulated_clock(wall_clock) else system_clock_status
         self.clock = ClockWatch(clock_probe)
         self.boundary: BoundaryCheck = BoundaryCheck("unknown", None, None)
+        # called with (lat, lon) of each fresh fix, None when the position becomes
+        # unknown: the video overlay (MediaPipeline.set_position)
+        self.on_position: Callable[[tuple[float, float] | None], None] | None = None
+        self._shown: tuple[float, float] | None = None
         self._definite: str | None = None      # last inside/outside, for crossings
         self._tick_handle: asyncio.TimerHandle | None = None
         self._probe_handle: asyncio.TimerHandle | None = None
@@ -114,7 +120,17 @@ class Position:
                                    "from": self._definite, "to": check.status, **check.as_dict(),
                                    "lat": fix.lat, "lon": fix.lon})
                 self._definite = check.status
+        self._show(self.tracker.current(fix.received_mono))
         self._emit(events)
+
+    def _show(self, fix) -> None:
+        where = (fix.lat, fix.lon) if fix is not None else None
+        if where != self._shown and self.on_position is not None:
+            self._shown = where
+            try:
+                self.on_position(where)
+            except Exception:     # the overlay must not stop the GPS
+                log.exception("overlay position not updated")
 
     def _tick(self) -> None:
         if self.closed:
@@ -124,6 +140,7 @@ class Position:
         events = self.tracker.tick(now)
         if self.tracker.current(now) is None:
             self.boundary = BoundaryCheck("unknown", None, None)
+            self._show(None)
         self._emit(events)
 
     # ---- for the daemon ----------------------------------------------------------------
@@ -164,11 +181,27 @@ class Position:
         return self.clock.status().as_dict()
 
     def status(self) -> dict[str, Any]:
+        """For `pieton ctl status`: the fix (mode, satellites, HDOP, age), the receiver
+        backend's state, the boundary, the clock. No position: the status is not evidence."""
         now = self.loop.time()
-        gps: dict[str, Any] = {"backend": None, "state": "absent"} if self.gps is None else self.gps.status()
-        gps.update(self.tracker.status(now))
-        boundary = self.boundary.as_dict()
-        boundary["policy"] = self.geofence.policy if self.geofence is not None else None
+        fix = self.tracker.current(now)
+        age = self.tracker.age(now)
+        gps: dict[str, Any] = {"mode": fix.mode if fix is not None else 1,
+                               "sats": fix.sats if fix is not None else None,
+                               "hdop": fix.hdop if fix is not None else None,
+                               "age_s": None if age is None else round(age, 1)}
+        if self.gps is None:
+            gps.update(backend=None, state="absent")
+        else:
+            receiver = self.gps.status()
+            gps.update(backend=receiver.get("backend"), state=receiver.get("state"))
+            if receiver.get("last_error") and receiver.get("state") != "running":
+                gps["error"] = receiver["last_error"]
+            rejected = receiver.get("nmea", {}).get("rejected_total") or sum(receiver.get("rejected", {}).values())
+            if rejected:
+                gps["rejected_sentences"] = rejected
+        boundary: dict[str, Any] = {"status": self.boundary.status, "commune": self.boundary.commune,
+                                    "policy": self.geofence.policy if self.geofence is not None else None}
         if self.geofence_error:
             boundary["error"] = self.geofence_error
         clock = self.clock.status()
