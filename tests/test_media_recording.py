@@ -168,6 +168,26 @@ def test_camera_stops_recording_goes_on_with_audio_and_says_so(rig):
     frames = counters(segments)
     assert None not in frames and frames[-1] - frames[0] >= 55
     assert summary["frames"]["lost"] >= 25
+    # after the gap, video is whole again: nothing skipped waiting for a keyframe
+    back = frames[frames.index(next(f for f in frames if f > frames[0] + 20)):]
+    assert back == list(range(back[0], back[0] + len(back)))
+    assert summary["skipped_before_keyframe"] == 0
+
+
+def test_pre_event_audio_when_configured_and_audio_only_without_camera(rig):
+    r = rig({"prebuffer": {"seconds": 2.0, "audio": True}})
+    rec, _, _ = record(r, seconds=2.0, before=3.0)
+    first = read_recording(rec.path, r.device.identity_file)[0]
+    assert first.meta["segment_info"]["pre_event_s"] > 1.5
+    assert len(first.audio) > 1.5 * 48000 and first.audio_start < 0.1
+
+    from recorder.media.pipeline import MediaPipeline
+    r2 = rig()
+    r2.pipeline = MediaPipeline(r2.config, None, r2.microphone, r2.ir, loop=r2.loop, wall_clock=r2.wall)
+    rec2, span, _ = record(r2, seconds=3.0, before=1.0)
+    segments = read_recording(rec2.path, r2.device.identity_file)
+    assert span == 0.0 and all(s.frames == [] for s in segments)
+    assert sum(len(s.audio) for s in segments) == pytest.approx(3.0 * 48000, rel=0.05)
 
 
 def test_microphone_fails_video_goes_on_and_metadata_says_so(rig):

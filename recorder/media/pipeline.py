@@ -93,6 +93,7 @@ class MediaPipeline:
         self.faults: list[dict] = []
         self.pre_event_s = 0.0
         self.press_to_durable_s: float | None = None
+        self.first_durable_at: float | None = None  # loop time; `bench latency` subtracts the press edge
         self.segments = 0
         self._jobs: set[asyncio.Future] = set()
         self._audio_pending: list[AudioBlock] = []
@@ -383,6 +384,8 @@ class MediaPipeline:
                 self.totals.late += 1
             if regained:
                 self.source.request_keyframe()
+                if self._segmenter is not None:
+                    self._segmenter.video_present = True
             try:
                 packets = self.source.process(frame, wall_time)
             except EncoderError as exc:
@@ -459,6 +462,7 @@ class MediaPipeline:
         self._segmenter = None
         self.segments = segmenter.sealed
         if segmenter.first_durable is not None and self._press is not None:
+            self.first_durable_at = segmenter.first_durable
             self.press_to_durable_s = segmenter.first_durable - self._press
         return {"segments": segmenter.sealed, "pre_event_s": round(self.pre_event_s, 6),
                 "press_to_durable_s": self.press_to_durable_s,
