@@ -142,7 +142,8 @@ def _atoi(text: str) -> int:
             return 0
 
 
-_HHMMSS: dict[str, tuple[int, int, int, int] | bool] = {}
+_HHMMSS: dict[str, tuple[int, float] | bool] = {}
+_DAY0: dict[tuple[int, int, int], float] = {}
 _DDMMYY: dict[str, tuple[int, int, int] | bool] = {}
 _COORD: dict[str, float | str | bool] = {}
 _CACHE_MAX = 4096   # field strings repeat within a cycle (GGA, RMC, GLL share them)
@@ -155,15 +156,17 @@ def _remember(cache: dict, key: str, value):
     return value
 
 
-def _decode_hhmmss(text: str) -> tuple[int, int, int, int] | bool:
-    """hhmmss[.sss] -> (h, m, s, nanoseconds), False if malformed (gpsd's merge_hhmmss)."""
+def _decode_hhmmss(text: str) -> tuple[int, float] | bool:
+    """hhmmss[.sss] -> (hour, seconds since midnight), False if malformed (gpsd's
+    merge_hhmmss: six digits, then optional fractions)."""
     if len(text) < 6 or not text[:6].isdigit():
         return _remember(_HHMMSS, text, False)
     nsec = 0
     frac = text[7:16]
     if text[6:7] == "." and frac[:1].isdigit():
         nsec = _atoi(frac) * 10 ** (9 - len(frac))
-    return _remember(_HHMMSS, text, (int(text[0:2]), int(text[2:4]), int(text[4:6]), nsec))
+    hour = int(text[0:2])
+    return _remember(_HHMMSS, text, (hour, hour * 3600 + int(text[2:4]) * 60 + int(text[4:6]) + nsec * 1e-9))
 
 
 def _decode_ddmmyy(text: str) -> tuple[int, int, int] | bool:
@@ -217,15 +220,14 @@ class PositionCheck:
         dt = abs(t - a[2]) if (t is not None and a[2] is not None) else 1.0
         return distance_m(a[0], a[1], lat, lon) > self.max_speed * max(dt, 1.0)
 
-    def check(self, lat: float, lon: float, when) -> str | None:
-        """None when plausible, else the rejection reason. ``when`` is the receiver's time
-        (epoch seconds), a function returning it, or None."""
+    def check(self, lat: float, lon: float, t: float | None) -> str | None:
+        """None when plausible, else the rejection reason. ``t`` is the receiver's time
+        (epoch seconds), None when it has no date yet."""
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
             return "absurd value"
         ref = self._ref
         if ref is not None and ref[0] == lat and ref[1] == lon:
             return None
-        t = when() if callable(when) else when
         if ref is None or not self._far(ref, lat, lon, t):
             self._ref = (lat, lon, t)
             self._candidate = None
@@ -304,12 +306,12 @@ class NmeaReader:
         self._xor: bytes | None = None
         self._clean = False
         self._check = PositionCheck()
-        self._day_cache: tuple[tuple[int, int], float] = ((0, 0), 0.0)
         self.on_sentence: Callable[[str], None] | None = None
         # receiver date/time as gpsd keeps it (year 0: not known yet)
         self._year = self._mon = self._mday = 0
-        self._hour = self._min = self._sec = 0
-        self._nsec = 0
+        self._day0 = 0.0        # epoch seconds of 00:00 UTC of that day
+        self._hour = 0
+        self._tod = 0.0         # seconds since midnight, fractions included
         # cycle detection
         self._this_frac = 0.0
         self._last_frac = 0.0
@@ -352,29 +354,37 @@ class NmeaReader:
         buf = self._pending + data
         if b"\r" in buf:
             buf = buf.replace(b"\r", b"\n")
-        lines = buf.split(b"\n")
-        tail = lines.pop()
+        cut = buf.rfind(b"\n")
+        joined, tail = (b"", buf) if cut < 0 else (buf[:cut], buf[cut + 1:])
         if len(tail) > NMEA_MAX_LINE:      # no line end for too long: noise, keep a last '$'
             self.stats.read += 1
             self.stats.rejected["noise"] += 1
             cut = tail.rfind(b"$")
             tail = tail[cut:] if 0 <= cut and len(tail) - cut <= NMEA_MAX_LINE else b""
         self._pending = tail
-        joined = b"\n".join(lines)
-        # running XOR of the bytes: the checksum of any sentence in them is two lookups
-        # (one numpy pass instead of a Python loop per sentence)
-        self._xor = np.bitwise_xor.accumulate(np.frombuffer(joined, np.uint8)).tobytes() if joined else b""
-        base = 0
-        # invalid bytes become lone surrogates (one per byte), which fail isprintable()
-        text = joined.decode("ascii", "surrogateescape")
-        self._clean = text.replace("\n", "").isprintable()     # then no line needs checking
-        for line in text.split("\n"):
-            if line:
-                self._frame(line, base)
-            base += len(line) + 1
-        self._xor = None
+        if joined:
+            self._lines(joined)
         out, self._out = self._out, []
         return out
+
+    def _lines(self, joined: bytes) -> None:
+        # running XOR of the bytes: the checksum of any sentence in them is two lookups
+        # (one numpy pass instead of a Python loop per sentence)
+        self._xor = np.bitwise_xor.accumulate(np.frombuffer(joined, np.uint8)).tobytes()
+        # invalid bytes become lone surrogates (one per byte), which fail isprintable()
+        text = joined.decode("ascii", "surrogateescape")
+        clean = self._clean = text.replace("\n", "").isprintable()   # then no line needs checking
+        stats, sentence, frame = self.stats, self._sentence, self._frame
+        base = 0
+        for line in text.split("\n"):
+            if line:
+                if clean and line[0] == "$" and line.find("$", 1) < 0 and len(line) <= NMEA_MAX_LINE:
+                    stats.read += 1      # the common case: one clean sentence on its line
+                    sentence(line.rstrip(), base)
+                else:
+                    frame(line, base)
+            base += len(line) + 1
+        self._xor = None
 
     def flush(self) -> list[Fix]:
         """End of stream: the unterminated tail is a sentence cut short, if anything."""
@@ -388,10 +398,6 @@ class NmeaReader:
     def _frame(self, line: str, base: int) -> None:
         """``base``: offset of the line in the bytes being fed (-1: unknown)."""
         stats = self.stats
-        if line[0] == "$" and self._clean and line.find("$", 1) < 0 and len(line) <= NMEA_MAX_LINE:
-            stats.read += 1       # the common case: one clean sentence on its line
-            self._sentence(line.rstrip(), base)
-            return
         if line[0] != "$":
             if self._comments and line[0] == "#":   # a comment in a capture file
                 return
@@ -546,9 +552,11 @@ class NmeaReader:
         if not hms:
             return False
         old_hour = self._hour
-        self._hour, self._min, self._sec, self._nsec = hms
+        self._hour = hms[0]
+        self._tod = hms[1]
         if hms[0] < old_hour:       # midnight wrap
             self._mday += 1
+            self._day0 += 86400.0
         return True
 
     def _merge_ddmmyy(self, text: str) -> str | None:
@@ -561,8 +569,20 @@ class NmeaReader:
         year = self._two_digit_year(dmy[2])
         if year < PLACEHOLDER_YEAR:
             return "placeholder date"
-        self._year, self._mon, self._mday = year, dmy[1], dmy[0]
+        self._set_date(year, dmy[1], dmy[0])
         return None
+
+    def _set_date(self, year: int, mon: int, mday: int) -> None:
+        self._year, self._mon, self._mday = year, mon, mday
+        if year == 0:
+            self._day0 = 0.0
+            return
+        day0 = _DAY0.get((year, mon, mday))
+        if day0 is None:
+            day0 = (date(year, mon, 1).toordinal() - 719163 + mday - 1) * 86400.0   # 719163: 1970-01-01
+            if len(_DAY0) < _CACHE_MAX:
+                _DAY0[(year, mon, mday)] = day0
+        self._day0 = day0
 
     def _two_digit_year(self, yy: int) -> int:
         year = self._century + yy
@@ -576,12 +596,7 @@ class NmeaReader:
 
     def _resolve_time(self) -> float:
         """Epoch seconds of the receiver's current date and time."""
-        key = (self._year, self._mon)
-        if self._day_cache[0] != key:
-            first = date(self._year, self._mon, 1).toordinal() - 719163   # 1970-01-01
-            self._day_cache = (key, first * 86400.0)
-        return (self._day_cache[1] + (self._mday - 1) * 86400 + self._hour * 3600 + self._min * 60
-                + self._sec + self._nsec * 1e-9)
+        return self._day0 + self._tod
 
     # ---- sentences -------------------------------------------------------------------
 
@@ -604,7 +619,10 @@ class NmeaReader:
             lo = -lo
         if not claimed:     # a position given without a fix only has to be on the globe
             return (la, lo) if (la <= 90.0 and -180.0 <= lo <= 180.0) else "absurd value"
-        problem = self._check.check(la, lo, self._resolve_time if self._year else None)
+        ref = self._check._ref
+        if ref is not None and ref[0] == la and ref[1] == lo:     # the receiver did not move
+            return (la, lo)
+        problem = self._check.check(la, lo, self._day0 + self._tod if self._year else None)
         if problem is not None:
             return problem
         return (la, lo)
@@ -621,7 +639,7 @@ class NmeaReader:
             self._n_mode = 1
             if not f[0] or not f[8]:
                 # no time at all: gpsd forgets the date and reports at once
-                self._year = self._mon = self._mday = 0
+                self._set_date(0, 0, 0)
                 mask |= REPORT | TIME
             elif len(f[8]) == 6 and f[8].isdigit() and self._two_digit_year(int(f[8][4:6])) < PLACEHOLDER_YEAR:
                 reason = "placeholder date"
@@ -635,7 +653,7 @@ class NmeaReader:
                 else:
                     reason = why
         pos = self._lat_lon(f[2], f[3], f[4], f[5], True) if reason is None else reason
-        if isinstance(pos, tuple):
+        if pos.__class__ is tuple:
             self._n_lat, self._n_lon = pos
             mask |= LATLON
             if self._last_mode <= 2:
@@ -670,7 +688,7 @@ class NmeaReader:
         self._last_gga_talker = talker
         quality = _atoi(f[5]) if f[5] else -1
         if quality == 0 and not f[0]:
-            self._year = self._mon = self._mday = 0
+            self._set_date(0, 0, 0)
             mask |= REPORT | TIME
         if quality >= 0:
             self._n_status = STATUS_DGPS if quality == 2 else (STATUS_UNK if quality == 0 else STATUS_GPS)
@@ -692,7 +710,7 @@ class NmeaReader:
             if self._year:
                 mask |= TIME
         pos = self._lat_lon(f[1], f[2], f[3], f[4], quality > 0)
-        if isinstance(pos, tuple):
+        if pos.__class__ is tuple:
             self._n_lat, self._n_lon = pos
             self._n_mode = 2
             mask |= LATLON
@@ -835,7 +853,7 @@ class NmeaReader:
         if year < PLACEHOLDER_YEAR:
             return 0, "placeholder date"
         self._century = year - year % 100
-        self._year, self._mon, self._mday = year, mon, mday
+        self._set_date(year, mon, mday)
         return TIME, None
 
     def _psrfepe(self, f: list[str]) -> int:
