@@ -40,15 +40,22 @@ class Overlay:
         """Draw the caption in the top-left corner of ``i420`` (shape (h*3/2, w)), in place."""
         if not self.enabled:
             return
-        height = i420.shape[0] * 2 // 3
+        height, width = i420.shape[0] * 2 // 3, i420.shape[1]
         y = i420[:height]
+        u = i420[height:height + height // 4].reshape(height // 2, width // 2)
+        v = i420[height + height // 4:height + height // 2].reshape(height // 2, width // 2)
         scale = max(0.35, height / 720 * 0.8)
         thick = max(1, round(height / 360))
         step = int(28 * scale + 8)
         for n, text in enumerate(self.lines(wall_time)):
-            origin = (max(6, height // 60), step * (n + 1))
-            cv2.putText(y, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 16, thick + 2, cv2.LINE_AA)
-            cv2.putText(y, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 235, thick, cv2.LINE_AA)
+            x0, base = max(6, height // 60), step * (n + 1)
+            (w, h), below = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick + 2)
+            # neutral chroma under the caption: white on black whatever the scene's colour
+            top, bottom = max(0, base - h - 2) // 2, min(height, base + below + 2) // 2
+            u[top:bottom, x0 // 2:(x0 + w) // 2 + 1] = 128
+            v[top:bottom, x0 // 2:(x0 + w) // 2 + 1] = 128
+            cv2.putText(y, text, (x0, base), cv2.FONT_HERSHEY_SIMPLEX, scale, 16, thick + 2, cv2.LINE_AA)
+            cv2.putText(y, text, (x0, base), cv2.FONT_HERSHEY_SIMPLEX, scale, 235, thick, cv2.LINE_AA)
 
     def __repr__(self) -> str:
         return f"<Overlay {self.camera_id} {'on' if self.enabled else 'off'}>"

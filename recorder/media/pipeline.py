@@ -134,6 +134,7 @@ class MediaPipeline:
         self.counters = _Counters()
         self.segments = 0
         self.press_to_durable_s = None
+        self.first_durable_at = None
         span = self.ring.span()
         self._flush_audio()  # sound before the press goes to the ring (or nowhere), in order
         self._submit(self._job_begin, recording, press)
