@@ -93,6 +93,10 @@ class Gps(ABC):
             except RuntimeError:     # the loop closed meanwhile
                 pass
 
+    def detach(self) -> None:
+        """Stop handing fixes to the callback (the receiver keeps running)."""
+        self._callback = None
+
     def close(self) -> None:
         self.closed = True
 

@@ -132,6 +132,70 @@ def test_garbage_and_binary_noise_are_counted_never_a_crash(pty_pair):
     assert good[-1].time.second == 8
 
 
+def test_receiver_unplugged_and_plugged_back(tmp_path):
+    """The line disappears mid-stream (socat killed): the backend reports it, retries
+    with backoff, and reads fixes again once the port is back."""
+    receiver, camera = tmp_path / "receiver", tmp_path / "camera"
+
+    def plug():
+        proc = subprocess.Popen(["socat", f"pty,raw,echo=0,link={receiver}", f"pty,raw,echo=0,link={camera}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 5
+        while not (receiver.exists() and camera.exists()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return proc
+
+    def unplug(proc):
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+
+    def cycle(s):
+        return ("\r\n".join([sentence(f"GPGGA,1200{s:02d}.00,4657.0600,N,00417.9400,E,1,08,0.9,300.0,M,48.0,M,,"),
+                              sentence(f"GPRMC,1200{s:02d}.00,A,4657.0600,N,00417.9400,E,0.5,90.0,270226,,,A")])
+                + "\r\n").encode()
+
+    proc = plug()
+    gps = SerialNmeaGps(str(camera), 9600)
+    loop = asyncio.new_event_loop()
+    fixes, seen = [], {}
+
+    async def main():
+        gps.start(loop, fixes.append)
+        nonlocal proc
+        line = serial.Serial(str(receiver), 9600)
+        for s in range(3):
+            line.write(cycle(s))
+            await asyncio.sleep(0.05)
+        line.close()
+        await asyncio.sleep(0.3)
+        unplug(proc)
+        deadline = loop.time() + 5
+        while gps.status()["state"] != "reconnecting" and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        seen.update(gps.status())
+        proc = plug()
+        before = len(fixes)
+        line = serial.Serial(str(receiver), 9600)
+        deadline = loop.time() + 10
+        s = 10
+        while len(fixes) < before + 2 and loop.time() < deadline:
+            line.write(cycle(s))
+            s += 1
+            await asyncio.sleep(0.1)
+        line.close()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        gps.close()
+        loop.close()
+        if proc.poll() is None:
+            unplug(proc)
+    assert seen["state"] == "reconnecting" and seen["last_error"]
+    assert gps.reconnects >= 1
+    assert fixes[-1].has_position and fixes[-1].time.second >= 10
+
+
 def test_missing_port_is_a_driver_error():
     with pytest.raises(DriverUnavailable, match="/dev/no-such-gps"):
         SerialNmeaGps("/dev/no-such-gps", 9600)

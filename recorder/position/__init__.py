@@ -85,7 +85,7 @@ class Position:
                 handle.cancel()
         self._tick_handle = self._probe_handle = None
         if self.gps is not None:
-            self.gps._callback = None       # the hardware owns (and closes) the receiver
+            self.gps.detach()       # the hardware owns (and closes) the receiver
 
     def _probe(self) -> None:
         if self.closed:
