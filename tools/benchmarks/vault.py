@@ -82,22 +82,29 @@ def _segments(count: int, width: int, height: int, fps: int, kbps: int):
             yield buf.getvalue()
 
 
-def _make_spool(root: Path, recipient: str, minutes: float, size: tuple[int, int, int, int]):
+def _make_spool(root: Path, recipient: str, minutes: float, size: tuple[int, int, int, int], *,
+                recordings: int = 1, name: str = "spool", camera: str = "CAM-BENCH-01"):
+    """A camera's spool holding ``recordings`` recordings of ``minutes`` minutes in all."""
     from drivers.signer import FileSigner
     from recorder.evidence.spool import Spool
-    signer = FileSigner.create(root / "device" / "device-signing.key")
-    t = [time.time() - 3600]
-    with Spool(root / "spool", signer, [recipient], "CAM-BENCH-01", "0" * 64, False, wall_clock=lambda: t[0]) as spool:
+    signer = FileSigner.create(root / f"{name}-device" / "device-signing.key")
+    t = [time.time() - 3 * 3600]
+    media = _segments(int(minutes * 60 / SEGMENT_S), *size)
+    per = int(minutes * 60 / SEGMENT_S) // recordings
+    ids = []
+    with Spool(root / name, signer, [recipient], camera, "0" * 64, False, wall_clock=lambda: t[0]) as spool:
         spool.recover()
-        rec = spool.open_recording(t[0], "agent", {"clock_source": "gps", "pre_event_s": 0.0})
-        for data in _segments(int(minutes * 60 / SEGMENT_S), *size):
-            seg = rec.open_segment()
-            seg.write(data)
-            t[0] += SEGMENT_S
-            seg.seal()
-        rec.close("agent stop")
-        rid = rec.id
-    return root / "spool", signer, rid
+        for _ in range(recordings):
+            rec = spool.open_recording(t[0], "agent", {"clock_source": "gps", "pre_event_s": 0.0})
+            for _, data in zip(range(per), media, strict=False):
+                seg = rec.open_segment()
+                seg.write(data)
+                t[0] += SEGMENT_S
+                seg.seal()
+            rec.close("agent stop")
+            ids.append(rec.id)
+            t[0] += 60
+    return root / name, signer, ids
 
 
 def _timed(fn):
@@ -114,57 +121,88 @@ def run(args) -> dict:
     from tools.vault.vault import Vault
     quick = getattr(args, "quick", False)
     minutes = 1.0 if quick else 10.0
+    runs = 1 if quick else 3
     size = (320, 240, 10, 300) if quick else (1280, 720, 25, 4000)
     figures: dict = {"recording_minutes": minutes, "video": f"{size[0]}x{size[1]} {size[2]} fps ~{size[3]} kb/s"}
     identity, recipient = generate_identity()
     with tempfile.TemporaryDirectory(prefix="pieton-bench-vault-", dir="/var/tmp") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        spool, signer, rid = _make_spool(root, recipient, minutes, size)
-        total = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+        shift, shift_signer, shift_ids = _make_spool(root, recipient, minutes, size, recordings=5,
+                                                     name="shift", camera="CAM-BENCH-02")
+        spool, signer, (rid,) = _make_spool(root, recipient, minutes, size)
+        total = sum(p.stat().st_size for p in shift.rglob("*") if p.is_file())
         figures["spool_mb"] = round(total / 1e6, 1)
-        print(f"spool: {minutes:g}-minute recording, {figures['video']}, {figures['spool_mb']} MB "
-              f"(made in {time.perf_counter() - t0:.1f} s)", flush=True)
+        print(f"spools: a shift of 5 recordings and one recording, {minutes:g} minutes each, "
+              f"{figures['video']}, {figures['spool_mb']} MB each (made in {time.perf_counter() - t0:.1f} s)",
+              flush=True)
 
-        # Ingest vs cp (+ sync, since the vault makes every file durable).
-        cp_s, _ = _timed(lambda: subprocess.run(["cp", "-r", str(spool), str(root / "cp-copy")], check=True))
-        sync_s, _ = _timed(lambda: subprocess.run(["sync"], check=True))
+        # Ingest vs cp (+ sync, since the vault makes every file durable); best of a few
+        # alternated runs, since other work on the machine makes single runs noisy.
         (root / "police").mkdir()
-        init_vault(root / "vault", [recipient], root / "police" / "register.jsonl")
-        with Vault.open(root / "vault") as vault:
+        cps, syncs, ingests = [], [], []
+        for n in range(runs):
+            subprocess.run(["sync"], check=True)
+            cps.append(_timed(lambda n=n: subprocess.run(["cp", "-r", str(shift), str(root / f"cp-{n}")],
+                                                         check=True))[0])
+            syncs.append(_timed(lambda: subprocess.run(["sync"], check=True))[0])
+            init_vault(root / f"vault-{n}", [recipient], root / "police" / f"register-{n}.jsonl")
+            with Vault.open(root / f"vault-{n}") as vault:
+                vault.enrol("CAM-BENCH-02", shift_signer.public_key_hex)
+                subprocess.run(["sync"], check=True)
+                seconds, report = _timed(lambda: ingest(vault, shift, progress=False))
+                assert sorted(report.stored) == sorted(shift_ids), report
+                ingests.append(seconds)
+            if n:
+                shutil.rmtree(root / f"vault-{n}")
+            shutil.rmtree(root / f"cp-{n}")
+        ingest_s, cp_s = min(ingests), min(cps)
+        cp_sync_s = min(c + s for c, s in zip(cps, syncs, strict=True))
+        figures.update(
+            ingest_s=round(ingest_s, 3), cp_s=round(cp_s, 3), cp_sync_s=round(cp_sync_s, 3),
+            ingest_runs_s=[round(x, 3) for x in ingests], cp_runs_s=[round(x, 3) for x in cps],
+            ingest_mb_s=round(total / 1e6 / ingest_s, 1), cp_mb_s=round(total / 1e6 / cp_s, 1),
+            ingest_vs_cp=round(cp_s / ingest_s, 2), ingest_vs_cp_sync=round(cp_sync_s / ingest_s, 2))
+        print(f"ingest of the shift (copy + fsync + verify + receipt), best of {runs}: {ingest_s:.2f} s = "
+              f"{figures['ingest_mb_s']} MB/s verified  (runs {figures['ingest_runs_s']})")
+        print(f"cp -r, best of {runs}: {cp_s:.2f} s = {figures['cp_mb_s']} MB/s; cp -r + sync: {cp_sync_s:.2f} s")
+        print(f"ingest speed / cp speed = {figures['ingest_vs_cp']}x (target >= 0.5x); "
+              f"vs cp+sync = {figures['ingest_vs_cp_sync']}x", flush=True)
+        with Vault.open(root / "vault-0") as vault:
             vault.enrol("CAM-BENCH-01", signer.public_key_hex)
-            ingest_s, report = _timed(lambda: ingest(vault, spool, progress=False))
+            single_s, report = _timed(lambda: ingest(vault, spool, progress=False))
             assert report.stored == [rid], report
-            figures.update(
-                ingest_s=round(ingest_s, 3), cp_s=round(cp_s, 3), cp_sync_s=round(cp_s + sync_s, 3),
-                ingest_mb_s=round(total / 1e6 / ingest_s, 1), cp_mb_s=round(total / 1e6 / cp_s, 1),
-                ingest_vs_cp=round(cp_s / ingest_s, 2), ingest_vs_cp_sync=round((cp_s + sync_s) / ingest_s, 2))
-            print(f"ingest (copy + fsync + verify + receipt): {ingest_s:.2f} s = {figures['ingest_mb_s']} MB/s verified")
-            print(f"cp -r: {cp_s:.2f} s = {figures['cp_mb_s']} MB/s; cp -r + sync: {cp_s + sync_s:.2f} s")
-            print(f"ingest speed / cp speed = {figures['ingest_vs_cp']}x (target >= 0.5x); "
-                  f"vs cp+sync = {figures['ingest_vs_cp_sync']}x", flush=True)
+            figures["ingest_one_recording_s"] = round(single_s, 3)
+            print(f"ingest of one {minutes:g}-minute recording: {single_s:.2f} s", flush=True)
 
-            # Extraction vs age -d + ffmpeg -c copy.
+            # Extraction vs age -d + ffmpeg -c copy, alternated.
             key = root / "chief.key"
             key.write_text(identity + "\n")
             folder = vault.layout.recording("CAM-BENCH-01", rid)
             segs = sorted(folder.glob("seg-*.ts.age"))
 
-            def by_hand():
+            def by_hand(n):
                 with open(root / "joined.ts", "wb") as joined:
                     for seg in segs:
                         subprocess.run(["age", "-d", "-i", str(key), str(seg)], stdout=joined, check=True)
                 subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(root / "joined.ts"), "-c", "copy",
-                                str(root / "by-hand.mp4")], check=True)
-            hand_s, _ = _timed(by_hand)
-            out = root / "extract.mp4"
-            ext_s, result = _timed(lambda: extract(vault, Request([rid], "judicial", "bench", "bench", out),
-                                                   [identity]))
+                                str(root / f"by-hand-{n}.mp4")], check=True)
+            hands, exts = [], []
+            for n in range(runs):
+                hands.append(_timed(lambda n=n: by_hand(n))[0])
+                seconds, result = _timed(lambda n=n: extract(
+                    vault, Request([rid], "judicial", "bench", "bench", root / f"extract-{n}.mp4"), [identity]))
+                exts.append(seconds)
+                for leftover in (root / f"by-hand-{n}.mp4", root / f"extract-{n}.mp4"):
+                    leftover.unlink()
+        ext_s, hand_s = min(exts), min(hands)
         figures.update(extract_s=round(ext_s, 3), by_hand_s=round(hand_s, 3),
+                       extract_runs_s=[round(x, 3) for x in exts], by_hand_runs_s=[round(x, 3) for x in hands],
                        extract_vs_by_hand=round(ext_s / hand_s, 2), mp4_duration_s=result.report["mp4"]["duration_s"])
-        print(f"extract (verify + decrypt + remux + signed report + HTML + two logs): {ext_s:.2f} s")
-        print(f"age -d per segment + ffmpeg -c copy: {hand_s:.2f} s ({len(segs)} segments)")
+        print(f"extract (verify + decrypt + remux + fsync + signed report + HTML + two logs), best of {runs}: "
+              f"{ext_s:.2f} s  (runs {figures['extract_runs_s']})")
+        print(f"age -d per segment + ffmpeg -c copy, best of {runs}: {hand_s:.2f} s ({len(segs)} segments; "
+              f"runs {figures['by_hand_runs_s']})")
         print(f"extract / by hand = {figures['extract_vs_by_hand']}x (target <= 1.2x); "
               f"MP4 {figures['mp4_duration_s']} s", flush=True)
-        shutil.rmtree(root / "cp-copy", ignore_errors=True)
     return figures

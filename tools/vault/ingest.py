@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from tools.vault.layout import parse_time, remove_tree, utc_iso, write_atomic
 from tools.vault.vault import Vault
 
 UNSYNCHRONISED = ("unsynchronised", "unknown", "none", "")
+# Recordings verified at once, each on its own thread: hashing is what ingest waits for,
+# and hashlib lets the threads use every CPU.
+VERIFY_WORKERS = 4
 
 
 @dataclass
@@ -276,8 +280,17 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
             continue
         todo.append(folder)
     bar = Progress(sum(f.stat().st_size for folder in todo for f in folder.iterdir() if f.is_file()), progress)
-    for folder in todo:
-        _ingest_one(vault, folder, camera, report, bar, endings)
+    workers = max(1, min(VERIFY_WORKERS, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vault-verify") as pool:
+        pending: list[_Staged] = []
+        for folder in todo:
+            item = _stage(vault, folder, camera, key_hex, report, bar, pool)
+            if item is not None:
+                pending.append(item)
+            while len(pending) > workers:  # copies run at most this far ahead of verification
+                _commit(vault, pending.pop(0), camera, report, endings)
+        for item in pending:
+            _commit(vault, item, camera, report, endings)
     bar.finish()
     _check_sequence(vault, spool, camera, report)
     # The receipt lists everything of this spool the vault holds, verified, as the camera has it.
@@ -318,23 +331,54 @@ def _journal_endings(vault: Vault, camera: str) -> dict[str, str]:
     return endings
 
 
-def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, bar: Progress,
-                endings: dict[str, str] | None = None) -> None:
+@dataclass
+class _Staged:
+    rid: str
+    staged: Path
+    durable: _Durable
+    check: object  # Future of (problems, verifier report)
+
+
+def _verify_copy(camera: str, key_hex: str | None, folder: Path):
+    """Phase one's check, on a worker thread (no index access there)."""
+    if key_hex is None:
+        return [f"camera {camera} is not enrolled in this vault (pieton vault enrol)"], None
+    report = verify_recording(folder, devices={camera: bytes.fromhex(key_hex)})
+    return [str(p) for p in report.problems], report
+
+
+def _stage(vault: Vault, folder: Path, camera: str, key_hex: str | None, report: IngestReport,
+           bar: Progress, pool) -> _Staged | None:
+    """Phase one: copy into incoming/, then fsync and verify the copy in the background
+    while the next recording is copied (the kernel copies, hashlib hashes on the other CPU)."""
     rid = folder.name
     staged = vault.layout.incoming / rid
     try:
         report.bytes_copied += _copy_tree(folder, staged, bar)
-        durable = _Durable(staged)
-        problems, verified = check_recording(vault, camera, staged)
-        durable.wait()
     except OSError as exc:
-        remove_tree(staged)
-        why = "the vault's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        report.failed.append((rid, why))
-        try:
-            vault.log("ingest-failed", recording=rid, camera=camera, reason=why)
-        except OSError:
-            pass
+        _failed(vault, staged, camera, rid, exc, report)
+        return None
+    return _Staged(rid, staged, _Durable(staged), pool.submit(_verify_copy, camera, key_hex, staged))
+
+
+def _failed(vault: Vault, staged: Path, camera: str, rid: str, exc: OSError, report: IngestReport) -> None:
+    remove_tree(staged)
+    why = "the vault's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    report.failed.append((rid, why))
+    try:
+        vault.log("ingest-failed", recording=rid, camera=camera, reason=why)
+    except OSError:
+        pass
+
+
+def _commit(vault: Vault, item: _Staged, camera: str, report: IngestReport, endings: dict[str, str]) -> None:
+    """Phase two: one rename into recordings/ (or quarantine/), journal, index."""
+    rid, staged = item.rid, item.staged
+    try:
+        problems, verified = item.check.result()
+        item.durable.wait()
+    except OSError as exc:
+        _failed(vault, staged, camera, rid, exc, report)
         return
     existing = vault.index.recording(rid)
     if existing is not None:
@@ -344,7 +388,7 @@ def _ingest_one(vault: Vault, folder: Path, camera: str, report: IngestReport, b
         link = _link_problem(vault, camera, staged)
         if link:
             problems.append(link)
-        said = (endings or {}).get(rid)
+        said = endings.get(rid)
         if said is not None and said != verified.last_line_hash:
             problems.append(f"{rid}: the device journal says it ended with another manifest line "
                             "(lines removed or added after it was closed)")
