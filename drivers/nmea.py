@@ -227,6 +227,7 @@ class PositionCheck:
             return "absurd value"
         ref = self._ref
         if ref is not None and ref[0] == lat and ref[1] == lon:
+            self._ref = (lat, lon, t)       # still here now: a later jump is measured from now
             return None
         if ref is None or not self._far(ref, lat, lon, t):
             self._ref = (lat, lon, t)
@@ -619,10 +620,13 @@ class NmeaReader:
             lo = -lo
         if not claimed:     # a position given without a fix only has to be on the globe
             return (la, lo) if (la <= 90.0 and -180.0 <= lo <= 180.0) else "absurd value"
-        ref = self._check._ref
+        t = self._day0 + self._tod if self._year else None
+        check = self._check
+        ref = check._ref
         if ref is not None and ref[0] == la and ref[1] == lo:     # the receiver did not move
+            check._ref = (la, lo, t)
             return (la, lo)
-        problem = self._check.check(la, lo, self._day0 + self._tod if self._year else None)
+        problem = check.check(la, lo, t)
         if problem is not None:
             return problem
         return (la, lo)

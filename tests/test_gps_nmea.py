@@ -190,3 +190,12 @@ def test_simulated_receiver_writes_valid_nmea():
     assert [pynmea2.parse(t, check=True).sentence_type for t in gps.nmea_cycle()] == ["GGA", "GSA", "RMC"]
     gps.close()
     loop.close()
+
+
+def test_a_jump_after_a_long_stop_is_still_a_jump():
+    reader = NmeaReader()
+    for minute in range(0, 60, 5):           # an hour parked at the same place
+        _feed(reader, _cycle(f"12{minute:02d}00"))
+    fixes = _feed(reader, _cycle("125901", lat="5130.0000"))   # 500 km in one second
+    assert reader.stats.rejected["jump"] >= 1
+    assert all(not f.has_position or f.lat < 47 for f in fixes + [reader.current()])
