@@ -331,5 +331,6 @@ def cmd_verify(args):
     for p in report.problems:
         print(f"PROBLEM {p}")
     print(f"{report.recordings} stored recording(s) checked, journal {report.journal_lines} lines, "
-          f"register {report.register_lines} lines: {'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+          f"register {report.register_lines} lines, {report.quarantined} in quarantine: "
+          f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
     return 0 if report.ok else 1

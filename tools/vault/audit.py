@@ -16,6 +16,7 @@ class AuditReport:
     problems: list[str] = field(default_factory=list)
     journal_lines: int = 0
     register_lines: int = 0
+    quarantined: int = 0  # folders kept in quarantine (reported at ingest, never deleted)
 
     @property
     def ok(self) -> bool:
@@ -47,6 +48,13 @@ def audit(vault: Vault) -> AuditReport:
             if folder.name not in indexed:
                 report.problems.append(f"{camera_dir.name}/{folder.name}: in the vault's folder but not indexed "
                                        "(an ingest was interrupted: run `pieton vault ingest` again)")
+    from recorder.evidence.journal import read_journal as read_device_journal
+    for camera, key_hex, _at in vault.index.cameras():
+        path = vault.layout.device_journal(camera)
+        if path.is_file():
+            report.problems.extend(f"device journal of {camera}: {p}"
+                                   for p in read_device_journal(path, bytes.fromhex(key_hex)).problems)
+    report.quarantined = len(vault.index.quarantined())
     journal = read_journal(vault.layout.journal, vault.public_key)
     report.journal_lines = len(journal.lines)
     report.problems.extend(f"vault journal {p}" for p in journal.problems)

@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 
 from drivers.signer import Signer, verify_signature
-from recorder.errors import VerificationError
+from recorder.errors import VaultError, VerificationError
 from recorder.evidence.chain import canonical
 from tools.vault.layout import utc_iso
 
@@ -161,11 +161,11 @@ def check_report(report_path: str | Path, mp4_path: str | Path, vault_key: str) 
         if len(key) != 32:
             raise ValueError
     except ValueError:
-        raise VerificationError(f"--vault-key {vault_key!r}: expected the vault's public key, 64 hex digits") from None
+        raise VaultError(f"--vault-key {vault_key!r}: expected the vault's public key, 64 hex digits") from None
     try:
         report = json.loads(Path(report_path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise VerificationError(f"{report_path}: cannot read: {exc.strerror}") from None
+        raise VaultError(f"{report_path}: cannot read: {exc.strerror}") from None
     except ValueError:
         raise VerificationError(f"{report_path}: not a JSON extraction report") from None
     if not isinstance(report, dict) or report.get("format") != REPORT_CONTEXT:
@@ -183,7 +183,7 @@ def check_report(report_path: str | Path, mp4_path: str | Path, vault_key: str) 
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     except OSError as exc:
-        raise VerificationError(f"{mp4_path}: cannot read: {exc.strerror}") from None
+        raise VaultError(f"{mp4_path}: cannot read: {exc.strerror}") from None
     if h.hexdigest() != report["mp4"]["sha256"]:
         raise VerificationError(f"{mp4_path}: SHA-256 {h.hexdigest()[:16]}... is not the one in the report "
                                 f"({report['mp4']['sha256'][:16]}...): not the extracted file, or altered")
