@@ -374,14 +374,17 @@ class NmeaReader:
         self._xor = np.bitwise_xor.accumulate(np.frombuffer(joined, np.uint8)).tobytes()
         # invalid bytes become lone surrogates (one per byte), which fail isprintable()
         text = joined.decode("ascii", "surrogateescape")
-        clean = self._clean = text.replace("\n", "").isprintable()   # then no line needs checking
+        # checked once for all the lines: printable, no trailing blanks, no '$' inside a line
+        self._clean = text.replace("\n", "").isprintable()
+        fast = (self._clean and " \n" not in text and text[-1] != " "
+                and text.count("$") == text.count("\n$") + (text[0] == "$"))
         stats, sentence, frame = self.stats, self._sentence, self._frame
         base = 0
         for line in text.split("\n"):
             if line:
-                if clean and line[0] == "$" and line.find("$", 1) < 0 and len(line) <= NMEA_MAX_LINE:
+                if fast and line[0] == "$" and len(line) <= NMEA_MAX_LINE:
                     stats.read += 1      # the common case: one clean sentence on its line
-                    sentence(line.rstrip(), base)
+                    sentence(line, base)
                 else:
                     frame(line, base)
             base += len(line) + 1
