@@ -340,3 +340,22 @@ def test_find_near_a_place_needs_the_identity_and_journals_the_search(tmp_path, 
     figures = stats(vault, 2026)
     assert figures["recordings"] == 2 and figures["access_requests_searched"] == 3  # the refused one did not search
     assert figures["cameras_enrolled"] == 1
+
+
+def test_two_recordings_one_mp4_and_a_range_in_utc(tmp_path, chief, vault):
+    from tools.vault.find import find
+    from tools.vault.layout import parse_time
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=2)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    first, second = ingest(vault, spool_dir, progress=False).stored
+    both = extract(vault, Request([first, second], "judicial", "R", "D", tmp_path / "both.mp4"), [chief[0]])
+    assert 7.5 < both.report["mp4"]["duration_s"] < 8.5
+    assert [r["id"] for r in both.report["recordings"]] == [first, second]
+    # Recording 0 started at START (2026-11-18T11:06:40Z): 2 s to 3.5 s from its start, in UTC.
+    part = extract(vault, Request([first], "judicial", "R", "D", tmp_path / "part.mp4",
+                                  start="2026-11-18T11:06:42Z", end="2026-11-18T11:06:43.5Z"), [chief[0]])
+    assert part.report["mp4"]["range_s"][0] == pytest.approx(2.0, abs=0.05)
+    assert 1.3 < part.report["mp4"]["duration_s"] < 1.7
+    # Recording 0 ran 11:06:40-11:06:44, recording 1 about 10 minutes later.
+    found = find(vault, parse_time("2026-11-18T11:06:43Z"), parse_time("2026-11-18T11:07:00Z")).found
+    assert [f.row.recording_id for f in found] == [first]

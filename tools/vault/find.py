@@ -58,12 +58,11 @@ def find(vault: Vault, since: float, until: float, *, camera: str | None = None,
     rows = vault.index.recordings(camera=camera, since=since - 86400, until=until)
     result = FindResult()
     for row in rows:
-        start = row.started_at if row.started_at is not None else row.ingested_at
-        if start >= until:
+        start, end = row.span
+        if start >= until or end < since:
             continue
         if near is None:
-            if start >= since - 3600:  # recordings last minutes, not hours
-                result.found.append(Found(row))
+            result.found.append(Found(row))
             continue
         points = _positions(vault, row, identities)
         if not points:

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS recordings (
     bytes INTEGER NOT NULL,
     last_hash TEXT NOT NULL,    -- SHA-256 of the manifest's last line, as receipted
     truncated INTEGER NOT NULL DEFAULT 0,
-    purged_at REAL
+    purged_at REAL,
+    ended_at REAL               -- the closed line's time; NULL when recovered after a cut
 );
 CREATE TABLE IF NOT EXISTS holds (
     recording_id TEXT NOT NULL,
@@ -60,6 +61,14 @@ class RecordingRow:
     last_hash: str
     truncated: bool
     purged_at: float | None
+    ended_at: float | None = None
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """When the recording ran, as far as known: an unknown end counts as an hour
+        (an access request should find too much rather than miss one)."""
+        start = self.started_at if self.started_at is not None else self.ingested_at
+        return start, self.ended_at if self.ended_at is not None else start + 3600
 
     @property
     def retention_base(self) -> float:
@@ -94,10 +103,10 @@ class Index:
 
     # recordings
     def add_recording(self, row: RecordingRow) -> None:
-        self.db.execute("INSERT OR REPLACE INTO recordings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        self.db.execute("INSERT OR REPLACE INTO recordings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (row.recording_id, row.camera_id, row.device_seq, row.started_at,
                          int(row.clock_synchronised), row.ingested_at, row.state, row.segments, row.bytes,
-                         row.last_hash, int(row.truncated), row.purged_at))
+                         row.last_hash, int(row.truncated), row.purged_at, row.ended_at))
 
     def recording(self, recording_id: str) -> RecordingRow | None:
         row = self.db.execute("SELECT * FROM recordings WHERE recording_id=?", (recording_id,)).fetchone()
@@ -147,4 +156,4 @@ class Index:
 
 
 def _row(r) -> RecordingRow:
-    return RecordingRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]), r[11])
+    return RecordingRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]), r[11], r[12])

@@ -142,6 +142,14 @@ def _opened(manifest: Path) -> dict:
     return first if first and first.get("event") == "opened" else {}
 
 
+def _closed(manifest: Path) -> dict:
+    try:
+        data = manifest.read_bytes()
+    except OSError:
+        return {}
+    return next((p.line for p in split_pieces(data) if p.line and p.line.get("event") == "closed"), {})
+
+
 def verify_recording_folder(vault: Vault, camera: str, folder: Path) -> list[str]:
     """Problems of one recording folder checked against the camera's pinned key."""
     return check_recording(vault, camera, folder)[0]
@@ -165,12 +173,19 @@ def _recording_row(folder: Path, camera: str, report, ingested_at: float) -> Rec
         except VaultError:
             started = None
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    ended = None
+    closed = _closed(folder / MANIFEST_FILE)
+    if closed.get("ended_at"):
+        try:
+            ended = parse_time(str(closed["ended_at"]))
+        except VaultError:
+            ended = None
     return RecordingRow(
         recording_id=folder.name, camera_id=camera, device_seq=opened.get("recording_seq"),
         started_at=started,
         clock_synchronised=str(opened.get("clock_source", "unknown")).lower() not in UNSYNCHRONISED,
         ingested_at=ingested_at, state="stored", segments=report.segments, bytes=size,
-        last_hash=report.last_line_hash, truncated=bool(report.truncated), purged_at=None)
+        last_hash=report.last_line_hash, truncated=bool(report.truncated), purged_at=None, ended_at=ended)
 
 
 def _journaled_ingests(vault: Vault) -> set[str]:
