@@ -62,6 +62,17 @@ def test_purge_erases_after_retention_except_held_and_journals_it(tmp_path, setu
     assert audit(vault).ok, audit(vault).problems
 
 
+def test_quarantine_is_erased_after_the_same_retention(tmp_path, setup):
+    vault, identity, recipient, clock = setup
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=1, segments=1)
+    report = ingest(vault, spool_dir, progress=False)  # camera not enrolled
+    folder = vault.layout.root / vault.index.quarantined()[0][0]
+    assert report.quarantined and folder.is_dir()
+    assert purge(vault, clock.t + 29 * DAY).quarantine_erased == []
+    assert purge(vault, clock.t + 31 * DAY).quarantine_erased == [str(folder.relative_to(vault.layout.root))]
+    assert not folder.exists() and "quarantine-erased" in [e["event"] for e in events(vault)]
+
+
 def test_unsynchronised_clock_counts_from_ingest(tmp_path, setup):
     vault, identity, recipient, clock = setup
     # The camera believed it was 1970 + a bit: its time cannot be trusted.

@@ -216,6 +216,11 @@ def cmd_purge(args):
         print(f"erased {rid}")
     for rid, procedures in report.held:
         print(f"kept   {rid}: held for {', '.join(procedures)}")
+    for folder in report.quarantine_erased:
+        print(f"erased quarantined copy {folder}")
+    for cp in report.pruned:
+        print(f"pruned {cp['pruned_lines']} line(s) of {cp['log']} older than {cp['keep_days']:.0f} days "
+              "(signed checkpoint kept)")
     print(f"{len(report.erased)} erased, {len(report.held)} held past {days} days, {report.kept} within retention")
     return 0
 

@@ -54,7 +54,7 @@ def audit(vault: Vault) -> AuditReport:
         if path.is_file():
             report.problems.extend(f"device journal of {camera}: {p}"
                                    for p in read_device_journal(path, bytes.fromhex(key_hex)).problems)
-    report.quarantined = len(vault.index.quarantined())
+    report.quarantined = sum((vault.layout.root / q[0]).exists() for q in vault.index.quarantined())
     journal = read_journal(vault.layout.journal, vault.public_key)
     report.journal_lines = len(journal.lines)
     report.problems.extend(f"vault journal {p}" for p in journal.problems)

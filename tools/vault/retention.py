@@ -18,6 +18,7 @@ class PurgeReport:
     held: list[tuple[str, list[str]]] = field(default_factory=list)  # due, but under a hold
     kept: int = 0
     pruned: list[dict] = field(default_factory=list)  # log checkpoints written
+    quarantine_erased: list[str] = field(default_factory=list)
 
 
 def purge(vault: Vault, now: float | None = None) -> PurgeReport:
@@ -42,6 +43,16 @@ def purge(vault: Vault, now: float | None = None) -> PurgeReport:
         remove_tree(folder)
         vault.index.mark_purged(row.recording_id, now)
         report.erased.append(row.recording_id)
+    for folder, rid, camera, at, _problems in vault.index.quarantined():
+        # The camera keeps its own copy of what failed (no receipt covers it); the vault's
+        # copy is personal data like any recording and goes after the same period.
+        path = vault.layout.root / folder
+        if now - at < limit or not path.exists():
+            continue
+        vault.log("quarantine-erased", recording=rid, camera=camera, folder=folder,
+                  retention_days=vault.retention_days, quarantined_at=utc_iso(at))
+        remove_tree(path)
+        report.quarantine_erased.append(folder)
     report.pruned = vault.prune_logs(now)
     return report
 
