@@ -162,3 +162,50 @@ def test_logs_pruned_after_three_years_leave_a_signed_checkpoint(tmp_path, setup
     lines = vault.layout.journal.read_bytes().splitlines(keepends=True)
     vault.layout.journal.write_bytes(b"".join(lines[:1] + lines[2:]))
     assert any("does not link" in p for p in audit(vault).problems)
+
+
+def test_cli_hold_purge_release(tmp_path, capsys):
+    from tools.cli import main
+    identity, recipient = generate_identity()
+    (tmp_path / "police").mkdir()
+    v = str(tmp_path / "vault")
+    assert main(["vault", "init", v, "--recipient", recipient, "--register", str(tmp_path / "police" / "r"),
+                 "--retention-days", "183"]) == 0
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=1, start=START)
+    assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
+    assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress"]) == 0
+    first, second = sorted(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
+    assert main(["vault", "hold", v, second, "--procedure", "PV 2026/42"]) == 0
+    assert main(["vault", "hold", v, "nope", "--procedure", "X"]) == 2
+    assert main(["vault", "purge", v, "--now", "2027-03-01T00:00:00Z"]) == 0  # 103 days: within 183
+    assert main(["vault", "purge", v, "--now", "2027-06-01T00:00:00Z"]) == 0
+    out = capsys.readouterr().out
+    assert f"erased {first}" in out and f"kept   {second}: held for PV 2026/42" in out
+    assert main(["vault", "release", v, second, "--procedure", "PV 2026/42"]) == 0
+    assert main(["vault", "release", v, second, "--procedure", "PV 2026/42"]) == 2
+    assert main(["vault", "verify", v]) == 0
+
+
+def test_consultation_decrypts_to_a_private_place_removed_afterwards(tmp_path, setup):
+    import os
+    import stat
+
+    from tools.vault.extract import consult
+    vault, identity, recipient, clock = setup
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=1, segments=2)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    seen = {}
+
+    def player(path):
+        seen["path"] = path
+        seen["mode"] = stat.S_IMODE(os.stat(path.parent).st_mode)
+        seen["size"] = path.stat().st_size
+
+    result = consult(vault, rid, "administrative", "Maire", [identity], play=player)
+    assert result["played"] and seen["size"] > 0 and seen["mode"] == 0o700
+    assert not seen["path"].exists() and not seen["path"].parent.exists()
+    entry = events(vault)[-1]
+    assert entry["event"] == "consultation" and entry["purpose"] == "administrative"
+    with pytest.raises(VaultError, match="must be one of"):
+        consult(vault, rid, "curiosity", "X", [identity], play=player)
