@@ -260,6 +260,7 @@ _DECODED = {
 }
 _USED = frozenset(("GGA", "GLL", "GNS", "GSA", "RMC", "VTG", "ZDA"))
 _PARSED = _USED | {"GBS"}
+_UNTIMED = frozenset(("GSA", "VTG"))
 _TALKER_TYPES = frozenset(pynmea2.TalkerSentence.sentence_types) | set(_DECODED)
 _NEEDED_FIELDS = {"GGA": 14, "GLL": 7, "GNS": 13, "RMC": 12, "GSA": 18, "VTG": 9, "ZDA": 6}
 
@@ -305,6 +306,7 @@ class NmeaReader:
         self._century = century
         self._pending = b""
         self._xor: bytes | None = None
+        self._repeated: dict[str, list[str]] = {}
         self._clean = False
         self._check = PositionCheck()
         self.on_sentence: Callable[[str], None] | None = None
@@ -332,8 +334,9 @@ class NmeaReader:
         self._gga_sats: int | None = None
         self._hdop = NAN
         self._out: list[Fix] = []
-        self._handlers = {"RMC": self._rmc, "GGA": self._gga, "GSA": self._gsa, "GLL": self._gll,
-                          "GNS": self._gns, "VTG": self._vtg, "ZDA": self._zda, "GBS": self._gbs}
+        handlers = {"RMC": self._rmc, "GGA": self._gga, "GSA": self._gsa, "GLL": self._gll,
+                    "GNS": self._gns, "VTG": self._vtg, "ZDA": self._zda, "GBS": self._gbs}
+        self._dispatch = {kind: (*_DECODED[kind], handler) for kind, handler in handlers.items()}
         # the merged fix (gpsd's gpsdata.fix), and lastfix/oldfix for its mode rules
         self._clear_fix()
         self._last_mode = 0
@@ -492,14 +495,22 @@ class NmeaReader:
         if kind not in _PARSED if not proprietary else not text.startswith("$PSRFEPE,"):
             self._ignored(text, star, base)
             return
-        try:
-            data = pynmea2.parse(text, check=True).data
-        except pynmea2.ChecksumError:
-            self._reject("checksum")
-            return
-        except (pynmea2.ParseError, ValueError):
-            self._reject("malformed")
-            return
+        data = self._repeated.get(text)
+        if data is None:
+            try:
+                data = pynmea2.parse(text, check=True).data
+            except pynmea2.ChecksumError:
+                self._reject("checksum")
+                return
+            except (pynmea2.ParseError, ValueError):
+                self._reject("malformed")
+                return
+            if kind in _UNTIMED:
+                # GSA and VTG carry no timestamp: a receiver repeats them word for word
+                # every second while the sky or the speed do not change; parse them once
+                if len(self._repeated) >= 64:
+                    self._repeated.clear()
+                self._repeated[text] = data
         # the merge, as gpsd's nmea_parse dispatches (talker ignored, field count checked)
         count = len(data) + 1          # gpsd counts the address field too
         self._latch_frac = False
@@ -513,10 +524,10 @@ class NmeaReader:
                 self._cycle_continue = False
             self.stats.ignored += 1
         else:
-            nf, cont = _DECODED[kind]
+            nf, cont, handler = self._dispatch[kind]
             if count >= nf:
                 tag = kind
-                mask, reason = self._handlers[kind](data, count, text[2])
+                mask, reason = handler(data, count, text[2])
                 self._cycle_continue = cont
             else:
                 tag = ""
@@ -935,7 +946,7 @@ class NmeaReader:
                 self._eph = self._n_eph
         # gpsd_error_model: what it keeps of this fix for the next one's mode rules
         t = self._time
-        if t > 0:
+        if t > 0 and mask & (TIME | MODE | ALT | CLEAR):
             if abs(t - self._last_t) > 0.0099:
                 self._old_alt = self._last_alt
             self._last_mode = self._mode
