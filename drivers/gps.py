@@ -415,6 +415,7 @@ class GpsdGps(_ThreadedGps):
         self.check = PositionCheck()
         self.rejected: dict[str, int] = {}
         self.polls = 0
+        self._last_report: tuple = ()
 
     def _session(self) -> None:
         if not _GPSD_CLIENT_LOCK.acquire(blocking=False):
@@ -433,7 +434,13 @@ class GpsdGps(_ThreadedGps):
                 except ValueError as exc:   # bad JSON: the connection is not gpsd's any more
                     raise ConnectionError(f"gpsd sent something that is not JSON: {exc}") from None
                 self.polls += 1
-                self._deliver_threadsafe(self._fix_from(response))
+                fix = self._fix_from(response)
+                report = (fix.time, fix.mode, fix.lat, fix.lon)
+                if report != self._last_report or fix.time is None:
+                    # gpsd answers a poll with its last report, however old: pass on only
+                    # new ones, so a receiver that went silent ages into "position unknown"
+                    self._last_report = report
+                    self._deliver_threadsafe(fix)
                 self._stop.wait(self.poll_interval_s)
         finally:
             try:
