@@ -39,6 +39,7 @@ TIME, LATLON, MODE, STATUS, ALT, SPEED, TRACK, DOP, REPORT, CLEAR, HERR = (1 << 
 
 STATUS_UNK, STATUS_GPS, STATUS_DGPS = 0, 1, 2
 
+# why a line is rejected: the keys of NmeaStats.rejected
 REASONS = ("checksum", "no checksum", "truncated", "noise", "too long", "malformed", "unknown",
            "absurd value", "placeholder date", "jump")
 
