@@ -9,6 +9,7 @@ removes the temporary file and logs the attempt in both places.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -182,9 +183,13 @@ def _offset(value: str | None, start: float | None, what: str) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = None
+    if seconds is not None:
+        if not math.isfinite(seconds):
+            raise VaultError(f"{what} {value!r}: not a number of seconds")
+        return seconds
     if start is None:
         raise VaultError(f"{what} {value!r}: the recording's start time is unknown; give seconds from its start")
     return parse_time(value, what) - start
