@@ -10,7 +10,7 @@ A scenario is a TOML file::
     [[event]]
     at = 12.0
     do = "press"                      # press, double_press, hold, light, gps, gps_route,
-                                      # gps_lost, gps_regained, battery, disk_fill,
+                                      # gps_lost, gps_regained, gps_jump, battery, disk_fill,
                                       # speaker_failure, camera_failure, power_cut, expect
 
 Events drive the simulated hardware (the mock button pin, the camera's light, the GPS
@@ -43,6 +43,7 @@ EVENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "gps_route": (("points",), {"speed_mps": 1.4}),
     "gps_lost": ((), {}),
     "gps_regained": ((), {}),
+    "gps_jump": (("lat", "lon"), {}),     # the receiver appears elsewhere at once
     "battery": (("percent",), {}),
     "disk_fill": (("free_mb",), {}),
     "speaker_failure": ((), {"broken": True}),
@@ -59,7 +60,7 @@ EVENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 # The simulated device an event acts on.
 DEVICE_OF = {"press": "button", "double_press": "button", "hold": "button", "light": "camera",
              "gps": "gps", "gps_route": "gps", "gps_lost": "gps", "gps_regained": "gps",
-             "battery": "battery", "speaker_failure": "speaker", "camera_failure": "camera",
+             "gps_jump": "gps", "battery": "battery", "speaker_failure": "speaker", "camera_failure": "camera",
              "microphone_failure": "microphone"}
 
 
@@ -220,6 +221,8 @@ class Player:
             hw.gps.lose_fix()
         elif do == "gps_regained":
             hw.gps.regain_fix()
+        elif do == "gps_jump":
+            hw.gps.jump_to(a["lat"], a["lon"])
         elif do == "battery":
             hw.battery.set_level(a["percent"])
         elif do == "disk_fill":
