@@ -38,6 +38,7 @@ PLACEHOLDER_YEAR = 2000           # receivers searching report 1980 (GPS epoch) 
 TIME, LATLON, MODE, STATUS, ALT, SPEED, TRACK, DOP, REPORT, CLEAR, HERR = (1 << i for i in range(11))
 
 STATUS_UNK, STATUS_GPS, STATUS_DGPS = 0, 1, 2
+_fromtimestamp = datetime.fromtimestamp
 
 # why a line is rejected: the keys of NmeaStats.rejected
 REASONS = ("checksum", "no checksum", "truncated", "noise", "too long", "malformed", "unknown",
@@ -308,6 +309,7 @@ class NmeaReader:
         self._pending = b""
         self._xor: bytes | None = None
         self._repeated: dict[str, list[str]] = {}
+        self._gsa_used: tuple = (None, 0)
         self._clean = False
         self._check = PositionCheck()
         self.on_sentence: Callable[[str], None] | None = None
@@ -496,7 +498,7 @@ class NmeaReader:
         if kind not in _PARSED if not proprietary else not text.startswith("$PSRFEPE,"):
             self._ignored(text, star, base)
             return
-        data = self._repeated.get(text)
+        data = self._repeated.get(text) if kind in _UNTIMED else None
         if data is None:
             try:
                 data = pynmea2.parse(text, check=True).data
@@ -771,9 +773,10 @@ class NmeaReader:
             self._last_gsa_talker = gsa_talker
             if gsa_talker != "P":
                 self._seen_gsa = True
-            for sat in f[2:count - 4]:
-                if sat and sat.strip("0"):      # atoi(sat) >= 1
-                    self._sats_used += 1
+            used = self._gsa_used
+            if used[0] is not f:        # a repeated GSA comes back as the same list
+                used = self._gsa_used = (f, sum(1 for sat in f[2:count - 4] if sat and sat.strip("0")))
+            self._sats_used += used[1]      # satellites whose atoi() >= 1, as gpsd counts
         if self._seen_gsa and gsa_talker == "P":
             mask = 0
         elif last_last != "N" and gsa_talker == "N":
@@ -981,7 +984,7 @@ class NmeaReader:
             mode = 1
             lat = lon = alt = speed = track = None
         t = self._time
-        when = datetime.fromtimestamp(t, UTC) if t > 0 else None
+        when = _fromtimestamp(t, UTC) if t > 0 else None
         hdop = self._hdop if self._hdop == self._hdop else None
         eph = self._eph if self._eph == self._eph else None
         if eph is None and hdop is not None and lat is not None:
