@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from recorder.errors import ConfigError
+from recorder.errors import ConfigError, DriverError
 from recorder.position.clock import ClockStatus, ClockWatch, system_clock_status
 from recorder.position.geofence import BoundaryCheck, Geofence
 from recorder.position.tracker import Tracker
@@ -48,6 +48,7 @@ class Position:
         self.tracker = Tracker(track_interval_s=config.gps.track_interval_s,
                                max_fix_age_s=config.gps.max_fix_age_s)
         self.geofence_error: str | None = None
+        self.gps_error: str | None = None
         try:
             self.geofence: Geofence | None = Geofence.from_config(config)
         except ConfigError as exc:       # config check refuses this; never crash the daemon on it
@@ -73,7 +74,11 @@ class Position:
         if self.gps is not None:
             if getattr(self.gps, "backend", "") == "simulated" and getattr(self.gps, "wall_clock", None) is None:
                 self.gps.wall_clock = self.wall_clock.now   # the simulated receiver shares the sim's UTC
-            self.gps.start(self.loop, self._on_fix)
+            try:
+                self.gps.start(self.loop, self._on_fix)
+            except (DriverError, OSError) as exc:    # no receiver: positions stay unknown
+                self.gps_error = str(exc)
+                log.error("GPS not started: %s", exc)
         self._tick_handle = self.loop.call_later(self.tracker.track_interval_s, self._tick)
         if self.clock.probe is not None:
             self._probe()
@@ -197,6 +202,8 @@ class Position:
             gps.update(backend=receiver.get("backend"), state=receiver.get("state"))
             if receiver.get("last_error") and receiver.get("state") != "running":
                 gps["error"] = receiver["last_error"]
+            if self.gps_error:
+                gps["error"] = self.gps_error
             rejected = receiver.get("nmea", {}).get("rejected_total") or sum(receiver.get("rejected", {}).values())
             if rejected:
                 gps["rejected_sentences"] = rejected
