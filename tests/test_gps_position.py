@@ -219,3 +219,14 @@ def test_gps_parse_command(capsys):
     assert fixes and set(fixes[0]) == {"time", "lat", "lon", "alt", "mode", "sats", "hdop"}
     assert counts["rejected"] == {"truncated": 1}
     assert main(["gps", "parse", "/no/such/log"]) == 2
+
+
+def test_a_receiver_that_cannot_start_leaves_position_unknown(sim):
+    loop, wall = sim
+    gps = SimulatedGps()
+    gps.close()
+    position, _, events = _position(loop, wall, gps)
+    _run(loop, 3)
+    assert position.allows_start() == (True, {"position": "unknown", "clock": "unsynchronised"})
+    assert "closed" in position.status()["gps"]["error"]
+    assert position.start_metadata()["position"] == "unknown"
