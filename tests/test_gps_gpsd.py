@@ -194,3 +194,31 @@ def test_gpsd_dying_mid_stream_is_reported_and_retried():
         fake.stop()
     assert seen["killed"] and seen["after"] is not None
     assert seen["after"]["last_error"]
+
+
+def test_a_jump_reported_by_gpsd_is_rejected_and_counted(tmp_path):
+    loop = VirtualClockLoop()
+    sim = SimulatedGps(wall_clock=lambda: 1_790_000_000.0 + loop.time())
+    lines = []
+    sim.inject = lambda data: lines.append(data.decode())
+    sim.start(loop, lambda fix: None)
+    loop.run_until_complete(asyncio.sleep(30))
+    sim.jump_to(51.50, 4.30)             # ~500 km north in one second
+    loop.run_until_complete(asyncio.sleep(8))
+    sim.close()
+    loop.close()
+    log = tmp_path / "jump.log"
+    log.write_text("# Date: 2026-09-21\n" + "".join(lines))
+    port = _free_port()
+    fake = GpsFake(log, port, cycle_s=0.03)
+    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.03)
+    try:
+        fixes = _run(gps, lambda f: any(x.has_position and x.lat > 51 for x in f) or gps.rejected.get("jump", 0) >= 3)
+    finally:
+        fake.stop()
+    assert gps.rejected.get("jump", 0) >= 1
+    good = [f for f in fixes if f.has_position]
+    first_far = next((i for i, f in enumerate(fixes) if f.has_position and f.lat > 51), None)
+    # the far position is never taken at once: rejections come first
+    assert first_far is None or any(not f.has_position for f in fixes[:first_far])
+    assert good and good[0].lat < 47
