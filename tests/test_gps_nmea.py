@@ -199,3 +199,39 @@ def test_a_jump_after_a_long_stop_is_still_a_jump():
     fixes = _feed(reader, _cycle("125901", lat="5130.0000"))   # 500 km in one second
     assert reader.stats.rejected["jump"] >= 1
     assert all(not f.has_position or f.lat < 47 for f in fixes + [reader.current()])
+
+
+def test_random_bytes_and_mangled_sentences_never_crash():
+    import random
+
+    rng = random.Random(2947)
+    valid = []
+    for s in range(20):
+        valid += _cycle(f"1300{s:02d}")
+    alphabet = b"$*,.0123456789ABCDEFGNPRSTVWZ\r\n \x00\xff"
+    for _trial in range(30):
+        reader = NmeaReader()
+        stream = bytearray()
+        for text in valid:
+            line = bytearray((text + "\r\n").encode())
+            roll = rng.random()
+            if roll < 0.2:          # flip a byte
+                line[rng.randrange(len(line))] = rng.randrange(256)
+            elif roll < 0.3:        # cut short
+                line = line[:rng.randrange(1, len(line))]
+            elif roll < 0.4:        # noise before it
+                line = bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 40))) + line
+            stream += line
+        fixes = []
+        pos = 0
+        while pos < len(stream):
+            step = rng.randrange(1, 300)
+            fixes += reader.feed(bytes(stream[pos:pos + step]))
+            pos += step
+        fixes += reader.flush()
+        s = reader.stats
+        assert s.read == s.used + s.ignored + sum(s.rejected.values())
+        for fix in fixes:
+            assert fix.mode in (1, 2, 3)
+            if fix.has_position:
+                assert abs(fix.lat - 46.951) < 0.01 and abs(fix.lon - 4.299) < 0.01
