@@ -775,8 +775,8 @@ class NmeaReader:
                 self._seen_gsa = True
             used = self._gsa_used
             if used[0] is not f:        # a repeated GSA comes back as the same list
-                used = self._gsa_used = (f, sum(1 for sat in f[2:count - 4] if sat and sat.strip("0")))
-            self._sats_used += used[1]      # satellites whose atoi() >= 1, as gpsd counts
+                used = self._gsa_used = (f, sum(1 for sat in f[2:min(14, count - 4)] if sat and sat.strip("0")))
+            self._sats_used += used[1]      # the 12 satellite slots (NMEA 4.10 adds a system id after the DOPs)
         if self._seen_gsa and gsa_talker == "P":
             mask = 0
         elif last_last != "N" and gsa_talker == "N":
