@@ -359,3 +359,17 @@ def test_two_recordings_one_mp4_and_a_range_in_utc(tmp_path, chief, vault):
     # Recording 0 ran 11:06:40-11:06:44, recording 1 about 10 minutes later.
     found = find(vault, parse_time("2026-11-18T11:06:43Z"), parse_time("2026-11-18T11:07:00Z")).found
     assert [f.row.recording_id for f in found] == [first]
+
+
+def test_recording_altered_in_the_vault_is_not_extracted(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=3)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    seg = vault.layout.recording(CAMERA, rid) / "seg-000003.ts.age"
+    data = bytearray(seg.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    seg.write_bytes(bytes(data))
+    with pytest.raises(VaultError, match="no longer verifies"):
+        extract(vault, Request([rid], "judicial", "R", "D", tmp_path / "x.mp4"), [chief[0]])
+    assert not list(tmp_path.glob("*x.mp4*")) and not list(tmp_path.glob(".x.*"))
+    assert [json.loads(x)["event"] for x in vault.layout.journal.read_text().splitlines()][-1] == "extraction-failed"

@@ -165,3 +165,15 @@ def test_training_anonymisation_blurs_faces_masks_overlay_and_mutes(tmp_path):
     for img in after:
         assert detail(img) < detail(before) / 20
         assert img[: overlay_band(HEIGHT) - 2].max() < 40  # caption band blacked out
+
+
+def test_streaming_stops_reading_after_the_range(tmp_path):
+    pulled = []
+
+    def lazy():
+        for i, data in enumerate(make_segments(6)):
+            pulled.append(i)
+            yield SegmentInput(str(i), data)
+    result = remux_to_mp4(lazy(), tmp_path / "s.mp4", start_s=0.5, end_s=2.5)
+    assert result.range_s[0] == pytest.approx(0.0, abs=0.05) and 2.3 < result.duration_s < 2.7
+    assert max(pulled) < 5  # the last segments were never decrypted

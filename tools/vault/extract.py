@@ -9,6 +9,7 @@ removes the temporary file and logs the attempt in both places.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import re
@@ -51,7 +52,8 @@ class Request:
 
 @dataclass
 class OpenedRecording:
-    """A stored recording, verified and decrypted in memory."""
+    """A stored recording being verified (on another thread) and decrypted segment by
+    segment as the remux asks for them (``media()``); ``verified()`` waits for the check."""
 
     recording_id: str
     camera: str
@@ -60,10 +62,41 @@ class OpenedRecording:
     opened: dict
     started_at: float | None
     segments: list[dict] = field(default_factory=list)   # name, sha256, size, complete, reason
-    media: list[SegmentInput] = field(default_factory=list)
     metadata: list[dict] = field(default_factory=list)
     closed: dict | None = None
     truncated: bool = False
+    identities: list = field(default_factory=list, repr=False)
+    check: object = field(default=None, repr=False)
+    error: str | None = None
+    _first: object = field(default=None, repr=False)
+
+    def media(self):
+        """Decrypted segments, one at a time. An error ends the stream and is kept in
+        ``error`` (raised by ``verified()``): the demuxer reading it cannot carry it."""
+        from recorder.evidence.age import decrypt
+        for number, segment in enumerate(self.segments):
+            name = segment["file"]
+            if number == 0 and self._first is not None:
+                result, self._first = self._first, None
+            else:
+                try:
+                    result = decrypt(self.folder / name, self.identities)
+                except (AgeError, OSError) as exc:
+                    self.error = f"{self.recording_id}/{name}: cannot decrypt: {exc}"
+                    return
+            segment["complete"] = result.complete
+            if not result.complete:
+                segment["reason"] = result.reason
+                self.truncated = True
+            yield SegmentInput(f"{self.recording_id}/{name}", result.plaintext, result.complete)
+
+    def verified(self) -> None:
+        problems = self.check.result() if self.check is not None else []
+        if problems:
+            raise VaultError(f"recording {self.recording_id} no longer verifies in the vault: "
+                             + "; ".join(problems))
+        if self.error:
+            raise VaultError(self.error)
 
 
 def recording_start(recording_id: str, opened: dict) -> float | None:
@@ -104,7 +137,7 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
     chain = read_chain(folder / "manifest.jsonl", MANIFEST_CONTEXT, bytes.fromhex(key_hex))
     opened = next((line for line in chain.lines if line.get("event") == "opened"), {})
     rec = OpenedRecording(recording_id, row.camera_id, key_hex, folder, opened,
-                          recording_start(recording_id, opened))
+                          recording_start(recording_id, opened), identities=list(identities), check=check)
     files: dict[str, str | None] = {}  # segment file -> its metadata file
     listed: dict[str, tuple] = {}  # segment file -> (sha256, size) as the manifest lists it
     for line in chain.lines:
@@ -126,27 +159,21 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
     for name in sorted(files, key=lambda n: n.split(".")[0]):
         if not (folder / name).is_file():
             continue
-        data = (folder / name).read_bytes()
-        try:
-            result = decrypt(data, identities)
-        except AgeError as exc:
-            raise VaultError(f"{recording_id}/{name}: cannot decrypt with the given identity: {exc}") from None
         # The manifest's hash: the verifier running alongside checks the file against it.
-        segment = {"file": name, "sha256": listed[name][0], "size": listed[name][1],
-                   "complete": result.complete}
-        if not result.complete:
-            segment["reason"] = result.reason
-            rec.truncated = True
-        rec.segments.append(segment)
-        rec.media.append(SegmentInput(f"{recording_id}/{name}", result.plaintext, result.complete))
+        rec.segments.append({"file": name, "sha256": listed[name][0], "size": listed[name][1],
+                             "complete": None})
         meta_name = files[name]
         if meta_name and (folder / meta_name).is_file():
             rec.metadata.append(_metadata(folder / meta_name, identities, recording_id))
-    problems = check.result()
-    if problems:
-        raise VaultError(f"recording {recording_id} no longer verifies in the vault: " + "; ".join(problems))
-    if not rec.media:
+    if rec.closed and rec.closed.get("meta_file") and (folder / rec.closed["meta_file"]).is_file():
+        rec.metadata.append(_metadata(folder / rec.closed["meta_file"], identities, recording_id))
+    if not rec.segments:
         raise VaultError(f"recording {recording_id}: no segment to export")
+    name = rec.segments[0]["file"]
+    try:  # the first segment now: a wrong identity is said before anything is written
+        rec._first = decrypt(folder / name, identities)
+    except AgeError as exc:
+        raise VaultError(f"{recording_id}/{name}: cannot decrypt with the given identity: {exc}") from None
     return rec
 
 
@@ -227,9 +254,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
                 raise VaultError(f"{path}: file exists; an extraction never overwrites")
         recordings = [open_recording(vault, rid, identities) for rid in request.recordings]
         base["cameras"] = sorted({r.camera for r in recordings})
-        media: list[SegmentInput] = []
-        for r in recordings:
-            media.extend(r.media)
+        media = itertools.chain.from_iterable(r.media() for r in recordings)
         first_start = recordings[0].started_at
         start = _offset(request.start, first_start, "--start")
         end = _offset(request.end, first_start, "--end")
@@ -245,6 +270,8 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
                 plain.unlink(missing_ok=True)
         else:
             result = remux_to_mp4(media, tmp, start_s=start, end_s=end, keep_audio=keep_audio)
+        for r in recordings:
+            r.verified()  # the hashes checked alongside; a failure leaves no file
         hashing = _Background(lambda: _sha256_file(tmp))  # while the thumbnails decode
         from tools.vault.report import build_report, sign_report, write_report_files
         from tools.vault.report_html import thumbnails
@@ -312,7 +339,8 @@ def consult(vault: Vault, recording_id: str, purpose: str, requester: str, ident
         os.chmod(tmpdir, 0o700)
         rec = open_recording(vault, recording_id, identities)
         path = tmpdir / f"{recording_id}.mp4"
-        result = remux_to_mp4(rec.media, path)
+        result = remux_to_mp4(rec.media(), path)
+        rec.verified()
         if play is None:
             player = shutil.which("ffplay")
             if player is None or not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):

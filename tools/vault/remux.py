@@ -5,11 +5,21 @@ MP4 starts at zero and runs on without gaps: segments that already continue one 
 keep the device's timeline; a segment whose clock restarts is placed after the previous
 one. A truncated segment (a recovered ``.part``) gives its packets up to the last one that
 is surely whole.
+
+It streams: segments are pulled one by one from an iterable (the vault decrypts them as
+they are needed) and demuxed as one joined MPEG-TS stream (each segment opens with its own
+PAT/PMT, so this is valid TS; probing each 2-second segment on its own would cost more
+than remuxing it). Each packet is assigned back to its segment by its byte position, and
+a segment's packets are written once the next segment begins, so memory stays at a few
+segments whatever the length of the recording.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import av
@@ -19,6 +29,7 @@ from recorder.errors import VaultError
 TS_PACKET = 188
 # A segment that starts within this of where the previous one ended continues it.
 CONTINUITY_TOLERANCE_S = 0.5
+KINDS = ("video", "audio")
 
 
 @dataclass
@@ -46,247 +57,333 @@ class RemuxResult:
 @dataclass(slots=True)
 class _Packet:
     kind: str  # "video" | "audio"
-    pts: int  # in the stream's time base, on the MP4 timeline once shifted
+    pts: int  # in the stream's time base; on the joined timeline once shifted
     dts: int
     duration: int
     keyframe: bool
     packet: av.Packet
 
 
-class _Joined(io.RawIOBase):
-    """The segments read as one stream, without copying them into one buffer."""
+class _Segments(io.RawIOBase):
+    """The segments read as one stream, pulled from the iterable only when needed.
+    Remembers where each segment starts; ``release(i)`` lets a written segment go."""
 
-    def __init__(self, parts: list[bytes]):
-        self._parts = [memoryview(p) for p in parts if p]
-        self._i = 0
+    def __init__(self, segments: Iterable[SegmentInput]):
+        self._source: Iterator[SegmentInput] = iter(segments)
+        self.offsets: list[int] = []
+        self.inputs: list[SegmentInput] = []
+        self._view = memoryview(b"")
         self._off = 0
+        self._end = 0
 
     def readable(self) -> bool:
         return True
 
+    def _next(self) -> bool:
+        for segment in self._source:
+            data = segment.data
+            if not segment.complete:
+                data = data[: len(data) - len(data) % TS_PACKET]
+            self.offsets.append(self._end)
+            self.inputs.append(segment)
+            self._end += len(data)
+            if data:
+                self._view, self._off = memoryview(data), 0
+                return True
+        return False
+
     def read(self, n: int = -1) -> bytes:
-        out = []
-        while self._i < len(self._parts) and (n < 0 or n > 0):
-            part = self._parts[self._i]
-            take = len(part) - self._off if n < 0 else min(n, len(part) - self._off)
-            out.append(part[self._off:self._off + take])
-            self._off += take
-            if n > 0:
-                n -= take
-            if self._off >= len(part):
-                self._i += 1
-                self._off = 0
-        return b"".join(out)
+        if self._off >= len(self._view) and not self._next():
+            return b""
+        take = len(self._view) - self._off if n < 0 else min(n, len(self._view) - self._off)
+        out = self._view[self._off:self._off + take]
+        self._off += take
+        return bytes(out)
+
+    def release(self, index: int) -> None:
+        old = self.inputs[index]
+        self.inputs[index] = SegmentInput(old.name, b"", old.complete)
+
+    def segment_at(self, pos: int) -> int:
+        return bisect.bisect_right(self.offsets, pos) - 1
 
 
-def _demux_all(segments: list[SegmentInput]):
-    """Packets of every segment, grouped by segment. The segments are demuxed as one
-    joined MPEG-TS stream (each opens with its own PAT/PMT, so this is valid TS) because
-    probing each 2-second segment on its own costs more than remuxing it; each packet is
-    assigned back to its segment by its byte position."""
-    import bisect
-    datas, offsets, pos = [], [], 0
-    for segment in segments:
-        data = segment.data
+def _audio_template(segment: SegmentInput):
+    """A container opened on one segment alone, when it knows the audio's parameters."""
+    data = segment.data[: len(segment.data) - len(segment.data) % TS_PACKET]
+    try:
+        other = av.open(io.BytesIO(data), format="mpegts")
+    except av.error.FFmpegError:
+        return None
+    if other.streams.audio and other.streams.audio[0].codec_context.sample_rate:
+        return other
+    other.close()
+    return None
+
+
+class _Writer:
+    """Places each finished segment on the joined timeline, cuts the range, and muxes."""
+
+    def __init__(self, out_path, start_s, end_s, keep_audio):
+        self.out_path = out_path
+        self.start_s, self.end_s = start_s, end_s
+        self.keep_audio = keep_audio
+        self.templates: dict = {}
+        self.bases: dict = {}
+        self.out = None
+        self.outs: dict = {}
+        self.waiting: list[tuple[SegmentInput, list[_Packet]]] = []  # until the streams are known
+        self.shift = None
+        self.prev_end = 0.0
+        self.spans: list[tuple[str, float, float]] = []
+        self.truncated: list[str] = []
+        # Cutting: packets since the last keyframe at or before start_s wait here.
+        self.started = False
+        self.held: list[_Packet] = []
+        self.cut_from = 0.0
+        self.lo: dict[str, int] = {}
+        self.hi: dict[str, int | None] = {}
+        self.last_dts: dict[str, int] = {}
+        self.ends: dict[str, int] = {}
+        self.counts = {"video": 0, "audio": 0}
+        self.keyframes = self.dropped = 0
+        self.done = False  # past end_s: nothing more to write
+
+    def ready(self) -> bool:
+        return self.out is not None
+
+    def open(self, templates: dict) -> None:
+        self.templates = templates
+        self.bases = {k: s.time_base for k, s in templates.items()}
+        self.out = av.open(str(self.out_path), "w", format="mp4")
+        for kind, template in templates.items():
+            if kind == "audio" and not self.keep_audio:
+                continue
+            self.outs[kind] = self.out.add_stream_from_template(template)
+        self.hi = {k: (round(self.end_s / tb) if self.end_s is not None else None) for k, tb in self.bases.items()}
+        for segment, packets in self.waiting:
+            self._segment(segment, packets)
+        self.waiting = []
+
+    def segment(self, segment: SegmentInput, packets: list[_Packet]) -> None:
         if not segment.complete:
-            data = data[: len(data) - len(data) % TS_PACKET]
-        offsets.append(pos)
-        datas.append(data)
-        pos += len(data)
-    try:
-        container = av.open(_Joined(datas), format="mpegts", buffer_size=1 << 20)
-    except av.error.FFmpegError as exc:
-        raise VaultError(f"segment {segments[0].name}: not a readable MPEG-TS stream ({exc})") from None
-    streams: dict[str, av.stream.Stream] = {}
-    for stream in container.streams:
-        if stream.type in ("video", "audio") and stream.type not in streams:
-            streams[stream.type] = stream
-    if "video" not in streams:
-        container.close()
-        raise VaultError(f"segment {segments[0].name}: no video stream")
-    groups: list[list[_Packet]] = [[] for _ in segments]
-    current = 0
-    try:
-        for packet in container.demux():
-            dts = packet.dts
-            if dts is None or packet.size == 0:
-                continue
-            kind = packet.stream.type
-            if kind not in streams:
-                continue
-            if packet.pos is not None and packet.pos >= 0:
-                current = bisect.bisect_right(offsets, packet.pos) - 1
-            pts = packet.pts
-            groups[current].append(_Packet(kind, dts if pts is None else pts, dts,
-                                           packet.duration or 0, packet.is_keyframe, packet))
-    except av.error.FFmpegError as exc:
-        if all(s.complete for s in segments):
-            container.close()
-            raise VaultError(f"segment {segments[current].name}: damaged MPEG-TS ({exc})") from None
-    for segment, packets in zip(segments, groups, strict=True):
-        if segment.complete:
-            continue
-        # The last packet of each stream may have been cut by the power loss.
-        for kind in ("video", "audio"):
-            for i in range(len(packets) - 1, -1, -1):
-                if packets[i].kind == kind:
-                    del packets[i]
-                    break
-    extra = []
-    audio = streams.get("audio")
-    if audio is not None and not audio.codec_context.sample_rate:
-        # The first segments may hold no sound (the pre-event span is video only), so the
-        # probe could not learn the audio's parameters: take them from a later segment.
-        streams.pop("audio")
-        for segment, packets in zip(segments[1:], groups[1:], strict=True):
-            if not any(p.kind == "audio" for p in packets):
-                continue
-            try:
-                other = av.open(io.BytesIO(segment.data[: len(segment.data) - len(segment.data) % TS_PACKET]),
-                                format="mpegts")
-            except av.error.FFmpegError:
-                continue
-            extra.append(other)
-            if other.streams.audio and other.streams.audio[0].codec_context.sample_rate:
-                streams["audio"] = other.streams.audio[0]
-                break
-        if "audio" not in streams:  # no sound anywhere: a silent MP4
-            for packets in groups:
-                packets[:] = [p for p in packets if p.kind != "audio"]
-    return groups, streams, _Closer([container, *extra])
+            self.truncated.append(segment.name)
+            # The last packet of each stream may have been cut by the power loss.
+            for kind in KINDS:
+                for i in range(len(packets) - 1, -1, -1):
+                    if packets[i].kind == kind:
+                        del packets[i]
+                        break
+        if self.out is None:
+            self.waiting.append((segment, packets))
+        else:
+            self._segment(segment, packets)
 
+    def _segment(self, segment: SegmentInput, packets: list[_Packet]) -> None:
+        packets = [p for p in packets if p.kind in self.bases]
+        if not packets:
+            return
+        bases = self.bases
+        firsts: dict[str, int] = {}
+        for p in packets:
+            if p.kind not in firsts or p.dts < firsts[p.kind]:
+                firsts[p.kind] = p.dts
+        first = min(float(d * bases[k]) for k, d in firsts.items())
+        if self.shift is None:
+            self.shift = -first
+        elif abs(first + self.shift - self.prev_end) > CONTINUITY_TOLERANCE_S:
+            self.shift = self.prev_end - first  # the device's clock restarted: join end to start
+        ticks = {kind: round(self.shift / tb) for kind, tb in bases.items()}
+        ends: dict[str, int] = {}
+        for p in packets:
+            t = ticks[p.kind]
+            p.pts += t
+            p.dts += t
+            if p.dts + p.duration > ends.get(p.kind, -(1 << 62)):
+                ends[p.kind] = p.dts + p.duration
+        end = max(float(e * bases[k]) for k, e in ends.items())
+        self.spans.append((segment.name, max(0.0, first + self.shift), end))
+        self.prev_end = max(self.prev_end, end)
+        for p in packets:
+            self._packet(p)
 
-class _Closer:
-    def __init__(self, containers):
-        self.containers = containers
+    def _packet(self, p: _Packet) -> None:
+        if self.done:
+            return
+        if not self.started:
+            if p.kind != "video":
+                if self.held:
+                    self.held.append(p)  # sound since the keyframe the cut will start on
+                return
+            t = float(p.pts * self.bases["video"])
+            start = self.start_s or 0.0
+            if p.keyframe and t <= start + 1e-6:
+                self.held = [p]  # the latest keyframe at or before the start, so far
+                return
+            if self.held and t <= start + 1e-6:
+                self.held.append(p)
+                return
+            if not self.held and not p.keyframe:
+                return  # before the first keyframe: nothing decodes from it
+            self._start()  # first video after the start: begin on the held keyframe (or this one)
+        self._write(p)
+
+    def _start(self) -> None:
+        self.started = True
+        first = self.held[0] if self.held else None
+        self.cut_from = float(first.pts * self.bases["video"]) if first else 0.0
+        self.lo = {k: round(self.cut_from / tb) for k, tb in self.bases.items()}
+        held, self.held = self.held, []
+        for p in held:
+            self._write(p)
+
+    def _write(self, p: _Packet) -> None:
+        kind = p.kind
+        stream = self.outs.get(kind)
+        if stream is None:
+            return
+        lo = self.lo[kind]
+        if p.pts < lo:
+            return
+        hi = self.hi.get(kind)
+        if hi is not None and p.pts >= hi:
+            # Sound interleaves within about a second of the picture: past that, stop reading.
+            self.done = kind == "video" and p.pts >= hi + round(1.0 / self.bases[kind])
+            return
+        dts = p.dts - lo
+        if dts < 0 or (kind in self.last_dts and dts <= self.last_dts[kind]):
+            self.dropped += 1
+            return
+        self.last_dts[kind] = dts
+        packet = p.packet
+        packet.dts, packet.pts = dts, p.pts - lo
+        packet.stream = stream
+        self.out.mux(packet)
+        self.counts[kind] += 1
+        self.keyframes += kind == "video" and p.keyframe
+        if p.pts + p.duration - lo > self.ends.get(kind, 0):
+            self.ends[kind] = p.pts + p.duration - lo
+
+    def finish(self) -> RemuxResult:
+        if not self.started and self.held:
+            self._start()
+        if self.out is not None:
+            self.out.close()
+        total = self.prev_end
+        ranged = self.start_s is not None or self.end_s is not None
+        if ranged and (self.start_s or 0.0) >= total:
+            raise VaultError(f"range {self.start_s or 0.0:.2f}s to "
+                             f"{self.end_s if self.end_s is not None else total:.2f}s is outside the "
+                             f"recording (0 to {total:.2f}s)")
+        if self.counts["video"] == 0:
+            raise VaultError("nothing to export: no complete video frame (in that range)")
+        end = max(float(e * self.bases[k]) for k, e in self.ends.items())
+        cut_from, cut_to = self.cut_from, self.end_s if self.end_s is not None else float("inf")
+        spans = [(name, round(max(0.0, a - cut_from), 3), round(b - cut_from, 3)) for name, a, b in self.spans
+                 if b > cut_from and a < cut_to]
+        return RemuxResult(duration_s=round(end, 3), video_packets=self.counts["video"],
+                           audio_packets=self.counts["audio"], keyframes=self.keyframes,
+                           dropped_packets=self.dropped, spans=spans,
+                           range_s=(cut_from, min(cut_to, total)) if ranged else None,
+                           truncated_segments=self.truncated)
 
     def close(self) -> None:
-        for c in self.containers:
-            c.close()
+        if self.out is not None:
+            try:
+                self.out.close()
+            except av.error.FFmpegError:
+                pass
 
 
-def remux_to_mp4(segments: list[SegmentInput], out_path, *, start_s: float | None = None,
+def remux_to_mp4(segments: Iterable[SegmentInput], out_path, *, start_s: float | None = None,
                  end_s: float | None = None, keep_audio: bool = True) -> RemuxResult:
     """Write ``segments`` (in order) as one MP4 at ``out_path``; ``start_s``/``end_s`` cut
     the output on the joined timeline (the cut starts on the keyframe at or before
     ``start_s``). Raises VaultError when the range lies outside the media."""
-    if not segments:
+    if start_s is not None and start_s < 0:
+        raise VaultError(f"range start {start_s:.2f}s is before the recording")
+    if end_s is not None and end_s <= (start_s or 0.0):
+        raise VaultError(f"range end {end_s:.2f}s is not after its start {start_s or 0.0:.2f}s")
+    it = iter(segments)
+    first = next(it, None)
+    if first is None:
         raise VaultError("nothing to export: no segment")
-    timeline: list[_Packet] = []
-    groups, templates, container = _demux_all(segments)
-    bases = {kind: stream.time_base for kind, stream in templates.items()}
-    spans = []
-    truncated = []
-    shift = None  # seconds
-    prev_end = 0.0
+    source = _Segments(itertools.chain([first], it))
     try:
-        for segment, packets in zip(segments, groups, strict=True):
-            if not segment.complete:
-                truncated.append(segment.name)
-            if not packets:
-                continue
-            firsts: dict[str, int] = {}
-            for p in packets:
-                if p.kind not in firsts or p.dts < firsts[p.kind]:
-                    firsts[p.kind] = p.dts
-            first = min(float(d * bases[k]) for k, d in firsts.items())
-            if shift is None:
-                shift = -first
-            elif abs(first + shift - prev_end) > CONTINUITY_TOLERANCE_S:
-                shift = prev_end - first  # the device's clock restarted: join end to start
-            ticks = {kind: round(shift / tb) for kind, tb in bases.items()}
-            ends: dict[str, int] = {}
-            for p in packets:
-                t = ticks[p.kind]
-                p.pts += t
-                p.dts += t
-                if p.dts + p.duration > ends.get(p.kind, -(1 << 62)):
-                    ends[p.kind] = p.dts + p.duration
-            end = max(float(e * bases[k]) for k, e in ends.items())
-            spans.append((segment.name, max(0.0, first + shift), end))
-            prev_end = max(prev_end, end)
-            timeline.extend(packets)
-        if not timeline:
-            raise VaultError("nothing to export: the segments hold no complete frame")
-        total = prev_end
-        cut_from, cut_to = 0.0, float("inf")
-        ranged = start_s is not None or end_s is not None
-        if ranged:
-            lo = 0.0 if start_s is None else start_s
-            hi = total if end_s is None else end_s
-            if lo < 0 or hi <= lo or lo >= total:
-                raise VaultError(f"range {lo:.2f}s to {hi:.2f}s is outside the recording "
-                                 f"(0 to {total:.2f}s)")
-            vb = bases["video"]
-            keyframes = [p.pts * vb for p in timeline if p.kind == "video" and p.keyframe and p.pts * vb <= lo + 1e-6]
-            cut_from = float(max(keyframes)) if keyframes else 0.0
-            cut_to = hi
-        return _write(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
-                      (cut_from, min(cut_to, total)) if ranged else None)
-    finally:
-        container.close()
-
-
-def _write(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
-           range_s) -> RemuxResult:
+        container = av.open(source, format="mpegts", buffer_size=1 << 20)
+    except av.error.FFmpegError as exc:
+        name = source.inputs[0].name if source.inputs else "first segment"
+        raise VaultError(f"segment {name}: not a readable MPEG-TS stream ({exc})") from None
+    writer = _Writer(out_path, start_s, end_s, keep_audio)
+    extra = []
     try:
-        return _mux(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
-                    range_s)
+        streams = {}
+        for stream in container.streams:
+            if stream.type in KINDS and stream.type not in streams:
+                streams[stream.type] = stream
+        if "video" not in streams:
+            raise VaultError(f"segment {source.inputs[0].name}: no video stream")
+        # The first segments may hold no sound (the pre-event span is video only): then the
+        # probe knows no audio parameters, and they come from the first segment with sound.
+        audio_known = "audio" in streams and bool(streams["audio"].codec_context.sample_rate)
+        if not audio_known:
+            streams.pop("audio", None)
+        else:
+            writer.open(streams)
+        # A segment's last packets come out of the demuxer after the next segment's first
+        # ones (a PES ends when the next begins), so a segment is written only once the
+        # segment after the next has begun.
+        groups: dict[int, list[_Packet]] = {0: []}
+        current = 0
+        flushed = -1
+        tried: set[int] = set()
+
+        def flush(upto: int) -> None:
+            nonlocal flushed
+            for index in range(flushed + 1, upto + 1):
+                writer.segment(source.inputs[index], groups.pop(index, []))
+                source.release(index)
+                flushed = index
+
+        try:
+            for packet in container.demux():
+                dts = packet.dts
+                if dts is None or packet.size == 0:
+                    continue
+                kind = packet.stream.type
+                if kind not in KINDS:
+                    continue
+                index = current
+                if packet.pos is not None and packet.pos >= 0:
+                    index = source.segment_at(packet.pos)
+                    if index > current:
+                        current = index
+                        flush(current - 2)
+                if kind == "audio" and not writer.ready() and index not in tried:
+                    tried.add(index)
+                    found = _audio_template(source.inputs[index])
+                    if found is not None:
+                        extra.append(found)
+                        streams["audio"] = found.streams.audio[0]
+                        writer.open(streams)
+                pts = packet.pts
+                # A straggler of a segment already written goes with the oldest one still open.
+                target = index if index > flushed else min(groups, default=flushed + 1)
+                groups.setdefault(target, []).append(
+                    _Packet(kind, dts if pts is None else pts, dts, packet.duration or 0, packet.is_keyframe, packet))
+                if writer.done:
+                    break
+        except av.error.FFmpegError as exc:
+            if all(s.complete for s in source.inputs):
+                raise VaultError(f"segment {source.inputs[current].name}: damaged MPEG-TS ({exc})") from None
+        flush(len(source.inputs) - 1)
+        if not writer.ready():  # no sound anywhere: a silent MP4
+            writer.open({"video": streams["video"]})
+        return writer.finish()
     except av.error.FFmpegError as exc:
         raise VaultError(f"cannot write the MP4: {exc}") from None
-
-
-def _mux(timeline, templates, bases, out_path, cut_from, cut_to, keep_audio, spans, truncated,
-         range_s) -> RemuxResult:
-    out = av.open(str(out_path), "w", format="mp4")
-    counts = {"video": 0, "audio": 0}
-    keyframes = dropped = 0
-    last_dts: dict[str, int] = {}
-    ends: dict[str, int] = {}
-    try:
-        outs = {}
-        for kind, template in templates.items():
-            if kind == "audio" and not keep_audio:
-                continue
-            outs[kind] = out.add_stream_from_template(template)
-        # Cut points in each stream's ticks.
-        lo = {k: round(cut_from / tb) for k, tb in bases.items()}
-        hi = {k: (round(cut_to / tb) if cut_to != float("inf") else None) for k, tb in bases.items()}
-        started = False
-        for p in timeline:
-            kind = p.kind
-            stream = outs.get(kind)
-            if stream is None:
-                continue
-            if kind == "video":
-                if not started:
-                    if not p.keyframe or p.pts < lo[kind]:
-                        continue
-                    started = True
-            elif not started or p.pts < lo[kind]:
-                continue
-            if hi[kind] is not None and p.pts >= hi[kind]:
-                continue
-            dts = p.dts - lo[kind]
-            if dts < 0 or (kind in last_dts and dts <= last_dts[kind]):
-                dropped += 1
-                continue
-            last_dts[kind] = dts
-            packet = p.packet
-            packet.dts, packet.pts = dts, p.pts - lo[kind]
-            packet.stream = stream
-            out.mux(packet)
-            counts[kind] += 1
-            keyframes += kind == "video" and p.keyframe
-            if p.pts + p.duration - lo[kind] > ends.get(kind, 0):
-                ends[kind] = p.pts + p.duration - lo[kind]
     finally:
-        out.close()
-    if counts["video"] == 0:
-        raise VaultError("nothing to export in that range: no complete video frame")
-    end = max(float(e * bases[k]) for k, e in ends.items())
-    shifted = [(name, round(max(0.0, a - cut_from), 3), round(b - cut_from, 3)) for name, a, b in spans
-               if b > cut_from and a < cut_to]
-    return RemuxResult(duration_s=round(end, 3), video_packets=counts["video"], audio_packets=counts["audio"],
-                       keyframes=keyframes, dropped_packets=dropped, spans=shifted, range_s=range_s,
-                       truncated_segments=truncated)
+        writer.close()
+        container.close()
+        for c in extra:
+            c.close()

@@ -131,6 +131,12 @@ def _timeline(rec: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _state(segment: dict) -> str:
+    if segment.get("complete") is None:
+        return "not decrypted (outside the extracted range)"
+    return "complete" if segment["complete"] else "truncated: " + escape(str(segment.get("reason")))
+
+
 def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=None) -> str:
     thumbs = thumbnails(mp4_path) if thumbs is None else thumbs
     e = escape
@@ -163,7 +169,7 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
             body.append(track_svg(rec["gps_track"], commune_files, 300, zoom=True))
         body.append("<h3>Source segments</h3><table>")
         body.extend(f"<tr><td>{e(s['file'])}</td><td><code>{e(s['sha256'])}</code></td><td>{s['size']} B</td>"
-                    f"<td>{'complete' if s['complete'] else 'truncated: ' + e(str(s.get('reason')))}</td></tr>"
+                    f"<td>{_state(s)}</td></tr>"
                     for s in rec["segments"])
         body.append("</table>")
     body.append("<p>The signed JSON report next to this page is authoritative: check it with "
