@@ -606,11 +606,13 @@ class NmeaReader:
         year = self._century + yy
         return year - 100 if year >= 2080 else year     # gpsd wraps two-digit years there
 
-    def _register_frac(self, text: str) -> None:
-        if text:
-            self._last_frac = self._this_frac
-            self._this_frac = _num(text)
-            self._latch_frac = True
+    def _register_frac(self) -> None:
+        """gpsd's register_fractional_time, after a merged hhmmss: the cycle detector
+        only compares successive values, so seconds since midnight serve as well as the
+        hhmmss number gpsd uses."""
+        self._last_frac = self._this_frac
+        self._this_frac = self._tod
+        self._latch_frac = True
 
     def _resolve_time(self) -> float:
         """Epoch seconds of the receiver's current date and time."""
@@ -670,7 +672,7 @@ class NmeaReader:
                 why = self._merge_ddmmyy(f[8])
                 if why is None:
                     mask |= TIME
-                    self._register_frac(f[0])
+                    self._register_frac()
                 else:
                     reason = why
         pos = self._lat_lon(f[2], f[3], f[4], f[5], True) if reason is None else reason
@@ -727,7 +729,7 @@ class NmeaReader:
         sats = _atoi(f[6])
         self._gga_sats = sats if f[6] else None
         if f[0] and self._merge_hhmmss(f[0]):
-            self._register_frac(f[0])
+            self._register_frac()
             if self._year:
                 mask |= TIME
         pos = self._lat_lon(f[1], f[2], f[3], f[4], quality > 0)
@@ -790,7 +792,7 @@ class NmeaReader:
         mask = 0
         reason = None
         if f[4] and self._merge_hhmmss(f[4]):
-            self._register_frac(f[4])
+            self._register_frac()
             if self._year:
                 mask = TIME
         pos = None
@@ -819,7 +821,7 @@ class NmeaReader:
         mask = 0
         reason = None
         if f[0] and self._merge_hhmmss(f[0]):
-            self._register_frac(f[0])
+            self._register_frac()
             if self._year:
                 mask = TIME
         if not f[5] or f[5][0] == "N":
@@ -861,7 +863,12 @@ class NmeaReader:
         return TRACK | SPEED, None
 
     def _gbs(self, f: list[str], count: int, talker: str) -> tuple[int, None]:
-        self._register_frac(f[0])       # only its timestamp matters, for the cycle
+        # only its timestamp matters, for the cycle; gpsd does not merge it
+        hms = _HHMMSS.get(f[0]) or _decode_hhmmss(f[0])
+        if hms:
+            self._last_frac = self._this_frac
+            self._this_frac = hms[1]
+            self._latch_frac = True
         return 0, None
 
     def _zda(self, f: list[str], count: int, talker: str) -> tuple[int, str | None]:
@@ -882,7 +889,7 @@ class NmeaReader:
         # f[0] 'EPE', f[1] time, f[2] status, f[3] hdop, f[4] EHPE metres
         mask = STATUS
         if f[1] and self._merge_hhmmss(f[1]):
-            self._register_frac(f[1])
+            self._register_frac()
             if self._year:
                 mask |= TIME
         if len(f) > 4 and f[2] == "A":
@@ -898,7 +905,7 @@ class NmeaReader:
 
     def _after(self, tag: str, mask: int) -> None:
         if mask & TIME:
-            self._n_time = 0.0 if (self._year == 0 and self._mday == 0) else self._resolve_time()
+            self._n_time = 0.0 if (self._year == 0 and self._mday == 0) else self._day0 + self._tod
         enders = self._enders
         latch = self._latch_frac
         if latch:

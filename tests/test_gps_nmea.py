@@ -235,3 +235,11 @@ def test_random_bytes_and_mangled_sentences_never_crash():
             assert fix.mode in (1, 2, 3)
             if fix.has_position:
                 assert abs(fix.lat - 46.951) < 0.01 and abs(fix.lon - 4.299) < 0.01
+
+
+def test_gbs_only_marks_the_cycle():
+    reader = NmeaReader()
+    _feed(reader, _cycle("120000"))
+    _feed(reader, [sentence("GPGBS,120000.00,2.4,1.5,3.9,25,,-43.7,27.5")])
+    _feed(reader, _cycle("120001"))
+    assert reader.current().time.second == 1 and reader.stats.used == 6 + 1
