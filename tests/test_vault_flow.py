@@ -373,3 +373,21 @@ def test_recording_altered_in_the_vault_is_not_extracted(tmp_path, chief, vault)
         extract(vault, Request([rid], "judicial", "R", "D", tmp_path / "x.mp4"), [chief[0]])
     assert not list(tmp_path.glob("*x.mp4*")) and not list(tmp_path.glob(".x.*"))
     assert [json.loads(x)["event"] for x in vault.layout.journal.read_text().splitlines()][-1] == "extraction-failed"
+
+
+def test_camera_frees_what_the_receipt_covers_and_the_next_offload_is_clean(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    stored = ingest(vault, spool_dir, progress=False).stored
+    with Spool(spool_dir, signer, [chief[1]], CAMERA, "0" * 64, False) as spool:
+        spool.recover()
+        assert sorted(spool.apply_receipts(vault.public_key)) == sorted(stored)
+        rec = spool.open_recording(START + 5000, "agent", {"clock_source": "gps"})
+        seg = rec.open_segment()
+        seg.write(make_segments(1)[0])
+        seg.seal()
+        rec.close("agent stop")
+    assert not any((spool_dir / rid).exists() for rid in stored)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.ok, report  # the journal grew, the freed ones are in the vault: nothing missing
+    assert len(report.stored) == 1 and report.stored[0].endswith("_000002")
