@@ -73,6 +73,12 @@ class LiveSessions:
         self.position.start()
 
     def _start_media(self, hw) -> None:
+        self._start_pipeline(hw)
+        if self.pipeline is not None and self.position is not None:
+            # The overlay shows the fresh position, and clears it when the fix is lost.
+            self.position.on_position = self.pipeline.set_position
+
+    def _start_pipeline(self, hw) -> None:
         if hw.camera is None and hw.microphone is None:
             return
         try:
@@ -134,8 +140,6 @@ class LiveSessions:
             self.daemon.machine.fault(what)
 
     def _position_event(self, event: dict) -> None:
-        if self.pipeline is not None and "lat" in event and "lon" in event:
-            self.pipeline.set_position((event["lat"], event["lon"]))
         machine = self.daemon.machine
         if machine is not None and machine.current is not None:
             machine.current.session.note(event)
