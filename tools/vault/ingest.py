@@ -211,9 +211,8 @@ def finish_interrupted(vault: Vault) -> list[str]:
         for folder in sorted(p for p in camera_dir.iterdir() if p.is_dir()):
             if vault.index.recording(folder.name) is not None:
                 continue
-            from recorder.evidence.verify import verify_recording as _verify
             key = vault.index.camera_key(camera_dir.name)
-            report = _verify(folder, devices={camera_dir.name: bytes.fromhex(key)} if key else {})
+            report = verify_recording(folder, devices={camera_dir.name: bytes.fromhex(key)} if key else {})
             if report.problems:
                 continue  # left for `pieton vault verify` to report; never deleted here
             row = _recording_row(folder, camera_dir.name, report, vault.now())

@@ -117,8 +117,15 @@ def _timeline(rec: dict) -> list[tuple[str, str]]:
     if rec.get("pre_event_s") is not None:
         rows.append((_when(rec.get("started_at")), f"pre-event span: {rec['pre_event_s']} s (video only)"))
     notice = rec.get("notice")
-    if isinstance(notice, str | bool | dict):
-        rows.append((_when(rec.get("started_at")), f"notice: {json.dumps(notice, ensure_ascii=False)}"))
+    if isinstance(notice, dict) and "given" in notice:
+        said = "given" if notice["given"] else "not given"
+        if notice.get("duration"):
+            said += f" ({float(notice['duration']):.1f} s)"
+        if notice.get("reason"):
+            said += f": {notice['reason']}"
+        rows.append((_when(notice.get("start", rec.get("started_at"))), f"spoken notice {said}"))
+    elif isinstance(notice, str | bool | dict):
+        rows.append((_when(rec.get("started_at")), f"spoken notice: {json.dumps(notice, ensure_ascii=False)}"))
     for event in rec.get("events", []):
         kind = event_kind(event)
         if "lat" in event and kind in ("gps", "track", "fix", "position"):
@@ -164,9 +171,13 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
         body.append("<h3>Timeline</h3><table class=timeline>")
         body.extend(f"<tr><td>{e(t)}</td><td>{e(what)}</td></tr>" for t, what in _timeline(rec))
         body.append("</table><h3>Position</h3>")
-        body.append(track_svg(rec.get("gps_track") or [], commune_files))
+        body.append('<div class="maps"><figure>' + track_svg(rec.get("gps_track") or [], commune_files)
+                    + "<figcaption>track over the commune boundary</figcaption></figure>")
         if rec.get("gps_track"):
-            body.append(track_svg(rec["gps_track"], commune_files, 300, zoom=True))
+            body.append("<figure>" + track_svg(rec["gps_track"], commune_files, 300, zoom=True)
+                        + f"<figcaption>the track itself ({len(rec['gps_track'])} points; green: start, "
+                        "dark: stop)</figcaption></figure>")
+        body.append("</div>")
         body.append("<h3>Source segments</h3><table>")
         body.extend(f"<tr><td>{e(s['file'])}</td><td><code>{e(s['sha256'])}</code></td><td>{s['size']} B</td>"
                     f"<td>{_state(s)}</td></tr>"
@@ -176,7 +187,8 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
                 "<code>pieton vault check-report REPORT FILE.mp4 --vault-key PUB</code>.</p>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}th{text-align:left;padding-right:1em}"
              ".strip{display:flex;gap:6px;overflow-x:auto}.strip figure{margin:0;text-align:center;font-size:12px}"
-             ".timeline td{padding:2px 10px;border-bottom:1px solid #ddd}.warn{background:#fff3cd;padding:.5em}"
+             ".timeline td{padding:2px 10px;border-bottom:1px solid #ddd}.timeline td:first-child{white-space:nowrap}"
+             ".maps{display:flex;gap:12px;align-items:flex-start}.maps figure{margin:0;font-size:12px}.warn{background:#fff3cd;padding:.5em}"
              "code{font-size:11px}")
     return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Extraction "
             f"{e(report['extraction_id'])}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
