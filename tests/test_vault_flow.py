@@ -241,6 +241,11 @@ def test_vault_verify_finds_tampering_and_register_mismatch(tmp_path, chief, vau
     meta = vault.layout.recording(CAMERA, rid) / "seg-000002.meta.age"
     meta.write_bytes(meta.read_bytes()[:-1] + b"\0")
     assert any("seg-000002.meta.age" in p for p in audit(vault).problems)
+    # A recording slipped into the index behind the journal's back.
+    row = vault.index.recording(rid)
+    row.recording_id, row.state = "CAM-T-001_20261118T000000Z_000099", "purged"
+    vault.index.add_recording(row)
+    assert any("000099: in the index but no ingest" in p for p in audit(vault).problems)
 
 
 def test_cli_flow_with_passphrase_identity(tmp_path, chief):

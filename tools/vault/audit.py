@@ -62,4 +62,27 @@ def audit(vault: Vault) -> AuditReport:
     report.register_lines = len(register.lines)
     report.problems.extend(f"register {p}" for p in register.problems)
     report.problems.extend(cross_check(journal, register))
+    report.problems.extend(_index_against_journal(vault, journal))
     return report
+
+
+def _index_against_journal(vault: Vault, journal) -> list[str]:
+    """Every recording the index holds was journaled when it came in, and every one it
+    says was erased was journaled when it went (unless those entries were pruned)."""
+    ingested, erased = set(), set()
+    for line in journal.lines:
+        if line.get("event") == "recording-ingested":
+            ingested.add(line.get("recording"))
+        elif line.get("event") == "recording-erased":
+            erased.add(line.get("recording"))
+    kept_from = 0.0  # entries before this were pruned under the journal's signed checkpoint
+    if journal.lines and journal.lines[0].get("seq", 0) > 0:
+        from tools.vault.layout import parse_time
+        kept_from = parse_time(str(journal.lines[0].get("at")))
+    problems = []
+    for row in vault.index.recordings(state=None):
+        if row.recording_id not in ingested and row.ingested_at >= kept_from:
+            problems.append(f"{row.recording_id}: in the index but no ingest in the vault journal")
+        if row.state == "purged" and row.recording_id not in erased and (row.purged_at or 0) >= kept_from:
+            problems.append(f"{row.recording_id}: marked erased in the index but no erasure in the vault journal")
+    return problems
