@@ -1,4 +1,4 @@
-"""`pieton run`, `pieton simulate`, `pieton demo` and `pieton ctl`: the daemon's commands.
+"""`pieton run`, `pieton simulate` and `pieton ctl`: the daemon's commands.
 `python -m recorder` is `pieton run`."""
 
 from __future__ import annotations
@@ -27,11 +27,6 @@ def register(subparsers) -> None:
     _common(sim, state_required=True)
     sim.add_argument("--realtime", action="store_true", help="follow the wall clock instead of running faster")
     sim.set_defaults(func=cmd_simulate)
-
-    demo = subparsers.add_parser("demo", help="play the demo patrol and print what happened")
-    demo.add_argument("--state-dir", default=None, help="where to keep the demo (default: a new folder in /tmp)")
-    demo.add_argument("--realtime", action="store_true")
-    demo.set_defaults(func=cmd_demo)
 
     try:
         from recorder.control import register_ctl
@@ -116,15 +111,6 @@ def cmd_simulate(args) -> int:
         print(f"pieton: {problem}", file=sys.stderr)
         return 1
     return 0
-
-
-def cmd_demo(args) -> int:
-    from recorder.demo import run_demo
-    _logging(False)
-    try:
-        return run_demo(args.state_dir, realtime=args.realtime)
-    except (ConfigError, PietonError) as exc:
-        return _fail(exc)
 
 
 def main(argv: list[str] | None = None) -> int:

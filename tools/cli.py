@@ -12,7 +12,8 @@ import recorder
 
 # Modules that add subcommands, in the order `pieton --help` lists them.
 COMMAND_MODULES = [
-    "recorder.cli",        # run, simulate, demo, ctl
+    "recorder.cli",        # run, simulate, ctl
+    "tools.demo",          # demo
     "tools.config_cmd",    # config check / sign / flash
     "tools.keys",          # keys chief / technician, provision
     "tools.verify_cmd",    # verify

@@ -1,8 +1,9 @@
 """`pieton demo`: the patrol scenario end to end, as a newcomer first sees the system.
 
 It makes a chief identity of its own (never a published key), plays
-config/scenarios/patrol.toml through the daemon on simulated hardware, and prints what
-happened."""
+config/scenarios/patrol.toml through the daemon on simulated hardware, prints what
+happened, then offloads the recordings into a vault, extracts one for a judicial
+procedure to an MP4 that ffprobe reads, and prints the register."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from recorder.scenario import verdict
 from recorder.summary import print_summary
 
 
-def run_demo(state_dir: str | None, *, realtime: bool = False) -> int:
+def run_demo(state_dir: str | None, *, realtime: bool = False, config_path=None) -> int:
     from recorder.evidence.age import generate_identity
     root = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="pieton-demo-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -31,7 +32,8 @@ def run_demo(state_dir: str | None, *, realtime: bool = False) -> int:
     device = root / "device"
     print(f"pieton demo — device state in {device}, chief identity in {chief}\n")
     began = time.monotonic()
-    player = simulate(SCENARIOS / "patrol.toml", device, recipients=[recipient], realtime=realtime)
+    player = simulate(SCENARIOS / "patrol.toml", device, config_path=config_path, recipients=[recipient],
+                      realtime=realtime)
     elapsed = time.monotonic() - began
     print_summary(player)
     print(f"\nSimulated {player.scenario.duration:.0f} s in {elapsed:.1f} s of wall time "
@@ -40,4 +42,23 @@ def run_demo(state_dir: str | None, *, realtime: bool = False) -> int:
     if problem:
         print(f"\npieton: {problem}", file=sys.stderr)
         return 1
-    return 0
+    from tools.vault.demo import vault_epilogue
+    return vault_epilogue(root, device / "spool", chief, recipient)
+
+
+def register(subparsers) -> None:
+    demo = subparsers.add_parser("demo", help="play the demo patrol, then offload and extract in a vault")
+    demo.add_argument("--state-dir", default=None, help="where to keep the demo (default: a new folder in /tmp)")
+    demo.add_argument("--realtime", action="store_true")
+    demo.add_argument("--config", default=None, help="device configuration (default: config/pieton.toml)")
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from recorder.errors import ConfigError, PietonError
+    try:
+        return run_demo(args.state_dir, realtime=args.realtime, config_path=args.config)
+    except (ConfigError, PietonError) as exc:
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            print(f"pieton: {problem}", file=sys.stderr)
+        return 2

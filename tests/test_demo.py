@@ -1,0 +1,24 @@
+"""`pieton demo` (what `make run` runs), end to end at a small video size: the patrol,
+then the vault's offload, a judicial extraction that ffprobe reads, and the register."""
+
+import json
+import subprocess
+
+from tests.conftest import SMALL_VIDEO, write_config
+from tools.cli import main as pieton
+
+
+def test_demo_patrol_to_vault_extraction(tmp_path, capsys):
+    config = write_config(tmp_path / "cfg", SMALL_VIDEO)
+    assert pieton(["demo", "--state-dir", str(tmp_path / "demo"), "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "Recordings: 3" in out and "Refused starts: 1" in out
+    assert "3 recording(s) offloaded from CAM-SIM-001 and verified" in out
+    assert "0 quarantined" in out
+    (mp4,) = (tmp_path / "demo" / "exports").glob("*.mp4")
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
+                                       "-of", "json", str(mp4)], capture_output=True, text=True,
+                                      check=True).stdout)
+    assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
+    register = (tmp_path / "demo" / "police" / "register.jsonl").read_text().splitlines()
+    assert any(json.loads(line).get("purpose") == "judicial" for line in register)
