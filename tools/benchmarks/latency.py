@@ -51,6 +51,7 @@ class Rig:
         self.machine = self.daemon.machine
         self.button = self.daemon.hardware.button
         self.speaker = self.daemon.hardware.speaker
+        self.media_ms: list[float] = []
 
     def red_on_after(self, t: float) -> float | None:
         for change in reversed(self.machine.feedback.timeline):
@@ -96,6 +97,11 @@ def one(rig: Rig, gesture: str) -> tuple[float | None, float | None]:
     red = rig.red_on_after(press)
     notice = rig.speaker.last_start
     rig.stop_recording()
+    # media: press edge -> first fsync of an age chunk holding media captured after the press
+    pipeline = getattr(rig.daemon.sessions, "pipeline", None)
+    durable_at = getattr(pipeline, "first_durable_at", None)
+    if durable_at is not None and durable_at > press:
+        rig.media_ms.append((durable_at - press) * 1000)
     led_ms = (red - press) * 1000 if red is not None else None
     notice_ms = (notice - release) * 1000 if (notice is not None and gesture != "long") else None
     return led_ms, notice_ms
@@ -129,10 +135,17 @@ def run(args) -> dict:
                       (f"  release->notice p50 {row['notice_p50_ms']:.2f} ms p99 {row['notice_p99_ms']:.2f} ms"
                        " (target <= 150)" if gesture != "long" else "  (flagrant délit: no notice)"),
                       flush=True)
+            if rig.media_ms:
+                media = {"presses": len(rig.media_ms), "p50_ms": round(statistics.median(rig.media_ms), 2),
+                         "p99_ms": round(_percentile(rig.media_ms, 99), 2)}
+                results["press_to_durable_media"] = media
+                print(f"press -> first durable chunk of post-press media: p50 {media['p50_ms']:.2f} ms "
+                      f"p99 {media['p99_ms']:.2f} ms over {media['presses']} recordings (target <= 100)",
+                      flush=True)
         finally:
             rig.close()
-    all_led = max(r["led_p99_ms"] for r in results.values())
-    all_notice = max(r["notice_p99_ms"] for g, r in results.items() if g != "long")
+    all_led = max(r["led_p99_ms"] for g, r in results.items() if g in GESTURES)
+    all_notice = max(r["notice_p99_ms"] for g, r in results.items() if g in GESTURES and g != "long")
     results["verdict"] = {"led_p99_ms": all_led, "led_ok": all_led <= 10,
                           "notice_p99_ms": all_notice, "notice_ok": all_notice <= 150}
     print(f"worst p99: red light {all_led:.2f} ms ({'OK' if all_led <= 10 else 'MISSED'}), "

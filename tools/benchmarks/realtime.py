@@ -58,7 +58,7 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
     faults = []
     pipeline = MediaPipeline(config, camera, microphone, ir, loop=loop, wall_clock=wall, on_fault=faults.append)
     pipeline.set_agent("4521")
-    latencies, pre_events, segments = [], [], 0
+    latencies, pre_events, stops, segments = [], [], [], 0
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
 
@@ -70,7 +70,9 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
             rec = spool.open_recording(wall.now(), "agent", {"clock_source": "ntp"})
             pipeline.start_recording(rec)
             await asyncio.sleep(record_s)
+            asked = time.monotonic()
             summary = await pipeline.stop_recording()
+            stops.append(time.monotonic() - asked)
             rec.close("stop")
             segments += summary["segments"]
             pre_events.append(summary["pre_event_s"])
@@ -96,6 +98,7 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
         "prebuffer_max_bytes": status["prebuffer"]["max_bytes"],
         "pre_event_s_max": round(max(pre_events, default=0.0), 2),
         "press_to_durable_ms": [round(x * 1000, 1) for x in latencies],
+        "stop_to_sealed_max_ms": round(max(stops, default=0.0) * 1000, 1),
         "cpu_share_of_one_core": round(((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime))
                                        / elapsed, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -141,6 +144,7 @@ def run(args) -> dict:
     print(f"press -> first fsync of a chunk with post-press media: p50 {r['press_to_durable_p50_ms']} ms, "
           f"p99 {r['press_to_durable_p99_ms']} ms, max {r['press_to_durable_max_ms']} ms over "
           f"{len(r['press_to_durable_ms'])} presses (target p99 <= 100 ms)")
+    print(f"stop -> last segment sealed: max {r['stop_to_sealed_max_ms']} ms (target <= 1000)")
     print(f"CPU: {r['cpu_share_of_one_core'] * 100:.0f}% of one core; faults: {r['faults'] or 'none'}")
     return r
 
