@@ -199,7 +199,8 @@ class Player:
         hw = self.daemon.hardware
         a = event.args
         do = event.do
-        self._say(f"{do} {a if a else ''}".strip())
+        # Positions stay out of the logs, even the simulator's.
+        self._say(do if do.startswith("gps") else f"{do} {a if a else ''}".strip())
         kind = DEVICE_OF.get(do)
         if kind is not None and getattr(hw, kind) is None:
             self._say(f"  ({do} has no effect: no {kind}: {self.daemon.faults.get(kind, 'not opened')})")
