@@ -18,7 +18,9 @@ from drivers.errors import DriverUnavailable
 from drivers.registry import pick_backend
 
 BACKENDS = {"file": "drivers.signer:FileSigner"}
+KEYS_DIR = "keys"                # in the state folder, outside the spool
 KEY_FILE = "device-signing.key"
+CAMERA_ID_FILE = "camera-id"     # the id `pieton provision` bound to this key
 
 
 class Signer(ABC):

@@ -255,6 +255,14 @@ class Config:
         return path if path.is_absolute() else self.base_dir / path
 
 
+def with_camera_id(config: Config, camera_id: str) -> Config:
+    """The configuration as this camera runs it: the camera id comes from provisioning, so
+    one fleet-wide bundle serves every camera of the fleet."""
+    from dataclasses import replace
+    device = Section("device", {**config.device.as_dict(), "camera_id": camera_id})
+    return replace(config, sections={**config.sections, "device": device})
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers.signer import CAMERA_ID_FILE, KEYS_DIR
 from recorder.clock import WallClock
+from recorder.config import with_camera_id
 from recorder.errors import ConfigError, PietonError
 from recorder.feedback import Feedback
 from recorder.hardware import Hardware, open_hardware
@@ -26,7 +28,6 @@ from recorder.state import Machine, State
 
 log = logging.getLogger("pieton.daemon")
 
-KEYS_DIR = "keys"
 SPOOL_DIR = "spool"
 CONTROL_SOCKET = "control.sock"
 MONITOR_INTERVAL_S = 5.0
@@ -92,6 +93,9 @@ class Daemon:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.loop.set_exception_handler(self._loop_exception)
         signer = self._open_signer()
+        provisioned = self.provisioned_camera_id()
+        if provisioned and provisioned != self.config.device.camera_id:
+            self.config = with_camera_id(self.config, provisioned)
         from recorder.evidence.spool import Spool
         self.spool = Spool(self.state_dir / SPOOL_DIR, signer, self.options.recipients,
                            self.config.device.camera_id, self.config.digest, self.config.signed,
@@ -165,6 +169,12 @@ class Daemon:
                                             baud=self.config.link.serial_baud, loop=self.loop).start()
         except PietonError as exc:
             self.faults["link"] = str(exc)
+
+    def provisioned_camera_id(self) -> str | None:
+        try:
+            return (self.state_dir / KEYS_DIR / CAMERA_ID_FILE).read_text().strip() or None
+        except FileNotFoundError:
+            return None
 
     def _open_signer(self):
         from drivers.signer import FileSigner, open_signer

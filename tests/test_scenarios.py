@@ -174,3 +174,18 @@ def test_malformed_scenarios_name_the_event_and_field(tmp_path):
     assert "event #2 (press): at = 50" in text
     assert "event #3 (hold): unknown field 'secs'" in text
     assert "event #3 (hold): missing field(s) seconds" in text
+
+
+def test_the_provisioned_camera_id_wins_over_the_fleet_configuration(tmp_path, chief):
+    from tools.cli import main as pieton
+    assert pieton(["provision", "--state-dir", str(tmp_path / "device"), "--camera-id", "CAM-AUTUN-07"]) == 0
+    player = run(tmp_path, chief, """
+        [scenario]
+        duration_s = 12
+        [[event]]
+        at = 1
+        do = "press"
+    """)
+    (rec,) = recordings(player)
+    assert rec["id"].startswith("CAM-AUTUN-07_")
+    assert manifest(tmp_path / "device" / "spool" / rec["id"])[0]["camera_id"] == "CAM-AUTUN-07"

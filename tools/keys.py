@@ -19,14 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drivers.errors import DriverError
-from drivers.signer import KEY_FILE, FileSigner
+from drivers.signer import CAMERA_ID_FILE, KEY_FILE, KEYS_DIR, FileSigner
 from recorder.config import SCHEMA
 from recorder.errors import AgeError
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from recorder.evidence.age_keys import MAX_SCRYPT_WORK_FACTOR, SCRYPT_WORK_FACTOR
 
 PASSPHRASE_ENV = "PIETON_PASSPHRASE"
-KEYS_DIR = "keys"
 
 
 class UsageError(Exception):
@@ -143,6 +142,7 @@ def _provision(args) -> int:
     keys_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(keys_dir, 0o700)
     signer = FileSigner.create(key_path)
+    (keys_dir / CAMERA_ID_FILE).write_text(args.camera_id + "\n")   # the camera's id, whatever bundle it runs
     if args.json:
         print(json.dumps({"camera_id": args.camera_id, "public_key": signer.public_key_hex,
                           "key_file": str(key_path)}, sort_keys=True))
