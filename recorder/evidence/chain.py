@@ -46,6 +46,23 @@ def signed_bytes(context: str, line: dict) -> bytes:
     return context.encode("utf-8") + b"\n" + canonical(unsigned)
 
 
+def sign_document(doc: dict, context: str, signer: Signer) -> dict:
+    """Sign a standalone JSON document (receipt, report, checkpoint) the way chain lines
+    are signed: ``sig`` over the context and the canonical document without it."""
+    doc["sig"] = signer.sign(signed_bytes(context, doc)).hex()
+    return doc
+
+
+def signature_valid(doc: dict, context: str, public_key: bytes) -> bool:
+    """True when ``doc["sig"]`` is the signature of ``doc`` under ``context`` by the key."""
+    sig = doc.get("sig")
+    try:
+        sig_bytes = bytes.fromhex(sig) if isinstance(sig, str) else b""
+    except ValueError:
+        return False
+    return verify_signature(public_key, sig_bytes, signed_bytes(context, doc))
+
+
 def fsync_dir(path: str | Path) -> None:
     """Make a folder's entries (a new or renamed file) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -14,16 +14,12 @@ import json
 import os
 from pathlib import Path
 
-from drivers.signer import Signer, verify_signature
+from drivers.signer import Signer
 from recorder.errors import VerificationError
-from recorder.evidence.chain import canonical, fsync_dir, line_hash
+from recorder.evidence.chain import canonical, fsync_dir, line_hash, sign_document, signature_valid
 
 RECEIPT_CONTEXT = "pieton/receipt/1"
 INBOX = "inbox"  # the folder of the spool the vault writes receipts into
-
-
-def _signed(receipt: dict) -> bytes:
-    return RECEIPT_CONTEXT.encode() + b"\n" + canonical({k: v for k, v in receipt.items() if k != "sig"})
 
 
 def make_receipt(signer: Signer, camera_id: str, device_key: str, recordings: list[dict],
@@ -35,7 +31,7 @@ def make_receipt(signer: Signer, camera_id: str, device_key: str, recordings: li
         "recordings": sorted(({"id": r["id"], "last_hash": r["last_hash"], "segments": r["segments"]}
                               for r in recordings), key=lambda r: r["id"]),
     }
-    receipt["sig"] = signer.sign(_signed(receipt)).hex()
+    sign_document(receipt, RECEIPT_CONTEXT, signer)
     return receipt
 
 
@@ -78,11 +74,7 @@ def verify_receipt(source: str | Path | bytes | dict, vault_key: bytes | str, *,
             raise VerificationError(f"{where}: not a readable receipt ({exc})") from None
     if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_CONTEXT:
         raise VerificationError(f"{where}: not a pieton receipt (format {RECEIPT_CONTEXT})")
-    try:
-        sig = bytes.fromhex(receipt.get("sig", ""))
-    except (TypeError, ValueError):
-        sig = b""
-    if not verify_signature(vault_key, sig, _signed(receipt)):
+    if not signature_valid(receipt, RECEIPT_CONTEXT, vault_key):
         raise VerificationError(f"{where}: signature does not verify against the vault key "
                                 f"{vault_key.hex()[:16]}... (forged, altered or from another vault)")
     if camera_id is not None and receipt.get("camera") != camera_id:

@@ -12,9 +12,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from drivers.signer import verify_signature
 from recorder.errors import VaultError
-from recorder.evidence.chain import ChainReport, canonical, line_hash, read_chain, split_pieces
+from recorder.evidence.chain import (
+    ChainReport,
+    line_hash,
+    read_chain,
+    sign_document,
+    signature_valid,
+    split_pieces,
+)
 from tools.vault.layout import parse_time, utc_iso, write_atomic
 
 CHECKPOINT_CONTEXT = "pieton/log-checkpoint/1"
@@ -25,20 +31,15 @@ def checkpoint_path(log: Path) -> Path:
     return log.with_name(log.name + ".checkpoint.json")
 
 
-def _signed(cp: dict) -> bytes:
-    return CHECKPOINT_CONTEXT.encode() + b"\n" + canonical({k: v for k, v in cp.items() if k != "sig"})
-
-
 def read_checkpoint(log: Path, key: bytes) -> dict | None:
     path = checkpoint_path(log)
     if not path.exists():
         return None
     try:
         cp = json.loads(path.read_text())
-        sig = bytes.fromhex(cp.get("sig", ""))
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         raise VaultError(f"{path}: unreadable checkpoint") from None
-    if cp.get("log") != log.name or not verify_signature(key, sig, _signed(cp)):
+    if not isinstance(cp, dict) or cp.get("log") != log.name or not signature_valid(cp, CHECKPOINT_CONTEXT, key):
         raise VaultError(f"{path}: checkpoint signature does not verify against the vault key")
     return cp
 
@@ -98,7 +99,7 @@ def prune(log: Path, signer, now: float, keep_days: float) -> dict | None:
         "first_pruned_at": previous["first_pruned_at"] if previous else gone[0].line.get("at"),
         "last_pruned_at": gone[-1].line.get("at"), "keep_days": keep_days,
     }
-    cp["sig"] = signer.sign(_signed(cp)).hex()
+    sign_document(cp, CHECKPOINT_CONTEXT, signer)
     # Checkpoint first: a crash between the two leaves a checkpoint the old file still
     # passes (its extra lines are simply older), never a pruned file without one.
     write_atomic(checkpoint_path(log), (json.dumps(cp, indent=2, sort_keys=True) + "\n").encode())

@@ -13,16 +13,12 @@ import os
 import secrets
 from pathlib import Path
 
-from drivers.signer import Signer, verify_signature
+from drivers.signer import Signer
 from recorder.errors import VaultError, VerificationError
-from recorder.evidence.chain import canonical
+from recorder.evidence.chain import canonical, sign_document, signature_valid
 from tools.vault.layout import utc_iso
 
 REPORT_CONTEXT = "pieton/extraction-report/1"
-
-
-def _signed_bytes(report: dict) -> bytes:
-    return REPORT_CONTEXT.encode() + b"\n" + canonical({k: v for k, v in report.items() if k != "sig"})
 
 
 def track_points(obj) -> list[dict]:
@@ -133,7 +129,7 @@ def build_report(vault, request, recordings, result, mp4_name: str, mp4_sha256: 
 
 def sign_report(signer: Signer, report: dict) -> dict:
     signed = dict(report)
-    signed["sig"] = signer.sign(_signed_bytes(signed)).hex()
+    sign_document(signed, REPORT_CONTEXT, signer)
     return signed
 
 
@@ -170,11 +166,7 @@ def check_report(report_path: str | Path, mp4_path: str | Path, vault_key: str) 
         raise VerificationError(f"{report_path}: not a JSON extraction report") from None
     if not isinstance(report, dict) or report.get("format") != REPORT_CONTEXT:
         raise VerificationError(f"{report_path}: not a pieton extraction report ({REPORT_CONTEXT})")
-    try:
-        sig = bytes.fromhex(report.get("sig", ""))
-    except (TypeError, ValueError):
-        sig = b""
-    if not verify_signature(key, sig, _signed_bytes(report)):
+    if not signature_valid(report, REPORT_CONTEXT, key):
         raise VerificationError(f"{report_path}: signature does not verify against vault key "
                                 f"{vault_key[:16]}... (altered, or from another vault)")
     h = hashlib.sha256()
