@@ -259,11 +259,7 @@ def read_chain(path: str | Path, context: str, public_key: bytes | None,
         if line.get("prev") != prev:
             report.problems.append(f"{where}: does not link to the previous line (a line was edited, removed or moved)")
         if public_key is not None:
-            try:
-                sig = bytes.fromhex(line["sig"]) if isinstance(line["sig"], str) else b""
-            except ValueError:
-                sig = b""
-            if not verify_signature(public_key, sig, signed_bytes(context, line)):
+            if not signature_valid(line, context, public_key):
                 report.problems.append(f"{where}: bad signature (not signed by this device key for {context})")
         report.lines.append(line)
         report.raw.append(piece.raw)
