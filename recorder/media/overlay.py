@@ -18,6 +18,7 @@ class Overlay:
         self.enabled = enabled
         self.agent: str | None = None
         self.position: tuple[float, float] | None = None  # (lat, lon) when known
+        self._cache = None
 
     def set_agent(self, agent: str | None) -> None:
         self.agent = agent
@@ -41,21 +42,38 @@ class Overlay:
         if not self.enabled:
             return
         height, width = i420.shape[0] * 2 // 3, i420.shape[1]
-        y = i420[:height]
+        lines = tuple(self.lines(wall_time))
+        key = (lines, height, width)
+        if self._cache is None or self._cache[0] != key:
+            # the caption changes once a second: draw it once, then stamp it on every frame
+            self._cache = (key, *self._render(lines, height, width))
+        _, top, left, patch, mask = self._cache
+        ph, pw = patch.shape
+        np.copyto(i420[top:top + ph, left:left + pw], patch, where=mask)
+        # neutral chroma under the caption: white on black whatever the scene's colour
         u = i420[height:height + height // 4].reshape(height // 2, width // 2)
         v = i420[height + height // 4:height + height // 2].reshape(height // 2, width // 2)
+        u[top // 2:(top + ph + 1) // 2, left // 2:(left + pw + 1) // 2] = 128
+        v[top // 2:(top + ph + 1) // 2, left // 2:(left + pw + 1) // 2] = 128
+
+    @staticmethod
+    def _render(lines, height: int, width: int):
         scale = max(0.35, height / 720 * 0.8)
         thick = max(1, round(height / 360))
         step = int(28 * scale + 8)
-        for n, text in enumerate(self.lines(wall_time)):
-            x0, base = max(6, height // 60), step * (n + 1)
-            (w, h), below = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick + 2)
-            # neutral chroma under the caption: white on black whatever the scene's colour
-            top, bottom = max(0, base - h - 2) // 2, min(height, base + below + 2) // 2
-            u[top:bottom, x0 // 2:(x0 + w) // 2 + 1] = 128
-            v[top:bottom, x0 // 2:(x0 + w) // 2 + 1] = 128
-            cv2.putText(y, text, (x0, base), cv2.FONT_HERSHEY_SIMPLEX, scale, 16, thick + 2, cv2.LINE_AA)
-            cv2.putText(y, text, (x0, base), cv2.FONT_HERSHEY_SIMPLEX, scale, 235, thick, cv2.LINE_AA)
+        left = max(6, height // 60)
+        sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick + 2) for t in lines]
+        top = 0
+        bottom = min(height, step * len(lines) + max(b for _, b in sizes) + 4)
+        pw = min(width - left, max(w for (w, _), _ in sizes) + 4)
+        canvas = np.zeros((bottom - top, pw), np.uint8)
+        for n, text in enumerate(lines):
+            origin = (0, step * (n + 1) - top)
+            cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 16, thick + 2, cv2.LINE_AA)
+            cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 235, thick, cv2.LINE_AA)
+        mask = canvas > 0
+        np.maximum(canvas, 16, out=canvas)  # anti-aliased edges fade to black, not below it
+        return top, left, canvas, mask
 
     def __repr__(self) -> str:
         return f"<Overlay {self.camera_id} {'on' if self.enabled else 'off'}>"
