@@ -272,3 +272,26 @@ def test_pipeline_refuses_bad_order_and_counts_dropped_and_late_frames(tmp_path)
     assert frames["late"] >= 5
     assert frames["encoded"] + frames["dropped"] == pytest.approx(frames["captured"], abs=2)
     assert status["prebuffer"]["bytes"] <= status["prebuffer"]["max_bytes"]
+
+
+def test_a_camera_that_cannot_start_is_a_fault_and_sound_still_records(tmp_path):
+    from conftest import write_config
+
+    from recorder.clock import WallClock
+    from recorder.media.pipeline import MediaPipeline
+    config = load_config(write_config(tmp_path, {"video": {"width": 320, "height": 240}}))
+    loop = VirtualClockLoop(start=0.0)
+    faults = []
+    camera = open_camera("picamera2", config)
+    if _has("picamera2"):
+        pytest.skip("picamera2 is installed here")
+    pipeline = MediaPipeline(config, camera, SimulatedMicrophone(48000), None, loop=loop,
+                             wall_clock=WallClock(), on_fault=faults.append)
+    pipeline.arm()
+    loop.run_until_complete(asyncio.sleep(1.0))
+    status = pipeline.status()
+    loop.run_until_complete(pipeline.close())
+    loop.close()
+    assert faults and faults[0].startswith("camera: cannot start") and "picamera2" in faults[0]
+    assert status["video"]["ok"] is False and status["audio"]["ok"] is True
+    assert status["frames_total"]["audio_blocks"] >= 45

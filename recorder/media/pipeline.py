@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from drivers.camera import EncodedFrame, RawFrame
 from drivers.microphone import AudioBlock
-from recorder.errors import EncoderError, MediaError
+from recorder.errors import DriverError, EncoderError, MediaError
 from recorder.media.audio import AudioEncoder
 from recorder.media.nightmode import NightMode
 from recorder.media.overlay import Overlay
@@ -113,13 +113,23 @@ class MediaPipeline:
         now = self.loop.time()
         self._last_frame_time = self._last_audio_time = now
         self.audio_ok = True if self.audio else None
+        # A device that cannot start is a fault the agent is shown, not a reason to record
+        # nothing: the other one still records.
         if self.camera is not None:
             if self.camera.encodes:
                 self.camera.set_pre_callback(lambda image, t: self.overlay.apply(image, self.wall_at(t)))
             self.video_ok = True
-            self.camera.start(self.loop, self._on_frame)
+            try:
+                self.camera.start(self.loop, self._on_frame)
+            except DriverError as exc:
+                self.video_ok = False
+                self._fault("camera", f"cannot start: {exc}")
         if self.audio is not None:
-            self.microphone.start(self.loop, self._on_audio)
+            try:
+                self.microphone.start(self.loop, self._on_audio)
+            except DriverError as exc:
+                self.audio_ok = False
+                self._fault("microphone", f"cannot start: {exc}")
         self._watch_handle = self.loop.call_later(self.WATCH_INTERVAL_S, self._watch)
 
     def start_recording(self, recording) -> float:
