@@ -344,7 +344,6 @@ class _ThreadedCamera(Camera):
             raise DriverFault("camera is closed")
         if self._started:
             return
-        self._open()
         self._loop, self._callback = loop, callback
         self._started = True
         self._thread = threading.Thread(target=self._run, name=f"{self.backend}-capture", daemon=True)
@@ -385,6 +384,7 @@ class OpenCvCamera(_ThreadedCamera):
         super().__init__(width, height, fps)
         self.device = device
         self._capture = None
+        self._open()  # a missing camera fails here, where the hardware layer reports it
 
     def _open(self) -> None:
         import cv2
@@ -439,6 +439,7 @@ class Picamera2Camera(_ThreadedCamera):
         self._picam = None
         self._encoder = None
         self._lux = None
+        self._open()  # a missing library or camera fails here, where the hardware layer reports it
 
     def _open(self) -> None:
         try:
@@ -455,7 +456,6 @@ class Picamera2Camera(_ThreadedCamera):
             raise DriverFault("camera is closed")
         if self._started:
             return
-        self._open()
         from picamera2 import MappedArray
         from picamera2.encoders import H264Encoder
         from picamera2.outputs import Output

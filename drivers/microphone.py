@@ -131,6 +131,13 @@ class SoundDeviceMicrophone(Microphone):
         self.blocksize = int(rate * block_s)
         self._stream = None
         self._produced = 0
+        try:  # a missing sound card fails here, where the hardware layer reports it
+            import sounddevice
+            sounddevice.query_devices(device, kind="input")
+        except (ImportError, OSError) as exc:
+            raise DriverUnavailable(f"sounddevice/PortAudio unavailable: {exc}") from None
+        except Exception as exc:  # PortAudioError, ValueError: no such input device
+            raise DriverUnavailable(f"no microphone {device!r}: {exc}") from None
 
     def start(self, loop, callback) -> None:
         if self._closed:

@@ -207,11 +207,9 @@ def test_backends_by_name(tmp_path):
     config = load_config(write_config(tmp_path))
     with pytest.raises(UnknownBackend, match="opencv, picamera2, simulated"):
         open_camera("webcam", config)
-    camera = open_camera("picamera2", config)  # the library is imported only at start
-    if not _has("picamera2"):
+    if not _has("picamera2"):  # imported only when chosen; missing, it is a clear error
         with pytest.raises(DriverUnavailable, match="picamera2"):
-            camera.start(None, lambda frame: None)
-    camera.close()
+            open_camera("picamera2", config)
     assert isinstance(open_camera("simulated", config), SimulatedCamera)
 
 
@@ -282,9 +280,8 @@ def test_a_camera_that_cannot_start_is_a_fault_and_sound_still_records(tmp_path)
     config = load_config(write_config(tmp_path, {"video": {"width": 320, "height": 240}}))
     loop = VirtualClockLoop(start=0.0)
     faults = []
-    camera = open_camera("picamera2", config)
-    if _has("picamera2"):
-        pytest.skip("picamera2 is installed here")
+    camera = SimulatedCamera(320, 240, 10)
+    camera.close()  # a sensor gone before the start: start() raises DriverFault
     pipeline = MediaPipeline(config, camera, SimulatedMicrophone(48000), None, loop=loop,
                              wall_clock=WallClock(), on_fault=faults.append)
     pipeline.arm()
@@ -292,6 +289,6 @@ def test_a_camera_that_cannot_start_is_a_fault_and_sound_still_records(tmp_path)
     status = pipeline.status()
     loop.run_until_complete(pipeline.close())
     loop.close()
-    assert faults and faults[0].startswith("camera: cannot start") and "picamera2" in faults[0]
+    assert faults and faults[0].startswith("camera: cannot start") and "closed" in faults[0]
     assert status["video"]["ok"] is False and status["audio"]["ok"] is True
     assert status["frames_total"]["audio_blocks"] >= 45
