@@ -93,18 +93,6 @@ def _opener(config, loop: asyncio.AbstractEventLoop, room) -> dict[str, Any]:
             "microphone": microphone, "camera": camera, "ir": ir, "gps": gps, "battery": battery}
 
 
-def reopen(hardware: Hardware, kind: str, config, loop: asyncio.AbstractEventLoop) -> None:
-    """Close one device and open it afresh (after a failed start left it half-open)."""
-    device = getattr(hardware, kind)
-    if device is not None:
-        device.close()
-    setattr(hardware, kind, None)
-    try:
-        setattr(hardware, kind, _opener(config, loop, hardware.room)[kind]())
-    except (DriverError, OSError, ImportError, ValueError) as exc:
-        hardware.faults[kind] = f"{kind} ({getattr(config.drivers, kind)}): {exc}"
-
-
 def open_hardware(config, loop: asyncio.AbstractEventLoop, *, simulated_room: bool = True) -> Hardware:
     room = None
     if simulated_room:

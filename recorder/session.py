@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from recorder.errors import DriverError, RecordingRefused, StorageFull
-from recorder.hardware import reopen
+from recorder.errors import RecordingRefused, StorageFull
 from recorder.state import StartCheck
 
 log = logging.getLogger("pieton.session")
@@ -85,39 +84,11 @@ class LiveSessions:
             from recorder.media.pipeline import MediaPipeline
         except ImportError:
             return
-        # Real devices open when capture starts. If one fails, run with what works: each
-        # failed try closes and reopens the devices, so none is left half-started.
-        errors: dict[str, Exception] = {}
-        for camera_on, microphone_on in ((True, True), (False, True), (True, False)):
-            camera = hw.camera if camera_on else None
-            microphone = hw.microphone if microphone_on else None
-            if camera is None and microphone is None:
-                continue
-            pipeline = MediaPipeline(self.config, camera, microphone, hw.ir, loop=self.loop,
-                                     wall_clock=self.daemon.wall, on_fault=self._media_fault)
-            pipeline.set_agent(self.agent_number())
-            try:
-                pipeline.arm()
-            except DriverError as exc:
-                errors["camera" if not microphone_on else "microphone" if not camera_on else "both"] = exc
-                for kind in ("camera", "microphone"):
-                    if getattr(hw, kind) is not None:
-                        reopen(hw, kind, self.config, self.loop)
-                continue
-            self.pipeline = pipeline
-            break
-        for kind in ("camera", "microphone"):
-            device = getattr(hw, kind)
-            if kind == "microphone" and not self.config.audio.enabled:
-                continue
-            used = self.pipeline is not None and getattr(self.pipeline, kind, None) is device
-            if device is not None and not used:
-                # Left out: either it failed alone, or only the other one worked without it.
-                error = errors.get(kind) or errors.get("both")
-                self.daemon.faults[kind] = f"{kind} ({getattr(self.config.drivers, kind)}): {error}"
-                log.error("hardware fault: %s", self.daemon.faults[kind])
-                device.close()
-                setattr(hw, kind, None)
+        # A device that fails to start is reported through on_fault; the other records.
+        self.pipeline = MediaPipeline(self.config, hw.camera, hw.microphone, hw.ir, loop=self.loop,
+                                      wall_clock=self.daemon.wall, on_fault=self._media_fault)
+        self.pipeline.set_agent(self.agent_number())
+        self.pipeline.arm()
 
     async def close(self) -> None:
         if self.pipeline is not None:
@@ -135,7 +106,8 @@ class LiveSessions:
         return self.assignment.agent_number(self.daemon.wall.now())
 
     def _media_fault(self, what: str) -> None:
-        self.daemon.faults["media"] = what
+        kind, _, _message = what.partition(": ")   # "camera: video lost", "encoder: ..."
+        self.daemon.faults[kind if kind in ("camera", "microphone", "encoder") else "media"] = what
         if self.daemon.machine is not None:
             self.daemon.machine.fault(what)
 
