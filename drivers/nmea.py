@@ -3,13 +3,15 @@
 One reader serves the serial backend, the simulated receiver and `pieton gps parse`, so
 what a technician checks on a capture is exactly what the camera would record.
 
-Sentences are parsed by pynmea2; the merge follows gpsd's NMEA driver
-(driver_nmea0183.c): talker-agnostic RMC/GGA/GSA/GLL/GNS/VTG/ZDA, a fix accumulated over
-one reporting cycle and cleared when the receiver's timestamp moves on, the same
-fix-mode rules. The regression logs gpsd ships with their expected output are the oracle
-(tests/test_gps_nmea.py). On top of gpsd we refuse to take as good what no receiver can
-mean: minutes of 60 or more, latitude beyond 90, a placeholder date (1980, the GPS epoch)
-and a jump no vehicle can make; those are counted by reason and their position dropped.
+Sentences are checked and split exactly as pynmea2 does (position sentences in their plain
+form are split here, for speed, to the same fields; pynmea2 parses the rest, and the tests
+hold the two to agree). The merge follows gpsd's NMEA driver (driver_nmea0183.c):
+talker-agnostic RMC/GGA/GSA/GLL/GNS/VTG/ZDA, a fix accumulated over one reporting cycle
+and cleared when the receiver's timestamp moves on, the same fix-mode rules. The
+regression logs gpsd ships with their expected output are the oracle (tests/test_gps_nmea.py).
+On top of gpsd we refuse to take as good what no receiver can mean: minutes of 60 or
+more, latitude beyond 90, a placeholder date (1980, the GPS epoch) and a jump no vehicle
+can make; those are counted by reason and their position dropped.
 """
 
 from __future__ import annotations
@@ -268,6 +270,44 @@ _NEEDED_FIELDS = {"GGA": 14, "GLL": 7, "GNS": 13, "RMC": 12, "GSA": 18, "VTG": 9
 
 _ADDRESSES: dict[str, tuple[str, int, bool] | str] = {}
 
+# The plain form of a sentence we merge, where splitting it ourselves gives by
+# construction what pynmea2's regular expression gives: '$', a talker of two upper-case
+# letters or digits (a first 'P' or 'p' makes pynmea2 read a proprietary sentence, so
+# lower case is left to it), the type, ',', no other '*', two hex digits.
+_TALKER_FIRST = frozenset("ABCDEFGHIJKLMNOQRSTUVWXYZ0123456789")
+_TALKER_SECOND = _TALKER_FIRST | {"P"}
+_HEX_PAIRS = frozenset(a + b for a in "0123456789ABCDEFabcdef" for b in "0123456789ABCDEFabcdef")
+
+
+def _plain(text: str, star: int) -> bool:
+    """``text`` is in the plain form (``star``: the index of its checksum's '*')."""
+    return (star == len(text) - 3 and star > 6 and text[0] == "$" and text[6] == ","
+            and text[1] in _TALKER_FIRST and text[2] in _TALKER_SECOND and text[3:6] in _PARSED
+            and text.find("*") == star and text[star + 1:] in _HEX_PAIRS)
+
+
+def _parsed_fields(text: str) -> list[str] | str:
+    """pynmea2.parse(text, check=True).data, or why it refuses the sentence."""
+    try:
+        return pynmea2.parse(text, check=True).data
+    except pynmea2.ChecksumError:
+        return "checksum"
+    except (pynmea2.ParseError, ValueError):
+        return "malformed"
+
+
+def sentence_fields(text: str) -> list[str] | str:
+    """The data fields of a sentence as pynmea2.parse(text, check=True).data gives them,
+    or the reason it is rejected ('checksum', 'malformed'). Plain position sentences are
+    split here (pynmea2's regex and objects cost more than our whole merge); the rest go
+    to pynmea2, the parser of record."""
+    star = len(text) - 3
+    if not _plain(text, star):
+        return _parsed_fields(text)
+    if int(text[star + 1:], 16) != reduce(xor, map(ord, text[1:star]), 0):
+        return "checksum"
+    return text[7:star].split(",")
+
 
 def _classify(address: str) -> tuple[str, int, bool] | str:
     """'$GPGSV,' -> (tag, minimum fields if gpsd decodes it else 0, continues the cycle),
@@ -500,13 +540,9 @@ class NmeaReader:
             return
         data = self._repeated.get(text) if kind in _UNTIMED else None
         if data is None:
-            try:
-                data = pynmea2.parse(text, check=True).data
-            except pynmea2.ChecksumError:
-                self._reject("checksum")
-                return
-            except (pynmea2.ParseError, ValueError):
-                self._reject("malformed")
+            data = self._fields(text, star, base)
+            if data.__class__ is str:
+                self._reject(data)
                 return
             if kind in _UNTIMED:
                 # GSA and VTG carry no timestamp: a receiver repeats them word for word
@@ -547,6 +583,16 @@ class NmeaReader:
         # else nothing this sentence says can change the fix or the cycle
         if self.on_sentence is not None:
             self.on_sentence(text)
+
+    def _fields(self, text: str, star: int, base: int) -> list[str] | str:
+        """sentence_fields(text), the checksum taken from the running XOR when the
+        sentence's place in the bytes is known."""
+        if base < 0 or not _plain(text, star):
+            return sentence_fields(text)
+        acc = self._xor       # text is those bytes exactly: printable ASCII, checked by the framing
+        if int(text[star + 1:], 16) != acc[base + star - 1] ^ acc[base]:
+            return "checksum"
+        return text[7:star].split(",")
 
     def _unchecked(self, text: str, star: int) -> None:
         """A sentence without a complete checksum: cut short, or sent without one."""
@@ -854,7 +900,7 @@ class NmeaReader:
         return mask | MODE | STATUS, reason
 
     def _vtg(self, f: list[str], count: int, talker: str) -> tuple[int, None]:
-        if not f[0] or not f[4]:
+        if len(f) < 5 or not f[0] or not f[4]:     # gpsd reads a missing field as empty
             return 0, None
         if count > 9 and len(f) > 8 and f[8][:1] in ("E", "N"):
             return 0, None
