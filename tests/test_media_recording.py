@@ -251,3 +251,33 @@ def test_night_mode_switches_ir_and_image_and_is_noted(rig):
     planes = frame.to_ndarray()  # I420
     chroma = planes[240:].astype(int)
     assert abs(chroma.mean() - 128) < 2 and chroma.std() < 3
+
+
+def test_power_cut_leaves_what_was_durable_for_recovery(rig):
+    from test_media_support import decode_ts
+
+    from recorder.evidence.age import decrypt, load_identities
+
+    r = rig({"prebuffer": {"seconds": 0.0}})
+
+    async def main():
+        r.pipeline.arm()
+        await asyncio.sleep(0.5)
+        rec = r.spool.open_recording(r.wall.now(), "agent", {"clock_source": "gps"})
+        r.pipeline.start_recording(rec)
+        await asyncio.sleep(3.2)
+        r.pipeline.power_cut()  # nothing sealed, nothing closed
+        return rec
+
+    rec = r.run(main())
+    assert r.pipeline.status()["state"] == "idle" and r.pipeline.ring.bytes == 0
+    parts = sorted(rec.path.glob("*.ts.age.part"))
+    assert len(parts) == 1
+    report = r.device.spool().recover()
+    assert report, "recovery found the cut recording"
+    kept = decrypt(parts[0], load_identities(r.device.identity_file))
+    assert not kept.complete and kept.plaintext
+    frames = [c for _, c in decode_ts(parts[0].name, kept.plaintext).frames]
+    # the last frame may be cut inside its access unit (the decoder conceals the rest)
+    whole = frames[:-1]
+    assert len(whole) >= 4 and None not in whole and whole == list(range(whole[0], whole[0] + len(whole)))
