@@ -28,13 +28,19 @@ class LiveSession:
         if "time" in event:  # loop time -> UTC, the monotonic time kept beside it
             event["mono"] = event["time"]
             event["time"] = self.sessions.wall_at(event["time"])
-        self.writer.note(event)
+        pipeline = self.sessions.pipeline
+        if pipeline is not None and pipeline.recording is self.writer:
+            pipeline.note(event)   # the worker seals segments: keep notes in order with it
+        else:
+            self.writer.note(event)
 
     def settle(self, reason: str, notice: dict) -> None:
         notice = dict(notice)
         for key in ("start", "time"):
             if key in notice:
                 notice[key] = self.sessions.wall_at(notice[key])
+        # Both keys exist from the start: replacing a value is safe while the media worker
+        # reads the dict to seal a segment; adding a key would not be.
         self.writer.static["trigger_reason"] = reason
         self.writer.static["notice"] = notice
 
@@ -146,6 +152,8 @@ class LiveSessions:
         else:
             writer.static.update({"agent": None, "agent_status": "agent not assigned"})
         writer.static.update({
+            "trigger_reason": "pending",
+            "notice": {},
             "camera_id": self.config.device.camera_id,
             "started_mono": started_mono,
             "config_signed": self.config.signed,

@@ -41,6 +41,15 @@ def test_the_demo_patrol(tmp_path, chief):
     for row in rows:
         lines = manifest(spool / row["id"])
         assert lines[0]["event"] == "opened" and lines[-1]["event"] == "closed"
+    # The events reach the encrypted metadata, in the segments they happened in.
+    from recorder.evidence.age import load_identities
+    from recorder.evidence.metadata import decrypt_metadata
+    identities = load_identities(chief[0])
+    first = spool / rows[0]["id"]
+    events = [e for meta in sorted(first.glob("*.meta.age"))
+              for e in decrypt_metadata(meta, identities).get("events", [])]
+    kinds = [e.get("kind") for e in events]
+    assert "notice_played" in kinds and "bookmark" in kinds and "trigger" in kinds, kinds
     lines = []
     print_summary(player, out=lines.append)
     text = "\n".join(lines)

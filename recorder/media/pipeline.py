@@ -223,6 +223,11 @@ class MediaPipeline:
         """(lat, lon) of the last fresh fix, or None when the position is unknown."""
         self.overlay.set_position(position)
 
+    @property
+    def recording(self):
+        """The RecordingWriter being fed, or None."""
+        return self._recording
+
     def note(self, event: dict) -> None:
         """Note an event on the current recording, in order with the media (via the worker)."""
         if self._recording is not None:
