@@ -6,7 +6,7 @@ from test_evidence_support import Device, mpegts, slow_clock
 
 from recorder.evidence.age import decrypt, load_identities
 from recorder.evidence.verify import verify_recording
-from tools.benchmarks.seal_powercut import _apply_power_cut
+from tools.benchmarks._powercut_harness import apply_power_cut
 
 
 def test_cut_model_undoes_what_was_not_durable(tmp_path):
@@ -36,7 +36,7 @@ def test_cut_model_undoes_what_was_not_durable(tmp_path):
     last = max(i for i, e in enumerate(events) if e["k"] == "file" and e["p"] == str(seg.part_path))
     del events[last:]
 
-    model = _apply_power_cut(events)
+    model = apply_power_cut(events)
     assert model["renames_undone"] == 1 and model["names_dropped"] == 1
     assert seg.part_path.stat().st_size == durable and not seg.final_path.exists()
 

@@ -18,14 +18,11 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
+
+from tools.benchmarks._powercut_harness import kill_at_random
 
 TARGET_WORST_S = 1.0
 CAMERA = "CAM-BENCH-002"
@@ -115,35 +112,10 @@ def last_frame(folder: Path, identities) -> tuple[int | None, int]:
 def one_cut(work: Path, key_file: Path, recipient: str, identities, rng: random.Random) -> dict:
     from drivers.signer import FileSigner
     from recorder.evidence.spool import Spool
-    from tools.benchmarks.seal_powercut import _apply_power_cut
 
     spool_dir = work / "spool"
-    code = "import sys; from tools.benchmarks.powercut import recorder_main; recorder_main(*sys.argv[1:])"
-    root = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen([sys.executable, "-c", code, str(spool_dir), str(key_file), recipient],
-                             stdout=subprocess.PIPE, cwd=root)
-    events: list[dict] = []
-    started = threading.Event()
-
-    def read():
-        for raw in child.stdout:
-            ev = json.loads(raw)
-            events.append(ev)
-            if ev["k"] == "start":
-                started.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    if not started.wait(60):
-        child.kill()
-        raise RuntimeError("the recorder did not start")
-    start = next(ev for ev in events if ev["k"] == "start")
-    time.sleep(rng.uniform(1.0, 7.0))
-    killed_at = time.monotonic()
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    reader.join()
-    model = _apply_power_cut([ev for ev in events if ev["k"] not in ("start",)])
+    start, killed_at, model = kill_at_random("tools.benchmarks.powercut:recorder_main",
+                                             [str(spool_dir), str(key_file), recipient], rng, (1.0, 7.0))
     with Spool(spool_dir, FileSigner(key_file), [recipient], CAMERA, "0" * 64, False, min_free_bytes=0) as spool:
         spool.recover()
     last, segments = last_frame(Path(start["rec"]), identities)

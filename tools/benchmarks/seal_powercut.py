@@ -17,14 +17,12 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from tools.benchmarks._powercut_harness import kill_at_random
 
 BITRATE = 4_000_000            # bit/s, 720p30
 FPS = 30
@@ -67,48 +65,6 @@ def writer_main(spool_dir: str, key_file: str, recipient: str) -> None:
             time.sleep(delay)
 
 
-# -- the harness -------------------------------------------------------------------------
-def _apply_power_cut(events: list[dict]) -> dict:
-    """Put the spool in the state a power cut at the kill would have left."""
-    durable: dict[str, int] = {}
-    listing: dict[str, set[str]] = {}
-    for ev in events:
-        if ev["k"] == "file":
-            durable[ev["p"]] = ev["n"]
-        elif ev["k"] == "dir":
-            listing[ev["p"]] = set(ev["names"])
-    undone = dropped = 0
-    for folder, names in listing.items():
-        if not os.path.isdir(folder):
-            continue
-        for name in sorted(os.listdir(folder)):
-            if name in names:
-                continue
-            path = os.path.join(folder, name)
-            if name + ".part" in names and not os.path.exists(path + ".part"):
-                os.rename(path, path + ".part")     # the rename never became durable
-                durable.setdefault(path + ".part", durable.get(path, 0))
-                undone += 1
-            elif os.path.isdir(path):
-                shutil.rmtree(path)
-                dropped += 1
-            else:
-                os.unlink(path)                      # created, never made durable
-                dropped += 1
-    cut = 0
-    for folder in listing:
-        if not os.path.isdir(folder):
-            continue
-        for name in os.listdir(folder):
-            path = os.path.join(folder, name)
-            if os.path.isfile(path):
-                keep = durable.get(path, durable.get(path.removesuffix(".part") + ".part", 0))
-                if os.path.getsize(path) > keep:
-                    os.truncate(path, keep)
-                    cut += 1
-    return {"renames_undone": undone, "names_dropped": dropped, "files_cut": cut}
-
-
 def _recoverable_plaintext(folder: Path, identities) -> int:
     from recorder.errors import AgeError
     from recorder.evidence.age import decrypt
@@ -127,33 +83,9 @@ def one_cut(work: Path, key_file: Path, recipient: str, identities, rng: random.
     from recorder.evidence.spool import Spool
     from recorder.evidence.verify import verify_recording
     spool_dir = work / "spool"
-    code = ("import sys; from tools.benchmarks.seal_powercut import writer_main; "
-            "writer_main(*sys.argv[1:])")
-    root = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen([sys.executable, "-c", code, str(spool_dir), str(key_file), recipient],
-                             stdout=subprocess.PIPE, cwd=root)
-    events: list[dict] = []
-    started = threading.Event()
-
-    def read():
-        for raw in child.stdout:
-            ev = json.loads(raw)
-            events.append(ev)
-            if ev["k"] == "start":
-                started.set()
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    if not started.wait(30):
-        child.kill()
-        raise RuntimeError("the writer did not start")
-    start = next(ev for ev in events if ev["k"] == "start")
-    time.sleep(rng.uniform(0.3, 6.3))
-    killed_at = time.monotonic()
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    reader.join()
+    start, killed_at, model = kill_at_random("tools.benchmarks.seal_powercut:writer_main",
+                                             [str(spool_dir), str(key_file), recipient], rng, (0.3, 6.3), 30)
     produced = BITRATE / 8 * (killed_at - start["t"])
-    model = _apply_power_cut([ev for ev in events if ev["k"] != "start"])
     with Spool(spool_dir, FileSigner(key_file), [recipient], CAMERA, "0" * 64, True, min_free_bytes=0) as spool:
         recovered = spool.recover()
     folder = Path(start["rec"])

@@ -1,0 +1,98 @@
+"""The power-cut harness shared by `pieton bench seal` and `pieton bench powercut`.
+
+SIGKILL alone is not a power cut (the page cache survives it), so the child process
+reports every durable length (after each fsync) and every folder listing it made durable
+on its stdout; after killing it at a random instant the harness truncates each file to its
+last durable length and drops names whose folder was not fsynced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kill_at_random(main: str, args: list[str], rng: random.Random, window: tuple[float, float],
+                   start_timeout: float = 60.0) -> tuple[dict, float, dict]:
+    """Run ``main`` ("module:function") in a child with ``args``, kill it a random time
+    within ``window`` seconds after it reports its start, and apply the power-cut model.
+    Returns (the child's start event, the kill's monotonic time, what the model undid)."""
+    module, function = main.split(":")
+    code = f"import sys; from {module} import {function}; {function}(*sys.argv[1:])"
+    child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, cwd=ROOT)
+    events: list[dict] = []
+    started = threading.Event()
+
+    def read() -> None:
+        for raw in child.stdout:
+            event = json.loads(raw)
+            events.append(event)
+            if event["k"] == "start":
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    if not started.wait(start_timeout):
+        child.kill()
+        raise RuntimeError(f"{main} did not start")
+    start = next(ev for ev in events if ev["k"] == "start")
+    time.sleep(rng.uniform(*window))
+    killed_at = time.monotonic()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    reader.join()
+    model = apply_power_cut([ev for ev in events if ev["k"] != "start"])
+    return start, killed_at, model
+
+
+def apply_power_cut(events: list[dict]) -> dict:
+    """Put the spool in the state a power cut at the kill would have left."""
+    durable: dict[str, int] = {}
+    listing: dict[str, set[str]] = {}
+    for ev in events:
+        if ev["k"] == "file":
+            durable[ev["p"]] = ev["n"]
+        elif ev["k"] == "dir":
+            listing[ev["p"]] = set(ev["names"])
+    undone = dropped = 0
+    for folder, names in listing.items():
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if name in names:
+                continue
+            path = os.path.join(folder, name)
+            if name + ".part" in names and not os.path.exists(path + ".part"):
+                os.rename(path, path + ".part")     # the rename never became durable
+                durable.setdefault(path + ".part", durable.get(path, 0))
+                undone += 1
+            elif os.path.isdir(path):
+                shutil.rmtree(path)
+                dropped += 1
+            else:
+                os.unlink(path)                      # created, never made durable
+                dropped += 1
+    cut = 0
+    for folder in listing:
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                keep = durable.get(path, durable.get(path.removesuffix(".part") + ".part", 0))
+                if os.path.getsize(path) > keep:
+                    os.truncate(path, keep)
+                    cut += 1
+    return {"renames_undone": undone, "names_dropped": dropped, "files_cut": cut}
+
+
