@@ -12,7 +12,7 @@ import asyncio
 import logging
 import shutil
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ class Options:
     unsigned_config: bool = False      # a plain TOML with real drivers (development only)
     control_socket: bool = True
     notify: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_recipients(config, given: list[str] | None) -> list[str]:
@@ -391,10 +390,3 @@ async def serve(config_path, options: Options) -> int:
             await daemon.shutdown("daemon stopping (signal)")
             return 0
         await daemon.shutdown("configuration applied")
-
-
-def monotonic_to_wall(loop_time: float, loop: asyncio.AbstractEventLoop, wall: WallClock) -> float:
-    return wall.now() - (loop.time() - loop_time)
-
-
-
