@@ -11,13 +11,14 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from drivers.device import Device
 from drivers.errors import DriverFault, DriverUnavailable
 from drivers.registry import pick_backend
 
 BACKENDS = {"simulated": "drivers.battery:SimulatedBattery", "sysfs": "drivers.battery:SysfsBattery"}
 
 
-class Battery(ABC):
+class Battery(Device, ABC):
     backend = ""
 
     def __init__(self) -> None:
@@ -34,12 +35,6 @@ class Battery(ABC):
 
     def close(self) -> None:
         self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         if self.closed:

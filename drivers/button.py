@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from drivers.device import Device
 from drivers.gpio import pin_factory
 from drivers.registry import pick_backend
 
 BACKENDS = {"simulated": "drivers.button:SimulatedButton", "gpiozero": "drivers.button:GpioButton"}
 
 
-class GpioButton:
+class GpioButton(Device):
     """A gpiozero Button; edges are handed to the loop thread-safely."""
 
     backend = "gpiozero"
@@ -49,12 +50,6 @@ class GpioButton:
         if self._button is not None:
             self._button.close()
             self._button = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._button is None else ("pressed" if self.is_pressed else "released")

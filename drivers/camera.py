@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from drivers.device import Device
 from drivers.errors import DriverFault, DriverUnavailable
 from drivers.registry import pick_backend
 
@@ -63,7 +64,7 @@ class EncodedFrame:
     index: int
 
 
-class Camera(ABC):
+class Camera(Device, ABC):
     """A video source. ``encodes`` says whether it delivers EncodedFrame or RawFrame."""
 
     encodes = False
@@ -101,12 +102,6 @@ class Camera(ABC):
 
     def close(self) -> None:
         self._closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("running" if self._started else "stopped")

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from drivers.device import Device
 from drivers.errors import DriverUnavailable
 from drivers.nmea import Fix, NmeaReader, PositionCheck, distance_m, sentence
 from drivers.registry import pick_backend
@@ -52,7 +53,7 @@ BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
 
 
-class Gps(ABC):
+class Gps(Device, ABC):
     """A GPS receiver. ``start(loop, callback)`` begins delivering fixes to ``callback``
     on the loop's thread; ``close()`` is idempotent; ``status()`` is for the daemon."""
 
@@ -112,12 +113,6 @@ class Gps(ABC):
         if self.closed:
             return "closed"
         return "running" if self._loop is not None else "idle"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         fix = self.last_fix

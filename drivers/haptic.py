@@ -3,13 +3,14 @@ DigitalOutputDevice). Patterns are timed by the daemon on its own clock."""
 
 from __future__ import annotations
 
+from drivers.device import Device
 from drivers.gpio import pin_factory
 from drivers.registry import pick_backend
 
 BACKENDS = {"simulated": "drivers.haptic:SimulatedHaptic", "gpiozero": "drivers.haptic:GpioHaptic"}
 
 
-class GpioHaptic:
+class GpioHaptic(Device):
     backend = "gpiozero"
 
     def __init__(self, pin: int):
@@ -29,12 +30,6 @@ class GpioHaptic:
         if self._motor is not None:
             self._motor.close()
             self._motor = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._motor is None else ("on" if self.running else "off")

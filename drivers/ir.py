@@ -7,13 +7,14 @@ gpiozero's MockFactory pins, so tests read the pins' own state and history.
 
 from __future__ import annotations
 
+from drivers.device import Device
 from drivers.gpio import pin_factory
 from drivers.registry import pick_backend
 
 BACKENDS = {"simulated": "drivers.ir:SimulatedIr", "gpiozero": "drivers.ir:GpioIr"}
 
 
-class GpioIr:
+class GpioIr(Device):
     """IR cut filter (pin high = filter removed) and IR illuminator (pin high = lit)."""
 
     backend = "gpiozero"
@@ -44,12 +45,6 @@ class GpioIr:
             if device is not None:
                 device.close()
                 setattr(self, name, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         if self.cut is None:

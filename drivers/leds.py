@@ -6,13 +6,14 @@ state a test reads is the pin's own.
 
 from __future__ import annotations
 
+from drivers.device import Device
 from drivers.gpio import pin_factory
 from drivers.registry import pick_backend
 
 BACKENDS = {"simulated": "drivers.leds:SimulatedLeds", "gpiozero": "drivers.leds:GpioLeds"}
 
 
-class GpioLeds:
+class GpioLeds(Device):
     backend = "gpiozero"
 
     def __init__(self, red_pin: int, green_pin: int):
@@ -35,12 +36,6 @@ class GpioLeds:
             if led is not None:
                 led.close()
                 setattr(self, name, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         if self.red is None:

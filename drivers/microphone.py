@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from drivers.device import Device
 from drivers.errors import DriverFault, DriverUnavailable
 from drivers.registry import pick_backend
 
@@ -30,7 +31,7 @@ class AudioBlock:
     capture_time: float  # loop time of the block's last sample
 
 
-class Microphone(ABC):
+class Microphone(Device, ABC):
     backend = "abstract"
 
     def __init__(self, rate: int):
@@ -44,12 +45,6 @@ class Microphone(ABC):
 
     def close(self) -> None:
         self._closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("running" if self._started else "stopped")

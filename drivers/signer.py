@@ -14,6 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from drivers.device import Device
 from drivers.errors import DriverUnavailable
 from drivers.registry import pick_backend
 
@@ -23,7 +24,7 @@ KEY_FILE = "device-signing.key"
 CAMERA_ID_FILE = "camera-id"     # the id `pieton provision` bound to this key
 
 
-class Signer(ABC):
+class Signer(Device, ABC):
     """Signs bytes with the device key."""
 
     @property
@@ -39,14 +40,6 @@ class Signer(ABC):
     def public_key_hex(self) -> str:
         return self.public_key.hex()
 
-    def close(self) -> None:  # noqa: B027  (a file key holds nothing open)
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class FileSigner(Signer):

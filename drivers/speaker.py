@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from drivers.acoustics import Playback, Room
+from drivers.device import Device
 from drivers.errors import BadAudioFile, DriverFault, DriverUnavailable
 from drivers.registry import pick_backend
 
@@ -74,7 +75,7 @@ def _mono(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples
 
 
-class Speaker(ABC):
+class Speaker(Device, ABC):
     """Plays sound without blocking the loop."""
 
     backend = ""
@@ -110,12 +111,6 @@ class Speaker(ABC):
         if not self.closed:
             self.stop()
             self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _state(self) -> str:
         if self.closed:
