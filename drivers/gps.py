@@ -463,6 +463,11 @@ class GpsdGps(_ThreadedGps):
                 self._reject("placeholder date")
                 when = None
         lat = lon = alt = eph = speed = track = None
+        if mode >= 2 and float(r.lat) == 0.0 and float(r.lon) == 0.0:
+            # gpsd-py3 fills a TPV's missing lat/lon with 0.0: a report without a position
+            # (gpsd sends such partial TPVs), never Null Island.
+            self._reject("no position")
+            mode = 1
         if mode >= 2:
             problem = self.check.check(float(r.lat), float(r.lon), when.timestamp() if when else None)
             if problem is not None:

@@ -200,12 +200,16 @@ class SerialListener:
         self._transfer: dict | None = None
         self._last_end: tuple[int, Answer] | None = None
         self._stop = threading.Event()
+        self._listening = threading.Event()
         self._thread: threading.Thread | None = None
         self._port = None
 
-    def start(self) -> SerialListener:
+    def start(self, wait_s: float = 2.0) -> SerialListener:
+        """Start listening; wait (at most ``wait_s``) until the port is open, since opening
+        a port flushes what already arrived on it."""
         self._thread = threading.Thread(target=self._run, name="serial-listener", daemon=True)
         self._thread.start()
+        self._listening.wait(wait_s)
         return self
 
     def close(self) -> None:
@@ -255,6 +259,7 @@ class SerialListener:
                     self._port = open_port(self._port_arg, self.baud)
                     self._reader = FrameReader(self._port, frame_timeout=self.frame_timeout)
                     self.state = "listening"
+                    self._listening.set()
                 self._serve_one()
             except (LinkError, serial.SerialException, OSError) as exc:
                 if self.state != "link lost":

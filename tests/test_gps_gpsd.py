@@ -222,3 +222,15 @@ def test_a_jump_reported_by_gpsd_is_rejected_and_counted(tmp_path):
     # the far position is never taken at once: rejections come first
     assert first_far is None or any(not f.has_position for f in fixes[:first_far])
     assert good and good[0].lat < 47
+
+
+def test_a_gpsd_report_without_lat_lon_is_no_position():
+    """gpsd sends partial TPVs; gpsd-py3 fills the missing lat/lon with 0.0. That is no
+    position at all, never a fix at 0°N 0°E."""
+    import gpsd
+    report = gpsd.GpsResponse.from_json({"active": 1, "sky": [{"satellites": []}],
+                                         "tpv": [{"class": "TPV", "mode": 2, "time": "2026-11-27T10:00:00.000Z"}]})
+    gps = GpsdGps("127.0.0.1", 1)
+    fix = gps._fix_from(report)
+    assert fix.mode == 1 and fix.lat is None and fix.lon is None and not fix.has_position
+    assert gps.rejected == {"no position": 1}
