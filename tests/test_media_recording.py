@@ -68,6 +68,10 @@ def test_recording_decodes_with_pre_event_join_and_continuous_counter(rig):
     # the press's first chunk was padded with MPEG-TS null packets and made durable at once
     assert 0 < segments[1].meta["segment_info"]["null_padding_bytes"] <= 65536 + 188
     assert summary["press_to_durable_s"] is not None
+    # ... before the pre-event span's (larger) seal: the press's media matters most
+    lines = [json.loads(x) for x in (rec.path / "manifest.jsonl").read_text().splitlines()]
+    order = [(x["event"], x.get("segment")) for x in lines]
+    assert order.index(("progress", 2)) < order.index(("sealed", 1)) < order.index(("sealed", 2))
     media = [e for e in first.meta["events"] if e["event"] == "media"][0]
     assert media["pre_event_s"] == pytest.approx(2.0) and media["pre_event_audio"] is False
     assert len(first.audio) == 0

@@ -251,6 +251,7 @@ class RecordingWriter:
         self.segments = 0
         self.state = "recording"
         self.current: SegmentWriter | None = None
+        self.previous: SegmentWriter | None = None   # still open while the next one starts
         self._events: list[dict] = []
 
     def note(self, event: dict) -> None:
@@ -268,13 +269,19 @@ class RecordingWriter:
         events, self._events = self._events, []
         return events
 
-    def open_segment(self) -> SegmentWriter:
+    def open_segment(self, *, overlap: bool = False) -> SegmentWriter:
+        """The next segment. With ``overlap`` the one in progress may stay open a moment
+        (its owner seals it right after): the media captured after the press is made
+        durable before the pre-event span's large seal. Segments are still sealed in order."""
         if self.state != "recording":
             raise EvidenceError(f"recording {self.id} is {self.state}: no new segment")
-        if self.current is not None and self.current.state == "open":
+        lingering = self.current is not None and self.current.state == "open"
+        if lingering and (not overlap or self.previous is not None):
             raise EvidenceError(f"recording {self.id}: segment {self.current.name} is still open")
         self.spool.check_space(self.path, 0)
-        self.current = SegmentWriter(self, self.segments + 1)
+        if lingering:
+            self.previous = self.current
+        self.current = SegmentWriter(self, self.segments + 1 + (1 if lingering else 0))
         return self.current
 
     def segment_sealed(self, segment: SegmentWriter) -> None:
@@ -282,14 +289,17 @@ class RecordingWriter:
             self.segments += 1
         if segment is self.current:
             self.current = None
+        if segment is self.previous:
+            self.previous = None
 
     def close(self, reason: str) -> dict:
         """Seal any open segment, then the signed ``closed`` line and the journal entry."""
         if self.state != "recording":
             raise EvidenceError(f"recording {self.id} already {self.state}")
         self.state = "closing"
-        if self.current is not None and self.current.state == "open":
-            self.current.abort(reason)
+        for segment in (self.previous, self.current):   # in segment order
+            if segment is not None and segment.state == "open":
+                segment.abort(reason)
         record = {"event": "closed", "segments": self.segments, "reason": reason,
                   "ended_at": iso_utc(self.spool.now())}
         if self._events:  # events after the last segment: their own metadata file

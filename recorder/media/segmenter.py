@@ -88,6 +88,7 @@ class Segmenter:
         self.first_durable: float | None = None
         self._watch_armed: _OpenSegment | None = None
         self.current: _OpenSegment | None = None
+        self._deferred: tuple[_OpenSegment, dict] | None = None   # the pre-event span, sealed after
         self.sealed = 0
         self.skipped_before_keyframe = 0
         self.bytes = 0
@@ -103,9 +104,9 @@ class Segmenter:
                 if seg.pre_event_s and not pre_event:
                     # The press. The pre-event span, written in one burst when the recording
                     # starts, is one segment ending here: cutting it every 2 s would cost a
-                    # seal (four fsyncs) each, hundreds of ms before the press's own media
-                    # is safe, for no gain (it is all on the card within ~50 ms anyway).
-                    self.cut("press")
+                    # seal (four fsyncs) each. Its seal (a large fsync) waits until the
+                    # press's own first media is durable: that media matters most.
+                    self.cut("press", defer_seal=True)
                     seg = None
                 elif not pre_event and packet.time - seg.start >= self.segment_seconds - 0.5 / self.fps:
                     self.cut("duration")
@@ -125,8 +126,12 @@ class Segmenter:
         self._mux(seg, packet)
 
     def _open(self) -> _OpenSegment:
-        writer = self.recording.open_segment()
-        self.current = _OpenSegment(self.sealed, writer, self.width, self.height, self.fps, self.audio_rate)
+        if self._deferred is not None:
+            writer = self.recording.open_segment(overlap=True)
+        else:
+            writer = self.recording.open_segment()
+        number = self.sealed + (1 if self._deferred is not None else 0)
+        self.current = _OpenSegment(number, writer, self.width, self.height, self.fps, self.audio_rate)
         return self.current
 
     def _mux(self, seg: _OpenSegment, packet: Packet) -> None:
@@ -174,9 +179,12 @@ class Segmenter:
         seg.padding += count * TS_PACKET
         sync()
         self.first_durable = self.clock()
+        self._seal_deferred()
 
-    def cut(self, reason: str) -> dict | None:
-        """Seal the segment in progress (the next packet opens a new one)."""
+    def cut(self, reason: str, *, defer_seal: bool = False) -> dict | None:
+        """Seal the segment in progress (the next packet opens a new one); with
+        ``defer_seal`` the seal waits for ``_seal_deferred``."""
+        self._seal_deferred()   # segments are sealed in order
         seg = self.current
         if seg is None:
             return None
@@ -199,17 +207,32 @@ class Segmenter:
             extra["null_padding_bytes"] = seg.padding
         if self.describe is not None:
             extra.update(self.describe())
+        if defer_seal:
+            self._deferred = (seg, extra)
+            return extra
+        self._seal(seg, extra)
+        return extra
+
+    def _seal(self, seg: _OpenSegment, extra: dict) -> None:
         seg.writer.seal(extra)
         if self._watch_armed is seg and self.first_durable is None:
             self.first_durable = self.clock()  # the seal made it durable
         self.sealed += 1
         self.bytes += seg.sink.bytes
-        return extra
+
+    def _seal_deferred(self) -> None:
+        if self._deferred is not None:
+            seg, extra = self._deferred
+            self._deferred = None
+            self._seal(seg, extra)
 
     def abort(self, reason: str) -> None:
         """The sealer failed (disk full): keep what is durable, stop taking packets."""
         seg, self.current = self.current, None
         self.closed = True
+        if self._deferred is not None:
+            deferred, self._deferred = self._deferred[0], None
+            deferred.writer.abort(reason)
         if seg is not None:
             try:
                 seg.container.close()
