@@ -623,6 +623,14 @@ class NmeaReader:
             self._day0 += 86400.0
         return True
 
+    def _merge_time_of_day(self, text: str) -> int:
+        """A time-of-day field without a date: merged; TIME once the date is known."""
+        if text and self._merge_hhmmss(text):
+            self._register_frac()
+            if self._year:
+                return TIME
+        return 0
+
     def _merge_ddmmyy(self, text: str) -> str | None:
         """None when merged, else why not ('malformed' or 'placeholder date')."""
         dmy = _DDMMYY.get(text)
@@ -774,10 +782,7 @@ class NmeaReader:
             self._last_gga_ts = f[0]
         sats = _atoi(f[6])
         self._gga_sats = sats if f[6] else None
-        if f[0] and self._merge_hhmmss(f[0]):
-            self._register_frac()
-            if self._year:
-                mask |= TIME
+        mask |= self._merge_time_of_day(f[0])
         pos = self._lat_lon(f[1], f[2], f[3], f[4], quality > 0)
         if pos.__class__ is tuple:
             self._n_lat, self._n_lon = pos
@@ -837,10 +842,7 @@ class NmeaReader:
             f = f + [""] * (7 - len(f))
         mask = 0
         reason = None
-        if f[4] and self._merge_hhmmss(f[4]):
-            self._register_frac()
-            if self._year:
-                mask = TIME
+        mask |= self._merge_time_of_day(f[4])
         pos = None
         if f[5] == "A" and (count < 8 or f[6] != "N"):
             pos = self._lat_lon(f[0], f[1], f[2], f[3], True)
@@ -866,10 +868,7 @@ class NmeaReader:
             f = f + [""] * (13 - len(f))
         mask = 0
         reason = None
-        if f[0] and self._merge_hhmmss(f[0]):
-            self._register_frac()
-            if self._year:
-                mask = TIME
+        mask |= self._merge_time_of_day(f[0])
         if not f[5] or f[5][0] == "N":
             self._n_mode = 1
             return mask | MODE, None
@@ -934,10 +933,7 @@ class NmeaReader:
     def _psrfepe(self, f: list[str]) -> int:
         # f[0] 'EPE', f[1] time, f[2] status, f[3] hdop, f[4] EHPE metres
         mask = STATUS
-        if f[1] and self._merge_hhmmss(f[1]):
-            self._register_frac()
-            if self._year:
-                mask |= TIME
+        mask |= self._merge_time_of_day(f[1])
         if len(f) > 4 and f[2] == "A":
             if f[3]:
                 self._hdop = _num(f[3])
