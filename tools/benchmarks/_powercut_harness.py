@@ -15,11 +15,31 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def cut_workspace(prefix: str):
+    """A scratch folder with a device key and a chief identity, and the random source of
+    the cut instants (seeded by PIETON_BENCH_SEED to repeat a run); removed afterwards.
+    Yields (folder, device key file, identity, recipient, rng)."""
+    from drivers.signer import FileSigner
+    from recorder.evidence.age import generate_identity
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        key_file = work / "state" / "device-signing.key"
+        FileSigner.create(key_file)
+        identity, recipient = generate_identity()
+        rng = random.Random(int(os.environ.get("PIETON_BENCH_SEED", "0")) or None)
+        yield work, key_file, identity, recipient, rng
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def kill_at_random(main: str, args: list[str], rng: random.Random, window: tuple[float, float],

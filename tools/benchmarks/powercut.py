@@ -17,12 +17,10 @@ import io
 import json
 import os
 import random
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
-from tools.benchmarks._powercut_harness import kill_at_random
+from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random
 
 TARGET_WORST_S = 1.0
 CAMERA = "CAM-BENCH-002"
@@ -128,16 +126,8 @@ def one_cut(work: Path, key_file: Path, recipient: str, identities, rng: random.
 
 
 def run(args) -> dict:
-    from drivers.signer import FileSigner
-    from recorder.evidence.age import generate_identity
-
     cuts = 5 if getattr(args, "quick", False) else 20
-    work = Path(tempfile.mkdtemp(prefix="pieton-bench-media-powercut-"))
-    rng = random.Random(int(os.environ.get("PIETON_BENCH_SEED", "0")) or None)
-    try:
-        key_file = work / "state" / "device-signing.key"
-        FileSigner.create(key_file)
-        identity, recipient = generate_identity()
+    with cut_workspace("pieton-bench-media-powercut-") as (work, key_file, identity, recipient, rng):
         print(f"power cut: {cuts} cuts during a real-time 720p30 recording (default settings: 2 s segments, "
               "fsync every 0.5 s); loss = cut - end of the last decodable frame", flush=True)
         results = []
@@ -153,5 +143,3 @@ def run(args) -> dict:
         print(f"  seconds of video lost before the cut: median {figures['median_lost_s']:.3f} s, "
               f"worst {figures['worst_lost_s']:.3f} s (target worst <= {TARGET_WORST_S} s)", flush=True)
         return figures
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -16,13 +16,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from tools.benchmarks._powercut_harness import kill_at_random
+from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random
 
 BITRATE = 4_000_000            # bit/s, 720p30
 FPS = 30
@@ -97,15 +95,8 @@ def one_cut(work: Path, key_file: Path, recipient: str, identities, rng: random.
 
 
 def power_cut(args) -> dict:
-    from drivers.signer import FileSigner
-    from recorder.evidence.age import generate_identity
     cuts = 10 if getattr(args, "quick", False) else 50
-    work = Path(tempfile.mkdtemp(prefix="pieton-bench-powercut-"))
-    rng = random.Random(int(os.environ.get("PIETON_BENCH_SEED", "0")) or None)
-    try:
-        key_file = work / "state" / "device-signing.key"
-        FileSigner.create(key_file)
-        identity, recipient = generate_identity()
+    with cut_workspace("pieton-bench-powercut-") as (work, key_file, identity, recipient, rng):
         print(f"power cut: {cuts} cuts of a steady {BITRATE / 1e6:g} Mbit/s stream "
               f"({SEGMENT_S:g} s segments, fsync every {SYNC_INTERVAL} s)", flush=True)
         results = []
@@ -124,8 +115,6 @@ def power_cut(args) -> dict:
               f"{figures['verify_failures']}; renames undone by the cut model: {figures['renames_undone']}",
               flush=True)
         return figures
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args) -> dict:
