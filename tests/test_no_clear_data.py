@@ -9,11 +9,10 @@ import textwrap
 import time
 
 from recorder.assignment import sign_assignment
-from recorder.bundle import load_technician_key
 from recorder.cli import simulate
 from recorder.scenario import verdict
 from tests.conftest import SMALL_VIDEO, write_config
-from tools.cli import main as pieton
+from tests.tech_device import technician
 
 AGENT = "PM-7731"
 LAT, LON = "46.95", "4.299"   # the planted route runs through these
@@ -23,13 +22,12 @@ def test_no_agent_position_or_key_in_clear_anywhere_on_the_device(tmp_path, chie
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmpdir))
-    key_path = tmp_path / "technician.key"
-    assert pieton(["keys", "technician", "--out", str(key_path)]) == 0
-    public = capsys.readouterr().out.split()[-1]
+    key_path, key = technician(tmp_path)
+    public = key.public_key().public_bytes_raw().hex()
     config = write_config(tmp_path / "cfg", {**SMALL_VIDEO, "keys": {"technicians": [public]}})
     start = 1_800_000_000
     (tmp_path / "a.assignment").write_bytes(sign_assignment(
-        load_technician_key(key_path), AGENT, "CAM-SIM-001", 1, until=start + 3600, issued=time.time()))
+        key, AGENT, "CAM-SIM-001", 1, until=start + 3600, issued=time.time()))
     scenario = tmp_path / "s.toml"
     scenario.write_text(textwrap.dedent(f"""
         [scenario]

@@ -8,20 +8,18 @@ import textwrap
 import time
 
 from recorder.assignment import sign_assignment
-from recorder.bundle import load_technician_key
 from recorder.cli import simulate
 from recorder.evidence.age import load_identities
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.scenario import verdict
 from tests.conftest import SMALL_VIDEO, write_config
+from tests.tech_device import technician
 from tools.cli import main as pieton
 
 
-def test_flash_during_a_recording_is_applied_after_it_and_the_agent_is_recorded(tmp_path, chief, capsys):
-    key_path = tmp_path / "technician.key"
-    assert pieton(["keys", "technician", "--out", str(key_path)]) == 0
-    key = load_technician_key(key_path)
-    public = capsys.readouterr().out.split()[-1]
+def test_flash_during_a_recording_is_applied_after_it_and_the_agent_is_recorded(tmp_path, chief):
+    key_path, key = technician(tmp_path)
+    public = key.public_key().public_bytes_raw().hex()
     trust = {"keys": {"technicians": [public]}}
     running = write_config(tmp_path / "running", {**SMALL_VIDEO, **trust})
     newer = write_config(tmp_path / "newer", {**SMALL_VIDEO, **trust, "gestures": {"haptic_reminder_s": 60.0}})
