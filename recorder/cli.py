@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from recorder.config import DEFAULT_CONFIG
+from recorder.control import register_ctl
 from recorder.errors import ConfigError, DriverError, PietonError
 
 SCENARIOS = DEFAULT_CONFIG.parent / "scenarios"
@@ -28,10 +29,6 @@ def register(subparsers) -> None:
     sim.add_argument("--realtime", action="store_true", help="follow the wall clock instead of running faster")
     sim.set_defaults(func=cmd_simulate)
 
-    try:
-        from recorder.control import register_ctl
-    except ImportError:
-        return
     register_ctl(subparsers)
 
 

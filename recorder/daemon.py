@@ -190,18 +190,12 @@ class Daemon:
             return None
 
     async def _start_control(self) -> None:
-        try:
-            from recorder.control import ControlServer
-        except ImportError:
-            return
+        from recorder.control import ControlServer
         self._control = ControlServer(self.state_dir / CONTROL_SOCKET, {"status": self.status})
         await self._control.start()
 
     def _start_notify(self) -> None:
-        try:
-            from recorder import notify
-        except ImportError:
-            return
+        from recorder import notify
         notify.ready()
         self._watchdog = notify.Watchdog(self.loop, healthy=self.healthy)
         self._watchdog.start()
@@ -323,11 +317,8 @@ class Daemon:
     async def shutdown(self, reason: str = "daemon stopping") -> None:
         """Seal and close any recording, then release the hardware."""
         if self.options.notify:
-            try:
-                from recorder import notify
-                notify.stopping()
-            except ImportError:
-                pass
+            from recorder import notify
+            notify.stopping()
         if self.machine is not None:
             task = self.machine.stop(reason)
             if task is not None:

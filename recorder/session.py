@@ -10,18 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from recorder.errors import RecordingRefused, StorageFull
 from recorder.state import StartCheck
 
 log = logging.getLogger("pieton.session")
 
 
 class LiveSession:
-    def __init__(self, sessions: LiveSessions, writer, started_mono: float):
+    def __init__(self, sessions: LiveSessions, writer):
         self.sessions = sessions
         self.writer = writer
         self.id = writer.id
-        self.started_mono = started_mono
 
     def note(self, event: dict) -> None:
         event = dict(event)
@@ -69,10 +67,7 @@ class LiveSessions:
         self._start_media(hw)
 
     def _start_position(self, hw) -> None:
-        try:
-            from recorder.position import Position
-        except ImportError:
-            return
+        from recorder.position import Position
         self.position = Position(self.config, self.loop, hw.gps, wall_clock=self.daemon.wall,
                                  on_event=self._position_event)
         self.position.start()
@@ -86,10 +81,7 @@ class LiveSessions:
     def _start_pipeline(self, hw) -> None:
         if hw.camera is None and hw.microphone is None:
             return
-        try:
-            from recorder.media.pipeline import MediaPipeline
-        except ImportError:
-            return
+        from recorder.media.pipeline import MediaPipeline
         # A device that fails to start is reported through on_fault; the other records.
         self.pipeline = MediaPipeline(self.config, hw.camera, hw.microphone, hw.ir, loop=self.loop,
                                       wall_clock=self.daemon.wall, on_fault=self._media_fault)
@@ -142,10 +134,7 @@ class LiveSessions:
 
     def open(self, started_mono: float, flags: dict) -> LiveSession:
         started_wall = self.wall_at(started_mono)
-        try:
-            writer = self.daemon.spool.open_recording(started_wall, "pending", flags)
-        except (StorageFull, RecordingRefused):
-            raise
+        writer = self.daemon.spool.open_recording(started_wall, "pending", flags)
         agent = self.agent_number()
         if self.assignment is not None:
             writer.static.update(self.assignment.recording_static())
@@ -163,7 +152,7 @@ class LiveSessions:
         if self.position is not None:
             writer.static["clock"] = self.position.clock_status()
             writer.static["at_start"] = self.position.start_metadata()
-        session = LiveSession(self, writer, started_mono)
+        session = LiveSession(self, writer)
         if self.pipeline is not None:
             self.pipeline.set_agent(agent)
             span = self.pipeline.start_recording(writer)
