@@ -23,7 +23,7 @@ class VideoEncoder:
         self.preset, self.bitrate_kbps = preset, bitrate_kbps
         self.gop = max(1, round(keyframe_interval_s * fps))
         self._context = None
-        self._force_keyframe = False
+        self._force_keyframe: float | None = None  # from this capture time on
         self._pending: dict[int, tuple[float, int]] = {}
         self.frames = 0
 
@@ -48,14 +48,16 @@ class VideoEncoder:
         context.open()
         return context
 
-    def request_keyframe(self) -> None:
-        self._force_keyframe = True
+    def request_keyframe(self, at: float = float("-inf")) -> None:
+        """Make the first frame captured at or after ``at`` a keyframe. A frame captured
+        before the press may still be waiting to be encoded: it must not take the press's
+        keyframe, or the press's own first frame would not start a segment."""
+        self._force_keyframe = at
 
     def encode(self, i420: np.ndarray, capture_time: float, index: int) -> list[Packet]:
         """Encode one I420 frame; returns its packet (zerolatency: no frame is held back)."""
         if self._context is None:
             self._context = self._open()
-            self._force_keyframe = False  # a fresh encoder starts with one anyway
         expected = (self.height * 3 // 2, self.width)
         if i420.shape != expected or i420.dtype != np.uint8:
             raise EncoderError(f"frame {index}: got {i420.dtype} {i420.shape}, expected uint8 {expected} (I420)")
@@ -64,9 +66,9 @@ class VideoEncoder:
             pts = round(capture_time * 90000)
             frame.pts = pts
             frame.time_base = TIME_BASE
-            if self._force_keyframe:
+            if self._force_keyframe is not None and capture_time >= self._force_keyframe:
                 frame.pict_type = PictureType.I
-                self._force_keyframe = False
+                self._force_keyframe = None
             self._pending[pts] = (capture_time, index)
             encoded = self._context.encode(frame)
         except (av.FFmpegError, ValueError) as exc:

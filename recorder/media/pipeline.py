@@ -370,10 +370,10 @@ class MediaPipeline:
                         "width": self.width, "height": self.height, "fps": self.fps,
                         "camera": getattr(self.camera, "backend", None), "audio": self.audio is not None,
                         "night_mode": self.night.night, "video_ok": self.video_ok, "audio_ok": self.audio_ok})
-        # The first frame after the press is a keyframe: a clean join, and (being large) it
-        # completes its age chunk at once, so the press's media is durable quickly.
+        # The first frame captured after the press is a keyframe: a clean join, and (being
+        # large) it completes its age chunk at once, so the press's media is durable quickly.
         if self.source is not None:
-            self.source.request_keyframe()
+            self.source.request_keyframe(at=press)
         self._feed(packets)
 
     def _feed(self, packets) -> None:

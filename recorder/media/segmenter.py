@@ -5,6 +5,11 @@ audio), so it plays alone once decrypted. PyAV muxes into a file-like sink that 
 every byte to ``SegmentWriter.write`` as soon as it is muxed: nothing waits for the end of
 a segment to reach the sealer. Timestamps run on from one segment to the next (90 kHz,
 zero at the recording's first packet), so the segments also join into one timeline.
+
+The pre-event span (the ring, up to 120 s, handed over at the press) is one segment. Its
+segment is opened at once, so segments stay numbered in time order, but its packets are
+held in memory (where the ring kept them) and muxed only after the press's own first media
+is durable: muxing and encrypting 30 s of video takes longer than the press may wait.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ AGE_CHUNK = 65536
 TS_PACKET = 188
 # sync byte, PID 0x1FFF (null), payload only, then stuffing
 NULL_TS_PACKET = bytes([0x47, 0x1F, 0xFF, 0x10]) + b"\xff" * 184
+# Sound captured after the press waits with the held pre-event span until the press's
+# keyframe; past this, with no keyframe, the span is muxed at once and the press cut later.
+HOLD_AFTER_PRESS_S = 0.5
 
 
 class _Sink:
@@ -63,6 +71,14 @@ class _OpenSegment:
         self.pre_event_s = 0.0
         self.padding = 0
         self.last_pts = {"video": -1, "audio": -1}
+        self.held: list[Packet] | None = None  # the pre-event span, not muxed yet
+        self.closed = False
+
+    def close_container(self) -> None:
+        """Write what the muxer still holds into the sink (once)."""
+        if not self.closed:
+            self.closed = True
+            self.container.close()
 
 
 class Segmenter:
@@ -88,24 +104,24 @@ class Segmenter:
         self.first_durable: float | None = None
         self._watch_armed: _OpenSegment | None = None
         self.current: _OpenSegment | None = None
-        self._deferred: tuple[_OpenSegment, dict] | None = None   # the pre-event span, sealed after
+        self._deferred: tuple[_OpenSegment, str] | None = None   # the pre-event span, sealed after
         self.sealed = 0
         self.skipped_before_keyframe = 0
         self.bytes = 0
         self.closed = False
 
     def add(self, packet: Packet) -> None:
-        if self.closed:
+        if self.closed or (packet.kind == "audio" and self.audio_rate is None):
+            return
+        if self._holds(packet):
             return
         seg = self.current
         if packet.kind == "video":
             pre_event = self.pre_event_end is not None and packet.time < self.pre_event_end
             if seg is not None and packet.keyframe and seg.frames:
                 if seg.pre_event_s and not pre_event:
-                    # The press. The pre-event span, written in one burst when the recording
-                    # starts, is one segment ending here: cutting it every 2 s would cost a
-                    # seal (four fsyncs) each. Its seal (a large fsync) waits until the
-                    # press's own first media is durable: that media matters most.
+                    # The press, when the span was muxed before it (see _holds): the span is
+                    # one segment ending here, sealed once the press's media is durable.
                     self.cut("press", defer_seal=True)
                     seg = None
                 elif not pre_event and packet.time - seg.start >= self.segment_seconds - 0.5 / self.fps:
@@ -116,14 +132,46 @@ class Segmenter:
                     self.skipped_before_keyframe += 1
                     return
         elif packet.kind == "audio":
-            if self.audio_rate is None:
-                return
             if seg is not None and not self.video_present and packet.time - seg.start >= self.segment_seconds:
                 self.cut("duration (no video)")
                 seg = None
         if seg is None:
             seg = self._open()
         self._mux(seg, packet)
+
+    def _holds(self, packet: Packet) -> bool:
+        """Whether ``packet`` waits, unmuxed, with the held pre-event span.
+
+        The span starts holding at the recording's first packet (the ring's oldest keyframe)
+        and ends at the press's keyframe: the span's segment is then set aside, sealed after
+        the press's first media is durable (``_seal_deferred``)."""
+        after = self.pre_event_end is None or packet.time >= self.pre_event_end
+        seg = self.current
+        if seg is None and not self.sealed and not after and packet.kind == "video" and packet.keyframe:
+            seg = self._open()
+            seg.held = []
+        if seg is None or seg.held is None:
+            return False
+        if not after:
+            seg.held.append(packet)
+            return True
+        if packet.kind == "video" and packet.keyframe:
+            self.cut("press", defer_seal=True)
+            return False
+        if (packet.kind == "audio" and self.video_present
+                and packet.time - self.pre_event_end < HOLD_AFTER_PRESS_S):
+            seg.held.append(packet)
+            return True
+        # The press did not begin on a keyframe (or there is no camera): mux the span now;
+        # the press is cut at the next keyframe, as add() does for a span muxed in order.
+        self._fill(seg)
+        return False
+
+    def _fill(self, seg: _OpenSegment) -> None:
+        """Mux the held pre-event span into its segment."""
+        held, seg.held = seg.held, None
+        for packet in held:
+            self._mux(seg, packet, watch=False)
 
     def _open(self) -> _OpenSegment:
         if self._deferred is not None:
@@ -134,7 +182,7 @@ class Segmenter:
         self.current = _OpenSegment(number, writer, self.width, self.height, self.fps, self.audio_rate)
         return self.current
 
-    def _mux(self, seg: _OpenSegment, packet: Packet) -> None:
+    def _mux(self, seg: _OpenSegment, packet: Packet, *, watch: bool = True) -> None:
         stream = seg.video if packet.kind == "video" else seg.audio
         pts = max(round((packet.time - self.origin) * 90000), seg.last_pts[packet.kind] + 1)
         seg.last_pts[packet.kind] = pts
@@ -157,7 +205,7 @@ class Segmenter:
         post_press = self.pre_event_end is None or packet.time >= self.pre_event_end
         if not post_press and packet.kind == "video":
             seg.pre_event_s += packet.duration
-        if self.first_durable is None:
+        if watch and self.first_durable is None:
             if self._watch_armed is seg:
                 # the muxer holds the last packet until the next one arrives: the first
                 # post-press packet's bytes are in the sink now
@@ -189,7 +237,15 @@ class Segmenter:
         if seg is None:
             return None
         self.current = None
-        seg.container.close()  # writes what the muxer still holds into the sink
+        if defer_seal:
+            self._deferred = (seg, reason)
+            return None
+        return self._seal(seg, reason)
+
+    def _seal(self, seg: _OpenSegment, reason: str) -> dict:
+        if seg.held is not None:
+            self._fill(seg)
+        seg.close_container()
         extra = {
             "segment": seg.number,
             "start_s": round((seg.start or self.origin) - self.origin, 6),
@@ -207,24 +263,18 @@ class Segmenter:
             extra["null_padding_bytes"] = seg.padding
         if self.describe is not None:
             extra.update(self.describe())
-        if defer_seal:
-            self._deferred = (seg, extra)
-            return extra
-        self._seal(seg, extra)
-        return extra
-
-    def _seal(self, seg: _OpenSegment, extra: dict) -> None:
         seg.writer.seal(extra)
         if self._watch_armed is seg and self.first_durable is None:
             self.first_durable = self.clock()  # the seal made it durable
         self.sealed += 1
         self.bytes += seg.sink.bytes
+        return extra
 
     def _seal_deferred(self) -> None:
         if self._deferred is not None:
-            seg, extra = self._deferred
-            self._deferred = None
-            self._seal(seg, extra)
+            seg, reason = self._deferred
+            self._seal(seg, reason)
+            self._deferred = None  # only now: should the seal fail, abort() still finds it
 
     def abort(self, reason: str) -> None:
         """The sealer failed (disk full): keep what is durable, stop taking packets."""
@@ -232,13 +282,18 @@ class Segmenter:
         self.closed = True
         if self._deferred is not None:
             deferred, self._deferred = self._deferred[0], None
-            deferred.writer.abort(reason)
+            self._abort_segment(deferred, reason)
         if seg is not None:
-            try:
-                seg.container.close()
-            except Exception:  # the sink is what failed; the muxer's tail is lost anyway
-                pass
-            seg.writer.abort(reason)
+            self._abort_segment(seg, reason)
+
+    def _abort_segment(self, seg: _OpenSegment, reason: str) -> None:
+        try:
+            if seg.held is not None:
+                self._fill(seg)  # a held span was never written: it may still fit
+            seg.close_container()
+        except Exception:  # the sink is what failed; the muxer's tail is lost anyway
+            pass
+        seg.writer.abort(reason)
 
     def close(self, reason: str = "stop") -> dict | None:
         extra = self.cut(reason)

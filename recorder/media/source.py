@@ -40,9 +40,10 @@ class VideoSource:
             self.overlay.apply(image, wall_time)
         return self.encoder.encode(image, frame.capture_time, frame.index)
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, at: float = float("-inf")) -> None:
+        """A keyframe from capture time ``at`` on (an encoding camera: its next frame)."""
         if self.encoder is not None:
-            self.encoder.request_keyframe()
+            self.encoder.request_keyframe(at)
         else:
             self.camera.request_keyframe()
 
