@@ -200,7 +200,7 @@ def run(args) -> dict:
     from recorder.evidence.age import generate_identity
 
     seconds = 10 if getattr(args, "quick", False) else 60
-    repeats = 1 if getattr(args, "quick", False) else 2
+    repeats = 1 if getattr(args, "quick", False) else 3  # the median of 3 sets aside one disturbed run
     for tool in ("ffmpeg", "age"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: install it (make system)")
