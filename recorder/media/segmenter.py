@@ -142,12 +142,12 @@ class Segmenter:
     def _holds(self, packet: Packet) -> bool:
         """Whether ``packet`` waits, unmuxed, with the held pre-event span.
 
-        The span starts holding at the recording's first packet (the ring's oldest keyframe)
-        and ends at the press's keyframe: the span's segment is then set aside, sealed after
+        The span starts holding at the recording's first packet (the ring starts at its
+        oldest keyframe, with the sound around it when kept) and ends at the press's keyframe: the span's segment is then set aside, sealed after
         the press's first media is durable (``_seal_deferred``)."""
         after = self.pre_event_end is None or packet.time >= self.pre_event_end
         seg = self.current
-        if seg is None and not self.sealed and not after and packet.kind == "video" and packet.keyframe:
+        if seg is None and not self.sealed and not after:  # the ring's first packet
             seg = self._open()
             seg.held = []
         if seg is None or seg.held is None:
