@@ -693,16 +693,8 @@ class NmeaReader:
             lo = -lo
         if not claimed:     # a position given without a fix only has to be on the globe
             return (la, lo) if (la <= 90.0 and -180.0 <= lo <= 180.0) else "absurd value"
-        t = self._day0 + self._tod if self._year else None
-        check = self._check
-        ref = check._ref
-        if ref is not None and ref[0] == la and ref[1] == lo:     # the receiver did not move
-            check._ref = (la, lo, t)
-            return (la, lo)
-        problem = check.check(la, lo, t)
-        if problem is not None:
-            return problem
-        return (la, lo)
+        problem = self._check.check(la, lo, self._day0 + self._tod if self._year else None)
+        return (la, lo) if problem is None else problem
 
     def _rmc(self, f: list[str], count: int, talker: str) -> tuple[int, str | None]:
         # f[0] time, f[1] status, f[2..5] position, f[6] knots, f[7] track, f[8] date,
