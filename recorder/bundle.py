@@ -226,6 +226,13 @@ def referenced_files(config: Config) -> list[str]:
     return [config.notice.audio, *config.geofence.communes]
 
 
+def _refusal(exc: ConfigError) -> BundleError:
+    """A configuration that fails its check: file-missing when a file it references is
+    not found, config-invalid otherwise."""
+    code = "file-missing" if any("not found" in p for p in exc.problems) else "config-invalid"
+    return BundleError(code, "\n".join(exc.problems))
+
+
 def _check_name(name: str, where: str) -> None:
     if not isinstance(name, str) or not _NAME.match(name) or any(p in (".", "..") for p in name.split("/")):
         raise BundleError("bad-format", f"{where}: file name {name!r} must be a relative path without '..'")
@@ -252,8 +259,7 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
     try:
         config = parse_config(toml, str(config_path), config_path.resolve().parent)
     except ConfigError as exc:
-        code = "file-missing" if any("not found" in p for p in exc.problems) else "config-invalid"
-        raise BundleError(code, "\n".join(exc.problems)) from None
+        raise _refusal(exc) from None
     if kind == "device" and config.device.camera_id != name:
         raise BundleError("wrong-device", f"{config_path}: [device] camera_id = {config.device.camera_id!r} "
                                           f"but the bundle targets device {name!r}")
@@ -439,9 +445,7 @@ def materialise(bundle: Bundle, directory: str | Path) -> Config:
     try:
         config = parse_config(toml, source, directory, signed=True)
     except ConfigError as exc:
-        if any("not found" in p for p in exc.problems):
-            raise BundleError("file-missing", "\n".join(exc.problems)) from None
-        raise BundleError("config-invalid", "\n".join(exc.problems)) from None
+        raise _refusal(exc) from None
     listed = {f.name for f in bundle.files}
     absent = [ref for ref in referenced_files(config) if ref not in listed]
     if absent:
