@@ -62,7 +62,9 @@ def agreement(log: Path) -> dict:
     events = _chk_events(log.with_name(log.name + ".chk"))
     echoed = [e[1] for e in events if e[0] == "sentence"]
     accepted = {text for text, _ in ours}
-    dropped_by_gpsd = [line for line in _log_sentences(log) if line not in set(echoed)]
+    sentences = _log_sentences(log)
+    echoed_set = set(echoed)
+    dropped_by_gpsd = [line for line in sentences if line not in echoed_set]
     compared = matching = 0
     mismatches: list[dict] = []
     missing = [text for text in echoed if text not in accepted]
@@ -97,7 +99,7 @@ def agreement(log: Path) -> dict:
             mismatches.append({"after": sentence_text, "problems": problems})
         else:
             matching += 1
-    rejected_texts = set(_log_sentences(log)) - accepted
+    rejected_texts = set(sentences) - accepted
     return {
         "log": log.name, "compared": compared, "matching": matching,
         "mismatches": mismatches,
