@@ -668,10 +668,6 @@ class NmeaReader:
         self._this_frac = self._tod
         self._latch_frac = True
 
-    def _resolve_time(self) -> float:
-        """Epoch seconds of the receiver's current date and time."""
-        return self._day0 + self._tod
-
     # ---- sentences -------------------------------------------------------------------
 
     def _lat_lon(self, lat: str, ns: str, lon: str, ew: str, claimed: bool) -> tuple[float, float] | str | None:
@@ -961,9 +957,7 @@ class NmeaReader:
         if mask & CLEAR:
             if self._cycle_has_data and not self._cycle_reported:
                 self._out.append(self._snapshot())     # that cycle had no detectable end
-            self._time = 0.0
-            self._lat = self._lon = self._alt = self._speed = self._track = self._eph = NAN
-            self._mode = self._status = 0
+            self._clear_fix()
             if not mask & DOP:
                 self._hdop = NAN
             self._cycle_reported = False
