@@ -123,7 +123,6 @@ class ChainWriter:
         self.on_durable = on_durable
         self.next_seq = 0
         self.last_hash = GENESIS
-        self.last_line: dict | None = None
         self._pending_torn: list[dict] = []
         self._needs_newline = False
         existed = self.path.exists()
@@ -141,7 +140,6 @@ class ChainWriter:
             if piece.line is not None and isinstance(piece.line.get("seq"), int):
                 self.next_seq = piece.line["seq"] + 1
                 self.last_hash = line_hash(piece.raw)
-                self.last_line = piece.line
                 self._pending_torn = []
             elif piece.raw:
                 self._pending_torn.append(torn_record(piece))
@@ -179,7 +177,6 @@ class ChainWriter:
         self._pending_torn = []
         self.next_seq += 1
         self.last_hash = line_hash(raw)
-        self.last_line = line
         if self.on_durable is not None:
             self.on_durable(str(self.path), self._file.tell())
         return line
