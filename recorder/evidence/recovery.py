@@ -18,9 +18,6 @@ from recorder.errors import AgeError
 from recorder.evidence.chain import MANIFEST_CONTEXT, ChainWriter, split_pieces
 
 MANIFEST_FILE = "manifest.jsonl"
-CHUNK = 64 * 1024
-CHUNK_CT = CHUNK + 16
-NONCE = 16
 
 
 def listed_files(lines: list[dict]) -> set[str]:
@@ -41,15 +38,15 @@ def listed_files(lines: list[dict]) -> set[str]:
 def age_layout(path: Path, name: str) -> dict:
     """What the ciphertext of an age file holds, read without any key: header length,
     stanza count, whole STREAM chunks and the bytes after them."""
-    from recorder.evidence.age import header_info
+    from recorder.evidence.age import ENCRYPTED_CHUNK, NONCE_SIZE, header_info
     try:
         header = header_info(path)
     except AgeError as exc:
         return {"age_header": f"unreadable: {str(exc).replace(str(path), name)}"}
     size = path.stat().st_size
-    payload = max(0, size - header.header_size - NONCE)
+    payload = max(0, size - header.header_size - NONCE_SIZE)
     return {"age_header": "ok", "header_bytes": header.header_size, "stanzas": header.recipients,
-            "whole_chunks": payload // CHUNK_CT, "tail_bytes": payload % CHUNK_CT}
+            "whole_chunks": payload // ENCRYPTED_CHUNK, "tail_bytes": payload % ENCRYPTED_CHUNK}
 
 
 def describe(name: str) -> str:
