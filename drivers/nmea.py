@@ -626,7 +626,7 @@ class NmeaReader:
     def _merge_time_of_day(self, text: str) -> int:
         """A time-of-day field without a date: merged; TIME once the date is known."""
         if text and self._merge_hhmmss(text):
-            self._register_frac()
+            self._register_frac(self._tod)
             if self._year:
                 return TIME
         return 0
@@ -660,12 +660,12 @@ class NmeaReader:
         year = self._century + yy
         return year - 100 if year >= 2080 else year     # gpsd wraps two-digit years there
 
-    def _register_frac(self) -> None:
-        """gpsd's register_fractional_time, after a merged hhmmss: the cycle detector
-        only compares successive values, so seconds since midnight serve as well as the
-        hhmmss number gpsd uses."""
+    def _register_frac(self, tod: float) -> None:
+        """gpsd's register_fractional_time, with a sentence's time of day: the cycle
+        detector only compares successive values, so seconds since midnight serve as well
+        as the hhmmss number gpsd uses."""
         self._last_frac = self._this_frac
-        self._this_frac = self._tod
+        self._this_frac = tod
         self._latch_frac = True
 
     # ---- sentences -------------------------------------------------------------------
@@ -714,7 +714,7 @@ class NmeaReader:
                 why = self._merge_ddmmyy(f[8])
                 if why is None:
                     mask |= TIME
-                    self._register_frac()
+                    self._register_frac(self._tod)
                 else:
                     reason = why
         pos = self._lat_lon(f[2], f[3], f[4], f[5], True) if reason is None else reason
@@ -899,9 +899,7 @@ class NmeaReader:
         # only its timestamp matters, for the cycle; gpsd does not merge it
         hms = _HHMMSS.get(f[0]) or _decode_hhmmss(f[0])
         if hms:
-            self._last_frac = self._this_frac
-            self._this_frac = hms[1]
-            self._latch_frac = True
+            self._register_frac(hms[1])
         return 0, None
 
     def _zda(self, f: list[str], count: int, talker: str) -> tuple[int, str | None]:
