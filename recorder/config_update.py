@@ -39,6 +39,7 @@ from recorder.bundle import (
 )
 from recorder.config import DEFAULT_CONFIG, Config, load_config, parse_config
 from recorder.errors import BundleError, ConfigError
+from recorder.evidence.chain import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,6 @@ class Answer:
         return {"code": self.code, "message": self.message}
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _point(link: Path, target: str | None) -> None:
     """Switch a symlink atomically (rename over it), or remove it."""
     if target is None:
@@ -78,7 +71,7 @@ def _point(link: Path, target: str | None) -> None:
         tmp.unlink(missing_ok=True)
         os.symlink(target, tmp)
         os.replace(tmp, link)
-    _fsync_dir(link.parent)
+    fsync_dir(link.parent)
 
 
 def _load_installed(directory: Path) -> tuple[Bundle, Config]:
@@ -217,7 +210,7 @@ class ConfigUpdater:
         if final.exists():  # a pending bundle of that version was replaced; never the running one
             shutil.rmtree(final)
         os.replace(staging, final)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         if self.pending is not None:
             stale = (self.root / "pending").resolve()
             _point(self.root / "pending", name)
