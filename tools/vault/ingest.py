@@ -133,59 +133,41 @@ def _last_line_hash(manifest: Path) -> str | None:
     return last_good_line(manifest)[1]
 
 
-def _opened(manifest: Path) -> dict:
+def _opened_closed(manifest: Path) -> tuple[dict, dict]:
+    """The manifest's opened line (when it starts with one) and its closed line, or {}."""
     try:
         data = manifest.read_bytes()
     except OSError:
-        return {}
-    first = next((p.line for p in split_pieces(data) if p.line is not None), None)
-    return first if first and first.get("event") == "opened" else {}
+        return {}, {}
+    lines = [p.line for p in split_pieces(data) if p.line is not None]
+    opened = lines[0] if lines and lines[0].get("event") == "opened" else {}
+    return opened, next((line for line in lines if line.get("event") == "closed"), {})
 
 
-def _closed(manifest: Path) -> dict:
+def _time(line: dict, key: str) -> float | None:
+    if not line.get(key):
+        return None
     try:
-        data = manifest.read_bytes()
-    except OSError:
-        return {}
-    return next((p.line for p in split_pieces(data) if p.line and p.line.get("event") == "closed"), {})
+        return parse_time(str(line[key]))
+    except VaultError:
+        return None
 
 
 def verify_recording_folder(vault: Vault, camera: str, folder: Path) -> list[str]:
     """Problems of one recording folder checked against the camera's pinned key."""
-    return check_recording(vault, camera, folder)[0]
-
-
-def check_recording(vault: Vault, camera: str, folder: Path):
-    """(problems, verifier's report or None) of a recording against the pinned key."""
-    key = vault.index.camera_key(camera)
-    if key is None:
-        return [f"camera {camera} is not enrolled in this vault (pieton vault enrol)"], None
-    report = verify_recording(folder, devices={camera: bytes.fromhex(key)})
-    return [str(p) for p in report.problems], report
+    return _verify_copy(camera, vault.index.camera_key(camera), folder)[0]
 
 
 def _recording_row(folder: Path, camera: str, report, ingested_at: float) -> RecordingRow:
-    opened = _opened(folder / MANIFEST_FILE)
-    started = None
-    if opened.get("started_at"):
-        try:
-            started = parse_time(str(opened["started_at"]))
-        except VaultError:
-            started = None
+    opened, closed = _opened_closed(folder / MANIFEST_FILE)
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-    ended = None
-    closed = _closed(folder / MANIFEST_FILE)
-    if closed.get("ended_at"):
-        try:
-            ended = parse_time(str(closed["ended_at"]))
-        except VaultError:
-            ended = None
     return RecordingRow(
-        recording_id=folder.name, camera_id=camera, device_seq=opened.get("recording_seq"),
-        started_at=started,
+        recording_id=folder.name, camera_id=camera, device_seq=report.recording_seq,
+        started_at=_time(opened, "started_at"),
         clock_synchronised=str(opened.get("clock_source", "unknown")).lower() not in UNSYNCHRONISED,
         ingested_at=ingested_at, state="stored", segments=report.segments, bytes=size,
-        last_hash=report.last_line_hash, truncated=bool(report.truncated), purged_at=None, ended_at=ended)
+        last_hash=report.last_line_hash, truncated=bool(report.truncated), purged_at=None,
+        ended_at=_time(closed, "ended_at"))
 
 
 def _journaled_ingests(vault: Vault) -> set[str]:
@@ -354,7 +336,8 @@ class _Staged:
 
 
 def _verify_copy(camera: str, key_hex: str | None, folder: Path):
-    """Phase one's check, on a worker thread (no index access there)."""
+    """(problems, verifier's report or None) of a recording against the camera's pinned
+    key; phase one runs it on a worker thread (no index access here)."""
     if key_hex is None:
         return [f"camera {camera} is not enrolled in this vault (pieton vault enrol)"], None
     report = verify_recording(folder, devices={camera: bytes.fromhex(key_hex)})
@@ -399,7 +382,7 @@ def _commit(vault: Vault, item: _Staged, camera: str, report: IngestReport, endi
         problems.append(f"{rid}: the vault already holds this recording with other content "
                         "(a second copy that differs: altered on the camera or in the vault)")
     if not problems:
-        link = _link_problem(vault, camera, staged)
+        link = _link_problem(vault, camera, rid, verified)
         if link:
             problems.append(link)
         said = endings.get(rid)
@@ -427,16 +410,15 @@ def _commit(vault: Vault, item: _Staged, camera: str, report: IngestReport, endi
     report.stored.append(rid)
 
 
-def _link_problem(vault: Vault, camera: str, folder: Path) -> str | None:
+def _link_problem(vault: Vault, camera: str, rid: str, verified) -> str | None:
     """The recording must name the last manifest line of the camera's previous recording,
-    when the vault holds that one."""
-    opened = _opened(folder / MANIFEST_FILE)
-    seq = opened.get("recording_seq")
+    when the vault holds that one (both as its opened line states them, read by the verifier)."""
+    seq = verified.recording_seq
     if not isinstance(seq, int) or seq == 0:
         return None
     rows = [r for r in vault.index.recordings(state=None, camera=camera) if r.device_seq == seq - 1]
-    if rows and opened.get("previous_recording_last_line") not in (None, rows[0].last_hash):
-        return (f"{folder.name}: does not follow {rows[0].recording_id} (its opened line names another "
+    if rows and verified.previous_recording_last_line not in (None, rows[0].last_hash):
+        return (f"{rid}: does not follow {rows[0].recording_id} (its opened line names another "
                 "previous last line: a recording was replaced)")
     return None
 
