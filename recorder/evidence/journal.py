@@ -26,7 +26,8 @@ EVENTS = (
 )
 
 
-def _wall(clock):
+def wall_now(clock):
+    """The wall-clock function of ``clock``: its ``now`` method, or ``clock`` itself."""
     return clock.now if hasattr(clock, "now") else clock
 
 
@@ -37,7 +38,7 @@ class DeviceJournal:
                  wall_clock=time.time, on_durable=None):
         self.path = Path(path)
         self.recipients = list(recipients)
-        self._now = _wall(wall_clock)
+        self._now = wall_now(wall_clock)
         self._chain = ChainWriter(self.path, JOURNAL_CONTEXT, signer, on_durable=on_durable)
 
     @property

@@ -18,11 +18,11 @@ from pathlib import Path
 from drivers.signer import Signer
 from recorder.errors import EvidenceError, RecordingRefused, StorageFull
 from recorder.evidence.chain import MANIFEST_CONTEXT, ChainWriter, fsync_dir, line_hash, split_pieces
-from recorder.evidence.journal import JOURNAL_FILE, DeviceJournal
+from recorder.evidence.journal import JOURNAL_FILE, DeviceJournal, wall_now
 from recorder.evidence.metadata import iso_utc
 from recorder.evidence.recording import RecordingWriter
+from recorder.evidence.recovery import MANIFEST_FILE, recover_recording
 
-MANIFEST_FILE = "manifest.jsonl"
 CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
 RECORDING_ID = re.compile(r"^(?P<camera>[A-Za-z0-9][A-Za-z0-9.-]{0,63})_(?P<time>\d{8}T\d{6}Z)_(?P<seq>\d{6,})$")
 MiB = 1024 * 1024
@@ -72,7 +72,7 @@ class Spool:
         self.config_digest = config_digest
         self.config_signed = bool(config_signed)
         self.sync_interval = sync_interval
-        self.now = wall_clock.now if hasattr(wall_clock, "now") else wall_clock
+        self.now = wall_now(wall_clock)
         self.monotonic = monotonic
         self.min_free_bytes = min_free_bytes
         self.reserve_bytes = reserve_bytes
@@ -116,7 +116,6 @@ class Spool:
     def recover(self) -> list[dict]:
         """Run at every start: give every recording left unfinished a signed ``recovered``
         line (nothing deleted or rewritten), then find the sequence state again."""
-        from recorder.evidence.recovery import recover_recording
         reports = []
         for folder in self.recordings():
             if self.current is not None and self.current.state != "closed" and folder == self.current.path:
@@ -149,7 +148,7 @@ class Spool:
             line = piece.line
             if not line or not isinstance(line.get("data"), dict):
                 continue
-            seq = (line.get("data") or {}).get("recording_seq")
+            seq = line["data"].get("recording_seq")
             if not isinstance(seq, int):
                 continue
             if seq > best_seq:  # folder offloaded and freed: the journal remembers
