@@ -150,11 +150,13 @@ class ConfigUpdater:
             return self.pending[0].version, self.pending[1]
         return self.running_version, self.running
 
+    def _held_bundles(self) -> list[Bundle]:
+        """The running bundle and the pending one, those there are."""
+        return [b for b in (self._running_bundle, self.pending[0] if self.pending else None) if b is not None]
+
     def held_file(self, sha256: str) -> bytes | None:
         """A file of the running or pending bundle, by hash (fills thin transfers)."""
-        for bundle in (self._running_bundle, self.pending[0] if self.pending else None):
-            if bundle is None:
-                continue
+        for bundle in self._held_bundles():
             for f in bundle.files:
                 if f.sha256 == sha256:
                     return f.data
@@ -162,9 +164,8 @@ class ConfigUpdater:
 
     def held_hashes(self) -> list[str]:
         hashes = []
-        for bundle in (self._running_bundle, self.pending[0] if self.pending else None):
-            if bundle is not None:
-                hashes += [f.sha256 for f in bundle.files if f.sha256 not in hashes]
+        for bundle in self._held_bundles():
+            hashes += [f.sha256 for f in bundle.files if f.sha256 not in hashes]
         return hashes
 
     def _revoked(self) -> list[str]:
@@ -211,13 +212,10 @@ class ConfigUpdater:
             shutil.rmtree(final)
         os.replace(staging, final)
         fsync_dir(self.root)
-        if self.pending is not None:
-            stale = (self.root / "pending").resolve()
-            _point(self.root / "pending", name)
-            if stale != final:
-                shutil.rmtree(stale, ignore_errors=True)
-        else:
-            _point(self.root / "pending", name)
+        stale = (self.root / "pending").resolve() if self.pending is not None else None
+        _point(self.root / "pending", name)
+        if stale is not None and stale != final:
+            shutil.rmtree(stale, ignore_errors=True)
         self.pending = (bundle, config)
         self._origin = origin
         if self.is_recording():
