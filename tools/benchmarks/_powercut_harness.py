@@ -42,6 +42,25 @@ def cut_workspace(prefix: str):
         shutil.rmtree(work, ignore_errors=True)
 
 
+# -- the child's side: one JSON event a line on its stdout, unbuffered ---------------------------
+def say(event: dict) -> None:
+    os.write(1, (json.dumps(event) + "\n").encode())
+
+
+def durable_event(kind: str, path: str, size: int) -> dict:
+    """What one fsync made durable, as apply_power_cut reads it: a file's length, or the
+    names of a folder (from a Spool observer's arguments)."""
+    if kind == "dir":
+        return {"k": "dir", "p": path, "names": sorted(os.listdir(path))}
+    return {"k": "file", "p": path, "n": size}
+
+
+def report_durable(kind: str, path: str, size: int) -> None:
+    """The child's Spool observer."""
+    say(durable_event(kind, path, size))
+
+
+# -- the harness's side -----------------------------------------------------------------------
 def kill_at_random(main: str, args: list[str], rng: random.Random, window: tuple[float, float],
                    start_timeout: float = 60.0) -> tuple[dict, float, dict]:
     """Run ``main`` ("module:function") in a child with ``args``, kill it a random time

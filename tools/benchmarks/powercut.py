@@ -14,13 +14,11 @@ Target: worst <= 1.0 s.
 from __future__ import annotations
 
 import io
-import json
-import os
 import random
 import statistics
 from pathlib import Path
 
-from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random
+from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random, report_durable, say
 
 TARGET_WORST_S = 1.0
 CAMERA = "CAM-BENCH-002"
@@ -41,22 +39,13 @@ def recorder_main(spool_dir: str, key_file: str, recipient: str) -> None:
     from recorder.evidence.spool import Spool
     from recorder.media.pipeline import MediaPipeline
 
-    def say(msg: dict) -> None:
-        os.write(1, (json.dumps(msg) + "\n").encode())
-
-    def report(kind, path, size):
-        if kind == "dir":
-            say({"k": "dir", "p": path, "names": sorted(os.listdir(path))})
-        else:
-            say({"k": "file", "p": path, "n": size})
-
     reset_simulated_pins()
     config = load_config()
     loop = asyncio.new_event_loop()
     wall = WallClock()
     spool = Spool(spool_dir, FileSigner(key_file), [recipient], CAMERA, config.digest, False,
                   sync_interval=config.storage.sync_interval_s, wall_clock=wall, min_free_bytes=0,
-                  observer=report)
+                  observer=report_durable)
     spool.recover()
     camera = open_camera("simulated", config)
     pipeline = MediaPipeline(config, camera, open_microphone("simulated", config, room=Room(seed=9)),

@@ -13,14 +13,13 @@ that cannot be read back are the loss. Target: worst <= 0.75 s.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import statistics
 import time
 from pathlib import Path
 
-from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random
+from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random, report_durable, say
 
 BITRATE = 4_000_000            # bit/s, 720p30
 FPS = 30
@@ -36,20 +35,13 @@ def writer_main(spool_dir: str, key_file: str, recipient: str) -> None:
     from drivers.signer import FileSigner
     from recorder.evidence.spool import Spool
 
-    def report(kind, path, size):
-        if kind == "dir":
-            msg = {"k": "dir", "p": path, "names": sorted(os.listdir(path))}
-        else:
-            msg = {"k": "file", "p": path, "n": size}
-        os.write(1, (json.dumps(msg) + "\n").encode())
-
     spool = Spool(spool_dir, FileSigner(key_file), [recipient], CAMERA, "0" * 64, True,
-                  sync_interval=SYNC_INTERVAL, min_free_bytes=0, observer=report)
+                  sync_interval=SYNC_INTERVAL, min_free_bytes=0, observer=report_durable)
     spool.recover()
     rec = spool.open_recording(time.time(), "bench", {"clock_source": "rtc"})
     payload = os.urandom(FRAME)
     start = time.monotonic()
-    os.write(1, (json.dumps({"k": "start", "t": start, "rec": str(rec.path)}) + "\n").encode())
+    say({"k": "start", "t": start, "rec": str(rec.path)})
     frame = 0
     seg = rec.open_segment()
     while True:
