@@ -451,27 +451,24 @@ class NmeaReader:
         if line[0] != "$":
             if self._comments and line[0] == "#":   # a comment in a capture file
                 return
-            start = line.find("$")
-            if start < 0:
+            if "$" not in line:
                 if line.strip():
                     stats.read += 1
                     stats.rejected["noise"] += 1
                 return
-            stats.read += 1
+            stats.read += 1             # what comes before the first '$' is noise
             stats.rejected["noise"] += 1
-            line = line[start:]
+        # a '$' inside the line: the receiver restarted mid-sentence; each piece before
+        # the last '$' was cut short (gpsd resynchronises on the new '$' the same way)
+        last = line.rfind("$")
+        cut_short = line.count("$", 0, last)
+        if cut_short:
+            stats.read += cut_short
+            stats.rejected["truncated"] += cut_short
+        if last:
+            line = line[last:]
             if base >= 0:
-                base += start
-        # a '$' inside the line: the receiver restarted mid-sentence; what came before
-        # was cut short (gpsd resynchronises on the new '$' the same way)
-        cut = line.find("$", 1)
-        while cut > 0:
-            stats.read += 1
-            stats.rejected["truncated"] += 1
-            line = line[cut:]
-            if base >= 0:
-                base += cut
-            cut = line.find("$", 1)
+                base += last
         stats.read += 1
         if len(line) > NMEA_MAX_LINE:
             stats.rejected["too long"] += 1
