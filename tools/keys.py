@@ -80,22 +80,23 @@ def register(subparsers) -> None:
     prov.set_defaults(func=cmd_provision)
 
 
-def _run(action, args) -> int:
-    try:
-        return action(args)
-    except (UsageError, AgeError, DriverError) as exc:
-        print(f"pieton {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"pieton {args.command}: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
-        return 2
+def _run(action):
+    """A user mistake or an unusable file becomes one line and exit status 2."""
+    def cmd(args) -> int:
+        try:
+            return action(args)
+        except (UsageError, AgeError, DriverError) as exc:
+            print(f"pieton {args.command}: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"pieton {args.command}: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+            return 2
+    cmd.__name__ = action.__name__
+    return cmd
 
 
+@_run
 def cmd_chief(args) -> int:
-    return _run(_chief, args)
-
-
-def _chief(args) -> int:
     out = Path(args.out)
     if out.exists():
         raise UsageError(f"{out} already exists: a key is never overwritten")
@@ -112,11 +113,8 @@ def _chief(args) -> int:
     return 0
 
 
+@_run
 def cmd_technician(args) -> int:
-    return _run(_technician, args)
-
-
-def _technician(args) -> int:
     out = Path(args.out)
     if out.exists():
         raise UsageError(f"{out} already exists: a key is never overwritten")
@@ -125,11 +123,8 @@ def _technician(args) -> int:
     return 0
 
 
+@_run
 def cmd_provision(args) -> int:
-    return _run(_provision, args)
-
-
-def _provision(args) -> int:
     camera_option = SCHEMA["device"]["camera_id"]
     if not camera_option.pattern.match(args.camera_id):
         raise UsageError(f"--camera-id {args.camera_id!r}: allowed {camera_option.pattern_help}")
