@@ -52,7 +52,7 @@ __all__ = [
     "AgeWriter", "Decrypted", "DecryptStream", "AgeHeaderInfo", "parse_recipient",
     "format_recipient", "generate_identity", "identity_to_recipient", "load_identities",
     "decrypt", "iter_decrypt", "encrypt_bytes", "encrypt_with_passphrase", "header_info",
-    "payload_offset", "CHUNK_SIZE", "TAG_SIZE", "NONCE_SIZE",
+    "CHUNK_SIZE", "TAG_SIZE", "NONCE_SIZE",
 ]
 
 CHUNK_SIZE = 64 * 1024
@@ -247,11 +247,6 @@ def header_info(source) -> AgeHeaderInfo:
     with f:
         header = read_header(f, name)
     return AgeHeaderInfo(header.types, header.size)
-
-
-def payload_offset(source) -> int:
-    """Bytes before the first chunk: header plus payload nonce."""
-    return header_info(source).header_size + NONCE_SIZE
 
 
 def _file_key(header: Header, identities, name: str) -> bytes:

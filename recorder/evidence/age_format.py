@@ -56,7 +56,6 @@ class Header:
     mac: bytes
     mac_input: bytes          # the header bytes the MAC covers
     size: int                 # header length in bytes, MAC line included
-    armored: bool = False
     types: list[str] = field(default_factory=list)
 
 
