@@ -22,16 +22,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _config(folder: Path):
-    """The default configuration with a recipient (the bench's own chief key)."""
-    from recorder.config import DEFAULT_CONFIG, parse_config
-    from recorder.evidence.age import generate_identity
-
-    _, recipient = generate_identity()
-    text = DEFAULT_CONFIG.read_text().replace("recipients = []", f'recipients = ["{recipient}"]')
-    return parse_config(text.encode(), "bench", DEFAULT_CONFIG.parent)
-
-
 def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_press_s: float) -> dict:
     import asyncio
 
@@ -42,15 +32,18 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
     from drivers.microphone import open_microphone
     from drivers.signer import FileSigner
     from recorder.clock import WallClock
+    from recorder.config import load_config
+    from recorder.evidence.age import generate_identity
     from recorder.evidence.spool import Spool
     from recorder.media.pipeline import MediaPipeline
 
     reset_simulated_pins()
-    config = _config(folder)
+    config = load_config()
+    _, recipient = generate_identity()  # the bench's own chief key
     loop = asyncio.new_event_loop()
     wall = WallClock()
     signer = FileSigner.create(folder / "state" / "device-signing.key")
-    spool = Spool(folder / "spool", signer, list(config.keys.recipients), config.device.camera_id,
+    spool = Spool(folder / "spool", signer, [recipient], config.device.camera_id,
                   config.digest, False, sync_interval=config.storage.sync_interval_s, wall_clock=wall,
                   min_free_bytes=0)
     camera = open_camera("simulated", config)
@@ -106,11 +99,6 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "faults": faults,
     }
-
-
-def press_latency(quick: bool = True) -> dict:
-    """For `pieton bench latency`: press to the first durable chunk of post-press media."""
-    return _run_child(45.0 if quick else 120.0, 6.0, 3.0, 32.0 if not quick else 5.0)
 
 
 def _run_child(seconds, record_s, idle_s, first_press_s) -> dict:
