@@ -51,6 +51,7 @@ class Rig:
         self.machine = self.daemon.machine
         self.button = self.daemon.hardware.button
         self.speaker = self.daemon.hardware.speaker
+        self.pipeline = self.daemon.sessions.pipeline
         self.media_ms: list[float] = []
 
     def red_on_after(self, t: float) -> float | None:
@@ -98,8 +99,7 @@ def one(rig: Rig, gesture: str) -> tuple[float | None, float | None]:
     notice = rig.speaker.last_start
     rig.stop_recording()
     # media: press edge -> first fsync of an age chunk holding media captured after the press
-    pipeline = getattr(rig.daemon.sessions, "pipeline", None)
-    durable_at = getattr(pipeline, "first_durable_at", None)
+    durable_at = rig.pipeline.first_durable_at
     if durable_at is not None and durable_at > press:
         rig.media_ms.append((durable_at - press) * 1000)
     led_ms = (red - press) * 1000 if red is not None else None
