@@ -27,6 +27,7 @@ from recorder.bundle import (
 )
 from recorder.config import load_config
 from recorder.errors import BundleError, ConfigError, LinkError
+from recorder.evidence.chain import fsync_dir
 
 
 def register(subparsers) -> None:
@@ -237,9 +238,7 @@ def _to_card(bundle, mountpoint: Path, name: str) -> int:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-        fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY)
-        os.fsync(fd)
-        os.close(fd)
+        fsync_dir(inbox)
     except OSError as exc:
         print(f"cannot write to {inbox}: {exc.strerror}", file=sys.stderr)
         return 2
