@@ -11,6 +11,7 @@ The device only encrypts: it holds recipients, never an identity.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import time
@@ -109,11 +110,15 @@ class AgeWriter:
                 view = view[len(view) if n is None else n:]
             self._file.flush()
         except OSError as exc:
-            self._failed = exc
-            if exc.errno == 28:  # ENOSPC
-                raise StorageFull(f"age file {self._name()}: no space left on the device") from exc
+            self._fail(exc)
             raise
         self.written_size += len(data)
+
+    def _fail(self, exc: OSError) -> None:
+        """Refuse any further write; a full disk is raised as StorageFull."""
+        self._failed = exc
+        if exc.errno == errno.ENOSPC:
+            raise StorageFull(f"age file {self._name()}: no space left on the device") from exc
 
     def _name(self) -> str:
         return str(getattr(self._file, "name", "<stream>"))
@@ -168,9 +173,7 @@ class AgeWriter:
             if fd is not None:
                 os.fsync(fd)
         except OSError as exc:
-            self._failed = exc
-            if exc.errno == 28:
-                raise StorageFull(f"age file {self._name()}: no space left on the device") from exc
+            self._fail(exc)
             raise
         self._last_sync = self._clock()
         self.durable_size = self.written_size
