@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from drivers.signer import FileSigner
-from recorder.bundle import build_bundle, load_technician_key, public_hex
+from recorder.bundle import build_bundle, load_technician_key, public_hex, read_bundle
 from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.config_update import ConfigUpdater
 from recorder.errors import BundleError
@@ -46,8 +46,6 @@ def _config(folder: Path, version_text: str, technician: str, recipient: str, no
 
 
 def _flash(client: FlashClient, data_full: bytes) -> dict:
-    from recorder.bundle import read_bundle
-
     start = time.perf_counter()
     info = client.info()
     data = read_bundle(data_full).to_bytes(omit=set(info["files"]))
