@@ -29,7 +29,7 @@ from typing import Any
 
 from drivers.device import Device
 from drivers.errors import DriverUnavailable
-from drivers.nmea import Fix, NmeaReader, PositionCheck, distance_m, sentence
+from drivers.nmea import KNOTS_TO_MPS, Fix, NmeaReader, PositionCheck, distance_m, sentence
 from drivers.registry import pick_backend
 
 __all__ = ["Fix", "Gps", "SimulatedGps", "SerialNmeaGps", "GpsdGps", "open_gps", "AUTUN_WALK", "BACKENDS"]
@@ -223,13 +223,13 @@ class SimulatedGps(Gps):
                     sentence("GPGSA,A,1,,,,,,,,,,,,,99.9,99.9,99.9"),
                     sentence(f"GPRMC,{hms},V,,,,,,,{dmy},,,N")]
         lat, lon, speed, track = self.position()
-        la, ns, lo, ew = _nmea_lat(lat), "N" if lat >= 0 else "S", _nmea_lon(lon), "E" if lon >= 0 else "W"
+        la, ns, lo, ew = _nmea_coord(lat, 2), "N" if lat >= 0 else "S", _nmea_coord(lon, 3), "E" if lon >= 0 else "W"
         sats = ",".join(f"{n:02d}" for n in range(1, self.sats + 1)) + "," * (12 - self.sats)
         return [
             sentence(f"GPGGA,{hms},{la},{ns},{lo},{ew},1,{self.sats:02d},{self.hdop:.1f},"
                      f"{self.altitude_m:.1f},M,48.0,M,,"),
             sentence(f"GPGSA,A,3,{sats},{self.hdop * 1.7:.1f},{self.hdop:.1f},{self.hdop * 1.4:.1f}"),
-            sentence(f"GPRMC,{hms},A,{la},{ns},{lo},{ew},{speed / 0.51444444:.2f},{track:.1f},{dmy},,,A"),
+            sentence(f"GPRMC,{hms},A,{la},{ns},{lo},{ew},{speed / KNOTS_TO_MPS:.2f},{track:.1f},{dmy},,,A"),
         ]
 
     def close(self) -> None:
@@ -244,16 +244,11 @@ class SimulatedGps(Gps):
         return out
 
 
-def _nmea_lat(value: float) -> str:
+def _nmea_coord(value: float, degree_digits: int) -> str:
+    """abs(value) as NMEA ddmm.mmmm (latitude, 2 digits) or dddmm.mmmm (longitude, 3)."""
     value = abs(value)
     deg = int(value)
-    return f"{deg:02d}{(value - deg) * 60:07.4f}"
-
-
-def _nmea_lon(value: float) -> str:
-    value = abs(value)
-    deg = int(value)
-    return f"{deg:03d}{(value - deg) * 60:07.4f}"
+    return f"{deg:0{degree_digits}d}{(value - deg) * 60:07.4f}"
 
 
 def _bearing(a: tuple[float, float], b: tuple[float, float]) -> float:
