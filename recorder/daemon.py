@@ -29,7 +29,6 @@ from recorder.state import Machine, State
 log = logging.getLogger("pieton.daemon")
 
 SPOOL_DIR = "spool"
-CONTROL_SOCKET = "control.sock"
 MONITOR_INTERVAL_S = 5.0
 
 
@@ -75,7 +74,6 @@ class Daemon:
         self.sessions: LiveSessions | None = None
         self.spool = None
         self.faults: dict[str, str] = {}
-        self.started_at = loop.time()
         self._stop_requested = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._control = None
@@ -110,7 +108,6 @@ class Daemon:
         feedback = Feedback(self.hardware.leds, self.hardware.haptic, self.loop)
         notice = self._open_notice()
         self.sessions = LiveSessions(self)
-        self.sessions.assignment = self.assignment
         self.machine = Machine(self.config, self.loop, feedback, notice, self.sessions)
         self.machine.on_change = self._notify_status
         self.machine.on_closed = lambda: self.updater.apply_pending(False)
@@ -190,8 +187,8 @@ class Daemon:
             return None
 
     async def _start_control(self) -> None:
-        from recorder.control import ControlServer
-        self._control = ControlServer(self.state_dir / CONTROL_SOCKET, {"status": self.status})
+        from recorder.control import ControlServer, socket_path
+        self._control = ControlServer(socket_path(self.state_dir), {"status": self.status})
         await self._control.start()
 
     def _start_notify(self) -> None:
@@ -338,7 +335,6 @@ class Daemon:
             self.spool.journal.append("shutdown", {"reason": reason})
         if self.hardware is not None:
             self.hardware.close()
-
 
     def power_cut(self) -> None:
         """Simulated loss of power: everything stops where it is, nothing is sealed or

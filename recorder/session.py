@@ -58,7 +58,6 @@ class LiveSessions:
         self.loop = daemon.loop
         self.pipeline = None
         self.position = None
-        self.assignment = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -99,9 +98,9 @@ class LiveSessions:
         return self.daemon.wall.now() - (self.loop.time() - loop_time)
 
     def agent_number(self) -> str | None:
-        if self.assignment is None:
+        if self.daemon.assignment is None:
             return None
-        return self.assignment.agent_number(self.daemon.wall.now())
+        return self.daemon.assignment.agent_number(self.daemon.wall.now())
 
     def _media_fault(self, what: str) -> None:
         kind, _, _message = what.partition(": ")   # "camera: video lost", "encoder: ..."
@@ -136,8 +135,8 @@ class LiveSessions:
         started_wall = self.wall_at(started_mono)
         writer = self.daemon.spool.open_recording(started_wall, "pending", flags)
         agent = self.agent_number()
-        if self.assignment is not None:
-            writer.static.update(self.assignment.recording_static())
+        if self.daemon.assignment is not None:
+            writer.static.update(self.daemon.assignment.recording_static())
         else:
             writer.static.update({"agent": None, "agent_status": "agent not assigned"})
         writer.static.update({
