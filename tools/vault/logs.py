@@ -86,10 +86,9 @@ def prune(log: Path, signer, now: float, keep_days: float) -> dict | None:
         if at is None or at >= cutoff:
             break
         old += 1
-    if old == 0 or old == len(pieces):  # keep at least the newest line: the chain goes on from it
-        old = min(old, len(pieces) - 1)
-        if old <= 0:
-            return None
+    old = min(old, len(pieces) - 1)  # keep at least the newest line: the chain goes on from it
+    if old <= 0:
+        return None
     gone = pieces[:old]
     previous = read_checkpoint(log, signer.public_key)
     cp = {
