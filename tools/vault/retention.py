@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 from recorder.errors import VaultError
 from tools.vault.layout import remove_tree, utc_iso
+from tools.vault.logs import DAY
 from tools.vault.vault import Vault
-
-DAY = 86400.0
 
 
 @dataclass

@@ -11,7 +11,7 @@ from drivers.signer import FileSigner
 from recorder.errors import VaultError
 from tools.vault.index import Index
 from tools.vault.journal import VaultJournal
-from tools.vault.layout import FORMAT, VaultLayout, VaultLock, safe_name, utc_iso
+from tools.vault.layout import FORMAT, LOG_RETENTION_DAYS, VaultLayout, VaultLock, safe_name, utc_iso
 from tools.vault.register import REGISTERED_EVENTS, Register
 
 
@@ -85,7 +85,7 @@ class Vault:
         signed checkpoints; the writers are reopened on the pruned files."""
         from tools.vault.logs import prune
         now = self.now() if now is None else now
-        days = float(self.settings.get("log_retention_days", 1096))
+        days = float(self.settings.get("log_retention_days", LOG_RETENTION_DAYS))
         done = []
         self.journal.close()
         try:
