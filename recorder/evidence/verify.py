@@ -164,6 +164,10 @@ class _Checker:
         self.sizes: dict[str, tuple[int, str]] = {}
         self.cut_short: set[str] = set()
 
+    def _local(self, exc: Exception) -> str:
+        """An error message with the folder's path taken out (the problem names the file)."""
+        return str(exc).replace(str(self.folder) + "/", "")
+
     def file_digest(self, name: str) -> tuple[int, str] | None:
         if name not in self.sizes:
             path = self.folder / name
@@ -264,12 +268,12 @@ class _Checker:
         partials: list[dict] = []
         closed = False
         for line in lines[1:] if opened else lines:
-            event, where = line.get("event"), f"{MANIFEST_FILE}"
+            event = line.get("event")
             if event not in KNOWN_EVENTS or event == "opened":
-                r.problem(where, f"seq {line.get('seq')}: unexpected {event!r} line")
+                r.problem(MANIFEST_FILE, f"seq {line.get('seq')}: unexpected {event!r} line")
                 continue
             if closed and event != "recovered":
-                r.problem(where, f"seq {line.get('seq')}: {event!r} line after the recording was closed")
+                r.problem(MANIFEST_FILE, f"seq {line.get('seq')}: {event!r} line after the recording was closed")
             if event == "progress":
                 progress.setdefault(str(line.get("file")), []).append(line)
             elif event == "sealed":
@@ -349,7 +353,7 @@ class _Checker:
             if name in self.cut_short:  # recovery found the cut inside the header: no data
                 self.report.notes.append(f"{name}: cut before its age header was durable, no data in it")
             else:
-                self.report.problem(name, f"not a readable age file: {str(exc).replace(str(self.folder) + '/', '')}")
+                self.report.problem(name, f"not a readable age file: {self._local(exc)}")
             return
         if recipients is not None and info.recipients != recipients:
             self.report.problem(name, f"encrypted to {info.recipients} recipient(s), the opened line lists {recipients}")
@@ -364,7 +368,7 @@ class _Checker:
             try:
                 result = decrypt(self.folder / name, self.identities)
             except AgeError as exc:
-                r.problem(name, f"cannot decrypt: {str(exc).replace(str(self.folder) + '/', '')}")
+                r.problem(name, f"cannot decrypt: {self._local(exc)}")
                 continue
             if must_be_complete and not result.complete:
                 r.problem(name, f"sealed but its age stream is incomplete: {result.reason}")
@@ -388,7 +392,7 @@ class _Checker:
             try:
                 doc = decrypt_metadata(self.folder / meta, self.identities, meta)
             except (AgeError, EvidenceError) as exc:
-                r.problem(meta, f"metadata unreadable: {str(exc).replace(str(self.folder) + '/', '')}")
+                r.problem(meta, f"metadata unreadable: {self._local(exc)}")
                 continue
             if doc.get("recording_id") != r.recording or doc.get("segment") != expected:
                 r.problem(meta, f"metadata belongs to {doc.get('recording_id')} segment {doc.get('segment')}")
