@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,11 @@ def write_config(folder: Path, overrides: dict | None = None, name: str = "pieto
     path = folder / name
     path.write_text("\n".join(lines))
     return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every line of a JSON-lines file (a manifest, a journal, the register), parsed."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture

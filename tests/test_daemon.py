@@ -18,7 +18,7 @@ import pytest
 from recorder.config import load_config
 from recorder.daemon import Daemon, Options
 from recorder.errors import ConfigError
-from tests.conftest import SMALL_VIDEO, write_config
+from tests.conftest import SMALL_VIDEO, read_jsonl, write_config
 
 
 def wait_for(predicate, timeout=20.0, step=0.05):
@@ -64,7 +64,7 @@ def test_run_serves_status_and_seals_on_sigterm(tmp_path, chief):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    journal = [json.loads(line) for line in (state / "spool" / "journal.jsonl").read_text().splitlines()]
+    journal = read_jsonl(state / "spool" / "journal.jsonl")
     assert journal[0]["event"] == "boot"
     assert journal[-1]["event"] == "shutdown"
 

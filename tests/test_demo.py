@@ -4,7 +4,7 @@ then the vault's offload, a judicial extraction that ffprobe reads, and the regi
 import json
 import subprocess
 
-from tests.conftest import SMALL_VIDEO, write_config
+from tests.conftest import SMALL_VIDEO, read_jsonl, write_config
 from tools.cli import main as pieton
 
 
@@ -20,5 +20,5 @@ def test_demo_patrol_to_vault_extraction(tmp_path, capsys):
                                        "-of", "json", str(mp4)], capture_output=True, text=True,
                                       check=True).stdout)
     assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
-    register = (tmp_path / "demo" / "police" / "register.jsonl").read_text().splitlines()
-    assert any(json.loads(line).get("purpose") == "judicial" for line in register)
+    register = read_jsonl(tmp_path / "demo" / "police" / "register.jsonl")
+    assert any(line.get("purpose") == "judicial" for line in register)

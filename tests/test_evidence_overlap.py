@@ -2,10 +2,10 @@
 segment may open while the previous one is still open, segments are still sealed in
 order, and a power cut in between leaves both recoverable."""
 
-import json
 import os
 
 import pytest
+from conftest import read_jsonl
 from test_evidence_support import Device, mpegts
 
 from recorder.errors import EvidenceError
@@ -19,7 +19,7 @@ def device(tmp_path):
 
 
 def manifest(rec):
-    return [json.loads(line) for line in (rec.path / "manifest.jsonl").read_text().splitlines()]
+    return read_jsonl(rec.path / "manifest.jsonl")
 
 
 def test_post_press_media_is_durable_before_the_pre_event_seal(device):

@@ -4,10 +4,9 @@ between keyframes, or a stop before any keyframe) no frame is lost or reordered.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from conftest import read_jsonl
 from test_evidence_support import Device
 from test_media_support import read_recording
 
@@ -63,7 +62,7 @@ def record(device, ring_from: int, post: list, *, keyframe_at_press: bool = True
     segmenter.close("stop")
     rec.close("stop")
     spool.close()
-    lines = [json.loads(line) for line in (rec.path / "manifest.jsonl").read_text().splitlines()]
+    lines = read_jsonl(rec.path / "manifest.jsonl")
     segments = read_recording(rec.path, device.identity_file)
     report = verify_recording(rec.path, device_key=device.signer.public_key,
                               identities=load_identities(device.identity_file))

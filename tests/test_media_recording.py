@@ -11,6 +11,7 @@ import subprocess
 import av
 import numpy as np
 import pytest
+from conftest import read_jsonl
 from test_media_support import Rig, read_recording
 
 from drivers.speaker import SimulatedSpeaker, load_wav
@@ -69,7 +70,7 @@ def test_recording_decodes_with_pre_event_join_and_continuous_counter(rig):
     assert 0 < segments[1].meta["segment_info"]["null_padding_bytes"] <= 65536 + 188
     assert summary["press_to_durable_s"] is not None
     # ... before the pre-event span's (larger) seal: the press's media matters most
-    lines = [json.loads(x) for x in (rec.path / "manifest.jsonl").read_text().splitlines()]
+    lines = read_jsonl(rec.path / "manifest.jsonl")
     order = [(x["event"], x.get("segment")) for x in lines]
     assert order.index(("progress", 2)) < order.index(("sealed", 1)) < order.index(("sealed", 2))
     media = [e for e in first.meta["events"] if e["event"] == "media"][0]

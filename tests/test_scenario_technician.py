@@ -12,7 +12,7 @@ from recorder.cli import simulate
 from recorder.evidence.age import load_identities
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.scenario import verdict
-from tests.conftest import SMALL_VIDEO, write_config
+from tests.conftest import SMALL_VIDEO, read_jsonl, write_config
 from tests.tech_device import technician
 from tools.cli import main as pieton
 
@@ -69,7 +69,7 @@ def test_flash_during_a_recording_is_applied_after_it_and_the_agent_is_recorded(
     assert second.config.gestures.haptic_reminder_s == 60.0
     assert second.assignment.agent_number() == "PM-0412", "the shift's assignment survives the restart"
     # Applied only after the recording closed.
-    journal = [json.loads(line) for line in (tmp_path / "device" / "spool" / "journal.jsonl").read_text().splitlines()]
+    journal = read_jsonl(tmp_path / "device" / "spool" / "journal.jsonl")
     events = [line["event"] for line in journal]
     assert events.index("config applied") > max(i for i, e in enumerate(events) if e == "recording closed")
     # The recording carries the agent number, encrypted to the chief; never in clear.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from recorder.cli import SCENARIOS, simulate
 from recorder.scenario import ScenarioError, load_scenario, verdict
 from recorder.summary import print_summary, recordings
-from tests.conftest import SMALL_VIDEO, write_config
+from tests.conftest import SMALL_VIDEO, read_jsonl, write_config
 
 
 def run(tmp_path, chief, scenario_text=None, scenario_path=None, overrides=None):
@@ -22,7 +21,7 @@ def run(tmp_path, chief, scenario_text=None, scenario_path=None, overrides=None)
 
 
 def manifest(rec_dir):
-    return [json.loads(line) for line in (rec_dir / "manifest.jsonl").read_text().splitlines()]
+    return read_jsonl(rec_dir / "manifest.jsonl")
 
 
 def test_the_demo_patrol(tmp_path, chief):

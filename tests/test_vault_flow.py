@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import read_jsonl
 from test_vault_media import make_segments
 
 from drivers.signer import FileSigner
@@ -102,7 +103,7 @@ def test_ingest_verifies_stores_receipts_and_is_idempotent(tmp_path, chief, vaul
     again = ingest(vault, spool_dir, progress=False)
     assert again.stored == [] and sorted(again.already) == sorted(report.stored)
     assert len(list((spool_dir / INBOX).iterdir())) == 1  # same state, same time: the same receipt
-    events = [json.loads(x)["event"] for x in vault.layout.journal.read_text().splitlines()]
+    events = [e["event"] for e in read_jsonl(vault.layout.journal)]
     assert events.count("recording-ingested") == 2
 
 
@@ -172,7 +173,7 @@ def test_interrupted_ingest_is_finished_without_duplicates(tmp_path, chief, vaul
     report = ingest(vault, spool_dir, progress=False)
     assert report.already == [rid] and report.stored == []
     assert not list(vault.layout.incoming.iterdir())
-    events = [json.loads(x) for x in vault.layout.journal.read_text().splitlines()]
+    events = read_jsonl(vault.layout.journal)
     assert [e.get("completed_after_crash") for e in events if e["event"] == "recording-ingested"] == [True]
 
 
@@ -192,8 +193,8 @@ def test_extraction_logged_twice_and_report_checks(tmp_path, chief, vault):
     assert len(report["recordings"][0]["segments"]) == 3
     html = result.html_path.read_text()
     assert "<svg" in html and html.count("data:image/jpeg;base64,") == 8
-    journal = [json.loads(x) for x in vault.layout.journal.read_text().splitlines()]
-    register = [json.loads(x) for x in (tmp_path / "police" / "register.jsonl").read_text().splitlines()]
+    journal = read_jsonl(vault.layout.journal)
+    register = read_jsonl(tmp_path / "police" / "register.jsonl")
     entry = journal[-1]
     assert entry["event"] == "extraction" and entry["purpose"] == "judicial"
     assert register[-1]["journal_seq"] == entry["seq"] and register[-1]["requester"] == "OPJ Martin, TJ Autun"
@@ -216,7 +217,7 @@ def test_failed_extraction_logs_the_attempt_and_leaves_no_file(tmp_path, chief, 
     with pytest.raises(VaultError, match="outside the recording"):
         extract(vault, Request([rid], "judicial", "R", "D", out, start="100", end="200"), [chief[0]])
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("x", ".x"))) == []
-    register = [json.loads(x) for x in (tmp_path / "police" / "register.jsonl").read_text().splitlines()]
+    register = read_jsonl(tmp_path / "police" / "register.jsonl")
     assert [r["event"] for r in register[1:]] == ["extraction-failed", "extraction-failed"]
     with pytest.raises(VaultError, match="must be one of"):
         extract(vault, Request([rid], "curiosity", "R", "D", out), [chief[0]])
@@ -377,7 +378,7 @@ def test_recording_altered_in_the_vault_is_not_extracted(tmp_path, chief, vault)
     with pytest.raises(VaultError, match="no longer verifies"):
         extract(vault, Request([rid], "judicial", "R", "D", tmp_path / "x.mp4"), [chief[0]])
     assert not list(tmp_path.glob("*x.mp4*")) and not list(tmp_path.glob(".x.*"))
-    assert [json.loads(x)["event"] for x in vault.layout.journal.read_text().splitlines()][-1] == "extraction-failed"
+    assert read_jsonl(vault.layout.journal)[-1]["event"] == "extraction-failed"
 
 
 def test_camera_frees_what_the_receipt_covers_and_the_next_offload_is_clean(tmp_path, chief, vault):

@@ -5,6 +5,7 @@ import json
 import subprocess
 
 import pytest
+from conftest import read_jsonl
 from test_vault_flow import CAMERA, START, Clock, make_spool
 from test_vault_media import make_segments
 
@@ -34,7 +35,7 @@ def setup(tmp_path):
 
 
 def events(vault):
-    return [json.loads(x) for x in vault.layout.journal.read_text().splitlines()]
+    return read_jsonl(vault.layout.journal)
 
 
 def test_purge_erases_after_retention_except_held_and_journals_it(tmp_path, setup):
@@ -157,7 +158,7 @@ def test_logs_pruned_after_three_years_leave_a_signed_checkpoint(tmp_path, setup
     assert checkpoint_path(vault.layout.journal).is_file()
     assert audit(vault).ok, audit(vault).problems
     register = tmp_path / "police" / "register.jsonl"
-    assert [json.loads(x)["purpose"] for x in register.read_text().splitlines()] == ["disciplinary"]
+    assert [x["purpose"] for x in read_jsonl(register)] == ["disciplinary"]
     # A line removed after the checkpoint still shows.
     lines = vault.layout.journal.read_bytes().splitlines(keepends=True)
     vault.layout.journal.write_bytes(b"".join(lines[:1] + lines[2:]))
