@@ -298,7 +298,7 @@ class SerialListener:
             return
         if isinstance(event, BadFrame):
             self.counts["bad_frames"] += 1
-            self._send(Frame.NAK, event.seq or 0, {"code": event.code, "message": LINK_REASONS[event.code]})
+            self._nak(event.seq or 0, event.code, LINK_REASONS[event.code])
             return
         ftype, seq = event.type, event.seq
         if ftype == Frame.INFO:
