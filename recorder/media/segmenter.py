@@ -117,14 +117,14 @@ class Segmenter:
             return
         seg = self.current
         if packet.kind == "video":
-            pre_event = self.pre_event_end is not None and packet.time < self.pre_event_end
+            after = self._after_press(packet)
             if seg is not None and packet.keyframe and seg.frames:
-                if seg.pre_event_s and not pre_event:
+                if seg.pre_event_s and after:
                     # The press, when the span was muxed before it (see _holds): the span is
                     # one segment ending here, sealed once the press's media is durable.
                     self.cut("press", defer_seal=True)
                     seg = None
-                elif not pre_event and packet.time - seg.start >= self.segment_seconds - 0.5 / self.fps:
+                elif after and packet.time - seg.start >= self.segment_seconds - 0.5 / self.fps:
                     self.cut("duration")
                     seg = None
             if seg is None or seg.frames == 0:
@@ -143,9 +143,10 @@ class Segmenter:
         """Whether ``packet`` waits, unmuxed, with the held pre-event span.
 
         The span starts holding at the recording's first packet (the ring starts at its
-        oldest keyframe, with the sound around it when kept) and ends at the press's keyframe: the span's segment is then set aside, sealed after
-        the press's first media is durable (``_seal_deferred``)."""
-        after = self.pre_event_end is None or packet.time >= self.pre_event_end
+        oldest keyframe, with the sound around it when kept) and ends at the press's
+        keyframe: the span's segment is then set aside, sealed after the press's first media
+        is durable (``_seal_deferred``)."""
+        after = self._after_press(packet)
         seg = self.current
         if seg is None and not self.sealed and not after:  # the ring's first packet
             seg = self._open()
@@ -167,6 +168,9 @@ class Segmenter:
         self._fill(seg)
         return False
 
+    def _after_press(self, packet: Packet) -> bool:
+        return self.pre_event_end is None or packet.time >= self.pre_event_end
+
     def _fill(self, seg: _OpenSegment) -> None:
         """Mux the held pre-event span into its segment."""
         held, seg.held = seg.held, None
@@ -174,11 +178,9 @@ class Segmenter:
             self._mux(seg, packet, watch=False)
 
     def _open(self) -> _OpenSegment:
-        if self._deferred is not None:
-            writer = self.recording.open_segment(overlap=True)
-        else:
-            writer = self.recording.open_segment()
-        number = self.sealed + (1 if self._deferred is not None else 0)
+        overlap = self._deferred is not None  # the pre-event span, sealed after this one opens
+        writer = self.recording.open_segment(overlap=overlap)
+        number = self.sealed + (1 if overlap else 0)
         self.current = _OpenSegment(number, writer, self.width, self.height, self.fps, self.audio_rate)
         return self.current
 
@@ -202,7 +204,7 @@ class Segmenter:
             seg.last_frame = packet.index
         else:
             seg.audio_packets += 1
-        post_press = self.pre_event_end is None or packet.time >= self.pre_event_end
+        post_press = self._after_press(packet)
         if not post_press and packet.kind == "video":
             seg.pre_event_s += packet.duration
         if watch and self.first_durable is None:
