@@ -313,15 +313,11 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         raise
 
 
-def _sha256_file(path: Path, *, fsync: bool = True) -> str:
+def _sha256_file(path: Path) -> str:
     """The file's SHA-256, after making it durable (it is delivered as evidence)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        if fsync:
-            os.fsync(f.fileno())
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        os.fsync(f.fileno())
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def consult(vault: Vault, recording_id: str, purpose: str, requester: str, identities: list, *,

@@ -169,14 +169,12 @@ def check_report(report_path: str | Path, mp4_path: str | Path, vault_key: str) 
     if not signature_valid(report, REPORT_CONTEXT, key):
         raise VerificationError(f"{report_path}: signature does not verify against vault key "
                                 f"{vault_key[:16]}... (altered, or from another vault)")
-    h = hashlib.sha256()
     try:
         with open(mp4_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError as exc:
         raise VaultError(f"{mp4_path}: cannot read: {exc.strerror}") from None
-    if h.hexdigest() != report["mp4"]["sha256"]:
-        raise VerificationError(f"{mp4_path}: SHA-256 {h.hexdigest()[:16]}... is not the one in the report "
+    if digest != report["mp4"]["sha256"]:
+        raise VerificationError(f"{mp4_path}: SHA-256 {digest[:16]}... is not the one in the report "
                                 f"({report['mp4']['sha256'][:16]}...): not the extracted file, or altered")
     return report
