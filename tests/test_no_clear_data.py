@@ -9,6 +9,7 @@ import textwrap
 import time
 
 from recorder.assignment import sign_assignment
+from recorder.bundle import public_hex
 from recorder.cli import simulate
 from recorder.scenario import verdict
 from tests.conftest import SMALL_VIDEO, write_config
@@ -23,7 +24,7 @@ def test_no_agent_position_or_key_in_clear_anywhere_on_the_device(tmp_path, chie
     tmpdir.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmpdir))
     key_path, key = technician(tmp_path)
-    public = key.public_key().public_bytes_raw().hex()
+    public = public_hex(key)
     config = write_config(tmp_path / "cfg", {**SMALL_VIDEO, "keys": {"technicians": [public]}})
     start = 1_800_000_000
     (tmp_path / "a.assignment").write_bytes(sign_assignment(

@@ -8,6 +8,7 @@ import textwrap
 import time
 
 from recorder.assignment import sign_assignment
+from recorder.bundle import public_hex
 from recorder.cli import simulate
 from recorder.evidence.age import load_identities
 from recorder.evidence.metadata import decrypt_metadata
@@ -19,7 +20,7 @@ from tools.cli import main as pieton
 
 def test_flash_during_a_recording_is_applied_after_it_and_the_agent_is_recorded(tmp_path, chief):
     key_path, key = technician(tmp_path)
-    public = key.public_key().public_bytes_raw().hex()
+    public = public_hex(key)
     trust = {"keys": {"technicians": [public]}}
     running = write_config(tmp_path / "running", {**SMALL_VIDEO, **trust})
     newer = write_config(tmp_path / "newer", {**SMALL_VIDEO, **trust, "gestures": {"haptic_reminder_s": 60.0}})

@@ -6,7 +6,7 @@ import wave
 
 import pytest
 
-from recorder.bundle import MAX_BUNDLE_BYTES, read_bundle
+from recorder.bundle import MAX_BUNDLE_BYTES, public_hex, read_bundle
 from recorder.config_update import ConfigUpdater, installed_config
 from recorder.errors import ConfigError
 from tests.tech_device import forge, make_config, make_device, sign, technician
@@ -17,7 +17,7 @@ from tools.cli import main
 def setup(tmp_path, chief):
     tech_path, tech = technician(tmp_path)
     _, recipient = chief
-    running = make_config(tmp_path / "running", [tech.public_key().public_bytes_raw().hex()], recipient)
+    running = make_config(tmp_path / "running", [public_hex(tech)], recipient)
     device = make_device(tmp_path / "device", running)
     return tmp_path, tech_path, tech, recipient, device
 
@@ -35,7 +35,7 @@ def refused(device, data, code):
 
 def test_bundle_holds_the_toml_every_referenced_file_and_a_signature(setup):
     tmp_path, _, tech, recipient, device = setup
-    new = make_config(tmp_path / "v1", [tech.public_key().public_bytes_raw().hex()], recipient)
+    new = make_config(tmp_path / "v1", [public_hex(tech)], recipient)
     data = sign(new, tech, 1)
     bundle = read_bundle(data)
     assert [f.name for f in bundle.files] == ["pieton.toml", "notice-fr.wav", "communes/autun.geojson"]
@@ -61,7 +61,7 @@ def test_bundle_holds_the_toml_every_referenced_file_and_a_signature(setup):
 
 def test_every_bad_bundle_is_refused_with_its_reason_and_nothing_changes(setup):
     tmp_path, _, tech, recipient, device = setup
-    tech_hex = tech.public_key().public_bytes_raw().hex()
+    tech_hex = public_hex(tech)
     good = sign(make_config(tmp_path / "v1", [tech_hex], recipient), tech, 1)
 
     flipped = bytearray(good)
@@ -96,7 +96,7 @@ def test_every_bad_bundle_is_refused_with_its_reason_and_nothing_changes(setup):
 def test_a_new_bundle_revokes_a_key_and_rollback_is_refused(setup):
     tmp_path, _, tech, recipient, device = setup
     _, second = technician(tmp_path, "second")
-    keys = [tech.public_key().public_bytes_raw().hex(), second.public_key().public_bytes_raw().hex()]
+    keys = [public_hex(tech), public_hex(second)]
     assert device.updater.offer(sign(make_config(tmp_path / "v2", keys, recipient), second, 2)).code == "unknown-signer"
     assert device.updater.offer(sign(make_config(tmp_path / "v1", keys, recipient), tech, 1)).code == "applied"
     # now `second` is trusted; it signs v3, which drops the first technician's key
@@ -110,7 +110,7 @@ def test_a_new_bundle_revokes_a_key_and_rollback_is_refused(setup):
 
 def test_a_bundle_offered_during_a_recording_waits_for_its_end(setup):
     tmp_path, _, tech, recipient, device = setup
-    tech_hex = tech.public_key().public_bytes_raw().hex()
+    tech_hex = public_hex(tech)
     first = device.updater.running
     device.recording.append("recording")
     answer = device.updater.offer(sign(make_config(tmp_path / "v1", [tech_hex], recipient, video={"fps": 25}), tech, 1))
@@ -135,7 +135,7 @@ def test_a_bundle_offered_during_a_recording_waits_for_its_end(setup):
 
 def test_sd_card_pickup_at_start(setup, capsys):
     tmp_path, tech_path, tech, recipient, device = setup
-    new = make_config(tmp_path / "v5", [tech.public_key().public_bytes_raw().hex()], recipient)
+    new = make_config(tmp_path / "v5", [public_hex(tech)], recipient)
     out = tmp_path / "v5.pbn"
     assert main(["config", "sign", str(new), "--key", str(tech_path), "--version", "5",
                  "--device", "CAM-SIM-001", "--out", str(out)]) == 0
@@ -150,7 +150,7 @@ def test_sd_card_pickup_at_start(setup, capsys):
 
 def test_config_check_says_which_check_failed(setup, capsys):
     tmp_path, tech_path, tech, recipient, device = setup
-    new = make_config(tmp_path / "v1", [tech.public_key().public_bytes_raw().hex()], recipient)
+    new = make_config(tmp_path / "v1", [public_hex(tech)], recipient)
     running = tmp_path / "running" / "pieton.toml"
     out = tmp_path / "v1.pbn"
     assert main(["config", "sign", str(new), "--key", str(tech_path), "--version", "1",
@@ -201,7 +201,7 @@ def test_sign_refuses_what_it_cannot_vouch_for(setup, capsys):
 
 def test_an_installed_bundle_that_no_longer_verifies_stops_the_start(setup):
     tmp_path, _, tech, recipient, device = setup
-    new = make_config(tmp_path / "v1", [tech.public_key().public_bytes_raw().hex()], recipient)
+    new = make_config(tmp_path / "v1", [public_hex(tech)], recipient)
     assert device.updater.offer(sign(new, tech, 1)).code == "applied"
     installed = device.state / "config" / "current" / "bundle.pbn"
     data = bytearray(installed.read_bytes())

@@ -12,7 +12,7 @@ import pytest
 import serial
 
 from recorder.assignment import sign_assignment
-from recorder.bundle import read_bundle
+from recorder.bundle import public_hex, read_bundle
 from recorder.errors import LinkError
 from recorder.serial_link import (
     FlashClient,
@@ -31,7 +31,7 @@ from tools.cli import main
 @pytest.fixture
 def rig(tmp_path, chief):
     tech_path, tech = technician(tmp_path)
-    tech_hex = tech.public_key().public_bytes_raw().hex()
+    tech_hex = public_hex(tech)
     _, recipient = chief
     device = make_device(tmp_path / "device", make_config(tmp_path / "running", [tech_hex], recipient))
     cable = PtyCable()
@@ -43,7 +43,7 @@ def rig(tmp_path, chief):
 
 
 def bundle_v(tmp_path, tech, recipient, version, **overrides):
-    tech_hex = tech.public_key().public_bytes_raw().hex()
+    tech_hex = public_hex(tech)
     return sign(make_config(tmp_path / f"v{version}", [tech_hex], recipient, **overrides), tech, version)
 
 
@@ -198,8 +198,8 @@ def test_the_assignment_expires_at_the_end_of_the_shift(tmp_path, chief):
     tech_path, tech = technician(tmp_path)
     now = [1_800_000_000.0]
     _, recipient = chief
-    device = make_device(tmp_path / "d", make_config(tmp_path / "r", [tech.public_key().public_bytes_raw().hex()],
-                                                     recipient), clock=lambda: now[0])
+    device = make_device(tmp_path / "d", make_config(tmp_path / "r", [public_hex(tech)], recipient),
+                         clock=lambda: now[0])
     assert device.keeper.offer(sign_assignment(tech, "A7", "CAM-SIM-001", 1, now[0] + 3600)).code == "assigned"
     assert device.keeper.offer(sign_assignment(tech, "A7", "CAM-SIM-001", 2, now[0] + 90_000)).code == "too-long"
     assert device.keeper.agent_number(now[0] + 3599) == "A7"
