@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drivers.device import Device
-from drivers.errors import DriverFault, DriverUnavailable
+from drivers.device import Source
+from drivers.errors import DriverUnavailable
 from drivers.registry import pick_backend
 
 BACKENDS = {
@@ -64,9 +64,10 @@ class EncodedFrame:
     index: int
 
 
-class Camera(Device, ABC):
+class Camera(Source, ABC):
     """A video source. ``encodes`` says whether it delivers EncodedFrame or RawFrame."""
 
+    kind = "camera"
     encodes = False
     backend = "abstract"
 
@@ -74,11 +75,10 @@ class Camera(Device, ABC):
         if width % 2 or height % 4:
             raise ValueError(f"frame size must have an even width and a height divisible by 4, "
                              f"got {width}x{height}")
+        super().__init__()
         self.width, self.height, self.fps = int(width), int(height), int(fps)
         self.night_mode = False
         self.pre_callback: Callable[[np.ndarray, float], None] | None = None
-        self._closed = False
-        self._started = False
 
     @abstractmethod
     def start(self, loop, callback: Callable[[RawFrame | EncodedFrame], None]) -> None:
@@ -100,12 +100,8 @@ class Camera(Device, ABC):
         """Ask the encoder for a keyframe soon (after a fault); best effort."""
         return None
 
-    def close(self) -> None:
-        self._closed = True
-
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("running" if self._started else "stopped")
-        return (f"<{type(self).__name__} {self.width}x{self.height}@{self.fps} {state} "
+        return (f"<{type(self).__name__} {self.width}x{self.height}@{self.fps} {self._run_state()} "
                 f"{'night' if self.night_mode else 'day'}>")
 
 
@@ -278,11 +274,8 @@ class SimulatedCamera(Camera):
         return _gain_to_lux(min(1.0, gain))
 
     def start(self, loop, callback) -> None:
-        if self._closed:
-            raise DriverFault("camera is closed")
-        if self._started:
+        if not self._begin(loop, callback):
             return
-        self._loop, self._callback = loop, callback
         self._t0 = loop.time()
         self._index = 0
         self._started = True
@@ -335,11 +328,8 @@ class _ThreadedCamera(Camera):
         self._mean_luma = None
 
     def start(self, loop, callback) -> None:
-        if self._closed:
-            raise DriverFault("camera is closed")
-        if self._started:
+        if not self._begin(loop, callback):
             return
-        self._loop, self._callback = loop, callback
         self._started = True
         self._thread = threading.Thread(target=self._run, name=f"{self.backend}-capture", daemon=True)
         self._thread.start()
@@ -447,15 +437,12 @@ class Picamera2Camera(_ThreadedCamera):
             raise DriverUnavailable(f"no Raspberry Pi camera: {exc}") from None
 
     def start(self, loop, callback) -> None:
-        if self._closed:
-            raise DriverFault("camera is closed")
-        if self._started:
+        if not self._begin(loop, callback):
             return
         from picamera2 import MappedArray
         from picamera2.encoders import H264Encoder
         from picamera2.outputs import Output
 
-        self._loop, self._callback = loop, callback
         picam = self._picam
         full = picam.camera_properties["PixelArraySize"]
         # the fastest mode that still covers the whole array (binned), for the full field of view

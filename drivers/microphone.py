@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drivers.device import Device
-from drivers.errors import DriverFault, DriverUnavailable
+from drivers.device import Source
+from drivers.errors import DriverUnavailable
 from drivers.registry import pick_backend
 
 BACKENDS = {
@@ -31,24 +31,20 @@ class AudioBlock:
     capture_time: float  # loop time of the block's last sample
 
 
-class Microphone(Device, ABC):
+class Microphone(Source, ABC):
+    kind = "microphone"
     backend = "abstract"
 
     def __init__(self, rate: int):
+        super().__init__()
         self.rate = int(rate)
-        self._closed = False
-        self._started = False
 
     @abstractmethod
     def start(self, loop, callback: Callable[[AudioBlock], None]) -> None:
         """Begin delivering blocks to ``callback`` on the loop thread."""
 
-    def close(self) -> None:
-        self._closed = True
-
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("running" if self._started else "stopped")
-        return f"<{type(self).__name__} {self.rate} Hz {state}>"
+        return f"<{type(self).__name__} {self.rate} Hz {self._run_state()}>"
 
 
 class SimulatedMicrophone(Microphone):
@@ -73,11 +69,8 @@ class SimulatedMicrophone(Microphone):
         self._handle = None
 
     def start(self, loop, callback) -> None:
-        if self._closed:
-            raise DriverFault("microphone is closed")
-        if self._started:
+        if not self._begin(loop, callback):
             return
-        self._loop, self._callback = loop, callback
         self._t0 = loop.time()
         self._ticks = 0
         self._started = True
@@ -135,9 +128,7 @@ class SoundDeviceMicrophone(Microphone):
             raise DriverUnavailable(f"no microphone {device!r}: {exc}") from None
 
     def start(self, loop, callback) -> None:
-        if self._closed:
-            raise DriverFault("microphone is closed")
-        if self._started:
+        if not self._begin(loop, callback):
             return
         try:
             import sounddevice
