@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from recorder.errors import VaultError
+from recorder.errors import AgeError, VaultError
 from recorder.evidence.chain import split_pieces
 from tools.vault.index import RecordingRow
 from tools.vault.layout import utc_iso
@@ -85,10 +85,10 @@ def _positions(vault: Vault, row: RecordingRow, identities: list) -> list[dict]:
     for meta in sorted(folder.glob("*.meta.age")):
         try:
             points.extend(track_points(decrypt_metadata(meta, identities, meta.name).get("events")))
-        except Exception as exc:  # noqa: BLE001 - a bad identity is the caller's error, said once
-            from recorder.errors import AgeError
-            if isinstance(exc, AgeError):
-                raise VaultError(f"cannot read positions of {row.recording_id}: {exc}") from None
+        except AgeError as exc:  # a bad identity is the caller's error, said once
+            raise VaultError(f"cannot read positions of {row.recording_id}: {exc}") from None
+        except Exception:  # noqa: BLE001 - an unreadable metadata file adds no position
+            pass
     return points
 
 
@@ -98,8 +98,7 @@ def stats(vault: Vault, year: int) -> dict:
         raise VaultError(f"--year {year}: not a plausible year")
     since = datetime(year, 1, 1, tzinfo=UTC).timestamp()
     until = datetime(year + 1, 1, 1, tzinfo=UTC).timestamp()
-    rows = [r for r in vault.index.recordings(state=None)
-            if since <= (r.started_at if r.started_at is not None else r.ingested_at) < until]
+    rows = vault.index.recordings(state=None, since=since, until=until)
     extractions: Counter = Counter()
     failed: Counter = Counter()
     consultations: Counter = Counter()
