@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.clock import SimulatedWallClock, VirtualClockLoop
-from recorder.errors import ConfigError, PietonError
+from recorder.errors import PietonError
 
 log = logging.getLogger("pieton.scenario")
 
@@ -304,4 +304,4 @@ def run_scenario(scenario: Scenario, make_daemon, *, realtime: bool = False) -> 
     return player
 
 
-__all__ = ["Scenario", "Event", "ScenarioError", "load_scenario", "run_scenario", "ConfigError"]
+__all__ = ["Scenario", "Event", "ScenarioError", "load_scenario", "run_scenario"]

@@ -26,11 +26,12 @@ def recordings(player) -> list[dict]:
     for daemon in player.daemons:
         wall = daemon.sessions.wall_at if daemon.sessions else (lambda t: t)
         for rec in daemon.machine.history:
+            writer = getattr(rec.session, "writer", None)
             rows.append({"id": rec.session.id, "reason": rec.reason, "notice": rec.notice,
                          "start": wall(rec.started), "stop": wall(rec.stopped) if rec.stopped else None,
                          "stop_reason": rec.stop_reason, "bookmarks": [wall(b) for b in rec.bookmarks],
-                         "segments": getattr(getattr(rec.session, "writer", None), "segments", None),
-                         "pre_event_s": getattr(getattr(rec.session, "writer", None), "static", {}).get("pre_event_s")})
+                         "segments": getattr(writer, "segments", None),
+                         "pre_event_s": getattr(writer, "static", {}).get("pre_event_s")})
     return rows
 
 
