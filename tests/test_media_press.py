@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import read_jsonl
 from test_evidence_support import Device
-from test_media_support import read_recording
+from test_media_support import counters, read_recording
 
 from drivers.camera import draw_counter
 from recorder.evidence.age import header_info, load_identities
@@ -68,10 +68,6 @@ def record(device, ring_from: int, post: list, *, keyframe_at_press: bool = True
                               identities=load_identities(device.identity_file))
     assert report.ok and report.status == "intact", report.problems
     return segmenter, lines, segments
-
-
-def counters(segments):
-    return [c for s in segments for _, c in s.frames]
 
 
 def test_press_media_is_durable_before_the_held_span_is_written(device):

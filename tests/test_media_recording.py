@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 from conftest import read_jsonl
-from test_media_support import Rig, read_recording
+from test_media_support import Rig, counters, read_recording
 
 from drivers.speaker import SimulatedSpeaker, load_wav
 from recorder.config import DEFAULT_CONFIG
@@ -30,10 +30,6 @@ def rig(tmp_path):
     yield make
     for r in rigs:
         r.close()
-
-
-def counters(segments):
-    return [c for s in segments for _, c in s.frames]
 
 
 def record(r, seconds=5.0, before=3.0, during=None, reason="agent"):

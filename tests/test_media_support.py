@@ -94,6 +94,11 @@ class Segment:
     meta: dict
 
 
+def counters(segments: list[Segment]) -> list:
+    """The burnt-in frame counters of every decoded frame, across the segments in order."""
+    return [c for s in segments for _, c in s.frames]
+
+
 def read_recording(rec_path: Path, identity_file: Path) -> list[Segment]:
     """Decrypt and decode every sealed segment of a recording, in order."""
     identities = load_identities(identity_file)
