@@ -105,26 +105,29 @@ class Spool:
                               f"the {self.reserve_bytes // 1024} KiB kept to seal and close")
 
     # -- start ---------------------------------------------------------------------------
-    def recordings(self) -> list[Path]:
+    def _numbered_recordings(self) -> list[tuple[int, Path]]:
+        """(sequence number, folder) of every recording folder, in sequence order."""
         found = []
         for entry in self.dir.iterdir():
             m = RECORDING_ID.match(entry.name)
             if m and entry.is_dir():
                 found.append((int(m["seq"]), entry))
-        return [p for _, p in sorted(found)]
+        return sorted(found)
+
+    def recordings(self) -> list[Path]:
+        return [p for _, p in self._numbered_recordings()]
 
     def recover(self) -> list[dict]:
         """Run at every start: give every recording left unfinished a signed ``recovered``
         line (nothing deleted or rewritten), then find the sequence state again."""
         reports = []
-        for folder in self.recordings():
+        for seq, folder in self._numbered_recordings():
             if self.current is not None and self.current.state != "closed" and folder == self.current.path:
                 continue  # being written by this process, not left by a cut
             line = recover_recording(folder, self.signer, on_durable=self.observe)
             if line is None:
                 continue
             reports.append(line)
-            seq = int(RECORDING_ID.match(folder.name)["seq"])
             _, last_hash = last_good_line(folder / MANIFEST_FILE)
             self.journal.append("recording recovered", {
                 "recording_id": folder.name, "recording_seq": seq, "last_line_hash": last_hash,
@@ -135,11 +138,12 @@ class Spool:
         return reports
 
     def _load_sequence(self) -> None:
-        best_seq, best_hash = -1, None
-        for folder in self.recordings():
-            seq = int(RECORDING_ID.match(folder.name)["seq"])
+        best_seq, best_folder = -1, None
+        for seq, folder in self._numbered_recordings():
             if seq > best_seq:
-                best_seq, best_hash = seq, last_good_line(folder / MANIFEST_FILE)[1]
+                best_seq, best_folder = seq, folder
+        # Only the highest recording's manifest is read, not every one in the spool.
+        best_hash = last_good_line(best_folder / MANIFEST_FILE)[1] if best_folder else None
         try:
             data = (self.dir / JOURNAL_FILE).read_bytes()
         except FileNotFoundError:
