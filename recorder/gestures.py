@@ -58,7 +58,7 @@ class GestureClassifier:
         self._hold: asyncio.TimerHandle | None = None
         self._window: asyncio.TimerHandle | None = None
         self._press_time = 0.0
-        self._phase = "idle"           # idle | first_press | window | second_press | held
+        self._phase = "idle"           # idle | first_press | window | second_press | bookmark_or_stop | held
         self.chatter_edges = 0
 
     # -- raw edges -------------------------------------------------------------------
