@@ -77,7 +77,6 @@ class MediaPipeline:
         self.closed = False
         self._recording = None  # the loop thread's view
         self._segmenter: Segmenter | None = None  # the worker's view
-        self._press: float | None = None
         self.totals = _Counters()
         self.counters = _Counters()  # of the current (or last) recording
         self._queued = 0
@@ -140,7 +139,6 @@ class MediaPipeline:
             raise MediaError(f"already recording {getattr(self._recording, 'id', '?')}")
         press = self.loop.time()
         self._recording = recording
-        self._press = press
         self.counters = _Counters()
         self.segments = 0
         self.press_to_durable_s = None
@@ -364,7 +362,7 @@ class MediaPipeline:
                               pre_event_end=press, describe=self._describe, clock=self.loop.time)
         segmenter.video_present = bool(self.video_ok)
         self._segmenter = segmenter
-        self.pre_event_s = press - origin if packets else 0.0
+        self.pre_event_s = press - origin
         recording.note({"event": "media", "pre_event_s": round(self.pre_event_s, 6),
                         "pre_event_from": self.wall_at(origin), "pre_event_audio": self.ring.audio,
                         "width": self.width, "height": self.height, "fps": self.fps,
@@ -477,9 +475,9 @@ class MediaPipeline:
                 self._fault_from_worker("storage", f"cannot seal the last segment: {exc}")
         self._segmenter = None
         self.segments = segmenter.sealed
-        if segmenter.first_durable is not None and self._press is not None:
+        if segmenter.first_durable is not None:
             self.first_durable_at = segmenter.first_durable
-            self.press_to_durable_s = segmenter.first_durable - self._press
+            self.press_to_durable_s = segmenter.first_durable - segmenter.pre_event_end
         return {"segments": segmenter.sealed, "pre_event_s": round(self.pre_event_s, 6),
                 "press_to_durable_s": self.press_to_durable_s,
                 "frames": self.counters.as_dict(), "skipped_before_keyframe": segmenter.skipped_before_keyframe,
