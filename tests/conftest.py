@@ -28,6 +28,13 @@ def _toml_value(value) -> str:
     return repr(value)
 
 
+def copy_config_files(folder: Path) -> None:
+    """The files the default configuration references (notice audio, commune boundaries),
+    copied beside a configuration written in ``folder``."""
+    shutil.copy(DEFAULT_CONFIG.with_name("notice-fr.wav"), folder / "notice-fr.wav")
+    shutil.copytree(DEFAULT_CONFIG.parent / "communes", folder / "communes", dirs_exist_ok=True)
+
+
 def write_config(folder: Path, overrides: dict | None = None, name: str = "pieton.toml") -> Path:
     """A complete configuration in ``folder`` (with the notice audio and commune
     boundaries it references), the defaults changed by ``overrides[section][key]``."""
@@ -40,8 +47,7 @@ def write_config(folder: Path, overrides: dict | None = None, name: str = "pieto
             value = overrides.get(section, {}).get(key, option.default)
             lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
-    shutil.copy(DEFAULT_CONFIG.with_name("notice-fr.wav"), folder / "notice-fr.wav")
-    shutil.copytree(DEFAULT_CONFIG.parent / "communes", folder / "communes", dirs_exist_ok=True)
+    copy_config_files(folder)
     path = folder / name
     path.write_text("\n".join(lines))
     return path

@@ -2,16 +2,14 @@ import pytest
 
 from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.errors import ConfigError
+from tests.conftest import copy_config_files
 from tools.cli import main
 
 
 def write(tmp_path, text):
     path = tmp_path / "pieton.toml"
     path.write_text(text)
-    (tmp_path / "notice-fr.wav").write_bytes(DEFAULT_CONFIG.with_name("notice-fr.wav").read_bytes())
-    (tmp_path / "communes").mkdir()
-    (tmp_path / "communes" / "autun.geojson").write_bytes(
-        (DEFAULT_CONFIG.parent / "communes" / "autun.geojson").read_bytes())
+    copy_config_files(tmp_path)
     return path
 
 

@@ -13,6 +13,7 @@ from drivers.speaker import SounddeviceSpeaker, check_notice_audio, load_wav, op
 from recorder.clock import VirtualClockLoop
 from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.errors import ConfigError
+from tests.conftest import copy_config_files
 
 
 @pytest.fixture
@@ -161,12 +162,9 @@ def test_load_wav_errors_name_the_file(tmp_path):
 
 def test_check_notice_audio_for_the_configuration_checker(tmp_path):
     assert check_notice_audio(load_config()) == []
-    config_text = DEFAULT_CONFIG.read_text()
-    (tmp_path / "communes").mkdir()
-    (tmp_path / "communes" / "autun.geojson").write_bytes(
-        (DEFAULT_CONFIG.parent / "communes" / "autun.geojson").read_bytes())
+    copy_config_files(tmp_path)
     write_wav(tmp_path / "notice-fr.wav", width=1, frames=b"\x80" * 100)
-    (tmp_path / "pieton.toml").write_text(config_text)
+    (tmp_path / "pieton.toml").write_text(DEFAULT_CONFIG.read_text())
     # The configuration check runs it: loading such a configuration fails, naming the file.
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "pieton.toml")
