@@ -115,18 +115,12 @@ class Index:
     def recordings(self, *, state: str | None = "stored", camera: str | None = None,
                    since: float | None = None, until: float | None = None) -> list[RecordingRow]:
         sql, args = "SELECT * FROM recordings WHERE 1=1", []
-        if state is not None:
-            sql += " AND state=?"
-            args.append(state)
-        if camera is not None:
-            sql += " AND camera_id=?"
-            args.append(camera)
-        if since is not None:
-            sql += " AND COALESCE(started_at, ingested_at) >= ?"
-            args.append(since)
-        if until is not None:
-            sql += " AND COALESCE(started_at, ingested_at) < ?"
-            args.append(until)
+        for condition, value in (("state=?", state), ("camera_id=?", camera),
+                                 ("COALESCE(started_at, ingested_at) >= ?", since),
+                                 ("COALESCE(started_at, ingested_at) < ?", until)):
+            if value is not None:
+                sql += f" AND {condition}"
+                args.append(value)
         sql += " ORDER BY camera_id, COALESCE(device_seq, 0), recording_id"
         return [_row(r) for r in self.db.execute(sql, args).fetchall()]
 
