@@ -128,7 +128,6 @@ class _Writer:
         self.out_path = out_path
         self.start_s, self.end_s = start_s, end_s
         self.keep_audio = keep_audio
-        self.templates: dict = {}
         self.bases: dict = {}
         self.out = None
         self.outs: dict = {}
@@ -153,7 +152,6 @@ class _Writer:
         return self.out is not None
 
     def open(self, templates: dict) -> None:
-        self.templates = templates
         self.bases = {k: s.time_base for k, s in templates.items()}
         self.out = av.open(str(self.out_path), "w", format="mp4")
         for kind, template in templates.items():
