@@ -24,6 +24,7 @@ class AuditReport:
 
 
 def audit(vault: Vault) -> AuditReport:
+    from recorder.evidence.spool import last_good_line
     from tools.vault.ingest import verify_recording_folder
     report = AuditReport()
     indexed = set()
@@ -40,7 +41,6 @@ def audit(vault: Vault) -> AuditReport:
             report.problems.append(f"{row.recording_id}: missing from the vault's disk")
             continue
         report.problems.extend(verify_recording_folder(vault, row.camera_id, folder))
-        from recorder.evidence.spool import last_good_line
         if last_good_line(folder / "manifest.jsonl")[1] != row.last_hash:
             report.problems.append(f"{row.recording_id}: manifest's last line is not the one ingested")
     for camera_dir in vault.layout.recordings.iterdir():
