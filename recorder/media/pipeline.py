@@ -264,7 +264,7 @@ class MediaPipeline:
         regained = self.video_ok is False
         if regained:
             self.video_ok = True
-            self._record_event({"event": "video_regained", "at": self.wall_at(frame.capture_time)})
+            self.note({"event": "video_regained", "at": self.wall_at(frame.capture_time)})
         if self._queued >= self._max_queue:
             self.counters.dropped += 1
             self.totals.dropped += 1
@@ -281,7 +281,7 @@ class MediaPipeline:
         self.counters.audio_blocks += 1
         if self.audio_ok is False:
             self.audio_ok = True
-            self._record_event({"event": "audio_regained", "at": self.wall_at(block.capture_time)})
+            self.note({"event": "audio_regained", "at": self.wall_at(block.capture_time)})
         # Audio rides with the next frame's job (one hand-over instead of two); without
         # video flowing, or after 100 ms, it goes on its own.
         self._audio_pending.append(block)
@@ -300,12 +300,12 @@ class MediaPipeline:
         video_timeout = max(0.5, 5.0 / self.fps)
         if self.camera is not None and self.video_ok and now - self._last_frame_time > video_timeout:
             self.video_ok = False
-            self._record_event({"event": "video_lost", "at": self.wall_at(self._last_frame_time)})
+            self.note({"event": "video_lost", "at": self.wall_at(self._last_frame_time)})
             self._submit(self._job_video_present, False)
             self._fault("camera", f"no video frame for {now - self._last_frame_time:.1f} s")
         if self.audio_ok and now - self._last_audio_time > self.AUDIO_TIMEOUT_S:
             self.audio_ok = False
-            self._record_event({"event": "audio_lost", "at": self.wall_at(self._last_audio_time)})
+            self.note({"event": "audio_lost", "at": self.wall_at(self._last_audio_time)})
             self._fault("microphone", f"no audio for {now - self._last_audio_time:.1f} s")
         if self.camera is not None and now - self._last_light >= self.LIGHT_INTERVAL_S:
             self._last_light = now
@@ -328,11 +328,7 @@ class MediaPipeline:
         except Exception as exc:
             self._fault("ir", f"cannot switch night mode {'on' if switch else 'off'}: {exc}")
             return
-        self._record_event({"event": "night_mode", "on": switch, "lux": round(self.lux, 2), "at": self.wall_at(now)})
-
-    def _record_event(self, event: dict) -> None:
-        if self._recording is not None:
-            self._submit(self._job_note, self._recording, event)
+        self.note({"event": "night_mode", "on": switch, "lux": round(self.lux, 2), "at": self.wall_at(now)})
 
     def _fault(self, kind: str, message: str) -> None:
         log.warning("%s fault: %s", kind, message)
