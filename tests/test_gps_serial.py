@@ -21,20 +21,31 @@ from tools.benchmarks.gps import shared_logs
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
 
 
-@pytest.fixture
-def pty_pair(tmp_path):
-    receiver, camera = tmp_path / "receiver", tmp_path / "camera"
+def _plug(receiver, camera):
+    """socat joining two ptys linked at ``receiver`` and ``camera``, once both links exist
+    (or socat died, or 5 s passed)."""
     proc = subprocess.Popen(["socat", f"pty,raw,echo=0,link={receiver}", f"pty,raw,echo=0,link={camera}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 5
-    while not (receiver.exists() and camera.exists()):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("socat did not create the pty pair")
+    while not (receiver.exists() and camera.exists()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    yield str(receiver), str(camera)
+    return proc
+
+
+def _unplug(proc):
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=5)
+
+
+@pytest.fixture
+def pty_pair(tmp_path):
+    receiver, camera = tmp_path / "receiver", tmp_path / "camera"
+    proc = _plug(receiver, camera)
+    if not (receiver.exists() and camera.exists()):
+        proc.kill()
+        pytest.fail("socat did not create the pty pair")
+    yield str(receiver), str(camera)
+    _unplug(proc)
 
 
 def _collect(gps, writer_job, until, timeout=8.0):
@@ -137,24 +148,12 @@ def test_receiver_unplugged_and_plugged_back(tmp_path):
     with backoff, and reads fixes again once the port is back."""
     receiver, camera = tmp_path / "receiver", tmp_path / "camera"
 
-    def plug():
-        proc = subprocess.Popen(["socat", f"pty,raw,echo=0,link={receiver}", f"pty,raw,echo=0,link={camera}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 5
-        while not (receiver.exists() and camera.exists()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return proc
-
-    def unplug(proc):
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-
     def cycle(s):
         return ("\r\n".join([sentence(f"GPGGA,1200{s:02d}.00,4657.0600,N,00417.9400,E,1,08,0.9,300.0,M,48.0,M,,"),
                               sentence(f"GPRMC,1200{s:02d}.00,A,4657.0600,N,00417.9400,E,0.5,90.0,270226,,,A")])
                 + "\r\n").encode()
 
-    proc = plug()
+    proc = _plug(receiver, camera)
     gps = SerialNmeaGps(str(camera), 9600)
     loop = asyncio.new_event_loop()
     fixes, seen = [], {}
@@ -168,12 +167,12 @@ def test_receiver_unplugged_and_plugged_back(tmp_path):
             await asyncio.sleep(0.05)
         line.close()
         await asyncio.sleep(0.3)
-        unplug(proc)
+        _unplug(proc)
         deadline = loop.time() + 5
         while gps.status()["state"] != "reconnecting" and loop.time() < deadline:
             await asyncio.sleep(0.02)
         seen.update(gps.status())
-        proc = plug()
+        proc = _plug(receiver, camera)
         before = len(fixes)
         line = serial.Serial(str(receiver), 9600)
         deadline = loop.time() + 10
@@ -190,7 +189,7 @@ def test_receiver_unplugged_and_plugged_back(tmp_path):
         gps.close()
         loop.close()
         if proc.poll() is None:
-            unplug(proc)
+            _unplug(proc)
     assert seen["state"] == "reconnecting" and seen["last_error"]
     assert gps.reconnects >= 1
     assert fixes[-1].has_position and fixes[-1].time.second >= 10
