@@ -372,6 +372,10 @@ class MediaPipeline:
 
     def _feed(self, packets) -> None:
         segmenter = self._segmenter
+        if segmenter is None:  # not recording: into the pre-event ring
+            for packet in packets:
+                self.ring.push(packet)
+            return
         for packet in packets:
             try:
                 segmenter.add(packet)
@@ -403,11 +407,7 @@ class MediaPipeline:
                 return
             self.counters.encoded += len(packets)
             self.totals.encoded += len(packets)
-            if self._segmenter is not None:
-                self._feed(packets)
-            else:
-                for packet in packets:
-                    self.ring.push(packet)
+            self._feed(packets)
         finally:
             self._queued -= 1
 
@@ -439,12 +439,9 @@ class MediaPipeline:
 
     def _route_audio(self, packets) -> None:
         segmenter = self._segmenter
-        if segmenter is None:
-            for packet in packets:
-                self.ring.push(packet)
-            return
-        keep = [p for p in packets if self.ring.audio or p.time >= segmenter.pre_event_end]
-        self._feed(keep)
+        if segmenter is not None and not self.ring.audio:  # sound before the press only if the ring keeps it
+            packets = [p for p in packets if p.time >= segmenter.pre_event_end]
+        self._feed(packets)
 
     def _job_video_present(self, present: bool) -> None:
         if self._segmenter is not None:
