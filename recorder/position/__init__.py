@@ -55,9 +55,9 @@ class Position:
             self.geofence = None
             self.geofence_error = "; ".join(exc.problems)
             log.error("commune boundary unavailable: %s", self.geofence_error)
-        simulated = getattr(gps, "backend", "") == "simulated" or gps is None and _is_simulated_clock(wall_clock)
         if clock_probe == "auto":
-            clock_probe = None if simulated or _is_simulated_clock(wall_clock) else system_clock_status
+            simulated = getattr(gps, "backend", "") == "simulated" or _is_simulated_clock(wall_clock)
+            clock_probe = None if simulated else system_clock_status
         self.clock = ClockWatch(clock_probe)
         self.boundary: BoundaryCheck = BoundaryCheck("unknown", None, None)
         # called with (lat, lon) of each fresh fix, None when the position becomes
