@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recorder.errors import EvidenceError, VaultError
+from recorder.errors import VaultError
 from recorder.evidence.chain import fsync_dir, split_pieces
 from recorder.evidence.journal import JOURNAL_FILE, read_journal
 from recorder.evidence.receipt import INBOX, make_receipt, write_receipt
@@ -262,7 +262,8 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     key_hex = vault.index.camera_key(camera)
     vault.log("ingest-started", camera=camera, spool=str(spool.resolve()), recordings=len(folders))
     _offload_journal(vault, spool, camera, key_hex, report)
-    endings = _journal_endings(vault, camera)
+    device_journal = _device_journal_lines(vault, camera)
+    endings = _journal_endings(device_journal)
     todo = []
     for _seq, folder in folders:
         rid = folder.name
@@ -288,7 +289,7 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
         for item in pending:
             _commit(vault, item, camera, report, endings)
     bar.finish()
-    _check_sequence(vault, spool, camera, report)
+    _check_sequence(vault, spool, camera, report, device_journal)
     # The receipt lists everything of this spool the vault holds, verified, as the camera has it.
     covered = []
     for _seq, folder in folders:
@@ -313,14 +314,17 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     return report
 
 
-def _journal_endings(vault: Vault, camera: str) -> dict[str, str]:
-    """recording id -> the last manifest line the device journal says it ended with (its
-    latest ``recording closed`` or ``recording recovered`` entry), from the verified copy."""
+def _device_journal_lines(vault: Vault, camera: str) -> list[dict]:
+    """The lines of the vault's (verified) copy of the camera's device journal."""
     path = vault.layout.device_journal(camera)
+    return read_journal(path, None).lines if path.is_file() else []
+
+
+def _journal_endings(device_journal: list[dict]) -> dict[str, str]:
+    """recording id -> the last manifest line the device journal says it ended with (its
+    latest ``recording closed`` or ``recording recovered`` entry)."""
     endings: dict[str, str] = {}
-    if not path.is_file():
-        return endings
-    for line in read_journal(path, None).lines:
+    for line in device_journal:
         data = line.get("data") or {}
         if line.get("event") in ("recording closed", "recording recovered") and data.get("last_line_hash"):
             endings[str(data.get("recording_id"))] = data["last_line_hash"]
@@ -455,7 +459,8 @@ def _offload_journal(vault: Vault, spool: Path, camera: str, key_hex: str | None
     fsync_dir(dest.parent)
 
 
-def _check_sequence(vault: Vault, spool: Path, camera: str, report: IngestReport) -> None:
+def _check_sequence(vault: Vault, spool: Path, camera: str, report: IngestReport,
+                    device_journal: list[dict]) -> None:
     """Every recording number the camera used must be in the spool or the vault."""
     known: dict[int, str] = {}
     for row in vault.index.recordings(state=None, camera=camera):
@@ -469,17 +474,11 @@ def _check_sequence(vault: Vault, spool: Path, camera: str, report: IngestReport
         m = RECORDING_ID.match(quarantined[1])
         if m and quarantined[2] == camera:
             known.setdefault(int(m["seq"]), quarantined[1])
-    journal_path = vault.layout.device_journal(camera)
     named: dict[int, str] = {}
-    if journal_path.is_file():
-        try:
-            chain = read_journal(journal_path, None)
-            for line in chain.lines:
-                data = line.get("data") or {}
-                if str(line.get("event", "")).startswith("recording ") and isinstance(data.get("recording_seq"), int):
-                    named[data["recording_seq"]] = data.get("recording_id") or f"#{data['recording_seq']}"
-        except EvidenceError:
-            pass
+    for line in device_journal:
+        data = line.get("data") or {}
+        if str(line.get("event", "")).startswith("recording ") and isinstance(data.get("recording_seq"), int):
+            named[data["recording_seq"]] = data.get("recording_id") or f"#{data['recording_seq']}"
     top = max([*known, *named], default=-1)
     for seq in range(top + 1):
         if seq not in known:
