@@ -166,9 +166,6 @@ class Geofence:
         flags: dict[str, Any] = {"position": check.status}
         if check.commune is not None:
             flags["commune"] = check.commune
-        if check.status == "unknown":
-            flags["position"] = "unknown"
-            return True, flags
         if check.status == "outside":
             if self.policy == "refuse":
                 return False, flags
