@@ -102,17 +102,27 @@ def test_shared_log_through_real_gpsd():
     assert status["backend"] == "gpsd" and status["polls"] >= len(fixes)
 
 
-def _autun_route_log(path, seconds=40):
-    """NMEA of our simulated receiver walking the default Autun route, as a capture."""
+def _simulated_nmea(seconds, jump_to=None, after_jump_s=0.0) -> str:
+    """What our simulated receiver sends while walking the default Autun route for
+    ``seconds``, then (if ``jump_to``) for ``after_jump_s`` more at that position."""
     loop = VirtualClockLoop()
     sim = SimulatedGps(wall_clock=lambda: 1_790_000_000.0 + loop.time())
     lines = []
     sim.inject = lambda data: lines.append(data.decode())   # capture instead of reading
     sim.start(loop, lambda fix: None)
     loop.run_until_complete(asyncio.sleep(seconds))
+    if jump_to is not None:
+        sim.jump_to(*jump_to)
+        loop.run_until_complete(asyncio.sleep(after_jump_s))
     sim.close()
     loop.close()
-    path.write_text("# Simulated receiver walking in the centre of Autun\n# Date: 2026-09-21\n" + "".join(lines))
+    return "".join(lines)
+
+
+def _autun_route_log(path, seconds=40):
+    """NMEA of our simulated receiver walking the default Autun route, as a capture."""
+    path.write_text("# Simulated receiver walking in the centre of Autun\n# Date: 2026-09-21\n"
+                    + _simulated_nmea(seconds))
     return path
 
 
@@ -197,18 +207,9 @@ def test_gpsd_dying_mid_stream_is_reported_and_retried():
 
 
 def test_a_jump_reported_by_gpsd_is_rejected_and_counted(tmp_path):
-    loop = VirtualClockLoop()
-    sim = SimulatedGps(wall_clock=lambda: 1_790_000_000.0 + loop.time())
-    lines = []
-    sim.inject = lambda data: lines.append(data.decode())
-    sim.start(loop, lambda fix: None)
-    loop.run_until_complete(asyncio.sleep(30))
-    sim.jump_to(51.50, 4.30)             # ~500 km north in one second
-    loop.run_until_complete(asyncio.sleep(8))
-    sim.close()
-    loop.close()
     log = tmp_path / "jump.log"
-    log.write_text("# Date: 2026-09-21\n" + "".join(lines))
+    # ~500 km north in one second
+    log.write_text("# Date: 2026-09-21\n" + _simulated_nmea(30, jump_to=(51.50, 4.30), after_jump_s=8))
     port = _free_port()
     fake = GpsFake(log, port, cycle_s=0.03)
     gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.03)
