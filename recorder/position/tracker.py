@@ -25,7 +25,6 @@ class Tracker:
         self.last_good = None           # the latest fix with a position
         self.has_fix = False            # what the last event said
         self.points = 0
-        self.time_went_back = 0
         self._last_receiver_time = None
         self._tracked_fix = None
         self._had_fix = False
@@ -38,7 +37,6 @@ class Tracker:
         if fix.time is not None:
             prev = self._last_receiver_time
             if prev is not None and fix.time < prev:
-                self.time_went_back += 1
                 fix.flags = (*fix.flags, "gps time went back")
                 events.append({"event": "gps time went back", "time": now,
                                "gps_time": _iso(fix.time), "previous_gps_time": _iso(prev),
@@ -94,13 +92,6 @@ class Tracker:
     def age(self, now: float) -> float | None:
         """Seconds since the latest fix with a position (None: never had one)."""
         return None if self.last_good is None else now - self.last_good.received_mono
-
-    def status(self, now: float) -> dict[str, Any]:
-        fix = self.current(now)
-        age = self.age(now)
-        return {"fix": "none" if fix is None else {2: "2D", 3: "3D"}.get(fix.mode, "none"),
-                "fix_age_s": None if age is None else round(age, 1),
-                "track_points": self.points, "time_went_back": self.time_went_back}
 
     def __repr__(self) -> str:
         return f"<Tracker fix={self.has_fix} points={self.points}>"
