@@ -10,13 +10,14 @@ import time
 import av
 import numpy as np
 import pytest
+from conftest import write_config
 
 from drivers.camera import SimulatedCamera, draw_counter, open_camera, read_counter
 from drivers.errors import DriverUnavailable, UnknownBackend
 from drivers.gpio import pin_factory, reset_simulated_pins
 from drivers.ir import open_ir
 from drivers.microphone import SimulatedMicrophone
-from recorder.clock import VirtualClockLoop
+from recorder.clock import VirtualClockLoop, WallClock
 from recorder.config import load_config
 from recorder.errors import EncoderError, MediaError
 from recorder.media.audio import AudioEncoder, DriftCorrector
@@ -24,6 +25,7 @@ from recorder.media.encoder import VideoEncoder
 from recorder.media.nightmode import NightMode
 from recorder.media.overlay import Overlay
 from recorder.media.packets import Packet
+from recorder.media.pipeline import MediaPipeline
 from recorder.media.ring import PreEventRing
 
 
@@ -203,7 +205,6 @@ def test_night_image_is_monochrome_and_dark_scene_is_dark():
 
 
 def test_backends_by_name(tmp_path):
-    from conftest import write_config
     config = load_config(write_config(tmp_path))
     with pytest.raises(UnknownBackend, match="opencv, picamera2, simulated"):
         open_camera("webcam", config)
@@ -219,7 +220,6 @@ def _has(module: str) -> bool:
 
 
 def test_ir_switches_are_gpiozero_devices_on_mock_pins(tmp_path):
-    from conftest import write_config
     reset_simulated_pins()
     config = load_config(write_config(tmp_path))
     with open_ir("simulated", config) as ir:
@@ -238,10 +238,6 @@ def test_ir_switches_are_gpiozero_devices_on_mock_pins(tmp_path):
 
 def test_pipeline_refuses_bad_order_and_counts_dropped_and_late_frames(tmp_path):
     """On a real-time loop, a stalled worker makes frames late, then dropped: both counted."""
-    from conftest import write_config
-
-    from recorder.clock import WallClock
-    from recorder.media.pipeline import MediaPipeline
     reset_simulated_pins()
     config = load_config(write_config(tmp_path, {"video": {"width": 320, "height": 240, "fps": 20},
                                                  "audio": {"enabled": False}}))
@@ -273,10 +269,6 @@ def test_pipeline_refuses_bad_order_and_counts_dropped_and_late_frames(tmp_path)
 
 
 def test_a_camera_that_cannot_start_is_a_fault_and_sound_still_records(tmp_path):
-    from conftest import write_config
-
-    from recorder.clock import WallClock
-    from recorder.media.pipeline import MediaPipeline
     config = load_config(write_config(tmp_path, {"video": {"width": 320, "height": 240}}))
     loop = VirtualClockLoop(start=0.0)
     faults = []
