@@ -107,10 +107,11 @@ def recording_summary(rec) -> dict:
 
 def build_report(vault, request, recordings, result, mp4_name: str, mp4_sha256: str, mp4_size: int, *,
                  anonymised: dict | None, keep_audio: bool) -> dict:
+    created = utc_iso(vault.now())
     return {
         "format": REPORT_CONTEXT,
-        "extraction_id": f"X-{utc_iso(vault.now()).replace(':', '').replace('-', '')}-{secrets.token_hex(4)}",
-        "created": utc_iso(vault.now()),
+        "extraction_id": f"X-{created.replace(':', '').replace('-', '')}-{secrets.token_hex(4)}",
+        "created": created,
         "vault_key": vault.signer.public_key_hex,
         "purpose": request.purpose, "requester": request.requester, "deliver_to": request.deliver_to,
         "recordings": [recording_summary(r) for r in recordings],
