@@ -92,10 +92,9 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
     if pts:
         parts.append(f'<polyline points="{" ".join(xy(*p) for p in pts)}" fill="none" stroke="#c0392b" '
                      'stroke-width="2.5" stroke-linejoin="round"/>')
-        parts.append(f'<circle cx="{xy(*pts[0]).split(",")[0]}" cy="{xy(*pts[0]).split(",")[1]}" r="5" '
-                     'fill="#27ae60"><title>start</title></circle>')
-        parts.append(f'<circle cx="{xy(*pts[-1]).split(",")[0]}" cy="{xy(*pts[-1]).split(",")[1]}" r="5" '
-                     'fill="#2c3e50"><title>stop</title></circle>')
+        for point, fill, title in ((pts[0], "#27ae60", "start"), (pts[-1], "#2c3e50", "stop")):
+            cx, cy = xy(*point).split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="5" fill="{fill}"><title>{title}</title></circle>')
     else:
         parts.append(f'<text x="20" y="{size // 2}" font-size="14">no position recorded</text>')
     parts.append("</svg>")
