@@ -50,7 +50,8 @@ def cmd_parse(args) -> int:
         nonlocal fixes
         fixes += 1
         if args.json:
-            print(json.dumps({k: fix.as_dict()[k] for k in ("time", "lat", "lon", "alt", "mode", "sats", "hdop")}))
+            row = fix.as_dict()
+            print(json.dumps({k: row[k] for k in ("time", "lat", "lon", "alt", "mode", "sats", "hdop")}))
         else:
             print(_row(fix))
 
