@@ -114,3 +114,26 @@ def test_a_stop_before_the_press_keyframe_writes_the_held_span(device):
     assert len(segments) == 1
     assert counters(segments) == list(range(20, 31))
     assert segments[0].meta["segment_info"]["ended_by"] == "stop"
+
+
+def test_frames_before_the_press_without_their_keyframe_are_not_written(device):
+    # No ring (prebuffer off, or a press just after arming), and frames 25..30, captured
+    # before the press, still reach the segmenter after it: 25..29 depend on a keyframe
+    # never written, so they are skipped; the span starts at keyframe 30.
+    spool = device.spool()
+    rec = spool.open_recording(device.clock.now(), "agent", {})
+    encoder = VideoEncoder(W, H, FPS, keyframe_interval_s=1.0)
+    encoder.request_keyframe(at=PRESS)
+    packets = frames(encoder, 0, 40)[25:]
+    segmenter = Segmenter(rec, width=W, height=H, fps=FPS, audio_rate=None, segment_seconds=2.0,
+                          origin=PRESS, pre_event_end=PRESS)
+    for packet in packets:
+        segmenter.add(packet)
+    segmenter.close("stop")
+    rec.close("stop")
+    spool.close()
+    segments = read_recording(rec.path, device.identity_file)
+    assert segmenter.skipped_before_keyframe == 5
+    assert counters(segments) == list(range(30, 41))
+    assert segments[0].meta["segment_info"]["first_frame"] == 30
+    assert segments[1].frames[0][1] == 31

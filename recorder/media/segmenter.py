@@ -148,7 +148,8 @@ class Segmenter:
         is durable (``_seal_deferred``)."""
         after = self._after_press(packet)
         seg = self.current
-        if seg is None and not self.sealed and not after:  # the ring's first packet
+        opens = packet.kind == "audio" or packet.keyframe  # what may open a segment (add())
+        if seg is None and not self.sealed and not after and opens:  # the ring's first packet
             seg = self._open()
             seg.held = []
         if seg is None or seg.held is None:
@@ -175,6 +176,9 @@ class Segmenter:
         """Mux the held pre-event span into its segment."""
         held, seg.held = seg.held, None
         for packet in held:
+            if packet.kind == "video" and not packet.keyframe and seg.frames == 0:
+                self.skipped_before_keyframe += 1  # a segment's video starts on a keyframe
+                continue
             self._mux(seg, packet, watch=False)
 
     def _open(self) -> _OpenSegment:
