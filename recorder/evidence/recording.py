@@ -167,10 +167,7 @@ class SegmentWriter:
         meta = segment_metadata(rec.id, self.index, rec.static, self.events,
                                 started_at=self.started_at, ended_at=rec.spool.now() if final else None,
                                 final=final, extra=extra)
-        data = encrypt_metadata(meta, rec.spool.recipients)
-        write_durable(path, data)
-        rec.spool.observe(path, len(data))
-        return data
+        return rec.write_metadata(path, meta)
 
     def seal(self, extra: dict | None = None) -> dict | None:
         """Final chunk, fsync, rename, metadata, folder fsync, signed ``sealed`` line."""
@@ -292,6 +289,13 @@ class RecordingWriter:
         if segment is self.previous:
             self.previous = None
 
+    def write_metadata(self, path: Path, meta: dict) -> bytes:
+        """Encrypt ``meta`` to the chief, write it durably to ``path``; returns the file."""
+        data = encrypt_metadata(meta, self.spool.recipients)
+        write_durable(path, data)
+        self.spool.observe(path, len(data))
+        return data
+
     def close(self, reason: str) -> dict:
         """Seal any open segment, then the signed ``closed`` line and the journal entry."""
         if self.state != "recording":
@@ -305,8 +309,7 @@ class RecordingWriter:
         if self._events:  # events after the last segment: their own metadata file
             meta = segment_metadata(self.id, 0, self.static, self._events,
                                     started_at=self.spool.now(), ended_at=self.spool.now(), final=True)
-            data = encrypt_metadata(meta, self.spool.recipients)
-            write_durable(self.path / CLOSE_META, data)
+            data = self.write_metadata(self.path / CLOSE_META, meta)
             fsync_dir(self.path)
             self.spool.observe_dir(self.path)
             record.update(meta_file=CLOSE_META, meta_size=len(data),
