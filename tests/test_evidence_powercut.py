@@ -6,19 +6,14 @@ from test_evidence_support import Device, mpegts, slow_clock
 
 from recorder.evidence.age import decrypt, load_identities
 from recorder.evidence.verify import verify_recording
-from tools.benchmarks._powercut_harness import apply_power_cut
+from tools.benchmarks._powercut_harness import apply_power_cut, durable_event
 
 
 def test_cut_model_undoes_what_was_not_durable(tmp_path):
     device = Device(tmp_path)
     events = []
 
-    def observer(kind, path, size):
-        if kind == "dir":
-            events.append({"k": "dir", "p": path, "names": sorted(os.listdir(path))})
-        else:
-            events.append({"k": "file", "p": path, "n": size})
-    spool = device.spool(monotonic=slow_clock(), observer=observer)
+    spool = device.spool(monotonic=slow_clock(), observer=lambda *a: events.append(durable_event(*a)))
     rec = spool.open_recording(device.clock.now(), "agent", {})
     seg = rec.open_segment()
     seg.write(mpegts(1.0, 0))
