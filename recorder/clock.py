@@ -13,6 +13,17 @@ import selectors
 import time
 
 
+def wall_now(clock):
+    """The wall-clock function of ``clock``: its ``now`` method, or ``clock`` itself."""
+    return clock.now if hasattr(clock, "now") else clock
+
+
+def wall_at(now: float, loop: asyncio.AbstractEventLoop, loop_time: float) -> float:
+    """The wall time of ``loop_time``: wall time ``now`` less how long ago it was on the
+    loop's monotonic clock (a wall clock stepped by NTP or GPS moves only ``now``)."""
+    return now - (loop.time() - loop_time)
+
+
 class WallClock:
     """UTC wall time, as epoch seconds."""
 

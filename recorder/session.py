@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from recorder.clock import wall_at
 from recorder.state import StartCheck
 
 log = logging.getLogger("pieton.session")
@@ -95,7 +96,7 @@ class LiveSessions:
 
     # -- helpers ---------------------------------------------------------------------
     def wall_at(self, loop_time: float) -> float:
-        return self.daemon.wall.now() - (self.loop.time() - loop_time)
+        return wall_at(self.daemon.wall.now(), self.loop, loop_time)
 
     def agent_number(self) -> str | None:
         if self.daemon.assignment is None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from drivers.signer import Signer
+from recorder.clock import wall_now
 from recorder.errors import EvidenceError
 from recorder.evidence.chain import JOURNAL_CONTEXT, ChainReport, ChainWriter, read_chain
 from recorder.evidence.metadata import iso_utc
@@ -24,11 +25,6 @@ EVENTS = (
     "recording opened", "recording closed", "recording refused", "recording recovered",
     "offload receipt", "space freed", "storage full", "driver fault",
 )
-
-
-def wall_now(clock):
-    """The wall-clock function of ``clock``: its ``now`` method, or ``clock`` itself."""
-    return clock.now if hasattr(clock, "now") else clock
 
 
 class DeviceJournal:

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drivers.signer import Signer
+from recorder.clock import wall_now
 from recorder.errors import EvidenceError, RecordingRefused, StorageFull
 from recorder.evidence.chain import MANIFEST_CONTEXT, ChainWriter, fsync_dir, line_hash, split_pieces
-from recorder.evidence.journal import JOURNAL_FILE, DeviceJournal, wall_now
+from recorder.evidence.journal import JOURNAL_FILE, DeviceJournal
 from recorder.evidence.metadata import iso_utc
 from recorder.evidence.recording import RecordingWriter
 from recorder.evidence.recovery import MANIFEST_FILE, recover_recording

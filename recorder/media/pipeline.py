@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from drivers.camera import EncodedFrame, RawFrame
 from drivers.microphone import AudioBlock
+from recorder.clock import wall_at, wall_now
 from recorder.errors import DriverError, EncoderError, MediaError
 from recorder.media.audio import AudioEncoder
 from recorder.media.nightmode import NightMode
@@ -54,7 +55,7 @@ class MediaPipeline:
         self.microphone = microphone if config.audio.enabled else None
         self.ir = ir
         self.loop = loop
-        self._wall_now = wall_clock.now if hasattr(wall_clock, "now") else wall_clock
+        self._wall_now = wall_now(wall_clock)
         self.on_fault = on_fault
         video = config.video
         # without a camera (it failed to open) the pipeline still records sound
@@ -99,7 +100,7 @@ class MediaPipeline:
 
     # -- time -------------------------------------------------------------------------------
     def wall_at(self, loop_time: float) -> float:
-        return self._wall_now() - (self.loop.time() - loop_time)
+        return wall_at(self._wall_now(), self.loop, loop_time)
 
     # -- daemon interface -------------------------------------------------------------------
     def arm(self) -> None:

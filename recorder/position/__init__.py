@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from recorder.clock import wall_at
 from recorder.errors import ConfigError, DriverError
 from recorder.position.clock import ClockStatus, ClockWatch, system_clock_status
 from recorder.position.geofence import BoundaryCheck, Geofence
@@ -110,7 +111,7 @@ class Position:
                 log.exception("position event %s not recorded", event.get("event"))
 
     def _wall_at(self, mono: float) -> float:
-        return self.wall_clock.now() - (self.loop.time() - mono)
+        return wall_at(self.wall_clock.now(), self.loop, mono)
 
     def _on_fix(self, fix) -> None:
         events = self.tracker.on_fix(fix)
