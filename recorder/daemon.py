@@ -346,7 +346,7 @@ class Daemon:
         if self._control is not None:
             self.loop.create_task(self._control.close())
         pipeline = self.sessions.pipeline if self.sessions is not None else None
-        if pipeline is not None and hasattr(pipeline, "power_cut"):
+        if pipeline is not None:
             pipeline.power_cut()
         if self.machine is not None:
             self.machine.gestures.reset()
