@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from drivers.nmea import distance_m
 from recorder.errors import AgeError, VaultError
 from recorder.evidence.chain import split_pieces
 from tools.vault.index import RecordingRow
 from tools.vault.layout import utc_iso
 from tools.vault.vault import Vault
-
-EARTH_RADIUS_M = 6371008.8
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, a)))
 
 
 def parse_near(text: str) -> tuple[float, float]:
