@@ -11,7 +11,6 @@ encrypted to the chief (a personal field).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from drivers.signer import verify_signature
 from recorder.bundle import public_hex
 from recorder.config_update import Answer
 from recorder.errors import AssignmentError
-from recorder.evidence.chain import canonical
+from recorder.evidence.chain import canonical, write_atomic
 
 CONTEXT = b"pieton/assignment/1"
 KIND = "pieton/assignment/1"
@@ -164,12 +163,8 @@ class AssignmentKeeper:
                 public.update(counter=assignment.counter, signer=assignment.signer, device=assignment.device)
             self._journal("assignment", public)
             return Answer(exc.code, exc.reason)
-        tmp = self.path.with_name(self.path.name + ".new")
-        with open(tmp, "w") as f:
-            json.dump({"counter": assignment.counter}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        # durable before it is used: a counter rolled back by a power cut would accept a replay
+        write_atomic(self.path, json.dumps({"counter": assignment.counter}).encode())
         self.counter = assignment.counter
         self._current = assignment
         self._journal("assignment", {"result": "assigned", "device": assignment.device, "counter": assignment.counter,

@@ -39,7 +39,7 @@ from recorder.bundle import (
 )
 from recorder.config import DEFAULT_CONFIG, Config, load_config, parse_config
 from recorder.errors import BundleError, ConfigError
-from recorder.evidence.chain import fsync_dir
+from recorder.evidence.chain import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +235,8 @@ class ConfigUpdater:
         old_keys = set(self.running.keys.technicians)
         new_keys = set(config.keys.technicians)
         revoked = (set(self._revoked()) | (old_keys - new_keys)) - new_keys
-        tmp = self.root / ".revoked.json.new"
-        tmp.write_text(json.dumps(sorted(revoked)))
-        os.replace(tmp, self.root / "revoked.json")
+        # durable: a torn revoked.json reads as no revocation at all
+        write_atomic(self.root / "revoked.json", json.dumps(sorted(revoked)).encode())
         current = self.root / "current"
         old_dir = current.resolve() if current.exists() else None
         if old_dir is not None:

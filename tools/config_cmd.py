@@ -9,7 +9,6 @@ mounted SD card for the camera to pick up at its next start.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from recorder.bundle import (
 )
 from recorder.config import load_config
 from recorder.errors import BundleError, ConfigError, LinkError
-from recorder.evidence.chain import fsync_dir
+from recorder.evidence.chain import write_atomic
 
 
 def register(subparsers) -> None:
@@ -151,10 +150,8 @@ def cmd_sign(args) -> int:
         print(f"cannot sign [{exc.code}]: {exc.reason}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        write_atomic(out, data)
     except OSError as exc:
         print(f"cannot write {out}: {exc.strerror}", file=sys.stderr)
         return 2
@@ -232,13 +229,7 @@ def _to_card(bundle, mountpoint: Path, name: str) -> int:
     target = inbox / f"config-v{bundle.version:06d}-{bundle.target[1]}.pbn"
     try:
         inbox.mkdir(exist_ok=True)
-        tmp = inbox / f".{target.name}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(bundle.to_bytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        fsync_dir(inbox)
+        write_atomic(target, bundle.to_bytes())
     except OSError as exc:
         print(f"cannot write to {inbox}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -72,6 +72,23 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def write_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace a whole file: a crash leaves the old one or the new one, never half, and
+    the new one is durable (file, then folder, fsynced) when this returns."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 @dataclass
 class Piece:
     """One newline-separated piece of a chain file."""

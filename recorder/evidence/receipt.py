@@ -11,12 +11,11 @@ signed by any other key frees nothing.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.errors import VerificationError
-from recorder.evidence.chain import canonical, fsync_dir, line_hash, sign_document, signature_valid
+from recorder.evidence.chain import canonical, line_hash, sign_document, signature_valid, write_atomic
 
 RECEIPT_CONTEXT = "pieton/receipt/1"
 INBOX = "inbox"  # the folder of the spool the vault writes receipts into
@@ -42,13 +41,7 @@ def write_receipt(inbox: str | Path, receipt: dict) -> Path:
     data = canonical(receipt) + b"\n"
     name = f"receipt-{receipt['issued_at'].replace(':', '')}-{line_hash(data)[:12]}.json"
     path = inbox / name
-    tmp = inbox / f".{name}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(inbox)
+    write_atomic(path, data)
     return path
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from drivers.signer import FileSigner
 from recorder.errors import VaultError
+from recorder.evidence.chain import write_atomic
 
 FORMAT = "pieton/vault/1"
 DEFAULT_RETENTION_DAYS = 30      # L241-2 as amended in 2022
@@ -58,20 +59,6 @@ def safe_name(text: str, what: str) -> str:
     if not isinstance(text, str) or not _SAFE_NAME.match(text) or ".." in text:
         raise VaultError(f"{what} {text!r} is not a valid name (letters, digits, '-', '_', '.')")
     return text
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a whole file so that a crash leaves the old one or the new one, never half."""
-    from recorder.evidence.chain import fsync_dir
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class VaultLayout:
