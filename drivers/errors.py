@@ -1,7 +1,15 @@
-"""Driver errors. They inherit twice so callers may catch ours or the built-in one."""
+"""The root of every pieton error, and the drivers' errors.
+
+The root lives here, at the bottom of the house (drivers <- recorder <- tools), so that one
+``except PietonError`` catches every error the project raises. Errors inherit twice so
+callers may catch ours or the built-in one."""
 
 
-class DriverError(Exception):
+class PietonError(Exception):
+    """Base of every error pieton raises itself."""
+
+
+class DriverError(PietonError):
     """Base of every hardware driver error."""
 
 

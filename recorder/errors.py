@@ -1,7 +1,8 @@
-"""The daemon's and the evidence format's errors: a small hierarchy, each also a built-in
+"""The daemon's and the evidence format's errors: a small hierarchy under the one root
+``PietonError`` (in drivers.errors, the bottom of the house), each also a built-in
 exception, so callers may catch ours or the standard one."""
 
-from drivers.errors import DriverError, DriverFault, DriverUnavailable, UnknownBackend
+from drivers.errors import DriverError, DriverFault, DriverUnavailable, PietonError, UnknownBackend
 
 __all__ = [
     "PietonError", "ConfigError", "EvidenceError", "AgeError", "VerificationError",
@@ -9,10 +10,6 @@ __all__ = [
     "UnknownBackend", "RefusedError", "BundleError", "AssignmentError", "LinkError", "MediaError",
     "EncoderError",
 ]
-
-
-class PietonError(Exception):
-    """Base of pieton's own errors."""
 
 
 class ConfigError(PietonError, ValueError):
