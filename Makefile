@@ -11,7 +11,8 @@ APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox s
 .PHONY: run test bench lint system venv clean notice
 
 run: venv
-	$(VENV)/bin/pieton demo
+	@echo "[3/3] the demo patrol (pieton demo)"
+	@$(VENV)/bin/pieton demo
 
 test: venv
 	$(PY) -m pytest -q
@@ -40,23 +41,24 @@ system:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing system packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	  else \
-	    echo "missing system packages:$$missing" >&2; \
-	    echo "install them as root: sudo apt-get install$$missing" >&2; exit 1; \
-	  fi; \
+	if [ -z "$$missing" ]; then echo "[1/3] system packages: all present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "[1/3] system packages: installing$$missing (log: /tmp/pieton-apt.log)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
+	    >/tmp/pieton-apt.log 2>&1 || { tail -20 /tmp/pieton-apt.log >&2; exit 1; }; \
+	else \
+	  echo "missing system packages:$$missing" >&2; \
+	  echo "install them as root: sudo apt-get install$$missing" >&2; exit 1; \
 	fi
 
 venv: system $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $@
+	@echo "[2/3] python packages: installing into $(VENV) (log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev]'; } \
+	  >$(VENV)/install.log 2>&1 || { tail -20 $(VENV)/install.log >&2; exit 1; }
+	@touch $@
 
 clean:
 	rm -rf $(VENV) build *.egg-info

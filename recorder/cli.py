@@ -74,7 +74,7 @@ def cmd_run(args) -> int:
 
 
 def simulate(scenario_path, state_dir, *, config_path=None, recipients=(), realtime=False,
-             control_socket=False):
+             control_socket=False, progress=None):
     """Run a scenario through the daemon; return the player (its daemons, log and failures)."""
     from recorder.config_update import load_device_config
     from recorder.daemon import Daemon, Options, resolve_recipients
@@ -90,7 +90,7 @@ def simulate(scenario_path, state_dir, *, config_path=None, recipients=(), realt
         config, version = load_device_config(config_path, state_dir)
         return Daemon(config, options, loop=loop, wall_clock=wall, config_version=version, previous=previous)
 
-    return run_scenario(scenario, make_daemon, realtime=realtime)
+    return run_scenario(scenario, make_daemon, realtime=realtime, progress=progress)
 
 
 def cmd_simulate(args) -> int:

@@ -149,8 +149,10 @@ def verdict(player) -> str | None:
 class Player:
     """Plays a scenario's events against a running daemon's simulated hardware."""
 
-    def __init__(self, scenario: Scenario, make_daemon, loop: asyncio.AbstractEventLoop, t0: float):
+    def __init__(self, scenario: Scenario, make_daemon, loop: asyncio.AbstractEventLoop, t0: float,
+                 progress=None):
         self.scenario = scenario
+        self.progress = progress    # progress(t, text): told of each event as it is played
         self.make_daemon = make_daemon
         self.loop = loop
         self.t0 = t0
@@ -194,6 +196,8 @@ class Player:
     def _say(self, text: str) -> None:
         self.log.append((self.now(), text))
         log.info("t=%7.2f  %s", self.now(), text)
+        if self.progress is not None:
+            self.progress(self.now(), text)
 
     async def _do(self, event: Event) -> None:
         hw = self.daemon.hardware
@@ -282,15 +286,17 @@ class Player:
                 self._say("EXPECTATION FAILED: " + failure)
 
 
-def run_scenario(scenario: Scenario, make_daemon, *, realtime: bool = False) -> Player:
-    """Run a scenario to its end; ``make_daemon(loop, wall_clock)`` builds a daemon."""
+def run_scenario(scenario: Scenario, make_daemon, *, realtime: bool = False, progress=None) -> Player:
+    """Run a scenario to its end; ``make_daemon(loop, wall_clock)`` builds a daemon;
+    ``progress(t, text)``, if given, is told of each event as it is played."""
     if realtime:
         loop = asyncio.new_event_loop()
     else:
         loop = VirtualClockLoop(start=0.0)
     asyncio.set_event_loop(loop)
     wall = SimulatedWallClock(loop, scenario.start_epoch) if not realtime else None
-    player = Player(scenario, lambda previous=None: make_daemon(loop, wall, previous), loop, loop.time())
+    player = Player(scenario, lambda previous=None: make_daemon(loop, wall, previous), loop, loop.time(),
+                    progress=progress)
     try:
         loop.run_until_complete(player.run())
     finally:
