@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-# Haptic patterns: (on, off) pairs in seconds.
+# Haptic patterns: (on, off) pairs in seconds. The agent must tell them apart by feel alone:
+# every two patterns differ in pulse count, or in one pulse or gap by at least 2x and 150 ms
+# (tests/test_gestures.py checks the table; the README prints it).
 PATTERNS: dict[str, tuple[tuple[float, float], ...]] = {
     "start": ((0.25, 0.0),),
     "stop": ((0.12, 0.12), (0.12, 0.0)),
     "reminder": ((0.08, 0.0),),
-    "bookmark": ((0.08, 0.0),),
+    "bookmark": ((0.08, 0.08),) * 3,                         # three taps
     "error": ((0.5, 0.15), (0.1, 0.15), (0.5, 0.0)),          # long-short-long
     "notice_not_played": ((0.1, 0.1),) * 5,                  # five quick buzzes: say it aloud
     "warning": ((0.1, 0.3), (0.1, 0.0)),                     # low storage / low battery
