@@ -116,3 +116,38 @@ def test_sysusers_and_tmpfiles_create_the_user_and_private_folders(tmp_path):
         info = (root / path).stat()
         assert (info.st_mode & 0o777, info.st_uid) == (mode, uid), path
     assert (root / "etc/pieton").stat().st_mode & 0o007 == 0  # no access for others
+
+
+PURGE = SYSTEMD / "pieton-vault-purge.service"
+PURGE_TIMER = SYSTEMD / "pieton-vault-purge.timer"
+
+
+def purge_copies(tmp_path, service_text=None):
+    text = PURGE.read_text() if service_text is None else service_text
+    assert f"ExecStart={INSTALLED_EXEC} vault purge " in text
+    (tmp_path / PURGE.name).write_text(text.replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={need('true')} ")
+                                       .replace("EnvironmentFile=/etc/pieton/vault.env",
+                                                "Environment=PIETON_VAULT=/srv/pieton/vault"))
+    (tmp_path / PURGE_TIMER.name).write_text(PURGE_TIMER.read_text())
+    return tmp_path / PURGE.name, tmp_path / PURGE_TIMER.name
+
+
+def test_the_vault_purge_runs_hourly_and_catches_up_after_a_shutdown(tmp_path):
+    service, timer = purge_copies(tmp_path)
+    result = verify(timer)
+    ours = [line for line in (result.stdout + result.stderr).splitlines()
+            if PURGE.name in line or PURGE_TIMER.name in line]
+    assert result.returncode == 0, result.stderr
+    assert ours == []
+    assert verify(service).returncode == 0
+    schedule = directives(PURGE_TIMER.read_text())
+    assert values(schedule, "Timer", "OnCalendar") == ["hourly"]
+    assert values(schedule, "Timer", "Persistent") == ["true"]
+    assert values(schedule, "Timer", "Unit") == [PURGE.name]
+
+
+def test_verify_would_catch_a_broken_purge_service(tmp_path):
+    broken = PURGE.read_text().replace("Type=oneshot", "Type=oneshoot")
+    service, _timer = purge_copies(tmp_path, broken)
+    result = verify(service)
+    assert result.returncode != 0 and "oneshoot" in result.stderr
