@@ -205,7 +205,7 @@ def test_pieton_keys_chief_prompts_twice_on_the_terminal(tmp_path):
                               ["first try", "second try"], cwd=root)
     assert code == 2 and "the two passphrases differ" in screen and not out.exists()
     code, screen = run_on_tty(env_free + ["keys", "chief", "--out", str(out), "--work-factor", "10"],
-                              ["same phrase", "same phrase"], cwd=root)
+                              ["same phrase twice", "same phrase twice"], cwd=root)
     assert code == 0, screen
     recipient = screen.strip().splitlines()[-1]
-    assert identity_to_recipient(load_identities(out, "same phrase")[0]) == recipient
+    assert identity_to_recipient(load_identities(out, "same phrase twice")[0]) == recipient

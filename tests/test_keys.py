@@ -21,10 +21,16 @@ from recorder.evidence.age import (
 from tools.cli import main as pieton
 
 
-def test_chief_without_passphrase(tmp_path, capsys):
+def test_chief_without_passphrase_only_for_test_fixtures(tmp_path, capsys, monkeypatch):
     out = tmp_path / "chief.txt"
-    assert pieton(["keys", "chief", "--out", str(out), "--no-passphrase"]) == 0
-    recipient = capsys.readouterr().out.strip()
+    with pytest.raises(SystemExit):       # no such flag any more
+        pieton(["keys", "chief", "--out", str(out), "--no-passphrase"])
+    assert not out.exists()
+    monkeypatch.setenv("PIETON_UNPROTECTED_IDENTITY", "test-fixture-only")
+    assert pieton(["keys", "chief", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    recipient = captured.out.strip()
+    assert "left in clear, for test fixtures only" in captured.err
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     text = out.read_text()
     assert f"# public key: {recipient}" in text
@@ -50,9 +56,11 @@ def test_chief_with_passphrase_from_env(tmp_path, capsys, monkeypatch):
 def test_chief_refuses_to_overwrite_and_needs_a_passphrase(tmp_path, capsys, monkeypatch):
     out = tmp_path / "chief.txt"
     out.write_text("precious")
-    assert pieton(["keys", "chief", "--out", str(out), "--no-passphrase"]) == 2
+    monkeypatch.setenv("PIETON_UNPROTECTED_IDENTITY", "test-fixture-only")
+    assert pieton(["keys", "chief", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err and out.read_text() == "precious"
     monkeypatch.delenv("PIETON_PASSPHRASE", raising=False)
+    monkeypatch.delenv("PIETON_UNPROTECTED_IDENTITY")
     monkeypatch.setattr("sys.stdin", open(os.devnull))
     assert pieton(["keys", "chief", "--out", str(tmp_path / "new.age")]) == 2
     assert "PIETON_PASSPHRASE" in capsys.readouterr().err
@@ -135,3 +143,17 @@ def test_recipient_parsing():
     with pytest.raises(AgeError, match="secret identity") as info:
         parse_recipient(ident)
     assert ident not in str(info.value)
+
+
+@pytest.mark.parametrize("passphrase, why", [
+    ("court-pass", "10 characters; at least 12"),
+    ("aaaaaaaaaaaaaa", "too easy to guess"),
+    ("azertyuiop123", "too easy to guess"),
+    ("password1234", "too easy to guess"),
+])
+def test_chief_passphrase_must_be_strong(tmp_path, capsys, monkeypatch, passphrase, why):
+    monkeypatch.setenv("PIETON_PASSPHRASE", passphrase)
+    out = tmp_path / "chief.age"
+    assert pieton(["keys", "chief", "--out", str(out), "--work-factor", "10"]) == 2
+    assert why in capsys.readouterr().err
+    assert not out.exists()

@@ -53,6 +53,8 @@ def run_demo(state_dir: str | None, *, realtime: bool = False, config_path=None,
         chief.chmod(0o600)
     device = root / "device"
     print(f"pieton demo — everything is kept in {root} (device state, chief identity, vault)")
+    print(f"The demo's chief identity {chief} is in clear: a test fixture, never for a real vault "
+          "(`pieton keys chief` asks a strong passphrase).")
     print("Playing the patrol through the daemon on simulated hardware:\n")
     began = time.monotonic()
     player = simulate(SCENARIOS / "patrol.toml", device, config_path=config_path, recipients=[recipient],

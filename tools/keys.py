@@ -26,6 +26,12 @@ from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from recorder.evidence.age_keys import MAX_SCRYPT_WORK_FACTOR, SCRYPT_WORK_FACTOR
 
 PASSPHRASE_ENV = "PIETON_PASSPHRASE"
+# An identity in clear is for test fixtures only, and only when this variable says so
+# explicitly (the tests and the demo set it); there is no command-line flag for it.
+UNPROTECTED_ENV = "PIETON_UNPROTECTED_IDENTITY"
+UNPROTECTED_VALUE = "test-fixture-only"
+MIN_PASSPHRASE_CHARS = 12
+MIN_PASSPHRASE_SCORE = 3     # zxcvbn's 0..4 scale: 3 is "safely unguessable" offline at a slow hash
 
 
 class UsageError(Exception):
@@ -44,6 +50,20 @@ def read_passphrase(prompt: str = "Passphrase: ", *, confirm: bool = False) -> s
     if confirm and getpass.getpass("Same passphrase again: ") != first:
         raise UsageError("the two passphrases differ")
     return first
+
+
+def check_passphrase_strength(passphrase: str) -> None:
+    """A designated person's identity opens every recording: its passphrase must have at
+    least 12 characters and a zxcvbn score of at least 3."""
+    from zxcvbn import zxcvbn   # a dictionary load: only when a key is made
+    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise UsageError(f"the passphrase has {len(passphrase)} characters; at least {MIN_PASSPHRASE_CHARS} "
+                         "are needed for an identity that opens recordings (a few unrelated words work well)")
+    verdict = zxcvbn(passphrase[:100])
+    if verdict["score"] < MIN_PASSPHRASE_SCORE:
+        advice = " ".join([verdict["feedback"].get("warning") or "", *verdict["feedback"].get("suggestions", [])])
+        raise UsageError(f"the passphrase is too easy to guess (strength {verdict['score']} of 4, "
+                         f"at least {MIN_PASSPHRASE_SCORE} needed). {advice.strip()}".rstrip())
 
 
 def _create_private(path: Path, data: bytes) -> None:
@@ -65,7 +85,6 @@ def register(subparsers) -> None:
     kinds = keys.add_subparsers(dest="keys_command", metavar="KIND")
     chief = kinds.add_parser("chief", help="a passphrase-protected age identity; prints its recipient (age1...)")
     chief.add_argument("--out", required=True, help="the identity file to create")
-    chief.add_argument("--no-passphrase", action="store_true", help="leave the identity in clear (tests only)")
     chief.add_argument("--work-factor", type=int, default=SCRYPT_WORK_FACTOR, metavar="LOG2N",
                        help=f"scrypt work factor, log2 N (default {SCRYPT_WORK_FACTOR}, as age)")
     chief.set_defaults(func=cmd_chief)
@@ -105,8 +124,12 @@ def cmd_chief(args) -> int:
     identity, recipient = generate_identity()
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = f"# created: {created}\n# public key: {recipient}\n{identity}\n".encode("ascii")
-    if not args.no_passphrase:
+    if os.environ.get(UNPROTECTED_ENV) == UNPROTECTED_VALUE:
+        print(f"pieton keys chief: {UNPROTECTED_ENV} is set: the identity is left in clear, "
+              "for test fixtures only", file=sys.stderr)
+    else:
         passphrase = read_passphrase("Passphrase for the chief's identity: ", confirm=True)
+        check_passphrase_strength(passphrase)
         text = encrypt_with_passphrase(text, passphrase, work_factor=args.work_factor)
     _create_private(out, text)
     print(recipient)
