@@ -55,7 +55,7 @@ def read_passphrase(prompt: str = "Passphrase: ", *, confirm: bool = False) -> s
 def check_passphrase_strength(passphrase: str) -> None:
     """A designated person's identity opens every recording: its passphrase must have at
     least 12 characters and a zxcvbn score of at least 3."""
-    from zxcvbn import zxcvbn   # a dictionary load: only when a key is made
+    from zxcvbn import zxcvbn  # a dictionary load: only when a key is made
     if len(passphrase) < MIN_PASSPHRASE_CHARS:
         raise UsageError(f"the passphrase has {len(passphrase)} characters; at least {MIN_PASSPHRASE_CHARS} "
                          "are needed for an identity that opens recordings (a few unrelated words work well)")
