@@ -6,7 +6,6 @@ same fixes and counts as one that asks pynmea2 for every sentence."""
 from __future__ import annotations
 
 import pynmea2
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,7 +102,6 @@ def _run(reader_class, data: bytes) -> tuple:
     return [f.as_dict() for f in fixes], reader.stats.as_dict(), seen
 
 
-@pytest.mark.skipif(not shared_logs(), reason="shared GPS logs not found (set PIETON_GPS_LOGS)")
 def test_real_receiver_sentences_split_as_pynmea2_does():
     lines = _all_sentences(shared_logs())
     fast = [line for line in lines if _plain(line, len(line) - 3)]

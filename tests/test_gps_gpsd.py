@@ -18,7 +18,7 @@ from drivers.gps import GpsdGps, SimulatedGps
 from recorder.clock import VirtualClockLoop
 from recorder.config import load_config
 from recorder.position.geofence import Geofence
-from tools.benchmarks.gps import shared_logs
+from tools.benchmarks.gps import receiver_log
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("gpsfake") is None or shutil.which("gpsd") is None,
@@ -79,10 +79,7 @@ def _tpv_positions(chk):
 
 
 def test_shared_log_through_real_gpsd():
-    logs = {p.name: p for p in shared_logs()}
-    if "haicom-305N.log" not in logs:
-        pytest.skip("shared GPS logs not found")
-    log = logs["haicom-305N.log"]          # moving, from no fix to 2D to 3D
+    log = receiver_log("haicom-305N.log")          # moving, from no fix to 2D to 3D
     expected = _tpv_positions(log.with_name(log.name + ".chk"))
     port = _free_port()
     fake = GpsFake(log, port)

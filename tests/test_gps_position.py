@@ -16,7 +16,7 @@ from recorder.config import load_config, parse_config
 from recorder.position import Position
 from recorder.position.clock import ClockWatch, kernel_clock_status, parse_chronyc_tracking
 from recorder.position.tracker import Tracker
-from tools.benchmarks.gps import shared_logs
+from tools.benchmarks.gps import receiver_log
 
 START = 1_790_000_000.0     # 2026-09-21
 
@@ -207,13 +207,11 @@ def test_open_gps_uses_the_configuration():
 
 def test_gps_parse_command(capsys):
     from tools.cli import main
-    logs = {p.name: p for p in shared_logs()}
-    if "triton400.log" not in logs:
-        pytest.skip("shared GPS logs not found")
-    assert main(["gps", "parse", str(logs["triton400.log"])]) == 0
+    triton = receiver_log("triton400.log")
+    assert main(["gps", "parse", str(triton)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "sentences read 29" in out[-1] and "truncated 1" in out[-1]
-    assert main(["gps", "parse", "--json", str(logs["triton400.log"])]) == 0
+    assert main(["gps", "parse", "--json", str(triton)]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     fixes, counts = lines[:-1], lines[-1]["sentences"]
     assert fixes and set(fixes[0]) == {"time", "lat", "lon", "alt", "mode", "sats", "hdop"}

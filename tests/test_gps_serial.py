@@ -16,7 +16,7 @@ import serial
 from drivers.errors import DriverUnavailable
 from drivers.gps import SerialNmeaGps, open_gps
 from drivers.nmea import sentence
-from tools.benchmarks.gps import shared_logs
+from tools.benchmarks.gps import receiver_log
 
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
 
@@ -71,9 +71,7 @@ def _collect(gps, writer_job, until, timeout=8.0):
 
 def test_real_log_over_the_serial_line(pty_pair):
     receiver_port, camera_port = pty_pair
-    log = next(p for p in shared_logs() if p.name == "bu353s4.log") if shared_logs() else None
-    if log is None:
-        pytest.skip("shared GPS logs not found")
+    log = receiver_log("bu353s4.log")
     # a receiver sends sentences only: the capture's '#' comment lines stay in the file
     data = b"".join(line for line in log.read_bytes().splitlines(keepends=True) if not line.startswith(b"#"))
     gps = SerialNmeaGps(camera_port, 9600)

@@ -1,7 +1,7 @@
 """`pieton bench gps`: our NMEA layer against gpsd and against pynmea2.
 
-1. Agreement with gpsd: every shared real receiver log (../shared/gps-logs, copied from
-   gpsd's regression tests) is fed through drivers/nmea.py; after each sentence gpsd
+1. Agreement with gpsd: every real receiver log in tests/data/gps-logs (copied from
+   gpsd's regression tests, with their licence) is fed through drivers/nmea.py; after each sentence gpsd
    echoes in its expected output (`.chk`), our merged fix must equal the TPV report that
    follows: fix mode, lat/lon within 1e-6 degree, time where gpsd has one. Sentences gpsd
    dropped must be rejected by ours.
@@ -24,7 +24,7 @@ import pynmea2
 
 from drivers.nmea import NmeaReader
 
-DEFAULT_LOG_DIR = Path(__file__).resolve().parents[3] / "shared" / "gps-logs"
+DEFAULT_LOG_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "gps-logs"
 COST_TARGET = 1.5
 
 
@@ -35,6 +35,15 @@ def log_dir() -> Path:
 def shared_logs() -> list[Path]:
     folder = log_dir()
     return sorted(p for p in folder.glob("*.log") if p.with_name(p.name + ".chk").is_file())
+
+
+def receiver_log(name: str) -> Path:
+    """One of the real receiver logs, by file name."""
+    path = log_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"GPS log {name} is not in {log_dir()} (the repository keeps them in "
+                                f"tests/data/gps-logs; PIETON_GPS_LOGS overrides)")
+    return path
 
 
 def _chk_events(chk: Path) -> list[tuple[str, object]]:
@@ -170,7 +179,7 @@ def _all_sentences(logs: list[Path]) -> list[str]:
 def run(args) -> dict:
     logs = shared_logs()
     if not logs:
-        print(f"no shared GPS logs in {log_dir()} (set PIETON_GPS_LOGS)")
+        print(f"no GPS logs in {log_dir()} (the repository keeps them in tests/data/gps-logs)")
         return {"error": "no logs"}
     total_compared = total_matching = 0
     per_log = {}
