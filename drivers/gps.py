@@ -1,14 +1,14 @@
 """The GPS receiver: fixes (time, position, fix mode, uncertainty) for the daemon.
 
-Three backends produce the same ``Fix`` records (drivers/nmea.py):
+Three backends produce the same ``Fix`` records (drivers/nmea):
 
 - ``nmea-serial``: NMEA 0183 on a serial port (pyserial); a reader thread frames and
-  merges the sentences with drivers/nmea.py and hands fixes to the loop.
+  merges the sentences with drivers/nmea and hands fixes to the loop.
 - ``gpsd``: a gpsd daemon (gpsd-py3), polled once a second; it reconnects with backoff
   when gpsd is absent or dies, and its status says so.
 - ``simulated``: a receiver walking a route (by default a short walk in the centre of
   Autun) that writes NMEA sentences at 1 Hz on the loop's clock and feeds them through
-  the same drivers/nmea.py path as a real receiver. A scenario moves it, makes it lose
+  the same drivers/nmea path as a real receiver. A scenario moves it, makes it lose
   and regain its fix, or jump.
 
 Callbacks always run on the asyncio loop's thread. ``Fix.received_mono`` is the loop's

@@ -1,4 +1,4 @@
-"""drivers/nmea.py splits the position sentences itself instead of calling pynmea2: that
+"""drivers/nmea splits the position sentences itself instead of calling pynmea2: that
 fast path must accept, reject and split exactly as pynmea2.parse(check=True) does, on
 real sentences and on generated and mutated ones, and a reader using it must see the
 same fixes and counts as one that asks pynmea2 for every sentence."""
@@ -9,7 +9,8 @@ import pynmea2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.nmea import NmeaReader, _parsed_fields, _plain, sentence, sentence_fields
+from drivers.nmea import NmeaReader, sentence, sentence_fields
+from drivers.nmea.sentences import parsed_fields, plain_form
 from tools.benchmarks.gps import _all_sentences, shared_logs
 
 # one of each type we merge (as receivers send them), and some we leave to pynmea2
@@ -69,7 +70,7 @@ def sentences(draw) -> str:
 
 
 def _pynmea2(text: str) -> list[str] | str:
-    """pynmea2's verdict, written independently of drivers/nmea.py."""
+    """pynmea2's verdict, written independently of drivers/nmea."""
     try:
         return list(pynmea2.parse(text, check=True).data)
     except pynmea2.ChecksumError:
@@ -82,7 +83,7 @@ class PynmeaReader(NmeaReader):
     """The same reader with pynmea2 parsing every sentence: what the fast path must match."""
 
     def _fields(self, text: str, star: int, base: int) -> list[str] | str:
-        return _parsed_fields(text)
+        return parsed_fields(text)
 
 
 class CheckedReader(NmeaReader):
@@ -104,17 +105,17 @@ def _run(reader_class, data: bytes) -> tuple:
 
 def test_real_receiver_sentences_split_as_pynmea2_does():
     lines = _all_sentences(shared_logs())
-    fast = [line for line in lines if _plain(line, len(line) - 3)]
+    fast = [line for line in lines if plain_form(line, len(line) - 3)]
     assert len(fast) > len(lines) / 3, "the position sentences of the real logs take the fast path"
     for line in lines:
         assert sentence_fields(line) == _pynmea2(line), line
 
 
 def test_plain_sentences_take_the_fast_path_and_odd_ones_do_not():
-    assert _plain(sentence("GPGGA,1,2"), len(sentence("GPGGA,1,2")) - 3)
+    assert plain_form(sentence("GPGGA,1,2"), len(sentence("GPGGA,1,2")) - 3)
     for odd in ("$gpGGA,1,2*00", "$PXGGA,1,2*00", "$GPGGA,1*2*00", "$GPGGA,1,2*0G", "$GPGSV,1*00",
                 "GPGGA,1,2*00", "$GPGGA1,2*00"):
-        assert not _plain(odd, len(odd) - 3), odd
+        assert not plain_form(odd, len(odd) - 3), odd
     # what pynmea2 makes of a lower-case 'p' talker: a proprietary sentence, left to it
     assert sentence_fields(sentence("pxGGA,1,2")) == _pynmea2(sentence("pxGGA,1,2"))
 

@@ -1,4 +1,4 @@
-"""drivers/nmea.py against gpsd's own expected output on real receiver logs, and against
+"""drivers/nmea against gpsd's own expected output on real receiver logs, and against
 bad input (noise, cut sentences, absurd values)."""
 
 from __future__ import annotations

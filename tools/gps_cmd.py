@@ -1,6 +1,6 @@
 """`pieton gps parse FILE [--json]`: a technician checks a receiver's NMEA capture.
 
-The file goes through drivers/nmea.py, the very code the nmea-serial backend runs; every
+The file goes through drivers/nmea, the very code the nmea-serial backend runs; every
 fix the camera would have recorded is printed (one JSON object per fix with --json),
 then the count of sentences read, used, ignored and rejected by reason.
 """

@@ -1,7 +1,7 @@
 """`pieton bench gps`: our NMEA layer against gpsd and against pynmea2.
 
 1. Agreement with gpsd: every real receiver log in tests/data/gps-logs (copied from
-   gpsd's regression tests, with their licence) is fed through drivers/nmea.py; after each sentence gpsd
+   gpsd's regression tests, with their licence) is fed through drivers/nmea; after each sentence gpsd
    echoes in its expected output (`.chk`), our merged fix must equal the TPV report that
    follows: fix mode, lat/lon within 1e-6 degree, time where gpsd has one. Sentences gpsd
    dropped must be rejected by ours.
