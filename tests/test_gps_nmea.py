@@ -245,3 +245,36 @@ def test_gbs_only_marks_the_cycle():
     _feed(reader, [sentence("GPGBS,120000.00,2.4,1.5,3.9,25,,-43.7,27.5")])
     _feed(reader, _cycle("120001"))
     assert reader.current().time.second == 1 and reader.stats.used == 6 + 1
+
+
+
+GOOD_RMC = "GPRMC,{t}.00,A,4657.0600,N,00417.9400,E,0.5,90.0,270226,,,A"
+GOOD_GGA = "GPGGA,{t}.00,4657.0600,N,00417.9400,E,1,08,0.9,300.0,M,48.0,M,,"
+
+
+GOOD_GLL = "GPGLL,4657.0600,N,00417.9400,E,{t}.00,A,A"
+GOOD_GNS = "GNGNS,{t}.00,4657.0600,N,00417.9400,E,AA,10,0.9,300.0,48.0,,,"
+
+
+@pytest.mark.parametrize("cycle, bad", [
+    # a receiver sending RMC then GGA, the GGA's latitude one no receiver can mean
+    ([GOOD_RMC, GOOD_GGA], "GPGGA,{t}.00,9500.0000,N,00417.9400,E,1,08,0.9,300.0,M,48.0,M,,"),
+    # ... the GGA 500 km from where the RMC of the same second put us
+    ([GOOD_RMC, GOOD_GGA], "GPGGA,{t}.00,5130.0000,N,00417.9400,E,1,08,0.9,300.0,M,48.0,M,,"),
+    # GGA and RMC good, then a GLL of the same second with a jump
+    ([GOOD_GGA, GOOD_RMC, GOOD_GLL], "GPGLL,5130.0000,N,00417.9400,E,{t}.00,A,A"),
+    # RMC good, then a GNS with an absurd position
+    ([GOOD_RMC, GOOD_GNS], "GNGNS,{t}.00,4657.0600,N,18417.9400,E,AA,10,0.9,300.0,48.0,,,"),
+])
+def test_a_good_fix_survives_a_rejected_sentence_of_the_same_second(cycle, bad):
+    reader = NmeaReader()
+    for t in ("120000", "120001"):      # the receiver's rhythm, learnt from good seconds
+        _feed(reader, [sentence(body.format(t=t)) for body in cycle])
+    assert not reader.stats.rejected
+    fixes = _feed(reader, [sentence(body.format(t="120002")) for body in cycle[:-1] + [bad]]
+                  + [sentence(cycle[0].format(t="120003"))])
+    assert sum(reader.stats.rejected.values()) == 1
+    second = [f for f in fixes if f.time == datetime(2026, 2, 27, 12, 0, 2, tzinfo=UTC)]
+    assert second, "the second with a rejected sentence is still reported"
+    assert all(f.has_position for f in second), [f.as_dict() for f in second]
+    assert (round(second[-1].lat, 4), round(second[-1].lon, 4)) == (46.951, 4.299)

@@ -4,7 +4,9 @@ positions no receiver can mean are refused (plausibility.py) and counted by reas
 
 Each rule takes the sentence's fields, its field count as gpsd counts it (the address
 included) and its talker's second letter, and returns gpsd's mask of what it set and
-the reason it refused part of the sentence, if it did.
+the reason it refused part of the sentence, if it did. A sentence whose fix is refused
+brings only its time to the cycle: the good fix another sentence of the same second gave
+is kept, never downgraded by the refused one.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class SentenceRules(FixMerge):
                     mask |= TIME
                     self._register_frac(self._tod)
         pos = self._lat_lon(f[2], f[3], f[4], f[5], True) if reason is None else reason
+        if type(pos) is Rejection:
+            return mask, pos
         if type(pos) is tuple:
             self._n_lat, self._n_lon = pos
             mask |= LATLON
@@ -99,7 +103,6 @@ class SentenceRules(FixMerge):
                 self._n_mode = 3
                 mask |= MODE
         else:
-            reason = pos or reason
             self._n_mode = 1
             mask |= MODE
         if f[6]:
@@ -143,6 +146,8 @@ class SentenceRules(FixMerge):
         self._gga_sats = sats if f[6] else None
         mask |= self._merge_time_of_day(f[0])
         pos = self._lat_lon(f[1], f[2], f[3], f[4], quality > 0)
+        if type(pos) is Rejection and quality > 0:
+            return mask & TIME, pos
         if type(pos) is tuple:
             self._n_lat, self._n_lon = pos
             self._n_mode = 2
@@ -198,11 +203,12 @@ class SentenceRules(FixMerge):
         # f[0..3] position, f[4] time, f[5] status, f[6] FAA mode
         if len(f) < 7:
             f = f + [""] * (7 - len(f))
-        reason = None
         mask = self._merge_time_of_day(f[4])
         pos = None
         if f[5] == "A" and (count < 8 or f[6] != "N"):
             pos = self._lat_lon(f[0], f[1], f[2], f[3], True)
+        if type(pos) is Rejection:
+            return mask, pos
         if type(pos) is tuple:
             self._n_lat, self._n_lon = pos
             mask |= LATLON
@@ -212,17 +218,15 @@ class SentenceRules(FixMerge):
                 self._n_mode = 2
             self._n_status = STATUS_DGPS if f[6] in ("D", "P") else STATUS_GPS
         else:
-            reason = pos
             self._n_status = STATUS_UNK
             self._n_mode = 1
-        return mask | STATUS | MODE, reason
+        return mask | STATUS | MODE, None
 
     def _gns(self, f: list[str], count: int, talker: str) -> Verdict:
         # f[0] time, f[1..4] position, f[5] modes, f[6] sats, f[7] hdop, f[8] altitude,
         # f[12] navigation status
         if len(f) < 13:
             f = f + [""] * (13 - len(f))
-        reason = None
         mask = self._merge_time_of_day(f[0])
         if not f[5] or f[5][0] == "N":
             self._n_mode = 1
@@ -231,6 +235,8 @@ class SentenceRules(FixMerge):
             return mask, None
         sats = atoi(f[6])
         pos = self._lat_lon(f[1], f[2], f[3], f[4], True)
+        if type(pos) is Rejection:
+            return mask, pos
         if type(pos) is tuple:
             self._n_lat, self._n_lon = pos
             mask |= LATLON
@@ -243,14 +249,13 @@ class SentenceRules(FixMerge):
                     if sats > 3:
                         self._n_mode = 3
         else:
-            reason = pos
             self._n_mode = 1
             mask |= MODE
         if f[7]:
             self._hdop = number(f[7])
             mask |= DOP
         self._n_status = STATUS_DGPS if f[5][0] in ("D", "P") else STATUS_GPS
-        return mask | MODE | STATUS, reason
+        return mask | MODE | STATUS, None
 
     def _vtg(self, f: list[str], count: int, talker: str) -> Verdict:
         if len(f) < 5 or not f[0] or not f[4]:     # gpsd reads a missing field as empty
