@@ -278,3 +278,56 @@ def test_a_good_fix_survives_a_rejected_sentence_of_the_same_second(cycle, bad):
     assert second, "the second with a rejected sentence is still reported"
     assert all(f.has_position for f in second), [f.as_dict() for f in second]
     assert (round(second[-1].lat, 4), round(second[-1].lon, 4)) == (46.951, 4.299)
+
+
+def _gga_at(hhmmss):
+    return sentence(f"GPGGA,{hhmmss}.00,4657.0600,N,00417.9400,E,1,08,0.9,300.0,M,48.0,M,,")
+
+
+def test_a_time_of_day_going_backwards_never_advances_the_date():
+    # each step back of an hour read as a midnight wrap made the date advance a day per
+    # sentence: millions of them reached the year 10000 (and an exception)
+    reader = NmeaReader()
+    fixes = _feed(reader, [sentence("GPRMC,233000.00,A,4657.0600,N,00417.9400,E,0.5,90.0,270226,,,A")])
+    for step in range(200):
+        fixes += _feed(reader, [_gga_at(f"{23 - step % 24:02d}3000")])
+    days = {f.time.date() for f in fixes if f.time is not None}
+    assert days and max(days) <= datetime(2026, 2, 28).date(), sorted(days)[-3:]
+
+
+def test_one_midnight_wrap_per_date_the_receiver_gives():
+    reader = NmeaReader()
+    fixes = _feed(reader, [sentence("GPRMC,233000.00,A,4657.0600,N,00417.9400,E,0.5,90.0,270226,,,A")])
+    fixes += _feed(reader, [_gga_at("001000")])          # a real midnight: the next day
+    assert reader.current().time == datetime(2026, 2, 28, 0, 10, tzinfo=UTC)
+    for hhmmss in ["233000", "001000", "233000", "001000"]:   # the same midnight, again and again
+        fixes += _feed(reader, [_gga_at(hhmmss)])
+    assert reader.stats.rejected["time wrap"] >= 1
+    assert all(f.time is None or f.time.date() <= datetime(2026, 2, 28).date() for f in fixes)
+    assert reader.current().time is None            # the date is unknown until the receiver gives it
+    _feed(reader, [sentence("GPRMC,001100.00,A,4657.0600,N,00417.9400,E,0.5,90.0,010326,,,A")])
+    assert reader.current().time == datetime(2026, 3, 1, 0, 11, tzinfo=UTC)
+    s = reader.stats
+    assert s.read == s.used + s.ignored + sum(s.rejected.values())
+
+
+def test_the_year_never_leaves_a_sane_range():
+    reader = NmeaReader()
+    _feed(reader, [sentence("GPZDA,235959.00,31,12,2200,00,00"), _gga_at("000001")])
+    when = reader.current().time
+    assert when is None or 2000 <= when.year <= 2200
+    assert reader.stats.rejected["time wrap"] == 1
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\x00" * 5000, bytes(range(256)) * 20, b"$" * 10_000, b"$GPGGA," + b"9" * 1_000_000,
+    "$GPRMC,é,ü,中文*00\r\n".encode(), b"\xff\xfe$GPGGA\x00,1*00\r\n", b"\r\n" * 1000 + b"*" * 300,
+    b"$GPGGA," + b"1" * 200 + b"*00\n", b"$GPZDA,120000.00,31,12,99999999999999999999,00,00*00\n",
+])
+def test_garbage_on_the_serial_line_never_raises(garbage):
+    reader = NmeaReader()
+    fixes = reader.feed(garbage) + reader.feed(garbage[:7]) + reader.flush()
+    assert all(not f.has_position for f in fixes)
+    s = reader.stats
+    assert s.read == s.used + s.ignored + sum(s.rejected.values())
+    assert reader.feed_sentence(garbage.decode("latin-1")[:300]) == []

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from drivers.nmea.fix import Fix, NmeaStats, Rejection
-from drivers.nmea.plausibility import PLACEHOLDER_YEAR, PositionCheck
+from drivers.nmea.plausibility import DAY_S, LAST_YEAR, PLACEHOLDER_YEAR, PositionCheck, midnight_wrap
 from drivers.nmea.sentences import day_month_year, day_start, time_of_day
 
 NAN = math.nan
@@ -25,6 +25,8 @@ isnan = math.isnan
 TIME, LATLON, MODE, STATUS, ALT, SPEED, TRACK, DOP, REPORT, CLEAR, HERR = (1 << i for i in range(11))
 STATUS_UNK, STATUS_GPS, STATUS_DGPS = 0, 1, 2
 _fromtimestamp = datetime.fromtimestamp
+WRAPS_WITHOUT_DATE = 1      # midnights crossed on time of day alone before the date is doubted
+_END_OF_TIME = day_start(LAST_YEAR + 1, 1, 1)
 
 
 class FixMerge:
@@ -41,6 +43,8 @@ class FixMerge:
         self._day0 = 0.0        # epoch seconds of 00:00 UTC of that day
         self._hour = 0
         self._tod = 0.0         # seconds since midnight, fractions included
+        self._wraps = 0         # midnights crossed since the receiver last gave its date
+        self._time_refused: Rejection | None = None     # why this sentence's time was refused
         # cycle detection
         self._this_frac = 0.0
         self._last_frac = 0.0
@@ -69,16 +73,26 @@ class FixMerge:
 
     # ---- the receiver's date and time of day ------------------------------------------
 
-    def _merge_hhmmss(self, text: str) -> bool:
+    def _merge_hhmmss(self, text: str, dated: bool = False) -> bool:
+        """A time of day; ``dated``: its date follows in the same sentence. gpsd takes any
+        hour going back as a midnight wrap and moves the date on: a stream of times going
+        backwards moved it a day per sentence, into the year 10000. A wrap is believed
+        only from the day's last hour to the next one's first, once per date the receiver
+        gives; past that the date is forgotten (time unknown) and the sentence refused."""
         hms = time_of_day(text)
         if hms is None:
             return False
-        old_hour = self._hour
+        old_hour, old_tod = self._hour, self._tod
         self._hour = hms[0]
         self._tod = hms[1]
-        if hms[0] < old_hour:       # midnight wrap
-            self._mday += 1
-            self._day0 += 86400.0
+        if hms[0] < old_hour and self._year and not dated and midnight_wrap(old_tod, hms[1]):
+            if self._wraps < WRAPS_WITHOUT_DATE and self._day0 + DAY_S < _END_OF_TIME:
+                self._wraps += 1
+                self._mday += 1
+                self._day0 += DAY_S
+            else:
+                self._set_date(0, 0, 0)
+                self._time_refused = Rejection.TIME_WRAP
         return True
 
     def _merge_time_of_day(self, text: str) -> int:
@@ -102,6 +116,7 @@ class FixMerge:
 
     def _set_date(self, year: int, mon: int, mday: int) -> None:
         self._year, self._mon, self._mday = year, mon, mday
+        self._wraps = 0
         self._day0 = day_start(year, mon, mday) if year else 0.0
 
     def _two_digit_year(self, yy: int) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from drivers.nmea.fix import Fix, Rejection
 from drivers.nmea.framing import Framer, checksum_matches
+from drivers.nmea.merge import TIME
 from drivers.nmea.rules import SentenceRules
 from drivers.nmea.sentences import (
     DECODED,
@@ -97,6 +98,7 @@ class NmeaReader(SentenceRules):
         count = len(data) + 1          # gpsd counts the address field too
         self._latch_frac = False
         self._n_mode = 0
+        self._time_refused = None
         mask = 0
         reason = None
         if proprietary:
@@ -104,13 +106,19 @@ class NmeaReader(SentenceRules):
             if count >= 8:
                 mask = self._psrfepe(data)
                 self._cycle_continue = False
-            self.stats.ignored += 1
+            if self._time_refused is not None:
+                mask = mask & TIME
+                self.stats.rejected[self._time_refused] += 1
+            else:
+                self.stats.ignored += 1
         else:
             nf, cont, handler = self._dispatch[kind]
             if count >= nf:
                 tag = kind
                 mask, reason = handler(data, count, text[2])
                 self._cycle_continue = cont
+                if self._time_refused is not None:     # a time no receiver can mean: only the cycle
+                    mask, reason = mask & TIME, self._time_refused
             else:
                 tag = ""
             if reason is not None:

@@ -85,7 +85,7 @@ class SentenceRules(FixMerge):
                 reason = Rejection.PLACEHOLDER_DATE
             return mask | STATUS | MODE, reason
         if f[0] and count > 9 and f[8]:
-            if self._merge_hhmmss(f[0]):
+            if self._merge_hhmmss(f[0], dated=True):
                 reason = self._merge_ddmmyy(f[8])
                 if reason is None:
                     mask |= TIME
@@ -276,7 +276,7 @@ class SentenceRules(FixMerge):
     def _zda(self, f: list[str], count: int, talker: str) -> Verdict:
         if len(f) < 4 or not (f[0] and f[1] and f[2] and f[3]):
             return 0, None
-        if not self._merge_hhmmss(f[0]):
+        if not self._merge_hhmmss(f[0], dated=True):
             return 0, None
         year, mon, mday = atoi(f[3]), atoi(f[2]), atoi(f[1])
         if not (1900 <= year <= 2200 and 1 <= mon <= 12 and 1 <= mday <= 31):
