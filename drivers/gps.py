@@ -27,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from drivers import gpsd_report
 from drivers.device import Device
 from drivers.errors import DriverUnavailable
 from drivers.nmea import KNOTS_TO_MPS, Fix, NmeaReader, PositionCheck, distance_m, sentence
@@ -417,14 +418,8 @@ class GpsdGps(_ThreadedGps):
                 gpsd.gpsd_socket.settimeout(self.socket_timeout_s)
             self.state = "running"
             while not self._stop.is_set():
-                try:
-                    response = gpsd.get_current()
-                except (UserWarning, IndexError, KeyError):
-                    response = None     # gpsd up, no receiver or no report yet
-                except ValueError as exc:   # bad JSON: the connection is not gpsd's any more
-                    raise ConnectionError(f"gpsd sent something that is not JSON: {exc}") from None
+                fix = self._poll()
                 self.polls += 1
-                fix = self._fix_from(response)
                 report = (fix.time, fix.mode, fix.lat, fix.lon)
                 if report != self._last_report or fix.time is None:
                     # gpsd answers a poll with its last report, however old: pass on only
@@ -444,39 +439,21 @@ class GpsdGps(_ThreadedGps):
     def _reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
+    def _poll(self) -> Fix:
+        """Ask gpsd for its last report (gpsd-py3's get_current, with a bounded line and
+        every value checked)."""
+        stream = self._gpsd.gpsd_stream
+        stream.write("?POLL;\n")
+        stream.flush()
+        return self._fix_from_answer(stream.readline(gpsd_report.MAX_ANSWER_CHARS))
+
+    def _fix_from_answer(self, raw: str) -> Fix:
+        """One line of gpsd's as a fix; ConnectionError when it is not gpsd's answer."""
+        return self._fix_from(gpsd_report.poll_answer(raw, self._reject))
+
     def _fix_from(self, r) -> Fix:
-        """gpsd's report as our Fix; absurd positions, jumps and placeholder dates are
-        rejected (counted) and never passed on as a position."""
-        mode = int(getattr(r, "mode", 1) or 1) if r is not None else 1
-        when = None
-        if r is not None and r.time:
-            try:
-                when = datetime.fromisoformat(r.time.replace("Z", "+00:00"))
-            except ValueError:
-                self._reject("malformed")
-            if when is not None and when.year < 2000:
-                self._reject("placeholder date")
-                when = None
-        lat = lon = alt = eph = speed = track = None
-        if mode >= 2 and float(r.lat) == 0.0 and float(r.lon) == 0.0:
-            # gpsd-py3 fills a TPV's missing lat/lon with 0.0: a report without a position
-            # (gpsd sends such partial TPVs), never Null Island.
-            self._reject("no position")
-            mode = 1
-        if mode >= 2:
-            problem = self.check.check(float(r.lat), float(r.lon), when.timestamp() if when else None)
-            if problem is not None:
-                self._reject(problem)
-                mode = 1
-            else:
-                lat, lon = float(r.lat), float(r.lon)
-                alt = float(r.alt) if mode >= 3 else None
-                errors = r.error or {}
-                herr = max(float(errors.get("x", 0) or 0), float(errors.get("y", 0) or 0))
-                eph = herr if herr > 0 else None
-                speed, track = float(r.hspeed), float(r.track)
-        sats = int(r.sats_valid) if r is not None and r.sats_valid else None
-        return Fix(when, lat, lon, alt, mode if mode >= 1 else 1, sats, None, eph, speed, track, 0.0)
+        """gpsd's report as our Fix (drivers/gpsd_report.py)."""
+        return gpsd_report.fix_from(r, self.check, self._reject)
 
     def _interrupt(self) -> None:
         sock = self._gpsd.gpsd_socket

@@ -123,15 +123,18 @@ def atoi(text: str) -> int:
 @lru_cache(maxsize=4096)
 def time_of_day(text: str) -> tuple[int, float] | None:
     """hhmmss[.sss] -> (hour, seconds since midnight), None if malformed (gpsd's
-    merge_hhmmss: six digits, then optional fractions)."""
+    merge_hhmmss: six digits, then optional fractions; and a time a clock can show, where
+    gpsd lets 99:99:99 run days into the future)."""
     if len(text) < 6 or not text[:6].isdigit():
+        return None
+    hour, minute, second = int(text[0:2]), int(text[2:4]), int(text[4:6])
+    if hour > 23 or minute > 59 or second > 60:     # 60: a leap second
         return None
     nsec = 0
     frac = text[7:16]
     if text[6:7] == "." and frac[:1].isdigit():
         nsec = atoi(frac) * 10 ** (9 - len(frac))
-    hour = int(text[0:2])
-    return hour, hour * 3600 + int(text[2:4]) * 60 + int(text[4:6]) + nsec * 1e-9
+    return hour, hour * 3600 + minute * 60 + second + nsec * 1e-9
 
 
 @lru_cache(maxsize=4096)
