@@ -194,7 +194,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "ir_illuminator": _int(25, 0, 27),
     },
     "drivers": {kind: _choice(backends[0], *backends) for kind, backends in DRIVER_BACKENDS.items()},
-    "link": {  # the technician's way in: bundles and shift assignments (recorder/serial_link.py)
+    "link": {  # the technician's way in: bundles and shift assignments (recorder/link/)
         "serial_port": _str("/dev/ttyGS0"),
         "serial_baud": Option(int, 115200, choices=(9600, 19200, 38400, 57600, 115200, 230400, 460800)),
         "card_dir": _str(""),

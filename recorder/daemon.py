@@ -22,6 +22,7 @@ from recorder.config import with_camera_id
 from recorder.errors import ConfigError, PietonError
 from recorder.feedback import Feedback
 from recorder.hardware import Hardware, open_hardware
+from recorder.link.listener import device_listener, port_present
 from recorder.notice import Notice
 from recorder.session import LiveSessions
 from recorder.state import Machine, State
@@ -157,9 +158,8 @@ class Daemon:
     def _start_link(self) -> None:
         """The technician's serial link (USB gadget serial on the device)."""
         port = self.config.link.serial_port
-        if not port or not Path(port).exists():
+        if not port or not port_present(port):
             return
-        from recorder.serial_link import device_listener
         try:
             self.listener = device_listener(port, self.updater, self.assignment,
                                             baud=self.config.link.serial_baud, loop=self.loop).start()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from recorder.bundle import REASONS, read_bundle
 from recorder.errors import BundleError
-from recorder.serial_link import BadFrame, Frame, FrameReader, encode_frame
+from recorder.link.protocol import BadFrame, Frame, FrameReader, encode_frame
 from tests.tech_device import make_config, sign, technician
 
 _CACHE: dict = {}

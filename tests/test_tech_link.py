@@ -11,21 +11,15 @@ import time
 import pytest
 import serial
 
+from drivers.simcable import PtyCable
 from recorder.assignment import sign_assignment
 from recorder.bundle import public_hex, read_bundle
 from recorder.errors import LinkError
-from recorder.serial_link import (
-    FlashClient,
-    Frame,
-    FrameReader,
-    PtyCable,
-    Received,
-    SerialListener,
-    device_listener,
-    encode_frame,
-)
+from recorder.link.listener import SerialListener, device_listener
+from recorder.link.protocol import Frame, FrameReader, Received, encode_frame
 from tests.tech_device import make_config, make_device, sign, technician
 from tools.cli import main
+from tools.link_client import FlashClient
 
 
 @pytest.fixture

@@ -11,7 +11,11 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+from recorder.assignment import sign_assignment
+from recorder.bundle import load_technician_key
 from recorder.errors import AssignmentError, BundleError, LinkError
+from tools.config_cmd import describe
+from tools.link_client import FlashClient
 
 
 def register(subparsers) -> None:
@@ -53,11 +57,6 @@ def parse_until(text: str, now: datetime | None = None) -> float:
 
 
 def cmd_assign(args) -> int:
-    from recorder.assignment import sign_assignment
-    from recorder.bundle import load_technician_key
-    from recorder.serial_link import FlashClient
-    from tools.config_cmd import describe
-
     try:
         until = parse_until(args.until)
         key = load_technician_key(args.key)

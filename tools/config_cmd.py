@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from recorder.assignment import REASONS as ASSIGNMENT_REASONS
 from recorder.bundle import (
     REASONS,
     check_target,
@@ -27,6 +28,8 @@ from recorder.bundle import (
 from recorder.config import load_config
 from recorder.errors import BundleError, ConfigError, LinkError
 from recorder.evidence.chain import write_atomic
+from recorder.link.protocol import LINK_REASONS
+from tools.link_client import FlashClient
 
 
 def register(subparsers) -> None:
@@ -184,8 +187,6 @@ class Progress:
 
 def describe(answer) -> str:
     """The device's answer in words."""
-    from recorder.assignment import REASONS as ASSIGNMENT_REASONS
-    from recorder.serial_link import LINK_REASONS
 
     words = {"applied": "accepted and in force", "queued": "accepted; applied when the current recording ends",
              "assigned": "assigned", **REASONS, **ASSIGNMENT_REASONS, **LINK_REASONS}
@@ -201,8 +202,6 @@ def cmd_flash(args) -> int:
         return 2
     if args.dir:
         return _to_card(bundle, Path(args.dir), args.bundle)
-    from recorder.serial_link import FlashClient
-
     try:
         with FlashClient(args.port, baud=args.baud) as client:
             info = client.info()

@@ -19,13 +19,15 @@ import time
 from pathlib import Path
 
 from drivers.signer import FileSigner
+from drivers.simcable import PtyCable
 from recorder.bundle import build_bundle, load_technician_key, public_hex, read_bundle
 from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.config_update import ConfigUpdater
 from recorder.errors import BundleError
 from recorder.evidence.age import generate_identity
 from recorder.evidence.journal import DeviceJournal
-from recorder.serial_link import FlashClient, PtyCable, device_listener
+from recorder.link.listener import device_listener
+from tools.link_client import FlashClient
 
 BAUD = 115200
 TARGETS = {"config_only_s": 2.0, "new_notice_s": 15.0}
@@ -81,8 +83,8 @@ def run(args) -> dict:
             return build_bundle(path, key, version, device="CAM-SIM-001", notice_encoding=encoding)
 
         results: dict = {"baud": BAUD, "new_notice_wav_bytes": wav_bytes}
-        with PtyCable(baud=BAUD) as cable, device_listener(cable.device_path, updater).start(), \
-                FlashClient(cable.host_path, result_timeout=120) as client:
+        with PtyCable(baud=BAUD) as cable, device_listener(cable.device_url, updater).start(), \
+                FlashClient(cable.host_url, result_timeout=120) as client:
             first = _flash(client, bundle(1))  # the camera's first bundle: everything is sent
             print(f"first bundle, everything sent: {first['bytes_sent']} bytes in {first['seconds']:.2f} s")
             results["first_full"] = first
