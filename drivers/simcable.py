@@ -75,6 +75,7 @@ class PtyCable:
         self.closed = False
         self._noise = 0
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # wakes the relay at close, not after its poll
         ends = []
         for _ in range(2):
             master, slave = os.openpty()
@@ -110,8 +111,8 @@ class PtyCable:
     def _relay(self, src: int, dst: int) -> None:
         next_free = time.monotonic()
         while not self._stop.is_set():
-            ready, _, _ = select.select([src], [], [], 0.05)
-            if not ready:
+            ready, _, _ = select.select([src, self._wake_r], [], [], 0.5)
+            if src not in ready:
                 continue
             try:
                 data = os.read(src, 4096)
@@ -150,9 +151,10 @@ class PtyCable:
         for link in self._links:
             link.unlink(missing_ok=True)
         self._stop.set()
+        os.write(self._wake_w, b"x")
         for t in self._threads:
             t.join(timeout=2)
-        for fd in self._fds:
+        for fd in self._fds + [self._wake_r, self._wake_w]:
             try:
                 os.close(fd)
             except OSError:

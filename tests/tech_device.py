@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from recorder.bundle import CONTEXT, Bundle, build_bundle, load_technician_key, 
 from recorder.config import load_config
 from recorder.config_update import ConfigUpdater
 from recorder.evidence.journal import DeviceJournal, read_journal
+from recorder.link.protocol import Frame, FrameReader, Received, encode_frame, open_port
 from tests.conftest import write_config
 
 
@@ -64,8 +69,6 @@ class Device:
 
 
 def make_device(folder: Path, config_path: Path, *, clock=None) -> Device:
-    import time
-
     folder.mkdir(parents=True, exist_ok=True)
     signer = FileSigner.create(folder / "device.key")
     running = load_config(config_path)
@@ -95,3 +98,67 @@ def sign(config_path: Path, key, version: int, **target) -> bytes:
     if not target:
         target = {"device": "CAM-SIM-001"}
     return build_bundle(config_path, key, version, **target)
+
+
+class FakeCamera:
+    """The far end of a simulated cable playing a camera: each frame the technician sends is
+    handed to ``answer(frame) -> bytes | None`` and what it returns goes back on the line."""
+
+    def __init__(self, url: str, answer: Callable[[Received], bytes | None]):
+        self.port = open_port(url)
+        self.reader = FrameReader(self.port, frame_timeout=0.2)
+        self.answer = answer
+        self.frames: list[Received] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="fake-camera")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            event = self.reader.read(0.05)
+            if isinstance(event, Received):
+                self.frames.append(event)
+                reply = self.answer(event)
+                if reply:
+                    self.port.write(reply)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.port.cancel_read()
+        self._thread.join(timeout=5)
+        self.port.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class HonestCamera:
+    """Answers as the protocol says (and as the real listener does), holding nothing."""
+
+    def __init__(self, code: str = "applied"):
+        self.code = code
+        self.received = bytearray()
+
+    def __call__(self, frame: Received) -> bytes:
+        if frame.type == Frame.INFO:
+            return reply(Frame.INFO_REPLY, frame.seq, {"camera_id": "CAM-SIM-001", "fleet": "autun-pm",
+                                                       "config_version": 0, "files": []})
+        if frame.type == Frame.BEGIN:
+            self.received.clear()
+            return reply(Frame.ACK, frame.seq, {"code": "ok", "offset": 0})
+        if frame.type == Frame.DATA:
+            (offset,) = struct.unpack_from(">I", frame.payload)
+            if offset == len(self.received):
+                self.received += frame.payload[4:]
+            return reply(Frame.ACK, frame.seq, {"code": "ok", "offset": len(self.received)})
+        if frame.type == Frame.END:
+            return reply(Frame.RESULT, frame.seq, {"code": self.code, "message": "done"})
+        return reply(Frame.NAK, frame.seq, {"code": "bad-frame", "message": "not for the device"})
+
+
+def reply(ftype: int, seq: int, obj) -> bytes:
+    """A well-formed frame carrying ``obj`` as JSON."""
+    return encode_frame(ftype, seq, json.dumps(obj).encode())

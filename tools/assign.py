@@ -15,7 +15,7 @@ from recorder.assignment import sign_assignment
 from recorder.bundle import load_technician_key
 from recorder.errors import AssignmentError, BundleError, LinkError
 from tools.config_cmd import describe
-from tools.link_client import FlashClient
+from tools.link_client import CameraReplyError, FlashClient
 
 
 def register(subparsers) -> None:
@@ -72,11 +72,14 @@ def cmd_assign(args) -> int:
             if info.get("camera_id") != args.device:
                 print(f"warning: the camera on {args.port} is {info.get('camera_id')!r}, not {args.device!r}",
                       file=sys.stderr)
-            counter = args.counter if args.counter is not None else int(info.get("assignment_counter", 0)) + 1
+            counter = args.counter if args.counter is not None else (info.get("assignment_counter") or 0) + 1
             data = sign_assignment(key, args.agent, args.device, counter, until)
             answer = client.send("assignment", data)
     except (AssignmentError, BundleError) as exc:
         print(f"cannot assign [{exc.code}]: {exc.reason}", file=sys.stderr)
+        return 2
+    except CameraReplyError as exc:
+        print(f"assign failed, the camera does not follow the protocol: {exc}", file=sys.stderr)
         return 2
     except LinkError as exc:
         print(f"assign failed: {exc}", file=sys.stderr)

@@ -29,7 +29,7 @@ from recorder.config import load_config
 from recorder.errors import BundleError, ConfigError, LinkError
 from recorder.evidence.chain import write_atomic
 from recorder.link.protocol import LINK_REASONS
-from tools.link_client import FlashClient
+from tools.link_client import CameraReplyError, FlashClient
 
 
 def register(subparsers) -> None:
@@ -213,6 +213,9 @@ def cmd_flash(args) -> int:
             if left_out:
                 print(f"already on the camera, not resent: {', '.join(left_out)}")
             answer = client.send("bundle", data, progress=Progress())
+    except CameraReplyError as exc:
+        print(f"\nflash failed, the camera does not follow the protocol: {exc}", file=sys.stderr)
+        return 2
     except LinkError as exc:
         print(f"\nflash failed: {exc}", file=sys.stderr)
         return 1
