@@ -25,6 +25,7 @@ from recorder.bundle import public_hex
 from recorder.config_update import Answer
 from recorder.errors import AssignmentError
 from recorder.evidence.chain import canonical, write_atomic
+from recorder.inputs import InputError, loads_strict
 
 CONTEXT = b"pieton/assignment/1"
 KIND = "pieton/assignment/1"
@@ -91,9 +92,9 @@ def read_assignment(data: bytes) -> Assignment:
     if len(data) > MAX_BYTES:
         raise AssignmentError("bad-format", f"{len(data)} bytes, more than {MAX_BYTES}")
     try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AssignmentError("bad-format", f"not JSON: {exc}") from None
+        body = loads_strict(data, "assignment")
+    except InputError as exc:
+        raise AssignmentError("bad-format", str(exc)) from None
     if not isinstance(body, dict) or body.get("kind") != KIND:
         raise AssignmentError("bad-format", f"not a {KIND} object")
     expected = {"kind", "agent", "device", "counter", "issued", "until", "signer", "sig"}

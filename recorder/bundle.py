@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import struct
 import wave
@@ -35,6 +34,7 @@ from drivers.signer import verify_signature
 from recorder.config import Config, parse_config
 from recorder.errors import BundleError, ConfigError
 from recorder.evidence.chain import canonical
+from recorder.inputs import InputError, loads_strict
 
 MAGIC = b"PIETONB1"
 CONTEXT = b"pieton/config-bundle/1"
@@ -353,9 +353,9 @@ def read_bundle(data: bytes) -> Bundle:
         raise BundleError("bad-format", f"truncated: header of {length} bytes and signature do not fit")
     header_bytes = data[start:start + length]
     try:
-        header = json.loads(header_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError("bad-format", f"bundle header is not JSON: {exc}") from None
+        header = loads_strict(header_bytes, "bundle header")
+    except InputError as exc:
+        raise BundleError("bad-format", str(exc)) from None
     _check_header(header)
     signature = data[start + length:start + length + 64]
     pos = start + length + 64

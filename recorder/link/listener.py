@@ -1,12 +1,19 @@
 """The camera's end of the technician's serial link: a thread that answers INFO, receives
-transfers (bundles, assignments) and hands each complete one to its handler."""
+transfers (bundles, assignments) and hands each complete one to its handler.
+
+Every frame that arrives whole gets an answer: line noise between frames is skipped, a
+damaged frame is answered NAK, a malformed one NAK with the reason, and nothing that
+arrives stops the listener. A transfer refused by the link itself (a BEGIN it cannot take,
+more bytes than announced, bytes that do not match, a handler that failed) is an attempt
+to change the camera: it is journaled, as the handlers journal what they refuse.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import json
 import logging
+import re
 import struct
 import threading
 import time
@@ -18,6 +25,7 @@ import serial
 from recorder.bundle import MAX_BUNDLE_BYTES
 from recorder.config_update import Answer
 from recorder.errors import LinkError
+from recorder.inputs import InputError, expect_object, loads_strict
 from recorder.link.protocol import (
     LINK_REASONS,
     BadFrame,
@@ -30,6 +38,16 @@ from recorder.link.protocol import (
 
 log = logging.getLogger(__name__)
 
+TRANSFER_KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+MAX_ANSWER_MESSAGE = 300
+
+
+def shown(value, limit: int = 40) -> str:
+    """A value from the line, quoted and cut short, for an answer or the journal."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
 
 def port_present(port: str) -> bool:
     """Whether the configured port is worth listening on: a device path that exists, or a
@@ -39,12 +57,15 @@ def port_present(port: str) -> bool:
 
 class SerialListener:
     """The device side: answers INFO, receives transfers and hands each complete one to
-    ``handlers[kind](bytes) -> Answer``. When ``loop`` is given, handlers and ``info()`` run
-    on that asyncio loop's thread (the daemon's), the listener waiting for their answer."""
+    ``handlers[kind](bytes) -> Answer``. When ``loop`` is given, handlers, ``info()`` and
+    ``on_refused`` run on that asyncio loop's thread (the daemon's), the listener waiting for
+    their answer. ``on_refused(kind, answer)`` journals a transfer the link itself refused
+    (``kind`` is None when the BEGIN did not name one)."""
 
     def __init__(self, port, handlers: dict[str, Callable[[bytes], Answer]], info: Callable[[], dict],
                  *, baud: int = 115200, loop=None, max_size: int = MAX_BUNDLE_BYTES,
-                 idle_timeout: float = 5.0, frame_timeout: float = 0.5, reopen_interval: float = 1.0):
+                 idle_timeout: float = 5.0, frame_timeout: float = 0.5, reopen_interval: float = 1.0,
+                 on_refused: Callable[[str | None, Answer], None] | None = None):
         self.port_name = port if isinstance(port, str) else getattr(port, "port", repr(port))
         self._port_arg = port
         self.baud = baud
@@ -55,6 +76,7 @@ class SerialListener:
         self.idle_timeout = idle_timeout
         self.frame_timeout = frame_timeout
         self.reopen_interval = reopen_interval
+        self.on_refused = on_refused
         self.state = "closed"
         self.counts = {"transfers": 0, "accepted": 0, "refused": 0, "aborted": 0, "bad_frames": 0}
         self.last_answer: Answer | None = None
@@ -138,8 +160,11 @@ class SerialListener:
                 self._stop.wait(0.1)
 
     def _send(self, ftype: int, seq: int, obj: dict) -> None:
-        self._port.write(encode_frame(ftype, seq, frame_json(obj)))
-        self._port.flush()
+        try:
+            self._port.write(encode_frame(ftype, seq, frame_json(obj)))
+            self._port.flush()
+        except OSError as exc:  # pyserial's SerialException: the port, not the frame
+            raise LinkError(f"cannot send on {self.port_name}: {exc}") from exc
 
     def _drop_transfer(self, why: str) -> None:
         if self._transfer is not None:
@@ -159,13 +184,22 @@ class SerialListener:
             self.counts["bad_frames"] += 1
             self._nak(event.seq or 0, event.code, LINK_REASONS[event.code])
             return
-        ftype, seq = event.type, event.seq
+        try:
+            self._answer(event.type, event.seq, event.payload)
+        except LinkError:
+            raise  # the port failed: _run reopens it
+        except Exception as exc:  # noqa: BLE001 - every frame is answered; the listener lives on
+            log.exception("serial link %s: a %s frame failed", self.port_name, Frame(event.type).name)
+            self._drop_transfer("unexpected error")
+            self._nak(event.seq, "internal-error", _cut(f"{type(exc).__name__}: {exc}"))
+
+    def _answer(self, ftype: int, seq: int, payload: bytes) -> None:
         if ftype == Frame.INFO:
             self._send(Frame.INFO_REPLY, seq, self._invoke(self.info))
         elif ftype == Frame.BEGIN:
-            self._begin(seq, event.payload)
+            self._begin(seq, payload)
         elif ftype == Frame.DATA:
-            self._data(seq, event.payload)
+            self._data(seq, payload)
         elif ftype == Frame.END:
             self._end(seq)
         elif ftype == Frame.ABORT:
@@ -177,19 +211,35 @@ class SerialListener:
     def _nak(self, seq: int, code: str, message: str) -> None:
         self._send(Frame.NAK, seq, {"code": code, "message": message})
 
+    def _refuse(self, seq: int, kind: str | None, answer: Answer, ftype: int = Frame.NAK) -> None:
+        """Refuse a transfer: journal it (an attempt to change the camera), then answer."""
+        self.counts["refused"] += 1
+        self.last_answer = answer
+        if self.on_refused is not None:
+            try:
+                self._invoke(self.on_refused, kind, answer)
+            except Exception:  # noqa: BLE001 - the technician still gets the answer
+                log.exception("journaling a refused %s transfer failed", kind)
+        self._send(ftype, seq, answer.as_dict())
+
     def _begin(self, seq: int, payload: bytes) -> None:
         self._drop_transfer("a new transfer began")
         try:
-            begin = json.loads(payload)
-            kind, size, digest = begin["kind"], begin["size"], begin["sha256"]
-            if not isinstance(size, int) or size < 0 or not isinstance(digest, str):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            return self._nak(seq, "bad-frame", "BEGIN needs kind, size and sha256")
+            begin = expect_object(loads_strict(payload, "BEGIN"), "BEGIN")
+        except InputError as exc:
+            return self._refuse(seq, None, Answer("bad-frame", _cut(str(exc))))
+        kind, size, digest = begin.get("kind"), begin.get("size"), begin.get("sha256")
+        if not isinstance(kind, str) or not TRANSFER_KIND.fullmatch(kind):
+            return self._refuse(seq, None, Answer("bad-frame", f"BEGIN: kind {shown(kind)} is not a transfer name"))
         if kind not in self.handlers:
-            return self._nak(seq, "unknown-kind", f"{kind!r} is not one of {sorted(self.handlers)}")
+            return self._refuse(seq, kind, Answer("unknown-kind", f"{kind!r} is not one of {sorted(self.handlers)}"))
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            return self._refuse(seq, kind, Answer("bad-frame", f"BEGIN: size {shown(size)} is not a number of bytes"))
+        if not isinstance(digest, str) or not SHA256_HEX.fullmatch(digest):
+            return self._refuse(seq, kind, Answer("bad-frame", f"BEGIN: sha256 {shown(digest)} is not 64 hex digits"))
         if size > self.max_size:
-            return self._nak(seq, "oversize", f"{size} bytes is more than the {self.max_size} the device accepts")
+            return self._refuse(seq, kind, Answer("oversize", f"{size} bytes is more than the {self.max_size} "
+                                                              "the device accepts"))
         self._transfer = {"kind": kind, "size": size, "sha256": digest, "data": bytearray(),
                           "last": time.monotonic()}
         self.counts["transfers"] += 1
@@ -211,7 +261,7 @@ class SerialListener:
             return self._nak(seq, "out-of-order", f"chunk at {offset}, expected {len(t['data'])}")
         if offset + len(chunk) > t["size"]:
             self._drop_transfer("more bytes than announced")
-            return self._nak(seq, "oversize", f"more than the {t['size']} bytes announced")
+            return self._refuse(seq, t["kind"], Answer("oversize", f"more than the {t['size']} bytes announced"))
         t["data"] += chunk
         self._send(Frame.ACK, seq, {"code": "ok", "offset": len(t["data"])})
 
@@ -233,11 +283,18 @@ class SerialListener:
                 answer = self._invoke(self.handlers[t["kind"]], data)
             except Exception as exc:  # noqa: BLE001 - the device answers, it does not die
                 log.exception("handling a %s transfer failed", t["kind"])
-                answer = Answer("internal-error", f"{type(exc).__name__}: {exc}")
-        self.counts["accepted" if answer.ok else "refused"] += 1
-        self.last_answer = answer
+                answer = Answer("internal-error", _cut(f"{type(exc).__name__}: {exc}"))
+            else:  # the handler journaled its own decision
+                self.counts["accepted" if answer.ok else "refused"] += 1
+                self.last_answer = answer
+                self._last_end = (seq, answer)
+                return self._send(Frame.RESULT, seq, answer.as_dict())
         self._last_end = (seq, answer)
-        self._send(Frame.RESULT, seq, answer.as_dict())
+        self._refuse(seq, t["kind"], answer, Frame.RESULT)
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= MAX_ANSWER_MESSAGE else message[:MAX_ANSWER_MESSAGE] + "..."
 
 
 def device_listener(port, updater, keeper=None, **kw) -> SerialListener:
@@ -246,10 +303,19 @@ def device_listener(port, updater, keeper=None, **kw) -> SerialListener:
     if keeper is not None:
         handlers["assignment"] = lambda data: keeper.offer(data, origin="serial")
 
+    def refused(kind: str | None, answer: Answer) -> None:
+        if updater.journal is None:
+            return
+        public = {"code": answer.code, "message": answer.message, "origin": "serial", "transfer": kind}
+        if kind == "assignment":
+            updater.journal.append("assignment", {"result": "refused", **public})
+        else:
+            updater.journal.append("config refused", public)
+
     def info() -> dict:
         out = updater.info()
         if keeper is not None:
             out.update(assignment_counter=keeper.counter, agent=keeper.status()["agent"])
         return out
 
-    return SerialListener(port, handlers, info, **kw)
+    return SerialListener(port, handlers, info, on_refused=refused, **kw)

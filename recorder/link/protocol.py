@@ -21,6 +21,7 @@ from enum import IntEnum
 
 from drivers.serial_urls import open_serial
 from recorder.errors import LinkError
+from recorder.inputs import loads_strict
 
 SYNC = b"\xa5\x5a"
 _HEAD = struct.Struct(">BHH")
@@ -73,8 +74,9 @@ class Received:
     seq: int
     payload: bytes
 
-    def json(self) -> dict:
-        return json.loads(self.payload)
+    def json(self):
+        """The payload as JSON, parsed strictly (InputError if it is not)."""
+        return loads_strict(self.payload, f"{Frame(self.type).name} payload")
 
 
 @dataclass(frozen=True)
