@@ -1,7 +1,11 @@
-"""`pieton assign`: assign a camera to an agent for a shift, over its serial link.
+"""`pieton assign`: assign a camera to an agent for a shift, over its serial link or into a file.
 
 The assignment is signed by the technician, bound to the camera id, carries a counter
 above the camera's last one (asked over the link, or --counter) and ends at --until.
+With --out it is written to a file instead, to carry to the camera later or for a
+scenario's ``do = "assign"``; with no link to ask, its counter is then the time in
+milliseconds unless --counter says otherwise, so files written one after the other are
+taken in that order.
 """
 
 from __future__ import annotations
@@ -10,10 +14,13 @@ import re
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from recorder.assignment import sign_assignment
 from recorder.bundle import load_technician_key
 from recorder.errors import AssignmentError, BundleError, LinkError
+from recorder.evidence.chain import write_atomic
+from recorder.inputs import InputError, check_name_length
 from tools.config_cmd import describe
 from tools.link_client import CameraReplyError, FlashClient
 
@@ -25,10 +32,13 @@ def register(subparsers) -> None:
     assign.add_argument("--until", required=True, metavar="TIME",
                         help="end of the shift: HH:MM (next occurrence, local time), +8h / +90m, "
                              "or an ISO time such as 2026-11-27T22:00:00+01:00")
-    assign.add_argument("--port", required=True, help="the camera's serial port")
+    to = assign.add_mutually_exclusive_group(required=True)
+    to.add_argument("--port", help="the camera's serial port (or simcable://NAME/host)")
+    to.add_argument("--out", metavar="FILE", help="write the signed assignment to FILE instead of sending it")
     assign.add_argument("--baud", type=int, default=115200)
     assign.add_argument("--key", required=True, help="the technician key (pieton keys technician)")
-    assign.add_argument("--counter", type=int, help="the anti-replay counter (default: the camera's last + 1)")
+    assign.add_argument("--counter", type=int, help="the anti-replay counter (default: the camera's last + 1, "
+                                                    "or with --out the time in milliseconds)")
     assign.set_defaults(func=cmd_assign)
 
 
@@ -66,6 +76,8 @@ def cmd_assign(args) -> int:
     if until <= time.time():
         print(f"--until {args.until!r} is already past", file=sys.stderr)
         return 2
+    if args.out:
+        return _to_file(args, key, until)
     try:
         with FlashClient(args.port, baud=args.baud) as client:
             info = client.info()
@@ -86,3 +98,29 @@ def cmd_assign(args) -> int:
         return 1
     print(f"device answer: {describe(answer)}")
     return 0 if answer.ok else 1
+
+
+def _to_file(args, key, until: float) -> int:
+    """Sign the assignment and write it to ``--out``, for the camera to take later."""
+    out = Path(args.out)
+    counter = args.counter if args.counter is not None else time.time_ns() // 1_000_000
+    try:
+        check_name_length(out, f"--out {out}")
+        data = sign_assignment(key, args.agent, args.device, counter, until)
+        if out.is_dir():
+            raise InputError(f"--out {out}: is a folder; name the file to write")
+        if not out.parent.is_dir():
+            raise InputError(f"--out {out}: folder {out.parent} does not exist")
+        write_atomic(out, data, mode=0o600)  # it names the agent: not for every user of the desk
+    except (AssignmentError, BundleError) as exc:
+        print(f"cannot assign [{exc.code}]: {exc.reason}", file=sys.stderr)
+        return 2
+    except InputError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"--out {out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    ends = datetime.fromtimestamp(until, UTC).astimezone().isoformat(timespec="minutes")
+    print(f"signed assignment written to {out}: camera {args.device}, counter {counter}, until {ends}")
+    return 0
