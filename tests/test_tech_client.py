@@ -113,6 +113,21 @@ def test_pieton_config_flash_names_each_malformed_reply_and_exits_2(case, tmp_pa
     assert "Traceback" not in err
 
 
+def test_a_camera_that_cannot_answer_info_is_a_link_failure(tmp_path, chief, capsys):
+    _, tech = technician(tmp_path)
+    _, recipient = chief
+    bundle = tmp_path / "v1.pbn"
+    bundle.write_bytes(sign(make_config(tmp_path / "v1", [], recipient), tech, 1))
+
+    def camera(frame: Received) -> bytes:
+        return reply(Frame.NAK, frame.seq, {"code": "internal-error", "message": "OSError: \x1b[2Jgone"})
+
+    with PtyCable() as cable, FakeCamera(cable.device_url, camera):
+        assert main(["config", "flash", str(bundle), "--port", cable.host_url]) == 1
+    err = capsys.readouterr().err
+    assert "the camera could not say what it holds: [internal-error] OSError: ?[2Jgone" in err  # no escape codes
+
+
 # -- any reply at all --------------------------------------------------------------------------
 
 json_values = st.recursive(

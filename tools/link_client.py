@@ -187,7 +187,7 @@ class FlashClient:
         reply = self._exchange(Frame.INFO, b"", (Frame.INFO_REPLY,), self.reply_timeout)
         if reply.type == Frame.NAK:
             answer = self.answer(reply, "INFO")
-            raise CameraReplyError(f"the camera refused INFO: [{answer.code}] {answer.message}")
+            raise LinkError(f"the camera could not say what it holds: [{answer.code}] {answer.message}")
         info = self.reply_object(reply, "INFO")
         checks = {"camera_id": str, "fleet": str, "agent": str, "config_version": int, "assignment_counter": int}
         for field, kind in checks.items():

@@ -111,6 +111,11 @@ class SerialListener:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the listening thread runs (it outlives any frame; only close() ends it)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def status(self) -> dict:
         """For the daemon's status: the link's state and what it received."""
         last = self.last_answer.as_dict() if self.last_answer else None
