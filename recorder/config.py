@@ -9,6 +9,7 @@ collected before failing, so a technician sees every mistake at once.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -37,6 +38,14 @@ class Option:
     pattern_help: str = ""
     item_kind: type | None = None  # for lists
 
+    def __post_init__(self):
+        # Every number has a finite range: an unbounded one lets a huge value through
+        # (a min_free_mb that refuses every start), and the checks below refuse NaN.
+        if self.kind in (int, float) and self.choices is None and not (
+                self.minimum is not None and self.maximum is not None
+                and math.isfinite(self.minimum) and math.isfinite(self.maximum)):
+            raise TypeError("a numeric option needs a finite minimum and maximum")
+
     def allowed(self) -> str:
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
@@ -56,6 +65,8 @@ class Option:
     def check(self, value: Any) -> bool:
         if self.kind is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
+                return False
+            if not math.isfinite(value):  # TOML has nan and inf; NaN compares false with every bound
                 return False
         elif self.kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
@@ -177,8 +188,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
     },
     "storage": {
         "sync_interval_s": _float(0.5, 0.05, 0.5),
-        "low_space_mb": _int(512, 0),
-        "min_free_mb": _int(64, 0),
+        "low_space_mb": _int(512, 0, 65536),
+        "min_free_mb": _int(64, 0, 16384),
     },
     "battery": {
         "low_percent": _float(15.0, 0.0, 100.0),
@@ -311,6 +322,11 @@ def _cross_checks(sections: dict[str, Section], source: str) -> list[str]:
         problems.append(f"{source}: [gestures] stop_hold_s = {gestures.stop_hold_s!r}: must be longer "
                         f"than flagrant_delit_hold_s ({gestures.flagrant_delit_hold_s!r}) so a bump "
                         "cannot end a recording")
+    storage = sections["storage"]
+    if storage.min_free_mb > storage.low_space_mb:
+        problems.append(f"{source}: [storage] min_free_mb = {storage.min_free_mb!r}: must not exceed "
+                        f"low_space_mb ({storage.low_space_mb!r}) so the agent is warned before starts "
+                        "are refused")
     battery = sections["battery"]
     if battery.critical_percent >= battery.low_percent:
         problems.append(f"{source}: [battery] critical_percent = {battery.critical_percent!r}: must be "
