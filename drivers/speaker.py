@@ -9,9 +9,10 @@ agent (haptic "notice not played") to say the notice aloud.
 from __future__ import annotations
 
 import asyncio
+import io
+import struct
 import wave
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,45 +26,33 @@ BACKENDS = {"simulated": "drivers.speaker:SimulatedSpeaker",
             "sounddevice": "drivers.speaker:SounddeviceSpeaker"}
 
 
-def load_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a 16-bit PCM WAV file (mono, or stereo mixed down) as float32 in [-1, 1]."""
-    path = Path(path)
+# Rates a notice may be recorded at: telephone quality to studio quality.
+WAV_RATES_HZ = (8000, 192000)
+
+
+def decode_wav(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV file's bytes (mono, or stereo mixed down) as float32 in [-1, 1].
+    Every malformed file is a BadAudioFile naming ``name``; reading the file (with its size
+    limit) is the caller's job (recorder.notice.load_wav)."""
     try:
-        with wave.open(str(path), "rb") as wav:
+        with wave.open(io.BytesIO(data), "rb") as wav:
             channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
             frames = wav.readframes(wav.getnframes())
-    except FileNotFoundError:
-        raise BadAudioFile(f"{path}: notice audio file not found") from None
-    except (wave.Error, EOFError) as exc:
-        raise BadAudioFile(f"{path}: not a PCM WAV file ({exc})") from None
-    except OSError as exc:
-        raise BadAudioFile(f"{path}: cannot read audio file: {exc.strerror}") from None
+    except (wave.Error, EOFError, struct.error, ValueError, OverflowError) as exc:
+        raise BadAudioFile(f"{name}: not a PCM WAV file ({exc or type(exc).__name__})") from None
     if width != 2:
-        raise BadAudioFile(f"{path}: {8 * width}-bit samples; only 16-bit PCM WAV is supported")
+        raise BadAudioFile(f"{name}: {8 * width}-bit samples; only 16-bit PCM WAV is supported")
     if channels not in (1, 2):
-        raise BadAudioFile(f"{path}: {channels} channels; only mono or stereo is supported")
-    samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+        raise BadAudioFile(f"{name}: {channels} channels; only mono or stereo is supported")
+    if not WAV_RATES_HZ[0] <= rate <= WAV_RATES_HZ[1]:
+        raise BadAudioFile(f"{name}: frame rate {rate} Hz; must be from {WAV_RATES_HZ[0]} to "
+                           f"{WAV_RATES_HZ[1]} Hz")
+    samples = np.frombuffer(frames[: len(frames) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
     if channels == 2:
         samples = samples[: len(samples) // 2 * 2].reshape(-1, 2).mean(axis=1)
     if samples.size == 0:
-        raise BadAudioFile(f"{path}: the audio file holds no samples")
+        raise BadAudioFile(f"{name}: the audio file holds no samples")
     return samples, rate
-
-
-def check_notice_audio(config: Any) -> list[str]:
-    """Problems with the configured notice audio, in the configuration checker's words
-    (for ``recorder.config.EXTRA_CHECKS``)."""
-    path = config.resolve(config.notice.audio)
-    if not path.is_file():
-        return []  # the configuration's own check reports a missing file
-    try:
-        samples, rate = load_wav(path)
-    except BadAudioFile as exc:
-        return [f"{config.source}: [notice] audio = {config.notice.audio!r}: {exc}"]
-    if not 0.3 <= len(samples) / rate <= 30.0:
-        return [f"{config.source}: [notice] audio = {config.notice.audio!r}: lasts "
-                f"{len(samples) / rate:.1f} s; must be from 0.3 to 30 s"]
-    return []
 
 
 def _mono(samples: np.ndarray, rate: int) -> np.ndarray:

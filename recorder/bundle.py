@@ -34,7 +34,7 @@ from drivers.signer import verify_signature
 from recorder.config import Config, parse_config
 from recorder.errors import BundleError, ConfigError
 from recorder.evidence.chain import canonical
-from recorder.inputs import InputError, loads_strict
+from recorder.inputs import InputError, loads_strict, read_bounded
 
 MAGIC = b"PIETONB1"
 CONTEXT = b"pieton/config-bundle/1"
@@ -75,9 +75,9 @@ def load_technician_key(path: str | Path) -> Ed25519PrivateKey:
     """A technician key as `pieton keys technician` writes it: a raw 32-byte Ed25519 seed."""
     path = Path(path)
     try:
-        seed = path.read_bytes()
-    except OSError as exc:
-        raise BundleError("bad-key", f"technician key {path}: {exc.strerror}") from None
+        seed = read_bounded(path, "key", what=f"technician key {path}")
+    except InputError as exc:
+        raise BundleError("bad-key", str(exc)) from None
     if len(seed) != 32:
         raise BundleError("bad-key", f"technician key {path}: expected a raw 32-byte Ed25519 seed, "
                                      f"found {len(seed)} bytes")
@@ -253,9 +253,9 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise BundleError("bad-format", f"version {version!r}: must be an integer of at least 1")
     try:
-        toml = config_path.read_bytes()
-    except OSError as exc:
-        raise BundleError("file-missing", f"{config_path}: {exc.strerror}") from None
+        toml = read_bounded(config_path, "config", what=f"{config_path}: configuration")
+    except InputError as exc:
+        raise BundleError("file-missing", str(exc)) from None
     try:
         config = parse_config(toml, str(config_path), config_path.resolve().parent)
     except ConfigError as exc:
@@ -269,7 +269,10 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
     files = [BundleFile(CONFIG_NAME, len(toml), _sha256(toml), data=toml)]
     for ref in dict.fromkeys(referenced_files(config)):
         _check_name(ref, str(config_path))
-        data = config.resolve(ref).read_bytes()
+        try:
+            data = read_bounded(config.resolve(ref), "notice" if ref == config.notice.audio else "geojson")
+        except InputError as exc:
+            raise BundleError("file-missing", str(exc)) from None
         if ref == config.notice.audio and notice_encoding == "opus" and data[:4] == b"RIFF":
             data, rate, channels = encode_opus(data)
             files.append(BundleFile(ref, len(data), _sha256(data), "opus", rate, channels, data))

@@ -12,12 +12,13 @@ import hashlib
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from recorder.errors import ConfigError
+from recorder.inputs import InputError, check_name_length, read_bounded
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "pieton.toml"
 
@@ -269,7 +270,6 @@ class Config:
 def with_camera_id(config: Config, camera_id: str) -> Config:
     """The configuration as this camera runs it: the camera id comes from provisioning, so
     one fleet-wide bundle serves every camera of the fleet."""
-    from dataclasses import replace
     device = Section("device", {**config.device.as_dict(), "camera_id": camera_id})
     return replace(config, sections={**config.sections, "device": device})
 
@@ -334,30 +334,44 @@ def _cross_checks(sections: dict[str, Section], source: str) -> list[str]:
     return problems
 
 
+def _reference_problem(config: Config, where: str, relative: str) -> str | None:
+    """Why a file the configuration names cannot be read, or None: checked before it is
+    opened, so a name too long or with a NUL byte is an error, not a traceback."""
+    if "\0" in relative:
+        return f"{config.source}: {where} = {_describe(relative)}: a file name cannot hold a NUL character"
+    path = config.resolve(relative)
+    try:
+        check_name_length(path, f"{config.source}: {where} = {_describe(relative)}")
+        if not path.exists():
+            return f"{config.source}: {where} = {_describe(relative)}: file {path} not found"
+        if not path.is_file():
+            return f"{config.source}: {where} = {_describe(relative)}: {path} is not a regular file"
+    except InputError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{config.source}: {where} = {_describe(relative)}: cannot be read ({exc.strerror or exc})"
+    return None
+
+
 def _check_referenced_files(config: Config) -> list[str]:
+    """The notice audio and the commune boundaries exist and hold what they must."""
+    # Imported here: they need numpy and shapely, and the schema must stay readable with
+    # the standard library alone (`make notice` reads the notice text with python3).
+    from recorder.notice import check_notice_audio
+    from recorder.position.geofence import check_boundary_file
+
     problems = []
-    notice = config.resolve(config.notice.audio)
-    if not notice.is_file():
-        problems.append(f"{config.source}: [notice] audio = {config.notice.audio!r}: file {notice} not found")
+    problem = _reference_problem(config, "[notice] audio", config.notice.audio)
+    problems.extend([problem] if problem else check_notice_audio(config))
     for commune in config.geofence.communes:
-        if not config.resolve(commune).is_file():
-            problems.append(f"{config.source}: [geofence] communes: file {config.resolve(commune)} not found")
+        problem = _reference_problem(config, "[geofence] communes", commune)
+        problems.extend([problem] if problem else check_boundary_file(config, commune))
     return problems
 
 
-def _check_notice_audio(config: Config) -> list[str]:
-    from drivers.speaker import check_notice_audio  # the speaker driver knows what it plays
-    return check_notice_audio(config)
-
-
-def _check_commune_boundaries(config: Config) -> list[str]:
-    from recorder.position.geofence import check_boundary_files  # GeoJSON polygons, via shapely
-    return check_boundary_files(config)
-
-
-# Further checks of referenced files (GeoJSON boundaries, notice audio) register here,
-# so `pieton config check` runs them without this module importing their owners.
-EXTRA_CHECKS: list = [_check_referenced_files, _check_notice_audio, _check_commune_boundaries]
+# Checks of what a checked configuration refers to; `pieton config check`, the device's
+# bundle acceptance and the daemon's start all run them through parse_config.
+EXTRA_CHECKS: list = [_check_referenced_files]
 
 
 def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = False) -> Config:
@@ -368,6 +382,8 @@ def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = Fal
         raise ConfigError([f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deep"]) from None
     sections, problems = check_values(data, source)
     config = Config(source=source, base_dir=base_dir, sections=sections,
                     digest=hashlib.sha256(text).hexdigest(), signed=signed, raw=data)
@@ -383,7 +399,7 @@ def load_config(path: str | Path | None = None) -> Config:
     """Load a plain TOML configuration file (the default one when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read configuration: {exc.strerror}"]) from None
+        text = read_bounded(path, "config", what=f"{path}: configuration")
+    except InputError as exc:
+        raise ConfigError([str(exc)]) from None
     return parse_config(text, str(path), path.resolve().parent)

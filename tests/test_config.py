@@ -60,7 +60,7 @@ def test_malformed_toml_and_missing_file(tmp_path):
     path = write(tmp_path, "[video\nwidth=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="absent.toml: configuration: not found"):
         load_config(tmp_path / "absent.toml")
 
 

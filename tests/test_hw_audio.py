@@ -9,10 +9,11 @@ import pytest
 
 from drivers.acoustics import Room
 from drivers.errors import BadAudioFile, DriverFault, DriverUnavailable, UnknownBackend
-from drivers.speaker import SounddeviceSpeaker, check_notice_audio, load_wav, open_speaker
+from drivers.speaker import SounddeviceSpeaker, open_speaker
 from recorder.clock import VirtualClockLoop
 from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.errors import ConfigError
+from recorder.notice import check_notice_audio, load_wav
 from tests.conftest import copy_config_files
 
 
@@ -140,7 +141,7 @@ def test_load_wav_reads_shipped_notice_and_mixes_stereo(tmp_path):
 
 
 def test_load_wav_errors_name_the_file(tmp_path):
-    with pytest.raises(BadAudioFile, match="missing.wav: notice audio file not found"):
+    with pytest.raises(BadAudioFile, match="missing.wav: notice audio file: not found"):
         load_wav(tmp_path / "missing.wav")
     text = tmp_path / "text.wav"
     text.write_text("not audio")
@@ -192,7 +193,8 @@ def test_make_notice_regenerates_the_notice_from_the_configured_text(tmp_path):
 
 PLAY_ON_NULL_CARD = r"""
 import asyncio, json, time
-from drivers.speaker import load_wav, open_speaker
+from drivers.speaker import open_speaker
+from recorder.notice import load_wav
 from recorder.config import DEFAULT_CONFIG
 
 async def main():

@@ -14,8 +14,9 @@ import pytest
 from conftest import read_jsonl
 from test_media_support import Rig, counters, read_recording
 
-from drivers.speaker import SimulatedSpeaker, load_wav
+from drivers.speaker import SimulatedSpeaker
 from recorder.config import DEFAULT_CONFIG
+from recorder.notice import load_wav
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from recorder.assignment import REASONS as ASSIGNMENT_REASONS
 from recorder.bundle import (
+    MAGIC,
     REASONS,
     check_target,
     check_trust,
@@ -28,6 +29,7 @@ from recorder.bundle import (
 from recorder.config import load_config
 from recorder.errors import BundleError, ConfigError, LinkError
 from recorder.evidence.chain import write_atomic
+from recorder.inputs import InputError, read_bounded
 from recorder.link.protocol import LINK_REASONS
 from tools.link_client import CameraReplyError, FlashClient
 
@@ -67,10 +69,11 @@ def register(subparsers) -> None:
 
 
 def _read(path: str) -> bytes:
+    """A configuration or a bundle, with the bundle's size limit (the larger of the two)."""
     try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise BundleError("bad-format", f"{path}: {exc.strerror}") from None
+        return read_bounded(path, "bundle", what=path)
+    except InputError as exc:
+        raise BundleError("bad-format", str(exc)) from None
 
 
 def _failed(step: str, exc: BundleError) -> int:
@@ -88,13 +91,18 @@ def _running(path: str):
         return materialise(bundle, tmp), bundle.version
 
 
-def cmd_check(args) -> int:
+def _starts_like_bundle(path: str) -> bool:
+    """Whether the file begins with the bundle magic: a TOML is then read with its own,
+    smaller, size limit."""
     try:
-        data = _read(args.file)
-    except BundleError as exc:
-        print(exc.reason, file=sys.stderr)
-        return 2
-    if not is_bundle(data):
+        with open(path, "rb") as handle:
+            return is_bundle(handle.read(len(MAGIC)))
+    except (OSError, ValueError):
+        return False   # the configuration loader names the problem
+
+
+def cmd_check(args) -> int:
+    if not _starts_like_bundle(args.file):
         if args.running:
             print("--running applies to bundles only", file=sys.stderr)
             return 2
@@ -106,6 +114,11 @@ def cmd_check(args) -> int:
             return 2
         print("OK")
         return 0
+    try:
+        data = _read(args.file)
+    except BundleError as exc:
+        print(exc.reason, file=sys.stderr)
+        return 2
     try:
         bundle = read_bundle(data)
     except BundleError as exc:

@@ -16,7 +16,6 @@ records and marks it. A recording in progress is never cut: crossings are record
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon, shape
 from shapely.validation import explain_validity
 
 from recorder.errors import ConfigError
+from recorder.inputs import InputError, loads_strict, read_bounded
 
 METRES_PER_DEGREE_LAT = 111_132.0
 DEFAULT_UNCERTAINTY_M = 50.0     # a fix that gives neither eph nor HDOP
@@ -81,41 +81,59 @@ class Boundary:
 
 def load_boundary(path: str | Path) -> Boundary:
     """A commune boundary from a GeoJSON file (Feature, FeatureCollection or bare
-    geometry) holding a Polygon or MultiPolygon; ConfigError naming the file otherwise."""
+    geometry) holding a Polygon or MultiPolygon; ConfigError naming the file otherwise.
+    The file comes from outside: read with its size limit, parsed strictly (no NaN, no
+    absurd numbers or nesting), every member's type checked before use."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read commune boundary: {exc.strerror}"]) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError([f"{path}: commune boundary is not valid GeoJSON (not JSON: {exc})"]) from None
-    props: dict[str, Any] = {}
+        raw = read_bounded(path, "geojson", what=f"{path}: commune boundary")
+    except InputError as exc:
+        raise ConfigError([str(exc)]) from None
+    try:
+        data = loads_strict(raw, "JSON")
+    except InputError as exc:
+        raise ConfigError([f"{path}: commune boundary is not valid GeoJSON ({exc})"]) from None
+
+    def refuse(why: str):
+        raise ConfigError([f"{path}: commune boundary {why}"])
+
+    props: Any = {}
     geometry = data
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
-        features = data.get("features") or []
+        features = data.get("features")
+        if not isinstance(features, list):
+            refuse(f"'features' must be a list, found {type(features).__name__}")
         if len(features) != 1 or not isinstance(features[0], dict):
-            raise ConfigError([f"{path}: commune boundary must hold exactly one feature, found "
-                               f"{len(features) if isinstance(features, list) else features!r}"])
+            refuse(f"must hold exactly one feature, found {len(features)}")
         data = features[0]
     if isinstance(data, dict) and data.get("type") == "Feature":
-        props = data.get("properties") or {}
+        props = data.get("properties")
+        if props is None:
+            props = {}
+        if not isinstance(props, dict):
+            refuse(f"'properties' must be an object or null, found {type(props).__name__}")
         geometry = data.get("geometry")
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
         kind = geometry.get("type") if isinstance(geometry, dict) else type(geometry).__name__
-        raise ConfigError([f"{path}: commune boundary must be a GeoJSON Polygon or MultiPolygon, got {kind!r}"])
+        refuse(f"must be a GeoJSON Polygon or MultiPolygon, got {str(kind)[:40]!r}")
+    name = props.get("name") or path.stem
+    if not isinstance(name, str) or not 0 < len(name) <= 100:
+        refuse(f"property 'name' must be a text of 1 to 100 characters, found {type(name).__name__}")
+    approximate = props.get("approximate", False)
+    if not isinstance(approximate, bool):
+        refuse(f"property 'approximate' must be true or false, found {type(approximate).__name__}")
     try:
         geom = shape(geometry)
+        valid = not geom.is_empty and geom.is_valid
     except Exception as exc:   # shapely raises several types for malformed coordinates
-        raise ConfigError([f"{path}: commune boundary is not valid GeoJSON ({exc})"]) from None
-    if geom.is_empty or not geom.is_valid or not isinstance(geom, Polygon | MultiPolygon):
+        raise ConfigError([f"{path}: commune boundary is not valid GeoJSON ({str(exc)[:200]})"]) from None
+    if not valid or not isinstance(geom, Polygon | MultiPolygon):
         why = "empty" if geom.is_empty else explain_validity(geom)
-        raise ConfigError([f"{path}: commune boundary polygon is not valid: {why}"])
+        refuse(f"polygon is not valid: {why}")
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise ConfigError([f"{path}: commune boundary coordinates must be longitude, latitude in degrees "
-                           f"(GeoJSON order); bounds {geom.bounds}"])
-    name = str(props.get("name") or path.stem)
-    return Boundary(name, geom, str(path), approximate=bool(props.get("approximate", False)))
+        refuse(f"coordinates must be longitude, latitude in degrees (GeoJSON order); bounds {geom.bounds}")
+    return Boundary(name, geom, str(path), approximate=approximate)
 
 
 def fix_uncertainty_m(fix) -> float:
@@ -177,15 +195,10 @@ class Geofence:
         return f"<Geofence [{names}] policy={self.policy}>"
 
 
-def check_boundary_files(config) -> list[str]:
-    """For `pieton config check`: each listed boundary must load as a polygon."""
-    problems = []
-    for relative in config.geofence.communes:
-        path = config.resolve(relative)
-        if not path.is_file():
-            continue        # the loader's own check reports missing files
-        try:
-            load_boundary(path)
-        except ConfigError as exc:
-            problems.extend(f"{config.source}: [geofence] communes: {p}" for p in exc.problems)
-    return problems
+def check_boundary_file(config, relative: str) -> list[str]:
+    """For `pieton config check`: the listed boundary must load as a polygon."""
+    try:
+        load_boundary(config.resolve(relative))
+    except ConfigError as exc:
+        return [f"{config.source}: [geofence] communes: {p}" for p in exc.problems]
+    return []

@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from drivers.acoustics import Room
-from drivers.speaker import load_wav
 from recorder.config import DEFAULT_CONFIG
+from recorder.notice import load_wav
 
 RATE = 48000
 PPM = 50.0
