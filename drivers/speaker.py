@@ -38,7 +38,9 @@ def decode_wav(data: bytes, name: str) -> tuple[np.ndarray, int]:
         with wave.open(io.BytesIO(data), "rb") as wav:
             channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
             frames = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError, struct.error, ValueError, OverflowError) as exc:
+    # the wave module signals a malformed header with any of these (RuntimeError from its
+    # chunk reader, struct.error from a short field)
+    except (wave.Error, EOFError, struct.error, ValueError, OverflowError, RuntimeError, OSError) as exc:
         raise BadAudioFile(f"{name}: not a PCM WAV file ({exc or type(exc).__name__})") from None
     if width != 2:
         raise BadAudioFile(f"{name}: {8 * width}-bit samples; only 16-bit PCM WAV is supported")
