@@ -23,11 +23,11 @@ def pin_factory(backend: str):
     if backend == "gpiozero":
         try:
             from gpiozero import Device
-            from gpiozero.pins.lgpio import LGPIOFactory  # noqa: F401  (checks lgpio is present)
+            if Device.pin_factory is None:   # not chosen already (a MockFactory on a test bench)
+                from gpiozero.pins.lgpio import LGPIOFactory
+                Device.pin_factory = LGPIOFactory()
         except ImportError as exc:
             raise DriverUnavailable(f"gpiozero hardware pins unavailable: {exc}") from None
-        if Device.pin_factory is None:
-            Device.pin_factory = LGPIOFactory()
         return Device.pin_factory
     raise DriverUnavailable(f"no pin factory for backend {backend!r}")
 

@@ -257,7 +257,8 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
     except InputError as exc:
         raise BundleError("file-missing", str(exc)) from None
     try:
-        config = parse_config(toml, str(config_path), config_path.resolve().parent)
+        # checked as the camera will check it: a bundle is a device configuration
+        config = parse_config(toml, str(config_path), config_path.resolve().parent, signed=True)
     except ConfigError as exc:
         raise _refusal(exc) from None
     if kind == "device" and config.device.camera_id != name:

@@ -13,10 +13,12 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from recorder.device_rules import SIMULATED, device_problems, is_device_configuration
 from recorder.errors import ConfigError
 from recorder.inputs import InputError, check_name_length, read_bounded
 
@@ -24,6 +26,12 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "pieton.tom
 
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 _ED25519_HEX = re.compile(r"^[0-9a-f]{64}$")
+_INSEE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
+
+# The BCM pins a role may use: 0 and 1 hold the HAT's EEPROM bus, 28 and up are not on
+# the header.
+GPIO_PINS = (2, 27)
+GPIO_RULE = "BCM pins 2 to 27, each role its own pin"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class Option:
     pattern: re.Pattern[str] | None = None
     pattern_help: str = ""
     item_kind: type | None = None  # for lists
+    rule: str = ""                 # the rule a refused value breaks, named in the error
 
     def __post_init__(self):
         # Every number has a finite range: an unbounded one lets a huge value through
@@ -53,7 +62,8 @@ class Option:
         if self.kind is list:
             what = f"a list of {self.item_kind.__name__}" if self.item_kind else "a list"
             return what + (f" ({self.pattern_help})" if self.pattern_help else "")
-        name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        name = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                date: "a date written YYYY-MM-DD, unquoted"}.get(
             self.kind if isinstance(self.kind, type) else float, "a value")
         if self.minimum is not None and self.maximum is not None:
             return f"{name} from {self.minimum} to {self.maximum}"
@@ -71,6 +81,9 @@ class Option:
                 return False
         elif self.kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
+                return False
+        elif self.kind is date:
+            if not isinstance(value, date) or isinstance(value, datetime):
                 return False
         elif not isinstance(value, self.kind):
             return False
@@ -91,12 +104,12 @@ class Option:
         return True
 
 
-def _int(default, lo=None, hi=None):
-    return Option(int, default, lo, hi)
+def _int(default, lo=None, hi=None, rule=""):
+    return Option(int, default, lo, hi, rule=rule)
 
 
-def _float(default, lo=None, hi=None):
-    return Option(float, default, lo, hi)
+def _float(default, lo=None, hi=None, rule=""):
+    return Option(float, default, lo, hi, rule=rule)
 
 
 def _choice(default, *choices):
@@ -114,8 +127,6 @@ def _bool(default):
 def _list(default, item=str, pattern=None, help=""):
     return Option(list, default, item_kind=item, pattern=pattern, pattern_help=help)
 
-
-SIMULATED = "simulated"
 
 # Backends per kind of hardware; the modules in drivers/ map these names to classes.
 DRIVER_BACKENDS: dict[str, tuple[str, ...]] = {
@@ -165,7 +176,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "gestures": {
         "debounce_ms": _float(20.0, 1.0, 200.0),
         "double_press_window_s": _float(0.6, 0.2, 2.0),
-        "flagrant_delit_hold_s": _float(1.5, 0.5, 5.0),
+        "flagrant_delit_hold_s": _float(1.5, 1.0, 5.0, rule="CSI L241-2: the hold that skips the notice "
+                                        "must be deliberate, never a clumsy press"),
         "stop_hold_s": _float(3.0, 1.0, 10.0),
         "haptic_reminder_s": _float(120.0, 10.0, 3600.0),
     },
@@ -197,13 +209,14 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "critical_percent": _float(5.0, 0.0, 100.0),
         "simulated_drain_per_hour": _float(10.0, 0.0, 1000.0),
     },
-    "gpio": {
-        "button": _int(17, 0, 27),
-        "red_led": _int(27, 0, 27),
-        "green_led": _int(22, 0, 27),
-        "haptic": _int(23, 0, 27),
-        "ir_cut": _int(24, 0, 27),
-        "ir_illuminator": _int(25, 0, 27),
+    "gpio": {  # BCM numbers; every role its own pin (checked below)
+        "button": _int(17, *GPIO_PINS, rule=GPIO_RULE),
+        "red_led": _int(27, *GPIO_PINS, rule=GPIO_RULE),
+        "green_led": _int(22, *GPIO_PINS, rule=GPIO_RULE),
+        "haptic": _int(23, *GPIO_PINS, rule=GPIO_RULE),
+        "ir_cut": _int(24, *GPIO_PINS, rule=GPIO_RULE),
+        "ir_illuminator": _int(25, *GPIO_PINS, rule=GPIO_RULE),
+        "red_led_sense": _int(None, *GPIO_PINS, rule=GPIO_RULE),  # optional: reads the red light back
     },
     "drivers": {kind: _choice(backends[0], *backends) for kind, backends in DRIVER_BACKENDS.items()},
     "link": {  # the technician's way in: bundles and shift assignments (recorder/link/)
@@ -215,6 +228,12 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "recipients": _list([], pattern=_AGE_RECIPIENT, help="age recipients, 'age1...'"),
         "technicians": _list([], pattern=_ED25519_HEX, help="Ed25519 public keys, 64 hex digits"),
         "vault": _str("", r"^([0-9a-f]{64})?$", "the vault's Ed25519 public key, 64 hex digits, or empty"),
+    },
+    "authorisation": {  # the prefect's arrêté the cameras serve under (CSI L241-2, R241-8)
+        "arrete": _str("", r"^([A-Za-z0-9][A-Za-z0-9 /._-]{0,63})?$",
+                       "the arrêté's reference: letters, digits, spaces, '/', '.', '_', '-', at most 64"),
+        "communes": _list([], pattern=_INSEE, help="INSEE codes of the communes, e.g. '71014'"),
+        "until": Option(date, None),
     },
 }
 
@@ -253,6 +272,7 @@ class Config:
     digest: str
     signed: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    notes: tuple[str, ...] = ()   # what a simulation may leave out but a device may not
 
     def __getattr__(self, name: str) -> Section:
         sections = object.__getattribute__(self, "sections")
@@ -302,13 +322,29 @@ def check_values(data: dict[str, Any], source: str) -> tuple[dict[str, Section],
                 continue
             value = given[key]
             if not option.check(value):
-                problems.append(f"{source}: [{name}] {key} = {_describe(value)}: must be {option.allowed()}")
+                rule = f" ({option.rule})" if option.rule else ""
+                problems.append(f"{source}: [{name}] {key} = {_describe(value)}: must be {option.allowed()}{rule}")
                 values[key] = option.default
             else:
                 values[key] = float(value) if option.kind is float else value
         sections[name] = Section(name, values)
     problems.extend(_cross_checks(sections, source))
+    problems.extend(_shared_pins(sections["gpio"], source))
     return sections, problems
+
+
+def _shared_pins(gpio: Section, source: str) -> list[str]:
+    """Every GPIO role its own pin: a shared one would stop the daemon at start with
+    GPIOPinInUse, or make the red light follow another role."""
+    problems, owner = [], {}
+    for role, pin in gpio.as_dict().items():
+        if pin is None:
+            continue
+        if pin in owner:
+            problems.append(f"{source}: [gpio] {role} = {pin}: already the pin of {owner[pin]} ({GPIO_RULE})")
+        else:
+            owner[pin] = role
+    return problems
 
 
 def _cross_checks(sections: dict[str, Section], source: str) -> list[str]:
@@ -357,12 +393,12 @@ def _check_referenced_files(config: Config) -> list[str]:
     """The notice audio and the commune boundaries exist and hold what they must."""
     # Imported here: they need numpy and shapely, and the schema must stay readable with
     # the standard library alone (`make notice` reads the notice text with python3).
-    from recorder.notice import check_notice_audio
+    from recorder.notice import LAW, check_notice_audio
     from recorder.position.geofence import check_boundary_file
 
     problems = []
     problem = _reference_problem(config, "[notice] audio", config.notice.audio)
-    problems.extend([problem] if problem else check_notice_audio(config))
+    problems.extend([f"{problem} ({LAW})"] if problem else check_notice_audio(config))
     for commune in config.geofence.communes:
         problem = _reference_problem(config, "[geofence] communes", commune)
         problems.extend([problem] if problem else check_boundary_file(config, commune))
@@ -390,9 +426,12 @@ def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = Fal
     if not problems:
         for check in EXTRA_CHECKS:
             problems.extend(check(config))
+    device = device_problems(config, date.today())
+    if is_device_configuration(config):
+        problems.extend(device)
     if problems:
         raise ConfigError(problems)
-    return config
+    return replace(config, notes=tuple(device))
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -12,6 +12,8 @@ configuration error, at daemon start a fault (the notice cannot be given), never
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,68 @@ from recorder.inputs import InputError, read_bounded
 
 log = logging.getLogger("pieton.notice")
 
+LAW = "CSI L241-2: the people filmed are told, by a notice they can hear, that they are recorded"
+
 DURATION_S = (0.3, 30.0)
+
+# What a notice must be to be heard (CSI L241-2: the people filmed are told). The speech
+# band of a telephone, 300-3400 Hz; a frame is voiced when it is periodic at a voice's
+# pitch (70-400 Hz), is not a pure tone, and is not far below the loudest frame.
+SPEECH_BAND_HZ = (300.0, 3400.0)
+MIN_SPEECH_DBFS = -30.0
+MIN_VOICED_SHARE = 0.40
+FRAME_S = 0.03
+PITCH_HZ = (70.0, 400.0)
+MIN_PERIODICITY = 0.4       # normalised autocorrelation at the pitch lag
+MAX_TONE_SHARE = 0.8        # of a frame's band energy in its 4 strongest FFT bins
+ACTIVITY_DB = (-70.0, 40.0)  # absolute floor (dBFS), and range below the loudest frame
+
+
+@dataclass(frozen=True)
+class SpeechLevel:
+    level_dbfs: float    # RMS of the speech band over the voiced frames (-inf when none)
+    voiced_share: float  # of the notice's length
+
+    def problem(self) -> str | None:
+        """Why this notice cannot be relied on to be heard, or None."""
+        if self.voiced_share < MIN_VOICED_SHARE:
+            return (f"voiced during {self.voiced_share:.0%} of its length; a notice must be speech "
+                    f"voiced during at least {MIN_VOICED_SHARE:.0%} of it")
+        if self.level_dbfs < MIN_SPEECH_DBFS:
+            return (f"its speech band (300-3400 Hz) is at {self.level_dbfs:.1f} dBFS RMS over its voiced "
+                    f"frames; it must be at least {MIN_SPEECH_DBFS:.0f} dBFS")
+        return None
+
+
+def speech_level(samples: np.ndarray, rate: int) -> SpeechLevel:
+    """How loud the notice's speech band is over its voiced frames, and how much of it is
+    voiced. The band is cut by FFT; voicing is judged frame by frame."""
+    samples = np.asarray(samples, dtype=np.float64)
+    n = len(samples)
+    spectrum = np.fft.rfft(samples)
+    freqs = np.fft.rfftfreq(n, 1.0 / rate)
+    spectrum[(freqs < SPEECH_BAND_HZ[0]) | (freqs > SPEECH_BAND_HZ[1])] = 0.0
+    band = np.fft.irfft(spectrum, n)
+    size = max(int(rate * FRAME_S), 8)
+    count = n // size
+    if count == 0:
+        return SpeechLevel(-math.inf, 0.0)
+    frames = band[: count * size].reshape(count, size)
+    power = np.mean(frames ** 2, axis=1)
+    level = 10 * np.log10(np.maximum(power, 1e-20))
+    active = (level > ACTIVITY_DB[0]) & (level > level.max() - ACTIVITY_DB[1])
+    # periodic at a voice's pitch: the autocorrelation's peak among the pitch lags
+    centred = frames - frames.mean(axis=1, keepdims=True)
+    auto = np.fft.irfft(np.abs(np.fft.rfft(centred, 2 * size, axis=1)) ** 2, axis=1)[:, :size]
+    lo, hi = int(rate / PITCH_HZ[1]), min(int(rate / PITCH_HZ[0]), size - 1)
+    periodic = auto[:, lo:hi].max(axis=1) >= MIN_PERIODICITY * np.maximum(auto[:, 0], 1e-20)
+    # not a pure tone: a tone's energy sits in a few FFT bins, a voice's in its harmonics
+    bins = np.abs(np.fft.rfft(frames * np.hanning(size), axis=1)) ** 2
+    strongest = np.sort(bins, axis=1)[:, -4:].sum(axis=1) / np.maximum(bins.sum(axis=1), 1e-30)
+    voiced = active & periodic & (strongest < MAX_TONE_SHARE)
+    if not voiced.any():
+        return SpeechLevel(-math.inf, 0.0)
+    return SpeechLevel(float(10 * np.log10(np.mean(power[voiced]))), float(voiced.sum() / count))
 
 
 def load_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -43,11 +106,13 @@ def check_notice_audio(config: Any) -> list[str]:
     try:
         samples, rate = load_wav(config.resolve(config.notice.audio))
     except BadAudioFile as exc:
-        return [f"{where}: {exc}"]
+        return [f"{where}: {exc} ({LAW})"]
     duration = len(samples) / rate
     if not DURATION_S[0] <= duration <= DURATION_S[1]:
-        return [f"{where}: lasts {duration:.1f} s; must be from {DURATION_S[0]} to {DURATION_S[1]} s"]
-    return []
+        return [f"{where}: lasts {duration:.1f} s; must be from {DURATION_S[0]} to {DURATION_S[1]} s "
+                f"({LAW})"]
+    problem = speech_level(samples, rate).problem()
+    return [f"{where}: {problem} ({LAW})"] if problem else []
 
 
 class Notice:

@@ -48,6 +48,9 @@ class Sessions(Protocol):
     def open(self, started_mono: float, flags: dict) -> Session: ...
 
 
+NOTICE_FAULT = "hors service : avis sonore (the notice audio cannot be read; CSI L241-2)"
+
+
 class NoticePlayer(Protocol):
     def play(self) -> tuple[float, float]: ...   # (start time, duration); raises DriverFault
 
@@ -110,6 +113,9 @@ class Machine:
 
     def _on_start(self, gesture: Gesture) -> None:
         if self.state is not State.ARMED:
+            return
+        if self.notice is None:  # its audio could not be read at start: no one could be told (CSI L241-2)
+            self._refuse(gesture.time, NOTICE_FAULT)
             return
         check = self.sessions.check_start()
         if not check.allowed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,26 @@ SHARED = ROOT.parent / "shared"
 # Small media for tests where the behaviour does not depend on size.
 SMALL_VIDEO = {"video": {"width": 320, "height": 240, "fps": 10}}
 
+# What a device configuration (a signed bundle, or real drivers) needs beyond a simulation:
+# real feedback drivers, the vault's key and the prefect's authorisation. Add the chief's
+# recipients and the technician keys with ``device_config``.
+DEVICE = {"drivers": {"leds": "gpiozero", "speaker": "sounddevice", "haptic": "gpiozero", "button": "gpiozero"},
+          "keys": {"vault": "5a" * 32},
+          "authorisation": {"arrete": "2026-DSC-0412", "communes": ["71014"], "until": date(2099, 12, 31)}}
+
+
+def device_config(technicians: list[str], recipients: list[str], **overrides: dict) -> dict:
+    """Overrides for ``write_config`` that make a valid device configuration."""
+    sections = {name: dict(values) for name, values in DEVICE.items()}
+    sections["keys"].update(technicians=list(technicians), recipients=list(recipients))
+    for section, values in overrides.items():
+        sections.setdefault(section, {}).update(values)
+    return sections
+
 
 def _toml_value(value) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -45,6 +64,8 @@ def write_config(folder: Path, overrides: dict | None = None, name: str = "pieto
         lines.append(f"[{section}]")
         for key, option in options.items():
             value = overrides.get(section, {}).get(key, option.default)
+            if value is None:    # an optional setting left out
+                continue
             lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     copy_config_files(folder)

@@ -19,7 +19,7 @@ from recorder.config import load_config
 from recorder.config_update import ConfigUpdater
 from recorder.evidence.journal import DeviceJournal, read_journal
 from recorder.link.protocol import Frame, FrameReader, Received, encode_frame, open_port
-from tests.conftest import write_config
+from tests.conftest import device_config, write_config
 
 
 def technician(folder: Path, name: str = "tech"):
@@ -30,11 +30,9 @@ def technician(folder: Path, name: str = "tech"):
 
 def make_config(folder: Path, technicians: list[str], recipient: str, camera: str = "CAM-SIM-001",
                 fleet: str = "autun-pm", **overrides) -> Path:
-    sections = {"device": {"camera_id": camera, "fleet": fleet},
-                "keys": {"technicians": technicians, "recipients": [recipient]}}
-    for section, values in overrides.items():
-        sections.setdefault(section, {}).update(values)
-    return write_config(folder, sections)
+    """A valid device configuration (what a bundle must hold), changed by ``overrides``."""
+    return write_config(folder, device_config(technicians, [recipient], device={"camera_id": camera, "fleet": fleet},
+                                              **overrides))
 
 
 @dataclass

@@ -72,7 +72,8 @@ def test_missing_notice_audio_is_named(tmp_path):
 
 def test_config_check_command(tmp_path, capsys):
     assert main(["config", "check", str(DEFAULT_CONFIG)]) == 0
-    assert capsys.readouterr().out.strip() == "OK"
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "OK" and all(line.startswith("note: ") for line in out[1:])
     bad = write(tmp_path, "[video]\nwidth = 99\n")
     assert main(["config", "check", str(bad)]) == 2
     assert "width = 99" in capsys.readouterr().err

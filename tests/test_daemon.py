@@ -18,7 +18,7 @@ import pytest
 from recorder.config import load_config
 from recorder.daemon import Daemon, Options
 from recorder.errors import ConfigError
-from tests.conftest import SMALL_VIDEO, read_jsonl, write_config
+from tests.conftest import SMALL_VIDEO, device_config, read_jsonl, write_config
 
 
 def wait_for(predicate, timeout=20.0, step=0.05):
@@ -82,7 +82,8 @@ def test_run_refuses_without_a_recipient_and_names_why(tmp_path):
 
 def test_plain_toml_with_real_drivers_needs_the_development_flag(tmp_path, chief):
     _, recipient = chief
-    config = load_config(write_config(tmp_path / "cfg", {"drivers": {"camera": "opencv"}}))
+    config = load_config(write_config(tmp_path / "cfg", device_config(["7e" * 32], [recipient],
+                                                                    drivers={"camera": "opencv"})))
     loop = asyncio.new_event_loop()
     try:
         daemon = Daemon(config, Options(tmp_path / "state", [recipient], simulated=False,
@@ -171,17 +172,23 @@ def test_a_hung_loop_stops_the_watchdog_pings(tmp_path, chief, monkeypatch):
         listener.close()
 
 
-def test_missing_hardware_leaves_the_daemon_running_and_starts_are_not_refused(tmp_path, chief):
+def test_missing_hardware_leaves_the_daemon_running_and_starts_are_not_refused(tmp_path, chief, monkeypatch):
     """No camera, no sound card, no gpsd on this machine: the daemon runs with what works,
     the faults show in the status, and a press still starts a recording that says what
-    was missing."""
+    was missing. A device configuration: the lights, haptic motor and button are the real
+    gpiozero devices, on gpiozero's mock pins (a bench without a Pi)."""
+    import gpiozero
+    from gpiozero.pins.mock import MockFactory
+
     from recorder.clock import VirtualClockLoop
 
-    config = load_config(write_config(tmp_path / "cfg", {
-        **SMALL_VIDEO,
-        "drivers": {"camera": "opencv", "speaker": "sounddevice", "microphone": "sounddevice", "gps": "gpsd"},
-        "gps": {"gpsd_port": 1},  # nothing listens there
-    }))
+    pins = MockFactory()
+    monkeypatch.setattr(gpiozero.Device, "pin_factory", pins)
+    config = load_config(write_config(tmp_path / "cfg", device_config(
+        ["7e" * 32], [chief[1]], **SMALL_VIDEO,
+        drivers={"camera": "opencv", "speaker": "sounddevice", "microphone": "sounddevice", "gps": "gpsd"},
+        gps={"gpsd_port": 1},  # nothing listens there
+    )))
     from drivers.signer import FileSigner
     FileSigner.create(tmp_path / "state" / "keys" / "device-signing.key")   # pieton provision
     loop = VirtualClockLoop(start=100.0)
@@ -196,12 +203,15 @@ def test_missing_hardware_leaves_the_daemon_running_and_starts_are_not_refused(t
         assert "camera" in status["faults"] and "speaker" in status["faults"]
         timeline = daemon.machine.feedback.timeline
         assert any(c.why.startswith("error: hardware fault") for c in timeline), "the agent sees the fault"
-        daemon.hardware.button.press()
+        assert not {"leds", "button", "haptic"} & set(daemon.faults), daemon.faults
+        button = pins.pin(config.gpio.button)
+        button.drive_low()
         loop.run_until_complete(asyncio.sleep(0.2))
-        daemon.hardware.button.release()
+        button.drive_high()
         loop.run_until_complete(asyncio.sleep(1.0))
         rec = daemon.machine.current
         assert rec is not None, "a missing camera, speaker or GPS never refuses a start"
+        assert pins.pin(config.gpio.red_led).state, "the red light is on"
         assert rec.notice["given"] is False and "speaker" in rec.notice["failed"]
         assert rec.session.writer.static["hardware_faults"].keys() >= {"camera", "speaker"}
         assert rec.session.writer.static["flags"]["position"] == "unknown"

@@ -13,7 +13,7 @@ from recorder.cli import simulate
 from recorder.evidence.age import load_identities
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.scenario import verdict
-from tests.conftest import SMALL_VIDEO, read_jsonl, write_config
+from tests.conftest import SMALL_VIDEO, device_config, read_jsonl, write_config
 from tests.tech_device import technician
 from tools.cli import main as pieton
 
@@ -23,7 +23,9 @@ def test_flash_during_a_recording_is_applied_after_it_and_the_agent_is_recorded(
     public = public_hex(key)
     trust = {"keys": {"technicians": [public]}}
     running = write_config(tmp_path / "running", {**SMALL_VIDEO, **trust})
-    newer = write_config(tmp_path / "newer", {**SMALL_VIDEO, **trust, "gestures": {"haptic_reminder_s": 60.0}})
+    # the bundle is a device configuration: real feedback drivers, keys, authorisation
+    newer = write_config(tmp_path / "newer", device_config([public], [chief[1]], **SMALL_VIDEO,
+                                                           gestures={"haptic_reminder_s": 60.0}))
     bundle = tmp_path / "v1.bundle"
     assert pieton(["config", "sign", str(newer), "--key", str(key_path), "--version", "1",
                    "--device", "CAM-SIM-001", "--out", str(bundle)]) == 0

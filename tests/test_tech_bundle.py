@@ -182,14 +182,14 @@ def test_config_check_says_which_check_failed(setup, capsys):
 
 def test_sign_refuses_what_it_cannot_vouch_for(setup, capsys):
     tmp_path, tech_path, tech, recipient, _ = setup
-    new = make_config(tmp_path / "v1", [], recipient)
+    new = make_config(tmp_path / "v1", [public_hex(tech)], recipient)
     (new.parent / "notice-fr.wav").unlink()
     out = tmp_path / "out.pbn"
     common = ["--key", str(tech_path), "--version", "1", "--out", str(out)]
     assert main(["config", "sign", str(new), *common, "--device", "CAM-SIM-001"]) == 2
     err = capsys.readouterr().err
     assert "[file-missing]" in err and "notice-fr.wav" in err
-    other = make_config(tmp_path / "v2", [], recipient)
+    other = make_config(tmp_path / "v2", [public_hex(tech)], recipient)
     assert main(["config", "sign", str(other), *common, "--device", "CAM-OTHER"]) == 2
     assert "[wrong-device]" in capsys.readouterr().err
     assert main(["config", "sign", str(other), *common[:2], "--version", "0", *common[4:], "--fleet", "autun-pm"]) == 2

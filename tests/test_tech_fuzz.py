@@ -8,7 +8,7 @@ import io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder.bundle import REASONS, read_bundle
+from recorder.bundle import REASONS, public_hex, read_bundle
 from recorder.errors import BundleError
 from recorder.link.protocol import BadFrame, Frame, FrameReader, encode_frame
 from tests.tech_device import make_config, sign, technician
@@ -21,7 +21,7 @@ def good_bundle(tmp_path_factory) -> bytes:
         folder = tmp_path_factory.mktemp("fuzz")
         _, tech = technician(folder)
         from recorder.evidence.age import generate_identity
-        config = make_config(folder / "cfg", [], generate_identity()[1])
+        config = make_config(folder / "cfg", [public_hex(tech)], generate_identity()[1])
         _CACHE["bundle"] = sign(config, tech, 1)
     return _CACHE["bundle"]
 

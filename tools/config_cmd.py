@@ -107,12 +107,14 @@ def cmd_check(args) -> int:
             print("--running applies to bundles only", file=sys.stderr)
             return 2
         try:
-            load_config(args.file)
+            config = load_config(args.file)
         except ConfigError as exc:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
             return 2
         print("OK")
+        for note in config.notes:   # a simulation may leave these out, a device may not
+            print(f"note: {note}")
         return 0
     try:
         data = _read(args.file)

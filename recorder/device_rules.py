@@ -1,0 +1,66 @@
+"""What a device configuration must hold, by law and by design.
+
+A **device configuration** is one with any non-simulated driver, or any signed bundle.
+It must drive the real feedback hardware (the red light, the speaker for the notice, the
+haptic motor, the record button), name the persons who may read its recordings, the
+technicians who may re-flash it, the vault whose receipts free its space, the prefect's
+authorisation it serves under, and the commune boundaries. For a simulation
+configuration the same gaps are notes: `pieton config check` prints them after OK.
+
+Each problem names the setting, its value and the rule it breaks, with the article of the
+code de la sécurité intérieure (CSI) where the rule is the law's.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+SIMULATED = "simulated"
+FEEDBACK = {
+    "leds": "red light that shows a recording is running (CSI L241-2: the recording is signalled by a visual signal)",
+    "speaker": "speaker that plays the notice (CSI L241-2: the people filmed are told they are recorded)",
+    "haptic": "haptic motor that tells the agent a start was refused or the notice not played "
+              "(CSI L241-2: the agent knows what the camera does)",
+    "button": "record button (CSI L241-2: recording starts only on the agent's gesture)",
+}
+AUTHORISATION = "CSI L241-2, R241-8: the cameras serve under the prefect's authorisation"
+
+
+def is_device_configuration(config: Any) -> bool:
+    """Signed, or naming any real driver (the signer has no simulated backend)."""
+    drivers = config.drivers.as_dict()
+    return config.signed or any(backend != SIMULATED for kind, backend in drivers.items() if kind != "signer")
+
+
+def device_problems(config: Any, today: date) -> list[str]:
+    """What a device configuration lacks; for a simulation configuration, the notes."""
+    src, keys, auth = config.source, config.keys, config.authorisation
+    problems = []
+    if is_device_configuration(config):
+        for kind, what in FEEDBACK.items():
+            if getattr(config.drivers, kind) == SIMULATED:
+                problems.append(f"{src}: [drivers] {kind} = {SIMULATED!r}: a device configuration drives the real {what}")
+    if not keys.recipients:
+        problems.append(f"{src}: [keys] recipients = []: no chief recipient; name the age recipients of the "
+                        "persons designated to read recordings (CSI R241-12: only they may see them)")
+    if not keys.technicians:
+        problems.append(f"{src}: [keys] technicians = []: no technician key; the camera could never take a new "
+                        "signed configuration (only a trusted technician's signed bundle is applied)")
+    if not keys.vault:
+        problems.append(f"{src}: [keys] vault = '': no vault key; the camera could check no offload receipt and "
+                        "would never free space (a recording is freed only once the vault signed for it)")
+    if not auth.arrete:
+        problems.append(f"{src}: [authorisation] arrete = '': no prefect's arrêté named ({AUTHORISATION})")
+    if not auth.communes:
+        problems.append(f"{src}: [authorisation] communes = []: no commune authorised, by INSEE code "
+                        f"({AUTHORISATION})")
+    if auth.until is None:
+        problems.append(f"{src}: [authorisation] until is not set: the authorisation's end date ({AUTHORISATION})")
+    elif auth.until < today:
+        problems.append(f"{src}: [authorisation] until = {auth.until.isoformat()}: the authorisation ended; "
+                        f"every start would be refused ({AUTHORISATION})")
+    if not config.geofence.communes:
+        problems.append(f"{src}: [geofence] communes = []: no commune boundary; every start would be "
+                        "allowed as 'position unknown' (CSI L241-2: recording on the commune's territory only)")
+    return problems
