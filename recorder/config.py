@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from recorder.device_rules import SIMULATED, device_problems, is_device_configuration
+from recorder.device_rules import INSEE_CODE, SIMULATED, device_problems, is_device_configuration
 from recorder.errors import ConfigError
 from recorder.inputs import InputError, check_name_length, read_bounded
 
@@ -26,7 +26,6 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "pieton.tom
 
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 _ED25519_HEX = re.compile(r"^[0-9a-f]{64}$")
-_INSEE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 
 # The BCM pins a role may use: 0 and 1 hold the HAT's EEPROM bus, 28 and up are not on
 # the header.
@@ -97,9 +96,9 @@ class Option:
             for item in value:
                 if self.item_kind is not None and not isinstance(item, self.item_kind):
                     return False
-                if self.pattern is not None and not self.pattern.match(str(item)):
+                if self.pattern is not None and not self.pattern.fullmatch(str(item)):
                     return False
-        elif self.pattern is not None and not self.pattern.match(value):
+        elif self.pattern is not None and not self.pattern.fullmatch(value):
             return False
         return True
 
@@ -232,7 +231,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "authorisation": {  # the prefect's arrêté the cameras serve under (CSI L241-2, R241-8)
         "arrete": _str("", r"^([A-Za-z0-9][A-Za-z0-9 /._-]{0,63})?$",
                        "the arrêté's reference: letters, digits, spaces, '/', '.', '_', '-', at most 64"),
-        "communes": _list([], pattern=_INSEE, help="INSEE codes of the communes, e.g. '71014'"),
+        "communes": _list([], pattern=INSEE_CODE, help="INSEE codes of the communes, e.g. '71014'"),
         "until": Option(date, None),
     },
 }
@@ -396,12 +395,13 @@ def _check_referenced_files(config: Config) -> list[str]:
     from recorder.notice import LAW, check_notice_audio
     from recorder.position.geofence import check_boundary_file
 
+    authorised = list(config.authorisation.communes) if is_device_configuration(config) else None
     problems = []
     problem = _reference_problem(config, "[notice] audio", config.notice.audio)
     problems.extend([f"{problem} ({LAW})"] if problem else check_notice_audio(config))
     for commune in config.geofence.communes:
         problem = _reference_problem(config, "[geofence] communes", commune)
-        problems.extend([problem] if problem else check_boundary_file(config, commune))
+        problems.extend([problem] if problem else check_boundary_file(config, commune, authorised))
     return problems
 
 

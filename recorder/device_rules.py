@@ -13,10 +13,12 @@ code de la sécurité intérieure (CSI) where the rule is the law's.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 SIMULATED = "simulated"
+INSEE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")   # a commune's INSEE code (Corsica: 2A, 2B)
 FEEDBACK = {
     "leds": "red light that shows a recording is running (CSI L241-2: the recording is signalled by a visual signal)",
     "speaker": "speaker that plays the notice (CSI L241-2: the people filmed are told they are recorded)",

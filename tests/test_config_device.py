@@ -214,3 +214,36 @@ def test_the_flagrant_delit_hold_is_at_least_one_second(tmp_path, hold, ok):
     (problem,) = info.value.problems
     assert f"[gestures] flagrant_delit_hold_s = {hold}: must be a number from 1.0 to 5.0" in problem
     assert "CSI L241-2" in problem
+
+
+# -- territory -----------------------------------------------------------------------------
+
+def test_a_device_boundary_is_one_of_the_authorised_communes(tmp_path, capsys):
+    code, _, err = check(write_config(tmp_path, device_config([TECH], [CHIEF], authorisation={"communes": ["21231"]})),
+                         capsys)
+    assert code == 2 and "[geofence] communes = 'communes/autun.geojson': commune 71014 is not among" in err
+    assert "R241-8" in err
+    path = write_config(tmp_path, device_config([TECH], [CHIEF]))
+    boundary = tmp_path / "communes" / "autun.geojson"
+    boundary.write_text(boundary.read_text().replace('"insee": "71014",', ""))
+    code, _, err = check(path, capsys)
+    assert code == 2 and "names no commune by its 'insee' property" in err
+    # a simulation configuration is not held to its (absent) authorisation
+    code, out, _ = check(write_config(tmp_path / "sim", {}), capsys)
+    assert code == 0
+
+
+@pytest.mark.parametrize("insee", ['"7101"', "71014", '"71014\\n"'])
+def test_a_boundary_insee_code_is_checked(tmp_path, capsys, insee):
+    path = write_config(tmp_path)
+    boundary = tmp_path / "communes" / "autun.geojson"
+    boundary.write_text(boundary.read_text().replace('"insee": "71014"', f'"insee": {insee}'))
+    code, _, err = check(path, capsys)
+    assert code == 2 and "property 'insee' must be a commune's INSEE code" in err
+
+
+def test_a_trailing_newline_does_not_pass_a_pattern(tmp_path, capsys):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace('camera_id = "CAM-SIM-001"', 'camera_id = "CAM-SIM-001\\n"'))
+    code, _, err = check(path, capsys)
+    assert code == 2 and "[device] camera_id = 'CAM-SIM-001\\n'" in err

@@ -25,12 +25,14 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, shape
 from shapely.validation import explain_validity
 
+from recorder.device_rules import INSEE_CODE
 from recorder.errors import ConfigError
 from recorder.inputs import InputError, loads_strict, read_bounded
 
 METRES_PER_DEGREE_LAT = 111_132.0
 DEFAULT_UNCERTAINTY_M = 50.0     # a fix that gives neither eph nor HDOP
 UERE_M = 19.0                    # gpsd's horizontal error per unit of HDOP (95 %)
+TERRITORY = "CSI L241-2, R241-8: recording only on the territory the prefect authorised"
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,12 @@ class BoundaryCheck:
 class Boundary:
     """One commune: its polygon in a local metric projection."""
 
-    def __init__(self, name: str, geometry, source: str, *, approximate: bool = False):
+    def __init__(self, name: str, geometry, source: str, *, approximate: bool = False,
+                 insee: str | None = None):
         self.name = name
         self.source = source
         self.approximate = approximate
+        self.insee = insee           # the commune's INSEE code, when the file names it
         lon0, lat0 = geometry.centroid.x, geometry.centroid.y
         self._lat0, self._lon0 = lat0, lon0
         self._kx = METRES_PER_DEGREE_LAT * math.cos(math.radians(lat0))
@@ -122,6 +126,9 @@ def load_boundary(path: str | Path) -> Boundary:
     approximate = props.get("approximate", False)
     if not isinstance(approximate, bool):
         refuse(f"property 'approximate' must be true or false, found {type(approximate).__name__}")
+    insee = props.get("insee")
+    if insee is not None and not (isinstance(insee, str) and INSEE_CODE.fullmatch(insee)):
+        refuse(f"property 'insee' must be a commune's INSEE code such as \"71014\", found {str(insee)[:20]!r}")
     try:
         geom = shape(geometry)
         valid = not geom.is_empty and geom.is_valid
@@ -133,7 +140,7 @@ def load_boundary(path: str | Path) -> Boundary:
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         refuse(f"coordinates must be longitude, latitude in degrees (GeoJSON order); bounds {geom.bounds}")
-    return Boundary(name, geom, str(path), approximate=approximate)
+    return Boundary(name, geom, str(path), approximate=approximate, insee=insee)
 
 
 def fix_uncertainty_m(fix) -> float:
@@ -195,10 +202,21 @@ class Geofence:
         return f"<Geofence [{names}] policy={self.policy}>"
 
 
-def check_boundary_file(config, relative: str) -> list[str]:
-    """For `pieton config check`: the listed boundary must load as a polygon."""
+def check_boundary_file(config, relative: str, authorised: list[str] | None = None) -> list[str]:
+    """For `pieton config check`: the listed boundary must load as a polygon; with the
+    ``authorised`` INSEE codes (a device configuration's [authorisation] communes), it must
+    name one of them."""
+    where = f"{config.source}: [geofence] communes"
     try:
-        load_boundary(config.resolve(relative))
+        boundary = load_boundary(config.resolve(relative))
     except ConfigError as exc:
-        return [f"{config.source}: [geofence] communes: {p}" for p in exc.problems]
+        return [f"{where}: {p}" for p in exc.problems]
+    if not authorised:
+        return []
+    if boundary.insee is None:
+        return [f"{where} = {relative!r}: the boundary names no commune by its 'insee' property; a device "
+                f"configuration's boundaries are those of the authorised communes ({TERRITORY})"]
+    if boundary.insee not in authorised:
+        return [f"{where} = {relative!r}: commune {boundary.insee} is not among [authorisation] communes "
+                f"{authorised} ({TERRITORY})"]
     return []
