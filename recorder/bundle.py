@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.signer import verify_signature
 from recorder.config import Config, parse_config
+from recorder.device_rules import authorisation_ended
 from recorder.errors import BundleError, ConfigError
 from recorder.evidence.chain import canonical
 from recorder.inputs import InputError, loads_strict, read_bounded
@@ -261,6 +262,9 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
         config = parse_config(toml, str(config_path), config_path.resolve().parent, signed=True)
     except ConfigError as exc:
         raise _refusal(exc) from None
+    ended = authorisation_ended(config, (created or datetime.now(UTC)).date())
+    if ended:
+        raise BundleError("config-invalid", ended)
     if kind == "device" and config.device.camera_id != name:
         raise BundleError("wrong-device", f"{config_path}: [device] camera_id = {config.device.camera_id!r} "
                                           f"but the bundle targets device {name!r}")

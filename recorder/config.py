@@ -426,7 +426,7 @@ def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = Fal
     if not problems:
         for check in EXTRA_CHECKS:
             problems.extend(check(config))
-    device = device_problems(config, date.today())
+    device = device_problems(config)
     if is_device_configuration(config):
         problems.extend(device)
     if problems:

@@ -35,7 +35,18 @@ def is_device_configuration(config: Any) -> bool:
     return config.signed or any(backend != SIMULATED for kind, backend in drivers.items() if kind != "signer")
 
 
-def device_problems(config: Any, today: date) -> list[str]:
+def authorisation_ended(config: Any, today: date) -> str | None:
+    """Why the authorisation no longer covers ``today`` (the local date), or None. Not part
+    of parsing: a camera whose authorisation ends keeps running and refuses starts; the
+    technician's `config check` and `config sign` refuse it."""
+    until = config.authorisation.until
+    if until is None or until >= today:
+        return None
+    return (f"{config.source}: [authorisation] until = {until.isoformat()}: the authorisation ended; "
+            f"every start would be refused ({AUTHORISATION})")
+
+
+def device_problems(config: Any) -> list[str]:
     """What a device configuration lacks; for a simulation configuration, the notes."""
     src, keys, auth = config.source, config.keys, config.authorisation
     problems = []
@@ -59,9 +70,6 @@ def device_problems(config: Any, today: date) -> list[str]:
                         f"({AUTHORISATION})")
     if auth.until is None:
         problems.append(f"{src}: [authorisation] until is not set: the authorisation's end date ({AUTHORISATION})")
-    elif auth.until < today:
-        problems.append(f"{src}: [authorisation] until = {auth.until.isoformat()}: the authorisation ended; "
-                        f"every start would be refused ({AUTHORISATION})")
     if not config.geofence.communes:
         problems.append(f"{src}: [geofence] communes = []: no commune boundary; every start would be "
                         "allowed as 'position unknown' (CSI L241-2: recording on the commune's territory only)")

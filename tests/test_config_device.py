@@ -71,9 +71,7 @@ def test_what_a_device_lacks_is_an_error_and_for_a_simulation_a_note(tmp_path, c
 
 
 def test_the_authorisation_end_date(tmp_path, capsys):
-    device = device_config([TECH], [CHIEF], authorisation={"until": date(2020, 1, 31)})
-    code, _, err = check(write_config(tmp_path, device), capsys)
-    assert code == 2 and "[authorisation] until = 2020-01-31: the authorisation ended" in err and "R241-8" in err
+    device = device_config([TECH], [CHIEF])
     del device["authorisation"]["until"]
     code, _, err = check(write_config(tmp_path, device), capsys)
     assert code == 2 and "[authorisation] until is not set" in err
@@ -247,3 +245,19 @@ def test_a_trailing_newline_does_not_pass_a_pattern(tmp_path, capsys):
     path.write_text(path.read_text().replace('camera_id = "CAM-SIM-001"', 'camera_id = "CAM-SIM-001\\n"'))
     code, _, err = check(path, capsys)
     assert code == 2 and "[device] camera_id = 'CAM-SIM-001\\n'" in err
+
+
+def test_an_ended_authorisation_is_refused_by_check_and_sign_but_not_at_parsing(tmp_path, capsys):
+    """A camera whose authorisation ends keeps starting (it then refuses recordings); the
+    technician's check and sign refuse it, naming the date and the article."""
+    path = write_config(tmp_path, device_config([TECH], [CHIEF], authorisation={"until": date(2020, 1, 31)}))
+    assert load_config(path).authorisation.until == date(2020, 1, 31)
+    code, _, err = check(path, capsys)
+    assert code == 2 and "[authorisation] until = 2020-01-31: the authorisation ended" in err and "R241-8" in err
+    key_path, _ = technician(tmp_path)
+    assert main(["config", "sign", str(path), "--key", str(key_path), "--version", "1",
+                 "--device", "CAM-SIM-001", "--out", str(tmp_path / "x.pbn")]) == 2
+    assert "the authorisation ended" in capsys.readouterr().err
+    simulation = write_config(tmp_path / "sim", {"authorisation": {"until": date(2020, 1, 31)}})
+    code, out, _ = check(simulation, capsys)
+    assert code == 0 and "note: " in out and "the authorisation ended" in out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 from recorder.assignment import REASONS as ASSIGNMENT_REASONS
@@ -27,6 +28,7 @@ from recorder.bundle import (
     read_bundle,
 )
 from recorder.config import load_config
+from recorder.device_rules import authorisation_ended, is_device_configuration
 from recorder.errors import BundleError, ConfigError, LinkError
 from recorder.evidence.chain import write_atomic
 from recorder.inputs import InputError, read_bounded
@@ -112,8 +114,12 @@ def cmd_check(args) -> int:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
             return 2
+        ended = authorisation_ended(config, date.today())
+        if ended and is_device_configuration(config):
+            print(ended, file=sys.stderr)
+            return 2
         print("OK")
-        for note in config.notes:   # a simulation may leave these out, a device may not
+        for note in (*config.notes, *([ended] if ended else [])):   # a simulation may leave these out
             print(f"note: {note}")
         return 0
     try:
@@ -149,9 +155,12 @@ def cmd_check(args) -> int:
             "file-missing", f"left out of this bundle: {', '.join(bundle.missing)}"))
     with tempfile.TemporaryDirectory(prefix="pieton-check-") as tmp:
         try:
-            materialise(bundle, tmp)
+            config = materialise(bundle, tmp)
         except BundleError as exc:
             return _failed("completeness" if exc.code == "file-missing" else "configuration", exc)
+    ended = authorisation_ended(config, date.today())
+    if ended:
+        return _failed("configuration", BundleError("config-invalid", ended))
     print(f"completeness: OK ({', '.join(f.name for f in bundle.files)})")
     print("configuration: OK")
     return 0

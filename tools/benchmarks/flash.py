@@ -43,6 +43,13 @@ def _config(folder: Path, version_text: str, technician: str, recipient: str, no
     text = text.replace("technicians = []", f'technicians = ["{technician}"]')
     text = text.replace("recipients = []", f'recipients = ["{recipient}"]')
     text = text.replace("Attention, cette intervention est enregistrée.", version_text)
+    # a bundle is a device configuration: real feedback drivers, the vault key, the authorisation
+    for kind, backend in (("leds", "gpiozero"), ("speaker", "sounddevice"), ("haptic", "gpiozero"),
+                          ("button", "gpiozero")):
+        text = text.replace(f'{kind} = "simulated"', f'{kind} = "{backend}"')
+    text = text.replace('vault = ""', f'vault = "{technician}"')   # any Ed25519 public key will do here
+    text = text.replace('arrete = ""', 'arrete = "2026-DSC-0412"').replace("communes = []", 'communes = ["71014"]')
+    text = text.replace("# until = 2031-06-30", "until = 2099-12-31")
     (folder / "pieton.toml").write_text(text)
     return folder / "pieton.toml"
 
