@@ -157,3 +157,36 @@ def test_the_shipped_notice_header_round_trips(tmp_path):
     (tmp_path / "x.wav").write_bytes(_wav_header(22050))
     with wave.open(str(tmp_path / "x.wav")) as wav:
         assert wav.getframerate() == 22050 and wav.getnframes() == 4000
+
+
+def _bundle_with_header(header_text: bytes) -> bytes:
+    import struct as _struct
+    return MAGIC + _struct.pack(">I", len(header_text)) + header_text + b"\0" * 64 + b"\0"
+
+
+@pytest.mark.parametrize("header", [
+    b'{"format": 1, "version": ' + b"9" * 5000 + b"}",
+    b"[" * 5000 + b"]" * 5000,
+    b'{"format": 1, "version": NaN}',
+    b'{"format": 1, "format": 1}',
+])
+def test_a_bundle_header_that_is_not_sane_json(tmp_path, capsys, header):
+    path = tmp_path / "x.pbn"
+    path.write_bytes(_bundle_with_header(header))
+    code, text = check(path, capsys)
+    assert code == 1 and "structure: FAILED [bad-format] bundle header" in text and "Traceback" not in text
+
+
+def test_a_signed_bundle_with_nan_is_refused_by_the_camera(tmp_path, chief):
+    """keyframe_interval_s = nan in a flashed bundle crashed the camera at every start."""
+    from recorder.bundle import public_hex
+    from tests.tech_device import forge, make_config, make_device, sign, technician
+
+    _, tech = technician(tmp_path)
+    device = make_device(tmp_path / "device", make_config(tmp_path / "running", [public_hex(tech)], chief[1]))
+    good = sign(make_config(tmp_path / "v1", [public_hex(tech)], chief[1]), tech, 1)
+    toml = (tmp_path / "v1" / "pieton.toml").read_bytes().replace(b"keyframe_interval_s = 1.0",
+                                                                    b"keyframe_interval_s = nan")
+    answer = device.updater.offer(forge(tech, good, toml=toml))
+    assert answer.code == "config-invalid" and "[video] keyframe_interval_s = nan" in answer.message
+    assert device.updater.running_version == 0
