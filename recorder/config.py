@@ -32,6 +32,16 @@ _ED25519_HEX = re.compile(r"^[0-9a-f]{64}$")
 GPIO_PINS = (2, 27)
 GPIO_RULE = "BCM pins 2 to 27, each role its own pin"
 
+# Text settings are names, paths and one sentence: bounded, and without control characters
+# (a NUL in a path stops the program that opens it, a newline forges a log line).
+MAX_TEXT = 255
+MAX_ITEMS = 64
+_PLAIN_TEXT = re.compile(r"[^\x00-\x1f\x7f]*")
+
+
+def _plain(value: str, max_length: int) -> bool:
+    return len(value) <= max_length and _PLAIN_TEXT.fullmatch(value) is not None
+
 
 @dataclass(frozen=True)
 class Option:
@@ -46,6 +56,7 @@ class Option:
     pattern_help: str = ""
     item_kind: type | None = None  # for lists
     rule: str = ""                 # the rule a refused value breaks, named in the error
+    max_length: int = MAX_TEXT     # for text, and each text item of a list
 
     def __post_init__(self):
         # Every number has a finite range: an unbounded one lets a huge value through
@@ -58,9 +69,10 @@ class Option:
     def allowed(self) -> str:
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
+        text = f"at most {self.max_length} characters, no control characters"
         if self.kind is list:
-            what = f"a list of {self.item_kind.__name__}" if self.item_kind else "a list"
-            return what + (f" ({self.pattern_help})" if self.pattern_help else "")
+            what = f"a list of at most {MAX_ITEMS} {self.item_kind.__name__}" if self.item_kind else "a list"
+            return what + f" ({self.pattern_help or text})"
         name = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
                 date: "a date written YYYY-MM-DD, unquoted"}.get(
             self.kind if isinstance(self.kind, type) else float, "a value")
@@ -70,7 +82,7 @@ class Option:
             return f"{name} of at least {self.minimum}"
         if self.pattern_help:
             return f"{name} ({self.pattern_help})"
-        return name
+        return f"{name} ({text})" if self.kind is str else name
 
     def check(self, value: Any) -> bool:
         if self.kind is float:
@@ -93,13 +105,20 @@ class Option:
         if self.maximum is not None and value > self.maximum:
             return False
         if self.kind is list:
+            if len(value) > MAX_ITEMS:
+                return False
             for item in value:
                 if self.item_kind is not None and not isinstance(item, self.item_kind):
                     return False
+                if isinstance(item, str) and not _plain(item, self.max_length):
+                    return False
                 if self.pattern is not None and not self.pattern.fullmatch(str(item)):
                     return False
-        elif self.pattern is not None and not self.pattern.fullmatch(value):
-            return False
+        else:
+            if self.kind is str and not _plain(value, self.max_length):
+                return False
+            if self.pattern is not None and not self.pattern.fullmatch(value):
+                return False
         return True
 
 
@@ -115,8 +134,9 @@ def _choice(default, *choices):
     return Option(str, default, choices=choices)
 
 
-def _str(default, pattern=None, help=""):
-    return Option(str, default, pattern=re.compile(pattern) if pattern else None, pattern_help=help)
+def _str(default, pattern=None, help="", max_length=MAX_TEXT):
+    return Option(str, default, pattern=re.compile(pattern) if pattern else None, pattern_help=help,
+                  max_length=max_length)
 
 
 def _bool(default):
@@ -170,7 +190,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
     },
     "notice": {
         "audio": _str("notice-fr.wav"),
-        "text": _str("Attention, cette intervention est enregistrée."),
+        "text": _str("Attention, cette intervention est enregistrée.", max_length=1000),
     },
     "gestures": {
         "debounce_ms": _float(20.0, 1.0, 200.0),
@@ -372,8 +392,6 @@ def _cross_checks(sections: dict[str, Section], source: str) -> list[str]:
 def _reference_problem(config: Config, where: str, relative: str) -> str | None:
     """Why a file the configuration names cannot be read, or None: checked before it is
     opened, so a name too long or with a NUL byte is an error, not a traceback."""
-    if "\0" in relative:
-        return f"{config.source}: {where} = {_describe(relative)}: a file name cannot hold a NUL character"
     path = config.resolve(relative)
     try:
         check_name_length(path, f"{config.source}: {where} = {_describe(relative)}")

@@ -50,3 +50,22 @@ def test_min_free_must_not_exceed_the_low_space_warning(tmp_path):
     path = write_config(tmp_path, {"storage": {"min_free_mb": 600, "low_space_mb": 512}})
     with pytest.raises(ConfigError, match=r"\[storage\] min_free_mb = 600"):
         load_config(path)
+
+
+@pytest.mark.parametrize("section, key, literal", [
+    ("link", "card_dir", '"/media/card\\u0000x"'),        # NUL: the open at start would raise
+    ("gps", "gpsd_host", '"localhost\\nforged line"'),    # a newline forges a log line
+    ("device", "commune", '"' + "A" * 300 + '"'),
+    ("notice", "text", '"' + "bla " * 300 + '"'),
+    ("geofence", "communes", "[" + ", ".join(['"communes/autun.geojson"'] * 65) + "]"),
+])
+def test_text_settings_are_bounded_and_plain(tmp_path, capsys, section, key, literal):
+    path = write_config(tmp_path)
+    text = path.read_text()
+    start = text.index(f"\n{key} = ", text.index(f"[{section}]")) + 1
+    end = text.index("\n", start)
+    path.write_text(text[:start] + f"{key} = {literal}" + text[end:])
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (problem,) = info.value.problems
+    assert f"[{section}] {key} = " in problem and ("control characters" in problem or "at most" in problem)
