@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.simcable import PtyCable
+from recorder.bundle import public_hex
 from recorder.errors import LinkError
 from recorder.link.protocol import Frame, Received, encode_frame
 from tests.tech_device import FakeCamera, HonestCamera, make_config, reply, sign, technician
@@ -98,7 +99,7 @@ def test_pieton_config_flash_names_each_malformed_reply_and_exits_2(case, tmp_pa
     _, tech = technician(tmp_path)
     _, recipient = chief
     bundle = tmp_path / "v1.pbn"
-    bundle.write_bytes(sign(make_config(tmp_path / "v1", [], recipient), tech, 1))
+    bundle.write_bytes(sign(make_config(tmp_path / "v1", [public_hex(tech)], recipient), tech, 1))
     answers, build, shows = BAD_REPLIES[case]
     honest = HonestCamera()
 
@@ -117,7 +118,7 @@ def test_a_camera_that_cannot_answer_info_is_a_link_failure(tmp_path, chief, cap
     _, tech = technician(tmp_path)
     _, recipient = chief
     bundle = tmp_path / "v1.pbn"
-    bundle.write_bytes(sign(make_config(tmp_path / "v1", [], recipient), tech, 1))
+    bundle.write_bytes(sign(make_config(tmp_path / "v1", [public_hex(tech)], recipient), tech, 1))
 
     def camera(frame: Received) -> bytes:
         return reply(Frame.NAK, frame.seq, {"code": "internal-error", "message": "OSError: \x1b[2Jgone"})
