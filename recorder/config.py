@@ -31,6 +31,7 @@ _ED25519_HEX = re.compile(r"^[0-9a-f]{64}$")
 # the header.
 GPIO_PINS = (2, 27)
 GPIO_RULE = "BCM pins 2 to 27, each role its own pin"
+UART_PORTS = ("/dev/serial0", "/dev/ttyAMA0", "/dev/ttyS0")   # the header's UART: BCM 14 and 15
 
 # Text settings are names, paths and one sentence: bounded, and without control characters
 # (a NUL in a path stops the program that opens it, a newline forges a log line).
@@ -348,14 +349,17 @@ def check_values(data: dict[str, Any], source: str) -> tuple[dict[str, Section],
                 values[key] = float(value) if option.kind is float else value
         sections[name] = Section(name, values)
     problems.extend(_cross_checks(sections, source))
-    problems.extend(_shared_pins(sections["gpio"], source))
+    problems.extend(_shared_pins(sections["gpio"], sections["gps"], sections["drivers"], source))
     return sections, problems
 
 
-def _shared_pins(gpio: Section, source: str) -> list[str]:
+def _shared_pins(gpio: Section, gps: Section, drivers: Section, source: str) -> list[str]:
     """Every GPIO role its own pin: a shared one would stop the daemon at start with
-    GPIOPinInUse, or make the red light follow another role."""
+    GPIOPinInUse, or make the red light follow another role. A GPS on the Pi's own UART
+    holds its two pins."""
     problems, owner = [], {}
+    if drivers.gps == "nmea-serial" and gps.serial_port in UART_PORTS:
+        owner = {14: f"the GPS's UART ({gps.serial_port} TXD)", 15: f"the GPS's UART ({gps.serial_port} RXD)"}
     for role, pin in gpio.as_dict().items():
         if pin is None:
             continue

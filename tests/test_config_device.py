@@ -261,3 +261,13 @@ def test_an_ended_authorisation_is_refused_by_check_and_sign_but_not_at_parsing(
     simulation = write_config(tmp_path / "sim", {"authorisation": {"until": date(2020, 1, 31)}})
     code, out, _ = check(simulation, capsys)
     assert code == 0 and "note: " in out and "the authorisation ended" in out
+
+
+def test_a_gps_on_the_pi_uart_holds_its_pins(tmp_path, capsys):
+    device = device_config([TECH], [CHIEF], gpio={"haptic": 14})
+    device["drivers"]["gps"] = "nmea-serial"
+    code, _, err = check(write_config(tmp_path, device), capsys)
+    assert code == 2 and "[gpio] haptic = 14: already the pin of the GPS's UART (/dev/serial0 TXD)" in err
+    assert err.count("\n") == 1, err
+    device["gps"] = {"serial_port": "/dev/ttyUSB0"}    # a USB receiver leaves the UART pins free
+    assert load_config(write_config(tmp_path, device)).gpio.haptic == 14
