@@ -192,3 +192,9 @@ def test_a_signed_bundle_with_nan_is_refused_by_the_camera(tmp_path, chief):
     answer = device.updater.offer(forge(tech, good, toml=toml))
     assert answer.code == "config-invalid" and "[video] keyframe_interval_s = nan" in answer.message
     assert device.updater.running_version == 0
+
+
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path, capsys):
+    os.mkfifo(tmp_path / "pieton.toml")
+    code, text = check(tmp_path / "pieton.toml", capsys)
+    assert code == 2 and "a named pipe" in text

@@ -9,6 +9,8 @@ mounted SD card for the camera to pick up at its next start.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import tempfile
 import time
@@ -103,7 +105,18 @@ def _starts_like_bundle(path: str) -> bool:
         return False   # the configuration loader names the problem
 
 
+def _is_pipe(path: str) -> bool:
+    """A named pipe: opening it would wait for a writer forever."""
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def cmd_check(args) -> int:
+    if _is_pipe(args.file):
+        print(f"{args.file}: a named pipe, not a configuration file", file=sys.stderr)
+        return 2
     if not _starts_like_bundle(args.file):
         if args.running:
             print("--running applies to bundles only", file=sys.stderr)
