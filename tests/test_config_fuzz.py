@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from drivers.errors import BadAudioFile
 from recorder.config import DEFAULT_CONFIG, SCHEMA, ConfigError, parse_config
+from recorder.device_rules import device_problems, is_device_configuration
 from recorder.notice import load_wav
 from recorder.position.geofence import Boundary, load_boundary
 from tests.conftest import copy_config_files
@@ -82,9 +83,13 @@ def configurations(draw) -> str:
 
 def _parses_or_refuses(text: bytes) -> None:
     try:
-        parse_config(text, "fuzz.toml", FOLDER)
+        config = parse_config(text, "fuzz.toml", FOLDER)
     except ConfigError as exc:
         assert exc.problems and all(p.startswith("fuzz.toml") for p in exc.problems), exc.problems
+    else:   # what passes is whole: a device configuration lacks nothing, pins are distinct
+        assert not (is_device_configuration(config) and device_problems(config))
+        pins = [pin for pin in config.gpio.as_dict().values() if pin is not None]
+        assert len(pins) == len(set(pins)) and all(2 <= pin <= 27 for pin in pins)
 
 
 @FUZZ
