@@ -18,8 +18,7 @@ from recorder.evidence.spool import Spool
 from tools.cli import main
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
-from tools.vault.layout import init_vault
-from tools.vault.vault import Vault
+from tools.vault.vault import Vault, init_vault
 
 CAMERA = "CAM-T-001"
 START = 1795000000.0  # 2026-11-18

@@ -16,9 +16,8 @@ from recorder.evidence.spool import Spool
 from tools.vault import ingest as ingest_module
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
-from tools.vault.layout import init_vault
 from tools.vault.retention import hold, purge, release
-from tools.vault.vault import Vault
+from tools.vault.vault import Vault, init_vault
 
 DAY = 86400
 

@@ -156,7 +156,7 @@ def _identities(path):
 
 @_run
 def cmd_init(args):
-    from tools.vault.layout import init_vault
+    from tools.vault.vault import init_vault
     pub = init_vault(args.vault, args.recipient, args.register, retention_days=args.retention_days,
                      communes=args.commune)
     print(f"vault created in {args.vault}")

@@ -117,8 +117,7 @@ def run(args) -> dict:
     from recorder.evidence.age import generate_identity
     from tools.vault.extract import Request, extract
     from tools.vault.ingest import ingest
-    from tools.vault.layout import init_vault
-    from tools.vault.vault import Vault
+    from tools.vault.vault import Vault, init_vault
     quick = getattr(args, "quick", False)
     minutes = 1.0 if quick else 10.0
     runs = 1 if quick else 3

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from recorder.evidence.journal import read_journal as read_device_journal
+from recorder.evidence.spool import last_good_line
+from tools.vault.ingest import verify_recording_folder
 from tools.vault.journal import read_journal
+from tools.vault.layout import parse_time
 from tools.vault.register import cross_check, read_register
 from tools.vault.vault import Vault
 
@@ -24,8 +28,6 @@ class AuditReport:
 
 
 def audit(vault: Vault) -> AuditReport:
-    from recorder.evidence.spool import last_good_line
-    from tools.vault.ingest import verify_recording_folder
     report = AuditReport()
     indexed = set()
     for row in vault.index.recordings(state=None):
@@ -48,7 +50,6 @@ def audit(vault: Vault) -> AuditReport:
             if folder.name not in indexed:
                 report.problems.append(f"{camera_dir.name}/{folder.name}: in the vault's folder but not indexed "
                                        "(an ingest was interrupted: run `pieton vault ingest` again)")
-    from recorder.evidence.journal import read_journal as read_device_journal
     for camera, key_hex, _at in vault.index.cameras():
         path = vault.layout.device_journal(camera)
         if path.is_file():
@@ -77,7 +78,6 @@ def _index_against_journal(vault: Vault, journal) -> list[str]:
             erased.add(line.get("recording"))
     kept_from = 0.0  # entries before this were pruned under the journal's signed checkpoint
     if journal.lines and journal.lines[0].get("seq", 0) > 0:
-        from tools.vault.layout import parse_time
         kept_from = parse_time(str(journal.lines[0].get("at")))
     problems = []
     for row in vault.index.recordings(state=None):

@@ -8,15 +8,20 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from recorder.config import DEFAULT_CONFIG
 from recorder.evidence.age import load_identities
 from recorder.evidence.spool import MANIFEST_FILE, RECORDING_ID
+from tools.vault.extract import Request, extract
+from tools.vault.ingest import ingest
+from tools.vault.report import check_report
+from tools.vault.vault import Vault, init_vault
 
 
 def _device_key(spool_dir: Path) -> tuple[str, str] | None:
     """(camera id, device key) as the first recording's opened line states them; a real
     chief reads the key off the camera at provisioning, the demo reads its own spool."""
     for folder in sorted(spool_dir.iterdir()):
-        if RECORDING_ID.match(folder.name) and (folder / MANIFEST_FILE).is_file():
+        if RECORDING_ID.fullmatch(folder.name) and (folder / MANIFEST_FILE).is_file():
             first = json.loads((folder / MANIFEST_FILE).read_text().splitlines()[0])
             return first["camera_id"], first["device_key"]
     return None
@@ -27,11 +32,6 @@ def vault_epilogue(root: str | Path, spool_dir: str | Path, chief_identity: str 
     """Ingest ``spool_dir`` into ``root/vault`` (register in ``root/police``), extract the
     first stored recording for a judicial procedure, check the MP4 with ffprobe and the
     report with the vault key, print the register. Returns an exit code."""
-    from tools.vault.extract import Request, extract
-    from tools.vault.ingest import ingest
-    from tools.vault.layout import init_vault
-    from tools.vault.report import check_report
-    from tools.vault.vault import Vault
     root, spool_dir = Path(root), Path(spool_dir)
     found = _device_key(spool_dir)
     if found is None:
@@ -42,7 +42,6 @@ def vault_epilogue(root: str | Path, spool_dir: str | Path, chief_identity: str 
     police.mkdir(parents=True, exist_ok=True)
     register = police / "register.jsonl"
     if not (vault_dir / "vault.json").exists():
-        from recorder.config import DEFAULT_CONFIG
         communes = sorted((DEFAULT_CONFIG.parent / "communes").glob("*.geojson"))
         init_vault(vault_dir, [recipient], register, communes=[str(c) for c in communes])
     with Vault.open(vault_dir) as vault:

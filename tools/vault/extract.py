@@ -13,13 +13,23 @@ import itertools
 import math
 import os
 import re
+import shutil
+import subprocess
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.errors import AgeError, EvidenceError, PietonError, VaultError
-from recorder.evidence.chain import MANIFEST_CONTEXT, read_chain
+from recorder.evidence.age import decrypt
+from recorder.evidence.chain import MANIFEST_CONTEXT, fsync_dir, read_chain
+from recorder.evidence.metadata import decrypt_metadata
+from recorder.evidence.verify import verify_recording
+from tools.vault.anonymise import anonymise_segments
 from tools.vault.layout import parse_time, utc_iso
 from tools.vault.remux import SegmentInput, remux_to_mp4
+from tools.vault.report import build_report, sign_report, write_report_files
+from tools.vault.report_html import thumbnails
 from tools.vault.vault import Vault
 
 PURPOSES = ("judicial", "administrative", "disciplinary", "training")
@@ -73,7 +83,6 @@ class OpenedRecording:
     def media(self):
         """Decrypted segments, one at a time. An error ends the stream and is kept in
         ``error`` (raised by ``verified()``): the demuxer reading it cannot carry it."""
-        from recorder.evidence.age import decrypt
         for number, segment in enumerate(self.segments):
             name = segment["file"]
             if number == 0 and self._first is not None:
@@ -119,7 +128,6 @@ def recording_start(recording_id: str, opened: dict) -> float | None:
 
 def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedRecording:
     """Verify a stored recording again and decrypt its segments and metadata."""
-    from recorder.evidence.age import decrypt
     row = vault.index.recording(recording_id)
     if row is None:
         raise VaultError(f"recording {recording_id!r} is not in this vault (see `pieton vault find`)")
@@ -131,7 +139,6 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
     # this one decrypts: hashlib and the AEAD release the GIL, and the two CPUs share the work.
     if key_hex is None:
         raise VaultError(f"recording {recording_id}: camera {row.camera_id} is no longer enrolled")
-    from recorder.evidence.verify import verify_recording
     devices = {row.camera_id: bytes.fromhex(key_hex)}
     check = _Background(lambda: [str(p) for p in verify_recording(folder, devices=devices).problems])
     chain = read_chain(folder / "manifest.jsonl", MANIFEST_CONTEXT, bytes.fromhex(key_hex))
@@ -179,7 +186,6 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
 
 class _Background:
     def __init__(self, fn):
-        import threading
         self._value = self._error = None
         self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
         self._thread.start()
@@ -198,7 +204,6 @@ class _Background:
 
 
 def _metadata(path: Path, identities: list, recording_id: str) -> dict:
-    from recorder.evidence.metadata import decrypt_metadata
     try:
         return decrypt_metadata(path, identities, f"{recording_id}/{path.name}")
     except EvidenceError as exc:
@@ -261,7 +266,6 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         anonymised = None
         keep_audio = request.keep_audio if request.keep_audio is not None else request.purpose != "training"
         if request.purpose == "training":
-            from tools.vault.anonymise import anonymise_segments
             plain = tmp.with_name(tmp.name + ".plain.mp4")
             try:
                 result = remux_to_mp4(media, plain, start_s=start, end_s=end, keep_audio=keep_audio)
@@ -273,8 +277,6 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         for r in recordings:
             r.verified()  # the hashes checked alongside; a failure leaves no file
         hashing = _Background(lambda: _sha256_file(tmp))  # while the thumbnails decode
-        from tools.vault.report import build_report, sign_report, write_report_files
-        from tools.vault.report_html import thumbnails
         thumbs = thumbnails(tmp)
         mp4_hash = hashing.result()
         report = sign_report(vault.signer, build_report(
@@ -291,7 +293,6 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         for part, final in zip(staged, side, strict=True):
             os.replace(part, final)
         os.replace(tmp, out)
-        from recorder.evidence.chain import fsync_dir
         fsync_dir(out.parent)
         return ExtractionResult(out, side[0], side[1], report, entry["seq"])
     except BaseException as exc:
@@ -324,9 +325,6 @@ def consult(vault: Vault, recording_id: str, purpose: str, requester: str, ident
             play=None) -> dict:
     """Decrypt a recording to a private temporary place, hand it to ``play(path)`` (ffplay
     by default, when present), remove it afterwards, and log the consultation twice."""
-    import shutil
-    import subprocess
-    import tempfile
     Request([recording_id], purpose, requester, "consultation", Path("view.mp4")).check()
     base = {"recordings": [recording_id], "purpose": purpose, "requester": requester}
     shm = Path("/dev/shm")

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from drivers.nmea import distance_m
 from recorder.errors import AgeError, VaultError
 from recorder.evidence.chain import split_pieces
+from recorder.evidence.metadata import decrypt_metadata
+from tools.vault.events import track_points
 from tools.vault.index import RecordingRow
 from tools.vault.layout import utc_iso
 from tools.vault.vault import Vault
@@ -69,8 +71,6 @@ def find(vault: Vault, since: float, until: float, *, camera: str | None = None,
 
 
 def _positions(vault: Vault, row: RecordingRow, identities: list) -> list[dict]:
-    from recorder.evidence.metadata import decrypt_metadata
-    from tools.vault.report import track_points
     folder = vault.layout.recording(row.camera_id, row.recording_id)
     points = []
     for meta in sorted(folder.glob("*.meta.age")):

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.errors import VaultError
-from recorder.evidence.chain import fsync_dir, split_pieces
+from recorder.evidence.chain import fsync_dir, split_pieces, write_atomic
 from recorder.evidence.journal import JOURNAL_FILE, read_journal
 from recorder.evidence.receipt import INBOX, make_receipt, write_receipt
 from recorder.evidence.spool import MANIFEST_FILE, RECORDING_ID
 from recorder.evidence.verify import verify_recording
 from tools.vault.index import RecordingRow
-from tools.vault.layout import parse_time, remove_tree, utc_iso, write_atomic
+from tools.vault.layout import parse_time, remove_tree, utc_iso
 from tools.vault.vault import Vault
 
 UNSYNCHRONISED = ("unsynchronised", "unknown", "none", "")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.evidence.chain import VAULT_JOURNAL_CONTEXT, ChainReport, ChainWriter
+from tools.vault.logs import read_log
 
 
 class VaultJournal:
@@ -25,5 +26,4 @@ class VaultJournal:
 
 def read_journal(path: str | Path, vault_key: bytes) -> ChainReport:
     """The journal's chain, checked from its signed checkpoint on when it was pruned."""
-    from tools.vault.logs import read_log
     return read_log(Path(path), VAULT_JOURNAL_CONTEXT, vault_key)

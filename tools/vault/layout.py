@@ -16,7 +16,6 @@ The vault holds no key able to decrypt: only the chief's recipients (public keys
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -24,9 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from drivers.signer import FileSigner
 from recorder.errors import VaultError
-from recorder.evidence.chain import write_atomic
 
 FORMAT = "pieton/vault/1"
 DEFAULT_RETENTION_DAYS = 30      # L241-2 as amended in 2022
@@ -34,8 +31,11 @@ LOG_RETENTION_DAYS = 3 * 365 + 1  # journal and register entries: 3 years
 SETTINGS = "vault.json"
 KEY_FILE = "keys/vault-signing.key"
 PUB_FILE = "keys/vault.pub"
-_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")  # matched whole (fullmatch)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# Times the vault reads (options, manifests) must fall in this span: beyond it a date
+# cannot be written back (utc_iso) and is a typo or an attack, not a recording's time.
+_EARLIEST, _LATEST = 0.0, 253402214400.0  # 1970-01-01 .. 9999-12-31
 
 
 def utc_iso(epoch: float | None = None) -> str:
@@ -51,12 +51,18 @@ def parse_time(text: str, what: str = "time") -> float:
         raise VaultError(f"{what} {text!r} is not a date/time like 2026-11-27T14:05:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    try:
+        epoch = moment.timestamp()
+    except (OverflowError, ValueError):
+        epoch = -1.0
+    if not _EARLIEST <= epoch < _LATEST:
+        raise VaultError(f"{what} {text!r} is outside 1970 to 9999")
+    return epoch
 
 
 def safe_name(text: str, what: str) -> str:
     """A camera or recording id used as a folder name: refuse anything that could escape."""
-    if not isinstance(text, str) or not _SAFE_NAME.match(text) or ".." in text:
+    if not isinstance(text, str) or not _SAFE_NAME.fullmatch(text) or ".." in text:
         raise VaultError(f"{what} {text!r} is not a valid name (letters, digits, '-', '_', '.')")
     return text
 
@@ -83,55 +89,6 @@ class VaultLayout:
 
     def device_journal(self, camera: str) -> Path:
         return self.device_journals / safe_name(camera, "camera id") / "journal.jsonl"
-
-
-def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
-               retention_days: int = DEFAULT_RETENTION_DAYS, communes: list[str] | None = None,
-               clock=time.time) -> Path:
-    """Create a vault folder; refuses an existing vault or a bad recipient. Returns the
-    public key file."""
-    from tools.vault.vault import Vault  # the journal and register need an open vault
-    layout = VaultLayout(root)
-    if layout.settings.exists():
-        raise VaultError(f"{layout.root}: already a vault (found {SETTINGS}); refusing to overwrite it")
-    if not recipients:
-        raise VaultError("at least one --recipient (the chief's age public key, 'age1...') is required")
-    for r in recipients:
-        if not _RECIPIENT.match(r):
-            raise VaultError(f"--recipient {r!r} is not an age recipient ('age1' followed by 58 characters)")
-    if not isinstance(retention_days, int) or not 1 <= retention_days <= 3650:
-        raise VaultError(f"--retention-days {retention_days!r}: must be an integer from 1 to 3650")
-    register = Path(register).resolve()
-    if register.exists():
-        raise VaultError(f"--register {register}: file exists; the register of a new vault starts empty")
-    if register.is_relative_to(layout.root.resolve()):
-        raise VaultError(f"--register {register}: must be outside the vault (the police's own medium)")
-    if not register.parent.is_dir():
-        raise VaultError(f"--register {register}: folder {register.parent} does not exist")
-    boundary = [str(Path(c).resolve()) for c in (communes or [])]
-    for c in boundary:
-        if not Path(c).is_file():
-            raise VaultError(f"--commune {c}: file not found")
-    layout.root.mkdir(parents=True, exist_ok=True)
-    for folder in (layout.recordings, layout.device_journals, layout.quarantine, layout.incoming):
-        folder.mkdir(exist_ok=True)
-    os.chmod(layout.root, 0o700)
-    layout.key.parent.mkdir(mode=0o700, exist_ok=True)
-    signer = FileSigner.create(layout.key)
-    write_atomic(layout.pub, (signer.public_key_hex + "\n").encode())
-    settings = {
-        "format": FORMAT, "created": utc_iso(clock()), "recipients": list(recipients),
-        "register": str(register), "retention_days": retention_days,
-        "log_retention_days": LOG_RETENTION_DAYS, "communes": boundary,
-        "vault_key": signer.public_key_hex,
-    }
-    write_atomic(layout.settings, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
-    with Vault.open(layout.root, clock=clock) as vault:
-        entry = vault.log("vault-created", recipients=list(recipients), register=str(register),
-                          retention_days=retention_days, vault_key=signer.public_key_hex)
-        vault.register.append({"event": "register-opened", "at": entry["at"],
-                               "vault_key": signer.public_key_hex})
-    return layout.pub
 
 
 class VaultLock:

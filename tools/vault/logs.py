@@ -20,8 +20,9 @@ from recorder.evidence.chain import (
     sign_document,
     signature_valid,
     split_pieces,
+    write_atomic,
 )
-from tools.vault.layout import parse_time, utc_iso, write_atomic
+from tools.vault.layout import parse_time, utc_iso
 
 CHECKPOINT_CONTEXT = "pieton/log-checkpoint/1"
 DAY = 86400.0

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.errors import VaultError
-from recorder.evidence.chain import ChainReport, ChainWriter
+from recorder.evidence.chain import ChainReport, ChainWriter, line_hash
+from tools.vault.logs import read_log
 
 REGISTER_CONTEXT = "pieton/register/1"
 # Journal events that the register mirrors, one line each.
@@ -37,14 +38,12 @@ class Register:
 
 
 def read_register(path: str | Path, vault_key: bytes) -> ChainReport:
-    from tools.vault.logs import read_log
     return read_log(Path(path), REGISTER_CONTEXT, vault_key)
 
 
 def cross_check(journal: ChainReport, register: ChainReport) -> list[str]:
     """A register line without its journal entry, or a journal entry the register should
     mirror and does not, is an error."""
-    from recorder.evidence.chain import line_hash
     problems = []
     wanted = {}
     for raw, line in zip(journal.raw, journal.lines, strict=True):

@@ -16,47 +16,11 @@ from pathlib import Path
 from drivers.signer import Signer
 from recorder.errors import VaultError, VerificationError
 from recorder.evidence.chain import canonical, sign_document, signature_valid
+from tools.vault.events import event_epoch, event_kind, track_points
 from tools.vault.layout import utc_iso
+from tools.vault.report_html import render_html
 
 REPORT_CONTEXT = "pieton/extraction-report/1"
-
-
-def track_points(obj) -> list[dict]:
-    """GPS points found in metadata events: any object with numeric lat and lon."""
-    points = []
-    if isinstance(obj, dict):
-        lat, lon = obj.get("lat"), obj.get("lon")
-        if isinstance(lat, int | float) and isinstance(lon, int | float) and not isinstance(lat, bool):
-            point = {"lat": lat, "lon": lon}
-            for key in ("time", "at", "eph_m", "hdop", "mode"):
-                if key in obj:
-                    point[key] = obj[key]
-            points.append(point)
-        else:
-            for value in obj.values():
-                points.extend(track_points(value))
-    elif isinstance(obj, list):
-        for value in obj:
-            points.extend(track_points(value))
-    return points
-
-
-def event_kind(event: dict) -> str:
-    return str(event.get("kind") or event.get("event") or event.get("type") or "event")
-
-
-def event_epoch(event: dict) -> float | None:
-    """An event's time (epoch float or ISO text, as the daemon notes them), as epoch."""
-    value = event.get("time", event.get("at"))
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            from tools.vault.layout import parse_time
-            return parse_time(value)
-        except Exception:  # noqa: BLE001 - an odd time sorts last, it does not break the report
-            return None
-    return None
 
 
 def _find(static: dict, *keys):
@@ -138,7 +102,6 @@ def write_report_files(report: dict, paths: list[Path], mp4_path: Path, vault, t
     """The signed JSON report and its HTML form, written and fsynced at ``paths``."""
     json_path, html_path = paths
     _write(json_path, json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")
-    from tools.vault.report_html import render_html
     _write(html_path, render_html(report, mp4_path, vault.settings.get("communes") or [], thumbs).encode())
     return [json_path, html_path]
 

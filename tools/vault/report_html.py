@@ -10,6 +10,10 @@ import math
 from html import escape
 from pathlib import Path
 
+from recorder.evidence.metadata import iso_utc
+from recorder.inputs import InputError, load_json_file
+from tools.vault.events import event_kind
+
 THUMBNAILS = 8
 THUMB_WIDTH = 160
 
@@ -48,16 +52,16 @@ def _boundaries(paths: list[str]) -> list[tuple[str, list[list[tuple[float, floa
     shapes = []
     for path in paths:
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError):
-            continue
-        features = data.get("features") or [data]
-        for feature in features:
-            geom = feature.get("geometry") or {}
-            name = (feature.get("properties") or {}).get("name", Path(path).stem)
-            polys = [geom.get("coordinates")] if geom.get("type") == "Polygon" else geom.get("coordinates") or []
-            rings = [[(float(x), float(y)) for x, y, *_ in ring] for poly in polys if poly for ring in poly]
-            shapes.append((name, rings))
+            data = load_json_file(path, "geojson")
+            features = data.get("features") or [data]
+            for feature in features:
+                geom = feature.get("geometry") or {}
+                name = str((feature.get("properties") or {}).get("name", Path(path).stem))
+                polys = [geom.get("coordinates")] if geom.get("type") == "Polygon" else geom.get("coordinates") or []
+                rings = [[(float(x), float(y)) for x, y, *_ in ring] for poly in polys if poly for ring in poly]
+                shapes.append((name, [r for r in rings if all(map(math.isfinite, sum(r, ())))]))
+        except (InputError, AttributeError, TypeError, ValueError):
+            continue  # a boundary the report cannot draw is left out, the report still made
     return shapes
 
 
@@ -103,13 +107,11 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
 
 def _when(value) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        from recorder.evidence.metadata import iso_utc
         return iso_utc(value)
     return str(value) if value is not None else "?"
 
 
 def _timeline(rec: dict) -> list[tuple[str, str]]:
-    from tools.vault.report import event_kind
     static = rec.get("recording") if isinstance(rec.get("recording"), dict) else {}
     reason = static.get("trigger_reason") or static.get("reason")
     rows = [(_when(rec.get("started_at")), "start" + (f" — trigger: {reason}" if reason else ""))]

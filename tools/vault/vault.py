@@ -1,17 +1,33 @@
-"""An open vault: settings, signing key, journal, register and index together."""
+"""An open vault: settings, signing key, journal, register and index together; and
+creating one."""
 
 from __future__ import annotations
 
 import getpass
 import json
+import math
+import os
 import time
 from pathlib import Path
 
 from drivers.signer import FileSigner
 from recorder.errors import VaultError
+from recorder.evidence.chain import write_atomic
+from recorder.inputs import InputError, expect_object, load_json_file
 from tools.vault.index import Index
 from tools.vault.journal import VaultJournal
-from tools.vault.layout import FORMAT, LOG_RETENTION_DAYS, VaultLayout, VaultLock, safe_name, utc_iso
+from tools.vault.layout import (
+    DEFAULT_RETENTION_DAYS,
+    FORMAT,
+    LOG_RETENTION_DAYS,
+    RECIPIENT,
+    SETTINGS,
+    VaultLayout,
+    VaultLock,
+    safe_name,
+    utc_iso,
+)
+from tools.vault.logs import prune
 from tools.vault.register import REGISTERED_EVENTS, Register
 
 
@@ -36,16 +52,10 @@ class Vault:
     @classmethod
     def open(cls, root: str | Path, *, clock=time.time) -> Vault:
         layout = VaultLayout(root)
-        try:
-            settings = json.loads(layout.settings.read_text())
-        except FileNotFoundError:
+        if not layout.settings.exists() and not layout.settings.is_symlink():
             raise VaultError(f"{layout.root}: not a vault (no {layout.settings.name}); "
-                             "create one with `pieton vault init`") from None
-        except (OSError, ValueError) as exc:
-            raise VaultError(f"{layout.settings}: unreadable: {exc}") from None
-        if settings.get("format") != FORMAT:
-            raise VaultError(f"{layout.settings}: format {settings.get('format')!r}, expected {FORMAT!r}")
-        return cls(layout, settings, clock)
+                             "create one with `pieton vault init`")
+        return cls(layout, read_settings(layout.settings), clock)
 
     @property
     def public_key(self) -> bytes:
@@ -83,9 +93,8 @@ class Vault:
     def prune_logs(self, now: float | None = None) -> list[dict]:
         """Drop journal and register entries past the log retention (3 years), leaving
         signed checkpoints; the writers are reopened on the pruned files."""
-        from tools.vault.logs import prune
         now = self.now() if now is None else now
-        days = float(self.settings.get("log_retention_days", LOG_RETENTION_DAYS))
+        days = float(self.settings["log_retention_days"])
         done = []
         self.journal.close()
         try:
@@ -134,6 +143,88 @@ class Vault:
 
     def __repr__(self) -> str:
         return f"<Vault {self.layout.root} key={self.signer.public_key_hex[:16]}...>"
+
+
+def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
+               retention_days: int = DEFAULT_RETENTION_DAYS, communes: list[str] | None = None,
+               clock=time.time) -> Path:
+    """Create a vault folder; refuses an existing vault or a bad recipient. Returns the
+    public key file."""
+    layout = VaultLayout(root)
+    if layout.settings.exists():
+        raise VaultError(f"{layout.root}: already a vault (found {SETTINGS}); refusing to overwrite it")
+    if not recipients:
+        raise VaultError("at least one --recipient (the chief's age public key, 'age1...') is required")
+    for r in recipients:
+        if not (isinstance(r, str) and RECIPIENT.fullmatch(r)):
+            raise VaultError(f"--recipient {r!r} is not an age recipient ('age1' followed by 58 characters)")
+    if not isinstance(retention_days, int) or not 1 <= retention_days <= 3650:
+        raise VaultError(f"--retention-days {retention_days!r}: must be an integer from 1 to 3650")
+    register = Path(register).resolve()
+    if register.exists():
+        raise VaultError(f"--register {register}: file exists; the register of a new vault starts empty")
+    if register.is_relative_to(layout.root.resolve()):
+        raise VaultError(f"--register {register}: must be outside the vault (the police's own medium)")
+    if not register.parent.is_dir():
+        raise VaultError(f"--register {register}: folder {register.parent} does not exist")
+    boundary = [str(Path(c).resolve()) for c in (communes or [])]
+    for c in boundary:
+        if not Path(c).is_file():
+            raise VaultError(f"--commune {c}: file not found")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    for folder in (layout.recordings, layout.device_journals, layout.quarantine, layout.incoming):
+        folder.mkdir(exist_ok=True)
+    os.chmod(layout.root, 0o700)
+    layout.key.parent.mkdir(mode=0o700, exist_ok=True)
+    signer = FileSigner.create(layout.key)
+    write_atomic(layout.pub, (signer.public_key_hex + "\n").encode())
+    settings = {
+        "format": FORMAT, "created": utc_iso(clock()), "recipients": list(recipients),
+        "register": str(register), "retention_days": retention_days,
+        "log_retention_days": LOG_RETENTION_DAYS, "communes": boundary,
+        "vault_key": signer.public_key_hex,
+    }
+    write_atomic(layout.settings, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
+    with Vault.open(layout.root, clock=clock) as vault:
+        entry = vault.log("vault-created", recipients=list(recipients), register=str(register),
+                          retention_days=retention_days, vault_key=signer.public_key_hex)
+        vault.register.append({"event": "register-opened", "at": entry["at"],
+                               "vault_key": signer.public_key_hex})
+    return layout.pub
+
+
+def read_settings(path: Path) -> dict:
+    """vault.json, checked field by field: a vault opened on settings it cannot use would
+    fail later, half way through storing or erasing evidence."""
+    try:
+        settings = expect_object(load_json_file(path, "settings"), str(path))
+    except InputError as exc:
+        raise VaultError(f"vault settings {exc}") from None
+    problems = []
+    if settings.get("format") != FORMAT:
+        problems.append(f"format {settings.get('format')!r}, expected {FORMAT!r}")
+    recipients = settings.get("recipients")
+    if not (isinstance(recipients, list) and recipients
+            and all(isinstance(r, str) and RECIPIENT.fullmatch(r) for r in recipients)):
+        problems.append("'recipients' must be a list of age recipients ('age1...')")
+    if not isinstance(settings.get("register"), str) or not settings["register"]:
+        problems.append("'register' must be the path of the register file")
+    for name, top in (("retention_days", 3650), ("log_retention_days", 36500)):
+        value = settings.get(name, LOG_RETENTION_DAYS if name == "log_retention_days" else None)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                or not 1 <= value <= top:
+            problems.append(f"{name!r} must be a number of days from 1 to {top}")
+    key = settings.get("vault_key")
+    if not (isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key)):
+        problems.append("'vault_key' must be 64 hex digits")
+    communes = settings.get("communes", [])
+    if not (isinstance(communes, list) and all(isinstance(c, str) for c in communes)):
+        problems.append("'communes' must be a list of file paths")
+    if problems:
+        raise VaultError(f"vault settings {path}: " + "; ".join(problems))
+    settings.setdefault("log_retention_days", LOG_RETENTION_DAYS)
+    settings.setdefault("communes", [])
+    return settings
 
 
 def _operator() -> str:

@@ -1,0 +1,44 @@
+"""Reading the events of a recording's metadata (as the daemon notes them): their kind,
+their time, and the GPS points among them. Shared by the report, its HTML form and `find`."""
+
+from __future__ import annotations
+
+from recorder.errors import VaultError
+from tools.vault.layout import parse_time
+
+
+def track_points(obj) -> list[dict]:
+    """GPS points found in metadata events: any object with numeric lat and lon."""
+    points = []
+    if isinstance(obj, dict):
+        lat, lon = obj.get("lat"), obj.get("lon")
+        if isinstance(lat, int | float) and isinstance(lon, int | float) and not isinstance(lat, bool):
+            point = {"lat": lat, "lon": lon}
+            for key in ("time", "at", "eph_m", "hdop", "mode"):
+                if key in obj:
+                    point[key] = obj[key]
+            points.append(point)
+        else:
+            for value in obj.values():
+                points.extend(track_points(value))
+    elif isinstance(obj, list):
+        for value in obj:
+            points.extend(track_points(value))
+    return points
+
+
+def event_kind(event: dict) -> str:
+    return str(event.get("kind") or event.get("event") or event.get("type") or "event")
+
+
+def event_epoch(event: dict) -> float | None:
+    """An event's time (epoch float or ISO text, as the daemon notes them), as epoch."""
+    value = event.get("time", event.get("at"))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_time(value)
+        except VaultError:  # an odd time sorts last, it does not break the report
+            return None
+    return None
