@@ -13,7 +13,7 @@ from drivers.signer import FileSigner
 from recorder.errors import VaultError
 from recorder.evidence.age import generate_identity
 from recorder.evidence.spool import Spool
-from tools.vault import ingest as ingest_module
+from tools.vault import spool_read
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
 from tools.vault.retention import hold, purge, release
@@ -119,22 +119,22 @@ def test_full_vault_disk_loses_nothing(tmp_path, setup, monkeypatch):
     vault, identity, recipient, clock = setup
     spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=1)
     vault.enrol(CAMERA, signer.public_key_hex)
-    real = ingest_module._copy_file
+    real = spool_read._copy_one
     calls = {"n": 0}
 
-    def copy(src, dst, progress):
+    def copy(dfd, name, dst, where):
         calls["n"] += 1
         if calls["n"] > 4:  # 4 files a recording: the second recording's files do not fit
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        return real(src, dst, progress)
+        return real(dfd, name, dst, where)
 
-    monkeypatch.setattr(ingest_module, "_copy_file", copy)
+    monkeypatch.setattr(spool_read, "_copy_one", copy)
     report = ingest(vault, spool_dir, progress=False)
     assert len(report.stored) == 1 and report.failed and "disk is full" in report.failed[0][1]
     receipt = json.loads(report.receipt.read_text())
     assert [r["id"] for r in receipt["recordings"]] == report.stored  # the camera keeps the other
     assert not list(vault.layout.incoming.iterdir())
-    monkeypatch.setattr(ingest_module, "_copy_file", real)
+    monkeypatch.setattr(spool_read, "_copy_one", real)
     assert len(ingest(vault, spool_dir, progress=False).stored) == 1
 
 

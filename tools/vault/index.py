@@ -6,9 +6,12 @@ change here follows a journal entry, and `pieton vault verify` re-checks the sto
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from recorder.errors import VaultError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cameras (
@@ -80,36 +83,72 @@ class RecordingRow:
 
 
 class Index:
+    """Every SQLite error (a garbage file, a full disk) becomes a VaultError naming the
+    index and what to do; the journal and the stored files are untouched by it."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        self.db = None
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+            self._check_schema()
+        except sqlite3.Error as exc:
+            if self.db is not None:
+                self.db.close()
+            raise self._error(exc) from None
+
+    def _check_schema(self) -> None:
+        for table, columns in (("cameras", 3), ("recordings", 13), ("holds", 3), ("quarantine", 5)):
+            found = len(self.db.execute(f"PRAGMA table_info({table})").fetchall())
+            if found != columns:
+                raise sqlite3.DatabaseError(f"table {table} has {found} columns, expected {columns}")
+
+    def _error(self, exc: sqlite3.Error) -> VaultError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and "full" in text:
+            return VaultError(f"index {self.path}: the vault's disk is full ({text}); nothing stored is lost: "
+                              "free space and run the command again")
+        return VaultError(f"index {self.path}: cannot be used ({text}); the recordings and the journal are "
+                          "untouched: restore the index from a copy (or a mirror)")
+
+    def _run(self, sql: str, args=()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _all(self, sql: str, args=()) -> list:
+        try:
+            return self._run(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
     def close(self) -> None:
         self.db.close()
 
     # cameras
     def camera_key(self, camera_id: str) -> str | None:
-        row = self.db.execute("SELECT public_key FROM cameras WHERE camera_id=?", (camera_id,)).fetchone()
+        row = next(iter(self._all("SELECT public_key FROM cameras WHERE camera_id=?", (camera_id,))), None)
         return row[0] if row else None
 
     def enrol(self, camera_id: str, public_key: str, at: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO cameras VALUES (?,?,?)", (camera_id, public_key, at))
+        self._run("INSERT OR REPLACE INTO cameras VALUES (?,?,?)", (camera_id, public_key, at))
 
     def cameras(self) -> list[tuple[str, str, str]]:
-        return self.db.execute("SELECT camera_id, public_key, enrolled_at FROM cameras ORDER BY camera_id").fetchall()
+        return self._all("SELECT camera_id, public_key, enrolled_at FROM cameras ORDER BY camera_id")
 
     # recordings
     def add_recording(self, row: RecordingRow) -> None:
-        self.db.execute("INSERT OR REPLACE INTO recordings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        self._run("INSERT OR REPLACE INTO recordings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (row.recording_id, row.camera_id, row.device_seq, row.started_at,
                          int(row.clock_synchronised), row.ingested_at, row.state, row.segments, row.bytes,
                          row.last_hash, int(row.truncated), row.purged_at, row.ended_at))
 
     def recording(self, recording_id: str) -> RecordingRow | None:
-        row = self.db.execute("SELECT * FROM recordings WHERE recording_id=?", (recording_id,)).fetchone()
+        row = next(iter(self._all("SELECT * FROM recordings WHERE recording_id=?", (recording_id,))), None)
         return _row(row) if row else None
 
     def recordings(self, *, state: str | None = "stored", camera: str | None = None,
@@ -122,32 +161,50 @@ class Index:
                 sql += f" AND {condition}"
                 args.append(value)
         sql += " ORDER BY camera_id, COALESCE(device_seq, 0), recording_id"
-        return [_row(r) for r in self.db.execute(sql, args).fetchall()]
+        return [_row(r) for r in self._all(sql, args)]
 
     def mark_purged(self, recording_id: str, at: float) -> None:
-        self.db.execute("UPDATE recordings SET state='purged', purged_at=? WHERE recording_id=?", (at, recording_id))
+        self._run("UPDATE recordings SET state='purged', purged_at=? WHERE recording_id=?", (at, recording_id))
 
     # holds
     def holds(self, recording_id: str) -> list[str]:
-        return [r[0] for r in self.db.execute(
-            "SELECT procedure FROM holds WHERE recording_id=? ORDER BY since", (recording_id,))]
+        return [r[0] for r in self._all("SELECT procedure FROM holds WHERE recording_id=? ORDER BY since",
+                                        (recording_id,))]
 
     def add_hold(self, recording_id: str, procedure: str, since: float) -> None:
-        self.db.execute("INSERT OR IGNORE INTO holds VALUES (?,?,?)", (recording_id, procedure, since))
+        self._run("INSERT OR IGNORE INTO holds VALUES (?,?,?)", (recording_id, procedure, since))
 
     def release(self, recording_id: str, procedure: str) -> bool:
-        cur = self.db.execute("DELETE FROM holds WHERE recording_id=? AND procedure=?", (recording_id, procedure))
+        cur = self._run("DELETE FROM holds WHERE recording_id=? AND procedure=?", (recording_id, procedure))
         return cur.rowcount > 0
 
     # quarantine
     def add_quarantine(self, folder: str, recording_id: str, camera_id: str, at: float, problems: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO quarantine VALUES (?,?,?,?,?)",
+        self._run("INSERT OR REPLACE INTO quarantine VALUES (?,?,?,?,?)",
                         (folder, recording_id, camera_id, at, problems))
 
     def quarantined(self) -> list[tuple]:
-        return self.db.execute("SELECT folder, recording_id, camera_id, at, problems FROM quarantine "
-                               "ORDER BY at").fetchall()
+        return self._all("SELECT folder, recording_id, camera_id, at, problems FROM quarantine ORDER BY at")
 
 
 def _row(r) -> RecordingRow:
+    """A recordings row, its types checked: an index edited by hand or damaged gives a
+    clear error, not a wrong retention date or a traceback far from here."""
+    problems = []
+    if not (isinstance(r[0], str) and isinstance(r[1], str) and isinstance(r[9], str)):
+        problems.append("ids and hash must be text")
+    if r[6] not in ("stored", "purged"):
+        problems.append(f"state {r[6]!r}")
+    for name, value, optional in (("device_seq", r[2], True), ("segments", r[7], False), ("bytes", r[8], False)):
+        if not (isinstance(value, int) or (optional and value is None)):
+            problems.append(f"{name} {value!r} is not a whole number")
+    for name, value, optional in (("started_at", r[3], True), ("ingested_at", r[5], False),
+                                  ("purged_at", r[11], True), ("ended_at", r[12], True)):
+        if value is None and optional:
+            continue
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            problems.append(f"{name} {value!r} is not a time")
+    if problems:
+        raise VaultError(f"index: recording {r[0]!r}: " + "; ".join(problems)
+                         + " (the index was altered or damaged: restore it from a copy)")
     return RecordingRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]), r[11], r[12])

@@ -14,14 +14,14 @@ import errno
 import hashlib
 import json
 import os
-import shutil
+import sqlite3
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recorder.errors import VaultError
+from recorder.errors import PietonError, VaultError
 from recorder.evidence.chain import fsync_dir, split_pieces, write_atomic
 from recorder.evidence.journal import JOURNAL_FILE, read_journal
 from recorder.evidence.receipt import INBOX, make_receipt, write_receipt
@@ -29,12 +29,16 @@ from recorder.evidence.spool import MANIFEST_FILE, RECORDING_ID
 from recorder.evidence.verify import verify_recording
 from tools.vault.index import RecordingRow
 from tools.vault.layout import parse_time, remove_tree, utc_iso
+from tools.vault.retention import purge
+from tools.vault.spool_read import SpoolReader
 from tools.vault.vault import Vault
 
 UNSYNCHRONISED = ("unsynchronised", "unknown", "none", "")
 # Recordings verified at once, each on its own thread: hashing is what ingest waits for,
 # and hashlib lets the threads use every CPU.
 VERIFY_WORKERS = 4
+MAX_SEQ = 10**9     # no camera makes a billion recordings: a larger number is not one of ours
+MAX_GAPS = 100      # gaps listed one by one (as ranges) in a report and the journal
 
 
 @dataclass
@@ -78,27 +82,6 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def _copy_file(src: Path, dst: Path, progress: Progress | None) -> int:
-    shutil.copyfile(src, dst)  # in the kernel (sendfile / copy_file_range)
-    size = dst.stat().st_size
-    if progress:
-        progress.advance(size, src.parent.name)
-    return size
-
-
-def _copy_tree(src: Path, dst: Path, progress: Progress | None) -> int:
-    """Copy a recording folder; the copies are made durable by ``_make_durable``."""
-    remove_tree(dst)  # a leftover from an interrupted run is redone from the camera's copy
-    dst.mkdir(parents=True)
-    total = 0
-    for path in sorted(src.iterdir()):
-        if path.is_file():
-            total += _copy_file(path, dst / path.name, progress)
-        elif path.exists():
-            (dst / path.name).mkdir()  # listed as an unexpected entry by the verifier
-    return total
-
-
 class _Durable(threading.Thread):
     """fsyncs a copied folder in the background while the copy is verified: the disk
     writes while the CPU hashes. ``wait()`` re-raises its error."""
@@ -126,11 +109,6 @@ class _Durable(threading.Thread):
         self.join()
         if self.error is not None:
             raise self.error
-
-
-def _last_line_hash(manifest: Path) -> str | None:
-    from recorder.evidence.spool import last_good_line
-    return last_good_line(manifest)[1]
 
 
 def _opened_closed(manifest: Path) -> tuple[dict, dict]:
@@ -193,9 +171,8 @@ def finish_interrupted(vault: Vault) -> list[str]:
         for folder in sorted(p for p in camera_dir.iterdir() if p.is_dir()):
             if vault.index.recording(folder.name) is not None:
                 continue
-            key = vault.index.camera_key(camera_dir.name)
-            report = verify_recording(folder, devices={camera_dir.name: bytes.fromhex(key)} if key else {})
-            if report.problems:
+            problems, report = _verify_copy(camera_dir.name, vault.index.camera_key(camera_dir.name), folder)
+            if problems:
                 continue  # left for `pieton vault verify` to report; never deleted here
             row = _recording_row(folder, camera_dir.name, report, vault.now())
             journaled = _journaled_ingests(vault) if journaled is None else journaled
@@ -241,17 +218,22 @@ def _same_quarantined(vault: Vault, camera: str, rid: str, manifest_hash: str) -
 
 
 def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None) -> IngestReport:
-    spool = Path(spool_dir)
-    if not spool.is_dir():
-        raise VaultError(f"--from {spool}: not a folder (is the camera docked and its spool mounted?)")
-    folders = sorted((int(RECORDING_ID.match(p.name)["seq"]), p) for p in spool.iterdir()
-                     if p.is_dir() and RECORDING_ID.match(p.name))
-    if not folders and not (spool / JOURNAL_FILE).is_file():
-        raise VaultError(f"--from {spool}: no recording and no {JOURNAL_FILE}: not a camera spool")
-    cameras = {RECORDING_ID.match(p.name)["camera"] for _, p in folders}
+    """Offload one camera's spool. Recordings are taken one by one: one that fails is
+    quarantined (or, when it cannot even be copied, left on the camera), the others are
+    stored and receipted. Nothing is read through a link (``spool_read``)."""
+    with SpoolReader(spool_dir) as spool:
+        return _ingest(vault, spool, progress)
+
+
+def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestReport:
+    listing = spool.listing()
+    folders = listing.recordings
+    if not folders and not listing.refused and not spool.exists(JOURNAL_FILE):
+        raise VaultError(f"--from {spool.path}: no recording and no {JOURNAL_FILE}: not a camera spool")
+    cameras = {RECORDING_ID.fullmatch(name)["camera"] for name in [n for _, n in folders] + [n for n, _ in listing.refused]}
     report = IngestReport()
     if len(cameras) > 1:
-        raise VaultError(f"--from {spool}: recordings of several cameras ({', '.join(sorted(cameras))}); "
+        raise VaultError(f"--from {spool.path}: recordings of several cameras ({', '.join(sorted(cameras))}); "
                          "a spool holds one camera's recordings")
     finish_interrupted(vault)
     if not cameras:  # only a journal: it does not name its camera, nothing to offload
@@ -260,53 +242,35 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     camera = next(iter(cameras))
     report.camera = camera
     key_hex = vault.index.camera_key(camera)
-    vault.log("ingest-started", camera=camera, spool=str(spool.resolve()), recordings=len(folders))
+    vault.log("ingest-started", camera=camera, spool=str(spool.path.resolve()), recordings=len(folders))
+    for name, why in listing.refused:
+        report.failed.append((name, why))
+        vault.log("ingest-failed", recording=name, camera=camera, reason=why)
     _offload_journal(vault, spool, camera, key_hex, report)
-    device_journal = _device_journal_lines(vault, camera)
+    device_journal = _device_journal_lines(vault, camera, key_hex)
     endings = _journal_endings(device_journal)
+    held = {name: spool.last_line_hash(name, MANIFEST_FILE) for _, name in folders}
     todo = []
-    for _seq, folder in folders:
-        rid = folder.name
+    for _seq, rid in folders:
         row = vault.index.recording(rid)
-        last = _last_line_hash(folder / MANIFEST_FILE)
-        if row is not None:
-            if row.last_hash == last:
-                report.already.append(rid)
-            else:
-                todo.append(folder)  # same id, other content: verified and quarantined below
-            continue
-        todo.append(folder)
-    bar = Progress(sum(f.stat().st_size for folder in todo for f in folder.iterdir() if f.is_file()), progress)
-    workers = max(1, min(VERIFY_WORKERS, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vault-verify") as pool:
-        pending: list[_Staged] = []
-        for folder in todo:
-            item = _stage(vault, folder, camera, key_hex, report, bar, pool)
-            if item is not None:
-                pending.append(item)
-            while len(pending) > workers:  # copies run at most this far ahead of verification
-                _commit(vault, pending.pop(0), camera, report, endings)
-        for item in pending:
-            _commit(vault, item, camera, report, endings)
-    bar.finish()
-    _check_sequence(vault, spool, camera, report, device_journal)
-    # The receipt lists everything of this spool the vault holds, verified, as the camera has it.
-    covered = []
-    for _seq, folder in folders:
-        row = vault.index.recording(folder.name)
-        if row is not None and row.last_hash == _last_line_hash(folder / MANIFEST_FILE):
-            covered.append({"id": row.recording_id, "last_hash": row.last_hash, "segments": row.segments})
-    if covered and key_hex:
-        receipt = make_receipt(vault.signer, camera, key_hex, covered, utc_iso(vault.now()))
-        try:
-            report.receipt = write_receipt(spool / INBOX, receipt)
-        except OSError as exc:
-            report.notes.append(f"receipt not written to {spool / INBOX}: {exc.strerror}; "
-                                "the camera keeps its recordings until the next offload")
+        if row is not None and row.last_hash == held[rid]:
+            report.already.append(rid)
         else:
-            vault.log("receipt-issued", camera=camera, recordings=[r["id"] for r in covered],
-                      receipt=report.receipt.name)
-    from tools.vault.retention import purge
+            todo.append(rid)  # new, or same id with other content: verified and quarantined below
+    stopped = None
+    try:
+        _store(vault, spool, todo, camera, key_hex, report, endings, progress)
+    except (PietonError, OSError, sqlite3.Error) as exc:
+        stopped = exc  # the vault itself cannot go on (disk full, index): receipt what is stored
+    finally:
+        _clear_incoming(vault)  # a staged copy never stays behind
+    if stopped is None:
+        _check_sequence(vault, spool, listing, camera, report, device_journal)
+    _issue_receipt(vault, spool, camera, key_hex, folders, held, report)
+    if stopped is not None:
+        why = "the vault's disk is full" if getattr(stopped, "errno", None) == errno.ENOSPC else str(stopped)
+        raise VaultError(f"ingest from {spool.path} stopped: {why}; {len(report.stored)} recording(s) stored "
+                         f"before it{' and receipted' if report.receipt else ''}, the camera keeps the others")
     report.erased = purge(vault).erased
     vault.log("ingest-finished", camera=camera, stored=report.stored, already=report.already,
               quarantined=[q[0] for q in report.quarantined], failed=[f[0] for f in report.failed],
@@ -314,10 +278,63 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     return report
 
 
-def _device_journal_lines(vault: Vault, camera: str) -> list[dict]:
-    """The lines of the vault's (verified) copy of the camera's device journal."""
+def _store(vault: Vault, spool: SpoolReader, todo: list[str], camera: str, key_hex: str | None,
+           report: IngestReport, endings: dict[str, str], progress: bool | None) -> None:
+    bar = Progress(sum(spool.size(rid) for rid in todo), progress)
+    workers = max(1, min(VERIFY_WORKERS, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vault-verify") as pool:
+        pending: list[_Staged] = []
+        for rid in todo:
+            item = _stage(vault, spool, rid, camera, key_hex, report, bar, pool)
+            if item is not None:
+                pending.append(item)
+            while len(pending) > workers:  # copies run at most this far ahead of verification
+                _commit_one(vault, pending.pop(0), camera, report, endings)
+        for item in pending:
+            _commit_one(vault, item, camera, report, endings)
+    bar.finish()
+
+
+def _clear_incoming(vault: Vault) -> None:
+    for path in vault.layout.incoming.iterdir() if vault.layout.incoming.is_dir() else []:
+        if path.is_dir() and not path.is_symlink():
+            remove_tree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _issue_receipt(vault: Vault, spool: SpoolReader, camera: str, key_hex: str | None,
+                   folders: list[tuple[int, str]], held: dict[str, str | None], report: IngestReport) -> None:
+    """The receipt lists everything of this spool the vault holds, verified, as the camera has it."""
+    try:
+        covered = []
+        for _seq, rid in folders:
+            row = vault.index.recording(rid)
+            if row is not None and row.last_hash == held[rid]:
+                covered.append({"id": row.recording_id, "last_hash": row.last_hash, "segments": row.segments})
+        if not (covered and key_hex):
+            return
+        receipt = make_receipt(vault.signer, camera, key_hex, covered, utc_iso(vault.now()))
+        report.receipt = write_receipt(spool.inbox(INBOX), receipt)
+    except (PietonError, OSError, sqlite3.Error) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        report.notes.append(f"receipt not written to {spool.path / INBOX}: {why}; "
+                            "the camera keeps its recordings until the next offload")
+        return
+    vault.log("receipt-issued", camera=camera, recordings=[r["id"] for r in covered], receipt=report.receipt.name)
+
+
+def _device_journal_lines(vault: Vault, camera: str, key_hex: str | None) -> list[dict]:
+    """The lines of the vault's copy of the camera's device journal, when every one of them
+    is signed by the camera: unsigned lines never steer what the vault concludes."""
     path = vault.layout.device_journal(camera)
-    return read_journal(path, None).lines if path.is_file() else []
+    if key_hex is None or not path.is_file():
+        return []
+    try:
+        chain = read_journal(path, bytes.fromhex(key_hex))
+    except (PietonError, OSError, ValueError, RecursionError):
+        return []
+    return chain.lines if chain.ok else []
 
 
 def _journal_endings(device_journal: list[dict]) -> dict[str, str]:
@@ -337,39 +354,62 @@ class _Staged:
     staged: Path
     durable: _Durable
     check: object  # Future of (problems, verifier report)
+    refused: list[str] = field(default_factory=list)  # links and special files left on the camera
 
 
 def _verify_copy(camera: str, key_hex: str | None, folder: Path):
     """(problems, verifier's report or None) of a recording against the camera's pinned
-    key; phase one runs it on a worker thread (no index access here)."""
+    key; phase one runs it on a worker thread (no index access here). Whatever the content,
+    this returns: a verifier that stumbles on it says the recording is not intact."""
     if key_hex is None:
         return [f"camera {camera} is not enrolled in this vault (pieton vault enrol)"], None
-    report = verify_recording(folder, devices={camera: bytes.fromhex(key_hex)})
+    try:
+        report = verify_recording(folder, devices={camera: bytes.fromhex(key_hex)})
+    except Exception as exc:  # noqa: BLE001 - hostile content: this recording alone fails
+        return [f"{folder.name}: cannot be verified ({type(exc).__name__}: {str(exc)[:300]})"], None
     return [str(p) for p in report.problems], report
 
 
-def _stage(vault: Vault, folder: Path, camera: str, key_hex: str | None, report: IngestReport,
-           bar: Progress, pool) -> _Staged | None:
+def _stage(vault: Vault, spool: SpoolReader, rid: str, camera: str, key_hex: str | None,
+           report: IngestReport, bar: Progress, pool) -> _Staged | None:
     """Phase one: copy into incoming/, then fsync and verify the copy in the background
     while the next recording is copied (the kernel copies, hashlib hashes on the other CPU)."""
-    rid = folder.name
     staged = vault.layout.incoming / rid
+    remove_tree(staged)  # a leftover from an interrupted run is redone from the camera's copy
     try:
-        report.bytes_copied += _copy_tree(folder, staged, bar)
-    except OSError as exc:
+        copied, refused = spool.copy_recording(rid, staged, bar)
+    except (OSError, VaultError) as exc:
         _failed(vault, staged, camera, rid, exc, report)
         return None
-    return _Staged(rid, staged, _Durable(staged), pool.submit(_verify_copy, camera, key_hex, staged))
+    report.bytes_copied += copied
+    return _Staged(rid, staged, _Durable(staged), pool.submit(_verify_copy, camera, key_hex, staged), refused)
 
 
-def _failed(vault: Vault, staged: Path, camera: str, rid: str, exc: OSError, report: IngestReport) -> None:
+def _failed(vault: Vault, staged: Path, camera: str, rid: str, exc: Exception, report: IngestReport) -> None:
     remove_tree(staged)
-    why = "the vault's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    if isinstance(exc, OSError):
+        why = "the vault's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    else:
+        why = str(exc)
     report.failed.append((rid, why))
     try:
         vault.log("ingest-failed", recording=rid, camera=camera, reason=why)
     except OSError:
         pass
+
+
+def _commit_one(vault: Vault, item: _Staged, camera: str, report: IngestReport, endings: dict[str, str]) -> None:
+    """Phase two for one recording. What its content makes fail is this recording's
+    problem (quarantined); what the vault's own disk or index makes fail stops the ingest."""
+    try:
+        _commit(vault, item, camera, report, endings)
+    except (PietonError, OSError, sqlite3.Error):
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile content the checks did not foresee
+        problems = [f"{item.rid}: cannot be checked ({type(exc).__name__}: {str(exc)[:300]})"]
+        if item.staged.is_dir():
+            _quarantine(vault, item.staged, camera, item.rid, problems)
+        report.quarantined.append((item.rid, problems))
 
 
 def _commit(vault: Vault, item: _Staged, camera: str, report: IngestReport, endings: dict[str, str]) -> None:
@@ -381,6 +421,7 @@ def _commit(vault: Vault, item: _Staged, camera: str, report: IngestReport, endi
     except OSError as exc:
         _failed(vault, staged, camera, rid, exc, report)
         return
+    problems = item.refused + problems
     existing = vault.index.recording(rid)
     if existing is not None:
         problems.append(f"{rid}: the vault already holds this recording with other content "
@@ -427,20 +468,28 @@ def _link_problem(vault: Vault, camera: str, rid: str, verified) -> str | None:
     return None
 
 
-def _offload_journal(vault: Vault, spool: Path, camera: str, key_hex: str | None, report: IngestReport) -> None:
+def _offload_journal(vault: Vault, spool: SpoolReader, camera: str, key_hex: str | None,
+                     report: IngestReport) -> None:
     """Copy the device journal; it must verify and only ever grow."""
-    src = spool / JOURNAL_FILE
-    if not src.is_file():
-        report.journal_problems.append(f"{src}: the device journal is missing")
+    where = spool.path / JOURNAL_FILE
+    if not spool.exists(JOURNAL_FILE):
+        report.journal_problems.append(f"{where}: the device journal is missing")
         vault.log("device-journal-problem", camera=camera, problems=report.journal_problems)
+        return
+    try:
+        data = spool.read(JOURNAL_FILE, "journal")
+    except VaultError as exc:  # a link, a special file, too large: not read, not stored
+        report.journal_problems.append(str(exc))
+        vault.log("device-journal-problem", camera=camera, problems=[str(exc)])
         return
     if key_hex is None:
         return  # the recordings are quarantined for the unknown camera; nothing to pin against
-    data = src.read_bytes()
     staged = vault.layout.incoming / f"{camera}.journal.jsonl"
     staged.write_bytes(data)
-    chain = read_journal(staged, bytes.fromhex(key_hex))
-    problems = list(chain.problems)
+    try:
+        problems = list(read_journal(staged, bytes.fromhex(key_hex)).problems)
+    except Exception as exc:  # noqa: BLE001 - hostile content: the journal is refused, not the ingest
+        problems = [f"cannot be read ({type(exc).__name__}: {str(exc)[:300]})"]
     dest = vault.layout.device_journal(camera)
     if dest.is_file():
         old = dest.read_bytes()
@@ -459,31 +508,47 @@ def _offload_journal(vault: Vault, spool: Path, camera: str, key_hex: str | None
     fsync_dir(dest.parent)
 
 
-def _check_sequence(vault: Vault, spool: Path, camera: str, report: IngestReport,
+def _check_sequence(vault: Vault, spool: SpoolReader, listing, camera: str, report: IngestReport,
                     device_journal: list[dict]) -> None:
-    """Every recording number the camera used must be in the spool or the vault."""
-    known: dict[int, str] = {}
+    """Every recording number the camera used must be in the spool or the vault. How far
+    the numbers go comes only from signed lines (the recordings' own, as the index holds
+    them, and the device journal's when all of it verifies); names on the spool only fill
+    in. Gaps are reported as ranges, at most MAX_GAPS of them."""
+    signed: set[int] = set()
+    known: set[int] = set()
     for row in vault.index.recordings(state=None, camera=camera):
-        if isinstance(row.device_seq, int):
-            known[row.device_seq] = row.recording_id
-    for folder in spool.iterdir():
-        m = RECORDING_ID.match(folder.name)
-        if m and folder.is_dir():
-            known.setdefault(int(m["seq"]), folder.name)
-    for quarantined in vault.index.quarantined():
-        m = RECORDING_ID.match(quarantined[1])
-        if m and quarantined[2] == camera:
-            known.setdefault(int(m["seq"]), quarantined[1])
+        if isinstance(row.device_seq, int) and not isinstance(row.device_seq, bool):
+            signed.add(row.device_seq)
+            known.add(row.device_seq)
     named: dict[int, str] = {}
     for line in device_journal:
-        data = line.get("data") or {}
-        if str(line.get("event", "")).startswith("recording ") and isinstance(data.get("recording_seq"), int):
-            named[data["recording_seq"]] = data.get("recording_id") or f"#{data['recording_seq']}"
-    top = max([*known, *named], default=-1)
-    for seq in range(top + 1):
-        if seq not in known:
-            name = named.get(seq, f"{camera} recording #{seq}")
-            report.missing.append(name)
+        data = line.get("data") if isinstance(line.get("data"), dict) else {}
+        seq = data.get("recording_seq")
+        if str(line.get("event", "")).startswith("recording ") and isinstance(seq, int) and 0 <= seq < MAX_SEQ:
+            signed.add(seq)
+            named[seq] = str(data.get("recording_id") or f"{camera} recording #{seq}")
+    for seq, _name in listing.recordings:
+        known.add(seq)
+    for _folder, rid, cam, *_ in vault.index.quarantined():
+        m = RECORDING_ID.fullmatch(rid)
+        if m and cam == camera:
+            known.add(int(m["seq"]))
+    top = max(signed, default=-1)
+    present = sorted(n for n in known if n <= top)
+    gaps, expected = [], 0
+    for n in present:
+        if n > expected:
+            gaps.append((expected, n - 1))
+        expected = max(expected, n + 1)
+    if expected <= top:
+        gaps.append((expected, top))
+    for first, last in gaps[:MAX_GAPS]:
+        if first == last:
+            report.missing.append(named.get(first, f"{camera} recording #{first}"))
+        else:
+            report.missing.append(f"{camera} recordings #{first} to #{last} ({last - first + 1})")
+    if len(gaps) > MAX_GAPS:
+        report.missing.append(f"{camera}: {len(gaps) - MAX_GAPS} more gap(s) in the sequence")
     if report.missing:
         vault.log("recordings-missing", camera=camera, recordings=report.missing,
                   reason="in the camera's sequence but neither on the camera nor in the vault")
