@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from recorder.errors import PietonError, VerificationError
+from recorder.errors import AgeError, PietonError, VerificationError
+from recorder.inputs import read_bounded
 
 
 def _vault(p):
@@ -142,13 +143,13 @@ def _open(args):
 
 def _identities(path):
     from recorder.evidence.age import load_identities
+    read_bounded(path, "identity", what=f"--identity {path}")  # an endless file is refused here
 
     def ask():
         env = os.environ.get("PIETON_PASSPHRASE")
         if env is not None:
             return env
         if not sys.stdin.isatty():
-            from recorder.errors import AgeError
             raise AgeError(f"identity file {path} is protected: give its passphrase in PIETON_PASSPHRASE")
         return getpass.getpass(f"passphrase for {path}: ")
     return load_identities(path, ask)

@@ -34,6 +34,10 @@ from tools.vault.vault import Vault
 
 PURPOSES = ("judicial", "administrative", "disciplinary", "training")
 _ID_TIME = re.compile(r"_(\d{8}T\d{6}Z)_\d+$")
+# A file a manifest names is read only when its name is a plain name in the recording's
+# folder: the manifest is checked on another thread while decryption already runs.
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+MAX_OFFSET_S = 7 * 86400  # --start/--end: no recording is longer than a week
 
 
 @dataclass
@@ -163,16 +167,16 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
                     stem = name.split(".ts.age")[0]
                     meta = next((m for m in (stem + ".meta.age", stem + ".meta.age.part") if m in names), None)
                     files.setdefault(name, meta)
-    for name in sorted(files, key=lambda n: n.split(".")[0]):
+    for name in sorted((n for n in files if _plain(n)), key=lambda n: n.split(".")[0]):
         if not (folder / name).is_file():
             continue
         # The manifest's hash: the verifier running alongside checks the file against it.
         rec.segments.append({"file": name, "sha256": listed[name][0], "size": listed[name][1],
                              "complete": None})
         meta_name = files[name]
-        if meta_name and (folder / meta_name).is_file():
+        if _plain(meta_name) and (folder / meta_name).is_file():
             rec.metadata.append(_metadata(folder / meta_name, identities, recording_id))
-    if rec.closed and rec.closed.get("meta_file") and (folder / rec.closed["meta_file"]).is_file():
+    if rec.closed and _plain(rec.closed.get("meta_file")) and (folder / rec.closed["meta_file"]).is_file():
         rec.metadata.append(_metadata(folder / rec.closed["meta_file"], identities, recording_id))
     if not rec.segments:
         raise VaultError(f"recording {recording_id}: no segment to export")
@@ -182,6 +186,10 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
     except AgeError as exc:
         raise VaultError(f"{recording_id}/{name}: cannot decrypt with the given identity: {exc}") from None
     return rec
+
+
+def _plain(name) -> bool:
+    return isinstance(name, str) and bool(_FILE_NAME.fullmatch(name)) and ".." not in name
 
 
 class _Background:
@@ -219,12 +227,25 @@ def _offset(value: str | None, start: float | None, what: str) -> float | None:
     except ValueError:
         seconds = None
     if seconds is not None:
-        if not math.isfinite(seconds):
-            raise VaultError(f"{what} {value!r}: not a number of seconds")
+        if not math.isfinite(seconds) or abs(seconds) > MAX_OFFSET_S:
+            raise VaultError(f"{what} {value!r}: not a number of seconds within a recording "
+                             f"(at most {MAX_OFFSET_S // 86400} days)")
         return seconds
     if start is None:
         raise VaultError(f"{what} {value!r}: the recording's start time is unknown; give seconds from its start")
-    return parse_time(value, what) - start
+    seconds = parse_time(value, what) - start
+    if abs(seconds) > MAX_OFFSET_S:
+        raise VaultError(f"{what} {value!r}: {seconds / 86400:.0f} days from the recording's start, not within it")
+    return seconds
+
+
+def check_output(path: Path, vault: Vault, what: str = "--out") -> None:
+    """An output of the vault (an extraction, its report, a mirror) is never written inside
+    the vault: it could replace or spoil stored evidence."""
+    root = vault.layout.root.resolve()
+    target = path.parent.resolve() / path.name
+    if target == root or target.is_relative_to(root):
+        raise VaultError(f"{what} {path}: inside the vault {vault.layout.root}; write outputs elsewhere")
 
 
 @dataclass
@@ -242,7 +263,8 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
     out = Path(request.out)
     if out.suffix.lower() != ".mp4":
         raise VaultError(f"--out {out}: must be an .mp4 file")
-    if out.exists():
+    check_output(out, vault)
+    if out.exists() or out.is_symlink():
         raise VaultError(f"--out {out}: file exists; choose another name (an extraction never overwrites)")
     if not out.parent.is_dir():
         raise VaultError(f"--out {out}: folder {out.parent} does not exist")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,10 +16,14 @@ from tools.vault.index import RecordingRow
 from tools.vault.layout import utc_iso
 from tools.vault.vault import Vault
 
+MAX_RADIUS_M = 20_037_508.0  # half the Earth's circumference: every place is within it
+
 
 def parse_near(text: str) -> tuple[float, float]:
     try:
         lat, lon = (float(x) for x in text.split(","))
+        if not (math.isfinite(lat) and math.isfinite(lon)):
+            raise ValueError
     except ValueError:
         raise VaultError(f"--near {text!r}: expected LAT,LON in degrees, e.g. 46.951,4.299") from None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
@@ -45,8 +50,10 @@ def find(vault: Vault, since: float, until: float, *, camera: str | None = None,
         raise VaultError("--to must be after --from")
     if near is not None and not identities:
         raise VaultError("--near needs --identity CHIEF_KEY: positions are encrypted")
-    if near is not None and (radius_m is None or radius_m <= 0):
+    if near is not None and radius_m is None:
         raise VaultError("--near needs --radius M, a positive distance in metres")
+    if radius_m is not None and not (math.isfinite(radius_m) and 0 < radius_m <= MAX_RADIUS_M):
+        raise VaultError(f"--radius {radius_m!r}: a distance in metres, more than 0 and at most {MAX_RADIUS_M:.0f}")
     # A recording overlaps the period if it started before its end (a day at most earlier).
     rows = vault.index.recordings(camera=camera, since=since - 86400, until=until)
     result = FindResult()

@@ -30,6 +30,11 @@ TS_PACKET = 188
 # A segment that starts within this of where the previous one ended continues it.
 CONTINUITY_TOLERANCE_S = 0.5
 KINDS = ("video", "audio")
+# Packets held in memory at once, whatever the recording: segments waiting for the sound's
+# parameters, packets since the keyframe a cut will start on, a segment not yet written.
+# Past it, the writer starts without sound, or the extraction stops with a clear error:
+# before this bound a recording without sound was held whole (24 GB for a long one).
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -132,6 +137,8 @@ class _Writer:
         self.out = None
         self.outs: dict = {}
         self.waiting: list[tuple[SegmentInput, list[_Packet]]] = []  # until the streams are known
+        self.waiting_bytes = 0
+        self.held_bytes = 0
         self.shift = None
         self.prev_end = 0.0
         self.spans: list[tuple[str, float, float]] = []
@@ -159,9 +166,9 @@ class _Writer:
                 continue
             self.outs[kind] = self.out.add_stream_from_template(template)
         self.hi = {k: (round(self.end_s / tb) if self.end_s is not None else None) for k, tb in self.bases.items()}
-        for segment, packets in self.waiting:
+        waiting, self.waiting, self.waiting_bytes = self.waiting, [], 0
+        for segment, packets in waiting:
             self._segment(segment, packets)
-        self.waiting = []
 
     def segment(self, segment: SegmentInput, packets: list[_Packet]) -> None:
         if not segment.complete:
@@ -174,6 +181,7 @@ class _Writer:
                         break
         if self.out is None:
             self.waiting.append((segment, packets))
+            self.waiting_bytes += sum(p.packet.size for p in packets)
         else:
             self._segment(segment, packets)
 
@@ -211,27 +219,34 @@ class _Writer:
         if not self.started:
             if p.kind != "video":
                 if self.held:
-                    self.held.append(p)  # sound since the keyframe the cut will start on
+                    self._hold(p)  # sound since the keyframe the cut will start on
                 return
             t = float(p.pts * self.bases["video"])
             start = self.start_s or 0.0
             if p.keyframe and t <= start + 1e-6:
-                self.held = [p]  # the latest keyframe at or before the start, so far
+                self.held, self.held_bytes = [p], p.packet.size  # the latest keyframe at or before the start
                 return
             if self.held and t <= start + 1e-6:
-                self.held.append(p)
+                self._hold(p)
                 return
             if not self.held and not p.keyframe:
                 return  # before the first keyframe: nothing decodes from it
             self._start()  # first video after the start: begin on the held keyframe (or this one)
         self._write(p)
 
+    def _hold(self, p: _Packet) -> None:
+        self.held.append(p)
+        self.held_bytes += p.packet.size
+        if self.held_bytes > MAX_BUFFERED_BYTES:
+            raise VaultError(f"no keyframe in the {MAX_BUFFERED_BYTES // (1024 * 1024)} MiB before the range "
+                             f"start {self.start_s or 0.0:.2f}s: cannot cut there (damaged or altered video)")
+
     def _start(self) -> None:
         self.started = True
         first = self.held[0] if self.held else None
         self.cut_from = float(first.pts * self.bases["video"]) if first else 0.0
         self.lo = {k: round(self.cut_from / tb) for k, tb in self.bases.items()}
-        held, self.held = self.held, []
+        held, self.held, self.held_bytes = self.held, [], 0
         for p in held:
             self._write(p)
 
@@ -336,10 +351,14 @@ def remux_to_mp4(segments: Iterable[SegmentInput], out_path, *, start_s: float |
         flushed = -1
         tried: set[int] = set()
 
+        grouped = 0  # bytes of the packets in ``groups``
+
         def flush(upto: int) -> None:
-            nonlocal flushed
+            nonlocal flushed, grouped
             for index in range(flushed + 1, upto + 1):
-                writer.segment(source.inputs[index], groups.pop(index, []))
+                packets = groups.pop(index, [])
+                grouped -= sum(p.packet.size for p in packets)
+                writer.segment(source.inputs[index], packets)
                 source.release(index)
                 flushed = index
 
@@ -369,6 +388,13 @@ def remux_to_mp4(segments: Iterable[SegmentInput], out_path, *, start_s: float |
                 target = index if index > flushed else min(groups, default=flushed + 1)
                 groups.setdefault(target, []).append(
                     _Packet(kind, dts if pts is None else pts, dts, packet.duration or 0, packet.is_keyframe, packet))
+                grouped += packet.size
+                if grouped > MAX_BUFFERED_BYTES:
+                    raise VaultError(f"segment {source.inputs[current].name}: more than "
+                                     f"{MAX_BUFFERED_BYTES // (1024 * 1024)} MiB of packets that cannot be "
+                                     "placed (damaged or altered MPEG-TS)")
+                if not writer.ready() and writer.waiting_bytes > MAX_BUFFERED_BYTES:
+                    writer.open({"video": streams["video"]})  # no sound parameters so far: none will wait
                 if writer.done:
                     break
         except av.error.FFmpegError as exc:

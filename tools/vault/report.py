@@ -16,6 +16,7 @@ from pathlib import Path
 from drivers.signer import Signer
 from recorder.errors import VaultError, VerificationError
 from recorder.evidence.chain import canonical, sign_document, signature_valid
+from recorder.inputs import InputError, load_json_file
 from tools.vault.events import event_epoch, event_kind, track_points
 from tools.vault.layout import utc_iso
 from tools.vault.report_html import render_html
@@ -113,6 +114,22 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _shape_problem(report: dict) -> str | None:
+    """What `check-report` needs of a report, checked before it is used or printed."""
+    mp4 = report.get("mp4")
+    if not isinstance(mp4, dict) or not isinstance(mp4.get("sha256"), str):
+        return "'mp4' does not name the file's SHA-256"
+    for key in ("extraction_id", "purpose", "requester", "deliver_to"):
+        if not isinstance(report.get(key), str):
+            return f"{key!r} is not text"
+    recordings = report.get("recordings")
+    if not isinstance(recordings, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("segments"), list)
+            for r in recordings):
+        return "'recordings' is not a list of recordings with their segments"
+    return None
+
+
 def check_report(report_path: str | Path, mp4_path: str | Path, vault_key: str) -> dict:
     """The report, when signed by ``vault_key`` and naming this MP4's hash; else
     VerificationError naming what does not match."""
@@ -123,16 +140,17 @@ def check_report(report_path: str | Path, mp4_path: str | Path, vault_key: str) 
     except ValueError:
         raise VaultError(f"--vault-key {vault_key!r}: expected the vault's public key, 64 hex digits") from None
     try:
-        report = json.loads(Path(report_path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise VaultError(f"{report_path}: cannot read: {exc.strerror}") from None
-    except ValueError:
-        raise VerificationError(f"{report_path}: not a JSON extraction report") from None
+        report = load_json_file(report_path, "report")
+    except InputError as exc:
+        raise VaultError(f"not a pieton extraction report: {exc}") from None
     if not isinstance(report, dict) or report.get("format") != REPORT_CONTEXT:
         raise VerificationError(f"{report_path}: not a pieton extraction report ({REPORT_CONTEXT})")
     if not signature_valid(report, REPORT_CONTEXT, key):
         raise VerificationError(f"{report_path}: signature does not verify against vault key "
                                 f"{vault_key[:16]}... (altered, or from another vault)")
+    shape = _shape_problem(report)
+    if shape:
+        raise VerificationError(f"{report_path}: signed, but {shape}")
     try:
         with open(mp4_path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
