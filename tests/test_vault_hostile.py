@@ -1,0 +1,268 @@
+"""The vault against hostile spools and damaged files of its own: a bad recording is set
+aside and the others are stored and receipted, nothing is read through a link out of the
+spool, every fault is a clear error (exit 2), never a traceback, and nothing stored is lost."""
+
+import json
+import os
+import shutil
+
+import pytest
+from conftest import read_jsonl
+from test_vault_flow import CAMERA, START, Clock, make_spool
+
+from recorder.errors import VaultError
+from recorder.evidence.receipt import INBOX
+from tools.cli import main
+from tools.vault.extract import Request, extract
+from tools.vault.index import RecordingRow
+from tools.vault.ingest import ingest
+from tools.vault.vault import Vault, init_vault
+
+
+@pytest.fixture
+def setup(tmp_path, chief):
+    identity, recipient = chief
+    (tmp_path / "police").mkdir()
+    init_vault(tmp_path / "vault", [recipient], tmp_path / "police" / "register.jsonl")
+    vault = Vault.open(tmp_path / "vault", clock=Clock(START + 7200))
+    yield vault, identity, recipient
+    vault.close()
+
+
+def _spool(tmp_path, vault, recipient, recordings=2):
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=recordings, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    return spool_dir, sorted(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
+
+
+def _everything_in(folder) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+# -- one bad recording does not stop the others (issue 12, item 4) --
+
+@pytest.mark.parametrize("garbage", [
+    b'{"seq":3,"prev":"00","sig":"zz","event":"sealed"}',   # a chain-looking line without a file
+    b"[" * 5000,                                            # nesting the JSON parser cannot take
+])
+def test_garbage_in_one_manifest_quarantines_it_and_the_others_are_receipted(tmp_path, setup, garbage):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient)
+    with open(spool_dir / rids[1] / "manifest.jsonl", "ab") as f:
+        f.write(garbage + b"\n")
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.stored == [rids[0]]
+    assert [q[0] for q in report.quarantined] == [rids[1]]
+    receipt = json.loads(report.receipt.read_text())
+    assert [r["id"] for r in receipt["recordings"]] == [rids[0]]
+    assert not list(vault.layout.incoming.iterdir())
+    assert read_jsonl(vault.layout.journal)[-1]["event"] == "ingest-finished"
+
+
+def test_cli_ingest_of_a_hostile_spool_names_the_recording_and_exits_1(tmp_path, setup, capsys):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient)
+    with open(spool_dir / rids[0] / "manifest.jsonl", "ab") as f:
+        f.write(b'{"seq":9,"prev":"00","sig":"zz","event":"sealed"}\n')
+    vault.close()
+    code = main(["vault", "ingest", str(vault.layout.root), "--from", str(spool_dir), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    assert f"QUARANTINED  {rids[0]}" in out and f"stored       {rids[1]}" in out
+
+
+# -- links out of the spool (item 5) --
+
+def test_a_linked_recording_folder_is_refused_and_nothing_is_read_through_it(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient)
+    outside = tmp_path / "elsewhere"
+    shutil.move(spool_dir / rids[1], outside)
+    (spool_dir / rids[1]).symlink_to(outside, target_is_directory=True)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.stored == [rids[0]]
+    assert report.failed and report.failed[0][0] == rids[1] and "symbolic link" in report.failed[0][1]
+    assert not (vault.layout.quarantine / CAMERA).exists()
+    assert vault.index.recording(rids[1]) is None
+
+
+def test_a_linked_file_in_a_recording_is_not_followed(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient, recordings=1)
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"TOP-SECRET-OUTSIDE-THE-SPOOL")
+    segment = next((spool_dir / rids[0]).glob("*.ts.age"))
+    segment.unlink()
+    segment.symlink_to(secret)
+    report = ingest(vault, spool_dir, progress=False)
+    assert [q[0] for q in report.quarantined] == rids
+    assert any("symbolic link" in p for p in report.quarantined[0][1])
+    assert b"TOP-SECRET" not in _everything_in(vault.layout.root)
+
+
+def test_a_linked_device_journal_is_not_read(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, _rids = _spool(tmp_path, vault, recipient)
+    outside = tmp_path / "journal-elsewhere.jsonl"
+    shutil.move(spool_dir / "journal.jsonl", outside)
+    (spool_dir / "journal.jsonl").symlink_to(outside)
+    report = ingest(vault, spool_dir, progress=False)
+    assert any("symbolic link" in p for p in report.journal_problems)
+    assert not vault.layout.device_journal(CAMERA).exists()
+
+
+def test_a_linked_inbox_gets_no_receipt(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, _rids = _spool(tmp_path, vault, recipient)
+    outside = tmp_path / "outside-inbox"
+    outside.mkdir()
+    shutil.rmtree(spool_dir / INBOX, ignore_errors=True)
+    (spool_dir / INBOX).symlink_to(outside, target_is_directory=True)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.receipt is None and not list(outside.iterdir())
+    assert any("receipt not written" in n and "symbolic link" in n for n in report.notes)
+    assert len(report.stored) == 2  # stored all the same; the camera keeps its copies
+
+
+def test_a_folder_name_ending_in_a_newline_is_not_a_recording(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient, recordings=1)
+    shutil.copytree(spool_dir / rids[0], spool_dir / (rids[0][:-1] + "5\n"))
+    report = ingest(vault, spool_dir, progress=False)
+    names = report.stored + report.already + [q[0] for q in report.quarantined] + [f[0] for f in report.failed]
+    assert names == rids
+    assert not any("\n" in r.recording_id for r in vault.index.recordings(state=None))
+
+
+# -- unsigned names never steer the sequence (item 2, the vault's part) --
+
+def test_an_empty_folder_with_a_huge_number_does_not_make_a_flood_of_missing(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient)
+    stamp = rids[0].split("_")[1]
+    (spool_dir / f"{CAMERA}_{stamp}_000300000").mkdir()
+    (spool_dir / f"{CAMERA}_{stamp}_{'9' * 60}").mkdir()
+    report = ingest(vault, spool_dir, progress=False)
+    assert sorted(report.stored) == rids
+    assert report.missing == []
+    assert len(vault.layout.journal.read_bytes().splitlines()[-1]) < 10_000
+
+
+def test_gaps_are_reported_as_ranges(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient, recordings=5)
+    for rid in rids[1:4]:
+        shutil.rmtree(spool_dir / rid)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.missing == [f"{CAMERA} recordings #1 to #3 (3)"]
+
+
+# -- the vault's own files damaged (item 8) --
+
+def test_a_vault_json_that_is_a_list_is_a_clear_error(tmp_path, setup, capsys):
+    vault, _, _ = setup
+    vault.close()
+    vault.layout.settings.write_text("[1, 2]\n")
+    with pytest.raises(VaultError, match="vault.json: expected a JSON object"):
+        Vault.open(vault.layout.root)
+    assert main(["vault", "verify", str(vault.layout.root)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_garbage_index_is_a_clear_error_and_loses_nothing(tmp_path, setup, capsys):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient)
+    ingest(vault, spool_dir, progress=False)
+    vault.close()
+    before = _everything_in(vault.layout.recordings)
+    vault.layout.index.write_bytes(b"this is not a database" * 100)
+    for name in ("index.sqlite-wal", "index.sqlite-shm"):
+        (vault.layout.root / name).unlink(missing_ok=True)
+    with pytest.raises(VaultError, match="index .*index.sqlite: cannot be used"):
+        Vault.open(vault.layout.root)
+    assert main(["vault", "verify", str(vault.layout.root)]) == 2
+    assert "index.sqlite" in capsys.readouterr().err
+    assert _everything_in(vault.layout.recordings) == before
+
+
+def test_disk_full_while_writing_the_index_stops_cleanly_and_loses_nothing(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient)
+    # SQLite's own "database or disk is full": the index may not grow by one page.
+    pages = vault.index.db.execute("PRAGMA page_count").fetchone()[0]
+    vault.index.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    vault.index.db.execute(f"PRAGMA max_page_count = {pages}")
+    for size in (3000, 300, 30, 1):  # fill the last free bytes: the ingest's first row does not fit
+        with pytest.raises(VaultError, match="disk is full"):
+            for n in range(1000):
+                vault.index.add_recording(RecordingRow(f"FILL_{size}_{n}", "FILL", None, None, False, 0.0,
+                                                       "purged", 0, 0, "x" * size, False, 0.0))
+    with pytest.raises(VaultError, match="stopped: index .*disk is full"):
+        ingest(vault, spool_dir, progress=False)
+    assert not list(vault.layout.incoming.iterdir())
+    assert all((spool_dir / rid).is_dir() for rid in rids)  # no receipt freed anything
+    vault.index.db.execute("PRAGMA max_page_count = 1073741823")
+    again = ingest(vault, spool_dir, progress=False)
+    assert sorted(again.stored + again.already) == rids and again.ok
+
+
+def test_find_refuses_a_radius_that_is_not_a_distance(tmp_path, setup, chief, capsys):
+    vault, _, _ = setup
+    vault.close()
+    for radius in ("nan", "inf", "-5"):
+        code = main(["vault", "find", str(vault.layout.root), "--from", "2026-11-18T00:00:00Z",
+                     "--to", "2026-11-19T00:00:00Z", "--near", "46.95,4.30", "--radius", radius,
+                     "--identity", str(chief[0])])
+        assert code == 2, radius
+        assert "--radius" in capsys.readouterr().err
+
+
+def test_check_report_on_deeply_nested_json_is_a_clear_error(tmp_path, capsys):
+    report = tmp_path / "report.json"
+    report.write_text("[" * 100_000)
+    mp4 = tmp_path / "x.mp4"
+    mp4.write_bytes(b"\0" * 100)
+    assert main(["vault", "check-report", str(report), str(mp4), "--vault-key", "ab" * 32]) == 2
+    err = capsys.readouterr().err
+    assert str(report) in err and "nested" in err and "Traceback" not in err
+
+
+def test_extraction_into_the_vault_is_refused(tmp_path, setup):
+    vault, identity, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient, recordings=1)
+    ingest(vault, spool_dir, progress=False)
+    stored = vault.layout.recording(CAMERA, rids[0])
+    before = _everything_in(stored)
+    for out in (vault.layout.root / "x.mp4", stored / "x.mp4"):
+        with pytest.raises(VaultError, match="inside the vault"):
+            extract(vault, Request(rids, "judicial", "R", "D", out), [identity.read_text().strip()])
+    assert _everything_in(stored) == before and not list(stored.glob("*x.mp4*"))
+
+
+def test_identity_file_without_end_is_refused(tmp_path, setup, capsys):
+    vault, _, _ = setup
+    vault.close()
+    code = main(["vault", "view", str(vault.layout.root), "X", "--purpose", "judicial", "--requester", "R",
+                 "--identity", "/dev/zero", "--no-play"])
+    assert code == 2 and "larger than" in capsys.readouterr().err
+
+
+def test_an_ordinary_spool_is_still_copied_whole(tmp_path, setup):
+    """The refusals above leave the ordinary path as it was: every file copied byte for byte."""
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.ok and sorted(report.stored) == rids
+    for rid in rids:
+        for f in (spool_dir / rid).iterdir():
+            assert (vault.layout.recording(CAMERA, rid) / f.name).read_bytes() == f.read_bytes()
+    assert os.listdir(vault.layout.incoming) == []
+
+
+def test_index_rows_of_the_wrong_type_are_a_clear_error(tmp_path, setup):
+    vault, _, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient, recordings=1)
+    ingest(vault, spool_dir, progress=False)
+    vault.index.db.execute("UPDATE recordings SET ingested_at='soon'")
+    with pytest.raises(VaultError, match="ingested_at 'soon' is not a time"):
+        vault.index.recordings()
