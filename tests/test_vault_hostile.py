@@ -266,3 +266,64 @@ def test_index_rows_of_the_wrong_type_are_a_clear_error(tmp_path, setup):
     vault.index.db.execute("UPDATE recordings SET ingested_at='soon'")
     with pytest.raises(VaultError, match="ingested_at 'soon' is not a time"):
         vault.index.recordings()
+
+
+# -- extraction memory (item 6): what is held at once has a bound --
+
+def _video_only(count, *, frames=20, gop=10):
+    """MPEG-TS segments with video and no sound (a camera whose microphone failed); with
+    ``count`` 1, one stream of ``frames`` frames."""
+    import io
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    out_segments = []
+    for index in range(count):
+        buf = io.BytesIO()
+        out = av.open(buf, "w", format="mpegts")
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        video.options = {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        video.codec_context.time_base = Fraction(1, 10)
+        for i in range(frames):
+            img = np.random.default_rng(i).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = index * frames + i, Fraction(1, 10)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        out.close()
+        out_segments.append(buf.getvalue())
+    return out_segments
+
+
+def test_a_recording_without_sound_is_written_as_it_streams_not_held_whole(tmp_path, monkeypatch):
+    from tools.vault import remux
+    segments = _video_only(3)
+    monkeypatch.setattr(remux, "MAX_BUFFERED_BYTES", 4 * max(len(s) for s in segments))
+    out = tmp_path / "silent.mp4"
+    sizes = []
+
+    def pulled():
+        for i in range(40):
+            if i == 30:
+                sizes.append(out.stat().st_size if out.exists() else 0)
+            yield remux.SegmentInput(f"seg-{i}", segments[i % 3])
+
+    result = remux.remux_to_mp4(pulled(), out)
+    assert sizes[0] > 0  # the MP4 was being written while segments were still coming
+    assert result.audio_packets == 0 and result.video_packets == 40 * 20
+    assert 79 <= result.duration_s <= 81
+
+
+def test_a_cut_with_no_keyframe_before_its_start_is_a_clear_error(tmp_path, monkeypatch):
+    from tools.vault import remux
+    stream = _video_only(1, frames=100, gop=1000)[0]  # one keyframe, at the very start
+    step = 188 * (len(stream) // 188 // 10)
+    chunks = [stream[i:i + step] for i in range(0, len(stream), step)]
+    monkeypatch.setattr(remux, "MAX_BUFFERED_BYTES", len(stream) // 2)
+    with pytest.raises(VaultError, match="no keyframe in the .* before the range start"):
+        remux.remux_to_mp4([remux.SegmentInput(f"c{i}", c) for i, c in enumerate(chunks)],
+                           tmp_path / "cut.mp4", start_s=9.0)

@@ -37,6 +37,10 @@ KINDS = ("video", "audio")
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
 
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.3g} MiB"
+
+
 @dataclass
 class SegmentInput:
     """One decrypted segment: its name, its MPEG-TS bytes and whether they are whole."""
@@ -238,7 +242,7 @@ class _Writer:
         self.held.append(p)
         self.held_bytes += p.packet.size
         if self.held_bytes > MAX_BUFFERED_BYTES:
-            raise VaultError(f"no keyframe in the {MAX_BUFFERED_BYTES // (1024 * 1024)} MiB before the range "
+            raise VaultError(f"no keyframe in the {_mib(MAX_BUFFERED_BYTES)} before the range "
                              f"start {self.start_s or 0.0:.2f}s: cannot cut there (damaged or altered video)")
 
     def _start(self) -> None:
@@ -391,8 +395,8 @@ def remux_to_mp4(segments: Iterable[SegmentInput], out_path, *, start_s: float |
                 grouped += packet.size
                 if grouped > MAX_BUFFERED_BYTES:
                     raise VaultError(f"segment {source.inputs[current].name}: more than "
-                                     f"{MAX_BUFFERED_BYTES // (1024 * 1024)} MiB of packets that cannot be "
-                                     "placed (damaged or altered MPEG-TS)")
+                                     f"{_mib(MAX_BUFFERED_BYTES)} of packets that cannot be placed "
+                                     "(damaged or altered MPEG-TS)")
                 if not writer.ready() and writer.waiting_bytes > MAX_BUFFERED_BYTES:
                     writer.open({"video": streams["video"]})  # no sound parameters so far: none will wait
                 if writer.done:
