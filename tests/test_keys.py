@@ -99,6 +99,9 @@ def test_provision_rejects_bad_camera_id(tmp_path, capsys):
     assert pieton(["provision", "--state-dir", str(tmp_path), "--camera-id", "cam 7/../x"]) == 2
     assert "--camera-id" in capsys.readouterr().err
     assert not (tmp_path / "keys").exists()
+    # The id is matched whole: a trailing newline would end up in the camera-id file.
+    assert pieton(["provision", "--state-dir", str(tmp_path), "--camera-id", "CAM-1\n"]) == 2
+    assert not (tmp_path / "keys").exists()
 
 
 def test_identity_file_errors_are_clear(tmp_path):

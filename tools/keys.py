@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from drivers.errors import DriverError
+from drivers.errors import DriverError, PietonError
 from drivers.signer import CAMERA_ID_FILE, KEY_FILE, KEYS_DIR, FileSigner
 from recorder.config import SCHEMA
 from recorder.errors import AgeError
@@ -34,7 +34,7 @@ MIN_PASSPHRASE_CHARS = 12
 MIN_PASSPHRASE_SCORE = 3     # zxcvbn's 0..4 scale: 3 is "safely unguessable" offline at a slow hash
 
 
-class UsageError(Exception):
+class UsageError(PietonError):
     """A user mistake: printed as one line, exit status 2."""
 
 
@@ -149,7 +149,7 @@ def cmd_technician(args) -> int:
 @_run
 def cmd_provision(args) -> int:
     camera_option = SCHEMA["device"]["camera_id"]
-    if not camera_option.pattern.match(args.camera_id):
+    if not camera_option.pattern.fullmatch(args.camera_id):
         raise UsageError(f"--camera-id {args.camera_id!r}: allowed {camera_option.pattern_help}")
     keys_dir = Path(args.state_dir) / KEYS_DIR
     key_path = keys_dir / KEY_FILE
