@@ -168,3 +168,24 @@ def test_places_are_parsed_or_refused(text):
     except VaultError:
         return
     assert -90 <= lat <= 90 and -180 <= lon <= 180
+
+
+@PROFILE
+@given(row_value)
+def test_pinned_keys_in_the_index_are_hex_or_refused(key):
+    path = WORK / "keys.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    raw = sqlite3.connect(path)
+    raw.executescript(SCHEMA.replace("NOT NULL", ""))
+    raw.execute("INSERT INTO cameras VALUES ('CAM-1', ?, 'x')", (key,))
+    raw.commit()
+    raw.close()
+    index = Index(path)
+    try:
+        got = index.camera_key("CAM-1")
+    except VaultError:
+        return
+    finally:
+        index.close()
+    assert bytes.fromhex(got) and len(got) == 64

@@ -132,13 +132,14 @@ class Index:
     # cameras
     def camera_key(self, camera_id: str) -> str | None:
         row = next(iter(self._all("SELECT public_key FROM cameras WHERE camera_id=?", (camera_id,))), None)
-        return row[0] if row else None
+        return _key(camera_id, row[0]) if row else None
 
     def enrol(self, camera_id: str, public_key: str, at: str) -> None:
         self._run("INSERT OR REPLACE INTO cameras VALUES (?,?,?)", (camera_id, public_key, at))
 
     def cameras(self) -> list[tuple[str, str, str]]:
-        return self._all("SELECT camera_id, public_key, enrolled_at FROM cameras ORDER BY camera_id")
+        rows = self._all("SELECT camera_id, public_key, enrolled_at FROM cameras ORDER BY camera_id")
+        return [(camera, _key(camera, key), at) for camera, key, at in rows]
 
     # recordings
     def add_recording(self, row: RecordingRow) -> None:
@@ -185,6 +186,14 @@ class Index:
 
     def quarantined(self) -> list[tuple]:
         return self._all("SELECT folder, recording_id, camera_id, at, problems FROM quarantine ORDER BY at")
+
+
+def _key(camera, key) -> str:
+    """A pinned device key as the index holds it: 64 lowercase hex digits."""
+    if not (isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key)):
+        raise VaultError(f"index: the key pinned for camera {camera!r} is not 64 hex digits "
+                         "(the index was altered or damaged: restore it from a copy)")
+    return key
 
 
 def _row(r) -> RecordingRow:
