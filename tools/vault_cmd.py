@@ -113,9 +113,15 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("verify", help="re-check stored recordings, the journal and the register")
+    p = sub.add_parser("verify", help="re-check stored recordings, the journal, the register and the mirrors")
     _vault(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("mirror", help="keep a verified copy of the vault on another medium (incremental)")
+    _vault(p)
+    p.add_argument("dest", metavar="DEST", help="an empty folder on the other medium, or a mirror of this vault")
+    p.add_argument("--recheck", action="store_true", help="verify the copies already there, recopy the bad ones")
+    p.set_defaults(func=cmd_mirror)
 
 
 def _run(fn):
@@ -219,6 +225,10 @@ def cmd_purge(args):
         print(f"kept   {rid}: held for {', '.join(procedures)}")
     for folder in report.quarantine_erased:
         print(f"erased quarantined copy {folder}")
+    for item in report.mirror_erased:
+        print(f"erased from mirror {item}")
+    for dest in report.mirrors_unreachable:
+        print(f"MIRROR NOT REACHABLE {dest}: not purged; connect it and run `pieton vault purge` today")
     for cp in report.pruned:
         print(f"pruned {cp['pruned_lines']} line(s) of {cp['log']} older than {cp['keep_days']:.0f} days "
               "(signed checkpoint kept)")
@@ -336,7 +346,25 @@ def cmd_verify(args):
         vault.log("vault-verified", recordings=report.recordings, problems=len(report.problems))
     for p in report.problems:
         print(f"PROBLEM {p}")
+    for note in report.notes:
+        print(f"note: {note}")
     print(f"{report.recordings} stored recording(s) checked, journal {report.journal_lines} lines, "
           f"register {report.register_lines} lines, {report.quarantined} in quarantine: "
           f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+    return 0 if report.ok else 1
+
+
+@_run
+def cmd_mirror(args):
+    from tools.vault.mirror import mirror
+    with _open(args) as vault:
+        report = mirror(vault, args.dest, recheck=args.recheck)
+    for rid in report.copied:
+        print(f"mirrored     {rid}")
+    for rid in report.erased:
+        print(f"erased       {rid} (no longer stored in the vault)")
+    for p in report.problems:
+        print(f"PROBLEM      {p}")
+    print(f"{len(report.copied)} copied and verified, {len(report.already)} already there, {len(report.erased)} "
+          f"erased, {report.bytes_copied / 1e6:.1f} MB copied to {report.dest}")
     return 0 if report.ok else 1

@@ -10,6 +10,7 @@ from recorder.evidence.spool import last_good_line
 from tools.vault.ingest import verify_recording_folder
 from tools.vault.journal import read_journal
 from tools.vault.layout import parse_time
+from tools.vault.mirror import check_mirrors
 from tools.vault.register import cross_check, read_register
 from tools.vault.vault import Vault
 
@@ -21,6 +22,7 @@ class AuditReport:
     journal_lines: int = 0
     register_lines: int = 0
     quarantined: int = 0  # folders kept in quarantine (reported at ingest, never deleted)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +66,8 @@ def audit(vault: Vault) -> AuditReport:
     report.problems.extend(f"register {p}" for p in register.problems)
     report.problems.extend(cross_check(journal, register))
     report.problems.extend(_index_against_journal(vault, journal))
+    mirror_problems, report.notes = check_mirrors(vault)
+    report.problems.extend(mirror_problems)
     return report
 
 

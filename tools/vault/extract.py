@@ -26,7 +26,7 @@ from recorder.evidence.chain import MANIFEST_CONTEXT, fsync_dir, read_chain
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.evidence.verify import verify_recording
 from tools.vault.anonymise import anonymise_segments
-from tools.vault.layout import parse_time, utc_iso
+from tools.vault.layout import parse_time, refuse_inside, utc_iso
 from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.report import build_report, sign_report, write_report_files
 from tools.vault.report_html import thumbnails
@@ -239,15 +239,6 @@ def _offset(value: str | None, start: float | None, what: str) -> float | None:
     return seconds
 
 
-def check_output(path: Path, vault: Vault, what: str = "--out") -> None:
-    """An output of the vault (an extraction, its report, a mirror) is never written inside
-    the vault: it could replace or spoil stored evidence."""
-    root = vault.layout.root.resolve()
-    target = path.parent.resolve() / path.name
-    if target == root or target.is_relative_to(root):
-        raise VaultError(f"{what} {path}: inside the vault {vault.layout.root}; write outputs elsewhere")
-
-
 @dataclass
 class ExtractionResult:
     out: Path
@@ -263,7 +254,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
     out = Path(request.out)
     if out.suffix.lower() != ".mp4":
         raise VaultError(f"--out {out}: must be an .mp4 file")
-    check_output(out, vault)
+    refuse_inside(out, vault.layout.root, "--out")
     if out.exists() or out.is_symlink():
         raise VaultError(f"--out {out}: file exists; choose another name (an extraction never overwrites)")
     if not out.parent.is_dir():

@@ -67,6 +67,15 @@ def safe_name(text: str, what: str) -> str:
     return text
 
 
+def refuse_inside(path: str | Path, root: Path, what: str) -> None:
+    """An output of the vault (an extraction, its report, a mirror) is never written inside
+    the vault, nor around it: it could replace or spoil stored evidence."""
+    path, root = Path(path), Path(root).resolve()
+    target = path.parent.resolve() / path.name
+    if target == root or target.is_relative_to(root) or root.is_relative_to(target):
+        raise VaultError(f"{what} {path}: inside the vault {root} (or holding it); write outputs elsewhere")
+
+
 class VaultLayout:
     """Paths of one vault folder (no I/O beyond existence checks)."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from recorder.errors import VaultError
 from tools.vault.layout import remove_tree, utc_iso
 from tools.vault.logs import DAY
+from tools.vault.mirror import purge_mirrors
 from tools.vault.vault import Vault
 
 
@@ -18,6 +19,8 @@ class PurgeReport:
     kept: int = 0
     pruned: list[dict] = field(default_factory=list)  # log checkpoints written
     quarantine_erased: list[str] = field(default_factory=list)
+    mirror_erased: list[str] = field(default_factory=list)      # "DEST: ID", the same day as the vault
+    mirrors_unreachable: list[str] = field(default_factory=list)
 
 
 def purge(vault: Vault, now: float | None = None) -> PurgeReport:
@@ -52,6 +55,8 @@ def purge(vault: Vault, now: float | None = None) -> PurgeReport:
                   retention_days=vault.retention_days, quarantined_at=utc_iso(at))
         remove_tree(path)
         report.quarantine_erased.append(folder)
+    # Mirrors follow the vault the same day: what it no longer stores goes from them too.
+    report.mirror_erased, report.mirrors_unreachable = purge_mirrors(vault)
     report.pruned = vault.prune_logs(now)
     return report
 
