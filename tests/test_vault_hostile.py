@@ -327,3 +327,29 @@ def test_a_cut_with_no_keyframe_before_its_start_is_a_clear_error(tmp_path, monk
     with pytest.raises(VaultError, match="no keyframe in the .* before the range start"):
         remux.remux_to_mp4([remux.SegmentInput(f"c{i}", c) for i, c in enumerate(chunks)],
                            tmp_path / "cut.mp4", start_s=9.0)
+
+
+@pytest.mark.parametrize("where, data", [
+    ("vault/journal.jsonl", b"[" * 5000 + b"\n"),
+    ("vault/journal.jsonl", b'{"seq": NaN, "prev": "x", "sig": "y"}\n'),
+    ("police/register.jsonl", b"[" * 5000 + b"\n"),
+    (f"vault/device-journals/{CAMERA}/journal.jsonl", b"[" * 5000 + b"\n"),
+])
+def test_a_damaged_log_is_reported_by_verify_not_a_traceback(tmp_path, setup, capsys, where, data):
+    vault, _, recipient = setup
+    spool_dir, _rids = _spool(tmp_path, vault, recipient)
+    ingest(vault, spool_dir, progress=False)
+    vault.close()
+    with open(tmp_path / where, "ab") as f:
+        f.write(data)
+    assert main(["vault", "verify", str(vault.layout.root)]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM" in out
+
+
+def test_a_damaged_checkpoint_is_reported_by_verify(tmp_path, setup, capsys):
+    vault, _, recipient = setup
+    vault.close()
+    (vault.layout.root / "journal.jsonl.checkpoint.json").write_text("[" * 5000)
+    assert main(["vault", "verify", str(vault.layout.root)]) == 1
+    assert "unreadable checkpoint" in capsys.readouterr().out

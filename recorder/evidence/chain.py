@@ -99,10 +99,15 @@ class Piece:
     terminated: bool    # followed by a newline
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse(raw: bytes) -> dict | None:
+    # A line nested past the parser's depth, or holding NaN, is malformed, not a crash.
     try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(obj, dict) or not all(k in obj for k in ("seq", "prev", "sig")):
         return None

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from recorder.errors import VaultError
+from recorder.inputs import InputError, load_json_file
 from recorder.evidence.chain import (
     ChainReport,
     line_hash,
@@ -37,9 +38,9 @@ def read_checkpoint(log: Path, key: bytes) -> dict | None:
     if not path.exists():
         return None
     try:
-        cp = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise VaultError(f"{path}: unreadable checkpoint") from None
+        cp = load_json_file(path, "settings")
+    except InputError as exc:
+        raise VaultError(f"unreadable checkpoint: {exc}") from None
     if not isinstance(cp, dict) or cp.get("log") != log.name or not signature_valid(cp, CHECKPOINT_CONTEXT, key):
         raise VaultError(f"{path}: checkpoint signature does not verify against the vault key")
     return cp
