@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 from recorder.errors import VaultError
-from recorder.inputs import InputError, load_json_file
 from recorder.evidence.chain import (
     ChainReport,
     line_hash,
@@ -23,6 +22,7 @@ from recorder.evidence.chain import (
     split_pieces,
     write_atomic,
 )
+from recorder.inputs import InputError, load_json_file
 from tools.vault.layout import parse_time, utc_iso
 
 CHECKPOINT_CONTEXT = "pieton/log-checkpoint/1"
