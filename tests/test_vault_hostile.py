@@ -353,3 +353,17 @@ def test_a_damaged_checkpoint_is_reported_by_verify(tmp_path, setup, capsys):
     (vault.layout.root / "journal.jsonl.checkpoint.json").write_text("[" * 5000)
     assert main(["vault", "verify", str(vault.layout.root)]) == 1
     assert "unreadable checkpoint" in capsys.readouterr().out
+
+
+def test_a_segment_swapped_in_the_vault_is_not_decrypted(tmp_path, setup):
+    """Anyone can encrypt to the chief's public key: a bigger segment put in the vault is
+    refused on its size before it is decrypted into memory, not after."""
+    from recorder.evidence.age import encrypt_bytes
+    vault, identity, recipient = setup
+    spool_dir, rids = _spool(tmp_path, vault, recipient, recordings=1)
+    ingest(vault, spool_dir, progress=False)
+    segment = next(vault.layout.recording(CAMERA, rids[0]).glob("*.ts.age"))
+    segment.write_bytes(encrypt_bytes(b"\x47" + b"\xff" * 187 * 5000, [recipient]))
+    with pytest.raises(VaultError, match="the manifest says"):
+        extract(vault, Request(rids, "judicial", "R", "D", tmp_path / "x.mp4"), [identity.read_text().strip()])
+    assert not list(tmp_path.glob("*x.mp4*"))

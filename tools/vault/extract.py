@@ -38,6 +38,7 @@ _ID_TIME = re.compile(r"_(\d{8}T\d{6}Z)_\d+$")
 # folder: the manifest is checked on another thread while decryption already runs.
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_OFFSET_S = 7 * 86400  # --start/--end: no recording is longer than a week
+MAX_SEGMENT_BYTES = 256 * 1024 * 1024  # a segment holds seconds of video: a few MB
 
 
 @dataclass
@@ -93,8 +94,9 @@ class OpenedRecording:
                 result, self._first = self._first, None
             else:
                 try:
+                    _check_size(self.folder / name, segment, self.recording_id)
                     result = decrypt(self.folder / name, self.identities)
-                except (AgeError, OSError) as exc:
+                except (AgeError, OSError, VaultError) as exc:
                     self.error = f"{self.recording_id}/{name}: cannot decrypt: {exc}"
                     return
             segment["complete"] = result.complete
@@ -181,11 +183,22 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
     if not rec.segments:
         raise VaultError(f"recording {recording_id}: no segment to export")
     name = rec.segments[0]["file"]
+    _check_size(folder / name, rec.segments[0], recording_id)
     try:  # the first segment now: a wrong identity is said before anything is written
         rec._first = decrypt(folder / name, identities)
     except AgeError as exc:
         raise VaultError(f"{recording_id}/{name}: cannot decrypt with the given identity: {exc}") from None
     return rec
+
+
+def _check_size(path: Path, segment: dict, recording_id: str) -> None:
+    """A segment is decrypted whole in memory: only when its size is the manifest's and
+    within a segment's bound (the hashes are checked alongside, on another thread)."""
+    size = path.stat().st_size
+    if size != segment.get("size") or size > MAX_SEGMENT_BYTES:
+        raise VaultError(f"{recording_id}/{path.name}: {size} bytes, the manifest says {segment.get('size')!r} "
+                         "(altered in the vault)" if size != segment.get("size") else
+                         f"{recording_id}/{path.name}: {size} bytes, more than a segment may hold")
 
 
 def _plain(name) -> bool:
