@@ -222,7 +222,10 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     quarantined (or, when it cannot even be copied, left on the camera), the others are
     stored and receipted. Nothing is read through a link (``spool_read``)."""
     with SpoolReader(spool_dir) as spool:
-        return _ingest(vault, spool, progress)
+        try:
+            return _ingest(vault, spool, progress)
+        finally:
+            _clear_incoming(vault)  # a staged copy never stays behind, whatever stopped the ingest
 
 
 def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestReport:
@@ -262,8 +265,7 @@ def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestRe
         _store(vault, spool, todo, camera, key_hex, report, endings, progress)
     except (PietonError, OSError, sqlite3.Error) as exc:
         stopped = exc  # the vault itself cannot go on (disk full, index): receipt what is stored
-    finally:
-        _clear_incoming(vault)  # a staged copy never stays behind
+    _clear_incoming(vault)
     if stopped is None:
         _check_sequence(vault, spool, listing, camera, report, device_journal)
     _issue_receipt(vault, spool, camera, key_hex, folders, held, report)
