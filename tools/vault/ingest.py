@@ -233,7 +233,8 @@ def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestRe
     folders = listing.recordings
     if not folders and not listing.refused and not spool.exists(JOURNAL_FILE):
         raise VaultError(f"--from {spool.path}: no recording and no {JOURNAL_FILE}: not a camera spool")
-    cameras = {RECORDING_ID.fullmatch(name)["camera"] for name in [n for _, n in folders] + [n for n, _ in listing.refused]}
+    names = [n for _, n in folders] + [n for n, _ in listing.refused]
+    cameras = {RECORDING_ID.fullmatch(name)["camera"] for name in names}
     report = IngestReport()
     if len(cameras) > 1:
         raise VaultError(f"--from {spool.path}: recordings of several cameras ({', '.join(sorted(cameras))}); "
@@ -271,6 +272,10 @@ def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestRe
     _issue_receipt(vault, spool, camera, key_hex, folders, held, report)
     if stopped is not None:
         why = "the vault's disk is full" if getattr(stopped, "errno", None) == errno.ENOSPC else str(stopped)
+        try:
+            vault.log("ingest-stopped", camera=camera, reason=why[:500], stored=report.stored)
+        except (PietonError, OSError):
+            pass  # the journal's disk may be the full one; the error below is what the chief sees
         raise VaultError(f"ingest from {spool.path} stopped: {why}; {len(report.stored)} recording(s) stored "
                          f"before it{' and receipted' if report.receipt else ''}, the camera keeps the others")
     report.erased = purge(vault).erased
