@@ -142,3 +142,16 @@ def test_cli_mirror(tmp_path, setup, capsys):
     assert f"mirrored     {stored[0]}" in out and "1 copied and verified" in out
     assert main(["vault", "verify", str(vault.layout.root)]) == 0
     assert main(["vault", "mirror", str(vault.layout.root), str(vault.layout.root / "m")]) == 2
+
+
+def test_a_link_in_the_mirror_is_not_followed(tmp_path, setup):
+    vault, recipient, clock, dest = setup
+    _spool, _signer, stored = _stored(tmp_path, vault, recipient, recordings=1)
+    mirror(vault, dest)
+    elsewhere = tmp_path / "precious"
+    (elsewhere / "keep-me").mkdir(parents=True)
+    shutil.rmtree(dest / "recordings" / CAMERA)
+    (dest / "recordings" / CAMERA).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(VaultError, match="symbolic link"):
+        mirror(vault, dest)
+    assert (elsewhere / "keep-me").is_dir()

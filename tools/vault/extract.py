@@ -33,7 +33,7 @@ from tools.vault.report_html import thumbnails
 from tools.vault.vault import Vault
 
 PURPOSES = ("judicial", "administrative", "disciplinary", "training")
-_ID_TIME = re.compile(r"_(\d{8}T\d{6}Z)_\d+$")
+_ID_TIME = re.compile(r"_(\d{8}T\d{6}Z)_\d+\Z")
 # A file a manifest names is read only when its name is a plain name in the recording's
 # folder: the manifest is checked on another thread while decryption already runs.
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")

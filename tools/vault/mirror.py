@@ -98,6 +98,18 @@ def _claim(vault: Vault, dest: Path) -> None:
                                       "created": utc_iso(vault.now())}, indent=2) + "\n").encode())
 
 
+def _refuse_links(dest: Path) -> None:
+    """The mirror's folders are its own: a link in them would make the copy, or a purge,
+    write or erase elsewhere."""
+    folders = [dest / name for name in ("recordings", "incoming", "keys", "device-journals")]
+    for parent in (dest / "recordings", dest / "device-journals"):
+        if parent.is_dir() and not parent.is_symlink():
+            folders += list(parent.iterdir())
+    for folder in folders:
+        if folder.is_symlink():
+            raise VaultError(f"mirror {dest}: {folder.relative_to(dest)} is a symbolic link; refusing to follow it")
+
+
 def is_mirror_of(vault: Vault, dest: Path) -> bool:
     try:
         data = load_json_file(dest / MIRROR_FILE, "settings")
@@ -109,6 +121,7 @@ def is_mirror_of(vault: Vault, dest: Path) -> bool:
 def purge_mirror(vault: Vault, dest: Path) -> list[str]:
     """Erase from the mirror every recording the vault no longer stores (erased for the
     retention, or never stored); each erasure is journaled in the vault."""
+    _refuse_links(dest)
     erased = []
     base = dest / "recordings"
     for camera_dir in sorted(base.iterdir()) if base.is_dir() else []:
@@ -282,4 +295,6 @@ def purge_mirrors(vault: Vault) -> tuple[list[str], list[str]]:
             erased += [f"{dest}: {rid}" for rid in purge_mirror(vault, dest)]
         except OSError as exc:
             unreachable.append(f"{dest} ({exc.strerror or exc})")
+        except PietonError as exc:  # the vault's own purge is done; this mirror waits, said
+            unreachable.append(f"{dest} ({exc})")
     return erased, unreachable
