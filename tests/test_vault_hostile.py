@@ -242,9 +242,30 @@ def test_extraction_into_the_vault_is_refused(tmp_path, setup):
 def test_identity_file_without_end_is_refused(tmp_path, setup, capsys):
     vault, _, _ = setup
     vault.close()
-    code = main(["vault", "view", str(vault.layout.root), "X", "--purpose", "judicial", "--requester", "R",
-                 "--identity", "/dev/zero", "--no-play"])
-    assert code == 2 and "larger than" in capsys.readouterr().err
+    endless = tmp_path / "endless.identity"
+    with open(endless, "wb") as f:
+        f.truncate(8 << 20)  # far past any identity: read whole, it would all be held in memory
+    fifo = tmp_path / "fifo.identity"
+    os.mkfifo(fifo)
+    for identity, said in ((endless, "larger than"), ("/dev/zero", "not a regular file"),
+                           (fifo, "not a regular file")):
+        code = main(["vault", "view", str(vault.layout.root), "X", "--purpose", "judicial", "--requester", "R",
+                     "--identity", str(identity), "--no-play"])
+        assert code == 2 and said in capsys.readouterr().err
+
+
+def test_check_report_refuses_an_mp4_that_is_not_a_file(tmp_path, setup, capsys):
+    from tools.vault.report import REPORT_CONTEXT, sign_report
+    vault, _, _ = setup
+    report = sign_report(vault.signer, {
+        "format": REPORT_CONTEXT, "extraction_id": "X-1", "purpose": "judicial", "requester": "R",
+        "deliver_to": "D", "recordings": [], "mp4": {"sha256": "00" * 32}})
+    path = tmp_path / "x.report.json"
+    path.write_text(json.dumps(report))
+    fifo = tmp_path / "x.mp4"
+    os.mkfifo(fifo)  # opened for reading, it would wait for a writer for ever
+    code = main(["vault", "check-report", str(path), str(fifo), "--vault-key", vault.signer.public_key_hex])
+    assert code == 2 and "not a regular file" in capsys.readouterr().err
 
 
 def test_an_ordinary_spool_is_still_copied_whole(tmp_path, setup):

@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -149,6 +150,12 @@ def _open(args):
 
 def _identities(path):
     from recorder.evidence.age import load_identities
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as exc:
+        raise AgeError(f"--identity {path}: {exc.strerror}") from None
+    if not regular:  # a FIFO would block the read below, a device never end it
+        raise AgeError(f"--identity {path}: not a regular file")
     read_bounded(path, "identity", what=f"--identity {path}")  # an endless file is refused here
 
     def ask():

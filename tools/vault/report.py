@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from drivers.signer import Signer
@@ -152,7 +153,11 @@ def check_report(report_path: str | Path, mp4_path: str | Path, vault_key: str) 
     if shape:
         raise VerificationError(f"{report_path}: signed, but {shape}")
     try:
-        with open(mp4_path, "rb") as f:
+        # Non-blocking open: a FIFO or a device given as the MP4 is refused, not waited on.
+        fd = os.open(mp4_path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise VaultError(f"{mp4_path}: not a regular file")
             digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError as exc:
         raise VaultError(f"{mp4_path}: cannot read: {exc.strerror}") from None
