@@ -388,3 +388,10 @@ def test_a_segment_swapped_in_the_vault_is_not_decrypted(tmp_path, setup):
     with pytest.raises(VaultError, match="the manifest says"):
         extract(vault, Request(rids, "judicial", "R", "D", tmp_path / "x.mp4"), [identity.read_text().strip()])
     assert not list(tmp_path.glob("*x.mp4*"))
+
+
+def test_a_number_sqlite_cannot_hold_is_a_clear_error(tmp_path, setup):
+    vault, _, _ = setup
+    with pytest.raises(VaultError, match="too large to record"):
+        vault.index.add_recording(RecordingRow("CAM-1_20261118T110640Z_000001", "CAM-1", 10**30, None, False,
+                                               0.0, "stored", 1, 1, "00" * 32, False, None))

@@ -119,6 +119,8 @@ class Index:
             return self.db.execute(sql, args)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+        except OverflowError:  # a number SQLite cannot hold (64 bits): never one of ours
+            raise VaultError(f"index {self.path}: a number too large to record: {args!r:.200}") from None
 
     def _all(self, sql: str, args=()) -> list:
         try:

@@ -433,6 +433,9 @@ def _commit(vault: Vault, item: _Staged, camera: str, report: IngestReport, endi
     if existing is not None:
         problems.append(f"{rid}: the vault already holds this recording with other content "
                         "(a second copy that differs: altered on the camera or in the vault)")
+    seq = getattr(verified, "recording_seq", None)
+    if not problems and seq is not None and (not isinstance(seq, int) or not 0 <= seq < MAX_SEQ):
+        problems.append(f"{rid}: recording number {str(seq)[:30]} is out of any camera's range")
     if not problems:
         link = _link_problem(vault, camera, rid, verified)
         if link:
