@@ -395,3 +395,12 @@ def test_a_number_sqlite_cannot_hold_is_a_clear_error(tmp_path, setup):
     with pytest.raises(VaultError, match="too large to record"):
         vault.index.add_recording(RecordingRow("CAM-1_20261118T110640Z_000001", "CAM-1", 10**30, None, False,
                                                0.0, "stored", 1, 1, "00" * 32, False, None))
+
+
+def test_enrol_takes_only_a_camera_id_the_spool_would_take(tmp_path, setup):
+    vault, _, _ = setup
+    for bad in ("CAM-1\n", "CAM_1", "../CAM", ""):
+        with pytest.raises(VaultError, match="--camera"):
+            vault.enrol(bad, "ab" * 32)
+    vault.enrol("CAM-1", "ab" * 32)
+    assert vault.index.camera_key("CAM-1") == "ab" * 32

@@ -13,6 +13,7 @@ from pathlib import Path
 from drivers.signer import FileSigner
 from recorder.errors import VaultError
 from recorder.evidence.chain import write_atomic
+from recorder.evidence.spool import CAMERA_ID
 from recorder.inputs import InputError, expect_object, load_json_file
 from tools.vault.index import Index
 from tools.vault.journal import VaultJournal
@@ -24,7 +25,6 @@ from tools.vault.layout import (
     SETTINGS,
     VaultLayout,
     VaultLock,
-    safe_name,
     utc_iso,
 )
 from tools.vault.logs import prune
@@ -117,7 +117,9 @@ class Vault:
         return done
 
     def enrol(self, camera_id: str, public_key_hex: str) -> dict:
-        safe_name(camera_id, "--camera")
+        if not CAMERA_ID.fullmatch(camera_id):  # the one camera-id rule, the spool's
+            raise VaultError(f"--camera {camera_id!r}: a camera id is letters, digits, '.' and '-' "
+                             "(no '_'), starting with a letter or digit, at most 64 characters")
         key = public_key_hex.strip().lower()
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
             raise VaultError(f"--key {public_key_hex!r}: expected the device's Ed25519 public key, 64 hex digits")
