@@ -23,10 +23,17 @@ from pathlib import Path
 
 from recorder.errors import PietonError, VaultError
 from recorder.evidence.chain import fsync_dir, split_pieces, write_atomic
-from recorder.evidence.journal import JOURNAL_FILE, read_journal
+from recorder.evidence.journal import JOURNAL_FILE
 from recorder.evidence.receipt import INBOX, make_receipt, write_receipt
 from recorder.evidence.spool import MANIFEST_FILE, RECORDING_ID
 from recorder.evidence.verify import verify_recording
+from tools.vault.device_journal import (
+    MAX_SEQ,
+    check_sequence,
+    device_journal_lines,
+    journal_endings,
+    offload_journal,
+)
 from tools.vault.index import RecordingRow
 from tools.vault.layout import parse_time, remove_tree, utc_iso
 from tools.vault.retention import purge
@@ -37,8 +44,6 @@ UNSYNCHRONISED = ("unsynchronised", "unknown", "none", "")
 # Recordings verified at once, each on its own thread: hashing is what ingest waits for,
 # and hashlib lets the threads use every CPU.
 VERIFY_WORKERS = 4
-MAX_SEQ = 10**9     # no camera makes a billion recordings: a larger number is not one of ours
-MAX_GAPS = 100      # gaps listed one by one (as ranges) in a report and the journal
 
 
 @dataclass
@@ -250,9 +255,9 @@ def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestRe
     for name, why in listing.refused:
         report.failed.append((name, why))
         vault.log("ingest-failed", recording=name, camera=camera, reason=why)
-    _offload_journal(vault, spool, camera, key_hex, report)
-    device_journal = _device_journal_lines(vault, camera, key_hex)
-    endings = _journal_endings(device_journal)
+    report.journal_problems += offload_journal(vault, spool, camera, key_hex)
+    device_journal = device_journal_lines(vault, camera, key_hex)
+    endings = journal_endings(device_journal)
     held = {name: spool.last_line_hash(name, MANIFEST_FILE) for _, name in folders}
     todo = []
     for _seq, rid in folders:
@@ -268,7 +273,7 @@ def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestRe
         stopped = exc  # the vault itself cannot go on (disk full, index): receipt what is stored
     _clear_incoming(vault)
     if stopped is None:
-        _check_sequence(vault, spool, listing, camera, report, device_journal)
+        report.missing = check_sequence(vault, listing, camera, device_journal)
     _issue_receipt(vault, spool, camera, key_hex, folders, held, report)
     if stopped is not None:
         why = "the vault's disk is full" if getattr(stopped, "errno", None) == errno.ENOSPC else str(stopped)
@@ -329,30 +334,6 @@ def _issue_receipt(vault: Vault, spool: SpoolReader, camera: str, key_hex: str |
                             "the camera keeps its recordings until the next offload")
         return
     vault.log("receipt-issued", camera=camera, recordings=[r["id"] for r in covered], receipt=report.receipt.name)
-
-
-def _device_journal_lines(vault: Vault, camera: str, key_hex: str | None) -> list[dict]:
-    """The lines of the vault's copy of the camera's device journal, when every one of them
-    is signed by the camera: unsigned lines never steer what the vault concludes."""
-    path = vault.layout.device_journal(camera)
-    if key_hex is None or not path.is_file():
-        return []
-    try:
-        chain = read_journal(path, bytes.fromhex(key_hex))
-    except (PietonError, OSError, ValueError, RecursionError):
-        return []
-    return chain.lines if chain.ok else []
-
-
-def _journal_endings(device_journal: list[dict]) -> dict[str, str]:
-    """recording id -> the last manifest line the device journal says it ended with (its
-    latest ``recording closed`` or ``recording recovered`` entry)."""
-    endings: dict[str, str] = {}
-    for line in device_journal:
-        data = line.get("data") or {}
-        if line.get("event") in ("recording closed", "recording recovered") and data.get("last_line_hash"):
-            endings[str(data.get("recording_id"))] = data["last_line_hash"]
-    return endings
 
 
 @dataclass
@@ -476,89 +457,3 @@ def _link_problem(vault: Vault, camera: str, rid: str, verified) -> str | None:
         return (f"{rid}: does not follow {rows[0].recording_id} (its opened line names another "
                 "previous last line: a recording was replaced)")
     return None
-
-
-def _offload_journal(vault: Vault, spool: SpoolReader, camera: str, key_hex: str | None,
-                     report: IngestReport) -> None:
-    """Copy the device journal; it must verify and only ever grow."""
-    where = spool.path / JOURNAL_FILE
-    if not spool.exists(JOURNAL_FILE):
-        report.journal_problems.append(f"{where}: the device journal is missing")
-        vault.log("device-journal-problem", camera=camera, problems=report.journal_problems)
-        return
-    try:
-        data = spool.read(JOURNAL_FILE, "journal")
-    except VaultError as exc:  # a link, a special file, too large: not read, not stored
-        report.journal_problems.append(str(exc))
-        vault.log("device-journal-problem", camera=camera, problems=[str(exc)])
-        return
-    if key_hex is None:
-        return  # the recordings are quarantined for the unknown camera; nothing to pin against
-    staged = vault.layout.incoming / f"{camera}.journal.jsonl"
-    staged.write_bytes(data)
-    try:
-        problems = list(read_journal(staged, bytes.fromhex(key_hex)).problems)
-    except Exception as exc:  # noqa: BLE001 - hostile content: the journal is refused, not the ingest
-        problems = [f"cannot be read ({type(exc).__name__}: {str(exc)[:300]})"]
-    dest = vault.layout.device_journal(camera)
-    if dest.is_file():
-        old = dest.read_bytes()
-        if not data.startswith(old):
-            problems.append("the device journal does not extend the copy the vault holds "
-                            "(lines removed or rewritten on the camera); the previous copy is kept")
-    if problems:
-        report.journal_problems.extend(f"{JOURNAL_FILE}: {p}" for p in problems)
-        vault.log("device-journal-problem", camera=camera, problems=problems[:50])
-        if dest.is_file():
-            keep = dest.with_name(f"journal.rejected-{utc_iso(vault.now()).replace(':', '')}.jsonl")
-            os.replace(staged, keep)
-            return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staged, dest)
-    fsync_dir(dest.parent)
-
-
-def _check_sequence(vault: Vault, spool: SpoolReader, listing, camera: str, report: IngestReport,
-                    device_journal: list[dict]) -> None:
-    """Every recording number the camera used must be in the spool or the vault. How far
-    the numbers go comes only from signed lines (the recordings' own, as the index holds
-    them, and the device journal's when all of it verifies); names on the spool only fill
-    in. Gaps are reported as ranges, at most MAX_GAPS of them."""
-    signed: set[int] = set()
-    known: set[int] = set()
-    for row in vault.index.recordings(state=None, camera=camera):
-        if isinstance(row.device_seq, int) and not isinstance(row.device_seq, bool):
-            signed.add(row.device_seq)
-            known.add(row.device_seq)
-    named: dict[int, str] = {}
-    for line in device_journal:
-        data = line.get("data") if isinstance(line.get("data"), dict) else {}
-        seq = data.get("recording_seq")
-        if str(line.get("event", "")).startswith("recording ") and isinstance(seq, int) and 0 <= seq < MAX_SEQ:
-            signed.add(seq)
-            named[seq] = str(data.get("recording_id") or f"{camera} recording #{seq}")
-    for seq, _name in listing.recordings:
-        known.add(seq)
-    for _folder, rid, cam, *_ in vault.index.quarantined():
-        m = RECORDING_ID.fullmatch(rid)
-        if m and cam == camera:
-            known.add(int(m["seq"]))
-    top = max(signed, default=-1)
-    present = sorted(n for n in known if n <= top)
-    gaps, expected = [], 0
-    for n in present:
-        if n > expected:
-            gaps.append((expected, n - 1))
-        expected = max(expected, n + 1)
-    if expected <= top:
-        gaps.append((expected, top))
-    for first, last in gaps[:MAX_GAPS]:
-        if first == last:
-            report.missing.append(named.get(first, f"{camera} recording #{first}"))
-        else:
-            report.missing.append(f"{camera} recordings #{first} to #{last} ({last - first + 1})")
-    if len(gaps) > MAX_GAPS:
-        report.missing.append(f"{camera}: {len(gaps) - MAX_GAPS} more gap(s) in the sequence")
-    if report.missing:
-        vault.log("recordings-missing", camera=camera, recordings=report.missing,
-                  reason="in the camera's sequence but neither on the camera nor in the vault")
