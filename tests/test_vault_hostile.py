@@ -404,3 +404,25 @@ def test_enrol_takes_only_a_camera_id_the_spool_would_take(tmp_path, setup):
             vault.enrol(bad, "ab" * 32)
     vault.enrol("CAM-1", "ab" * 32)
     assert vault.index.camera_key("CAM-1") == "ab" * 32
+
+
+def test_the_report_reads_odd_metadata_without_failing(tmp_path):
+    """Metadata is the camera's: events that are not objects, positions off the Earth,
+    times past any calendar and a notice duration in words make a report, not a crash."""
+    from tools.vault.extract import OpenedRecording
+    from tools.vault.report import recording_summary
+    from tools.vault.report_html import render_html
+    rec = OpenedRecording("CAM-1_20261118T110640Z_000000", "CAM-1", "ab" * 32, tmp_path, {}, None)
+    rec.metadata = [
+        {"recording": {"notice": {"given": True, "duration": "long", "start": 1e300}},
+         "events": ["text", 5, None, {"type": "gps", "lat": 1e308, "lon": 1e308, "time": 1e300},
+                    {"type": "gps", "lat": 46.95, "lon": 4.30, "time": 1795000000.0},
+                    {"type": "bookmark", "time": -1e300}]},
+        {"events": "not a list"},
+    ]
+    summary = recording_summary(rec)
+    assert summary["gps_track"] == [{"lat": 46.95, "lon": 4.30, "time": 1795000000.0}]
+    report = {"extraction_id": "X-1", "vault_key": "ab" * 32, "recordings": [summary],
+              "mp4": {"name": "x.mp4", "duration_s": 1.0, "sha256": "00" * 32, "audio": "kept"}}
+    html = render_html(report, tmp_path / "x.mp4", [], thumbs=[])
+    assert "bookmark" in html and "spoken notice given" in html

@@ -3,6 +3,8 @@ their time, and the GPS points among them. Shared by the report, its HTML form a
 
 from __future__ import annotations
 
+import math
+
 from recorder.errors import VaultError
 from tools.vault.layout import parse_time
 
@@ -12,7 +14,7 @@ def track_points(obj) -> list[dict]:
     points = []
     if isinstance(obj, dict):
         lat, lon = obj.get("lat"), obj.get("lon")
-        if isinstance(lat, int | float) and isinstance(lon, int | float) and not isinstance(lat, bool):
+        if _degrees(lat, 90) and _degrees(lon, 180):
             point = {"lat": lat, "lon": lon}
             for key in ("time", "at", "eph_m", "hdop", "mode"):
                 if key in obj:
@@ -25,6 +27,12 @@ def track_points(obj) -> list[dict]:
         for value in obj:
             points.extend(track_points(value))
     return points
+
+
+def _degrees(value, limit: float) -> bool:
+    """A latitude or longitude: a finite number within ±limit (anything else is no position)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+        and -limit <= value <= limit
 
 
 def event_kind(event: dict) -> str:

@@ -335,7 +335,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
             vault.log_twice("extraction-failed", **base, reason=reason[:500])
         except (PietonError, OSError):
             pass  # the original error is what the chief must see
-        if isinstance(exc, PietonError | OSError):
+        if isinstance(exc, Exception):  # content the checks did not foresee is said, not a traceback
             raise VaultError(f"extraction failed, nothing written: {reason}") from None
         raise
 

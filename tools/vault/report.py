@@ -47,7 +47,8 @@ def recording_summary(rec) -> dict:
     for meta in rec.metadata:
         if isinstance(meta.get("recording"), dict):
             static = meta["recording"] or static
-        for event in meta.get("events") or []:
+        listed = meta.get("events") if isinstance(meta.get("events"), list) else []
+        for event in (e for e in listed if isinstance(e, dict)):  # the report reads objects only
             key = canonical(event)
             if key not in seen:
                 seen.add(key)

@@ -107,7 +107,10 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
 
 def _when(value) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return iso_utc(value)
+        try:
+            return iso_utc(value)
+        except (OverflowError, ValueError, OSError):  # not a time a calendar can show
+            return str(value)
     return str(value) if value is not None else "?"
 
 
@@ -120,8 +123,9 @@ def _timeline(rec: dict) -> list[tuple[str, str]]:
     notice = rec.get("notice")
     if isinstance(notice, dict) and "given" in notice:
         said = "given" if notice["given"] else "not given"
-        if notice.get("duration"):
-            said += f" ({float(notice['duration']):.1f} s)"
+        duration = notice.get("duration")
+        if isinstance(duration, int | float) and not isinstance(duration, bool) and math.isfinite(duration):
+            said += f" ({duration:.1f} s)"
         if notice.get("reason"):
             said += f": {notice['reason']}"
         rows.append((_when(notice.get("start", rec.get("started_at"))), f"spoken notice {said}"))
