@@ -374,11 +374,12 @@ def consult(vault: Vault, recording_id: str, purpose: str, requester: str, ident
             play(path)
         return {"journal_seq": entry["seq"], "duration_s": result.duration_s, "played": play is not None,
                 "truncated": rec.truncated}
-    except (PietonError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - logged twice and said, never a traceback
+        why = str(exc) if isinstance(exc, PietonError | OSError) else f"{type(exc).__name__}: {exc}"
         try:
-            vault.log_twice("extraction-failed", **base, deliver_to="consultation", reason=f"consultation: {exc}"[:500])
+            vault.log_twice("extraction-failed", **base, deliver_to="consultation", reason=f"consultation: {why}"[:500])
         except (PietonError, OSError):
             pass
-        raise VaultError(f"consultation failed: {exc}") from None
+        raise VaultError(f"consultation failed: {why}") from None
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
