@@ -128,6 +128,7 @@ def test_a_folder_name_ending_in_a_newline_is_not_a_recording(tmp_path, setup):
     vault, _, recipient = setup
     spool_dir, rids = _spool(tmp_path, vault, recipient, recordings=1)
     shutil.copytree(spool_dir / rids[0], spool_dir / (rids[0][:-1] + "5\n"))
+    shutil.copytree(spool_dir / rids[0], spool_dir / (rids[0][:-1] + "\u0667"))  # an Arabic-Indic 7
     report = ingest(vault, spool_dir, progress=False)
     names = report.stored + report.already + [q[0] for q in report.quarantined] + [f[0] for f in report.failed]
     assert names == rids

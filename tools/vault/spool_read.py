@@ -69,7 +69,7 @@ class SpoolReader:
         out = Listing()
         for name in sorted(os.listdir(self._fd)):
             m = RECORDING_ID.fullmatch(name)
-            if not m:
+            if not m or not name.isascii():  # \d also matches other scripts' digits
                 continue
             st = self._lstat(name)
             if st is None:
