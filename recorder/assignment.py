@@ -24,7 +24,8 @@ from drivers.signer import verify_signature
 from recorder.bundle import public_hex
 from recorder.config_update import Answer
 from recorder.errors import AssignmentError
-from recorder.evidence.chain import canonical, write_atomic
+from recorder.evidence.chain import write_atomic
+from recorder.evidence.format import CAMERA_ID_HELP, canonical, is_camera_id
 from recorder.inputs import InputError, loads_strict
 
 CONTEXT = b"pieton/assignment/1"
@@ -44,7 +45,6 @@ REASONS = {
 }
 
 _AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,15}$")
-_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -76,8 +76,8 @@ def sign_assignment(key: Ed25519PrivateKey, agent: str, device: str, counter: in
     """The signed assignment, as sent over the serial link (canonical JSON)."""
     if not isinstance(agent, str) or not _AGENT.match(agent):
         raise AssignmentError("bad-format", f"agent number {agent!r}: letters, digits and '-', at most 16")
-    if not _DEVICE.match(device):
-        raise AssignmentError("bad-format", f"device {device!r}: letters, digits, '-' and '_', at most 32")
+    if not is_camera_id(device):
+        raise AssignmentError("bad-format", f"device {device!r}: {CAMERA_ID_HELP}")
     if isinstance(counter, bool) or not isinstance(counter, int) or counter < 1:
         raise AssignmentError("bad-format", f"counter {counter!r}: a positive integer")
     body = {"kind": KIND, "agent": agent, "device": device, "counter": counter,
@@ -102,7 +102,7 @@ def read_assignment(data: bytes) -> Assignment:
         raise AssignmentError("bad-format", f"fields {sorted(body)} are not {sorted(expected)}")
     if not isinstance(body["agent"], str) or not _AGENT.match(body["agent"]):
         raise AssignmentError("bad-format", "agent number is not letters, digits and '-'")
-    if not isinstance(body["device"], str) or not _DEVICE.match(body["device"]):
+    if not is_camera_id(body["device"]):
         raise AssignmentError("bad-format", f"device {body['device']!r} is not a camera id")
     counter = body["counter"]
     if isinstance(counter, bool) or not isinstance(counter, int) or counter < 1:

@@ -34,7 +34,7 @@ from drivers.signer import verify_signature
 from recorder.config import Config, parse_config
 from recorder.device_rules import authorisation_ended
 from recorder.errors import BundleError, ConfigError
-from recorder.evidence.chain import canonical
+from recorder.evidence.format import canonical
 from recorder.inputs import InputError, loads_strict, read_bounded
 
 MAGIC = b"PIETONB1"

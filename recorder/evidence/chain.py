@@ -15,26 +15,17 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivers.signer import Signer, verify_signature
 from recorder.errors import EvidenceError, StorageFull
-
-MANIFEST_CONTEXT = "pieton/manifest/1"
-JOURNAL_CONTEXT = "pieton/journal/1"
-VAULT_JOURNAL_CONTEXT = "pieton/vault-journal/1"
+from recorder.evidence.format import canonical
+from recorder.inputs import LIMITS, InputError, loads_strict, read_bounded
 
 GENESIS = "0" * 64  # ``prev`` of a chain's first line
 RESERVED = ("seq", "prev", "sig", "torn")
-
-
-def canonical(obj) -> bytes:
-    """The bytes that are hashed and signed: sorted keys, no spaces, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
 
 
 def line_hash(line_bytes: bytes) -> str:
@@ -100,9 +91,13 @@ class Piece:
 
 
 def _parse(raw: bytes) -> dict | None:
+    """The line as a chain line, or None for anything else (garbage, a torn fragment, NaN,
+    deep nesting, absurd numbers, a line over the size of any line we write)."""
+    if len(raw) > LIMITS["line"]:
+        return None
     try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        obj = loads_strict(raw, "chain line")
+    except InputError:
         return None
     if not isinstance(obj, dict) or not all(k in obj for k in ("seq", "prev", "sig")):
         return None
@@ -120,6 +115,15 @@ def split_pieces(data: bytes) -> list[Piece]:
         pieces.append(Piece(offset, raw, _parse(raw), terminated))
         offset = end + 1
     return pieces
+
+
+def read_chain_bytes(path: Path, context: str) -> bytes:
+    """A chain file, bounded by the size limit of its kind; FileNotFoundError when it is
+    absent, InputError when it is too large or unreadable."""
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(path)
+    kind = "journal" if "journal" in context or "register" in context else "manifest"
+    return read_bounded(path, kind, what=str(path))
 
 
 def torn_record(piece: Piece) -> dict:
@@ -150,17 +154,24 @@ class ChainWriter:
             fsync_dir(self.path.parent)
 
     def _scan(self) -> None:
-        """Find the chain's state again from the file (at open, and after a failed write)."""
+        """Find the chain's state again from the file (at open, and after a failed write).
+
+        The chain goes on from the last line this key signed: whatever follows it (a torn
+        fragment, or a line someone added) is documented as torn by the next append, and
+        never sets the sequence number or the link."""
         data = self.path.read_bytes()
-        self._pending_torn = []
-        for piece in split_pieces(data):
-            if piece.line is not None and isinstance(piece.line.get("seq"), int):
-                self.next_seq = piece.line["seq"] + 1
-                self.last_hash = line_hash(piece.raw)
-                self._pending_torn = []
-            elif piece.raw:
-                self._pending_torn.append(torn_record(piece))
+        pieces = split_pieces(data)
+        last = next((i for i in range(len(pieces) - 1, -1, -1) if self._signed_here(pieces[i].line)), None)
+        if last is not None:
+            self.next_seq = pieces[last].line["seq"] + 1
+            self.last_hash = line_hash(pieces[last].raw)
+        after = 0 if last is None else last + 1
+        self._pending_torn = [torn_record(p) for p in pieces[after:] if p.raw]
         self._needs_newline = bool(data) and not data.endswith(b"\n")
+
+    def _signed_here(self, line: dict | None) -> bool:
+        return (line is not None and type(line.get("seq")) is int and line["seq"] >= 0
+                and signature_valid(line, self.context, self.signer.public_key))
 
     @property
     def torn(self) -> list[dict]:
@@ -231,19 +242,21 @@ class ChainReport:
 
 
 def read_chain(path: str | Path, context: str, public_key: bytes | None,
-               *, genesis: str = GENESIS) -> ChainReport:
+               *, genesis: str = GENESIS, data: bytes | None = None) -> ChainReport:
     """Read and check a chain: form, sequence, links, signatures (when ``public_key`` is
-    given) and fragments. Each problem names the line (1-based) and what is wrong."""
+    given) and fragments. Each problem names the line (1-based) and what is wrong; nothing
+    in the file makes it raise. ``data``: the file's bytes, when the caller read them."""
     path = Path(path)
     report = ChainReport(path, context, signatures_checked=public_key is not None)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        report.problems.append("missing")
-        return report
-    except OSError as exc:
-        report.problems.append(f"unreadable: {exc.strerror}")
-        return report
+    if data is None:
+        try:
+            data = read_chain_bytes(path, context)
+        except FileNotFoundError:
+            report.problems.append("missing")
+            return report
+        except InputError as exc:
+            report.problems.append(str(exc).replace(f"{path}: ", ""))
+            return report
     if not data:
         report.problems.append("empty")
         return report
@@ -261,7 +274,7 @@ def read_chain(path: str | Path, context: str, public_key: bytes | None,
         line = piece.line
         if canonical(line) != piece.raw:
             report.problems.append(f"{where}: not in canonical form (edited?)")
-        torn = line.get("torn") or []
+        torn = line.get("torn") if isinstance(line.get("torn"), list) else []
         for n, rec in undocumented:
             if rec in torn:
                 report.torn.append(rec)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.errors import AgeError, EvidenceError, PietonError, VaultError
-from recorder.evidence.chain import MANIFEST_CONTEXT, read_chain
+from recorder.evidence.chain import read_chain
+from recorder.evidence.format import MANIFEST_CONTEXT, MANIFEST_FILE
 from tools.vault.layout import parse_time, utc_iso
 from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.vault import Vault
@@ -134,7 +135,7 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
     from recorder.evidence.verify import verify_recording
     devices = {row.camera_id: bytes.fromhex(key_hex)}
     check = _Background(lambda: [str(p) for p in verify_recording(folder, devices=devices).problems])
-    chain = read_chain(folder / "manifest.jsonl", MANIFEST_CONTEXT, bytes.fromhex(key_hex))
+    chain = read_chain(folder / MANIFEST_FILE, MANIFEST_CONTEXT, bytes.fromhex(key_hex))
     opened = next((line for line in chain.lines if line.get("event") == "opened"), {})
     rec = OpenedRecording(recording_id, row.camera_id, key_hex, folder, opened,
                           recording_start(recording_id, opened), identities=list(identities), check=check)

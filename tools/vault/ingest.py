@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.errors import VaultError
-from recorder.evidence.chain import fsync_dir, split_pieces
-from recorder.evidence.journal import JOURNAL_FILE, read_journal
-from recorder.evidence.receipt import INBOX, make_receipt, write_receipt
-from recorder.evidence.spool import MANIFEST_FILE, RECORDING_ID
+from recorder.evidence.chain import fsync_dir, signature_valid, split_pieces
+from recorder.evidence.format import INBOX, JOURNAL_CONTEXT, JOURNAL_FILE, MANIFEST_FILE, RECORDING_ID
+from recorder.evidence.journal import read_journal
+from recorder.evidence.receipt import make_receipt, write_receipt
+from recorder.evidence.sequence import describe_range, journal_seq, missing_ranges
 from recorder.evidence.verify import verify_recording
 from tools.vault.index import RecordingRow
 from tools.vault.layout import parse_time, remove_tree, utc_iso, write_atomic
@@ -244,11 +245,11 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     spool = Path(spool_dir)
     if not spool.is_dir():
         raise VaultError(f"--from {spool}: not a folder (is the camera docked and its spool mounted?)")
-    folders = sorted((int(RECORDING_ID.match(p.name)["seq"]), p) for p in spool.iterdir()
-                     if p.is_dir() and RECORDING_ID.match(p.name))
+    folders = sorted((int(RECORDING_ID.fullmatch(p.name)["seq"]), p) for p in spool.iterdir()
+                     if p.is_dir() and RECORDING_ID.fullmatch(p.name))
     if not folders and not (spool / JOURNAL_FILE).is_file():
         raise VaultError(f"--from {spool}: no recording and no {JOURNAL_FILE}: not a camera spool")
-    cameras = {RECORDING_ID.match(p.name)["camera"] for _, p in folders}
+    cameras = {RECORDING_ID.fullmatch(p.name)["camera"] for _, p in folders}
     report = IngestReport()
     if len(cameras) > 1:
         raise VaultError(f"--from {spool}: recordings of several cameras ({', '.join(sorted(cameras))}); "
@@ -461,29 +462,33 @@ def _offload_journal(vault: Vault, spool: Path, camera: str, key_hex: str | None
 
 def _check_sequence(vault: Vault, spool: Path, camera: str, report: IngestReport,
                     device_journal: list[dict]) -> None:
-    """Every recording number the camera used must be in the spool or the vault."""
-    known: dict[int, str] = {}
+    """Every recording number the camera used must be in the spool or the vault. Only
+    signed numbers (verified recordings, the verified device journal) say how far the
+    sequence goes; folder names only say what is present. Gaps come as ranges."""
+    signed: set[int] = set()
     for row in vault.index.recordings(state=None, camera=camera):
         if isinstance(row.device_seq, int):
-            known[row.device_seq] = row.recording_id
+            signed.add(row.device_seq)
+    present = set(signed)
     for folder in spool.iterdir():
-        m = RECORDING_ID.match(folder.name)
+        m = RECORDING_ID.fullmatch(folder.name)
         if m and folder.is_dir():
-            known.setdefault(int(m["seq"]), folder.name)
+            present.add(int(m["seq"]))
     for quarantined in vault.index.quarantined():
-        m = RECORDING_ID.match(quarantined[1])
+        m = RECORDING_ID.fullmatch(quarantined[1])
         if m and quarantined[2] == camera:
-            known.setdefault(int(m["seq"]), quarantined[1])
+            present.add(int(m["seq"]))
     named: dict[int, str] = {}
+    key_hex = vault.index.camera_key(camera)
     for line in device_journal:
-        data = line.get("data") or {}
-        if str(line.get("event", "")).startswith("recording ") and isinstance(data.get("recording_seq"), int):
-            named[data["recording_seq"]] = data.get("recording_id") or f"#{data['recording_seq']}"
-    top = max([*known, *named], default=-1)
-    for seq in range(top + 1):
-        if seq not in known:
-            name = named.get(seq, f"{camera} recording #{seq}")
-            report.missing.append(name)
+        seq = journal_seq(line)
+        if (str(line.get("event", "")).startswith("recording ") and seq is not None and key_hex
+                and signature_valid(line, JOURNAL_CONTEXT, bytes.fromhex(key_hex))):
+            rid = line["data"].get("recording_id")
+            named[seq] = rid if isinstance(rid, str) else f"#{seq}"
+    top = max([*signed, *named], default=-1)
+    for first, last in missing_ranges(present, top):
+        report.missing.append(describe_range(first, last, named, camera))
     if report.missing:
         vault.log("recordings-missing", camera=camera, recordings=report.missing,
                   reason="in the camera's sequence but neither on the camera nor in the vault")

@@ -27,6 +27,7 @@ from pathlib import Path
 from drivers.signer import FileSigner
 from recorder.errors import VaultError
 from recorder.evidence.chain import write_atomic
+from recorder.evidence.format import JOURNAL_FILE, utc_iso
 
 FORMAT = "pieton/vault/1"
 DEFAULT_RETENTION_DAYS = 30      # L241-2 as amended in 2022
@@ -36,11 +37,6 @@ KEY_FILE = "keys/vault-signing.key"
 PUB_FILE = "keys/vault.pub"
 _RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def utc_iso(epoch: float | None = None) -> str:
-    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str, what: str = "time") -> float:
@@ -70,7 +66,7 @@ class VaultLayout:
     settings = property(lambda self: self.root / SETTINGS)
     key = property(lambda self: self.root / KEY_FILE)
     pub = property(lambda self: self.root / PUB_FILE)
-    journal = property(lambda self: self.root / "journal.jsonl")
+    journal = property(lambda self: self.root / JOURNAL_FILE)
     index = property(lambda self: self.root / "index.sqlite")
     recordings = property(lambda self: self.root / "recordings")
     device_journals = property(lambda self: self.root / "device-journals")
@@ -82,7 +78,7 @@ class VaultLayout:
         return self.recordings / safe_name(camera, "camera id") / safe_name(recording_id, "recording id")
 
     def device_journal(self, camera: str) -> Path:
-        return self.device_journals / safe_name(camera, "camera id") / "journal.jsonl"
+        return self.device_journals / safe_name(camera, "camera id") / JOURNAL_FILE
 
 
 def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,

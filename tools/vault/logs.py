@@ -21,9 +21,9 @@ from recorder.evidence.chain import (
     signature_valid,
     split_pieces,
 )
+from recorder.evidence.format import CHECKPOINT_CONTEXT
 from tools.vault.layout import parse_time, utc_iso, write_atomic
 
-CHECKPOINT_CONTEXT = "pieton/log-checkpoint/1"
 DAY = 86400.0
 
 

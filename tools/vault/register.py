@@ -13,8 +13,8 @@ from pathlib import Path
 from drivers.signer import Signer
 from recorder.errors import VaultError
 from recorder.evidence.chain import ChainReport, ChainWriter
+from recorder.evidence.format import REGISTER_CONTEXT
 
-REGISTER_CONTEXT = "pieton/register/1"
 # Journal events that the register mirrors, one line each.
 REGISTERED_EVENTS = ("extraction", "extraction-failed", "consultation")
 

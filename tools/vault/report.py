@@ -15,10 +15,9 @@ from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.errors import VaultError, VerificationError
-from recorder.evidence.chain import canonical, sign_document, signature_valid
+from recorder.evidence.chain import sign_document, signature_valid
+from recorder.evidence.format import REPORT_CONTEXT, canonical
 from tools.vault.layout import utc_iso
-
-REPORT_CONTEXT = "pieton/extraction-report/1"
 
 
 def track_points(obj) -> list[dict]:

@@ -103,8 +103,8 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
 
 def _when(value) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        from recorder.evidence.metadata import iso_utc
-        return iso_utc(value)
+        from recorder.evidence.format import utc_iso
+        return utc_iso(value)
     return str(value) if value is not None else "?"
 
 

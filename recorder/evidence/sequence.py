@@ -1,0 +1,141 @@
+"""A camera's recording sequence, read only from what its key signed.
+
+The device numbers its recordings 0, 1, 2, ... and never reuses a number. At every start
+it finds the highest number it used again, and the vault and the verifier find which
+numbers are missing. Folder names and unsigned lines are not evidence: anyone holding the
+card can make a folder ``CAM_..._999999999`` or append a line to the journal, so a number
+counts only when a line signed by the device key states it (the journal's recording
+entries, a manifest's ``opened`` line). Missing numbers are reported as ranges, so one
+forged number costs one entry, not a billion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder.evidence.chain import line_hash, read_chain_bytes, signature_valid, split_pieces
+from recorder.evidence.format import (
+    JOURNAL_CONTEXT,
+    JOURNAL_FILE,
+    MANIFEST_CONTEXT,
+    MANIFEST_FILE,
+    MAX_RECORDING_SEQ,
+    OPENED,
+    parse_recording_id,
+)
+from recorder.inputs import LIMITS, InputError
+
+
+def recording_seq(value) -> int | None:
+    """``value`` as a recording sequence number, or None when it cannot be one."""
+    return value if type(value) is int and 0 <= value <= MAX_RECORDING_SEQ else None
+
+
+def journal_seq(line: dict | None) -> int | None:
+    """The recording number a journal line's public data names, if any."""
+    data = line.get("data") if isinstance(line, dict) else None
+    return recording_seq(data.get("recording_seq")) if isinstance(data, dict) else None
+
+
+@dataclass
+class SequenceState:
+    """The highest recording number the device signed, and the hash of that recording's
+    last manifest line when known (the next recording's ``opened`` line names it)."""
+
+    last_seq: int = -1
+    last_hash: str | None = None
+
+    @property
+    def next_seq(self) -> int:
+        return self.last_seq + 1
+
+
+def _read(path: Path, context: str) -> bytes:
+    try:
+        return read_chain_bytes(path, context)
+    except (FileNotFoundError, InputError):
+        return b""
+
+
+def first_line(path: Path) -> dict | None:
+    """The first well-formed chain line of a file, reading at most one line's bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(LIMITS["line"] + 1)
+    except OSError:
+        return None
+    pieces = split_pieces(head.split(b"\n", 1)[0]) if b"\n" in head else []
+    return pieces[0].line if pieces else None
+
+
+def last_signed_hash(path: Path, key: bytes) -> str | None:
+    """The hash of the last manifest line signed by ``key`` (a line added after it by
+    someone else is not the recording's end)."""
+    pieces = split_pieces(_read(path, MANIFEST_CONTEXT))
+    for piece in reversed(pieces):
+        if piece.line is not None and signature_valid(piece.line, MANIFEST_CONTEXT, key):
+            return line_hash(piece.raw)
+    return None
+
+
+def signed_opened_seq(folder: Path, key: bytes) -> int | None:
+    """The folder's recording number when its manifest starts with an ``opened`` line
+    signed by ``key`` that names this folder and this number."""
+    name = parse_recording_id(folder.name)
+    line = first_line(folder / MANIFEST_FILE)
+    if name is None or line is None or line.get("event") != OPENED:
+        return None
+    if line.get("recording_id") != folder.name or recording_seq(line.get("recording_seq")) != name.seq:
+        return None
+    return name.seq if signature_valid(line, MANIFEST_CONTEXT, key) else None
+
+
+def signed_state(spool_dir: str | Path, key: bytes, folders: Iterable[tuple[int, Path]] = ()) -> SequenceState:
+    """The device's sequence state from its signed lines: the journal's recording entries,
+    then the ``opened`` line of any recording folder numbered above them (a cut between
+    the manifest's first line and the journal's). Candidates are tried from the highest
+    down and the first whose signature holds wins, so the usual cost is one check."""
+    spool_dir = Path(spool_dir)
+    pieces = [p for p in split_pieces(_read(spool_dir / JOURNAL_FILE, JOURNAL_CONTEXT)) if journal_seq(p.line) is not None]
+    signed: dict[int, list[dict]] = {}
+    state = SequenceState()
+    for piece in sorted(pieces, key=lambda p: journal_seq(p.line), reverse=True):
+        seq = journal_seq(piece.line)
+        if seq < state.last_seq:
+            break
+        if signature_valid(piece.line, JOURNAL_CONTEXT, key):
+            state.last_seq = seq
+            signed.setdefault(seq, []).append(piece.line)
+    for line in sorted(signed.get(state.last_seq, []), key=lambda line: line.get("seq")):
+        if isinstance(line["data"].get("last_line_hash"), str):
+            state.last_hash = line["data"]["last_line_hash"]   # the latest entry says how it ended
+    for seq, folder in sorted(folders, reverse=True):
+        if seq < state.last_seq:
+            break
+        if signed_opened_seq(folder, key) == seq:
+            state.last_seq = seq
+            state.last_hash = last_signed_hash(folder / MANIFEST_FILE, key) or state.last_hash
+            break
+    return state
+
+
+def missing_ranges(present: Iterable[int], last: int) -> list[tuple[int, int]]:
+    """The numbers 0..``last`` not in ``present``, as (first, last) ranges; the work grows
+    with how many are present, never with ``last``."""
+    ranges, expected = [], 0
+    for seq in sorted({s for s in present if 0 <= s <= last}):
+        if seq > expected:
+            ranges.append((expected, seq - 1))
+        expected = seq + 1
+    if last >= expected:
+        ranges.append((expected, last))
+    return ranges
+
+
+def describe_range(first: int, last: int, names: dict[int, str], camera: str) -> str:
+    """One missing range in words: a single recording by its id, a range by its numbers."""
+    if first == last:
+        return names.get(first) or f"{camera} recording #{first}"
+    return f"{camera} recordings #{first}–#{last} ({last - first + 1} recordings)"
