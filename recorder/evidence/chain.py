@@ -126,6 +126,14 @@ def read_chain_bytes(path: Path, context: str) -> bytes:
     return read_bounded(path, kind, what=str(path))
 
 
+def _torn_key(rec) -> tuple | None:
+    """A torn record as something to look up (None when it is not a record at all)."""
+    if not isinstance(rec, dict):
+        return None
+    key = (rec.get("offset"), rec.get("length"), rec.get("sha256"))
+    return key if all(isinstance(v, int | str) for v in key) else None
+
+
 def torn_record(piece: Piece) -> dict:
     return {"offset": piece.offset, "length": len(piece.raw), "sha256": line_hash(piece.raw)}
 
@@ -261,10 +269,20 @@ def read_chain(path: str | Path, context: str, public_key: bytes | None,
         report.problems.append("empty")
         return report
     pieces = split_pieces(data)
+    documented = {_torn_key(rec) for p in pieces if p.line is not None
+                  for rec in (p.line.get("torn") if isinstance(p.line.get("torn"), list) else [])}
     expected_seq, prev = 0, genesis
     undocumented: list[tuple[int, dict]] = []
     for number, piece in enumerate(pieces, start=1):
         where = f"line {number}"
+        if piece.line is not None and _torn_key(torn_record(piece)) in documented:
+            # A whole line the writer found after its last signed line and documented: not
+            # a torn write (those never parse), a line someone else added.
+            if public_key is None or not signature_valid(piece.line, context, public_key):
+                report.problems.append(f"{where}: a line not signed by the device key, found after its "
+                                       "last line and documented by the next one (added by someone else)")
+            undocumented.append((number, torn_record(piece)))
+            continue
         if piece.line is None:
             if piece.raw:
                 undocumented.append((number, torn_record(piece)))

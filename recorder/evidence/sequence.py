@@ -23,6 +23,8 @@ from recorder.evidence.format import (
     MANIFEST_FILE,
     MAX_RECORDING_SEQ,
     OPENED,
+    RECORDING_CLOSED,
+    RECORDING_RECOVERED,
     parse_recording_id,
 )
 from recorder.inputs import LIMITS, InputError
@@ -119,6 +121,20 @@ def signed_state(spool_dir: str | Path, key: bytes, folders: Iterable[tuple[int,
             state.last_hash = last_signed_hash(folder / MANIFEST_FILE, key) or state.last_hash
             break
     return state
+
+
+def journal_endings(lines: Iterable[dict], key: bytes | None = None) -> dict[str, str]:
+    """recording id -> the hash of the manifest line the journal says it ended with (its
+    latest ``recording closed`` or ``recording recovered`` entry); with ``key``, only
+    entries that key signed count."""
+    endings: dict[str, str] = {}
+    for line in lines:
+        data = line.get("data") if isinstance(line, dict) else None
+        if (line.get("event") in (RECORDING_CLOSED, RECORDING_RECOVERED) and isinstance(data, dict)
+                and isinstance(data.get("recording_id"), str) and isinstance(data.get("last_line_hash"), str)
+                and (key is None or signature_valid(line, JOURNAL_CONTEXT, key))):
+            endings[data["recording_id"]] = data["last_line_hash"]
+    return endings
 
 
 def missing_ranges(present: Iterable[int], last: int) -> list[tuple[int, int]]:

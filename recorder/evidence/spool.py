@@ -17,12 +17,14 @@ from drivers.signer import Signer
 from recorder.clock import wall_now
 from recorder.errors import EvidenceError, RecordingRefused, StorageFull
 from recorder.evidence.age import parse_recipient
-from recorder.evidence.chain import ChainWriter, fsync_dir, line_hash, split_pieces
+from recorder.evidence.chain import ChainWriter, fsync_dir, line_hash, read_chain_bytes, split_pieces
 from recorder.evidence.format import (
     CAMERA_ID_HELP,
+    JOURNAL_CONTEXT,
     JOURNAL_FILE,
     MANIFEST_CONTEXT,
     MANIFEST_FILE,
+    RECORDING_CLOSED,
     is_camera_id,
     parse_recording_id,
     recording_id,
@@ -31,7 +33,8 @@ from recorder.evidence.format import (
 from recorder.evidence.journal import DeviceJournal
 from recorder.evidence.recording import RecordingWriter
 from recorder.evidence.recovery import recover_recording
-from recorder.evidence.sequence import signed_opened_seq, signed_state
+from recorder.evidence.sequence import journal_endings, signed_opened_seq, signed_state
+from recorder.inputs import InputError
 
 MiB = 1024 * 1024
 
@@ -127,11 +130,13 @@ class Spool:
         reports = []
         key = self.signer.public_key
         expected = signed_state(self.dir, key, self._numbered_recordings()).next_seq
+        endings = journal_endings((p.line for p in split_pieces(self._journal_bytes()) if p.line), key)
         for seq, folder in self._numbered_recordings():
             if self.current is not None and self.current.state != "closed" and folder == self.current.path:
                 continue  # being written by this process, not left by a cut
             line = recover_recording(folder, self.signer, on_durable=self.observe)
             if line is None:
+                self._journal_late_close(seq, folder, endings.get(folder.name))
                 continue
             reports.append(line)
             _, last_hash = last_good_line(folder / MANIFEST_FILE)
@@ -147,6 +152,22 @@ class Spool:
         self._load_sequence()
         self._recovered = True
         return reports
+
+    def _journal_bytes(self) -> bytes:
+        try:
+            return read_chain_bytes(self.dir / JOURNAL_FILE, JOURNAL_CONTEXT)
+        except (FileNotFoundError, InputError):
+            return b""
+
+    def _journal_late_close(self, seq: int, folder: Path, said: str | None) -> None:
+        """A cut between a recording's closed line and its journal entry: write the entry
+        now, so the journal says how every recording of ours ended."""
+        line, last_hash = last_good_line(folder / MANIFEST_FILE)
+        if said == last_hash or signed_opened_seq(folder, self.signer.public_key) != seq:
+            return
+        self.journal.append(RECORDING_CLOSED, {
+            "recording_id": folder.name, "recording_seq": seq, "segments": line.get("segments"),
+            "reason": line.get("reason"), "last_line_hash": last_hash, "entered_at_next_start": True})
 
     def _load_sequence(self) -> None:
         state = signed_state(self.dir, self.signer.public_key, self._numbered_recordings())

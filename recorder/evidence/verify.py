@@ -48,7 +48,13 @@ from recorder.evidence.format import (
     segment_names,
 )
 from recorder.evidence.metadata import decrypt_metadata
-from recorder.evidence.sequence import describe_range, journal_seq, missing_ranges, recording_seq
+from recorder.evidence.sequence import (
+    describe_range,
+    journal_endings,
+    journal_seq,
+    missing_ranges,
+    recording_seq,
+)
 from recorder.inputs import InputError, expect_object, loads_strict, read_text_bounded
 
 
@@ -548,9 +554,13 @@ def verify_journal(spool_dir: str | Path, device_key: bytes | None,
             if seq is not None:
                 gone_seqs.add(seq)
     given = {rec.recording for rec in recordings}
+    endings = journal_endings(signed)
     for rec in recordings if not journal_missing else ():
         if rec.recording not in seen:
             problems.append(Problem(rec.recording, JOURNAL_FILE, "recording not in the device journal"))
+        elif rec.last_line_hash and endings.get(rec.recording) != rec.last_line_hash:
+            problems.append(Problem(rec.recording, JOURNAL_FILE, "the device journal does not say it ended with its "
+                                    "last manifest line (journal lines removed, or manifest lines added)"))
     for rid in sorted(set(seen) - given - gone):
         problems.append(Problem(rid, JOURNAL_FILE, "in the device journal but not in the spool, and no signed "
                                                    "line frees or erases it (deleted from the card?)"))
