@@ -152,3 +152,20 @@ def test_journal_refuses_unknown_events(tmp_path):
         spool.journal.append("recording deleted", {})
     spool.journal.append("recording erased", {"recording_id": "x", "reason": "retention"})
     spool.close()
+
+
+def test_the_writer_documents_a_bounded_number_of_fragments(tmp_path):
+    from recorder.evidence.chain import MAX_TORN, ChainWriter
+    signer = FileSigner.create(tmp_path / "k")
+    path = tmp_path / "j.jsonl"
+    with ChainWriter(path, JOURNAL_CONTEXT, signer) as w:
+        w.append({"event": "boot"})
+    with open(path, "ab") as f:
+        f.write(b"junk\n" * (MAX_TORN * 100))
+    with ChainWriter(path, JOURNAL_CONTEXT, signer) as w:
+        line = w.append({"event": "boot"})
+    assert line["seq"] == 1 and len(line["torn"]) == MAX_TORN
+    assert not read_chain(path, JOURNAL_CONTEXT, signer.public_key).ok   # the rest is still reported
+    # Another key (the camera provisioned again) goes on from the last well-formed line.
+    with ChainWriter(path, JOURNAL_CONTEXT, FileSigner.create(tmp_path / "k2")) as w:
+        assert w.append({"event": "boot"})["seq"] == 2

@@ -95,6 +95,8 @@ def test_a_journal_cut_after_a_recording_fails(device, capsys):
 
 def test_ingest_reports_gaps_as_ranges_and_ignores_unsigned_numbers(tmp_path, chief):
     spool_dir, signer = flow.make_spool(tmp_path, [chief[1]], recordings=2, segments=1)
+    first = sorted(p for p in spool_dir.iterdir() if p.name.startswith(flow.CAMERA))[0]
+    shutil.copytree(first, spool_dir / (first.name + "\n"))                  # a name matched whole
     (spool_dir / f"{flow.CAMERA}_20261118T000000Z_000300000").mkdir()        # empty, unsigned
     (spool_dir / f"{flow.CAMERA}_20261118T000000Z_{'9' * 60}").mkdir()       # not a recording id
     with open(spool_dir / JOURNAL_FILE, "ab") as f:
@@ -106,6 +108,7 @@ def test_ingest_reports_gaps_as_ranges_and_ignores_unsigned_numbers(tmp_path, ch
         report = ingest(vault, spool_dir, progress=False)
     assert report.missing == []
     assert len(report.stored) == 2 and len(report.quarantined) == 1
+    assert not any(rid.endswith("\n") for rid in report.stored + [q[0] for q in report.quarantined])
 
 
 def test_ingest_reports_a_run_of_missing_recordings_as_one_range(tmp_path, chief):

@@ -78,7 +78,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except (VerificationError, AgeError, InputError, OSError) as exc:
         print(f"pieton verify: {exc}", file=sys.stderr)
         return 2
-    folders, spools = _folders(args.recordings)
+    try:
+        folders, spools = _folders(args.recordings)
+    except OSError as exc:
+        print(f"pieton verify: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     if not folders and not spools:
         print("pieton verify: no recording found in " + ", ".join(args.recordings), file=sys.stderr)
         return 2

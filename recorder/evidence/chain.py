@@ -26,6 +26,7 @@ from recorder.inputs import LIMITS, InputError, loads_strict, read_bounded
 
 GENESIS = "0" * 64  # ``prev`` of a chain's first line
 RESERVED = ("seq", "prev", "sig", "torn")
+MAX_TORN = 64   # fragments one line documents; a power cut leaves one or two
 
 
 def line_hash(line_bytes: bytes) -> str:
@@ -166,15 +167,20 @@ class ChainWriter:
 
         The chain goes on from the last line this key signed: whatever follows it (a torn
         fragment, or a line someone added) is documented as torn by the next append, and
-        never sets the sequence number or the link."""
+        never sets the sequence number or the link. When no line is this key's (the camera
+        was provisioned again), it goes on from the last well-formed line, as the verifier
+        will say. At most MAX_TORN fragments are documented: more is not a power cut."""
         data = self.path.read_bytes()
         pieces = split_pieces(data)
         last = next((i for i in range(len(pieces) - 1, -1, -1) if self._signed_here(pieces[i].line)), None)
+        if last is None:
+            last = next((i for i in range(len(pieces) - 1, -1, -1) if pieces[i].line is not None
+                         and type(pieces[i].line.get("seq")) is int and pieces[i].line["seq"] >= 0), None)
         if last is not None:
             self.next_seq = pieces[last].line["seq"] + 1
             self.last_hash = line_hash(pieces[last].raw)
         after = 0 if last is None else last + 1
-        self._pending_torn = [torn_record(p) for p in pieces[after:] if p.raw]
+        self._pending_torn = [torn_record(p) for p in pieces[after:] if p.raw][:MAX_TORN]
         self._needs_newline = bool(data) and not data.endswith(b"\n")
 
     def _signed_here(self, line: dict | None) -> bool:

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from recorder.errors import AgeError, EvidenceError, PietonError, VaultError
 from recorder.evidence.chain import read_chain
-from recorder.evidence.format import MANIFEST_CONTEXT, MANIFEST_FILE
+from recorder.evidence.format import (
+    MANIFEST_CONTEXT,
+    MANIFEST_FILE,
+    META_SUFFIX,
+    PART,
+    SEGMENT_SUFFIX,
+    is_media_file,
+)
 from tools.vault.layout import parse_time, utc_iso
 from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.vault import Vault
@@ -153,9 +160,9 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
             names = {f.get("file") for f in found}
             listed.update({f.get("file"): (f.get("sha256"), f.get("size")) for f in found})
             for name in names:
-                if isinstance(name, str) and name.endswith((".ts.age", ".ts.age.part")):
-                    stem = name.split(".ts.age")[0]
-                    meta = next((m for m in (stem + ".meta.age", stem + ".meta.age.part") if m in names), None)
+                if is_media_file(name):
+                    stem = name.split(SEGMENT_SUFFIX)[0]
+                    meta = next((m for m in (stem + META_SUFFIX, stem + META_SUFFIX + PART) if m in names), None)
                     files.setdefault(name, meta)
     for name in sorted(files, key=lambda n: n.split(".")[0]):
         if not (folder / name).is_file():

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from drivers.nmea import distance_m
 from recorder.errors import AgeError, VaultError
 from recorder.evidence.chain import split_pieces
+from recorder.evidence.format import META_SUFFIX
 from tools.vault.index import RecordingRow
 from tools.vault.layout import utc_iso
 from tools.vault.vault import Vault
@@ -73,7 +74,7 @@ def _positions(vault: Vault, row: RecordingRow, identities: list) -> list[dict]:
     from tools.vault.report import track_points
     folder = vault.layout.recording(row.camera_id, row.recording_id)
     points = []
-    for meta in sorted(folder.glob("*.meta.age")):
+    for meta in sorted(folder.glob("*" + META_SUFFIX)):
         try:
             points.extend(track_points(decrypt_metadata(meta, identities, meta.name).get("events")))
         except AgeError as exc:  # a bad identity is the caller's error, said once
