@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from test_evidence_support import Device
 
 from recorder.evidence.format import JOURNAL_FILE, MANIFEST_EVENTS, MANIFEST_FILE
-from recorder.evidence.verify import verify_journal, verify_recording, verify_recordings
+from recorder.evidence.verify import verify_recording, verify_recordings
+from recorder.evidence.verify_spool import verify_journal
 from tools.cli import main as pieton
 
 HOSTILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

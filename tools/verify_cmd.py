@@ -18,7 +18,8 @@ from pathlib import Path
 from recorder.errors import AgeError, VerificationError
 from recorder.evidence.age import load_identities
 from recorder.evidence.format import JOURNAL_FILE, MANIFEST_FILE, parse_recording_id
-from recorder.evidence.verify import load_devices, parse_device_key, verify_journal, verify_recordings
+from recorder.evidence.verify import load_devices, parse_device_key, verify_recordings
+from recorder.evidence.verify_spool import verify_journal
 from recorder.inputs import InputError, read_text_bounded
 
 
