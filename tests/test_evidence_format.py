@@ -169,3 +169,26 @@ def test_the_writer_documents_a_bounded_number_of_fragments(tmp_path):
     # Another key (the camera provisioned again) goes on from the last well-formed line.
     with ChainWriter(path, JOURNAL_CONTEXT, FileSigner.create(tmp_path / "k2")) as w:
         assert w.append({"event": "boot"})["seq"] == 2
+
+
+def test_the_device_reads_its_journal_a_window_at_a_time(tmp_path, monkeypatch):
+    """Memory stays within one window whatever the journal holds; the sequence and the
+    chain still go on from the last signed lines behind a line longer than a window."""
+    import recorder.evidence.chain as chain
+    import recorder.evidence.sequence as sequence
+    monkeypatch.setattr(chain, "SCAN_WINDOW", 2048)
+    monkeypatch.setattr(sequence, "SCAN_WINDOW", 2048)
+    device = Device(tmp_path)
+    _records(device, 3)
+    with open(device.spool_dir / JOURNAL_FILE, "ab") as f:
+        f.write(b'{"seq": 1, "junk": "' + b"x" * 10_000 + b'"}\n' + b"junk\n" * 10)
+    spool = device.spool()
+    spool.recover()
+    assert spool.next_seq == 3
+    line = spool.journal.append("boot", {})
+    spool.close()
+    # The ten short fragments are documented; the line longer than a window is not, and
+    # the verifier still names it.
+    assert line["seq"] == 6 and len(line["torn"]) == 10
+    problems = read_chain(device.spool_dir / JOURNAL_FILE, JOURNAL_CONTEXT, device.signer.public_key).problems
+    assert problems == ["line 7: damaged line (10022 bytes) not documented by a recovery"]

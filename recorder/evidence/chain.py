@@ -27,6 +27,7 @@ from recorder.inputs import LIMITS, InputError, loads_strict, read_bounded
 GENESIS = "0" * 64  # ``prev`` of a chain's first line
 RESERVED = ("seq", "prev", "sig", "torn")
 MAX_TORN = 64   # fragments one line documents; a power cut leaves one or two
+SCAN_WINDOW = 16 * 1024 * 1024   # how much of a chain's end a writer reads to go on from it
 
 
 def line_hash(line_bytes: bytes) -> str:
@@ -118,6 +119,45 @@ def split_pieces(data: bytes) -> list[Piece]:
     return pieces
 
 
+def windows_from_end(path: str | Path, window: int):
+    """The pieces of a chain file, ``window`` bytes at a time from its end (offsets in the
+    whole file; a line cut by a window's start belongs to the next window back). Memory
+    stays within one window, whatever the file's size; a line longer than a window is
+    skipped (no line we write comes near it)."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - window)
+            f.seek(max(0, start - 1))
+            data = f.read(end - max(0, start - 1))
+            if start > 0:
+                first = data.find(b"\n")      # the byte before ``start`` is data[0]
+                base = start - 1 + first + 1
+                if first < 0 or base >= end:   # one line longer than the window: skipped
+                    end = _line_start(f, start - 1)
+                    continue
+                data = data[first + 1:]
+            else:
+                base = 0
+            pieces = split_pieces(data)
+            for piece in pieces:
+                piece.offset += base
+            yield pieces
+            end = base
+
+
+def _line_start(f, pos: int) -> int:
+    """Where the line holding byte ``pos - 1`` starts (after the last newline before pos)."""
+    while pos > 0:
+        low = max(0, pos - 65536)
+        f.seek(low)
+        at = f.read(pos - low).rfind(b"\n")
+        if at >= 0:
+            return low + at + 1
+        pos = low
+    return 0
+
+
 def read_chain_bytes(path: Path, context: str) -> bytes:
     """A chain file, bounded by the size limit of its kind; FileNotFoundError when it is
     absent, InputError when it is too large or unreadable."""
@@ -170,18 +210,28 @@ class ChainWriter:
         never sets the sequence number or the link. When no line is this key's (the camera
         was provisioned again), it goes on from the last well-formed line, as the verifier
         will say. At most MAX_TORN fragments are documented: more is not a power cut."""
-        data = self.path.read_bytes()
-        pieces = split_pieces(data)
-        last = next((i for i in range(len(pieces) - 1, -1, -1) if self._signed_here(pieces[i].line)), None)
-        if last is None:
-            last = next((i for i in range(len(pieces) - 1, -1, -1) if pieces[i].line is not None
-                         and type(pieces[i].line.get("seq")) is int and pieces[i].line["seq"] >= 0), None)
-        if last is not None:
-            self.next_seq = pieces[last].line["seq"] + 1
-            self.last_hash = line_hash(pieces[last].raw)
-        after = 0 if last is None else last + 1
-        self._pending_torn = [torn_record(p) for p in pieces[after:] if p.raw][:MAX_TORN]
-        self._needs_newline = bool(data) and not data.endswith(b"\n")
+        after: list[dict] = []          # torn records after the last signed line, oldest first
+        fallback, found = None, None
+        with open(self.path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            self._needs_newline = size > 0 and f.seek(size - 1) >= 0 and f.read(1) != b"\n"
+        for pieces in windows_from_end(self.path, SCAN_WINDOW):   # memory: one window
+            at = next((i for i in range(len(pieces) - 1, -1, -1) if self._signed_here(pieces[i].line)), None)
+            rest = pieces if at is None else pieces[at + 1:]
+            after = ([torn_record(p) for p in rest if p.raw] + after)[:MAX_TORN]
+            if fallback is None:
+                fallback = next((p for p in reversed(rest) if p.line is not None
+                                 and type(p.line.get("seq")) is int and p.line["seq"] >= 0), None)
+            if at is not None:
+                found = pieces[at]
+                break
+        if found is None and fallback is not None:   # no line of this key's: another key
+            found = fallback
+            after = [rec for rec in after if rec["offset"] > fallback.offset]
+        if found is not None:
+            self.next_seq = found.line["seq"] + 1
+            self.last_hash = line_hash(found.raw)
+        self._pending_torn = after
 
     def _signed_here(self, line: dict | None) -> bool:
         return (line is not None and type(line.get("seq")) is int and line["seq"] >= 0

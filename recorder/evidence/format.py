@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 MANIFEST_FILE = "manifest.jsonl"     # in each recording folder
 JOURNAL_FILE = "journal.jsonl"       # the device journal, at the top of the spool
 INBOX = "inbox"                      # the spool folder the vault writes receipts into
-RECEIPT_APPLIED = "applied"          # inbox subfolders receipts are filed into once read
-RECEIPT_REFUSED = "refused"
 PART = ".part"                       # a file still being written
 SEGMENT_SUFFIX = ".ts.age"
 META_SUFFIX = ".meta.age"

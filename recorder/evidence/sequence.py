@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recorder.evidence.chain import line_hash, read_chain_bytes, signature_valid, split_pieces
+from recorder.evidence.chain import SCAN_WINDOW, line_hash, signature_valid, split_pieces, windows_from_end
 from recorder.evidence.format import (
     JOURNAL_CONTEXT,
     JOURNAL_FILE,
@@ -27,7 +27,7 @@ from recorder.evidence.format import (
     RECORDING_RECOVERED,
     parse_recording_id,
 )
-from recorder.inputs import LIMITS, InputError
+from recorder.inputs import LIMITS
 
 
 def recording_seq(value) -> int | None:
@@ -54,13 +54,6 @@ class SequenceState:
         return self.last_seq + 1
 
 
-def _read(path: Path, context: str) -> bytes:
-    try:
-        return read_chain_bytes(path, context)
-    except (FileNotFoundError, InputError):
-        return b""
-
-
 def first_line(path: Path) -> dict | None:
     """The first well-formed chain line of a file, reading at most one line's bytes."""
     try:
@@ -75,10 +68,13 @@ def first_line(path: Path) -> dict | None:
 def last_signed_hash(path: Path, key: bytes) -> str | None:
     """The hash of the last manifest line signed by ``key`` (a line added after it by
     someone else is not the recording's end)."""
-    pieces = split_pieces(_read(path, MANIFEST_CONTEXT))
-    for piece in reversed(pieces):
-        if piece.line is not None and signature_valid(piece.line, MANIFEST_CONTEXT, key):
-            return line_hash(piece.raw)
+    try:
+        for pieces in windows_from_end(path, SCAN_WINDOW):
+            for piece in reversed(pieces):
+                if piece.line is not None and signature_valid(piece.line, MANIFEST_CONTEXT, key):
+                    return line_hash(piece.raw)
+    except OSError:
+        pass
     return None
 
 
@@ -97,20 +93,26 @@ def signed_opened_seq(folder: Path, key: bytes) -> int | None:
 def signed_state(spool_dir: str | Path, key: bytes, folders: Iterable[tuple[int, Path]] = ()) -> SequenceState:
     """The device's sequence state from its signed lines: the journal's recording entries,
     then the ``opened`` line of any recording folder numbered above them (a cut between
-    the manifest's first line and the journal's). Candidates are tried from the highest
-    down and the first whose signature holds wins, so the usual cost is one check."""
-    spool_dir = Path(spool_dir)
-    pieces = [p for p in split_pieces(_read(spool_dir / JOURNAL_FILE, JOURNAL_CONTEXT)) if journal_seq(p.line) is not None]
-    signed: dict[int, list[dict]] = {}
+    the manifest's first line and the journal's). The journal is read a window at a time
+    (memory bounded whatever its size); in each, candidates above the best so far are tried
+    from the highest down and the first whose signature holds wins, so the usual cost is
+    one check per window."""
     state = SequenceState()
-    for piece in sorted(pieces, key=lambda p: journal_seq(p.line), reverse=True):
-        seq = journal_seq(piece.line)
-        if seq < state.last_seq:
-            break
-        if signature_valid(piece.line, JOURNAL_CONTEXT, key):
-            state.last_seq = seq
-            signed.setdefault(seq, []).append(piece.line)
-    for line in sorted(signed.get(state.last_seq, []), key=lambda line: line.get("seq")):
+    signed: list[dict] = []
+    path = Path(spool_dir) / JOURNAL_FILE
+    try:
+        for pieces in windows_from_end(path, SCAN_WINDOW) if path.is_file() and not path.is_symlink() else ():
+            candidates = [(s, p.line) for p in pieces if (s := journal_seq(p.line)) is not None and s >= state.last_seq]
+            for seq, line in sorted(candidates, key=lambda c: c[0], reverse=True):
+                if seq < state.last_seq:
+                    break
+                if signature_valid(line, JOURNAL_CONTEXT, key):
+                    if seq > state.last_seq:
+                        state.last_seq, signed = seq, []
+                    signed.append(line)
+    except OSError:
+        pass   # what was read stands; an unreadable journal adds nothing
+    for line in sorted(signed, key=lambda line: line.get("seq")):
         if isinstance(line["data"].get("last_line_hash"), str):
             state.last_hash = line["data"]["last_line_hash"]   # the latest entry says how it ended
     for seq, folder in sorted(folders, reverse=True):
