@@ -16,7 +16,7 @@ from pathlib import Path
 from drivers.signer import Signer
 from recorder.errors import AgeError
 from recorder.evidence.age import ENCRYPTED_CHUNK, NONCE_SIZE, header_info
-from recorder.evidence.chain import ChainWriter, split_pieces
+from recorder.evidence.chain import ChainWriter, read_chain_bytes, split_pieces
 from recorder.evidence.format import (
     ENDINGS,
     MANIFEST_CONTEXT,
@@ -31,6 +31,7 @@ from recorder.evidence.format import (
     is_media_file,
     listed_files,
 )
+from recorder.inputs import InputError
 
 
 def age_layout(path: Path, name: str) -> dict:
@@ -79,9 +80,11 @@ def recover_recording(folder: str | Path, signer: Signer, *, on_durable=None) ->
     folder = Path(folder)
     manifest = folder / MANIFEST_FILE
     try:
-        data = manifest.read_bytes()
+        data = read_chain_bytes(manifest, MANIFEST_CONTEXT)
     except FileNotFoundError:
         data = b""
+    except InputError:
+        return None   # larger than any manifest we write: not ours to extend; the verifier says so
     pieces = split_pieces(data)
     lines = [p.line for p in pieces if p.line is not None]
     ended = bool(lines) and lines[-1].get("event") in ENDINGS

@@ -17,10 +17,9 @@ from drivers.signer import Signer
 from recorder.clock import wall_now
 from recorder.errors import EvidenceError, RecordingRefused, StorageFull
 from recorder.evidence.age import parse_recipient
-from recorder.evidence.chain import ChainWriter, fsync_dir, line_hash, read_chain_bytes, split_pieces
+from recorder.evidence.chain import SCAN_WINDOW, ChainWriter, fsync_dir, line_hash, windows_from_end
 from recorder.evidence.format import (
     CAMERA_ID_HELP,
-    JOURNAL_CONTEXT,
     JOURNAL_FILE,
     MANIFEST_CONTEXT,
     MANIFEST_FILE,
@@ -34,22 +33,21 @@ from recorder.evidence.journal import DeviceJournal
 from recorder.evidence.recording import RecordingWriter
 from recorder.evidence.recovery import recover_recording
 from recorder.evidence.sequence import journal_endings, signed_opened_seq, signed_state
-from recorder.inputs import InputError
 
 MiB = 1024 * 1024
 
 
 def last_good_line(path: Path) -> tuple[dict | None, str | None]:
-    """The last well-formed line of a chain file and its hash (no signature check)."""
+    """The last well-formed line of a chain file and its hash (no signature check), read
+    from the end a window at a time."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    last = None, None
-    for piece in split_pieces(data):
-        if piece.line is not None:
-            last = piece.line, line_hash(piece.raw)
-    return last
+        for pieces in windows_from_end(path, SCAN_WINDOW):
+            for piece in reversed(pieces):
+                if piece.line is not None:
+                    return piece.line, line_hash(piece.raw)
+    except (FileNotFoundError, IsADirectoryError):
+        pass
+    return None, None
 
 
 class Spool:
@@ -132,7 +130,7 @@ class Spool:
         key = self.signer.public_key
         expected = signed_state(self.dir, key, self._numbered_recordings()).next_seq
         # Unsigned entries may hide a missing one: the verifier, which counts only signed ones, says so.
-        endings = journal_endings(p.line for p in split_pieces(self._journal_bytes()) if p.line)
+        endings = self._journal_endings({folder.name for _, folder in self._numbered_recordings()})
         for seq, folder in self._numbered_recordings():
             if self.current is not None and self.current.state != "closed" and folder == self.current.path:
                 continue  # being written by this process, not left by a cut
@@ -155,11 +153,17 @@ class Spool:
         self._recovered = True
         return reports
 
-    def _journal_bytes(self) -> bytes:
+    def _journal_endings(self, held: set[str]) -> dict[str, str]:
+        """How the journal says each recording held in the spool ended (its latest entry),
+        read from the end a window at a time."""
+        endings: dict[str, str] = {}
         try:
-            return read_chain_bytes(self.dir / JOURNAL_FILE, JOURNAL_CONTEXT)
-        except (FileNotFoundError, InputError):
-            return b""
+            for pieces in windows_from_end(self.dir / JOURNAL_FILE, SCAN_WINDOW):
+                said = journal_endings(p.line for p in pieces if p.line)
+                endings = {**{k: v for k, v in said.items() if k in held}, **endings}  # later wins
+        except FileNotFoundError:
+            pass
+        return endings
 
     def _journal_late_close(self, seq: int, folder: Path, said: str | None) -> None:
         """A cut between a recording's closed line and its journal entry: write the entry
