@@ -145,3 +145,11 @@ def test_a_manifest_naming_files_outside_its_folder_reads_nothing_outside(made, 
     (folder / MANIFEST_FILE).write_bytes(b"".join(lines))
     report = verify_recording(folder, device_key=device.signer.public_key)
     assert not report.ok and any("not a file of the folder" in p.reason for p in report.problems)
+
+
+def test_an_endless_identity_or_devices_file_is_a_clear_error(made, capsys):
+    rec = made[1][0].path
+    for option in ("--identity", "--devices"):
+        assert pieton(["verify", str(rec), option, "/dev/zero"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("pieton verify: ") and "larger than" in err

@@ -20,7 +20,7 @@ from recorder.evidence.age import load_identities
 from recorder.evidence.format import JOURNAL_FILE, MANIFEST_FILE, parse_recording_id
 from recorder.evidence.verify import load_devices, parse_device_key, verify_recordings
 from recorder.evidence.verify_spool import verify_journal
-from recorder.inputs import InputError, read_text_bounded
+from recorder.inputs import InputError, read_bounded, read_text_bounded
 
 
 def register(subparsers) -> None:
@@ -75,6 +75,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.devices:
             devices = load_devices(args.devices)
         if args.identity:
+            if Path(args.identity).exists():   # an endless file ends here, not in MemoryError
+                read_bounded(args.identity, "identity", what=f"--identity {args.identity}")
             identities = load_identities(args.identity, passphrase=_passphrase)
     except (VerificationError, AgeError, InputError, OSError) as exc:
         print(f"pieton verify: {exc}", file=sys.stderr)
