@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,7 +24,7 @@ from recorder.bundle import public_hex
 from recorder.config_update import Answer
 from recorder.errors import AssignmentError
 from recorder.evidence.chain import write_atomic
-from recorder.evidence.format import CAMERA_ID_HELP, canonical, is_camera_id
+from recorder.evidence.format import CAMERA_ID_HELP, canonical, is_camera_id, parse_utc, utc_iso
 from recorder.inputs import InputError, loads_strict
 
 CONTEXT = b"pieton/assignment/1"
@@ -48,14 +47,8 @@ _AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,15}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text) -> float:
-    if not isinstance(text, str) or not text.endswith("Z"):
-        raise ValueError(f"{text!r} is not a UTC time 'YYYY-mm-ddTHH:MM:SSZ'")
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+_iso = utc_iso   # the one UTC time of the format module
+_parse_iso = parse_utc
 
 
 @dataclass(frozen=True)

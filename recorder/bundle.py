@@ -34,7 +34,7 @@ from drivers.signer import verify_signature
 from recorder.config import Config, parse_config
 from recorder.device_rules import authorisation_ended
 from recorder.errors import BundleError, ConfigError
-from recorder.evidence.format import canonical
+from recorder.evidence.format import canonical, utc_iso
 from recorder.inputs import InputError, loads_strict, read_bounded
 
 MAGIC = b"PIETONB1"
@@ -285,7 +285,7 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
             files.append(BundleFile(ref, len(data), _sha256(data), data=data))
     header = {
         "format": FORMAT, "version": version, "target": {"kind": kind, "name": name},
-        "created": (created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": utc_iso((created or datetime.now(UTC)).timestamp()),
         "signer": public_hex(key), "config": CONFIG_NAME, "files": [f.entry() for f in files],
     }
     header_bytes = canonical(header)

@@ -154,6 +154,20 @@ def utc_iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+
+
+def parse_utc(text) -> float:
+    """A time as ``utc_iso`` writes it (milliseconds optional) in epoch seconds;
+    ValueError naming the text otherwise."""
+    if not isinstance(text, str) or not _UTC.fullmatch(text):
+        raise ValueError(f"{str(text)[:40]!r} is not a UTC time 'YYYY-mm-ddTHH:MM:SS.mmmZ'")
+    try:
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC).timestamp()
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a UTC time: {exc}") from None
+
+
 def canonical(obj) -> bytes:
     """The bytes that are hashed and signed: sorted keys, no spaces, UTF-8, no NaN."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
