@@ -192,3 +192,25 @@ def test_the_device_reads_its_journal_a_window_at_a_time(tmp_path, monkeypatch):
     assert line["seq"] == 6 and len(line["torn"]) == 10
     problems = read_chain(device.spool_dir / JOURNAL_FILE, JOURNAL_CONTEXT, device.signer.public_key).problems
     assert problems == ["line 7: damaged line (10022 bytes) not documented by a recovery"]
+
+
+def test_provisioning_and_assignments_follow_the_one_camera_id_rule(tmp_path, capsys):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from recorder.assignment import sign_assignment
+    from recorder.errors import AssignmentError
+    assert main(["provision", "--state-dir", str(tmp_path / "s"), "--camera-id", "CAM_1"]) == 2
+    assert "'.' and '-'" in capsys.readouterr().err
+    key = Ed25519PrivateKey.generate()
+    with pytest.raises(AssignmentError, match="CAM_1"):
+        sign_assignment(key, "A-1", "CAM_1", 1, START + 3600, issued=START)
+    assert json.loads(sign_assignment(key, "A-1", "CAM.1", 1, START + 3600, issued=START))["device"] == "CAM.1"
+
+
+def test_one_utc_time_read_back_whole():
+    from recorder.evidence.format import parse_utc
+    assert parse_utc(utc_iso(START + 0.25)) == START + 0.25
+    assert parse_utc("2026-09-21T14:13:20Z") == START
+    for bad in ("2026-09-21T14:13:20", "2026-09-21T14:13:20Z\n", "2026-02-30T00:00:00Z", 7, None):
+        with pytest.raises(ValueError):
+            parse_utc(bad)
