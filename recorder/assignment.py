@@ -67,7 +67,7 @@ class Assignment:
 def sign_assignment(key: Ed25519PrivateKey, agent: str, device: str, counter: int, until: float,
                     issued: float | None = None) -> bytes:
     """The signed assignment, as sent over the serial link (canonical JSON)."""
-    if not isinstance(agent, str) or not _AGENT.match(agent):
+    if not isinstance(agent, str) or not _AGENT.fullmatch(agent):
         raise AssignmentError("bad-format", f"agent number {agent!r}: letters, digits and '-', at most 16")
     if not is_camera_id(device):
         raise AssignmentError("bad-format", f"device {device!r}: {CAMERA_ID_HELP}")
@@ -93,7 +93,7 @@ def read_assignment(data: bytes) -> Assignment:
     expected = {"kind", "agent", "device", "counter", "issued", "until", "signer", "sig"}
     if set(body) != expected:
         raise AssignmentError("bad-format", f"fields {sorted(body)} are not {sorted(expected)}")
-    if not isinstance(body["agent"], str) or not _AGENT.match(body["agent"]):
+    if not isinstance(body["agent"], str) or not _AGENT.fullmatch(body["agent"]):
         raise AssignmentError("bad-format", "agent number is not letters, digits and '-'")
     if not is_camera_id(body["device"]):
         raise AssignmentError("bad-format", f"device {body['device']!r} is not a camera id")
@@ -105,9 +105,9 @@ def read_assignment(data: bytes) -> Assignment:
     except ValueError as exc:
         raise AssignmentError("bad-format", str(exc)) from None
     for name in ("signer", "sig"):
-        if not isinstance(body[name], str) or not re.match(r"^[0-9a-f]+$", body[name]):
+        if not isinstance(body[name], str) or not re.fullmatch(r"[0-9a-f]+", body[name]):
             raise AssignmentError("bad-format", f"{name} is not hex")
-    if not _HEX64.match(body["signer"]) or len(body["sig"]) != 128:
+    if not _HEX64.fullmatch(body["signer"]) or len(body["sig"]) != 128:
         raise AssignmentError("bad-format", "signer or signature has the wrong length")
     signed = {k: v for k, v in body.items() if k != "sig"}
     if not verify_signature(bytes.fromhex(body["signer"]), bytes.fromhex(body["sig"]),

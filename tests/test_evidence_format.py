@@ -214,3 +214,15 @@ def test_one_utc_time_read_back_whole():
     for bad in ("2026-09-21T14:13:20", "2026-09-21T14:13:20Z\n", "2026-02-30T00:00:00Z", 7, None):
         with pytest.raises(ValueError):
             parse_utc(bad)
+
+
+def test_names_with_a_trailing_newline_are_refused_everywhere(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from recorder.assignment import sign_assignment
+    from recorder.errors import AssignmentError, VaultError
+    from tools.vault.layout import safe_name
+    with pytest.raises(VaultError):
+        safe_name("CAM-1\n", "camera id")
+    with pytest.raises(AssignmentError):
+        sign_assignment(Ed25519PrivateKey.generate(), "A-1\n", "CAM-1", 1, START + 3600, issued=START)

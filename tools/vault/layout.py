@@ -52,7 +52,7 @@ def parse_time(text: str, what: str = "time") -> float:
 
 def safe_name(text: str, what: str) -> str:
     """A camera or recording id used as a folder name: refuse anything that could escape."""
-    if not isinstance(text, str) or not _SAFE_NAME.match(text) or ".." in text:
+    if not isinstance(text, str) or not _SAFE_NAME.fullmatch(text) or ".." in text:
         raise VaultError(f"{what} {text!r} is not a valid name (letters, digits, '-', '_', '.')")
     return text
 
@@ -93,7 +93,7 @@ def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
     if not recipients:
         raise VaultError("at least one --recipient (the chief's age public key, 'age1...') is required")
     for r in recipients:
-        if not _RECIPIENT.match(r):
+        if not _RECIPIENT.fullmatch(r):
             raise VaultError(f"--recipient {r!r} is not an age recipient ('age1' followed by 58 characters)")
     if not isinstance(retention_days, int) or not 1 <= retention_days <= 3650:
         raise VaultError(f"--retention-days {retention_days!r}: must be an integer from 1 to 3650")
