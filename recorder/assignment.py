@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,7 +23,8 @@ from drivers.signer import verify_signature
 from recorder.bundle import public_hex
 from recorder.config_update import Answer
 from recorder.errors import AssignmentError
-from recorder.evidence.chain import canonical, write_atomic
+from recorder.evidence.chain import write_atomic
+from recorder.evidence.format import CAMERA_ID_HELP, canonical, is_camera_id, parse_utc, utc_iso
 from recorder.inputs import InputError, loads_strict
 
 CONTEXT = b"pieton/assignment/1"
@@ -44,18 +44,11 @@ REASONS = {
 }
 
 _AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,15}$")
-_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text) -> float:
-    if not isinstance(text, str) or not text.endswith("Z"):
-        raise ValueError(f"{text!r} is not a UTC time 'YYYY-mm-ddTHH:MM:SSZ'")
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+_iso = utc_iso   # the one UTC time of the format module
+_parse_iso = parse_utc
 
 
 @dataclass(frozen=True)
@@ -74,10 +67,10 @@ class Assignment:
 def sign_assignment(key: Ed25519PrivateKey, agent: str, device: str, counter: int, until: float,
                     issued: float | None = None) -> bytes:
     """The signed assignment, as sent over the serial link (canonical JSON)."""
-    if not isinstance(agent, str) or not _AGENT.match(agent):
+    if not isinstance(agent, str) or not _AGENT.fullmatch(agent):
         raise AssignmentError("bad-format", f"agent number {agent!r}: letters, digits and '-', at most 16")
-    if not _DEVICE.match(device):
-        raise AssignmentError("bad-format", f"device {device!r}: letters, digits, '-' and '_', at most 32")
+    if not is_camera_id(device):
+        raise AssignmentError("bad-format", f"device {device!r}: {CAMERA_ID_HELP}")
     if isinstance(counter, bool) or not isinstance(counter, int) or counter < 1:
         raise AssignmentError("bad-format", f"counter {counter!r}: a positive integer")
     body = {"kind": KIND, "agent": agent, "device": device, "counter": counter,
@@ -100,9 +93,9 @@ def read_assignment(data: bytes) -> Assignment:
     expected = {"kind", "agent", "device", "counter", "issued", "until", "signer", "sig"}
     if set(body) != expected:
         raise AssignmentError("bad-format", f"fields {sorted(body)} are not {sorted(expected)}")
-    if not isinstance(body["agent"], str) or not _AGENT.match(body["agent"]):
+    if not isinstance(body["agent"], str) or not _AGENT.fullmatch(body["agent"]):
         raise AssignmentError("bad-format", "agent number is not letters, digits and '-'")
-    if not isinstance(body["device"], str) or not _DEVICE.match(body["device"]):
+    if not is_camera_id(body["device"]):
         raise AssignmentError("bad-format", f"device {body['device']!r} is not a camera id")
     counter = body["counter"]
     if isinstance(counter, bool) or not isinstance(counter, int) or counter < 1:
@@ -112,9 +105,9 @@ def read_assignment(data: bytes) -> Assignment:
     except ValueError as exc:
         raise AssignmentError("bad-format", str(exc)) from None
     for name in ("signer", "sig"):
-        if not isinstance(body[name], str) or not re.match(r"^[0-9a-f]+$", body[name]):
+        if not isinstance(body[name], str) or not re.fullmatch(r"[0-9a-f]+", body[name]):
             raise AssignmentError("bad-format", f"{name} is not hex")
-    if not _HEX64.match(body["signer"]) or len(body["sig"]) != 128:
+    if not _HEX64.fullmatch(body["signer"]) or len(body["sig"]) != 128:
         raise AssignmentError("bad-format", "signer or signature has the wrong length")
     signed = {k: v for k, v in body.items() if k != "sig"}
     if not verify_signature(bytes.fromhex(body["signer"]), bytes.fromhex(body["sig"]),

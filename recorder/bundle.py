@@ -34,7 +34,7 @@ from drivers.signer import verify_signature
 from recorder.config import Config, parse_config
 from recorder.device_rules import authorisation_ended
 from recorder.errors import BundleError, ConfigError
-from recorder.evidence.chain import canonical
+from recorder.evidence.format import CAMERA_ID_HELP, canonical, is_camera_id, utc_iso
 from recorder.inputs import InputError, loads_strict, read_bounded
 
 MAGIC = b"PIETONB1"
@@ -63,6 +63,11 @@ REASONS = {
 _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _target_name_ok(kind: str, name) -> bool:
+    """A device is named by its camera id (the one rule), a fleet by the fleet's rule."""
+    return is_camera_id(name) if kind == "device" else isinstance(name, str) and bool(_TARGET.fullmatch(name))
 ENCODINGS = ("raw", "opus")
 
 
@@ -235,7 +240,7 @@ def _refusal(exc: ConfigError) -> BundleError:
 
 
 def _check_name(name: str, where: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name) or any(p in (".", "..") for p in name.split("/")):
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or any(p in (".", "..") for p in name.split("/")):
         raise BundleError("bad-format", f"{where}: file name {name!r} must be a relative path without '..'")
     if name == INSTALLED_NAME:
         raise BundleError("bad-format", f"{where}: file name {name!r} is reserved for the bundle itself")
@@ -249,8 +254,9 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
     if (device is None) == (fleet is None):
         raise BundleError("bad-format", "a bundle targets exactly one of a device or a fleet")
     kind, name = ("device", device) if device is not None else ("fleet", fleet)
-    if not _TARGET.match(name):
-        raise BundleError("bad-format", f"target {kind} {name!r}: letters, digits, '-' and '_', at most 32")
+    if not _target_name_ok(kind, name):
+        raise BundleError("bad-format", f"target {kind} {name!r}: " +
+                          (CAMERA_ID_HELP if kind == "device" else "letters, digits, '-' and '_', at most 32"))
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise BundleError("bad-format", f"version {version!r}: must be an integer of at least 1")
     try:
@@ -285,7 +291,7 @@ def build_bundle(config_path: str | Path, key: Ed25519PrivateKey, version: int, 
             files.append(BundleFile(ref, len(data), _sha256(data), data=data))
     header = {
         "format": FORMAT, "version": version, "target": {"kind": kind, "name": name},
-        "created": (created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": utc_iso((created or datetime.now(UTC)).timestamp()),
         "signer": public_hex(key), "config": CONFIG_NAME, "files": [f.entry() for f in files],
     }
     header_bytes = canonical(header)
@@ -310,9 +316,9 @@ def _check_header(header) -> None:
         bad(f"version {version!r} is not a positive integer")
     target = header.get("target")
     if (not isinstance(target, dict) or target.get("kind") not in ("device", "fleet")
-            or not isinstance(target.get("name"), str) or not _TARGET.match(target["name"])):
+            or not _target_name_ok(target.get("kind"), target.get("name"))):
         bad(f"target {target!r} is not a device or fleet name")
-    if not isinstance(header.get("signer"), str) or not _HEX64.match(header["signer"]):
+    if not isinstance(header.get("signer"), str) or not _HEX64.fullmatch(header["signer"]):
         bad("signer is not an Ed25519 public key in hex")
     if not isinstance(header.get("created"), str):
         bad("created is missing")
@@ -334,7 +340,7 @@ def _check_header(header) -> None:
             bad(f"file {entry['name']!r}: size {size!r}")
         if size > MAX_BUNDLE_BYTES:
             raise BundleError("oversize", f"file {entry['name']!r} of {size} bytes exceeds {MAX_BUNDLE_BYTES}")
-        if not isinstance(entry.get("sha256"), str) or not _HEX64.match(entry["sha256"]):
+        if not isinstance(entry.get("sha256"), str) or not _HEX64.fullmatch(entry["sha256"]):
             bad(f"file {entry['name']!r}: sha256 {entry.get('sha256')!r}")
         if entry.get("encoding") not in ENCODINGS:
             bad(f"file {entry['name']!r}: encoding {entry.get('encoding')!r} not one of {ENCODINGS}")

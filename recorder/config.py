@@ -20,6 +20,7 @@ from typing import Any
 
 from recorder.device_rules import INSEE_CODE, SIMULATED, device_problems, is_device_configuration
 from recorder.errors import ConfigError
+from recorder.evidence.format import CAMERA_ID, CAMERA_ID_HELP
 from recorder.inputs import InputError, check_name_length, read_bounded
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "pieton.toml"
@@ -164,8 +165,7 @@ DRIVER_BACKENDS: dict[str, tuple[str, ...]] = {
 
 SCHEMA: dict[str, dict[str, Option]] = {
     "device": {
-        "camera_id": _str("CAM-SIM-001", r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$",
-                          "letters, digits, '-' and '_', at most 32"),
+        "camera_id": Option(str, "CAM-SIM-001", pattern=CAMERA_ID, pattern_help=CAMERA_ID_HELP),  # one rule
         "fleet": _str("autun-pm", r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$",
                       "letters, digits, '-' and '_', at most 32"),
         "commune": _str("Autun"),

@@ -133,7 +133,8 @@ def loads_strict(text: str | bytes, what: str, *, max_depth: int = MAX_JSON_DEPT
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"{what}: not UTF-8 (byte {exc.start})") from None
-    if _depth(text, max_depth) > max_depth:
+    # Counting brackets is fast; the scan that skips strings runs only when it could matter.
+    if text.count("[") + text.count("{") > max_depth and _depth(text, max_depth) > max_depth:
         raise InputError(f"{what}: JSON nested deeper than {max_depth} levels")
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int,

@@ -4,14 +4,8 @@ import pytest
 
 from drivers.signer import FileSigner
 from recorder.errors import EvidenceError
-from recorder.evidence.chain import (
-    JOURNAL_CONTEXT,
-    MANIFEST_CONTEXT,
-    ChainWriter,
-    canonical,
-    line_hash,
-    read_chain,
-)
+from recorder.evidence.chain import ChainWriter, line_hash, read_chain
+from recorder.evidence.format import JOURNAL_CONTEXT, MANIFEST_CONTEXT, canonical
 
 
 @pytest.fixture

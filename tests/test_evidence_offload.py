@@ -5,9 +5,10 @@ from collections import Counter
 from test_evidence_support import Device
 
 from drivers.signer import FileSigner
-from recorder.evidence.chain import JOURNAL_CONTEXT, read_chain
-from recorder.evidence.receipt import INBOX, make_receipt, write_receipt
-from recorder.evidence.spool import MANIFEST_FILE, last_good_line
+from recorder.evidence.chain import read_chain
+from recorder.evidence.format import INBOX, JOURNAL_CONTEXT, MANIFEST_FILE
+from recorder.evidence.receipt import make_receipt, write_receipt
+from recorder.evidence.spool import last_good_line
 
 
 def _receipt(vault, device, recs, *, last_hash=None, camera=None):

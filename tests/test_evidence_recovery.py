@@ -4,7 +4,8 @@ import pytest
 from test_evidence_support import Device, mpegts, slow_clock
 
 from recorder.evidence.age import decrypt, load_identities
-from recorder.evidence.chain import JOURNAL_CONTEXT, read_chain
+from recorder.evidence.chain import read_chain
+from recorder.evidence.format import JOURNAL_CONTEXT
 from recorder.evidence.verify import verify_recording
 
 

@@ -6,7 +6,8 @@ from test_evidence_support import Device, mpegts, slow_clock
 
 from recorder.errors import EvidenceError
 from recorder.evidence.age import load_identities
-from recorder.evidence.chain import JOURNAL_CONTEXT, MANIFEST_CONTEXT, read_chain
+from recorder.evidence.chain import read_chain
+from recorder.evidence.format import JOURNAL_CONTEXT, MANIFEST_CONTEXT
 from recorder.evidence.journal import read_journal
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.evidence.verify import verify_recording, verify_recordings

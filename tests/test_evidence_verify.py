@@ -6,7 +6,8 @@ from test_evidence_support import Device
 
 from drivers.signer import FileSigner
 from recorder.evidence.age import generate_identity, load_identities
-from recorder.evidence.chain import MANIFEST_CONTEXT, canonical, read_chain, signed_bytes
+from recorder.evidence.chain import read_chain, signed_bytes
+from recorder.evidence.format import MANIFEST_CONTEXT, canonical
 from recorder.evidence.verify import verify_recording, verify_recordings
 from tools.cli import main as pieton
 

@@ -13,7 +13,8 @@ from test_vault_media import make_segments
 from drivers.signer import FileSigner
 from recorder.errors import VaultError, VerificationError
 from recorder.evidence.age import generate_identity
-from recorder.evidence.receipt import INBOX, freeable, verify_receipt
+from recorder.evidence.format import INBOX
+from recorder.evidence.receipt import freeable, verify_receipt
 from recorder.evidence.spool import Spool
 from tools.cli import main
 from tools.vault.extract import Request, extract
@@ -197,7 +198,8 @@ def test_extraction_logged_twice_and_report_checks(tmp_path, chief, vault):
     entry = journal[-1]
     assert entry["event"] == "extraction" and entry["purpose"] == "judicial"
     assert register[-1]["journal_seq"] == entry["seq"] and register[-1]["requester"] == "OPJ Martin, TJ Autun"
-    from recorder.evidence.chain import canonical, line_hash
+    from recorder.evidence.chain import line_hash
+    from recorder.evidence.format import canonical
     assert register[-1]["journal_hash"] == line_hash(canonical(entry))
     pub = vault.public_key.hex()
     assert main(["vault", "check-report", str(result.report_path), str(out), "--vault-key", pub]) == 0
@@ -307,7 +309,8 @@ def test_demo_epilogue_ingests_extracts_and_prints_the_register(tmp_path, chief)
 
 
 def _append_manifest_line(folder, signer):
-    from recorder.evidence.chain import MANIFEST_CONTEXT, ChainWriter
+    from recorder.evidence.chain import ChainWriter
+    from recorder.evidence.format import MANIFEST_CONTEXT
     with ChainWriter(folder / "manifest.jsonl", MANIFEST_CONTEXT, signer) as writer:
         writer.append({"event": "recovered", "recording_id": folder.name, "found": [], "after": "closed",
                        "segments_sealed": 1, "data_stops": "at the last sealed segment"})

@@ -11,7 +11,7 @@ from conftest import read_jsonl
 from test_vault_flow import CAMERA, START, Clock, make_spool
 
 from recorder.errors import VaultError
-from recorder.evidence.receipt import INBOX
+from recorder.evidence.format import INBOX
 from tools.cli import main
 from tools.vault.extract import Request, extract
 from tools.vault.index import RecordingRow
@@ -155,7 +155,7 @@ def test_gaps_are_reported_as_ranges(tmp_path, setup):
     for rid in rids[1:4]:
         shutil.rmtree(spool_dir / rid)
     report = ingest(vault, spool_dir, progress=False)
-    assert report.missing == [f"{CAMERA} recordings #1 to #3 (3)"]
+    assert report.missing == [f"{CAMERA} recordings #1–#3 (3 recordings)"]
 
 
 # -- the vault's own files damaged (item 8) --

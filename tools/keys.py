@@ -20,10 +20,10 @@ from pathlib import Path
 
 from drivers.errors import DriverError, PietonError
 from drivers.signer import CAMERA_ID_FILE, KEY_FILE, KEYS_DIR, FileSigner
-from recorder.config import SCHEMA
 from recorder.errors import AgeError
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from recorder.evidence.age_keys import MAX_SCRYPT_WORK_FACTOR, SCRYPT_WORK_FACTOR
+from recorder.evidence.format import CAMERA_ID_HELP, is_camera_id
 
 PASSPHRASE_ENV = "PIETON_PASSPHRASE"
 # An identity in clear is for test fixtures only, and only when this variable says so
@@ -148,9 +148,8 @@ def cmd_technician(args) -> int:
 
 @_run
 def cmd_provision(args) -> int:
-    camera_option = SCHEMA["device"]["camera_id"]
-    if not camera_option.pattern.fullmatch(args.camera_id):
-        raise UsageError(f"--camera-id {args.camera_id!r}: allowed {camera_option.pattern_help}")
+    if not is_camera_id(args.camera_id):
+        raise UsageError(f"--camera-id {args.camera_id!r}: allowed {CAMERA_ID_HELP}")
     keys_dir = Path(args.state_dir) / KEYS_DIR
     key_path = keys_dir / KEY_FILE
     if key_path.exists():

@@ -1,8 +1,9 @@
 """`pieton verify RECORDING_DIR... [--device-key PUB | --devices FILE] [--identity FILE] [--json]`
 
 Exit 0 only when every recording is intact (a recovered one is intact but truncated, and
-says so); 1 with one line per problem naming the recording, the file and the reason; 2
-for bad usage (an unreadable key, identity or devices file).
+says so); 1 with one line per problem naming the recording, the file and the reason (a
+malformed line in a manifest or journal is one of them, named by file and line); 2 for
+bad usage (an unreadable key, identity or devices file, a path that holds no recording).
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ import sys
 from pathlib import Path
 
 from recorder.errors import AgeError, VerificationError
+from recorder.evidence.age import load_identities
+from recorder.evidence.format import JOURNAL_FILE, MANIFEST_FILE, parse_recording_id
+from recorder.evidence.verify import load_devices, parse_device_key, verify_recordings
+from recorder.evidence.verify_spool import verify_journal
+from recorder.inputs import InputError, read_bounded, read_text_bounded
 
 
 def register(subparsers) -> None:
@@ -32,18 +38,20 @@ def register(subparsers) -> None:
 
 
 def _folders(paths: list[str]) -> tuple[list[Path], dict[Path, list[Path]]]:
-    """Recording folders to check, and the spools given whole (their journal is checked too)."""
-    from recorder.evidence.spool import RECORDING_ID
+    """Recording folders to check, and the spools given whole (their journal is checked too:
+    a spool whose journal was removed is still a spool, and every recording in it is checked)."""
     folders, spools = [], {}
     for text in paths:
         path = Path(text)
-        if path.is_dir() and not (path / "manifest.jsonl").exists() and (path / "journal.jsonl").exists():
-            found = sorted((p for p in path.iterdir() if p.is_dir() and RECORDING_ID.match(p.name)),
-                           key=lambda p: p.name.rsplit("_", 1)[-1])
-            spools[path] = found
-            folders.extend(found)
-        else:
-            folders.append(path)
+        if path.is_dir() and not (path / MANIFEST_FILE).exists():
+            found = sorted((p for p in path.iterdir() if not p.is_symlink() and p.is_dir()
+                            and parse_recording_id(p.name) is not None),
+                           key=lambda p: (parse_recording_id(p.name).seq, p.name))
+            if found or (path / JOURNAL_FILE).exists():
+                spools[path] = found
+                folders.extend(found)
+                continue
+        folders.append(path)
     return folders, spools
 
 
@@ -57,23 +65,27 @@ def _passphrase() -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from recorder.evidence.age import load_identities
-    from recorder.evidence.verify import load_devices, parse_device_key, verify_journal, verify_recordings
     try:
         device_key = devices = identities = None
         if args.device_key:
             text = args.device_key
             if Path(text).is_file():
-                text = Path(text).read_text()
+                text = read_text_bounded(text, "key", what=f"--device-key {text}")
             device_key = parse_device_key(text)
         if args.devices:
             devices = load_devices(args.devices)
         if args.identity:
+            if Path(args.identity).exists():   # an endless file ends here, not in MemoryError
+                read_bounded(args.identity, "identity", what=f"--identity {args.identity}")
             identities = load_identities(args.identity, passphrase=_passphrase)
-    except (VerificationError, AgeError, OSError) as exc:
+    except (VerificationError, AgeError, InputError, OSError) as exc:
         print(f"pieton verify: {exc}", file=sys.stderr)
         return 2
-    folders, spools = _folders(args.recordings)
+    try:
+        folders, spools = _folders(args.recordings)
+    except OSError as exc:
+        print(f"pieton verify: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     if not folders and not spools:
         print("pieton verify: no recording found in " + ", ".join(args.recordings), file=sys.stderr)
         return 2

@@ -15,26 +15,19 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivers.signer import Signer, verify_signature
 from recorder.errors import EvidenceError, StorageFull
-
-MANIFEST_CONTEXT = "pieton/manifest/1"
-JOURNAL_CONTEXT = "pieton/journal/1"
-VAULT_JOURNAL_CONTEXT = "pieton/vault-journal/1"
+from recorder.evidence.format import canonical
+from recorder.inputs import LIMITS, InputError, loads_strict, read_bounded
 
 GENESIS = "0" * 64  # ``prev`` of a chain's first line
 RESERVED = ("seq", "prev", "sig", "torn")
-
-
-def canonical(obj) -> bytes:
-    """The bytes that are hashed and signed: sorted keys, no spaces, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+MAX_TORN = 64   # fragments one line documents; a power cut leaves one or two
+SCAN_WINDOW = 16 * 1024 * 1024   # how much of a chain's end a writer reads to go on from it
 
 
 def line_hash(line_bytes: bytes) -> str:
@@ -99,15 +92,14 @@ class Piece:
     terminated: bool    # followed by a newline
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def _parse(raw: bytes) -> dict | None:
-    # A line nested past the parser's depth, or holding NaN, is malformed, not a crash.
+    """The line as a chain line, or None for anything else (garbage, a torn fragment, NaN,
+    deep nesting, absurd numbers, a line over the size of any line we write)."""
+    if len(raw) > LIMITS["line"]:
+        return None
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        obj = loads_strict(raw, "chain line")
+    except InputError:
         return None
     if not isinstance(obj, dict) or not all(k in obj for k in ("seq", "prev", "sig")):
         return None
@@ -125,6 +117,62 @@ def split_pieces(data: bytes) -> list[Piece]:
         pieces.append(Piece(offset, raw, _parse(raw), terminated))
         offset = end + 1
     return pieces
+
+
+def windows_from_end(path: str | Path, window: int):
+    """The pieces of a chain file, ``window`` bytes at a time from its end (offsets in the
+    whole file; a line cut by a window's start belongs to the next window back). Memory
+    stays within one window, whatever the file's size; a line longer than a window is
+    skipped (no line we write comes near it)."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - window)
+            f.seek(max(0, start - 1))
+            data = f.read(end - max(0, start - 1))
+            if start > 0:
+                first = data.find(b"\n")      # the byte before ``start`` is data[0]
+                base = start - 1 + first + 1
+                if first < 0 or base >= end:   # one line longer than the window: skipped
+                    end = _line_start(f, start - 1)
+                    continue
+                data = data[first + 1:]
+            else:
+                base = 0
+            pieces = split_pieces(data)
+            for piece in pieces:
+                piece.offset += base
+            yield pieces
+            end = base
+
+
+def _line_start(f, pos: int) -> int:
+    """Where the line holding byte ``pos - 1`` starts (after the last newline before pos)."""
+    while pos > 0:
+        low = max(0, pos - 65536)
+        f.seek(low)
+        at = f.read(pos - low).rfind(b"\n")
+        if at >= 0:
+            return low + at + 1
+        pos = low
+    return 0
+
+
+def read_chain_bytes(path: Path, context: str) -> bytes:
+    """A chain file, bounded by the size limit of its kind; FileNotFoundError when it is
+    absent, InputError when it is too large or unreadable."""
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(path)
+    kind = "journal" if "journal" in context or "register" in context else "manifest"
+    return read_bounded(path, kind, what=str(path))
+
+
+def _torn_key(rec) -> tuple | None:
+    """A torn record as something to look up (None when it is not a record at all)."""
+    if not isinstance(rec, dict):
+        return None
+    key = (rec.get("offset"), rec.get("length"), rec.get("sha256"))
+    return key if all(isinstance(v, int | str) for v in key) else None
 
 
 def torn_record(piece: Piece) -> dict:
@@ -155,17 +203,39 @@ class ChainWriter:
             fsync_dir(self.path.parent)
 
     def _scan(self) -> None:
-        """Find the chain's state again from the file (at open, and after a failed write)."""
-        data = self.path.read_bytes()
-        self._pending_torn = []
-        for piece in split_pieces(data):
-            if piece.line is not None and isinstance(piece.line.get("seq"), int):
-                self.next_seq = piece.line["seq"] + 1
-                self.last_hash = line_hash(piece.raw)
-                self._pending_torn = []
-            elif piece.raw:
-                self._pending_torn.append(torn_record(piece))
-        self._needs_newline = bool(data) and not data.endswith(b"\n")
+        """Find the chain's state again from the file (at open, and after a failed write).
+
+        The chain goes on from the last line this key signed: whatever follows it (a torn
+        fragment, or a line someone added) is documented as torn by the next append, and
+        never sets the sequence number or the link. When no line is this key's (the camera
+        was provisioned again), it goes on from the last well-formed line, as the verifier
+        will say. At most MAX_TORN fragments are documented: more is not a power cut."""
+        after: list[dict] = []          # torn records after the last signed line, oldest first
+        fallback, found = None, None
+        with open(self.path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            self._needs_newline = size > 0 and f.seek(size - 1) >= 0 and f.read(1) != b"\n"
+        for pieces in windows_from_end(self.path, SCAN_WINDOW):   # memory: one window
+            at = next((i for i in range(len(pieces) - 1, -1, -1) if self._signed_here(pieces[i].line)), None)
+            rest = pieces if at is None else pieces[at + 1:]
+            after = ([torn_record(p) for p in rest if p.raw] + after)[:MAX_TORN]
+            if fallback is None:
+                fallback = next((p for p in reversed(rest) if p.line is not None
+                                 and type(p.line.get("seq")) is int and p.line["seq"] >= 0), None)
+            if at is not None:
+                found = pieces[at]
+                break
+        if found is None and fallback is not None:   # no line of this key's: another key
+            found = fallback
+            after = [rec for rec in after if rec["offset"] > fallback.offset]
+        if found is not None:
+            self.next_seq = found.line["seq"] + 1
+            self.last_hash = line_hash(found.raw)
+        self._pending_torn = after
+
+    def _signed_here(self, line: dict | None) -> bool:
+        return (line is not None and type(line.get("seq")) is int and line["seq"] >= 0
+                and signature_valid(line, self.context, self.signer.public_key))
 
     @property
     def torn(self) -> list[dict]:
@@ -236,27 +306,39 @@ class ChainReport:
 
 
 def read_chain(path: str | Path, context: str, public_key: bytes | None,
-               *, genesis: str = GENESIS) -> ChainReport:
+               *, genesis: str = GENESIS, data: bytes | None = None) -> ChainReport:
     """Read and check a chain: form, sequence, links, signatures (when ``public_key`` is
-    given) and fragments. Each problem names the line (1-based) and what is wrong."""
+    given) and fragments. Each problem names the line (1-based) and what is wrong; nothing
+    in the file makes it raise. ``data``: the file's bytes, when the caller read them."""
     path = Path(path)
     report = ChainReport(path, context, signatures_checked=public_key is not None)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        report.problems.append("missing")
-        return report
-    except OSError as exc:
-        report.problems.append(f"unreadable: {exc.strerror}")
-        return report
+    if data is None:
+        try:
+            data = read_chain_bytes(path, context)
+        except FileNotFoundError:
+            report.problems.append("missing")
+            return report
+        except InputError as exc:
+            report.problems.append(str(exc).replace(f"{path}: ", ""))
+            return report
     if not data:
         report.problems.append("empty")
         return report
     pieces = split_pieces(data)
+    documented = {_torn_key(rec) for p in pieces if p.line is not None
+                  for rec in (p.line.get("torn") if isinstance(p.line.get("torn"), list) else [])}
     expected_seq, prev = 0, genesis
     undocumented: list[tuple[int, dict]] = []
     for number, piece in enumerate(pieces, start=1):
         where = f"line {number}"
+        if piece.line is not None and _torn_key(torn_record(piece)) in documented:
+            # A whole line the writer found after its last signed line and documented: not
+            # a torn write (those never parse), a line someone else added.
+            if public_key is None or not signature_valid(piece.line, context, public_key):
+                report.problems.append(f"{where}: a line not signed by the device key, found after its "
+                                       "last line and documented by the next one (added by someone else)")
+            undocumented.append((number, torn_record(piece)))
+            continue
         if piece.line is None:
             if piece.raw:
                 undocumented.append((number, torn_record(piece)))
@@ -266,7 +348,7 @@ def read_chain(path: str | Path, context: str, public_key: bytes | None,
         line = piece.line
         if canonical(line) != piece.raw:
             report.problems.append(f"{where}: not in canonical form (edited?)")
-        torn = line.get("torn") or []
+        torn = line.get("torn") if isinstance(line.get("torn"), list) else []
         for n, rec in undocumented:
             if rec in torn:
                 report.torn.append(rec)

@@ -8,23 +8,17 @@ place); personal fields are an age-encrypted base64 blob to the chief's recipien
 from __future__ import annotations
 
 import base64
-import json
+import binascii
 import time
 from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.clock import wall_now
 from recorder.errors import EvidenceError
-from recorder.evidence.chain import JOURNAL_CONTEXT, ChainReport, ChainWriter, read_chain
-from recorder.evidence.metadata import iso_utc
-
-JOURNAL_FILE = "journal.jsonl"
-
-EVENTS = (
-    "boot", "shutdown", "config applied", "config refused", "assignment",
-    "recording opened", "recording closed", "recording refused", "recording recovered",
-    "offload receipt", "space freed", "storage full", "driver fault",
-)
+from recorder.evidence.age import decrypt, encrypt_bytes
+from recorder.evidence.chain import ChainReport, ChainWriter, read_chain
+from recorder.evidence.format import JOURNAL_CONTEXT, JOURNAL_EVENTS, canonical, utc_iso
+from recorder.inputs import InputError, loads_strict
 
 
 class DeviceJournal:
@@ -42,12 +36,11 @@ class DeviceJournal:
         return self._chain.last_hash
 
     def append(self, event: str, public: dict, personal: dict | None = None) -> dict:
-        if event not in EVENTS:
-            raise EvidenceError(f"journal {self.path}: unknown event {event!r}; known: {', '.join(EVENTS)}")
-        record = {"event": event, "time": iso_utc(self._now()), "data": dict(public)}
+        if event not in JOURNAL_EVENTS:
+            raise EvidenceError(f"journal {self.path}: unknown event {event!r}; known: {', '.join(JOURNAL_EVENTS)}")
+        record = {"event": event, "time": utc_iso(self._now()), "data": dict(public)}
         if personal:
-            from recorder.evidence.age import encrypt_bytes
-            blob = encrypt_bytes(json.dumps(personal, sort_keys=True).encode(), self.recipients)
+            blob = encrypt_bytes(canonical(personal), self.recipients)
             record["personal"] = base64.b64encode(blob).decode("ascii")
         return self._chain.append(record)
 
@@ -69,13 +62,14 @@ def read_journal(path: str | Path, public_key: bytes | None, identities: list | 
     into ``line["personal_clear"]`` (problems are reported, not raised)."""
     report = read_chain(path, JOURNAL_CONTEXT, public_key)
     if identities:
-        from recorder.evidence.age import decrypt
         for number, line in enumerate(report.lines, start=1):
             if "personal" not in line:
                 continue
             try:
-                result = decrypt(base64.b64decode(line["personal"]), identities)
-                line["personal_clear"] = json.loads(result.plaintext)
-            except (ValueError, EvidenceError) as exc:
+                if not isinstance(line["personal"], str):
+                    raise EvidenceError("not base64 text")
+                result = decrypt(base64.b64decode(line["personal"], validate=True), identities)
+                line["personal_clear"] = loads_strict(result.plaintext, "personal fields")
+            except (binascii.Error, InputError, ValueError, EvidenceError) as exc:
                 report.problems.append(f"seq {line.get('seq', number)}: personal fields unreadable: {exc}")
     return report

@@ -8,17 +8,10 @@ one small file per segment, so a power cut loses no more metadata than media.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-
 from recorder.errors import EvidenceError
-
-FORMAT = "pieton/metadata/1"
-
-
-def iso_utc(epoch: float) -> str:
-    """UTC time with milliseconds, as every pieton record writes it."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+from recorder.evidence.age import decrypt, encrypt_bytes
+from recorder.evidence.format import METADATA_FORMAT, canonical, utc_iso
+from recorder.inputs import InputError, loads_strict
 
 
 def segment_metadata(recording_id: str, segment: int, static: dict, events: list[dict], *,
@@ -27,12 +20,12 @@ def segment_metadata(recording_id: str, segment: int, static: dict, events: list
     """The metadata document of one segment. ``final`` is False for the provisional copy
     written when the segment opens (it survives a power cut that the segment does not)."""
     return {
-        "format": FORMAT,
+        "format": METADATA_FORMAT,
         "recording_id": recording_id,
         "segment": segment,
         "final": final,
-        "started_at": iso_utc(started_at),
-        "ended_at": iso_utc(ended_at) if ended_at is not None else None,
+        "started_at": utc_iso(started_at),
+        "ended_at": utc_iso(ended_at) if ended_at is not None else None,
         "recording": static,
         "events": events,
         "segment_info": extra or {},
@@ -41,26 +34,24 @@ def segment_metadata(recording_id: str, segment: int, static: dict, events: list
 
 def encode(meta: dict) -> bytes:
     try:
-        return json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return canonical(meta)
     except (TypeError, ValueError) as exc:
         raise EvidenceError(f"metadata of {meta.get('recording_id')} is not JSON-serialisable: {exc}") from None
 
 
 def encrypt_metadata(meta: dict, recipients: list[str]) -> bytes:
-    from recorder.evidence.age import encrypt_bytes
     return encrypt_bytes(encode(meta), recipients)
 
 
 def decrypt_metadata(source, identities: list, name: str = "metadata") -> dict:
     """The metadata document; EvidenceError when it is incomplete or not pieton metadata."""
-    from recorder.evidence.age import decrypt
     result = decrypt(source, identities)
     if not result.complete:
         raise EvidenceError(f"{name}: incomplete ({result.reason})")
     try:
-        meta = json.loads(result.plaintext)
-    except ValueError:
-        raise EvidenceError(f"{name}: decrypts but is not JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise EvidenceError(f"{name}: not {FORMAT} metadata")
+        meta = loads_strict(result.plaintext, name)
+    except InputError as exc:
+        raise EvidenceError(f"{name}: decrypts but is not JSON we accept ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != METADATA_FORMAT:
+        raise EvidenceError(f"{name}: not {METADATA_FORMAT} metadata")
     return meta

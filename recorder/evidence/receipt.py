@@ -10,15 +10,13 @@ signed by any other key frees nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.errors import VerificationError
-from recorder.evidence.chain import canonical, line_hash, sign_document, signature_valid, write_atomic
-
-RECEIPT_CONTEXT = "pieton/receipt/1"
-INBOX = "inbox"  # the folder of the spool the vault writes receipts into
+from recorder.evidence.chain import line_hash, sign_document, signature_valid, write_atomic
+from recorder.evidence.format import RECEIPT_CONTEXT, canonical
+from recorder.inputs import InputError, loads_strict, read_bounded
 
 
 def make_receipt(signer: Signer, camera_id: str, device_key: str, recordings: list[dict],
@@ -61,10 +59,10 @@ def verify_receipt(source: str | Path | bytes | dict, vault_key: bytes | str, *,
         receipt = source
     else:
         try:
-            data = Path(source).read_bytes() if isinstance(source, str | Path) else source
-            receipt = json.loads(data.decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise VerificationError(f"{where}: not a readable receipt ({exc})") from None
+            data = read_bounded(source, "receipt", what=where) if isinstance(source, str | Path) else source
+            receipt = loads_strict(data, where)
+        except InputError as exc:
+            raise VerificationError(f"not a readable receipt: {exc}") from None
     if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_CONTEXT:
         raise VerificationError(f"{where}: not a pieton receipt (format {RECEIPT_CONTEXT})")
     if not signature_valid(receipt, RECEIPT_CONTEXT, vault_key):
@@ -82,5 +80,6 @@ def verify_receipt(source: str | Path | bytes | dict, vault_key: bytes | str, *,
 def freeable(receipt: dict, held: dict[str, str]) -> list[str]:
     """Of the recordings the camera holds (id -> hash of its manifest's last line), those
     the verified receipt covers exactly."""
-    covered = {r.get("id"): r.get("last_hash") for r in receipt["recordings"] if isinstance(r, dict)}
+    covered = {r.get("id"): r.get("last_hash") for r in receipt["recordings"]
+               if isinstance(r, dict) and isinstance(r.get("id"), str)}
     return sorted(rid for rid, last in held.items() if covered.get(rid) == last)

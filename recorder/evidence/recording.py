@@ -20,18 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recorder.errors import AgeError, EvidenceError, StorageFull
+from recorder.evidence.age import AgeWriter
 from recorder.evidence.chain import ChainWriter, fsync_dir
-from recorder.evidence.metadata import encrypt_metadata, iso_utc, segment_metadata
+from recorder.evidence.format import CLOSE_META, PART, segment_names, utc_iso
+from recorder.evidence.metadata import encrypt_metadata, segment_metadata
 
 if TYPE_CHECKING:
     from recorder.evidence.spool import Spool
-
-CLOSE_META = "close.meta.age"
-
-
-def segment_names(index: int) -> tuple[str, str]:
-    """(segment file, metadata file) names of segment ``index``."""
-    return f"seg-{index:06d}.ts.age", f"seg-{index:06d}.meta.age"
 
 
 def _storage_full(where: Path, exc: OSError) -> StorageFull:
@@ -98,15 +93,14 @@ class SegmentWriter:
     """One segment of a recording; see the module docstring."""
 
     def __init__(self, recording: RecordingWriter, index: int):
-        from recorder.evidence.age import AgeWriter
         self.recording = recording
         self.index = index
         self.name, self.meta_name = segment_names(index)
         folder = recording.path
         self.final_path = folder / self.name
-        self.part_path = folder / (self.name + ".part")
+        self.part_path = folder / (self.name + PART)
         self.meta_path = folder / self.meta_name
-        self.meta_part_path = folder / (self.meta_name + ".part")
+        self.meta_part_path = folder / (self.meta_name + PART)
         spool = recording.spool
         self.started_at = spool.now()
         self.events: list[dict] = recording.take_pending_events()
@@ -255,7 +249,7 @@ class RecordingWriter:
         """A timestamped metadata event, kept for the metadata of the segment in progress
         (or of the next one)."""
         event = dict(event)
-        event.setdefault("time", iso_utc(self.spool.now()))
+        event.setdefault("time", utc_iso(self.spool.now()))
         if self.current is not None and self.current.state == "open":
             self.current.note(event)
         else:
@@ -305,7 +299,7 @@ class RecordingWriter:
             if segment is not None and segment.state == "open":
                 segment.abort(reason)
         record = {"event": "closed", "segments": self.segments, "reason": reason,
-                  "ended_at": iso_utc(self.spool.now())}
+                  "ended_at": utc_iso(self.spool.now())}
         if self._events:  # events after the last segment: their own metadata file
             meta = segment_metadata(self.id, 0, self.static, self._events,
                                     started_at=self.spool.now(), ended_at=self.spool.now(), final=True)

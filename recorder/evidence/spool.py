@@ -3,47 +3,51 @@
 Layout: ``<spool>/journal.jsonl`` and one folder ``<spool>/<recording-id>/`` per recording
 (``manifest.jsonl``, ``seg-NNNNNN.ts.age``, ``seg-NNNNNN.meta.age``). The recording
 sequence number and the hash of the previous recording's last manifest line are found
-again at every start from the journal and the folders, taking the highest, so they never
-go backwards.
+again at every start from the lines the device key signed (``recorder.evidence.sequence``),
+so they never go backwards and nothing unsigned moves them.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.clock import wall_now
 from recorder.errors import EvidenceError, RecordingRefused, StorageFull
-from recorder.evidence.chain import MANIFEST_CONTEXT, ChainWriter, fsync_dir, line_hash, split_pieces
-from recorder.evidence.journal import JOURNAL_FILE, DeviceJournal
-from recorder.evidence.metadata import iso_utc
+from recorder.evidence.age import parse_recipient
+from recorder.evidence.chain import SCAN_WINDOW, ChainWriter, fsync_dir, line_hash, windows_from_end
+from recorder.evidence.format import (
+    CAMERA_ID_HELP,
+    JOURNAL_FILE,
+    MANIFEST_CONTEXT,
+    MANIFEST_FILE,
+    RECORDING_CLOSED,
+    is_camera_id,
+    parse_recording_id,
+    recording_id,
+    utc_iso,
+)
+from recorder.evidence.journal import DeviceJournal
 from recorder.evidence.recording import RecordingWriter
-from recorder.evidence.recovery import MANIFEST_FILE, recover_recording
+from recorder.evidence.recovery import recover_recording
+from recorder.evidence.sequence import journal_endings, signed_opened_seq, signed_state
 
-CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
-RECORDING_ID = re.compile(r"^(?P<camera>[A-Za-z0-9][A-Za-z0-9.-]{0,63})_(?P<time>\d{8}T\d{6}Z)_(?P<seq>\d{6,})$")
 MiB = 1024 * 1024
 
 
-def recording_id(camera_id: str, started_at: float, seq: int) -> str:
-    return f"{camera_id}_{datetime.fromtimestamp(started_at, UTC).strftime('%Y%m%dT%H%M%SZ')}_{seq:06d}"
-
-
 def last_good_line(path: Path) -> tuple[dict | None, str | None]:
-    """The last well-formed line of a chain file and its hash (no signature check)."""
+    """The last well-formed line of a chain file and its hash (no signature check), read
+    from the end a window at a time."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    last = None, None
-    for piece in split_pieces(data):
-        if piece.line is not None:
-            last = piece.line, line_hash(piece.raw)
-    return last
+        for pieces in windows_from_end(path, SCAN_WINDOW):
+            for piece in reversed(pieces):
+                if piece.line is not None:
+                    return piece.line, line_hash(piece.raw)
+    except (FileNotFoundError, IsADirectoryError):
+        pass
+    return None, None
 
 
 class Spool:
@@ -58,13 +62,12 @@ class Spool:
                  config_digest: str, config_signed: bool, *, sync_interval: float = 0.5,
                  wall_clock=time.time, monotonic=time.monotonic, min_free_bytes: int = 64 * MiB,
                  reserve_bytes: int = 1 * MiB, observer=None):
-        from recorder.evidence.age import parse_recipient
         if not recipients:
             raise EvidenceError("no recipients: the chief's age recipient (age1...) is required to record")
         for r in recipients:
             parse_recipient(r)  # AgeError naming the bad one
-        if not CAMERA_ID.match(camera_id or ""):
-            raise EvidenceError(f"camera id {camera_id!r}: letters, digits, '.' and '-' only (it names recordings)")
+        if not is_camera_id(camera_id):
+            raise EvidenceError(f"camera id {camera_id!r}: {CAMERA_ID_HELP} (it names recordings)")
         self.dir = Path(spool_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.signer = signer
@@ -107,12 +110,13 @@ class Spool:
 
     # -- start ---------------------------------------------------------------------------
     def _numbered_recordings(self) -> list[tuple[int, Path]]:
-        """(sequence number, folder) of every recording folder, in sequence order."""
+        """(sequence number, folder) of every recording folder, in sequence order. The number
+        is the folder name's: a claim, which only a signed line confirms."""
         found = []
         for entry in self.dir.iterdir():
-            m = RECORDING_ID.match(entry.name)
-            if m and entry.is_dir():
-                found.append((int(m["seq"]), entry))
+            name = parse_recording_id(entry.name)
+            if name is not None and entry.is_dir() and not entry.is_symlink():
+                found.append((name.seq, entry))
         return sorted(found)
 
     def recordings(self) -> list[Path]:
@@ -120,48 +124,61 @@ class Spool:
 
     def recover(self) -> list[dict]:
         """Run at every start: give every recording left unfinished a signed ``recovered``
-        line (nothing deleted or rewritten), then find the sequence state again."""
+        line (nothing deleted or rewritten), write the journal entry a cut kept from a
+        recording that did close, then find the sequence state again."""
         reports = []
+        key = self.signer.public_key
+        expected = signed_state(self.dir, key, self._numbered_recordings()).next_seq
+        # Unsigned entries may hide a missing one: the verifier, which counts only signed ones, says so.
+        endings = self._journal_endings({folder.name for _, folder in self._numbered_recordings()})
         for seq, folder in self._numbered_recordings():
             if self.current is not None and self.current.state != "closed" and folder == self.current.path:
                 continue  # being written by this process, not left by a cut
             line = recover_recording(folder, self.signer, on_durable=self.observe)
             if line is None:
+                self._journal_late_close(seq, folder, endings.get(folder.name))
                 continue
             reports.append(line)
             _, last_hash = last_good_line(folder / MANIFEST_FILE)
-            self.journal.append("recording recovered", {
-                "recording_id": folder.name, "recording_seq": seq, "last_line_hash": last_hash,
-                "segments_sealed": line.get("segments_sealed"),
-                "files": [f["file"] for f in line.get("found", [])]})
+            entry = {"recording_id": folder.name, "last_line_hash": last_hash,
+                     "segments_sealed": line.get("segments_sealed"),
+                     "files": [f["file"] for f in line.get("found", [])]}
+            # The journal signs a number only when a signed line vouches for it, or when the
+            # folder is the one a cut left before its opened line: the next number, ours.
+            name = parse_recording_id(folder.name)
+            if signed_opened_seq(folder, key) == seq or (seq == expected and name.camera == self.camera_id):
+                entry["recording_seq"] = seq
+            self.journal.append("recording recovered", entry)
         self._load_sequence()
         self._recovered = True
         return reports
 
-    def _load_sequence(self) -> None:
-        best_seq, best_folder = -1, None
-        for seq, folder in self._numbered_recordings():
-            if seq > best_seq:
-                best_seq, best_folder = seq, folder
-        # Only the highest recording's manifest is read, not every one in the spool.
-        best_hash = last_good_line(best_folder / MANIFEST_FILE)[1] if best_folder else None
+    def _journal_endings(self, held: set[str]) -> dict[str, str]:
+        """How the journal says each recording held in the spool ended (its latest entry),
+        read from the end a window at a time."""
+        endings: dict[str, str] = {}
         try:
-            data = (self.dir / JOURNAL_FILE).read_bytes()
+            for pieces in windows_from_end(self.dir / JOURNAL_FILE, SCAN_WINDOW):
+                said = journal_endings(p.line for p in pieces if p.line)
+                endings = {**{k: v for k, v in said.items() if k in held}, **endings}  # later wins
         except FileNotFoundError:
-            data = b""
-        for piece in split_pieces(data):
-            line = piece.line
-            if not line or not isinstance(line.get("data"), dict):
-                continue
-            seq = line["data"].get("recording_seq")
-            if not isinstance(seq, int):
-                continue
-            if seq > best_seq:  # folder offloaded and freed: the journal remembers
-                best_seq, best_hash = seq, None
-            if seq == best_seq and line["data"].get("last_line_hash"):
-                best_hash = best_hash or line["data"]["last_line_hash"]
-        self._next_seq = best_seq + 1
-        self._prev_hash = best_hash
+            pass
+        return endings
+
+    def _journal_late_close(self, seq: int, folder: Path, said: str | None) -> None:
+        """A cut between a recording's closed line and its journal entry: write the entry
+        now, so the journal says how every recording of ours ended."""
+        line, last_hash = last_good_line(folder / MANIFEST_FILE)
+        if said == last_hash or signed_opened_seq(folder, self.signer.public_key) != seq:
+            return
+        self.journal.append(RECORDING_CLOSED, {
+            "recording_id": folder.name, "recording_seq": seq, "segments": line.get("segments"),
+            "reason": line.get("reason"), "last_line_hash": last_hash, "entered_at_next_start": True})
+
+    def _load_sequence(self) -> None:
+        state = signed_state(self.dir, self.signer.public_key, self._numbered_recordings())
+        self._next_seq = state.next_seq
+        self._prev_hash = state.last_hash
 
     @property
     def next_seq(self) -> int:
@@ -195,11 +212,11 @@ class Spool:
             "event": "opened", "camera_id": self.camera_id, "device_key": self.signer.public_key.hex(),
             "recording_id": rid, "recording_seq": seq, "previous_recording_last_line": self._prev_hash,
             "recipients": self.recipients, "config_digest": self.config_digest,
-            "config_signed": self.config_signed, "started_at": iso_utc(started_at),
+            "config_signed": self.config_signed, "started_at": utc_iso(started_at),
             "started_mono": round(self.monotonic() if started_mono is None else started_mono, 6),
             "clock_source": clock_source})
         self._next_seq = seq + 1
-        static = {"trigger_reason": reason, "flags": dict(flags or {}), "started_at": iso_utc(started_at)}
+        static = {"trigger_reason": reason, "flags": dict(flags or {}), "started_at": utc_iso(started_at)}
         self.current = RecordingWriter(self, rid, seq, folder, manifest, static)
         # The trigger reason is personal and may still be "pending": the metadata carries it.
         self.journal.append("recording opened", {"recording_id": rid, "recording_seq": seq})
@@ -220,7 +237,8 @@ class Spool:
         import shutil
 
         from recorder.errors import VerificationError
-        from recorder.evidence.receipt import INBOX, freeable, verify_receipt
+        from recorder.evidence.format import INBOX
+        from recorder.evidence.receipt import freeable, verify_receipt
         inbox = self.dir / INBOX
         if not inbox.is_dir():
             return []
@@ -253,7 +271,7 @@ class Spool:
                 shutil.rmtree(folder)
                 fsync_dir(self.dir)
                 self.journal.append("space freed", {"recording_id": rid,
-                                                    "recording_seq": int(RECORDING_ID.match(rid)["seq"]),
+                                                    "recording_seq": parse_recording_id(rid).seq,
                                                     "last_line_hash": held[rid], "bytes": size})
                 freed.append(rid)
             self._file_receipt(path, "applied")

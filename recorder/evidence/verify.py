@@ -6,24 +6,49 @@ the folder name against the recording id, that every file in the folder is liste
 stanza count of every age file against the recipients in ``opened``. With the chief's
 identities it also decrypts each segment and demuxes it as MPEG-TS, and reads each
 metadata file. Each problem names the recording, the file and the reason.
+
+It never raises on what it reads: a line that is not a chain line (garbage, truncated,
+wrong types, NaN, deep nesting, absurd numbers) is tampering, named by file and line,
+unless it is a torn fragment that the next signed line documents (the power-cut rule).
+It stands beside the device's writers, on the format module, and imports none of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.errors import AgeError, EvidenceError, VerificationError
-from recorder.evidence.chain import MANIFEST_CONTEXT, read_chain, split_pieces
+from recorder.evidence.age import decrypt, header_info
+from recorder.evidence.chain import read_chain, read_chain_bytes, split_pieces
+from recorder.evidence.format import (
+    ABORTED,
+    CLOSED,
+    ENDINGS,
+    MANIFEST_CONTEXT,
+    MANIFEST_EVENTS,
+    MANIFEST_FILE,
+    OPENED,
+    PROGRESS,
+    RECOVERED,
+    SEALED,
+    found_entries,
+    is_age_file,
+    is_media_file,
+    is_metadata_file,
+    is_plain_name,
+    listed_files,
+    parse_recording_id,
+    segment_index,
+    segment_names,
+)
 from recorder.evidence.metadata import decrypt_metadata
-from recorder.evidence.recording import segment_names
-from recorder.evidence.recovery import MANIFEST_FILE, listed_files
-from recorder.evidence.spool import RECORDING_ID
-
-KNOWN_EVENTS = ("opened", "progress", "sealed", "aborted", "closed", "recovered")
+from recorder.evidence.sequence import (
+    recording_seq,
+)
+from recorder.inputs import InputError, expect_object, loads_strict, read_text_bounded
 
 
 @dataclass
@@ -99,15 +124,15 @@ def load_devices(path: str | Path) -> dict[str, bytes]:
     """Enrolled devices: JSON ``{"CAMERA-ID": "hex key"}`` or lines ``CAMERA-ID HEXKEY``."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VerificationError(f"devices file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        text = read_text_bounded(path, "devices", what=f"devices file {path}")
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
     devices: dict[str, bytes] = {}
     if text.lstrip().startswith("{"):
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise VerificationError(f"devices file {path}: not valid JSON ({exc})") from None
+            data = expect_object(loads_strict(text, f"devices file {path}"), f"devices file {path}")
+        except InputError as exc:
+            raise VerificationError(str(exc)) from None
         items = [(str(k), str(v)) for k, v in data.items()]
     else:
         items = []
@@ -168,21 +193,31 @@ class _Checker:
         """An error message with the folder's path taken out (the problem names the file)."""
         return str(exc).replace(str(self.folder) + "/", "")
 
+    def _file(self, name) -> Path | None:
+        """The folder's file ``name`` when it is a regular file (never a link out)."""
+        if not is_plain_name(name):
+            return None
+        path = self.folder / name
+        return path if path.is_file() and not path.is_symlink() else None
+
     def file_digest(self, name: str) -> tuple[int, str] | None:
         if name not in self.sizes:
-            path = self.folder / name
-            if not path.is_file():
+            path = self._file(name)
+            if path is None:
                 return None
             self.sizes[name] = _sha256_file(path)
         return self.sizes[name]
 
-    def expect(self, name: str, size, sha256, what: str) -> bool:
+    def expect(self, name, size, sha256, what: str) -> bool:
+        if not is_plain_name(name):
+            self.report.problem(MANIFEST_FILE, f"a {what} entry names {str(name)[:80]!r}, not a file of the folder")
+            return False
         found = self.file_digest(name)
         if found is None:
             self.report.problem(name, f"{what} listed in the manifest but missing")
             return False
         if found[0] != size:
-            self.report.problem(name, f"size {found[0]} bytes, the manifest says {size} (truncated or replaced)")
+            self.report.problem(name, f"size {found[0]} bytes, the manifest says {str(size)[:40]} (truncated or replaced)")
             return False
         if found[1] != sha256:
             self.report.problem(name, "SHA-256 differs from the manifest (altered, swapped or copied from elsewhere)")
@@ -191,17 +226,22 @@ class _Checker:
 
     def run(self) -> RecordingReport:
         r = self.report
-        if not self.folder.is_dir():
-            r.problem("-", "not a folder")
+        if self.folder.is_symlink() or not self.folder.is_dir():
+            r.problem("-", "not a folder (or a link, which is not followed)")
             return r
         manifest = self.folder / MANIFEST_FILE
-        if not manifest.is_file():
+        if manifest.is_symlink() or not manifest.is_file():
             r.problem(MANIFEST_FILE, "missing: this is not a recording, or its manifest was removed")
             return r
-        first = next((p.line for p in split_pieces(manifest.read_bytes()) if p.line is not None), None)
-        opened = first if first and first.get("event") == "opened" else None
+        try:
+            data = read_chain_bytes(manifest, MANIFEST_CONTEXT)
+        except (FileNotFoundError, InputError) as exc:
+            r.problem(MANIFEST_FILE, f"unreadable: {self._local(exc)}")
+            return r
+        first = next((p.line for p in split_pieces(data) if p.line is not None), None)
+        opened = first if first and first.get("event") == OPENED else None
         key = self._pick_key(opened)
-        chain = read_chain(manifest, MANIFEST_CONTEXT, key)
+        chain = read_chain(manifest, MANIFEST_CONTEXT, key, data=data)
         for p in chain.problems:
             r.problem(MANIFEST_FILE, p)
         r.last_line_hash = chain.last_hash
@@ -218,9 +258,9 @@ class _Checker:
         r = self.report
         named = None
         if opened is not None:
-            r.camera_id = opened.get("camera_id")
-            r.recording_seq = opened.get("recording_seq")
-            r.device_key = opened.get("device_key")
+            r.camera_id = opened.get("camera_id") if isinstance(opened.get("camera_id"), str) else None
+            r.recording_seq = recording_seq(opened.get("recording_seq"))
+            r.device_key = str(opened.get("device_key"))[:64]
             r.previous_recording_last_line = opened.get("previous_recording_last_line")
             try:
                 named = parse_device_key(str(opened.get("device_key")))
@@ -246,18 +286,20 @@ class _Checker:
         r = self.report
         rid = opened.get("recording_id")
         if rid != self.folder.name:
-            r.problem(MANIFEST_FILE, f"recording id {rid} does not match the folder name {self.folder.name}")
-        m = RECORDING_ID.match(str(rid))
-        if not m:
-            r.problem(MANIFEST_FILE, f"recording id {rid!r} is malformed")
+            r.problem(MANIFEST_FILE, f"recording id {str(rid)[:120]} does not match the folder name {self.folder.name}")
+        name = parse_recording_id(rid)
+        if name is None:
+            r.problem(MANIFEST_FILE, f"recording id {str(rid)[:120]!r} is malformed")
         else:
-            if m["camera"] != opened.get("camera_id"):
-                r.problem(MANIFEST_FILE, f"recording id names camera {m['camera']}, the manifest {opened.get('camera_id')}")
-            if int(m["seq"]) != opened.get("recording_seq"):
-                r.problem(MANIFEST_FILE, f"recording id has sequence {m['seq']}, the manifest {opened.get('recording_seq')}")
-            stamp = str(opened.get("started_at", ""))
-            if stamp[:19].replace("-", "").replace(":", "") + "Z" != m["time"]:
-                r.problem(MANIFEST_FILE, f"recording id time {m['time']} differs from started_at {stamp}")
+            if name.camera != opened.get("camera_id"):
+                r.problem(MANIFEST_FILE, f"recording id names camera {name.camera}, the manifest "
+                                         f"{str(opened.get('camera_id'))[:80]}")
+            if name.seq != opened.get("recording_seq"):
+                r.problem(MANIFEST_FILE, f"recording id has sequence {name.seq}, the manifest "
+                                         f"{str(opened.get('recording_seq'))[:40]}")
+            stamp = str(opened.get("started_at", ""))[:80]
+            if stamp[:19].replace("-", "").replace(":", "") + "Z" != name.time:
+                r.problem(MANIFEST_FILE, f"recording id time {name.time} differs from started_at {stamp}")
         if not isinstance(opened.get("recipients"), list) or not opened["recipients"]:
             r.problem(MANIFEST_FILE, "the opened line lists no recipients")
 
@@ -268,76 +310,91 @@ class _Checker:
         partials: list[dict] = []
         closed = False
         for line in lines[1:] if opened else lines:
-            event = line.get("event")
-            if event not in KNOWN_EVENTS or event == "opened":
-                r.problem(MANIFEST_FILE, f"seq {line.get('seq')}: unexpected {event!r} line")
+            event, seq = line.get("event"), str(line.get("seq"))[:40]
+            if event not in MANIFEST_EVENTS or event == OPENED:
+                r.problem(MANIFEST_FILE, f"seq {seq}: unexpected {str(event)[:80]!r} line")
                 continue
-            if closed and event != "recovered":
-                r.problem(MANIFEST_FILE, f"seq {line.get('seq')}: {event!r} line after the recording was closed")
-            if event == "progress":
-                progress.setdefault(str(line.get("file")), []).append(line)
-            elif event == "sealed":
+            if closed and event != RECOVERED:
+                r.problem(MANIFEST_FILE, f"seq {seq}: {event!r} line after the recording was closed")
+            if event == PROGRESS:
+                if is_plain_name(line.get("file")):
+                    progress.setdefault(line["file"], []).append(line)
+                else:
+                    r.problem(MANIFEST_FILE, f"seq {seq}: progress line names no file of the folder")
+            elif event == SEALED:
                 index = line.get("segment")
                 expected = len(sealed) + 1
+                name = line.get("file") if is_plain_name(line.get("file")) else MANIFEST_FILE
                 if index != expected:
-                    r.problem(str(line.get("file")), f"sealed as segment {index}, expected segment {expected} (segment missing or moved)")
-                if isinstance(index, int) and (line.get("file"), line.get("meta_file")) != segment_names(index):
-                    r.problem(str(line.get("file")), f"file names do not match segment {index}")
+                    r.problem(name, f"sealed as segment {str(index)[:40]}, expected segment {expected} "
+                                    "(segment missing or moved)")
+                if type(index) is int and (line.get("file"), line.get("meta_file")) != segment_names(index):
+                    r.problem(name, f"file names do not match segment {index}")
                 sealed.append(line)
-                self.expect(line["file"], line.get("size"), line.get("sha256"), "segment")
-                self.expect(line["meta_file"], line.get("meta_size"), line.get("meta_sha256"), "metadata")
-            elif event == "aborted":
+                self.expect(line.get("file"), line.get("size"), line.get("sha256"), "segment")
+                self.expect(line.get("meta_file"), line.get("meta_size"), line.get("meta_sha256"), "metadata")
+            elif event == ABORTED:
                 partials.append(line)
-                self.expect(line["file"], line.get("size"), line.get("sha256"), "aborted segment")
-            elif event == "closed":
+                self.expect(line.get("file"), line.get("size"), line.get("sha256"), "aborted segment")
+            elif event == CLOSED:
                 closed = True
-                r.closed_reason = line.get("reason")
+                r.closed_reason = str(line.get("reason"))[:200]
                 if line.get("segments") != len(sealed):
-                    r.problem(MANIFEST_FILE, f"closed with {line.get('segments')} segment(s) but {len(sealed)} sealed")
+                    r.problem(MANIFEST_FILE, f"closed with {str(line.get('segments'))[:40]} segment(s) but "
+                                             f"{len(sealed)} sealed")
                 if line.get("meta_file"):
-                    self.expect(line["meta_file"], line.get("meta_size"), line.get("meta_sha256"), "metadata")
-            elif event == "recovered":
-                for found in line.get("found", []):
+                    self.expect(line.get("meta_file"), line.get("meta_size"), line.get("meta_sha256"), "metadata")
+            elif event == RECOVERED:
+                if not isinstance(line.get("found", []), list):
+                    r.problem(MANIFEST_FILE, f"seq {seq}: recovered line whose 'found' is not a list")
+                for found in found_entries(line):
                     self.expect(found.get("file"), found.get("size"), found.get("sha256"), "recovered file")
-                    if str(found.get("file")).endswith((".ts.age.part", ".ts.age")):
+                    if is_media_file(found.get("file")):
                         partials.append(found)
                 if not closed:
-                    r.truncated = (f"{line.get('data_stops') or 'the last sealed segment'} "
+                    r.truncated = (f"{str(line.get('data_stops') or 'the last sealed segment')[:200]} "
                                    "(power cut; recovered at the next start)")
                 closed = True
         r.segments = len(sealed)
-        if not lines or lines[-1].get("event") not in ("closed", "recovered"):
+        if not lines or lines[-1].get("event") not in ENDINGS:
             r.problem(MANIFEST_FILE, "no closed or recovered line at the end: the end of the recording is missing "
                                      "(last segments or closing line removed, or recovery not run)")
         if partials and not r.truncated:
-            r.truncated = f"{partials[-1].get('file')} (segment aborted: {partials[-1].get('reason', 'power cut')})"
+            r.truncated = (f"{str(partials[-1].get('file'))[:80]} (segment aborted: "
+                           f"{str(partials[-1].get('reason', 'power cut'))[:200]})")
         listed = listed_files(lines)
         for path in sorted(self.folder.iterdir()):
             if path.name != MANIFEST_FILE and path.name not in listed:
                 r.problem(path.name, "in the folder but not listed in the manifest")
         self._check_progress(progress)
-        recipients = len(opened.get("recipients") or []) if opened else None
-        self.cut_short = {str(f.get("file")) for line in lines if line.get("event") == "recovered"
-                          for f in line.get("found", []) if f.get("age_header", "ok") != "ok"}
+        recipients = len(opened.get("recipients") or []) if opened and isinstance(opened.get("recipients"), list) else None
+        self.cut_short = {f.get("file") for line in lines if line.get("event") == RECOVERED
+                          for f in found_entries(line) if f.get("age_header", "ok") != "ok" and is_plain_name(f.get("file"))}
         for name in sorted(listed):
-            if (self.folder / name).is_file() and name.endswith((".age", ".age.part")):
+            if self._file(name) is not None and is_age_file(name):
                 self._check_stanzas(name, recipients)
         if self.identities:
             self._decrypt(sealed, partials, lines)
 
     def _check_progress(self, progress: dict[str, list[dict]]) -> None:
         for part_name, entries in progress.items():
-            name = part_name[:-5] if part_name.endswith(".part") else part_name
-            path = self.folder / name if (self.folder / name).is_file() else self.folder / part_name
-            if not path.is_file():
+            name = part_name.removesuffix(".part")
+            path = self._file(name) or self._file(part_name)
+            if path is None:
+                continue
+            if any(recording_seq(e.get("durable_bytes")) is None for e in entries):
+                self.report.problem(path.name, "a progress line has no valid durable_bytes")
                 continue
             h, done = hashlib.sha256(), 0
             with open(path, "rb") as f:
-                for entry in sorted(entries, key=lambda e: e.get("durable_bytes") or 0):
-                    want = entry.get("durable_bytes") or 0
-                    block = f.read(max(0, want - done))
-                    h.update(block)
-                    done += len(block)
+                for entry in sorted(entries, key=lambda e: e["durable_bytes"]):
+                    want = entry["durable_bytes"]
+                    while done < want:
+                        block = f.read(min(want - done, 1 << 20))
+                        if not block:
+                            break
+                        h.update(block)
+                        done += len(block)
                     if done < want:
                         self.report.problem(path.name, f"shorter than the {want} bytes the manifest says were durable")
                         break
@@ -346,7 +403,6 @@ class _Checker:
                         break
 
     def _check_stanzas(self, name: str, recipients: int | None) -> None:
-        from recorder.evidence.age import header_info
         try:
             info = header_info(self.folder / name)
         except AgeError as exc:
@@ -359,11 +415,10 @@ class _Checker:
             self.report.problem(name, f"encrypted to {info.recipients} recipient(s), the opened line lists {recipients}")
 
     def _decrypt(self, sealed: list[dict], partials: list[dict], lines: list[dict]) -> None:
-        from recorder.evidence.age import decrypt
         r = self.report
         for entry, must_be_complete in [(s, True) for s in sealed] + [(p, False) for p in partials]:
             name = entry.get("file")
-            if not (self.folder / name).is_file() or name in self.cut_short:
+            if self._file(name) is None or name in self.cut_short:
                 continue
             try:
                 result = decrypt(self.folder / name, self.identities)
@@ -379,15 +434,15 @@ class _Checker:
                 except ValueError as exc:
                     r.problem(name, str(exc))
             r.media[name] = info
-        metas = [(line.get("meta_file"), line.get("segment", 0) if line.get("event") == "sealed" else 0)
+        metas = [(line.get("meta_file"), line.get("segment", 0) if line.get("event") == SEALED else 0)
                  for line in lines if line.get("meta_file")]
         for line in lines:
-            for found in line.get("found", []) if line.get("event") == "recovered" else []:
-                name = str(found.get("file"))
-                if name.endswith((".meta.age", ".meta.age.part")):
-                    metas.append((name, int(name[4:10]) if name[4:10].isdigit() else 0))
+            for found in found_entries(line) if line.get("event") == RECOVERED else []:
+                name = found.get("file")
+                if is_metadata_file(name):
+                    metas.append((name, segment_index(name) or 0))
         for meta, expected in metas:
-            if not (self.folder / meta).is_file():
+            if self._file(meta) is None:
                 continue
             try:
                 doc = decrypt_metadata(self.folder / meta, self.identities, meta)
@@ -395,12 +450,23 @@ class _Checker:
                 r.problem(meta, f"metadata unreadable: {self._local(exc)}")
                 continue
             if doc.get("recording_id") != r.recording or doc.get("segment") != expected:
-                r.problem(meta, f"metadata belongs to {doc.get('recording_id')} segment {doc.get('segment')}")
+                r.problem(meta, f"metadata belongs to {str(doc.get('recording_id'))[:120]} "
+                                f"segment {str(doc.get('segment'))[:40]}")
 
 
 def verify_recording(folder: str | Path, *, device_key: bytes | None = None,
                      devices: dict[str, bytes] | None = None, identities: list | None = None) -> RecordingReport:
-    return _Checker(Path(folder), device_key, devices, identities).run()
+    """The report of one recording folder; never raises on what the folder holds.
+
+    ``device_key``: the camera's pinned Ed25519 public key (32 bytes), or ``devices``:
+    enrolled camera id -> key; without either, signatures are checked against the key
+    the manifest names. ``identities``: age identities that also decrypt and demux."""
+    checker = _Checker(Path(folder), device_key, devices, identities)
+    try:
+        return checker.run()
+    except OSError as exc:  # the folder changed or became unreadable while being checked
+        checker.report.problem("-", f"could not be read to the end: {checker._local(exc)}")
+        return checker.report
 
 
 def verify_recordings(folders, **kw) -> list[RecordingReport]:
@@ -426,29 +492,3 @@ def verify_recordings(folders, **kw) -> list[RecordingReport]:
             else:
                 seen[b].notes.append(f"camera {camera}: recordings {a + 1} to {b - 1} not given here")
     return reports
-
-
-def verify_journal(spool_dir: str | Path, device_key: bytes | None,
-                   recordings: list[RecordingReport]) -> tuple[list[Problem], list[str]]:
-    """The device journal of a spool: its chain and signatures, and that every recording
-    folder given is one the journal saw opened. Returns (problems, notes)."""
-    from recorder.evidence.journal import JOURNAL_FILE, read_journal
-    spool_dir = Path(spool_dir)
-    problems: list[Problem] = []
-    notes: list[str] = []
-    report = read_journal(spool_dir / JOURNAL_FILE, device_key)
-    for p in report.problems:
-        problems.append(Problem(spool_dir.name, JOURNAL_FILE, p))
-    if device_key is None:
-        notes.append(f"{JOURNAL_FILE}: device key not pinned, signatures not checked")
-    seen = {(line.get("data") or {}).get("recording_id") for line in report.lines
-            if line.get("event") in ("recording opened", "recording closed", "recording recovered")}
-    for rec in recordings:
-        if rec.recording not in seen:
-            problems.append(Problem(rec.recording, JOURNAL_FILE, "recording not in the device journal"))
-    given = {rec.recording for rec in recordings}
-    absent = sorted(str(r) for r in seen - given if r)
-    if absent:
-        notes.append(f"{JOURNAL_FILE}: {len(absent)} recording(s) in the journal not in this spool "
-                     f"(offloaded?): {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}")
-    return problems, notes

@@ -12,7 +12,6 @@ goes silent (cable pulled) is dropped by the device without changing anything.
 
 from __future__ import annotations
 
-import json
 import struct
 import time
 import zlib
@@ -21,6 +20,7 @@ from enum import IntEnum
 
 from drivers.serial_urls import open_serial
 from recorder.errors import LinkError
+from recorder.evidence.format import canonical
 from recorder.inputs import loads_strict
 
 SYNC = b"\xa5\x5a"
@@ -63,7 +63,7 @@ def encode_frame(ftype: int, seq: int, payload: bytes = b"") -> bytes:
 
 
 def frame_json(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    return canonical(obj)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from recorder.evidence.format import MANIFEST_FILE
 from recorder.evidence.journal import read_journal as read_device_journal
 from recorder.evidence.spool import last_good_line
 from tools.vault.ingest import verify_recording_folder
@@ -45,7 +46,7 @@ def audit(vault: Vault) -> AuditReport:
             report.problems.append(f"{row.recording_id}: missing from the vault's disk")
             continue
         report.problems.extend(verify_recording_folder(vault, row.camera_id, folder))
-        if last_good_line(folder / "manifest.jsonl")[1] != row.last_hash:
+        if last_good_line(folder / MANIFEST_FILE)[1] != row.last_hash:
             report.problems.append(f"{row.recording_id}: manifest's last line is not the one ingested")
     for camera_dir in vault.layout.recordings.iterdir():
         for folder in camera_dir.iterdir() if camera_dir.is_dir() else []:

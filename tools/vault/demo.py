@@ -10,7 +10,7 @@ from pathlib import Path
 
 from recorder.config import DEFAULT_CONFIG
 from recorder.evidence.age import load_identities
-from recorder.evidence.spool import MANIFEST_FILE, RECORDING_ID
+from recorder.evidence.format import MANIFEST_FILE, parse_recording_id
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
 from tools.vault.report import check_report
@@ -21,7 +21,7 @@ def _device_key(spool_dir: Path) -> tuple[str, str] | None:
     """(camera id, device key) as the first recording's opened line states them; a real
     chief reads the key off the camera at provisioning, the demo reads its own spool."""
     for folder in sorted(spool_dir.iterdir()):
-        if RECORDING_ID.fullmatch(folder.name) and (folder / MANIFEST_FILE).is_file():
+        if parse_recording_id(folder.name) and (folder / MANIFEST_FILE).is_file():
             first = json.loads((folder / MANIFEST_FILE).read_text().splitlines()[0])
             return first["camera_id"], first["device_key"]
     return None

@@ -7,14 +7,15 @@ from __future__ import annotations
 import os
 
 from recorder.errors import PietonError, VaultError
-from recorder.evidence.chain import fsync_dir
-from recorder.evidence.journal import JOURNAL_FILE, read_journal
-from recorder.evidence.spool import RECORDING_ID
+from recorder.evidence.chain import fsync_dir, signature_valid
+from recorder.evidence.format import JOURNAL_CONTEXT, JOURNAL_FILE, MAX_RECORDING_SEQ, parse_recording_id
+from recorder.evidence.journal import read_journal
+from recorder.evidence.sequence import describe_range, journal_seq, missing_ranges, recording_seq
 from tools.vault.layout import utc_iso
 from tools.vault.spool_read import Listing, SpoolReader
 from tools.vault.vault import Vault
 
-MAX_SEQ = 10**9     # no camera makes a billion recordings: a larger number is not one of ours
+MAX_SEQ = MAX_RECORDING_SEQ + 1
 MAX_GAPS = 100      # gaps listed one by one (as ranges) in a report and the journal
 
 
@@ -58,16 +59,17 @@ def offload_journal(vault: Vault, spool: SpoolReader, camera: str, key_hex: str 
 
 
 def device_journal_lines(vault: Vault, camera: str, key_hex: str | None) -> list[dict]:
-    """The lines of the vault's copy of the camera's device journal, when every one of them
-    is signed by the camera: unsigned lines never steer what the vault concludes."""
+    """The lines of the vault's copy of the camera's device journal that the camera's key
+    signed: unsigned lines never steer what the vault concludes."""
     path = vault.layout.device_journal(camera)
     if key_hex is None or not path.is_file():
         return []
+    key = bytes.fromhex(key_hex)
     try:
-        chain = read_journal(path, bytes.fromhex(key_hex))
+        chain = read_journal(path, key)
     except (PietonError, OSError, ValueError, RecursionError):
         return []
-    return chain.lines if chain.ok else []
+    return [line for line in chain.lines if signature_valid(line, JOURNAL_CONTEXT, key)]
 
 
 def journal_endings(device_journal: list[dict]) -> dict[str, str]:
@@ -84,42 +86,25 @@ def journal_endings(device_journal: list[dict]) -> dict[str, str]:
 def check_sequence(vault: Vault, listing: Listing, camera: str, device_journal: list[dict]) -> list[str]:
     """Every recording number the camera used must be in the spool or the vault. How far
     the numbers go comes only from signed lines (the recordings' own, as the index holds
-    them, and the device journal's when all of it verifies); names on the spool only fill
-    in. Gaps are reported as ranges, at most MAX_GAPS of them."""
-    missing: list[str] = []
+    them, and the device journal's signed lines); names on the spool or in quarantine only
+    say what is present. Gaps are reported as ranges, at most MAX_GAPS of them."""
     signed: set[int] = set()
-    known: set[int] = set()
     for row in vault.index.recordings(state=None, camera=camera):
-        if isinstance(row.device_seq, int) and not isinstance(row.device_seq, bool):
+        if recording_seq(row.device_seq) is not None:
             signed.add(row.device_seq)
-            known.add(row.device_seq)
+    present = set(signed) | {seq for seq, _name in listing.recordings}
+    for _folder, rid, cam, *_ in vault.index.quarantined():
+        name = parse_recording_id(rid)
+        if name and cam == camera:
+            present.add(name.seq)
     named: dict[int, str] = {}
     for line in device_journal:
-        data = line.get("data") if isinstance(line.get("data"), dict) else {}
-        seq = data.get("recording_seq")
-        if str(line.get("event", "")).startswith("recording ") and isinstance(seq, int) and 0 <= seq < MAX_SEQ:
-            signed.add(seq)
-            named[seq] = str(data.get("recording_id") or f"{camera} recording #{seq}")
-    for seq, _name in listing.recordings:
-        known.add(seq)
-    for _folder, rid, cam, *_ in vault.index.quarantined():
-        m = RECORDING_ID.fullmatch(rid)
-        if m and cam == camera:
-            known.add(int(m["seq"]))
-    top = max(signed, default=-1)
-    present = sorted(n for n in known if n <= top)
-    gaps, expected = [], 0
-    for n in present:
-        if n > expected:
-            gaps.append((expected, n - 1))
-        expected = max(expected, n + 1)
-    if expected <= top:
-        gaps.append((expected, top))
-    for first, last in gaps[:MAX_GAPS]:
-        if first == last:
-            missing.append(named.get(first, f"{camera} recording #{first}"))
-        else:
-            missing.append(f"{camera} recordings #{first} to #{last} ({last - first + 1})")
+        seq = journal_seq(line)
+        if str(line.get("event", "")).startswith("recording ") and seq is not None:
+            rid = line["data"].get("recording_id")
+            named[seq] = rid if isinstance(rid, str) else f"{camera} recording #{seq}"
+    gaps = missing_ranges(present, max([*signed, *named], default=-1))
+    missing = [describe_range(first, last, named, camera) for first, last in gaps[:MAX_GAPS]]
     if len(gaps) > MAX_GAPS:
         missing.append(f"{camera}: {len(gaps) - MAX_GAPS} more gap(s) in the sequence")
     if missing:

@@ -22,7 +22,15 @@ from pathlib import Path
 
 from recorder.errors import AgeError, EvidenceError, PietonError, VaultError
 from recorder.evidence.age import decrypt
-from recorder.evidence.chain import MANIFEST_CONTEXT, fsync_dir, read_chain
+from recorder.evidence.chain import fsync_dir, read_chain
+from recorder.evidence.format import (
+    MANIFEST_CONTEXT,
+    MANIFEST_FILE,
+    META_SUFFIX,
+    PART,
+    SEGMENT_SUFFIX,
+    is_media_file,
+)
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.evidence.verify import verify_recording
 from tools.vault.anonymise import anonymise_segments
@@ -147,7 +155,7 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
         raise VaultError(f"recording {recording_id}: camera {row.camera_id} is no longer enrolled")
     devices = {row.camera_id: bytes.fromhex(key_hex)}
     check = _Background(lambda: [str(p) for p in verify_recording(folder, devices=devices).problems])
-    chain = read_chain(folder / "manifest.jsonl", MANIFEST_CONTEXT, bytes.fromhex(key_hex))
+    chain = read_chain(folder / MANIFEST_FILE, MANIFEST_CONTEXT, bytes.fromhex(key_hex))
     opened = next((line for line in chain.lines if line.get("event") == "opened"), {})
     rec = OpenedRecording(recording_id, row.camera_id, key_hex, folder, opened,
                           recording_start(recording_id, opened), identities=list(identities), check=check)
@@ -165,9 +173,9 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
             names = {f.get("file") for f in found}
             listed.update({f.get("file"): (f.get("sha256"), f.get("size")) for f in found})
             for name in names:
-                if isinstance(name, str) and name.endswith((".ts.age", ".ts.age.part")):
-                    stem = name.split(".ts.age")[0]
-                    meta = next((m for m in (stem + ".meta.age", stem + ".meta.age.part") if m in names), None)
+                if is_media_file(name):
+                    stem = name.split(SEGMENT_SUFFIX)[0]
+                    meta = next((m for m in (stem + META_SUFFIX, stem + META_SUFFIX + PART) if m in names), None)
                     files.setdefault(name, meta)
     for name in sorted((n for n in files if _plain(n)), key=lambda n: n.split(".")[0]):
         if not (folder / name).is_file():

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from drivers.nmea import distance_m
 from recorder.errors import AgeError, VaultError
 from recorder.evidence.chain import split_pieces
+from recorder.evidence.format import META_SUFFIX
 from recorder.evidence.metadata import decrypt_metadata
 from tools.vault.events import track_points
 from tools.vault.index import RecordingRow
@@ -80,7 +81,7 @@ def find(vault: Vault, since: float, until: float, *, camera: str | None = None,
 def _positions(vault: Vault, row: RecordingRow, identities: list) -> list[dict]:
     folder = vault.layout.recording(row.camera_id, row.recording_id)
     points = []
-    for meta in sorted(folder.glob("*.meta.age")):
+    for meta in sorted(folder.glob("*" + META_SUFFIX)):
         try:
             points.extend(track_points(decrypt_metadata(meta, identities, meta.name).get("events")))
         except AgeError as exc:  # a bad identity is the caller's error, said once

@@ -23,9 +23,8 @@ from pathlib import Path
 
 from recorder.errors import PietonError, VaultError
 from recorder.evidence.chain import fsync_dir, split_pieces, write_atomic
-from recorder.evidence.journal import JOURNAL_FILE
-from recorder.evidence.receipt import INBOX, make_receipt, write_receipt
-from recorder.evidence.spool import MANIFEST_FILE, RECORDING_ID
+from recorder.evidence.format import INBOX, JOURNAL_FILE, MANIFEST_FILE, RECORDING_ID
+from recorder.evidence.receipt import make_receipt, write_receipt
 from recorder.evidence.verify import verify_recording
 from tools.vault.device_journal import (
     MAX_SEQ,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from drivers.signer import Signer
-from recorder.evidence.chain import VAULT_JOURNAL_CONTEXT, ChainReport, ChainWriter
+from recorder.evidence.chain import ChainReport, ChainWriter
+from recorder.evidence.format import VAULT_JOURNAL_CONTEXT
 from tools.vault.logs import read_log
 
 

@@ -19,11 +19,11 @@ import fcntl
 import os
 import re
 import shutil
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from recorder.errors import VaultError
+from recorder.evidence.format import JOURNAL_FILE, utc_iso  # noqa: F401 - utc_iso: the vault's writers take it from here
 
 FORMAT = "pieton/vault/1"
 DEFAULT_RETENTION_DAYS = 30      # L241-2 as amended in 2022
@@ -36,11 +36,6 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # Times the vault reads (options, manifests) must fall in this span: beyond it a date
 # cannot be written back (utc_iso) and is a typo or an attack, not a recording's time.
 _EARLIEST, _LATEST = 0.0, 253402214400.0  # 1970-01-01 .. 9999-12-31
-
-
-def utc_iso(epoch: float | None = None) -> str:
-    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str, what: str = "time") -> float:
@@ -85,7 +80,7 @@ class VaultLayout:
     settings = property(lambda self: self.root / SETTINGS)
     key = property(lambda self: self.root / KEY_FILE)
     pub = property(lambda self: self.root / PUB_FILE)
-    journal = property(lambda self: self.root / "journal.jsonl")
+    journal = property(lambda self: self.root / JOURNAL_FILE)
     index = property(lambda self: self.root / "index.sqlite")
     recordings = property(lambda self: self.root / "recordings")
     device_journals = property(lambda self: self.root / "device-journals")
@@ -97,7 +92,7 @@ class VaultLayout:
         return self.recordings / safe_name(camera, "camera id") / safe_name(recording_id, "recording id")
 
     def device_journal(self, camera: str) -> Path:
-        return self.device_journals / safe_name(camera, "camera id") / "journal.jsonl"
+        return self.device_journals / safe_name(camera, "camera id") / JOURNAL_FILE
 
 
 class VaultLock:

@@ -22,10 +22,10 @@ from recorder.evidence.chain import (
     split_pieces,
     write_atomic,
 )
+from recorder.evidence.format import CHECKPOINT_CONTEXT
 from recorder.inputs import InputError, load_json_file
 from tools.vault.layout import parse_time, utc_iso
 
-CHECKPOINT_CONTEXT = "pieton/log-checkpoint/1"
 DAY = 86400.0
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from drivers.signer import Signer
 from recorder.errors import VaultError
 from recorder.evidence.chain import ChainReport, ChainWriter, line_hash
+from recorder.evidence.format import REGISTER_CONTEXT
 from tools.vault.logs import read_log
 
-REGISTER_CONTEXT = "pieton/register/1"
 # Journal events that the register mirrors, one line each.
 REGISTERED_EVENTS = ("extraction", "extraction-failed", "consultation")
 

@@ -16,13 +16,12 @@ from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.errors import VaultError, VerificationError
-from recorder.evidence.chain import canonical, sign_document, signature_valid
+from recorder.evidence.chain import sign_document, signature_valid
+from recorder.evidence.format import REPORT_CONTEXT, canonical
 from recorder.inputs import InputError, load_json_file
 from tools.vault.events import event_epoch, event_kind, track_points
 from tools.vault.layout import utc_iso
 from tools.vault.report_html import render_html
-
-REPORT_CONTEXT = "pieton/extraction-report/1"
 
 
 def _find(static: dict, *keys):

@@ -10,7 +10,7 @@ import math
 from html import escape
 from pathlib import Path
 
-from recorder.evidence.metadata import iso_utc
+from recorder.evidence.format import utc_iso
 from recorder.inputs import InputError, load_json_file
 from tools.vault.events import event_kind
 
@@ -108,7 +108,7 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
 def _when(value) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return iso_utc(value)
+            return utc_iso(value)
         except (OverflowError, ValueError, OSError):  # not a time a calendar can show
             return str(value)
     return str(value) if value is not None else "?"

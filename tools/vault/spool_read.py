@@ -17,7 +17,7 @@ from pathlib import Path
 
 from recorder.errors import VaultError
 from recorder.evidence.chain import line_hash, split_pieces
-from recorder.evidence.spool import RECORDING_ID
+from recorder.evidence.format import RECORDING_ID
 from recorder.inputs import LIMITS
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -13,7 +13,7 @@ from pathlib import Path
 from drivers.signer import FileSigner
 from recorder.errors import VaultError
 from recorder.evidence.chain import write_atomic
-from recorder.evidence.spool import CAMERA_ID
+from recorder.evidence.format import CAMERA_ID
 from recorder.inputs import InputError, expect_object, load_json_file
 from tools.vault.index import Index
 from tools.vault.journal import VaultJournal
