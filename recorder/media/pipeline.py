@@ -4,13 +4,11 @@
     microphone -> AudioEncoder (AAC) --------+--> Router --> PreEventRing (armed)
                                                         \\-> Segmenter -> MPEG-TS -> sealer
 
-Health (watchdogs, frame accounting, fault log) and NightSwitch (light, IR) watch on the
-side. The camera and microphone call back on the loop thread; those callbacks only count
-and hand the work to one media worker thread (``loop.run_in_executor``), so the button,
-LED and notice path never waits for an encoder, and in a simulation the virtual clock
-holds still while a frame is encoded. Every stage after the callbacks runs in that single
-worker, in arrival order; notes for the recording go through it too (``note``), so they
-never race a seal.
+The camera and microphone call back on the loop thread; ``MediaWorker`` hands their
+frames and sound to one worker thread, where ``Encode`` and ``Router`` run in arrival
+order; notes for the recording go through it too (``note``), so they never race a seal.
+``Health`` (watchdogs, frame accounting, fault log) and ``NightSwitch`` (light, IR) watch
+on the side, from one timer on the loop.
 
 Faults are reported, never swallowed: a camera that stops, a microphone that stops, an
 encoder that refuses a frame, a sealer that cannot write each call ``on_fault("kind:
@@ -19,15 +17,12 @@ message")`` on the loop thread and are noted in the recording's metadata.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from concurrent.futures import ThreadPoolExecutor
-
 from drivers.camera import EncodedFrame, RawFrame
 from drivers.microphone import AudioBlock
 from recorder.clock import wall_at, wall_now
-from recorder.errors import DriverError, EncoderError, MediaError
+from recorder.errors import DriverError, MediaError
 from recorder.media.audio import AudioEncoder
+from recorder.media.encode import Encode
 from recorder.media.health import Health
 from recorder.media.nightmode import NightMode, NightSwitch
 from recorder.media.overlay import Overlay
@@ -35,8 +30,7 @@ from recorder.media.ring import PreEventRing
 from recorder.media.router import Router
 from recorder.media.source import VideoSource
 from recorder.media.stages import RecordingSealer
-
-log = logging.getLogger("pieton.media")
+from recorder.media.worker import MediaWorker
 
 
 class MediaPipeline:
@@ -46,7 +40,6 @@ class MediaPipeline:
     the loop thread; ``executor``: the media worker (one thread), made here when None."""
 
     WATCH_INTERVAL_S = 0.25
-    MAX_BACKLOG_S = 0.5  # frames waiting longer than this for the worker are dropped, and counted
 
     def __init__(self, config, camera, microphone, ir, *, loop, wall_clock, on_fault=None, executor=None):
         self.config = config
@@ -77,16 +70,12 @@ class MediaPipeline:
         self.router = Router(self.ring, self.health, width=self.width, height=self.height, fps=self.fps,
                              audio_rate=self.audio.rate if self.audio else None,
                              segment_seconds=video.segment_seconds, clock=loop.time, wall_at=self.wall_at)
-        self._worker = executor or ThreadPoolExecutor(1, thread_name_prefix="pieton-media")
-        self._own_worker = executor is None
+        self.encode = Encode(self.source, self.audio, self.router, self.health, fps=self.fps, clock=loop.time)
+        self.worker = MediaWorker(loop, self.encode, self.health, fps=self.fps, executor=executor)
         self.armed = False
         self.closed = False
         self._recording: RecordingSealer | None = None  # the loop thread's view
-        self._queued = 0
-        self._max_queue = max(2, round(self.fps * self.MAX_BACKLOG_S))
         self._watch_handle = None
-        self._jobs: set[asyncio.Future] = set()
-        self._audio_pending: list[AudioBlock] = []
 
     def wall_at(self, loop_time: float) -> float:
         return wall_at(self._wall_now(), self.loop, loop_time)
@@ -122,8 +111,8 @@ class MediaPipeline:
         self._recording = recording
         self.health.new_recording()
         span = self.ring.span()
-        self._flush_audio()  # sound before the press goes to the ring (or nowhere), in order
-        self._submit(self._job_begin, recording, press)
+        self.worker.flush_sound()  # sound before the press goes to the ring (or nowhere), in order
+        self.worker.submit(self._job_begin, recording, press)
         return span
 
     async def stop_recording(self) -> dict:
@@ -131,9 +120,9 @@ class MediaPipeline:
         if self._recording is None:
             return {}
         stop = self.loop.time()
-        self._flush_audio()
+        self.worker.flush_sound()
         try:
-            summary = await self._submit(self._job_end, stop)
+            summary = await self.worker.submit(self._job_end, stop)
         finally:
             self._recording = None
         return summary or {}
@@ -146,7 +135,7 @@ class MediaPipeline:
     def note(self, event: dict) -> None:
         """Note an event on the current recording, in order with the media (via the worker)."""
         if self._recording is not None:
-            self._submit(self.router.note, dict(event))
+            self.worker.submit(self.router.note, dict(event))
 
     def set_agent(self, agent: str | None) -> None:
         self.overlay.set_agent(agent)
@@ -167,7 +156,7 @@ class MediaPipeline:
             "prebuffer": self.ring.status(),
             "segments": self.router.segments,
             "pre_event_s": round(self.router.pre_event_s, 3),
-            "backlog": self._queued,
+            "backlog": self.worker.queued,
             **health.status(),
         }
 
@@ -179,11 +168,9 @@ class MediaPipeline:
         self.closed = True
         self.armed = False
         self._stop_hardware()
-        if self._jobs:
-            await asyncio.gather(*list(self._jobs), return_exceptions=True)
+        await self.worker.drain()
         self.ring.clear()  # RAM only: nothing of the pre-event buffer outlives the pipeline
-        if self._own_worker:
-            self._worker.shutdown(wait=True)
+        self.worker.shutdown()
 
     def power_cut(self) -> None:
         """Simulated loss of power: stop where we are, seal nothing (recovery at the next
@@ -194,8 +181,7 @@ class MediaPipeline:
         self._recording = None
         self._stop_hardware()
         self.ring.clear()
-        if self._own_worker:
-            self._worker.shutdown(wait=False, cancel_futures=True)
+        self.worker.shutdown(now=True)
 
     def _stop_hardware(self) -> None:
         if self._watch_handle is not None:
@@ -209,45 +195,19 @@ class MediaPipeline:
     def _state(self) -> str:
         return "recording" if self._recording is not None else ("armed" if self.armed else "idle")
 
-    # -- loop thread: hand-over to the worker ---------------------------------------------
-    def _submit(self, fn, *args) -> asyncio.Future:
-        future = self.loop.run_in_executor(self._worker, fn, *args)
-        self._jobs.add(future)
-        future.add_done_callback(self._job_done)
-        return future
-
-    def _job_done(self, future: asyncio.Future) -> None:
-        self._jobs.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            exc = future.exception()
-            log.error("media worker job failed: %s", exc)
-            self.health.fault("media", f"media worker failed: {exc}")
-
+    # -- loop thread: the devices' callbacks --------------------------------------------
     def _on_frame(self, frame: RawFrame | EncodedFrame) -> None:
         if self.closed:
             return
         regained = self.health.frame(frame.index, self.loop.time(), frame.capture_time)
-        if self._queued >= self._max_queue:
-            self.health.count("dropped")
-            return
-        self._queued += 1
-        blocks, self._audio_pending = self._audio_pending, []
-        self._submit(self._job_video, frame, self.wall_at(frame.capture_time), regained, blocks)
+        self.worker.frame(frame, self.wall_at(frame.capture_time), regained)
 
     def _on_audio(self, block: AudioBlock) -> None:
         if self.closed:
             return
         self.health.audio_block(self.loop.time(), block.capture_time)
-        # Audio rides with the next frame's job (one hand-over instead of two); without
-        # video flowing, or after 100 ms, it goes on its own.
-        self._audio_pending.append(block)
-        if self.camera is None or not self.health.video_ok or len(self._audio_pending) >= 5:
-            self._flush_audio()
-
-    def _flush_audio(self) -> None:
-        if self._audio_pending:
-            blocks, self._audio_pending = self._audio_pending, []
-            self._submit(self._job_audio, blocks)
+        # without video flowing no frame takes the sound along
+        self.worker.sound(block, alone=self.camera is None or not self.health.video_ok)
 
     def _watch(self) -> None:
         if self.closed:
@@ -258,7 +218,7 @@ class MediaPipeline:
         self._watch_handle = self.loop.call_later(self.WATCH_INTERVAL_S, self._watch)
 
     def _video_lost(self) -> None:
-        self._submit(self.router.video_present, False)
+        self.worker.submit(self.router.video_present, False)
 
     # -- worker jobs (one thread, in order) ----------------------------------------------
     def _job_begin(self, recording: RecordingSealer, press: float) -> None:
@@ -267,53 +227,12 @@ class MediaPipeline:
             "width": self.width, "height": self.height, "fps": self.fps,
             "camera": getattr(self.camera, "backend", None), "audio": self.audio is not None,
             "night_mode": self.night.night, "video_ok": health.video_ok, "audio_ok": health.audio_ok})
-        # The first frame captured after the press is a keyframe: a clean join, and (being
-        # large) it fills much of its sealer chunk at once, so the press's media is durable quickly.
-        if self.source is not None:
-            self.source.request_keyframe(at=press)
-
-    def _job_video(self, frame, wall_time: float, regained: bool, audio_blocks: list) -> None:
-        if audio_blocks:
-            self._job_audio(audio_blocks)
-        try:
-            if self.loop.time() - frame.capture_time > 3.0 / self.fps:
-                self.health.count("late")
-            if regained:
-                self.source.request_keyframe()
-                self.router.video_present(True)
-            try:
-                packets = self.source.process(frame, wall_time)
-            except EncoderError as exc:
-                self.health.count("encoder_errors")
-                self.health.count("dropped")
-                self.source.reset()  # a new encoder: the next frame is a keyframe
-                self.router.encoder_error(frame.index, frame.capture_time, exc)
-                self.health.fault_from_worker("encoder", str(exc))
-                return
-            self.health.count("encoded", len(packets))
-            self.router.route(packets)
-        finally:
-            self._queued -= 1
-
-    def _job_audio(self, blocks: list[AudioBlock]) -> None:
-        for block in blocks:
-            try:
-                packets = self.audio.push(block.samples, block.capture_time)
-            except EncoderError as exc:
-                self.health.fault_from_worker("audio-encoder", str(exc))
-                continue
-            self.router.route_audio(packets)
+        self.encode.keyframe_from(press)
 
     def _job_end(self, stop: float) -> dict:
         if self.router.recording is None:
             return {}
-        tail = []
-        if self.audio is not None:
-            try:
-                tail = [p for p in self.audio.flush() if p.time < stop]
-            except EncoderError as exc:
-                self.health.fault_from_worker("audio-encoder", str(exc))
-        return self.router.end(tail)
+        return self.router.end(self.encode.sound_until(stop))
 
     def __repr__(self) -> str:
         return f"<MediaPipeline {self._state()} {self.camera!r} segments={self.router.segments}>"
