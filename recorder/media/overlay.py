@@ -1,21 +1,27 @@
-"""The burnt-in caption: UTC date and time, camera id, agent number, GPS position.
+"""The burnt-in caption: local date and time with its zone, camera id, agent number, GPS
+position.
 
-Drawn on the luma plane of I420 frames (white on a dark outline, readable on any scene),
+The time is the one people on the scene read on their watches, with the zone's
+abbreviation (``2026-11-27 18:41:11 CET``): that also tells apart the two passes of the
+hour repeated when summer time ends. The metadata keeps UTC. Drawn on the luma plane of I420 frames (white on a dark outline, readable on any scene),
 so it costs a few text draws per frame and works the same on a Pi's pre-callback buffer.
 """
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime, tzinfo
 
 import cv2
 import numpy as np
 
 
 class Overlay:
-    def __init__(self, camera_id: str, *, enabled: bool = True):
+    """``zone``: the time zone of the caption (the configuration's ``[device] timezone``)."""
+
+    def __init__(self, camera_id: str, *, enabled: bool = True, zone: tzinfo = UTC):
         self.camera_id = camera_id
         self.enabled = enabled
+        self.zone = zone
         self.agent: str | None = None
         self.position: tuple[float, float] | None = None  # (lat, lon) when known
         self._cache = None
@@ -27,8 +33,8 @@ class Overlay:
         self.position = position
 
     def lines(self, wall_time: float) -> list[str]:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(wall_time))
-        first = f"{stamp} UTC  {self.camera_id}"
+        stamp = datetime.fromtimestamp(wall_time, self.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        first = f"{stamp}  {self.camera_id}"
         if self.agent:
             first += f"  AG {self.agent}"
         lines = [first]
@@ -76,4 +82,4 @@ class Overlay:
         return top, left, canvas, mask
 
     def __repr__(self) -> str:
-        return f"<Overlay {self.camera_id} {'on' if self.enabled else 'off'}>"
+        return f"<Overlay {self.camera_id} {self.zone} {'on' if self.enabled else 'off'}>"
