@@ -12,14 +12,37 @@ from conftest import write_config
 from test_evidence_support import Device
 from test_media_press import FPS, PRESS, H, W, frames
 
-from drivers.camera import Camera
+from drivers.camera import Camera, SimulatedCamera
 from recorder.config import load_config
 from recorder.evidence.age import CHUNK_SIZE, ENCRYPTED_CHUNK, NONCE_SIZE, header_info
+from recorder.media.audio import AudioEncoder
 from recorder.media.encoder import VideoEncoder
+from recorder.media.health import Health
 from recorder.media.mpegts import TS_PACKET, TsMuxer, filler
+from recorder.media.nightmode import NightMode
 from recorder.media.overlay import Overlay
 from recorder.media.segmenter import Segmenter
 from recorder.media.source import VideoSource
+from recorder.media.stages import AudioStage, RecordingSealer, SegmentFigures, SegmentSealer, VideoStage
+
+# -- the typed seams ------------------------------------------------------------------------
+
+def test_each_stage_offers_the_interface_the_next_one_expects(tmp_path):
+    device = Device(tmp_path)
+    spool = device.spool()
+    rec = spool.open_recording(device.clock.now(), "agent", {})
+    seg = rec.open_segment()
+    assert isinstance(rec, RecordingSealer) and isinstance(seg, SegmentSealer)
+    config = load_config(write_config(tmp_path / "cfg"))
+    camera = SimulatedCamera(320, 240, 10)
+    assert isinstance(VideoSource.for_camera(camera, Overlay("CAM-T-001"), config.video, float), VideoStage)
+    assert isinstance(AudioEncoder(48000), AudioStage)
+    assert isinstance(Health(None, has_camera=True, has_audio=False, fps=10, night=NightMode.from_config(config),
+                             note=print, wall_at=float, wall_now=float), SegmentFigures)
+    seg.seal()
+    rec.close("stop")
+    spool.close()
+
 
 # -- the sealer: its durable points ------------------------------------------------------
 

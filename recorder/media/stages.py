@@ -9,7 +9,7 @@ sealer is age with 64 KiB chunks; the sealer knows nothing of MPEG-TS.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from drivers.camera import EncodedFrame, RawFrame
 from recorder.media.packets import Packet
 
 
+@runtime_checkable
 class VideoStage(Protocol):
     """Camera frames in, encoded H.264 packets out (recorder.media.source.VideoSource)."""
 
@@ -27,6 +28,7 @@ class VideoStage(Protocol):
     def reset(self) -> None: ...
 
 
+@runtime_checkable
 class AudioStage(Protocol):
     """Microphone samples in, AAC packets out (recorder.media.audio.AudioEncoder)."""
 
@@ -37,6 +39,7 @@ class AudioStage(Protocol):
     def flush(self) -> list[Packet]: ...
 
 
+@runtime_checkable
 class SegmentSealer(Protocol):
     """One segment on its way to storage (recorder.evidence.recording.SegmentWriter)."""
 
@@ -55,6 +58,7 @@ class SegmentSealer(Protocol):
     def abort(self, reason: str) -> dict | None: ...
 
 
+@runtime_checkable
 class RecordingSealer(Protocol):
     """The recording the segments go into (recorder.evidence.recording.RecordingWriter)."""
 
@@ -65,6 +69,7 @@ class RecordingSealer(Protocol):
     def note(self, event: dict) -> None: ...
 
 
+@runtime_checkable
 class SegmentFigures(Protocol):
     """What the segmenter adds to each segment's metadata at its seal: the pipeline's
     own figures (frame accounting, device health), from recorder.media.health.Health."""
