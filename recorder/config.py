@@ -17,12 +17,12 @@ from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from recorder.device_rules import INSEE_CODE, SIMULATED, device_problems, is_device_configuration
 from recorder.errors import ConfigError
 from recorder.evidence.format import CAMERA_ID, CAMERA_ID_HELP
 from recorder.inputs import InputError, check_name_length, read_bounded
+from recorder.localtime import DEFAULT_ZONE, TimeError, zone
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "pieton.toml"
 
@@ -171,7 +171,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
                       "letters, digits, '-' and '_', at most 32"),
         "commune": _str("Autun"),
         # the burnt-in caption shows local time with its zone; metadata stays UTC
-        "timezone": _str("Europe/Paris", r"^[A-Za-z][A-Za-z0-9_+-]{0,31}(/[A-Za-z0-9_+-]{1,32}){0,2}$",
+        "timezone": _str(DEFAULT_ZONE, r"^[A-Za-z][A-Za-z0-9_+-]{0,31}(/[A-Za-z0-9_+-]{1,32}){0,2}$",
                          "an IANA time zone name such as 'Europe/Paris'"),
     },
     "video": {
@@ -376,12 +376,10 @@ def _shared_pins(gpio: Section, gps: Section, drivers: Section, source: str) -> 
 
 def _cross_checks(sections: dict[str, Section], source: str) -> list[str]:
     problems = []
-    zone = sections["device"].timezone
     try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        problems.append(f"{source}: [device] timezone = {zone!r}: not a time zone this system knows; "
-                        "must be an IANA time zone name such as 'Europe/Paris'")
+        zone(sections["device"].timezone)
+    except TimeError as exc:
+        problems.append(f"{source}: [device] timezone = {sections['device'].timezone!r}: {exc}")
     night = sections["nightmode"]
     if night.enter_lux >= night.exit_lux:
         problems.append(f"{source}: [nightmode] enter_lux = {night.enter_lux!r}: must be below "

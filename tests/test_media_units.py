@@ -7,7 +7,6 @@ import asyncio
 import io
 import time
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import av
 import numpy as np
@@ -158,7 +157,7 @@ def utc(*fields) -> float:
 
 
 def test_caption_is_local_time_with_its_zone_across_summer_and_winter_time():
-    overlay = Overlay("CAM-T-001", zone=ZoneInfo("Europe/Paris"))
+    overlay = Overlay("CAM-T-001", zone_name="Europe/Paris")
     assert overlay.lines(utc(2026, 11, 27, 17, 41, 11))[0] == "2026-11-27 18:41:11 CET  CAM-T-001"
     # spring: 02:00 CET does not exist, the clocks jump to 03:00 CEST
     assert overlay.lines(utc(2026, 3, 29, 0, 59, 59))[0].startswith("2026-03-29 01:59:59 CET ")

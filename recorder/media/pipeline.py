@@ -17,8 +17,6 @@ message")`` on the loop thread and are noted in the recording's metadata.
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from drivers.camera import EncodedFrame, RawFrame
 from drivers.microphone import AudioBlock
 from recorder.clock import wall_at, wall_now
@@ -55,7 +53,7 @@ class MediaPipeline:
         self.width = camera.width if camera is not None else video.width
         self.height = camera.height if camera is not None else video.height
         self.overlay = Overlay(config.device.camera_id, enabled=video.overlay,
-                               zone=ZoneInfo(config.device.timezone))
+                               zone_name=config.device.timezone)
         self.source = (VideoSource.for_camera(camera, self.overlay, video, self.wall_at)
                        if camera is not None else None)
         self.audio = AudioEncoder(config.audio.sample_rate, config.audio.bitrate_kbps) if self.microphone else None
