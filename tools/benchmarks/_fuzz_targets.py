@@ -353,7 +353,14 @@ def _age_stream(work: Path, rng) -> Harness:
             blob = age_mutants.build(rng, identity_pub=public)
             return age_mutants.armor_mutant(blob, rng) if rng.random() < 0.2 else blob
         return havoc(seed, rng)
-    return Harness(lambda data: decrypt(data, [identity]), seeds, mutate)
+    path = work / "segment.age"
+
+    def entry(data: bytes):
+        if len(data) % 2:              # half the inputs as a file: the reader takes both
+            path.write_bytes(data)
+            return decrypt(path, [identity])
+        return decrypt(data, [identity])
+    return Harness(entry, seeds, mutate)
 
 
 # -- evidence: manifests, journals, receipts ---------------------------------------------------
@@ -362,7 +369,7 @@ def _recordings(work: Path):
     from recorder.evidence.age import generate_identity
     from recorder.evidence.spool import Spool
     signer = FileSigner.create(work / "device.key")
-    _, recipient = generate_identity()
+    identity, recipient = generate_identity()
     now = [1_790_000_000.0]
     spool = Spool(work / "spool", signer, [recipient], "CAM-F-001", "d" * 64, True, wall_clock=lambda: now[0],
                   reserve_bytes=256 * 1024, min_free_bytes=0)
@@ -376,23 +383,27 @@ def _recordings(work: Path):
             seg.seal({"duration_s": 1.0})
         rec.close("stop gesture")
         recs.append(rec)
-    return signer, spool, recs
+    return signer, spool, recs, identity
 
 
 def _manifest(work: Path, rng) -> Harness:
     from recorder.evidence.recovery import MANIFEST_FILE
     from recorder.evidence.verify import verify_recording
-    signer, _, recs = _recordings(work)
+    signer, _, recs, identity = _recordings(work)
     folder = Path(recs[0].path)
     seeds = [(Path(r.path) / MANIFEST_FILE).read_bytes() for r in recs]
-    return Harness(_writer(folder / MANIFEST_FILE, lambda _: verify_recording(folder, device_key=signer.public_key)),
-                   seeds, mutate_jsonl)
+    identities = [identity]
+
+    def entry(data: bytes):
+        (folder / MANIFEST_FILE).write_bytes(data)
+        verify_recording(folder, device_key=signer.public_key, identities=identities)   # the chief's check
+    return Harness(entry, seeds, mutate_jsonl)
 
 
 def _journal(work: Path, rng) -> Harness:
     from recorder.evidence.journal import JOURNAL_FILE
     from recorder.evidence.verify import verify_journal
-    signer, spool, _ = _recordings(work)
+    signer, spool, _, _ = _recordings(work)
     path = Path(spool.dir) / JOURNAL_FILE
     seeds = [path.read_bytes()]
     return Harness(_writer(path, lambda _: verify_journal(spool.dir, signer.public_key, [])), seeds, mutate_jsonl)

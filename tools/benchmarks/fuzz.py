@@ -33,7 +33,7 @@ import coverage
 TOTAL_BUDGET_S = 30 * 60
 QUICK_BUDGET_S = 2.0
 HANG_S = 10.0            # one input running this long counts as a hang
-BATCH = 64               # inputs between clock reads
+BATCH_S = 0.05           # seconds of inputs between clock reads and alarm re-arms
 
 
 class Hang(Exception):
@@ -56,6 +56,7 @@ class Result:
     seconds: float = 0.0
     covered: int = 0
     statements: int = 0
+    missing: list[int] = field(default_factory=list)     # line numbers never run
     failures: dict[str, Failure] = field(default_factory=dict)
 
     @property
@@ -69,6 +70,7 @@ class Result:
     def as_dict(self) -> dict:
         return {"inputs": self.tried, "inputs_per_s": round(self.rate), "seconds": round(self.seconds, 1),
                 "failures": len(self.failures), "coverage_pct": round(self.coverage, 1), "scope": self.scope,
+                "missed_lines": self.missing,
                 "failure_kinds": {k: {"count": f.count, "message": f.message[:200], "input": repr(f.data[:300])}
                                   for k, f in self.failures.items()}}
 
@@ -154,10 +156,15 @@ def fuzz_target(target, budget_s: float, workdir: Path, seed: int = 0) -> Result
             signal.setitimer(signal.ITIMER_REAL, HANG_S)
             attempt(data)
         deadline = start + budget_s
-        while time.monotonic() < deadline:
-            signal.setitimer(signal.ITIMER_REAL, HANG_S)   # re-armed per batch: a hang is one input stuck
-            for _ in range(BATCH):
+        batch, per_input = 1, 0.01
+        while (now := time.monotonic()) < deadline:
+            # the alarm is armed per batch (a syscall per input would cost more than some
+            # parsers); batches last ~50 ms, so one input stuck for HANG_S still trips it
+            signal.setitimer(signal.ITIMER_REAL, HANG_S + 4 * batch * per_input)
+            for _ in range(batch):
                 attempt(mutate(rng.choice(seeds), rng))
+            per_input = max(1e-7, (time.monotonic() - now) / batch)
+            batch = max(1, min(4096, int(BATCH_S / per_input)))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         result.seconds = time.monotonic() - start
@@ -173,13 +180,14 @@ def fuzz_target(target, budget_s: float, workdir: Path, seed: int = 0) -> Result
         statements = [s for s in statements if s in wanted]
         missing = [s for s in missing if s in wanted]
     result.statements, result.covered = len(statements), len(statements) - len(missing)
+    result.missing = sorted(missing)
     return result
 
 
 def campaign(names: list[str] | None = None, *, budget_s: float | None = None, seed: int = 0,
-             out=print) -> list[Result]:
+             out=print, save_dir: Path | None = None) -> list[Result]:
     """Fuzz the named targets (all by default); ``budget_s`` per target, else the 30 minutes
-    shared by weight."""
+    shared by weight. With ``save_dir``, each failure's shortest input is written there."""
     from tools.benchmarks._fuzz_targets import TARGETS
 
     chosen = [t for t in TARGETS if names is None or t.name in names]
@@ -197,9 +205,13 @@ def campaign(names: list[str] | None = None, *, budget_s: float | None = None, s
         out(f"{result.name:<16} {result.tried:>10} {result.rate:>9.0f} {len(result.failures):>8} "
             f"{result.coverage:>7.1f}%  {result.scope}", flush=True)
     for result in results:
-        for failure in result.failures.values():
+        for n, failure in enumerate(result.failures.values(), start=1):
             out(f"FAILURE {result.name}: {failure.kind} (x{failure.count}): {failure.message[:160]}")
             out(f"    input: {failure.data[:240]!r}{' ...' if len(failure.data) > 240 else ''}")
+            if save_dir is not None:
+                path = Path(save_dir) / f"{result.name}-{n}.bin"
+                path.write_bytes(failure.data)
+                out(f"    saved: {path}")
     return results
 
 
@@ -207,5 +219,7 @@ def run(args) -> dict:
     budget = getattr(args, "budget", None)
     if budget is None and getattr(args, "quick", False):
         budget = QUICK_BUDGET_S
-    results = campaign(budget_s=budget)
+    save_dir = Path(tempfile.mkdtemp(prefix="pieton-fuzz-failures-"))
+    results = campaign(budget_s=budget, save_dir=save_dir)
+    print(f"failing inputs (shortest of each kind) in {save_dir}")
     return {r.name: r.as_dict() for r in results}
