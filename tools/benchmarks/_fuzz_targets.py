@@ -127,6 +127,8 @@ def _notice(work: Path, rng) -> Harness:
 
 def _bundle(work: Path, rng) -> Harness:
     from recorder.bundle import (
+        CONTEXT,
+        MAGIC,
         build_bundle,
         check_target,
         check_trust,
@@ -153,7 +155,32 @@ def _bundle(work: Path, rng) -> Harness:
         shutil.rmtree(out, ignore_errors=True)
         materialise(bundle, out)
 
-    return Harness(entry, seeds, lambda seed, rng: havoc(seed, rng, tokens=[b"PIETONB1", b"{", b"\"", b"\x00" * 4]))
+    seed_bundle = read_bundle(seeds[0])
+
+    def mutate(seed: bytes, rng) -> bytes:
+        """The header's values or a file's content changed (its size and hash in the header
+        with it) and the header signed again, so mutants reach the checks past the signature."""
+        if rng.random() < 0.3:
+            return havoc(seed, rng, tokens=[MAGIC, b"{", b"\"", b"\x00" * 4])
+        files = [[f.name, f.data] for f in seed_bundle.files]
+        header = seed_bundle.header_bytes
+        if rng.random() < 0.5:
+            header = mutate_json(header, rng)
+        else:
+            doc = json.loads(header)
+            k = rng.randrange(len(files))
+            name, data = files[k]
+            if rng.random() < 0.2:
+                files[k][1] = None                   # left out (a thin transfer)
+            else:
+                files[k][1] = mutate_toml(data, rng) if name.endswith(".toml") else havoc(data, rng)
+                doc["files"][k].update(size=len(files[k][1]), sha256=hashlib.sha256(files[k][1]).hexdigest())
+            header = canonical(doc)
+        signature = key.sign(CONTEXT + b"\n" + header) if rng.random() < 0.9 else bytes(64)
+        body = b"".join(b"\0" if data is None else b"\1" + data for _, data in files)
+        return MAGIC + struct.pack(">I", len(header)) + header + signature + body
+
+    return Harness(entry, seeds, mutate)
 
 
 def _assignment(work: Path, rng) -> Harness:
