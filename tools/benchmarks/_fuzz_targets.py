@@ -235,9 +235,38 @@ def _transfer_frames(kind: str, data: bytes, chunk: int = 1024) -> bytes:
     return b"".join(frames)
 
 
+def _serial_seeds() -> list[bytes]:
+    return [_transfer_frames("bundle", bytes(range(256)) * 5, chunk=512), _transfer_frames("assignment", b"{}"),
+            frame(0x01, 9, b"") + frame(0x05, 10, b"") + frame(0x04, 11, b"")]
+
+
+def _frames(data: bytes) -> list:
+    """The frames (and bad frames) the protocol's reader takes out of ``data``."""
+    from recorder.link.protocol import BadFrame, FrameReader
+    reader = FrameReader(ScriptPort())
+    reader.buffer += data
+    events = []
+    while (event := reader._parse()) is not None:
+        events.append(event)
+    if reader.buffer:
+        events.append(BadFrame("truncated-frame", None))
+    return events
+
+
+def _serial_codec(work: Path, rng) -> Harness:
+    from recorder.link.protocol import Received
+
+    def entry(data: bytes):
+        for event in _frames(data):
+            if isinstance(event, Received) and event.payload[:1] in (b"{", b"["):
+                event.json()
+    return Harness(entry, _serial_seeds(), mutate_frames)
+
+
 def _serial_device(work: Path, rng) -> Harness:
     from recorder.config_update import Answer
-    from recorder.serial_link import BadFrame, FrameReader, SerialListener
+    from recorder.link.listener import SerialListener
+    from recorder.link.protocol import BadFrame
 
     port = ScriptPort()
     listener = SerialListener(port, {"bundle": lambda b: Answer("ok", "taken"),
@@ -246,28 +275,23 @@ def _serial_device(work: Path, rng) -> Harness:
     listener._port = port
 
     def entry(data: bytes):
-        # one listener for speed, its per-transfer state reset: each input starts afresh
+        # one listener for speed, its per-transfer state reset: each input starts afresh.
+        # Good frames go to _answer itself: _serve_one would turn a failure into an
+        # internal-error reply, which is a fault all the same.
         listener._transfer, listener._last_end, listener.state = None, None, "listening"
         port.tx.clear()
-        reader = FrameReader(port)
-        reader.buffer += data
-        events = []
-        while (event := reader._parse()) is not None:
-            events.append(event)
-        if reader.buffer:
-            events.append(BadFrame("truncated-frame", None))
-        events.reverse()
-        listener._reader = SimpleNamespace(read=lambda timeout: events.pop() if events else None)
-        while events:
-            listener._serve_one()
+        for event in _frames(data):
+            if isinstance(event, BadFrame):
+                listener._reader = SimpleNamespace(read=lambda timeout, event=event: event)
+                listener._serve_one()
+            else:
+                listener._answer(event.type, event.seq, event.payload)
 
-    seeds = [_transfer_frames("bundle", bytes(range(256)) * 5, chunk=512), _transfer_frames("assignment", b"{}"),
-             frame(0x01, 9, b"") + frame(0x05, 10, b"") + frame(0x04, 11, b"")]
-    return Harness(entry, seeds, mutate_frames)
+    return Harness(entry, _serial_seeds(), mutate_frames)
 
 
 def _serial_host(work: Path, rng) -> Harness:
-    from recorder.serial_link import FlashClient
+    from tools.link_client import FlashClient
     payload = bytes(2500)
 
     def entry(data: bytes):
@@ -540,10 +564,12 @@ TARGETS = [
     Target("bundle", "recorder.bundle", ("read_bundle", "_check_header", "_check_name", "check_trust",
                                          "check_target", "check_version", "materialise"), _bundle),
     Target("assignment", "recorder.assignment", ("read_assignment", "_parse_iso"), _assignment),
-    Target("serial-device", "recorder.serial_link", ("FrameReader._parse", "SerialListener._serve_one",
-                                                     "SerialListener._begin", "SerialListener._data",
-                                                     "SerialListener._end"), _serial_device, weight=4),
-    Target("serial-host", "recorder.serial_link", ("FlashClient",), _serial_host),
+    Target("serial-codec", "recorder.link.protocol", ("FrameReader._parse", "Received"), _serial_codec, weight=4),
+    Target("serial-device", "recorder.link.listener", ("SerialListener._serve_one", "SerialListener._answer",
+                                                       "SerialListener._refuse", "SerialListener._begin",
+                                                       "SerialListener._data", "SerialListener._end"),
+           _serial_device, weight=2),
+    Target("serial-host", "tools.link_client", ("FlashClient",), _serial_host),
     Target("nmea", "drivers.nmea", (), _nmea, weight=4),
     Target("gpsd-json", "drivers.gps", ("GpsdGps._fix_from",), _gpsd),
     Target("age-header", "recorder.evidence.age_format", ("read_header", "b64decode", "_is_arg"), _age_header),

@@ -128,6 +128,7 @@ def fuzz_target(target, budget_s: float, workdir: Path, seed: int = 0) -> Result
     harness = target.setup(workdir, rng)
     entry, seeds, mutate, errors = harness.entry, harness.seeds, harness.mutate, harness.errors
     cov = coverage.Coverage(data_file=None, include=[filename], config_file=False)
+    cov.set_option("run:disable_warnings", ["no-data-collected"])   # a traced batch may run no line
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     logging.disable(logging.CRITICAL)      # parsers log what they refuse: millions of lines
 
