@@ -332,21 +332,13 @@ def _nmea(work: Path, rng) -> Harness:
 
 
 def _gpsd(work: Path, rng) -> Harness:
-    import gpsd
-
     from drivers.gps import GpsdGps
     gps = GpsdGps()
 
     def entry(data: bytes):
-        # what gpsd-py3's get_current does with the line, then what our session catches
-        try:
-            response = json.loads(data)
-            if response["class"] != "POLL":
-                return
-            response = gpsd.GpsResponse.from_json(response)
-        except (UserWarning, IndexError, KeyError, ValueError):
-            return
-        gps._fix_from(response)
+        # one answer line of gpsd to ?POLL; ConnectionError: not gpsd's answer (reconnect)
+        line = data.decode("utf-8", "replace").split("\n", 1)[0] + "\n"     # what readline gives
+        gps._fix_from_answer(line)
 
     tpv = {"class": "TPV", "mode": 3, "time": "2026-09-21T10:00:00.000Z", "lat": 46.94, "lon": 4.29, "alt": 320.0,
            "epx": 5.0, "epy": 6.0, "epv": 9.0, "track": 54.0, "speed": 1.2, "climb": 0.0, "eps": 1.0}
@@ -354,7 +346,7 @@ def _gpsd(work: Path, rng) -> Harness:
     seeds = [json.dumps({"class": "POLL", "time": "2026-09-21T10:00:00.000Z", "active": 1, "tpv": [tpv], "sky": [sky]}),
              json.dumps({"class": "POLL", "active": 1, "tpv": [{"class": "TPV", "mode": 2, "lat": 0.0, "lon": 0.0}],
                          "sky": [{}]})]
-    return Harness(entry, [s.encode() for s in seeds], mutate_json)
+    return Harness(entry, [s.encode() for s in seeds], mutate_json, errors=(PietonError, ConnectionError))
 
 
 # -- age ---------------------------------------------------------------------------------------
@@ -571,7 +563,7 @@ TARGETS = [
            _serial_device, weight=2),
     Target("serial-host", "tools.link_client", ("FlashClient",), _serial_host),
     Target("nmea", "drivers.nmea", (), _nmea, weight=4),
-    Target("gpsd-json", "drivers.gps", ("GpsdGps._fix_from",), _gpsd),
+    Target("gpsd-json", "drivers.gpsd_report", (), _gpsd),
     Target("age-header", "recorder.evidence.age_format", ("read_header", "b64decode", "_is_arg"), _age_header),
     Target("age-armor", "recorder.evidence.age_format", ("dearmor", "_armor_line", "_check_trailer"), _age_armor,
            weight=2),

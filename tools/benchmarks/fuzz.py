@@ -58,7 +58,7 @@ class Result:
     seconds: float = 0.0
     covered: int = 0
     statements: int = 0
-    missing: list[int] = field(default_factory=list)     # line numbers never run
+    missing: list = field(default_factory=list)     # lines never run (file:line for a package)
     failures: dict[str, Failure] = field(default_factory=dict)
 
     @property
@@ -122,12 +122,18 @@ def fuzz_target(target, budget_s: float, workdir: Path, seed: int = 0) -> Result
     """Run one target's campaign for ``budget_s`` seconds of fuzzing (setup not counted)."""
     module = importlib.import_module(target.module)
     filename = str(Path(module.__file__).resolve())
+    if hasattr(module, "__path__"):          # a package: every module of it counts
+        files = sorted(str(f.resolve()) for f in Path(filename).parent.glob("*.py"))
+        scope = f"{Path(filename).parent.name}/ ({len(files)} modules)"
+    else:
+        files = [filename]
+        scope = Path(filename).name + (": " + ", ".join(target.functions) if target.functions else "")
     wanted = _lines_of(module, target.functions)
-    result = Result(target.name, Path(filename).name + (": " + ", ".join(target.functions) if target.functions else ""))
+    result = Result(target.name, scope)
     rng = random.Random(seed)
     harness = target.setup(workdir, rng)
     entry, seeds, mutate, errors = harness.entry, harness.seeds, harness.mutate, harness.errors
-    cov = coverage.Coverage(data_file=None, include=[filename], config_file=False)
+    cov = coverage.Coverage(data_file=None, include=files, config_file=False)
     cov.set_option("run:disable_warnings", ["no-data-collected"])   # a traced batch may run no line
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     logging.disable(logging.CRITICAL)      # parsers log what they refuse: millions of lines
@@ -184,13 +190,16 @@ def fuzz_target(target, budget_s: float, workdir: Path, seed: int = 0) -> Result
         caught.__exit__(None, None, None)
         if harness.close is not None:
             harness.close()
-    _, statements, _, missing, _ = cov.analysis2(filename)
-    missing = set(missing) - _import_time_lines(filename)
-    if wanted is not None:
-        statements = [s for s in statements if s in wanted]
-        missing = [s for s in missing if s in wanted]
-    result.statements, result.covered = len(statements), len(statements) - len(missing)
-    result.missing = sorted(missing)
+    for path in files:
+        _, statements, _, missing, _ = cov.analysis2(path)
+        missing = set(missing) - _import_time_lines(path)
+        if wanted is not None:
+            statements = [s for s in statements if s in wanted]
+            missing = [s for s in missing if s in wanted]
+        result.statements += len(statements)
+        result.covered += len(statements) - len(missing)
+        prefix = f"{Path(path).name}:" if len(files) > 1 else ""
+        result.missing += [f"{prefix}{line}" if prefix else line for line in sorted(missing)]
     return result
 
 
