@@ -138,12 +138,14 @@ def _bundle(work: Path, rng) -> Harness:
         read_bundle,
     )
     from recorder.config import load_config
+    from recorder.evidence.age import generate_identity
+    from tools.benchmarks.flash import _config as device_config  # a valid device configuration
     key = Ed25519PrivateKey.generate()
-    shutil.copy(CONFIG_DIR / "pieton.toml", work / "pieton.toml")
-    shutil.copy(CONFIG_DIR / "notice-fr.wav", work / "notice-fr.wav")
-    shutil.copytree(CONFIG_DIR / "communes", work / "communes")
-    fleet = load_config(work / "pieton.toml").device.fleet
-    seeds = [build_bundle(work / "pieton.toml", key, 7, fleet=fleet, notice_encoding="wav")]
+    path = device_config(work / "config", "Attention, cette intervention est enregistrée.", public_hex(key),
+                         generate_identity()[1], None)
+    fleet = load_config(path).device.fleet
+    seeds = [build_bundle(path, key, 7, fleet=fleet, notice_encoding="wav"),
+             build_bundle(path, key, 8, device="CAM-SIM-001", notice_encoding="wav")]
     out = work / "out"
 
     def entry(data: bytes):
@@ -430,7 +432,7 @@ def _recordings(work: Path):
 
 
 def _manifest(work: Path, rng) -> Harness:
-    from recorder.evidence.recovery import MANIFEST_FILE
+    from recorder.evidence.format import MANIFEST_FILE
     from recorder.evidence.verify import verify_recording
     signer, _, recs, identity = _recordings(work)
     folder = Path(recs[0].path)
@@ -444,8 +446,8 @@ def _manifest(work: Path, rng) -> Harness:
 
 
 def _journal(work: Path, rng) -> Harness:
-    from recorder.evidence.journal import JOURNAL_FILE
-    from recorder.evidence.verify import verify_journal
+    from recorder.evidence.format import JOURNAL_FILE
+    from recorder.evidence.verify_spool import verify_journal
     signer, spool, _, _ = _recordings(work)
     path = Path(spool.dir) / JOURNAL_FILE
     seeds = [path.read_bytes()]
@@ -552,7 +554,7 @@ def _settings(work: Path, rng) -> Harness:
 TARGETS = [
     Target("config", "recorder.config", (), _config),
     Target("geojson", "recorder.position.geofence", ("load_boundary",), _geojson),
-    Target("notice-wav", "drivers.speaker", ("load_wav",), _notice),
+    Target("notice-wav", "recorder.notice", ("load_wav", "Notice.__init__"), _notice),
     Target("bundle", "recorder.bundle", ("read_bundle", "_check_header", "_check_name", "check_trust",
                                          "check_target", "check_version", "materialise"), _bundle),
     Target("assignment", "recorder.assignment", ("read_assignment", "_parse_iso"), _assignment),
@@ -570,7 +572,8 @@ TARGETS = [
     Target("age-stream", "recorder.evidence.age", ("DecryptStream", "_open_source", "_file_key", "decrypt"),
            _age_stream),
     Target("manifest", "recorder.evidence.verify", ("_Checker",), _manifest),
-    Target("journal", "recorder.evidence.chain", ("read_chain", "split_pieces", "_parse", "torn_record"), _journal),
+    Target("journal", "recorder.evidence.chain", ("read_chain", "read_chain_bytes", "split_pieces", "_parse",
+                                                  "torn_record"), _journal),
     Target("receipt", "recorder.evidence.receipt", ("verify_receipt", "freeable"), _receipt),
     Target("report", "tools.vault.report", ("check_report",), _report),
     Target("vault-index", "tools.vault.index", ("Index",), _index),
