@@ -47,3 +47,13 @@ def test_a_crash_is_reported_once_with_its_shortest_input(tmp_path):
     assert list(result.failures) == [where]
     assert result.failures[where].data == b"abc\x00"
     assert result.coverage == 100.0
+
+
+def test_every_target_sets_up_and_takes_its_valid_seeds(tmp_path):
+    """No fuzzing (budget 0): each row's setup runs against today's code and its seeds,
+    valid files, go through the parser without a failure."""
+    for target in TARGETS:
+        work = tmp_path / target.name
+        work.mkdir()
+        result = fuzz.fuzz_target(target, 0, work)
+        assert result.tried >= 1 and not result.failures, (target.name, result.failures)
