@@ -52,6 +52,8 @@ def poll_answer(raw: str, reject: Callable[[Rejection], None]) -> gpsd.GpsRespon
         packet = json.loads(raw, parse_constant=_refuse_constant)
     except ValueError as exc:       # bad JSON: the connection is not gpsd's any more
         raise ConnectionError(f"gpsd sent something that is not JSON: {exc}") from None
+    except RecursionError:          # JSON nested beyond what gpsd ever sends
+        raise ConnectionError("gpsd sent JSON nested too deep to be one of its reports") from None
     if not isinstance(packet, dict) or packet.get("class") != "POLL":
         raise ConnectionError(f"gpsd answered a poll with {str(packet)[:60]!r}")
     import gpsd  # gpsd-py3, the optional backend's library: its response object

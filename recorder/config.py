@@ -22,6 +22,7 @@ from recorder.device_rules import INSEE_CODE, SIMULATED, device_problems, is_dev
 from recorder.errors import ConfigError
 from recorder.evidence.format import CAMERA_ID, CAMERA_ID_HELP
 from recorder.inputs import InputError, check_name_length, read_bounded
+from recorder.localtime import DEFAULT_ZONE, TimeError, zone
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "pieton.toml"
 
@@ -90,7 +91,9 @@ class Option:
         if self.kind is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return False
-            if not math.isfinite(value):  # TOML has nan and inf; NaN compares false with every bound
+            # TOML has nan and inf; NaN compares false with every bound. (An int is exact and
+            # compares with the bounds below; math.isfinite would overflow on a huge one.)
+            if isinstance(value, float) and not math.isfinite(value):
                 return False
         elif self.kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
@@ -169,6 +172,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "fleet": _str("autun-pm", r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$",
                       "letters, digits, '-' and '_', at most 32"),
         "commune": _str("Autun"),
+        # the burnt-in caption shows local time with its zone; metadata stays UTC
+        "timezone": _str(DEFAULT_ZONE, r"^[A-Za-z][A-Za-z0-9_+-]{0,31}(/[A-Za-z0-9_+-]{1,32}){0,2}$",
+                         "an IANA time zone name such as 'Europe/Paris'"),
     },
     "video": {
         "width": _int(1280, 320, 4056),
@@ -330,8 +336,8 @@ def check_values(data: dict[str, Any], source: str) -> tuple[dict[str, Section],
             problems.append(f"{source}: [{name}] must be a table, got {_describe(value)}")
     for name, options in SCHEMA.items():
         given = data.get(name, {})
-        if not isinstance(given, dict):
-            continue
+        if not isinstance(given, dict):   # already a problem above; its defaults keep the checks whole
+            given = {}
         values: dict[str, Any] = {}
         for key in given:
             if key not in options:
@@ -372,6 +378,10 @@ def _shared_pins(gpio: Section, gps: Section, drivers: Section, source: str) -> 
 
 def _cross_checks(sections: dict[str, Section], source: str) -> list[str]:
     problems = []
+    try:
+        zone(sections["device"].timezone)
+    except TimeError as exc:
+        problems.append(f"{source}: [device] timezone = {sections['device'].timezone!r}: {exc}")
     night = sections["nightmode"]
     if night.enter_lux >= night.exit_lux:
         problems.append(f"{source}: [nightmode] enter_lux = {night.enter_lux!r}: must be below "
@@ -439,9 +449,13 @@ def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = Fal
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+        raise ConfigError([f"{source}: not valid TOML: a number with more digits than any setting "
+                           f"allows ({exc.args[0].split(':')[0] if exc.args else exc})"]) from None
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         raise ConfigError([f"{source}: not valid TOML: arrays or tables nested too deep"]) from None
+    except ValueError as exc:  # an integer past Python's 4300-digit conversion limit
+        raise ConfigError([f"{source}: not valid TOML: a number with more digits than any setting "
+                           f"allows ({exc.args[0].split(':')[0] if exc.args else exc})"]) from None
     sections, problems = check_values(data, source)
     config = Config(source=source, base_dir=base_dir, sections=sections,
                     digest=hashlib.sha256(text).hexdigest(), signed=signed, raw=data)

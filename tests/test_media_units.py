@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from datetime import UTC, datetime
 
 import av
 import numpy as np
@@ -19,7 +20,7 @@ from drivers.ir import open_ir
 from drivers.microphone import SimulatedMicrophone
 from recorder.clock import VirtualClockLoop, WallClock
 from recorder.config import load_config
-from recorder.errors import EncoderError, MediaError
+from recorder.errors import ConfigError, EncoderError, MediaError
 from recorder.media.audio import AudioEncoder, DriftCorrector
 from recorder.media.encoder import VideoEncoder
 from recorder.media.nightmode import NightMode
@@ -151,6 +152,39 @@ def test_overlay_burns_caption_top_left_only_when_enabled():
     assert (untouched == 128).all()
 
 
+def utc(*fields) -> float:
+    return datetime(*fields, tzinfo=UTC).timestamp()
+
+
+def test_caption_is_local_time_with_its_zone_across_summer_and_winter_time():
+    overlay = Overlay("CAM-T-001", zone_name="Europe/Paris")
+    assert overlay.lines(utc(2026, 11, 27, 17, 41, 11))[0] == "2026-11-27 18:41:11 CET  CAM-T-001"
+    # spring: 02:00 CET does not exist, the clocks jump to 03:00 CEST
+    assert overlay.lines(utc(2026, 3, 29, 0, 59, 59))[0].startswith("2026-03-29 01:59:59 CET ")
+    assert overlay.lines(utc(2026, 3, 29, 1, 0, 0))[0].startswith("2026-03-29 03:00:00 CEST ")
+    # autumn: 02:30 is lived twice, the zone tells which
+    first = overlay.lines(utc(2026, 10, 25, 0, 30, 0))[0]
+    second = overlay.lines(utc(2026, 10, 25, 1, 30, 0))[0]
+    assert first.startswith("2026-10-25 02:30:00 CEST ") and second.startswith("2026-10-25 02:30:00 CET ")
+    assert overlay.lines(utc(2026, 7, 14, 10, 0, 0))[0].startswith("2026-07-14 12:00:00 CEST ")
+
+
+def test_caption_zone_comes_from_the_configuration_and_is_checked(tmp_path):
+    assert load_config(write_config(tmp_path / "default")).device.timezone == "Europe/Paris"
+    config = load_config(write_config(tmp_path / "guadeloupe", {"device": {"timezone": "America/Guadeloupe"}}))
+    pipeline = MediaPipeline(config, None, None, None, loop=asyncio.new_event_loop(), wall_clock=WallClock())
+    try:
+        assert pipeline.overlay.lines(utc(2026, 11, 27, 17, 41, 11))[0].startswith("2026-11-27 13:41:11 AST ")
+    finally:
+        pipeline.worker.shutdown()
+        pipeline.loop.close()
+    for bad in ("Europe/Pariss", "Europe", "../etc/passwd", "", 1):
+        with pytest.raises(ConfigError) as caught:
+            load_config(write_config(tmp_path / "bad", {"device": {"timezone": bad}}))
+        [problem] = caught.value.problems
+        assert "[device] timezone" in problem and "Europe/Paris" in problem, problem
+
+
 def test_frame_counter_reads_back_and_rejects_garbage():
     y = np.full((240, 320), 100, np.uint8)
     for n in (0, 1, 77, 2**24 - 1, 123456):
@@ -250,8 +284,8 @@ def test_pipeline_refuses_bad_order_and_counts_dropped_and_late_frames(tmp_path)
             pipeline.start_recording(object())
         pipeline.arm()
         await asyncio.sleep(0.3)
-        await loop.run_in_executor(pipeline._worker, time.sleep, 0.0)  # warm
-        stall = loop.run_in_executor(pipeline._worker, time.sleep, 1.2)  # the worker stalls
+        await loop.run_in_executor(pipeline.worker.executor, time.sleep, 0.0)  # warm
+        stall = loop.run_in_executor(pipeline.worker.executor, time.sleep, 1.2)  # the worker stalls
         await asyncio.sleep(1.4)
         await stall
         await asyncio.sleep(0.3)

@@ -24,6 +24,7 @@ def register(subparsers) -> None:
     bench.add_argument("name", help="a benchmark name, or 'all' (" + ", ".join(available()) + ")")
     bench.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    bench.add_argument("--budget", type=float, help="fuzz: seconds per parser (default: 30 minutes in all)")
     bench.set_defaults(func=cmd_bench)
 
 

@@ -152,17 +152,71 @@ def armor(data: bytes) -> bytes:
 
 
 def is_armored(data: bytes) -> bool:
-    return data.lstrip()[:len(ARMOR_BEGIN)] == ARMOR_BEGIN
+    """As the age CLI decides: armored when the file starts with the BEGIN line itself."""
+    return data[:len(ARMOR_BEGIN)] == ARMOR_BEGIN
+
+
+# What age's armor reader (Go's bytes.TrimSpace) counts as white space after the END line.
+_GO_SPACE = frozenset(" \t\n\v\f\r\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+                      + "".join(chr(c) for c in range(0x2000, 0x200B)))
+MAX_ARMOR_TRAILER = 1024    # age refuses this much white space after the END line
+
+
+def _armor_line(text: bytes) -> bytes | None:
+    """One body line of strict (padded, canonical) base64, or None; like age's decoder,
+    CRs inside the line are skipped (they still count as columns)."""
+    line = text.replace(b"\r", b"")
+    try:
+        data = base64.b64decode(line, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data if base64.b64encode(data) == line else None
 
 
 def dearmor(data: bytes, name: str) -> bytes:
-    lines = data.strip().replace(b"\r\n", b"\n").split(b"\n")
-    if len(lines) < 2 or lines[0] != ARMOR_BEGIN or lines[-1] != ARMOR_END:
-        raise AgeError(f"{name}: malformed armor (BEGIN/END lines)")
-    body = lines[1:-1]
-    if any(len(x) != COLUMNS for x in body[:-1]) or (body and not 0 < len(body[-1]) <= COLUMNS):
-        raise AgeError(f"{name}: malformed armor (line lengths)")
+    """The binary age file inside its armor, read line by line as age's reader does: the
+    BEGIN line, lines of at most 64 columns of padded base64 (48 bytes each but the last,
+    which is shorter, possibly empty), the END line, then at most a little white space."""
+    pos = 0
+
+    def line(what: str) -> bytes:
+        nonlocal pos
+        if pos >= len(data):
+            raise AgeError(f"{name}: malformed armor (the file ends before {what})")
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        text, pos = data[pos:end], end + 1
+        return text[:-1] if text.endswith(b"\r") else text
+
+    if line("the BEGIN line") != ARMOR_BEGIN:
+        raise AgeError(f"{name}: malformed armor (the first line is not the BEGIN line)")
+    out = bytearray()
+    number = 1
+    while True:
+        text = line("the END line")
+        number += 1
+        if text == ARMOR_END:
+            break
+        if len(text) > COLUMNS:
+            raise AgeError(f"{name}: malformed armor (line {number} is longer than {COLUMNS} columns)")
+        decoded = _armor_line(text)
+        if decoded is None:
+            raise AgeError(f"{name}: malformed armor (line {number} is not canonical base64)")
+        out += decoded
+        if len(decoded) < COLUMNS // 4 * 3:       # the short line is the last one
+            if line("the END line") != ARMOR_END:
+                raise AgeError(f"{name}: malformed armor (line {number + 1} is not the END line)")
+            break
+    _check_trailer(data[pos:], name)
+    return bytes(out)
+
+
+def _check_trailer(trailer: bytes, name: str) -> None:
+    if len(trailer) >= MAX_ARMOR_TRAILER:
+        raise AgeError(f"{name}: malformed armor (too much data after the END line)")
     try:
-        return base64.b64decode(b"".join(body), validate=True)
-    except (binascii.Error, ValueError):
-        raise AgeError(f"{name}: malformed armor (base64)") from None
+        text = trailer.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "x"
+    if any(c not in _GO_SPACE for c in text):
+        raise AgeError(f"{name}: malformed armor (data after the END line)")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recorder.errors import AgeError, EvidenceError, StorageFull
-from recorder.evidence.age import AgeWriter
+from recorder.evidence.age import CHUNK_SIZE, AgeWriter
 from recorder.evidence.chain import ChainWriter, fsync_dir
 from recorder.evidence.format import CLOSE_META, PART, segment_names, utc_iso
 from recorder.evidence.metadata import encrypt_metadata, segment_metadata
@@ -152,6 +152,11 @@ class SegmentWriter:
     def sync(self) -> int:
         """Make everything complete durable now (the daemon may call it on a timer)."""
         return self._age.sync()
+
+    def bytes_until_durable(self) -> int:
+        """Plaintext bytes still to write before ``sync()`` makes all written so far durable:
+        age writes a chunk only once it is full and a byte of the next one is known."""
+        return (CHUNK_SIZE - self._age.plaintext_size % CHUNK_SIZE) % CHUNK_SIZE + 1
 
     def note(self, event: dict) -> None:
         self.events.append(event)

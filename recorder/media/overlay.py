@@ -1,21 +1,29 @@
-"""The burnt-in caption: UTC date and time, camera id, agent number, GPS position.
+"""The burnt-in caption: local date and time with its zone, camera id, agent number, GPS
+position.
 
-Drawn on the luma plane of I420 frames (white on a dark outline, readable on any scene),
-so it costs a few text draws per frame and works the same on a Pi's pre-callback buffer.
+The time is the one people on the scene read on their watches, with the zone's
+abbreviation (``2026-11-27 18:41:11 CET``): that also tells apart the two passes of the
+hour repeated when summer time ends; one rule for it, ``recorder.localtime``. The
+metadata keeps UTC. Drawn on the luma plane of I420 frames (white on a dark outline,
+readable on any scene), so it costs a few text draws per frame and works the same on a
+Pi's pre-callback buffer.
 """
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 
+from recorder.localtime import format_local, zone
+
 
 class Overlay:
-    def __init__(self, camera_id: str, *, enabled: bool = True):
+    """``zone_name``: the caption's time zone (the configuration's ``[device] timezone``)."""
+
+    def __init__(self, camera_id: str, *, enabled: bool = True, zone_name: str = "UTC"):
         self.camera_id = camera_id
         self.enabled = enabled
+        self.zone = zone(zone_name).key  # a TimeError now for a zone this system does not know
         self.agent: str | None = None
         self.position: tuple[float, float] | None = None  # (lat, lon) when known
         self._cache = None
@@ -27,8 +35,8 @@ class Overlay:
         self.position = position
 
     def lines(self, wall_time: float) -> list[str]:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(wall_time))
-        first = f"{stamp} UTC  {self.camera_id}"
+        stamp = format_local(wall_time, self.zone)
+        first = f"{stamp}  {self.camera_id}"
         if self.agent:
             first += f"  AG {self.agent}"
         lines = [first]
@@ -76,4 +84,4 @@ class Overlay:
         return top, left, canvas, mask
 
     def __repr__(self) -> str:
-        return f"<Overlay {self.camera_id} {'on' if self.enabled else 'off'}>"
+        return f"<Overlay {self.camera_id} {self.zone} {'on' if self.enabled else 'off'}>"

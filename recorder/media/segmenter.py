@@ -1,10 +1,9 @@
-"""MPEG-TS segments of about ``segment_seconds``, each starting on a keyframe.
+"""Segments of about ``segment_seconds``, each starting on a keyframe.
 
-Each segment is its own MPEG-TS stream (PAT/PMT, SPS/PPS on its first keyframe, ADTS
-audio), so it plays alone once decrypted. PyAV muxes into a file-like sink that forwards
-every byte to ``SegmentWriter.write`` as soon as it is muxed: nothing waits for the end of
-a segment to reach the sealer. Timestamps run on from one segment to the next (90 kHz,
-zero at the recording's first packet), so the segments also join into one timeline.
+Packets are cut into segments here; each segment is muxed into its own MPEG-TS stream by
+``mpegts.TsMuxer``, which hands every byte to the segment's sealer as soon as it is muxed.
+Timestamps run on from one segment to the next (90 kHz, zero at the recording's first
+packet), so the segments also join into one timeline.
 
 The pre-event span (the ring, up to 120 s, handed over at the press) is one segment. Its
 segment is opened at once, so segments stay numbered in time order, but its packets are
@@ -16,52 +15,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from fractions import Fraction
 
-import av
-
+from recorder.media.mpegts import TsMuxer
 from recorder.media.packets import Packet
+from recorder.media.stages import RecordingSealer, SegmentFigures, SegmentSealer
 
-TIME_BASE = Fraction(1, 90000)
-AGE_CHUNK = 65536
-TS_PACKET = 188
-# sync byte, PID 0x1FFF (null), payload only, then stuffing
-NULL_TS_PACKET = bytes([0x47, 0x1F, 0xFF, 0x10]) + b"\xff" * 184
 # Sound captured after the press waits with the held pre-event span until the press's
 # keyframe; past this, with no keyframe, the span is muxed at once and the press cut later.
 HOLD_AFTER_PRESS_S = 0.5
 
 
-class _Sink:
-    """What PyAV writes into: the sealer's segment. Write-only, never seeks."""
-
-    def __init__(self, segment):
-        self.segment = segment
-        self.bytes = 0
-
-    def write(self, data) -> int:
-        data = bytes(data)
-        self.segment.write(data)
-        self.bytes += len(data)
-        return len(data)
-
-
 class _OpenSegment:
-    def __init__(self, number: int, writer, width: int, height: int, fps: int, audio_rate: int | None):
+    def __init__(self, number: int, sealer: SegmentSealer, width: int, height: int, fps: int,
+                 audio_rate: int | None):
         self.number = number
-        self.writer = writer
-        self.sink = _Sink(writer)
-        # PyAV always interleaves; a 1 us interleave window makes the muxer hand each
-        # packet to the sink as soon as the next one arrives, instead of holding up to 10 s
-        # waiting for a stream that is silent (no audio in a pre-event span, a lost camera).
-        self.container = av.open(self.sink, "w", format="mpegts",
-                                 options={"flush_packets": "1", "max_interleave_delta": "1"})
-        self.video = self.container.add_mux_stream("h264", rate=fps, width=width, height=height)
-        self.video.time_base = TIME_BASE
-        self.audio = None
-        if audio_rate:
-            self.audio = self.container.add_mux_stream("aac", rate=audio_rate)
-            self.audio.time_base = TIME_BASE
+        self.sealer = sealer
+        self.muxer = TsMuxer(sealer, width=width, height=height, fps=fps, audio_rate=audio_rate)
         self.start: float | None = None
         self.end: float | None = None
         self.frames = 0
@@ -69,35 +38,28 @@ class _OpenSegment:
         self.last_frame = None
         self.audio_packets = 0
         self.pre_event_s = 0.0
-        self.padding = 0
         self.last_pts = {"video": -1, "audio": -1}
         self.held: list[Packet] | None = None  # the pre-event span, not muxed yet
-        self.closed = False
-
-    def close_container(self) -> None:
-        """Write what the muxer still holds into the sink (once)."""
-        if not self.closed:
-            self.closed = True
-            self.container.close()
 
 
 class Segmenter:
     """Cuts packets from one recording into sealed segments.
 
     ``origin`` is the loop time that becomes pts 0. ``pre_event_end`` is the loop time of
-    the press: packets before it belong to the pre-event span. ``describe()`` is called at
-    each seal for the pipeline's own figures (frame accounting, faults)."""
+    the press: packets before it belong to the pre-event span. ``figures`` adds the
+    pipeline's own figures (frame accounting, device health) to each segment's metadata."""
 
-    def __init__(self, recording, *, width: int, height: int, fps: int, audio_rate: int | None,
-                 segment_seconds: float, origin: float, pre_event_end: float | None = None,
-                 describe: Callable[[], dict] | None = None, clock: Callable[[], float] | None = None):
+    def __init__(self, recording: RecordingSealer, *, width: int, height: int, fps: int,
+                 audio_rate: int | None, segment_seconds: float, origin: float,
+                 pre_event_end: float | None = None, figures: SegmentFigures | None = None,
+                 clock: Callable[[], float] | None = None):
         self.recording = recording
         self.width, self.height, self.fps = width, height, fps
         self.audio_rate = audio_rate
         self.segment_seconds = segment_seconds
         self.origin = origin
         self.pre_event_end = pre_event_end
-        self.describe = describe
+        self.figures = figures
         self.video_present = True
         # press -> first durable chunk holding media captured after the press (_make_durable)
         self.clock = clock or time.monotonic
@@ -183,22 +145,15 @@ class Segmenter:
 
     def _open(self) -> _OpenSegment:
         overlap = self._deferred is not None  # the pre-event span, sealed after this one opens
-        writer = self.recording.open_segment(overlap=overlap)
+        sealer = self.recording.open_segment(overlap=overlap)
         number = self.sealed + (1 if overlap else 0)
-        self.current = _OpenSegment(number, writer, self.width, self.height, self.fps, self.audio_rate)
+        self.current = _OpenSegment(number, sealer, self.width, self.height, self.fps, self.audio_rate)
         return self.current
 
     def _mux(self, seg: _OpenSegment, packet: Packet, *, watch: bool = True) -> None:
-        stream = seg.video if packet.kind == "video" else seg.audio
         pts = max(round((packet.time - self.origin) * 90000), seg.last_pts[packet.kind] + 1)
         seg.last_pts[packet.kind] = pts
-        av_packet = av.Packet(packet.data)
-        av_packet.stream = stream
-        av_packet.pts = av_packet.dts = pts
-        av_packet.time_base = TIME_BASE
-        av_packet.duration = round(packet.duration * 90000)
-        av_packet.is_keyframe = packet.keyframe
-        seg.container.mux_one(av_packet)
+        seg.muxer.mux(packet, pts)
         if seg.start is None:
             seg.start = packet.time
         seg.end = max(seg.end or packet.time, packet.time + packet.duration)
@@ -214,24 +169,18 @@ class Segmenter:
         if watch and self.first_durable is None:
             if self._watch_armed is seg:
                 # the muxer holds the last packet until the next one arrives: the first
-                # post-press packet's bytes are in the sink now
+                # post-press packet's bytes are in the sealer now
                 self._make_durable(seg)
             elif post_press:
                 self._watch_armed = seg
 
     def _make_durable(self, seg: _OpenSegment) -> None:
-        # An age chunk reaches the disk only once full (64 KiB), which at a few Mbit/s can
-        # take a quarter second. Fill the chunk holding the press's first media with MPEG-TS
-        # null packets (PID 0x1FFF, which every demuxer skips), then fsync: from here a
-        # power cut keeps media captured after the press. Once per recording.
-        sync = getattr(seg.writer, "sync", None)
-        if sync is None:
-            return
-        need = (AGE_CHUNK - seg.sink.bytes % AGE_CHUNK) % AGE_CHUNK + 1  # one byte into the next chunk
-        count = -(-need // TS_PACKET)
-        seg.sink.write(NULL_TS_PACKET * count)
-        seg.padding += count * TS_PACKET
-        sync()
+        # The sealer makes bytes durable only at its own points (a full age chunk), which
+        # at a few Mbit/s can be a quarter second away. Fill up to the next one with the
+        # container's filler (which every demuxer skips), then sync: from here a power cut
+        # keeps media captured after the press. Once per recording.
+        seg.muxer.pad(seg.sealer.bytes_until_durable())
+        seg.sealer.sync()
         self.first_durable = self.clock()
         self._seal_deferred()
 
@@ -251,7 +200,7 @@ class Segmenter:
     def _seal(self, seg: _OpenSegment, reason: str) -> dict:
         if seg.held is not None:
             self._fill(seg)
-        seg.close_container()
+        seg.muxer.close()
         extra = {
             "segment": seg.number,
             "start_s": round((seg.start or self.origin) - self.origin, 6),
@@ -261,19 +210,19 @@ class Segmenter:
             "last_frame": seg.last_frame,
             "audio_packets": seg.audio_packets,
             "ended_by": reason,
-            "ts_bytes": seg.sink.bytes,
+            "ts_bytes": seg.muxer.bytes,
         }
         if seg.pre_event_s:
             extra["pre_event_s"] = round(seg.pre_event_s, 6)
-        if seg.padding:
-            extra["null_padding_bytes"] = seg.padding
-        if self.describe is not None:
-            extra.update(self.describe())
-        seg.writer.seal(extra)
+        if seg.muxer.padding:
+            extra["null_padding_bytes"] = seg.muxer.padding
+        if self.figures is not None:
+            extra.update(self.figures.segment_figures())
+        seg.sealer.seal(extra)
         if self._watch_armed is seg and self.first_durable is None:
             self.first_durable = self.clock()  # the seal made it durable
         self.sealed += 1
-        self.bytes += seg.sink.bytes
+        self.bytes += seg.muxer.bytes
         return extra
 
     def _seal_deferred(self) -> None:
@@ -296,10 +245,10 @@ class Segmenter:
         try:
             if seg.held is not None:
                 self._fill(seg)  # a held span was never written: it may still fit
-            seg.close_container()
-        except Exception:  # the sink is what failed; the muxer's tail is lost anyway
+            seg.muxer.close()
+        except Exception:  # the sealer is what failed; the muxer's tail is lost anyway
             pass
-        seg.writer.abort(reason)
+        seg.sealer.abort(reason)
 
     def close(self, reason: str = "stop") -> dict | None:
         extra = self.cut(reason)

@@ -1,11 +1,14 @@
 """The video source stage: whatever the camera delivers, out come encoded packets.
 
 Raw frames (simulated, OpenCV) get the overlay and go through libx264 here; an encoding
-camera (picamera2) already drew the overlay in its pre-callback and hands over H.264, so
-its frames pass straight through. After this stage the pipeline is one code path.
+camera (picamera2) draws the overlay in the pre-callback this stage gives it and hands
+over H.264, so its frames pass straight through. Either way the overlay is set up here
+and only here. After this stage the pipeline is one code path.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from drivers.camera import Camera, EncodedFrame, RawFrame
 from recorder.media.encoder import VideoEncoder
@@ -14,21 +17,27 @@ from recorder.media.packets import Packet
 
 
 class VideoSource:
-    def __init__(self, camera: Camera, overlay: Overlay, encoder: VideoEncoder | None):
+    """``wall_at(capture_time)`` turns a frame's loop-clock capture time into the wall time
+    the overlay shows."""
+
+    def __init__(self, camera: Camera, overlay: Overlay, encoder: VideoEncoder | None,
+                 wall_at: Callable[[float], float]):
         self.camera = camera
         self.overlay = overlay
         self.encoder = encoder
-        if camera.encodes and overlay.enabled:
-            camera.set_pre_callback(None)  # the pipeline sets it, with its wall clock
+        if camera.encodes:
+            camera.set_pre_callback(
+                (lambda image, t: overlay.apply(image, wall_at(t))) if overlay.enabled else None)
 
     @classmethod
-    def for_camera(cls, camera: Camera, overlay: Overlay, video_config) -> VideoSource:
+    def for_camera(cls, camera: Camera, overlay: Overlay, video_config,
+                   wall_at: Callable[[float], float]) -> VideoSource:
         encoder = None
         if not camera.encodes:
             encoder = VideoEncoder(camera.width, camera.height, camera.fps, preset=video_config.preset,
                                    bitrate_kbps=video_config.bitrate_kbps,
                                    keyframe_interval_s=video_config.keyframe_interval_s)
-        return cls(camera, overlay, encoder)
+        return cls(camera, overlay, encoder, wall_at)
 
     def process(self, frame: RawFrame | EncodedFrame, wall_time: float) -> list[Packet]:
         """Encode one frame (in the worker thread); raises EncoderError on a bad frame."""

@@ -99,7 +99,7 @@ def one(rig: Rig, gesture: str) -> tuple[float | None, float | None]:
     notice = rig.speaker.last_start
     rig.stop_recording()
     # media: press edge -> first fsync of an age chunk holding media captured after the press
-    durable_at = rig.pipeline.first_durable_at
+    durable_at = rig.pipeline.router.first_durable_at
     if durable_at is not None and durable_at > press:
         rig.media_ms.append((durable_at - press) * 1000)
     led_ms = (red - press) * 1000 if red is not None else None

@@ -71,8 +71,8 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
             rec.close("stop")
             segments += summary["segments"]
             pre_events.append(summary["pre_event_s"])
-            if pipeline.first_durable_at is not None:
-                latencies.append(pipeline.first_durable_at - pressed)
+            if pipeline.router.first_durable_at is not None:
+                latencies.append(pipeline.router.first_durable_at - pressed)
             await asyncio.sleep(min(idle_s, max(0.0, seconds - (time.monotonic() - t0))))
         status = pipeline.status()
         await pipeline.close()

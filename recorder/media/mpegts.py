@@ -1,0 +1,92 @@
+"""The container layer: one MPEG-TS stream per segment, muxed by PyAV into the sealer.
+
+PyAV muxes into a file-like sink that forwards every byte to the sealer as soon as it is
+muxed: nothing waits for the end of a segment. Each stream is complete on its own
+(PAT/PMT, SPS/PPS on its first keyframe, ADTS audio), so a segment plays alone. This
+module also knows the filler that is valid in the format (null packets), so the
+segmenter can reach the sealer's next durable point without knowing what it is.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+
+from recorder.media.packets import Packet
+from recorder.media.stages import SegmentSealer
+
+TIME_BASE = Fraction(1, 90000)
+TS_PACKET = 188
+# sync byte, PID 0x1FFF (null: every demuxer skips it), payload only, then stuffing
+NULL_TS_PACKET = bytes([0x47, 0x1F, 0xFF, 0x10]) + b"\xff" * 184
+
+
+def filler(at_least: int) -> bytes:
+    """Whole null packets covering at least ``at_least`` bytes."""
+    return NULL_TS_PACKET * -(-max(0, at_least) // TS_PACKET)
+
+
+class _Sink:
+    """What PyAV writes into: the sealer's segment. Write-only (no seek), and no close:
+    PyAV would call it."""
+
+    def __init__(self, sealer: SegmentSealer):
+        self.sealer = sealer
+        self.bytes = 0
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self.sealer.write(data)
+        self.bytes += len(data)
+        return len(data)
+
+
+class TsMuxer:
+    """One segment's MPEG-TS stream, written into ``sealer`` as it is muxed.
+
+    Timestamps are 90 kHz, given by the caller, so the segments of a recording join into
+    one timeline."""
+
+    def __init__(self, sealer: SegmentSealer, *, width: int, height: int, fps: int, audio_rate: int | None):
+        self.sealer = sealer
+        self.sink = _Sink(sealer)
+        self.padding = 0
+        # PyAV always interleaves; a 1 us interleave window makes the muxer hand each
+        # packet to the sink as soon as the next one arrives, instead of holding up to 10 s
+        # waiting for a stream that is silent (no audio in a pre-event span, a lost camera).
+        self.container = av.open(self.sink, "w", format="mpegts",
+                                 options={"flush_packets": "1", "max_interleave_delta": "1"})
+        self.video = self.container.add_mux_stream("h264", rate=fps, width=width, height=height)
+        self.video.time_base = TIME_BASE
+        self.audio = None
+        if audio_rate:
+            self.audio = self.container.add_mux_stream("aac", rate=audio_rate)
+            self.audio.time_base = TIME_BASE
+        self.closed = False
+
+    @property
+    def bytes(self) -> int:
+        """What reached the sealer, filler included."""
+        return self.sink.bytes
+
+    def mux(self, packet: Packet, pts: int) -> None:
+        av_packet = av.Packet(packet.data)
+        av_packet.stream = self.video if packet.kind == "video" else self.audio
+        av_packet.pts = av_packet.dts = pts
+        av_packet.time_base = TIME_BASE
+        av_packet.duration = round(packet.duration * 90000)
+        av_packet.is_keyframe = packet.keyframe
+        self.container.mux_one(av_packet)
+
+    def pad(self, at_least: int) -> None:
+        """Write null packets (at least ``at_least`` bytes) between two muxed packets."""
+        data = filler(at_least)
+        self.sink.write(data)
+        self.padding += len(data)
+
+    def close(self) -> None:
+        """Write what the muxer still holds into the sealer (once)."""
+        if not self.closed:
+            self.closed = True
+            self.container.close()
