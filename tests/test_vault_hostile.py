@@ -427,3 +427,11 @@ def test_the_report_reads_odd_metadata_without_failing(tmp_path):
               "mp4": {"name": "x.mp4", "duration_s": 1.0, "sha256": "00" * 32, "audio": "kept"}}
     html = render_html(report, tmp_path / "x.mp4", [], thumbs=[])
     assert "bookmark" in html and "spoken notice given" in html
+
+
+def test_index_text_that_is_not_utf8_is_a_clear_error(tmp_path, setup):
+    """Found by `pieton bench fuzz`: SQLite keeps whatever bytes it is given as text."""
+    vault, _, _ = setup
+    vault.index.db.execute("INSERT INTO cameras VALUES ('CAM-1', CAST(X'E8E8' AS TEXT), 'x')")
+    with pytest.raises(VaultError, match="index .*cannot be used"):
+        vault.index.camera_key("CAM-1")

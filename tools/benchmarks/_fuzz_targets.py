@@ -496,7 +496,7 @@ def _report(work: Path, rng) -> Harness:
 
 def _vault(work: Path):
     from recorder.evidence.age import generate_identity
-    from tools.vault.layout import init_vault
+    from tools.vault.vault import init_vault
     _, recipient = generate_identity()
     (work / "police").mkdir()
     init_vault(work / "vault", [recipient], work / "police" / "register.jsonl")

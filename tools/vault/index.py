@@ -95,7 +95,7 @@ class Index:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
             self._check_schema()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             if self.db is not None:
                 self.db.close()
             raise self._error(exc) from None
@@ -106,7 +106,7 @@ class Index:
             if found != columns:
                 raise sqlite3.DatabaseError(f"table {table} has {found} columns, expected {columns}")
 
-    def _error(self, exc: sqlite3.Error) -> VaultError:
+    def _error(self, exc: Exception) -> VaultError:
         text = str(exc)
         if isinstance(exc, sqlite3.OperationalError) and "full" in text:
             return VaultError(f"index {self.path}: the vault's disk is full ({text}); nothing stored is lost: "
@@ -117,7 +117,7 @@ class Index:
     def _run(self, sql: str, args=()) -> sqlite3.Cursor:
         try:
             return self.db.execute(sql, args)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # text SQLite holds need not be UTF-8
             raise self._error(exc) from None
         except OverflowError:  # a number SQLite cannot hold (64 bits): never one of ours
             raise VaultError(f"index {self.path}: a number too large to record: {args!r:.200}") from None
@@ -125,7 +125,7 @@ class Index:
     def _all(self, sql: str, args=()) -> list:
         try:
             return self._run(sql, args).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise self._error(exc) from None
 
     def close(self) -> None:
