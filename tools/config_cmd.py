@@ -1,5 +1,6 @@
 """`pieton config check | sign | flash`: the technician's configuration tools.
 
+init:  a copy of the default configuration with every file it references, to edit.
 check: a TOML or a bundle; for a bundle, says which check failed (structure, signature,
 trust, target, version, completeness, configuration).
 sign:  one bundle holding the TOML and every file it references, signed.
@@ -10,6 +11,7 @@ mounted SD card for the camera to pick up at its next start.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -28,8 +30,9 @@ from recorder.bundle import (
     load_technician_key,
     materialise,
     read_bundle,
+    referenced_files,
 )
-from recorder.config import load_config
+from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.device_rules import authorisation_ended, is_device_configuration
 from recorder.errors import BundleError, ConfigError, LinkError
 from recorder.evidence.chain import write_atomic
@@ -41,6 +44,11 @@ from tools.link_client import CameraReplyError, FlashClient
 def register(subparsers) -> None:
     config = subparsers.add_parser("config", help="check, sign and flash device configurations")
     actions = config.add_subparsers(dest="config_command", metavar="ACTION")
+
+    init = actions.add_parser("init", help="copy the default configuration, with every file it references, "
+                                           "into a new folder to edit")
+    init.add_argument("dir", help="the folder to create (or an empty one)")
+    init.set_defaults(func=cmd_init)
 
     check = actions.add_parser("check", help="check a configuration TOML or bundle; prints OK or what failed")
     check.add_argument("file", help="a configuration TOML or a signed bundle")
@@ -111,6 +119,27 @@ def _is_pipe(path: str) -> bool:
         return stat.S_ISFIFO(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def cmd_init(args) -> int:
+    """The default configuration and the files it names (notice audio, commune boundaries),
+    laid out as it expects them, so the copy checks and signs as it is."""
+    target = Path(args.dir)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        print(f"{target}: exists and is not an empty folder; give a new one", file=sys.stderr)
+        return 2
+    default = load_config(DEFAULT_CONFIG)
+    copied = [DEFAULT_CONFIG.name]
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DEFAULT_CONFIG, target / DEFAULT_CONFIG.name)
+    for relative in dict.fromkeys(referenced_files(default)):
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(default.resolve(relative), destination)
+        copied.append(relative)
+    print(f"{target}: " + ", ".join(copied))
+    print(f"next: edit {target / DEFAULT_CONFIG.name}, then `pieton config check {target / DEFAULT_CONFIG.name}`")
+    return 0
 
 
 def cmd_check(args) -> int:
