@@ -410,7 +410,9 @@ def _reference_problem(config: Config, where: str, relative: str) -> str | None:
     try:
         check_name_length(path, f"{config.source}: {where} = {_describe(relative)}")
         if not path.exists():
-            return f"{config.source}: {where} = {_describe(relative)}: file {path} not found"
+            return (f"{config.source}: {where} = {_describe(relative)}: file {path} not found (a configuration "
+                    "needs the files it names beside it: `pieton config init DIR` copies the default "
+                    "configuration with all of them)")
         if not path.is_file():
             return f"{config.source}: {where} = {_describe(relative)}: {path} is not a regular file"
     except InputError as exc:

@@ -1,5 +1,6 @@
 """`pieton config check | sign | flash`: the technician's configuration tools.
 
+init:  a copy of the default configuration with every file it references, to edit.
 check: a TOML or a bundle; for a bundle, says which check failed (structure, signature,
 trust, target, version, completeness, configuration).
 sign:  one bundle holding the TOML and every file it references, signed.
@@ -10,6 +11,7 @@ mounted SD card for the camera to pick up at its next start.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -27,9 +29,11 @@ from recorder.bundle import (
     is_bundle,
     load_technician_key,
     materialise,
+    public_hex,
     read_bundle,
+    referenced_files,
 )
-from recorder.config import load_config
+from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.device_rules import authorisation_ended, is_device_configuration
 from recorder.errors import BundleError, ConfigError, LinkError
 from recorder.evidence.chain import write_atomic
@@ -41,6 +45,24 @@ from tools.link_client import CameraReplyError, FlashClient
 def register(subparsers) -> None:
     config = subparsers.add_parser("config", help="check, sign and flash device configurations")
     actions = config.add_subparsers(dest="config_command", metavar="ACTION")
+
+    init = actions.add_parser("init", help="copy the default configuration, with every file it references, "
+                                           "into a new folder to edit")
+    init.add_argument("dir", help="the folder to create (or an empty one)")
+    init.add_argument("--technician-key", metavar="KEY",
+                      help="your technician key (pieton keys technician): its public key goes in [keys] "
+                           "technicians, so the camera trusts the bundles you sign, this first one included")
+    init.add_argument("--recipient", action="append", default=[], metavar="AGE1...",
+                      help="a designated person's age recipient, in [keys] recipients (repeatable)")
+    init.add_argument("--vault-key", metavar="HEX", help="the vault's public key, in [keys] vault")
+    init.add_argument("--device", action="store_true",
+                      help="the real drivers of a Raspberry Pi camera (picamera2, sounddevice, gpsd, gpiozero, "
+                           "sysfs) instead of the simulated ones")
+    init.add_argument("--arrete", metavar="REF", help="the prefect's arrêté the cameras serve under")
+    init.add_argument("--commune", action="append", default=[], metavar="INSEE",
+                      help="an INSEE code the arrêté covers (repeatable)")
+    init.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD", help="the arrêté's end date")
+    init.set_defaults(func=cmd_init)
 
     check = actions.add_parser("check", help="check a configuration TOML or bundle; prints OK or what failed")
     check.add_argument("file", help="a configuration TOML or a signed bundle")
@@ -111,6 +133,76 @@ def _is_pipe(path: str) -> bool:
         return stat.S_ISFIFO(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def cmd_init(args) -> int:
+    """The default configuration and the files it names (notice audio, commune boundaries),
+    laid out as it expects them, so the copy checks and signs as it is."""
+    target = Path(args.dir)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        print(f"{target}: exists and is not an empty folder; give a new one", file=sys.stderr)
+        return 2
+    try:
+        text = _filled(DEFAULT_CONFIG.read_text(encoding="utf-8"), args)
+    except (BundleError, InputError) as exc:
+        print(f"pieton config init: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 2
+    default = load_config(DEFAULT_CONFIG)
+    copied = [DEFAULT_CONFIG.name]
+    target.mkdir(parents=True, exist_ok=True)
+    (target / DEFAULT_CONFIG.name).write_text(text, encoding="utf-8")
+    for relative in dict.fromkeys(referenced_files(default)):
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(default.resolve(relative), destination)
+        copied.append(relative)
+    try:
+        load_config(target / DEFAULT_CONFIG.name)
+    except ConfigError as exc:      # a recipient or key of the wrong form: said, the copy kept to fix
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    print(f"{target}: " + ", ".join(copied))
+    print(f"next: edit {target / DEFAULT_CONFIG.name}, then `pieton config check {target / DEFAULT_CONFIG.name}`")
+    return 0
+
+
+# `config init --device`: the drivers of a camera built as the README's "Running on a Raspberry Pi".
+PI_DRIVERS = {"camera": "picamera2", "microphone": "sounddevice", "speaker": "sounddevice", "gps": "gpsd",
+              "button": "gpiozero", "leds": "gpiozero", "haptic": "gpiozero", "ir": "gpiozero",
+              "battery": "sysfs"}
+
+
+def _filled(text: str, args) -> str:
+    """The default TOML with what the technician gave written into its lines (each setting
+    is one line `key = value  # comment` of its section; `# until = ...` is commented out)."""
+    values: dict[tuple[str, str], object] = {
+        ("keys", "recipients"): args.recipient, ("keys", "vault"): args.vault_key,
+        ("authorisation", "arrete"): args.arrete, ("authorisation", "communes"): args.commune,
+        ("authorisation", "until"): args.until}
+    if args.technician_key:
+        values["keys", "technicians"] = [public_hex(load_technician_key(args.technician_key))]
+    if args.device:
+        values.update({("drivers", kind): name for kind, name in PI_DRIVERS.items()})
+    section, lines = "", text.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        if line.startswith("["):
+            section = line[1:line.index("]")]
+            continue
+        key = line.lstrip("# ").split("=", 1)[0].strip()
+        value = values.get((section, key))
+        if value and "=" in line:
+            comment = line[line.index("#", 1):] if "#" in line[1:] else "\n"
+            lines[number] = f"{key} = {_toml(value)}".ljust(29) + " " + comment
+    return "".join(lines)
+
+
+def _toml(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, date):
+        return value.isoformat()
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def cmd_check(args) -> int:
