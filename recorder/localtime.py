@@ -31,7 +31,7 @@ def zone(name: str | None) -> ZoneInfo:
     name = name or DEFAULT_ZONE
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a folder of zones, e.g. "Europe"
         raise TimeError(f"unknown time zone {name!r} (an IANA name such as Europe/Paris, "
                         "America/Cayenne, Indian/Reunion, Pacific/Noumea)") from None
 

@@ -53,3 +53,8 @@ def test_printed_times_carry_their_zone_across_a_change_of_clocks():
     assert format_local(utc(2026, 11, 27, 17, 41, 11)) == "2026-11-27 18:41:11 CET"
     assert format_local(utc(2026, 3, 29, 0, 59, 59)) == "2026-03-29 01:59:59 CET"
     assert format_local(utc(2026, 3, 29, 1, 0, 0)) == "2026-03-29 03:00:00 CEST"
+
+
+def test_a_folder_of_zones_is_not_a_zone():
+    with pytest.raises(TimeError, match="unknown time zone 'Europe'"):
+        parse_time("27/11/2026 14:05", "Europe")
