@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Debian packages the tools and tests call: age (interop), ffmpeg/ffprobe (media checks and
 # the benchmark peer), gpsd + gpsfake (GPS integration), espeak-ng (notice audio), socat,
 # PortAudio (sounddevice), sox, systemd (systemd-analyze verify of the unit).
-APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd
+APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd chromium chromium-driver
 
 .PHONY: run test bench lint system venv clean notice
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "tools.gps_cmd",       # gps parse
     "tools.assign",        # assign
     "tools.vault_cmd",     # vault ...
+    "tools.desk.cli",      # desk VAULT
     "tools.bench",         # bench NAME
 ]
 

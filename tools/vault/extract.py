@@ -355,6 +355,15 @@ def _sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def log_consultation(vault: Vault, recording_id: str, purpose: str, requester: str, camera: str,
+                     duration_s: float | None, *, played: bool, **more) -> dict:
+    """A consultation, logged twice (journal and register) before anything is shown: the
+    one path for `pieton vault view` and the desk."""
+    entry, _ = vault.log_twice("consultation", recordings=[recording_id], purpose=purpose, requester=requester,
+                               cameras=[camera], duration_s=duration_s, played=played, **more)
+    return entry
+
+
 def consult(vault: Vault, recording_id: str, purpose: str, requester: str, identities: list, *,
             play=None) -> dict:
     """Decrypt a recording to a private temporary place, hand it to ``play(path)`` (ffplay
@@ -376,8 +385,8 @@ def consult(vault: Vault, recording_id: str, purpose: str, requester: str, ident
             else:
                 def play(p):
                     subprocess.run([player, "-autoexit", "-loglevel", "error", str(p)], check=False)
-        entry, _ = vault.log_twice("consultation", **base, cameras=[rec.camera], duration_s=result.duration_s,
-                                   played=play is not None)
+        entry = log_consultation(vault, recording_id, purpose, requester, rec.camera, result.duration_s,
+                                 played=play is not None)
         if play is not None:
             play(path)
         return {"journal_seq": entry["seq"], "duration_s": result.duration_s, "played": play is not None,

@@ -133,8 +133,9 @@ def _audio_template(segment: SegmentInput):
 class _Writer:
     """Places each finished segment on the joined timeline, cuts the range, and muxes."""
 
-    def __init__(self, out_path, start_s, end_s, keep_audio):
+    def __init__(self, out_path, start_s, end_s, keep_audio, options=None):
         self.out_path = out_path
+        self.options = options
         self.start_s, self.end_s = start_s, end_s
         self.keep_audio = keep_audio
         self.bases: dict = {}
@@ -164,7 +165,8 @@ class _Writer:
 
     def open(self, templates: dict) -> None:
         self.bases = {k: s.time_base for k, s in templates.items()}
-        self.out = av.open(str(self.out_path), "w", format="mp4")
+        target = self.out_path if hasattr(self.out_path, "write") else str(self.out_path)
+        self.out = av.open(target, "w", format="mp4", options=self.options or {})
         for kind, template in templates.items():
             if kind == "audio" and not self.keep_audio:
                 continue
@@ -313,10 +315,11 @@ class _Writer:
 
 
 def remux_to_mp4(segments: Iterable[SegmentInput], out_path, *, start_s: float | None = None,
-                 end_s: float | None = None, keep_audio: bool = True) -> RemuxResult:
+                 end_s: float | None = None, keep_audio: bool = True, options: dict | None = None) -> RemuxResult:
     """Write ``segments`` (in order) as one MP4 at ``out_path``; ``start_s``/``end_s`` cut
     the output on the joined timeline (the cut starts on the keyframe at or before
-    ``start_s``). Raises VaultError when the range lies outside the media."""
+    ``start_s``). ``out_path`` may be a writable file object and ``options`` the muxer's
+    (the desk streams fragmented MP4 so). Raises VaultError when the range lies outside the media."""
     if start_s is not None and start_s < 0:
         raise VaultError(f"range start {start_s:.2f}s is before the recording")
     if end_s is not None and end_s <= (start_s or 0.0):
@@ -331,7 +334,7 @@ def remux_to_mp4(segments: Iterable[SegmentInput], out_path, *, start_s: float |
     except av.error.FFmpegError as exc:
         name = source.inputs[0].name if source.inputs else "first segment"
         raise VaultError(f"segment {name}: not a readable MPEG-TS stream ({exc})") from None
-    writer = _Writer(out_path, start_s, end_s, keep_audio)
+    writer = _Writer(out_path, start_s, end_s, keep_audio, options)
     extra = []
     try:
         streams = {}

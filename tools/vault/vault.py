@@ -36,6 +36,7 @@ class Vault:
         self.layout = layout
         self.settings = settings
         self.clock = clock
+        self.operator: str | None = None  # who acts, when known (the desk's signed-in person); else the login
         self._lock = VaultLock(layout.lock)
         self._lock.__enter__()
         try:
@@ -76,14 +77,14 @@ class Vault:
 
     def log(self, event: str, **fields) -> dict:
         """One vault-journal entry, stamped with the time and the operator's login."""
-        fields.setdefault("operator", _operator())
+        fields.setdefault("operator", self.operator or _operator())
         line, _ = self.journal.append(event, utc_iso(self.now()), fields)
         return line
 
     def log_twice(self, event: str, **fields) -> tuple[dict, dict]:
         """A journal entry and its register line, which carries the entry's hash."""
         assert event in REGISTERED_EVENTS, event
-        fields.setdefault("operator", _operator())
+        fields.setdefault("operator", self.operator or _operator())
         register = self.register  # fail before journaling if the register's medium is absent
         line, digest = self.journal.append(event, utc_iso(self.now()), fields)
         reg = register.append({"event": event, "at": line["at"], "journal_seq": line["seq"],

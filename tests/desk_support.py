@@ -1,0 +1,118 @@
+"""A vault filled by a short simulated patrol (small video), a chief's identity protected
+by a passphrase, and the desk served in this process (its session clock in the test's hands)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from recorder.cli import simulate
+from recorder.evidence.age import encrypt_with_passphrase, generate_identity
+from tests.conftest import SMALL_VIDEO, write_config
+from tools.desk.app import DeskConfig, create_app
+from tools.vault.demo import _device_key
+from tools.vault.ingest import ingest
+from tools.vault.layout import init_vault
+from tools.vault.vault import Vault
+
+PASSPHRASE = "cheval agrafe batterie correcte"
+PERSON = "Chef Martin"
+# Two recordings: one started by a press (notice given, a bookmark), one by a flagrant délit.
+SCENARIO = """
+[scenario]
+name = "Short patrol for the desk"
+start = 2026-11-27T17:40:00Z
+duration_s = 36
+
+[[event]]
+at = 0.5
+do = "light"
+lux = 350
+
+[[event]]
+at = 1
+do = "gps_route"
+points = [[46.9535, 4.2990], [46.9510, 4.2985]]
+speed_mps = 1.4
+
+[[event]]
+at = 3
+do = "press"
+
+[[event]]
+at = 9
+do = "press"
+
+[[event]]
+at = 14
+do = "hold"
+seconds = 3.5
+
+[[event]]
+at = 21
+do = "hold"
+seconds = 2
+
+[[event]]
+at = 30
+do = "hold"
+seconds = 3.5
+"""
+
+
+def patrol_vault(root: Path) -> dict:
+    """Play the short patrol on simulated hardware, then init, enrol and ingest a vault."""
+    identity, recipient = generate_identity()
+    chief = root / "chief.age"
+    chief.write_bytes(encrypt_with_passphrase(identity.encode() + b"\n", PASSPHRASE, work_factor=10))
+    config = write_config(root / "cfg", SMALL_VIDEO)
+    scenario = root / "short.toml"
+    scenario.write_text(SCENARIO)
+    device = root / "device"
+    player = simulate(scenario, device, config_path=config, recipients=[recipient])
+    assert not player.failures, player.failures
+    (root / "police").mkdir()
+    (root / "exports").mkdir()
+    init_vault(root / "vault", [recipient], root / "police" / "register.jsonl")
+    camera, key = _device_key(device / "spool")
+    with Vault.open(root / "vault") as vault:
+        vault.enrol(camera, key)
+        report = ingest(vault, device / "spool", progress=False)
+        assert report.ok and len(report.stored) == 2, report
+    return {"root": root, "vault": root / "vault", "chief": chief, "recipient": recipient, "camera": camera,
+            "recordings": sorted(report.stored), "exports": root / "exports",
+            "register": root / "police" / "register.jsonl"}
+
+
+class ManualClock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+class ServedDesk:
+    """The desk app under uvicorn on a free loopback port, in a thread of this process."""
+
+    def __init__(self, made: dict, *, idle_s: float = 600.0):
+        self.clock = ManualClock()
+        config = DeskConfig(made["vault"], {PERSON: made["chief"]}, made["exports"], idle_s=idle_s)
+        self.app = create_app(config, session_clock=self.clock)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
+                                                    access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the desk did not start"
+            time.sleep(0.05)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)

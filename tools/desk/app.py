@@ -1,0 +1,177 @@
+"""The desk's web application (Starlette, Jinja2 templates, served by uvicorn).
+
+Every request passes the same checks before its page: the Host is the desk's own (no DNS
+rebinding), a form comes from the desk's own pages (same origin, its CSRF token), and
+everything but the sign-in needs a live session. A refusal is a page giving the reason;
+those that are attempts to access are logged in the vault's journal.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from recorder.errors import PietonError
+from tools.desk.access import DeskVault, Refused
+from tools.desk.health import HealthCheck
+from tools.desk.sessions import IDLE_S, Session, Sessions, author
+from tools.desk.words import local, seconds
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "pieton_desk"
+log = logging.getLogger("pieton.desk")
+
+
+@dataclass
+class DeskConfig:
+    vault: Path
+    persons: dict[str, Path]          # name shown at sign-in -> their identity file
+    exports: Path                     # where extractions are written (set by the chief)
+    zone: str | None = None
+    idle_s: float = IDLE_S
+    secure: bool = False              # served over TLS: cookies marked Secure
+    hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost"])
+    page_size: int = 50
+
+
+class Desk:
+    """The application's state: the vault, the sessions, the templates."""
+
+    def __init__(self, config: DeskConfig, *, vault_clock=None, session_clock=None):
+        self.config = config
+        self.vault = DeskVault(config.vault, **({"clock": vault_clock} if vault_clock else {}))
+        self.sessions = Sessions(config.idle_s, **({"clock": session_clock} if session_clock else {}))
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.globals.update(local=lambda t: local(t, config.zone), seconds=seconds)
+        self.health = HealthCheck()
+
+    # -- pages --------------------------------------------------------------------------
+    def page(self, request: Request, template: str, status: int = 200, **context) -> Response:
+        session: Session | None = getattr(request.state, "session", None)
+        health = None
+        if session is not None:  # shown to the persons designated only
+            with self.vault.open() as vault:
+                health = self.health(vault, self.config.zone)
+        response = self.templates.TemplateResponse(
+            request, template, {"session": session, "health": health, **context}, status_code=status)
+        return _private(response)
+
+    def refused(self, request: Request, exc: Refused) -> Response:
+        session = getattr(request.state, "session", None)
+        if exc.attempt:
+            try:
+                with self.vault.open(author(session) if session else None) as vault:
+                    vault.log("desk-refused", path=request.url.path[:200], reason=exc.reason[:300],
+                              person=session.person if session else None)
+            except (PietonError, OSError) as log_exc:
+                log.warning("refusal not journaled: %s", log_exc)
+        try:
+            return self.page(request, "refus.html", exc.status, title=exc.title, reason=exc.reason)
+        except (PietonError, OSError):  # the vault itself is unusable: the reason still shows
+            return _private(self.templates.TemplateResponse(
+                request, "refus.html", {"session": None, "health": None, "title": exc.title,
+                                        "reason": exc.reason}, status_code=exc.status))
+
+    # -- checks ---------------------------------------------------------------------------
+    def same_origin(self, request: Request) -> None:
+        """A form must come from a page of the desk: the browser says where it comes from."""
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            raise Refused(403, "Requête refusée", "Cette requête vient d'un autre site que le poste "
+                          "du chef (origine différente) : elle est refusée.", attempt=True)
+        origin = request.headers.get("origin") or request.headers.get("referer")
+        if origin is None:
+            raise Refused(403, "Requête refusée", "Cette requête ne dit pas de quelle page elle vient : "
+                          "elle est refusée.", attempt=True)
+        parts = urlsplit(origin)
+        if parts.scheme != request.url.scheme or parts.netloc != request.url.netloc:
+            raise Refused(403, "Requête refusée", f"Cette requête vient de {parts.scheme}://{parts.netloc}, "
+                          "pas du poste du chef : elle est refusée.", attempt=True)
+
+    def check_csrf(self, session_token: str, form) -> None:
+        sent = form.get("csrf")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), session_token.encode()):
+            raise Refused(403, "Formulaire refusé", "Ce formulaire n'a pas été délivré par cette session "
+                          "(jeton de sécurité absent ou faux, ou formulaire rejoué après une déconnexion) : "
+                          "rien n'a été fait. Rechargez la page et recommencez.", attempt=True)
+
+    def session_of(self, request: Request) -> Session:
+        session, why = self.sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            raise _SignIn(why)
+        request.state.session = session
+        return session
+
+
+class _SignIn(Exception):
+    """No live session: the sign-in page, saying why when the cookie was known."""
+
+    def __init__(self, why: str | None):
+        super().__init__(why or "")
+        self.why = why
+
+
+def _private(response: Response) -> Response:
+    """Nothing the desk shows is kept by the browser or framed by another page."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    return response
+
+
+def guarded(desk: Desk, handler, *, signed_in: bool = True):
+    """Wrap a page handler with the desk's checks; ``handler(desk, request, session, form)``."""
+    async def endpoint(request: Request) -> Response:
+        try:
+            form = None
+            if request.method == "POST":
+                desk.same_origin(request)
+                form = await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
+            session = desk.session_of(request) if signed_in else None
+            if form is not None and session is not None:
+                desk.check_csrf(session.csrf, form)
+            return await handler(desk, request, session, form)
+        except _SignIn as exc:
+            if request.method == "POST" and exc.why:
+                return desk.refused(request, Refused(
+                    401, "Session expirée", "Votre session a été verrouillée ou fermée : rien n'a été fait. "
+                    "Reconnectez-vous avec votre phrase secrète.", attempt=False))
+            target = "/connexion" + (f"?raison={exc.why}" if exc.why else "")
+            return _private(RedirectResponse(target, status_code=303))
+        except Refused as exc:
+            return desk.refused(request, exc)
+        except PietonError as exc:  # the vault's own refusals, in its words
+            return desk.refused(request, Refused(400, "Opération refusée", str(exc)))
+    return endpoint
+
+
+def create_app(config: DeskConfig, **clocks) -> Starlette:
+    from tools.desk import pages, signin
+    desk = Desk(config, **clocks)
+    routes = [Route(path, guarded(desk, fn, signed_in=auth), methods=methods)
+              for path, fn, methods, auth in (*signin.ROUTES, *pages.ROUTES)]
+    routes.append(Mount("/statique", StaticFiles(directory=str(HERE / "static")), name="static"))
+
+    async def not_found(request: Request, exc) -> Response:
+        return desk.refused(request, Refused(404, "Page introuvable", f"Le poste n'a pas de page {request.url.path!r}."))
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found},
+                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=config.hosts)])
+    app.state.desk = desk
+    return app

@@ -1,0 +1,86 @@
+"""Extraction from the desk: motive, requester, recipient and range, through the same code
+as `pieton vault extract` (logged twice, signed report); the MP4 and its report go to the
+folder the chief set (`pieton desk --exports`) and are offered for download."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse
+
+from tools.desk.access import Refused
+from tools.desk.forms import PURPOSES, reasons, recording_id
+from tools.desk.sessions import author
+from tools.vault.extract import Request, extract
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
+SIDE = (".mp4", ".report.json", ".report.html")
+
+
+def file_name(value) -> str:
+    """The extraction's file name: a plain name in the exports folder, never a path."""
+    name = value.strip() if isinstance(value, str) else ""
+    if not name:
+        raise Refused(400, "Demande incomplète", "Donnez un nom au fichier de l'extraction (par exemple pv-2026-114).")
+    if name.lower().endswith(".mp4"):
+        name = name[:-4]
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise Refused(400, "Paramètre refusé", f"{value[:80]!r} n'est pas un simple nom de fichier (lettres, "
+                      "chiffres, - _ .) : un chemin n'est jamais accepté.", attempt=True)
+    return name + ".mp4"
+
+
+def _seconds(value, label: str) -> str | None:
+    text = value.strip().replace(",", ".") if isinstance(value, str) else ""
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise Refused(400, "Demande refusée", f"{label} {value[:40]!r} : un nombre de secondes depuis le début "
+                      "de l'enregistrement (par exemple 12,5).") from None
+    if not 0 <= number <= 7 * 86400:
+        raise Refused(400, "Demande refusée", f"{label} {value[:40]!r} : hors de l'enregistrement.")
+    return repr(number)
+
+
+async def extract_page(desk, request, session, form):
+    rid = recording_id(request.path_params["rid"])
+    asked = reasons(form, "motif", "demandeur", "destinataire")
+    name = file_name(form.get("nom"))
+    start, end = _seconds(form.get("debut"), "Début"), _seconds(form.get("fin"), "Fin")
+    out = desk.config.exports / name
+    request_ = Request([rid], asked["motif"], asked["demandeur"], asked["destinataire"], out, start, end)
+
+    def run():
+        with desk.vault.open(author(session)) as vault:
+            if vault.index.recording(rid) is None:
+                raise Refused(404, "Enregistrement introuvable", f"Le coffre ne contient pas d'enregistrement {rid}.",
+                              attempt=True)
+            return extract(vault, request_, session.identities)
+    result = await run_in_threadpool(run)
+    session.extracted.add(out.stem)
+    return desk.page(request, "extraction.html", rid=rid, result=result, name=out.stem, folder=desk.config.exports,
+                     purpose=PURPOSES[asked["motif"]], asked=asked)
+
+
+async def download(desk, request, session, form):
+    """A file of an extraction this session made, as an attachment."""
+    name = request.path_params["name"]
+    stem = next((name[:-len(s)] for s in SIDE if name.endswith(s)), None)
+    if stem is None or not _NAME.fullmatch(stem) or ".." in stem:
+        raise Refused(400, "Paramètre refusé", f"{name[:80]!r} n'est pas un fichier d'extraction.", attempt=True)
+    if stem not in session.extracted:
+        raise Refused(403, "Téléchargement refusé", "Ce fichier n'est pas une extraction faite dans cette session.",
+                      attempt=True)
+    path = desk.config.exports / name
+    if not path.is_file():
+        raise Refused(404, "Fichier introuvable", f"{name} n'est plus dans le dossier des extractions.")
+    return FileResponse(path, filename=name, headers={"Cache-Control": "no-store"})
+
+
+ROUTES = [
+    ("/enregistrements/{rid}/extraire", extract_page, ["POST"], True),
+    ("/extractions/{name}", download, ["GET"], True),
+]

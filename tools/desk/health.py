@@ -1,0 +1,74 @@
+"""The health line on every page: last purge, the register's medium, the vault's disk,
+cameras not offloaded for a week."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recorder.evidence.chain import split_pieces
+from recorder.localtime import parse_time
+from tools.desk.words import local
+from tools.vault.logs import DAY
+
+DISK_WARNING = 0.90
+OFFLOAD_DAYS = 7
+PURGE_EVENTS = ("purge", "purge-finished", "recording-erased", "quarantine-erased", "logs-pruned")
+
+
+@dataclass
+class Health:
+    last_purge: str
+    register_present: bool
+    disk_used: float
+    cameras_late: list[str] = field(default_factory=list)
+
+    @property
+    def disk_warning(self) -> bool:
+        return self.disk_used > DISK_WARNING
+
+    @property
+    def ok(self) -> bool:
+        return self.register_present and not self.disk_warning and not self.cameras_late
+
+
+class HealthCheck:
+    """Reads only what the journal gained since the last page (it grows with every action)."""
+
+    def __init__(self):
+        self._read = 0               # bytes of the journal read so far (whole lines)
+        self._last_purge: str | None = None
+
+    def _scan(self, journal: Path) -> None:
+        try:
+            with open(journal, "rb") as f:
+                if f.seek(0, 2) < self._read:  # pruned or replaced: read it again
+                    self._read, self._last_purge = 0, None
+                f.seek(self._read)
+                data = f.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1
+        for piece in split_pieces(data[:end]):
+            line = piece.line
+            if line and line.get("event") in PURGE_EVENTS and isinstance(line.get("at"), str):
+                self._last_purge = line["at"]
+        self._read += end
+
+    def __call__(self, vault, zone: str | None) -> Health:
+        self._scan(vault.layout.journal)
+        last = self._last_purge
+        register = Path(vault.settings["register"])
+        usage = shutil.disk_usage(vault.layout.root)
+        now = vault.now()
+        late = []
+        rows = vault.index.db.execute(
+            "SELECT c.camera_id, MAX(r.ingested_at) FROM cameras c LEFT JOIN recordings r "
+            "ON r.camera_id = c.camera_id GROUP BY c.camera_id ORDER BY c.camera_id").fetchall()
+        for camera, last_ingest in rows:
+            if last_ingest is None or now - last_ingest > OFFLOAD_DAYS * DAY:
+                late.append(camera)
+        return Health(local(parse_time(last), zone) if last else "jamais",
+                      register.parent.is_dir() and register.is_file(),
+                      usage.used / usage.total if usage.total else 0.0, late)

@@ -1,0 +1,112 @@
+"""The register (filter, print, CSV) and the yearly figures for the préfet."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from recorder.localtime import TimeError, parse_time
+from tools.desk.access import Refused
+from tools.desk.forms import PURPOSES, choice
+from tools.desk.sessions import author
+from tools.desk.words import local
+from tools.vault.find import stats
+from tools.vault.register import read_register
+
+EVENTS = {"extraction": "Extraction", "extraction-failed": "Extraction ou consultation échouée",
+          "consultation": "Consultation"}
+COLUMNS = ("Date", "Événement", "Motif", "Demandeur", "Destinataire", "Enregistrements", "Caméras", "Auteur",
+           "Entrée du journal")
+
+
+def _time(params, name: str, zone: str | None) -> float | None:
+    text = params.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_time(text, zone, what=name)
+    except TimeError as exc:
+        raise Refused(400, "Date refusée", f"{exc} (heure locale, par exemple 27/11/2026 14:05).") from None
+
+
+def register_lines(desk, vault, params) -> list[dict]:
+    since, until = _time(params, "de", desk.config.zone), _time(params, "a", desk.config.zone)
+    event = choice(params, "evenement", ("", *EVENTS), "")
+    report = read_register(vault.settings["register"], vault.public_key)
+    lines = []
+    for line in report.lines:
+        if line.get("event") not in EVENTS or (event and line.get("event") != event):
+            continue
+        try:
+            at = parse_time(str(line.get("at")), "UTC")
+        except TimeError:
+            at = None
+        if at is not None and ((since is not None and at < since) or (until is not None and at >= until)):
+            continue
+        lines.append({
+            "Date": local(at, desk.config.zone), "Événement": EVENTS[line["event"]],
+            "Motif": PURPOSES.get(line.get("purpose"), line.get("purpose") or ""),
+            "Demandeur": line.get("requester") or "", "Destinataire": line.get("deliver_to") or "",
+            "Enregistrements": ", ".join(line.get("recordings") or []),
+            "Caméras": ", ".join(line.get("cameras") or []), "Auteur": line.get("operator") or "",
+            "Entrée du journal": line.get("journal_seq"),
+        })
+    return lines
+
+
+async def register_page(desk, request, session, form):
+    params = request.query_params
+    fmt = choice(params, "format", ("html", "csv"), "html")
+
+    def read():
+        with desk.vault.open(author(session)) as vault:
+            return register_lines(desk, vault, params)
+    lines = await run_in_threadpool(read)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, COLUMNS, delimiter=";")  # what a French spreadsheet opens
+        writer.writeheader()
+        writer.writerows(lines)
+        return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="registre.csv"',
+                                 "Cache-Control": "no-store"})
+    return desk.page(request, "registre.html", lines=lines, columns=COLUMNS, events=EVENTS,
+                     params={k: params.get(k, "") for k in ("de", "a", "evenement")})
+
+
+FIGURES = {"cameras_enrolled": "Caméras enregistrées", "cameras_recording": "Caméras ayant enregistré",
+           "recordings": "Enregistrements", "recordings_truncated": "Enregistrements tronqués",
+           "recordings_held_now": "Enregistrements retenus aujourd'hui", "recordings_erased": "Enregistrements effacés",
+           "holds_placed": "Retenues posées", "extractions_by_purpose": "Extractions par motif",
+           "failed_extractions_by_purpose": "Extractions échouées par motif",
+           "consultations_by_purpose": "Consultations par motif",
+           "access_requests_searched": "Demandes d'accès d'une personne (recherches)"}
+
+
+async def figures_page(desk, request, session, form):
+    text = request.query_params.get("annee", str(datetime.now().year))
+    if not (text.isdigit() and 2000 <= int(text) <= 2200):
+        raise Refused(400, "Année refusée", f"annee={text[:20]!r} : une année, par exemple 2026.")
+    year = int(text)
+
+    def read():
+        with desk.vault.open(author(session)) as vault:
+            return stats(vault, year)
+    figures = await run_in_threadpool(read)
+    rows = []
+    for key, label in FIGURES.items():
+        value = figures.get(key)
+        if isinstance(value, dict):
+            value = ", ".join(f"{PURPOSES.get(k, k)} : {v}" for k, v in value.items()) or "aucune"
+        rows.append((label, value))
+    return desk.page(request, "chiffres.html", year=year, rows=rows)
+
+
+ROUTES = [
+    ("/registre", register_page, ["GET"], True),
+    ("/chiffres", figures_page, ["GET"], True),
+]

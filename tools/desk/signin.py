@@ -1,0 +1,83 @@
+"""Signing in with a designated person's identity and its passphrase; signing out."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse
+
+from recorder.errors import AgeError
+from recorder.evidence.age import load_identities
+from recorder.evidence.age_keys import identity_to_recipient
+from tools.desk.access import Refused
+from tools.desk.app import COOKIE, _private
+from tools.desk.sessions import author
+
+FORM_COOKIE = "pieton_desk_form"   # the sign-in form's own token (there is no session yet)
+REASONS = {"verrouillee": "Votre session s'est verrouillée après une période sans activité.",
+           "inconnue": "Votre session est fermée.", "sortie": "Vous êtes déconnecté."}
+
+
+async def sign_in_page(desk, request, session, form, *, error=None, status=200):
+    token = secrets.token_urlsafe(32)
+    response = desk.page(request, "connexion.html", status, persons=sorted(desk.config.persons), form_token=token,
+                         reason=REASONS.get(request.query_params.get("raison", "")), error=error)
+    response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=desk.config.secure,
+                        path="/connexion")
+    return response
+
+
+async def sign_in(desk, request, session, form):
+    sent, kept = form.get("jeton"), request.cookies.get(FORM_COOKIE)
+    if not (isinstance(sent, str) and kept and hmac.compare_digest(sent.encode(), kept.encode())):
+        raise Refused(403, "Formulaire refusé", "Ce formulaire de connexion n'a pas été délivré par le poste "
+                      "(jeton absent ou faux) : rechargez la page de connexion.", attempt=True)
+    person, passphrase = form.get("personne"), form.get("phrase")
+    path = desk.config.persons.get(person) if isinstance(person, str) else None
+    if path is None:
+        raise Refused(400, "Connexion refusée", "Choisissez votre nom dans la liste des personnes désignées.")
+    if not isinstance(passphrase, str) or not passphrase:
+        return await sign_in_page(desk, request, None, None, error="Donnez votre phrase secrète.", status=400)
+    try:
+        # scrypt takes about a second: off the event loop
+        identities = await run_in_threadpool(load_identities, path, passphrase)
+    except AgeError:
+        with desk.vault.open() as vault:
+            vault.log("desk-sign-in-refused", person=person, reason="wrong passphrase or unreadable identity")
+        return await sign_in_page(desk, request, None, None, status=401,
+                                  error="Phrase secrète incorrecte (ou fichier d'identité illisible) : "
+                                  "connexion refusée. La tentative est inscrite au journal.")
+    recipient = identity_to_recipient(identities[0])
+    with desk.vault.open() as vault:
+        if recipient not in vault.settings.get("recipients", []):
+            vault.log("desk-sign-in-refused", person=person, recipient=recipient,
+                      reason="identity of no recipient of this vault")
+            identities.clear()
+            raise Refused(403, "Connexion refusée", "Cette identité n'ouvre pas ce coffre : elle n'est pas celle "
+                          "d'une personne désignée. La tentative est inscrite au journal.")
+        new = desk.sessions.open(person, identities)
+        vault.operator = author(new)
+        vault.log("desk-sign-in", person=person)
+    identities = None
+    response = _private(RedirectResponse("/enregistrements", status_code=303))
+    response.set_cookie(COOKIE, new.token, httponly=True, samesite="strict", secure=desk.config.secure, path="/")
+    response.delete_cookie(FORM_COOKIE, path="/connexion")
+    return response
+
+
+async def sign_out(desk, request, session, form):
+    with desk.vault.open(author(session)) as vault:
+        vault.log("desk-sign-out", person=session.person)
+    desk.sessions.close(session.token)
+    response = _private(RedirectResponse("/connexion?raison=sortie", status_code=303))
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+ROUTES = [
+    ("/connexion", sign_in_page, ["GET"], False),
+    ("/connexion", sign_in, ["POST"], False),
+    ("/deconnexion", sign_out, ["POST"], True),
+]
