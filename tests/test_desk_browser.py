@@ -4,7 +4,7 @@ through chromium-driver, against a vault filled by a short simulated patrol."""
 from __future__ import annotations
 
 import base64
-import json
+import html
 import shutil
 import subprocess
 import urllib.error
@@ -87,3 +87,160 @@ def test_sign_in_refuses_a_wrong_passphrase_then_opens_the_listing(browser, desk
     assert "Registre : support présent" in browser.find_element(By.ID, "sante").text
     # A listing is not a consultation: nothing went to the register.
     assert not [line for line in read_jsonl(made["register"]) if line["event"] == "consultation"]
+
+
+def first_counter(made, rid):
+    """The burnt-in counter of the recording's first frame, read from its extraction."""
+    import av
+    (mp4,) = made["exports"].glob("pv-desk-*.mp4")
+    with av.open(str(mp4)) as container:
+        frame = next(container.decode(video=0))
+        return read_counter(frame.to_ndarray(format="gray"))
+
+
+def canvas_counter(browser):
+    """Pause the video, draw its frame into a canvas, read the counter from the pixels."""
+    shot = browser.execute_script("""
+        const v = document.getElementById('video');
+        v.pause();
+        const c = document.createElement('canvas');
+        c.width = v.videoWidth; c.height = v.videoHeight;
+        c.getContext('2d').drawImage(v, 0, 0);
+        return [v.currentTime, c.toDataURL('image/png')];""")
+    t, url = shot
+    png = base64.b64decode(url.split(",", 1)[1])
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return t, read_counter(gray), float(gray.std())
+
+
+def test_consultation_asks_motive_and_requester_then_plays_the_recording(browser, desk, made):
+    rid = made["recordings"][0]
+    browser.get(f"{desk.url}/enregistrements/{rid}")
+    assert not browser.find_elements(By.ID, "chronologie")  # nothing decrypted before a motive
+    browser.find_element(By.ID, "consulter").click()  # no requester: refused, nothing logged
+    assert "Indiquez le demandeur" in browser.find_element(By.ID, "raison").text
+    assert not [line for line in read_jsonl(made["register"]) if line["event"] == "consultation"]
+    browser.get(f"{desk.url}/enregistrements/{rid}")
+    Select(browser.find_element(By.ID, "c-motif")).select_by_value("judicial")
+    browser.find_element(By.ID, "c-demandeur").send_keys("OPJ Durand")
+    browser.find_element(By.ID, "consulter").click()
+    timeline = browser.find_element(By.ID, "chronologie").text
+    assert "Avertissement donné (3,0 s)" in timeline and "Signet" in timeline
+    assert "CET" in timeline
+    (line,) = [line for line in read_jsonl(made["register"]) if line["event"] == "consultation"]
+    assert line["recordings"] == [rid] and line["requester"] == "OPJ Durand"
+    assert line["operator"] == made["recipient"] and line["purpose"] == "judicial"
+    # Played in the page: the frame shown is the recording's, at the time played.
+    browser.execute_script("document.getElementById('video').play()")
+    WebDriverWait(browser, 20).until(lambda b: b.execute_script(
+        "return document.getElementById('video').currentTime") > 1.5)
+    played, counter, spread = canvas_counter(browser)
+    assert spread > 10  # not a blank frame
+    assert counter is not None, "no frame counter in the frame drawn from the video"
+    desk.played = (rid, played, counter)
+    # The flagrant délit recording says so in words.
+    other = made["recordings"][1]
+    browser.get(f"{desk.url}/enregistrements/{other}")
+    Select(browser.find_element(By.ID, "c-motif")).select_by_value("administrative")
+    browser.find_element(By.ID, "c-demandeur").send_keys("Maire de la commune")
+    browser.find_element(By.ID, "consulter").click()
+    assert "Flagrant délit : pas d'avertissement" in browser.find_element(By.ID, "chronologie").text
+
+
+def test_extraction_for_a_judicial_procedure_and_one_without_motive(browser, desk, made):
+    rid = made["recordings"][0]
+    browser.get(f"{desk.url}/enregistrements/{rid}")
+    browser.find_element(By.ID, "e-demandeur").send_keys("OPJ Durand")
+    browser.find_element(By.ID, "e-destinataire").send_keys("Parquet d'Autun")
+    browser.find_element(By.ID, "e-nom").send_keys("pv-desk-001")
+    browser.find_element(By.ID, "extraire").click()  # no motive chosen
+    assert "Indiquez le motif" in browser.find_element(By.ID, "raison").text
+    assert not list(made["exports"].iterdir())
+    browser.get(f"{desk.url}/enregistrements/{rid}")
+    Select(browser.find_element(By.ID, "e-motif")).select_by_value("judicial")
+    browser.find_element(By.ID, "e-demandeur").send_keys("OPJ Durand")
+    browser.find_element(By.ID, "e-destinataire").send_keys("Parquet d'Autun")
+    browser.find_element(By.ID, "e-nom").send_keys("pv-desk-001")
+    browser.find_element(By.ID, "extraire").click()
+    assert browser.find_element(By.ID, "extraction-faite")
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#fichiers a")]
+    assert [link.rsplit("/", 1)[1] for link in links] == ["pv-desk-001.mp4", "pv-desk-001.report.html",
+                                                          "pv-desk-001.report.json"]
+    mp4 = made["exports"] / "pv-desk-001.mp4"
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "json",
+                            str(mp4)], capture_output=True, text=True, check=True)
+    assert "h264" in probe.stdout
+    vault_key = (made["vault"] / "keys" / "vault.pub").read_text().strip()
+    assert pieton(["vault", "check-report", str(mp4.with_suffix(".report.json")), str(mp4),
+                   "--vault-key", vault_key]) == 0
+    browser.get(f"{desk.url}/registre?evenement=extraction")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#registre tbody tr")
+    assert len(rows) == 1 and "Parquet d'Autun" in rows[0].text and "Procédure judiciaire" in rows[0].text
+    # The frame played earlier shows the counter of the frame at that time in the recording.
+    played_rid, played_at, counter = desk.played
+    fps = 10
+    assert abs(counter - (first_counter(made, played_rid) + played_at * fps)) <= 2
+
+
+def post_from(desk, browser, path, data, origin=None):
+    """A form sent outside the browser, with the browser's session cookie."""
+    cookie = browser.get_cookie("pieton_desk")["value"]
+    headers = {"Cookie": f"pieton_desk={cookie}", "Origin": origin or desk.url,
+               "Content-Type": "application/x-www-form-urlencoded"}
+    body = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in data.items()).encode()
+    request = urllib.request.Request(desk.url + path, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, html.unescape(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        return exc.code, html.unescape(exc.read().decode())
+
+
+def test_forged_foreign_or_odd_requests_get_a_clear_page(browser, desk, made):
+    rid = made["recordings"][1]
+    before = len(journal(made))
+    status, page = post_from(desk, browser, f"/enregistrements/{rid}/retenir",
+                             {"csrf": "forged", "procedure": "PV 2026/1"})
+    assert status == 403 and "jeton de sécurité absent ou faux" in page
+    csrf = browser.find_element(By.NAME, "csrf").get_attribute("value")
+    status, page = post_from(desk, browser, f"/enregistrements/{rid}/retenir",
+                             {"csrf": csrf, "procedure": "PV 2026/1"}, origin="http://evil.example")
+    assert status == 403 and "vient de http://evil.example" in page
+    refused = [e for e in journal(made)[before:] if e["event"] == "desk-refused"]
+    assert len(refused) == 2 and all(e["operator"] == made["recipient"] for e in refused)
+    status, page = post_from(desk, browser, f"/enregistrements/{rid}/extraire",
+                             {"csrf": csrf, "motif": "judicial", "demandeur": "x", "destinataire": "y",
+                              "nom": "../../etc/passwd"})
+    assert status == 400 and "un chemin n'est jamais accepté" in page
+    browser.get(desk.url + "/enregistrements/CAM-SIM-001_20261127T000000Z_000099")
+    assert browser.find_element(By.ID, "refus").text == "Enregistrement introuvable"
+    browser.get(desk.url + "/extractions/..%2F..%2Fvault%2Fvault.json")
+    assert browser.find_element(By.ID, "refus").text in ("Paramètre refusé", "Page introuvable")
+    # A hold with its procedure, from the page, journaled with its author.
+    status, _ = post_from(desk, browser, f"/enregistrements/{rid}/retenir", {"csrf": csrf, "procedure": "PV 2026/1"})
+    assert status == 200 and journal(made)[-1]["event"] == "hold"
+    assert journal(made)[-1]["procedure"] == "PV 2026/1"
+
+
+def test_sign_out_and_idle_lock_drop_the_session(browser, desk, made):
+    old = browser.get_cookie("pieton_desk")["value"]
+    browser.get(desk.url + "/enregistrements")
+    csrf = browser.find_element(By.NAME, "csrf").get_attribute("value")
+    browser.find_element(By.ID, "deconnexion").click()
+    assert "/connexion" in browser.current_url and "Vous êtes déconnecté" in browser.page_source
+    assert len(desk.app.state.desk.sessions) == 0
+    # The old cookie gets the sign-in page; a form replayed with it does nothing.
+    browser.add_cookie({"name": "pieton_desk", "value": old, "path": "/"})
+    browser.get(desk.url + "/enregistrements")
+    assert "/connexion" in browser.current_url
+    status, page = post_from(desk, browser, f"/enregistrements/{made['recordings'][0]}/retenir",
+                             {"csrf": csrf, "procedure": "PV 2026/2"})
+    assert status == 401 and "Session expirée" in page
+    # Idle past the limit: locked.
+    sign_in(browser, desk)
+    assert browser.current_url.endswith("/enregistrements")
+    desk.clock.t += 601
+    browser.get(desk.url + "/registre")
+    assert "/connexion" in browser.current_url
+    assert "verrouillée" in browser.find_element(By.ID, "raison-connexion").text

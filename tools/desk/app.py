@@ -107,13 +107,6 @@ class Desk:
                           "(jeton de sécurité absent ou faux, ou formulaire rejoué après une déconnexion) : "
                           "rien n'a été fait. Rechargez la page et recommencez.", attempt=True)
 
-    def session_of(self, request: Request) -> Session:
-        session, why = self.sessions.get(request.cookies.get(COOKIE))
-        if session is None:
-            raise _SignIn(why)
-        request.state.session = session
-        return session
-
 
 class _SignIn(Exception):
     """No live session: the sign-in page, saying why when the cookie was known."""
@@ -140,10 +133,13 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
     async def endpoint(request: Request) -> Response:
         try:
             form = None
+            session, why = desk.sessions.get(request.cookies.get(COOKIE)) if signed_in else (None, None)
+            request.state.session = session  # a refusal below is logged as this person's
             if request.method == "POST":
                 desk.same_origin(request)
                 form = await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
-            session = desk.session_of(request) if signed_in else None
+            if signed_in and session is None:
+                raise _SignIn(why)
             if form is not None and session is not None:
                 desk.check_csrf(session.csrf, form)
             return await handler(desk, request, session, form)

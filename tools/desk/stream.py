@@ -13,7 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from recorder.errors import PietonError
 from tools.vault.remux import remux_to_mp4
 
-FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# A fragment per keyframe, the movie header written with the first fragment. Not
+# ``empty_moov``: the header would go out before the sound's first packet, whose ADTS
+# header gives the AAC configuration, and the muxer then refuses that packet ("Malformed
+# AAC bitstream"). The first bytes leave after one keyframe interval instead of at once.
+FRAGMENTED = {"movflags": "frag_keyframe+default_base_moof"}
 CHUNKS = 16           # pieces of MP4 waiting for the browser: the bound on what is held
 _END = object()
 log = logging.getLogger("pieton.desk")
@@ -55,6 +59,8 @@ def fragmented_mp4(rec):
         except _Stopped:
             pass
         except (PietonError, OSError) as exc:
+            if sink.stopped.is_set():
+                return  # the browser went away (PyAV reports the sink's refusal as an error)
             # Only the recording's id and the reason: nothing decrypted ever reaches a log.
             log.warning("playing %s stopped: %s", rec.recording_id, exc)
             sink.queue.put(exc)
