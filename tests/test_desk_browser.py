@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 import shutil
 import subprocess
+import tempfile
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -33,9 +37,15 @@ def made(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def desk(made):
+    # The server's temporary folder, to look for decrypted media afterwards.
+    server_tmp = made["root"] / "server-tmp"
+    server_tmp.mkdir()
+    saved, tempfile.tempdir = tempfile.tempdir, str(server_tmp)
     served = ServedDesk(made)
+    served.started = time.time()
     yield served
     served.stop()
+    tempfile.tempdir = saved
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +254,44 @@ def test_sign_out_and_idle_lock_drop_the_session(browser, desk, made):
     browser.get(desk.url + "/registre")
     assert "/connexion" in browser.current_url
     assert "verrouillée" in browser.find_element(By.ID, "raison-connexion").text
+
+
+def served_stream(desk, browser, ticket):
+    cookie = browser.get_cookie("pieton_desk")["value"]
+    request = urllib.request.Request(f"{desk.url}/lecture/{ticket}", headers={"Cookie": f"pieton_desk={cookie}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Content-Type"] == "video/mp4"
+        return response.read()
+
+
+def test_no_block_of_the_media_served_is_left_on_disk(browser, desk, made):
+    """After playing, no 4 KiB block of what was served is in the browser's profile, the
+    server's temporary folder or /dev/shm (consult() elsewhere decrypts there)."""
+    sign_in(browser, desk)
+    rid = made["recordings"][0]
+    browser.get(f"{desk.url}/enregistrements/{rid}")
+    Select(browser.find_element(By.ID, "c-motif")).select_by_value("judicial")
+    browser.find_element(By.ID, "c-demandeur").send_keys("OPJ Durand")
+    browser.find_element(By.ID, "consulter").click()
+    browser.execute_script("document.getElementById('video').play()")
+    WebDriverWait(browser, 20).until(lambda b: b.execute_script(
+        "return document.getElementById('video').currentTime") > 1.0)
+    ticket = browser.find_element(By.ID, "video").get_attribute("src").rsplit("/", 1)[1]
+    media = served_stream(desk, browser, ticket)
+    assert len(media) > 64 * 1024
+    browser.get(desk.url + "/enregistrements")  # the player is gone; the profile is flushed as it goes
+    blocks = {media[i:i + 4096] for i in range(0, len(media) - 4096, 4096)}
+    places = [made["root"] / "profile", made["root"] / "server-tmp"]
+    shm = [p for p in Path("/dev/shm").glob("*") if p.is_file() and p.stat().st_mtime >= desk.started
+           and p.stat().st_uid == os.getuid()] if Path("/dev/shm").is_dir() else []
+    files = [p for place in places for p in place.rglob("*") if p.is_file() and not p.is_symlink()] + shm
+    assert files  # the profile exists: the search is not vacuous
+    probes = sorted(blocks)[:: max(1, len(blocks) // 24)]  # two dozen blocks spread over the stream
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for block in probes:
+            assert block not in data, f"a block of the decrypted media is in {path}"
