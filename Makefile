@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # PortAudio (sounddevice), sox, systemd (systemd-analyze verify of the unit).
 APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd chromium chromium-driver
 
-.PHONY: run test bench lint system venv clean notice
+.PHONY: run test bench lint system venv clean notice screenshots
 
 run: venv
 	@echo "[3/3] the demo patrol (pieton demo)"
@@ -19,6 +19,10 @@ test: venv
 
 bench: venv
 	$(VENV)/bin/pieton bench all
+
+# A screenshot of each page of the chief's desk, for review (not committed).
+screenshots: venv system
+	PYTHONPATH=. $(PY) tests/desk_screenshots.py screenshots
 
 lint: venv
 	$(VENV)/bin/ruff check recorder drivers tools tests

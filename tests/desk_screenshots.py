@@ -1,0 +1,74 @@
+"""`make screenshots`: a screenshot of each page of the chief's desk, for review (written to
+``screenshots/``, never committed). Runs a short simulated patrol into a fresh vault, serves
+the desk and drives chromium headless through it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, patrol_vault
+
+
+def main(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pieton-screenshots-") as tmp:
+        made = patrol_vault(Path(tmp))
+        desk = ServedDesk(made)
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium")
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio", "--disable-gpu",
+                     "--window-size=1280,1000", f"--user-data-dir={Path(tmp) / 'profile'}"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        shots = []
+
+        def shot(name):
+            path = out / f"{len(shots) + 1:02d}-{name}.png"
+            driver.save_screenshot(str(path))
+            shots.append(path)
+        try:
+            driver.get(desk.url + "/connexion")
+            shot("connexion")
+            Select(driver.find_element(By.ID, "personne")).select_by_visible_text(PERSON)
+            driver.find_element(By.ID, "phrase").send_keys(PASSPHRASE)
+            driver.find_element(By.ID, "connexion").click()
+            shot("enregistrements")
+            rid = made["recordings"][0]
+            driver.get(f"{desk.url}/enregistrements/{rid}")
+            shot("enregistrement")
+            driver.find_element(By.ID, "c-demandeur").send_keys("OPJ Durand")
+            driver.find_element(By.ID, "consulter").click()
+            driver.execute_script("document.getElementById('video').play()")
+            WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+                "return document.getElementById('video').currentTime") > 2)
+            shot("consultation")
+            Select(driver.find_element(By.ID, "e-motif")).select_by_value("judicial")
+            driver.find_element(By.ID, "e-demandeur").send_keys("OPJ Durand")
+            driver.find_element(By.ID, "e-destinataire").send_keys("Parquet d'Autun")
+            driver.find_element(By.ID, "e-nom").send_keys("pv-capture")
+            driver.find_element(By.ID, "extraire").click()
+            shot("extraction")
+            driver.get(desk.url + "/registre")
+            shot("registre")
+            driver.get(desk.url + "/chiffres?annee=2026")
+            shot("chiffres")
+            driver.get(desk.url + "/enregistrements/CAM-SIM-001_20261127T000000Z_000099")
+            shot("refus")
+        finally:
+            driver.quit()
+            desk.stop()
+    for path in shots:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots")))
