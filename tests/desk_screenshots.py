@@ -58,6 +58,8 @@ def main(out: Path) -> int:
             shot("extraction")
             driver.get(desk.url + "/registre")
             shot("registre")
+            driver.get(desk.url + "/cameras")
+            shot("cameras")
             driver.get(desk.url + "/chiffres?annee=2026")
             shot("chiffres")
             driver.get(desk.url + "/enregistrements/CAM-SIM-001_20261127T000000Z_000099")

@@ -95,6 +95,8 @@ def test_sign_in_refuses_a_wrong_passphrase_then_opens_the_listing(browser, desk
     browser.get(desk.url + "/enregistrements?tri=debut&ordre=asc")
     assert made["recordings"][0] in browser.find_element(By.CSS_SELECTOR, "#liste tbody tr").text
     assert "Registre : support présent" in browser.find_element(By.ID, "sante").text
+    browser.get(desk.url + "/cameras")
+    assert made["camera"] in browser.find_element(By.ID, "cameras").text
     # A listing is not a consultation: nothing went to the register.
     assert not [line for line in read_jsonl(made["register"]) if line["event"] == "consultation"]
 

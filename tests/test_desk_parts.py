@@ -139,3 +139,20 @@ def test_retention_end_is_the_purge_rule(tmp_path, vault, chief):
     (rid,) = ingest(vault, spool_dir, progress=False).stored
     row = vault.index.recording(rid)
     assert retention_end(vault, row) == row.retention_base + vault.retention_days * 86400
+
+
+def test_cameras_page_lines_say_late_offloads_and_recordings_soon_erased(tmp_path, vault, chief):
+    from tools.desk.cameras import camera_lines
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=1)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    vault.enrol("CAM-T-002", "cd" * 32)
+    stored = ingest(vault, spool_dir, progress=False).stored
+    lines, soon = camera_lines(vault)
+    assert [(line["camera"], line["stored"], line["late"]) for line in lines] == [(CAMERA, 2, False),
+                                                                                   ("CAM-T-002", 0, True)]
+    assert soon == []
+    vault.clock.t += (vault.retention_days - 1) * 86400  # a day before the purge takes them
+    vault.index.add_hold(stored[0], "PV 1", vault.now())
+    lines, soon = camera_lines(vault)
+    assert [s["row"].recording_id for s in soon] == [stored[1]]  # the held one is not erased
+    assert lines[0]["late"]

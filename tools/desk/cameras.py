@@ -1,0 +1,47 @@
+"""The cameras: enrolled, last offload, what they hold in the vault, quarantine, and the
+recordings soon erased (the purge's rule, holds apart)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+
+from tools.desk.access import retention_end
+from tools.desk.health import OFFLOAD_DAYS
+from tools.desk.sessions import author
+from tools.vault.layout import parse_time
+from tools.vault.logs import DAY
+
+SOON_DAYS = 3
+
+
+def camera_lines(vault) -> tuple[list[dict], list[dict]]:
+    now = vault.now()
+    lines = {camera: {"camera": camera, "enrolled": parse_time(at), "last_offload": None, "stored": 0,
+                      "quarantined": 0} for camera, _key, at in vault.index.cameras()}
+    soon = []
+    for row in vault.index.recordings(state="stored"):
+        line = lines.setdefault(row.camera_id, {"camera": row.camera_id, "enrolled": None, "last_offload": None,
+                                                "stored": 0, "quarantined": 0})
+        line["stored"] += 1
+        line["last_offload"] = max(line["last_offload"] or 0.0, row.ingested_at)
+        end = retention_end(vault, row)
+        if end - now < SOON_DAYS * DAY and not vault.index.holds(row.recording_id):
+            soon.append({"row": row, "end": end})
+    for _folder, _rid, camera, _at, _problems in vault.index.quarantined():
+        if camera in lines:
+            lines[camera]["quarantined"] += 1
+    for line in lines.values():
+        line["late"] = line["last_offload"] is None or now - line["last_offload"] > OFFLOAD_DAYS * DAY
+    soon.sort(key=lambda s: s["end"])
+    return sorted(lines.values(), key=lambda line: line["camera"]), soon
+
+
+async def cameras_page(desk, request, session, form):
+    def read():
+        with desk.vault.open(author(session)) as vault:
+            return camera_lines(vault)
+    lines, soon = await run_in_threadpool(read)
+    return desk.page(request, "cameras.html", lines=lines, soon=soon, soon_days=SOON_DAYS)
+
+
+ROUTES = [("/cameras", cameras_page, ["GET"], True)]
