@@ -58,6 +58,8 @@ def main(out: Path) -> int:
             shot("extraction")
             driver.get(desk.url + "/registre")
             shot("registre")
+            driver.get(desk.url + "/recherche")
+            shot("recherche")
             driver.get(desk.url + "/cameras")
             shot("cameras")
             driver.get(desk.url + "/chiffres?annee=2026")

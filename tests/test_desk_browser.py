@@ -297,3 +297,38 @@ def test_no_block_of_the_media_served_is_left_on_disk(browser, desk, made):
             continue
         for block in probes:
             assert block not in data, f"a block of the decrypted media is in {path}"
+
+
+def test_a_search_needs_a_motive_and_is_journaled(browser, desk, made):
+    browser.get(desk.url + "/recherche")
+    browser.find_element(By.ID, "s-demandeur").send_keys("Commissaire")
+    browser.find_element(By.ID, "s-du").send_keys("27/11/2026 18:00")
+    browser.find_element(By.ID, "s-au").send_keys("27/11/2026 19:00")
+    browser.find_element(By.ID, "s-agent").send_keys("A-1234")
+    browser.find_element(By.ID, "chercher").click()  # an agent without a motive: watching the agents
+    assert "surveiller les agents" in browser.find_element(By.ID, "raison").text
+    assert journal(made)[-1]["event"] != "search"
+
+    def search(**fields):
+        browser.get(desk.url + "/recherche")
+        Select(browser.find_element(By.ID, "s-motif")).select_by_value(fields.pop("motif"))
+        for name, value in fields.items():
+            element = browser.find_element(By.ID, f"s-{name}")
+            if element.tag_name == "select":
+                Select(element).select_by_value(value)
+            else:
+                element.send_keys(value)
+        browser.find_element(By.ID, "chercher").click()
+        return [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#resultats tbody tr")]
+
+    period = {"demandeur": "Commissaire", "du": "27/11/2026 18:30", "au": "27/11/2026 19:00"}
+    assert len(search(motif="judicial", **period)) == 2
+    assert search(motif="judicial", agent="A-1234", **period) == []  # the patrol's camera had no assignment
+    (flagrant,) = search(motif="disciplinary", avertissement="absent", **period)
+    assert made["recordings"][1] in flagrant
+    near = search(motif="access", lieu="46.9535,4.2990", rayon="300", **period)
+    assert len(near) == 2 and all(" m" in row for row in near)
+    assert search(motif="access", lieu="46.8600,4.2800", rayon="300", **period) == []
+    entry = journal(made)[-1]
+    assert entry["event"] == "search" and entry["purpose"] == "access" and entry["found"] == []
+    assert entry["operator"] == made["recipient"] and entry["filters"]["radius_m"] == 300

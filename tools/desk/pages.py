@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, StreamingResponse
 
 from recorder.errors import PietonError
-from tools.desk import cameras, extraction, journal_pages
+from tools.desk import cameras, extraction, journal_pages, search
 from tools.desk.access import Refused, duration_s, retention_end
 from tools.desk.app import _private
 from tools.desk.forms import PURPOSES, choice, reasons, recording_id, stored_row
@@ -138,4 +138,5 @@ ROUTES = [
     *extraction.ROUTES,
     *journal_pages.ROUTES,
     *cameras.ROUTES,
+    *search.ROUTES,
 ]

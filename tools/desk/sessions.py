@@ -28,6 +28,7 @@ class Session:
     tickets: dict = field(default_factory=dict)    # stream ticket -> recording id (a consultation logged)
     consulted: dict = field(default_factory=dict)  # recording id -> what was read for the consultation
     extracted: set = field(default_factory=set)    # extractions made, offered for download
+    searched: dict = field(default_factory=dict)   # recording id -> what a search decrypted (memory only)
 
 
 def author(session: Session) -> str:
@@ -79,6 +80,7 @@ class Sessions:
             session.tickets.clear()
             session.consulted.clear()
             session.extracted.clear()
+            session.searched.clear()
         return session
 
     def __len__(self) -> int:
