@@ -93,3 +93,31 @@ def test_pieton_desk_serves_the_sign_in_page_on_loopback(vault):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_another_address_is_accepted_with_a_tls_certificate_and_key(vault):
+    import argparse
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tools.desk.cli import build_config, register
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "desk.police.local")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (vault / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (vault / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                      serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    parsed = parser.parse_args(args(vault, "--host", "192.168.1.20", "--tls-cert", str(vault / "cert.pem"),
+                                    "--tls-key", str(vault / "key.pem")))
+    config = build_config(parsed)
+    assert config.secure and config.hosts == ["192.168.1.20"]

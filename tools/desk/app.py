@@ -167,7 +167,13 @@ def create_app(config: DeskConfig, **clocks) -> Starlette:
     async def not_found(request: Request, exc) -> Response:
         return desk.refused(request, Refused(404, "Page introuvable", f"Le poste n'a pas de page {request.url.path!r}."))
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found},
+    async def failed(request: Request, exc: Exception) -> Response:
+        log.error("internal error on %s: %s", request.url.path, type(exc).__name__)
+        return desk.refused(request, Refused(500, "Erreur interne", "Le poste n'a pas pu répondre à cette demande "
+                                             "(erreur interne, inscrite dans son propre journal). Rien n'a été "
+                                             "montré ni extrait ; réessayez ou prévenez le technicien."))
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: failed},
                     middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=config.hosts)])
     app.state.desk = desk
     return app

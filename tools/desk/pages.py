@@ -86,10 +86,11 @@ async def consult(desk, request, session, form):
                                 requester=asked["demandeur"], deliver_to="consultation",
                                 reason=f"consultation: {exc}"[:500])
                 raise
-            return moments, points, entry["seq"]
-    moments, points, seq = await run_in_threadpool(run)
+            return rec, moments, points, entry["seq"]
+    rec, moments, points, seq = await run_in_threadpool(run)
     ticket = secrets.token_urlsafe(24)
     session.tickets[ticket] = rid
+    session.opened[ticket] = rec  # the first play uses it: verified and decrypted once, not twice
     session.consulted[rid] = {"moments": moments, "points": points, "ticket": ticket, "journal_seq": seq,
                               "purpose": PURPOSES[asked["motif"]], "requester": asked["demandeur"]}
     return _private(RedirectResponse(f"/enregistrements/{rid}#lecture", status_code=303))
@@ -106,7 +107,7 @@ async def play(desk, request, session, form):
     def opened():
         with desk.vault.open(author(session)) as vault:
             return open_recording(vault, rid, session.identities)
-    rec = await run_in_threadpool(opened)
+    rec = session.opened.pop(ticket, None) or await run_in_threadpool(opened)
     return StreamingResponse(play_body(rec), media_type="video/mp4",
                              headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 

@@ -29,6 +29,7 @@ class Session:
     consulted: dict = field(default_factory=dict)  # recording id -> what was read for the consultation
     extracted: set = field(default_factory=set)    # extractions made, offered for download
     searched: dict = field(default_factory=dict)   # recording id -> what a search decrypted (memory only)
+    opened: dict = field(default_factory=dict, repr=False)  # ticket -> the recording opened for its consultation
 
 
 def author(session: Session) -> str:
@@ -81,6 +82,7 @@ class Sessions:
             session.consulted.clear()
             session.extracted.clear()
             session.searched.clear()
+            session.opened.clear()
         return session
 
     def __len__(self) -> int:
