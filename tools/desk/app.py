@@ -24,13 +24,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from recorder.errors import PietonError
+from tools.desk import pages, signin
 from tools.desk.access import DeskVault, Refused
 from tools.desk.health import HealthCheck
 from tools.desk.sessions import IDLE_S, Session, Sessions, author
+from tools.desk.web import COOKIE, private
 from tools.desk.words import local, seconds
 
 HERE = Path(__file__).resolve().parent
-COOKIE = "pieton_desk"
 log = logging.getLogger("pieton.desk")
 
 
@@ -66,7 +67,7 @@ class Desk:
                 health = self.health(vault, self.config.zone)
         response = self.templates.TemplateResponse(
             request, template, {"session": session, "health": health, **context}, status_code=status)
-        return _private(response)
+        return private(response)
 
     def refused(self, request: Request, exc: Refused) -> Response:
         session = getattr(request.state, "session", None)
@@ -80,7 +81,7 @@ class Desk:
         try:
             return self.page(request, "refus.html", exc.status, title=exc.title, reason=exc.reason)
         except (PietonError, OSError):  # the vault itself is unusable: the reason still shows
-            return _private(self.templates.TemplateResponse(
+            return private(self.templates.TemplateResponse(
                 request, "refus.html", {"session": None, "health": None, "title": exc.title,
                                         "reason": exc.reason}, status_code=exc.status))
 
@@ -116,18 +117,6 @@ class _SignIn(Exception):
         self.why = why
 
 
-def _private(response: Response) -> Response:
-    """Nothing the desk shows is kept by the browser or framed by another page."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-    return response
-
-
 def guarded(desk: Desk, handler, *, signed_in: bool = True):
     """Wrap a page handler with the desk's checks; ``handler(desk, request, session, form)``."""
     async def endpoint(request: Request) -> Response:
@@ -149,7 +138,7 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
                     401, "Session expirée", "Votre session a été verrouillée ou fermée : rien n'a été fait. "
                     "Reconnectez-vous avec votre phrase secrète.", attempt=False))
             target = "/connexion" + (f"?raison={exc.why}" if exc.why else "")
-            return _private(RedirectResponse(target, status_code=303))
+            return private(RedirectResponse(target, status_code=303))
         except Refused as exc:
             return desk.refused(request, exc)
         except PietonError as exc:  # the vault's own refusals, in its words
@@ -158,7 +147,6 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
 
 
 def create_app(config: DeskConfig, **clocks) -> Starlette:
-    from tools.desk import pages, signin
     desk = Desk(config, **clocks)
     routes = [Route(path, guarded(desk, fn, signed_in=auth), methods=methods)
               for path, fn, methods, auth in (*signin.ROUTES, *pages.ROUTES)]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from recorder.errors import PietonError
+from recorder.localtime import zone
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -61,8 +62,7 @@ def is_protected(path: Path) -> bool:
 
 
 def build_config(args):
-    from recorder.localtime import zone
-    from tools.desk.app import DeskConfig
+    from tools.desk.app import DeskConfig  # starlette: loaded only when the desk runs
     check_address(args.host, args.tls_cert, args.tls_key)
     if not 1 <= args.port <= 65535:
         raise DeskUsageError(f"--port {args.port}: a port number from 1 to 65535")
@@ -99,7 +99,7 @@ def cmd_desk(args) -> int:
     except PietonError as exc:
         print(f"pieton desk: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
+    import uvicorn  # loaded only when the desk runs, not at every `pieton` command
 
     from tools.desk.app import create_app
     scheme = "https" if args.tls_cert else "http"

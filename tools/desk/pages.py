@@ -11,11 +11,11 @@ from starlette.responses import RedirectResponse, StreamingResponse
 from recorder.errors import PietonError
 from tools.desk import cameras, extraction, journal_pages, search
 from tools.desk.access import Refused, duration_s, retention_end
-from tools.desk.app import _private
 from tools.desk.forms import PURPOSES, choice, reasons, recording_id, stored_row
 from tools.desk.sessions import author
 from tools.desk.stream import play_body
 from tools.desk.timeline import timeline
+from tools.desk.web import private
 from tools.vault.extract import Request, log_consultation, open_recording
 from tools.vault.retention import hold, release
 
@@ -93,7 +93,7 @@ async def consult(desk, request, session, form):
     session.opened[ticket] = rec  # the first play uses it: verified and decrypted once, not twice
     session.consulted[rid] = {"moments": moments, "points": points, "ticket": ticket, "journal_seq": seq,
                               "purpose": PURPOSES[asked["motif"]], "requester": asked["demandeur"]}
-    return _private(RedirectResponse(f"/enregistrements/{rid}#lecture", status_code=303))
+    return private(RedirectResponse(f"/enregistrements/{rid}#lecture", status_code=303))
 
 
 async def play(desk, request, session, form):
@@ -120,12 +120,12 @@ def _holding(action):
         with desk.vault.open(author(session)) as vault:
             stored_row(vault, rid)
             action(vault, rid, asked["procedure"])
-        return _private(RedirectResponse(f"/enregistrements/{rid}", status_code=303))
+        return private(RedirectResponse(f"/enregistrements/{rid}", status_code=303))
     return handler
 
 
 async def home(desk, request, session, form):
-    return _private(RedirectResponse("/enregistrements", status_code=303))
+    return private(RedirectResponse("/enregistrements", status_code=303))
 
 
 ROUTES = [

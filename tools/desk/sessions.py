@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from recorder.evidence.age_keys import identity_to_recipient
+from recorder.evidence.age_keys import as_identity, identity_to_recipient
 
 IDLE_S = 10 * 60
 
@@ -48,8 +48,9 @@ class Sessions:
         self._lock = threading.Lock()
 
     def open(self, person: str, identities: list) -> Session:
-        recipient = identity_to_recipient(identities[0])
-        session = Session(secrets.token_urlsafe(32), person, recipient, list(identities),
+        keys = [as_identity(i) for i in identities]  # parsed once, not at every file opened
+        recipient = identity_to_recipient(keys[0])
+        session = Session(secrets.token_urlsafe(32), person, recipient, keys,
                           secrets.token_urlsafe(32), self.clock())
         with self._lock:
             self._open[session.token] = session

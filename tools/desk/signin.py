@@ -12,8 +12,8 @@ from recorder.errors import AgeError
 from recorder.evidence.age import load_identities
 from recorder.evidence.age_keys import identity_to_recipient
 from tools.desk.access import Refused
-from tools.desk.app import COOKIE, _private
 from tools.desk.sessions import author
+from tools.desk.web import COOKIE, private
 
 FORM_COOKIE = "pieton_desk_form"   # the sign-in form's own token (there is no session yet)
 REASONS = {"verrouillee": "Votre session s'est verrouillée après une période sans activité.",
@@ -61,7 +61,7 @@ async def sign_in(desk, request, session, form):
         vault.operator = author(new)
         vault.log("desk-sign-in", person=person)
     identities = None
-    response = _private(RedirectResponse("/enregistrements", status_code=303))
+    response = private(RedirectResponse("/enregistrements", status_code=303))
     response.set_cookie(COOKIE, new.token, httponly=True, samesite="strict", secure=desk.config.secure, path="/")
     response.delete_cookie(FORM_COOKIE, path="/connexion")
     return response
@@ -71,7 +71,7 @@ async def sign_out(desk, request, session, form):
     with desk.vault.open(author(session)) as vault:
         vault.log("desk-sign-out", person=session.person)
     desk.sessions.close(session.token)
-    response = _private(RedirectResponse("/connexion?raison=sortie", status_code=303))
+    response = private(RedirectResponse("/connexion?raison=sortie", status_code=303))
     response.delete_cookie(COOKIE, path="/")
     return response
 
