@@ -76,7 +76,8 @@ def patrol_vault(root: Path) -> dict:
     assert not player.failures, player.failures
     (root / "police").mkdir()
     (root / "exports").mkdir()
-    init_vault(root / "vault", [recipient], root / "police" / "register.jsonl")
+    init_vault(root / "vault", [recipient], root / "police" / "register.jsonl",
+               communes=[str(c) for c in sorted((config.parent / "communes").glob("*.geojson"))])
     camera, key = _device_key(device / "spool")
     with Vault.open(root / "vault") as vault:
         vault.enrol(camera, key)

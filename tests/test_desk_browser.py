@@ -61,6 +61,7 @@ def browser(made):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(10)  # a page after a click may still be on its way
     yield driver
     driver.quit()
 
@@ -82,6 +83,7 @@ def test_sign_in_refuses_a_wrong_passphrase_then_opens_the_listing(browser, desk
     assert journal(made)[-1]["event"] == "desk-sign-in-refused"
     assert browser.get_cookie("pieton_desk") is None
     sign_in(browser, desk)
+    browser.find_element(By.ID, "liste")
     assert browser.current_url.endswith("/enregistrements")
     cookie = browser.get_cookie("pieton_desk")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -129,7 +131,9 @@ def canvas_counter(browser):
 def test_consultation_asks_motive_and_requester_then_plays_the_recording(browser, desk, made):
     rid = made["recordings"][0]
     browser.get(f"{desk.url}/enregistrements/{rid}")
+    browser.implicitly_wait(0)
     assert not browser.find_elements(By.ID, "chronologie")  # nothing decrypted before a motive
+    browser.implicitly_wait(10)
     browser.find_element(By.ID, "consulter").click()  # no requester: refused, nothing logged
     assert "Indiquez le demandeur" in browser.find_element(By.ID, "raison").text
     assert not [line for line in read_jsonl(made["register"]) if line["event"] == "consultation"]
@@ -140,6 +144,9 @@ def test_consultation_asks_motive_and_requester_then_plays_the_recording(browser
     timeline = browser.find_element(By.ID, "chronologie").text
     assert "Avertissement donné (3,0 s)" in timeline and "Signet" in timeline
     assert "CET" in timeline
+    drawn = browser.find_element(By.CSS_SELECTOR, "#carte svg")
+    assert drawn.find_element(By.TAG_NAME, "polyline") and drawn.find_element(By.TAG_NAME, "polygon")
+    assert "Nord-ouest : 46.9" in drawn.text and " m" in drawn.text and "N" in drawn.text
     (line,) = [line for line in read_jsonl(made["register"]) if line["event"] == "consultation"]
     assert line["recordings"] == [rid] and line["requester"] == "OPJ Durand"
     assert line["operator"] == made["recipient"] and line["purpose"] == "judicial"
@@ -240,6 +247,7 @@ def test_sign_out_and_idle_lock_drop_the_session(browser, desk, made):
     browser.get(desk.url + "/enregistrements")
     csrf = browser.find_element(By.NAME, "csrf").get_attribute("value")
     browser.find_element(By.ID, "deconnexion").click()
+    browser.find_element(By.ID, "raison-connexion")
     assert "/connexion" in browser.current_url and "Vous êtes déconnecté" in browser.page_source
     assert len(desk.app.state.desk.sessions) == 0
     # The old cookie gets the sign-in page; a form replayed with it does nothing.
@@ -251,7 +259,7 @@ def test_sign_out_and_idle_lock_drop_the_session(browser, desk, made):
     assert status == 401 and "Session expirée" in page
     # Idle past the limit: locked.
     sign_in(browser, desk)
-    assert browser.current_url.endswith("/enregistrements")
+    browser.find_element(By.ID, "liste")
     desk.clock.t += 601
     browser.get(desk.url + "/registre")
     assert "/connexion" in browser.current_url
@@ -271,6 +279,7 @@ def test_no_block_of_the_media_served_is_left_on_disk(browser, desk, made):
     """After playing, no 4 KiB block of what was served is in the browser's profile, the
     server's temporary folder or /dev/shm (consult() elsewhere decrypts there)."""
     sign_in(browser, desk)
+    browser.find_element(By.ID, "liste")
     rid = made["recordings"][0]
     browser.get(f"{desk.url}/enregistrements/{rid}")
     Select(browser.find_element(By.ID, "c-motif")).select_by_value("judicial")
@@ -319,7 +328,11 @@ def test_a_search_needs_a_motive_and_is_journaled(browser, desk, made):
             else:
                 element.send_keys(value)
         browser.find_element(By.ID, "chercher").click()
-        return [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#resultats tbody tr")]
+        browser.find_element(By.ID, "resultats")  # the answer's page (waited for)
+        browser.implicitly_wait(0)
+        rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#resultats tbody tr")]
+        browser.implicitly_wait(10)
+        return rows
 
     period = {"demandeur": "Commissaire", "du": "27/11/2026 18:30", "au": "27/11/2026 19:00"}
     assert len(search(motif="judicial", **period)) == 2

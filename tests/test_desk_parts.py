@@ -156,3 +156,24 @@ def test_cameras_page_lines_say_late_offloads_and_recordings_soon_erased(tmp_pat
     lines, soon = camera_lines(vault)
     assert [s["row"].recording_id for s in soon] == [stored[1]]  # the held one is not erased
     assert lines[0]["late"]
+
+
+def test_track_map_has_scale_north_and_corner_coordinates():
+    import xml.etree.ElementTree as ET
+
+    from recorder.config import DEFAULT_CONFIG
+    from tools.desk.track_map import track_svg
+    track = [(46.9535, 4.2990), (46.9522, 4.2988), (46.9510, 4.2985)]
+    communes = [str(p) for p in (DEFAULT_CONFIG.parent / "communes").glob("*.geojson")]
+    svg = track_svg(track, communes)
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.find(f"{ns}polyline").get("points").split()) == 3
+    assert root.find(f"{ns}polygon") is not None  # Autun's boundary under the track
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "N" in texts and any(t.endswith(" m") for t in texts)
+    nw = next(t for t in texts if t.startswith("Nord-ouest"))
+    lat, lon = (float(x) for x in nw.split(": ")[1].split(", "))
+    assert lat > 46.9535 and lon < 4.2985  # the corner is outside the track, north-west of it
+    assert track_svg([], communes) is None
+    assert track_svg(track, ["/nonexistent.geojson"]).count("<polygon") == 0

@@ -63,9 +63,9 @@ def describe(event: dict) -> str | None:
     return kind.replace("_", " ")
 
 
-def timeline(rec, zone: str | None) -> tuple[list[Moment], int]:
+def timeline(rec, zone: str | None) -> tuple[list[Moment], int, list[tuple[float, float]]]:
     """The moments of an opened recording (``tools.vault.extract.OpenedRecording``) in
-    order, and how many GPS points it holds."""
+    order, how many GPS points it holds, and the track as (lat, lon)."""
     summary = recording_summary(rec)
     start = rec.started_at
     moments = []
@@ -75,7 +75,8 @@ def timeline(rec, zone: str | None) -> tuple[list[Moment], int]:
             continue
         at = event_epoch(event)
         moments.append(Moment(None if at is None or start is None else at - start, local(at, zone), text))
-    return moments, len(summary["gps_track"])
+    track = [(p["lat"], p["lon"]) for p in summary["gps_track"]]
+    return moments, len(track), track
 
 
 def _number(value) -> float | None:
