@@ -216,36 +216,45 @@ def post_from(desk, browser, path, data, origin=None):
         return exc.code, html.unescape(exc.read().decode())
 
 
-def test_forged_foreign_or_odd_requests_get_a_clear_page(browser, desk, made):
+def fresh_token(browser, desk, path):
+    """The token of a form on the page at ``path``, as the browser just got it."""
+    browser.get(desk.url + path)
+    return browser.find_element(By.NAME, "csrf").get_attribute("value")
+
+
+def test_forged_replayed_foreign_or_odd_requests_get_a_clear_page(browser, desk, made):
     rid = made["recordings"][1]
+    page = f"/enregistrements/{rid}"
     before = len(journal(made))
-    status, page = post_from(desk, browser, f"/enregistrements/{rid}/retenir",
-                             {"csrf": "forged", "procedure": "PV 2026/1"})
-    assert status == 403 and "jeton de sécurité absent ou faux" in page
-    csrf = browser.find_element(By.NAME, "csrf").get_attribute("value")
-    status, page = post_from(desk, browser, f"/enregistrements/{rid}/retenir",
-                             {"csrf": csrf, "procedure": "PV 2026/1"}, origin="http://evil.example")
-    assert status == 403 and "vient de http://evil.example" in page
+    status, text = post_from(desk, browser, f"{page}/retenir", {"csrf": "forged", "procedure": "PV 2026/1"})
+    assert status == 403 and "jeton de sécurité absent, faux ou rejoué" in text
+    token = fresh_token(browser, desk, page)
+    status, text = post_from(desk, browser, f"{page}/retenir", {"csrf": token, "procedure": "PV 2026/1"},
+                             origin="http://evil.example")
+    assert status == 403 and "vient de http://evil.example" in text
     refused = [e for e in journal(made)[before:] if e["event"] == "desk-refused"]
     assert len(refused) == 2 and all(e["operator"] == made["recipient"] for e in refused)
-    status, page = post_from(desk, browser, f"/enregistrements/{rid}/extraire",
-                             {"csrf": csrf, "motif": "judicial", "demandeur": "x", "destinataire": "y",
-                              "nom": "../../etc/passwd"})
-    assert status == 400 and "un chemin n'est jamais accepté" in page
+    status, text = post_from(desk, browser, f"{page}/extraire",
+                             {"csrf": fresh_token(browser, desk, page), "motif": "judicial", "demandeur": "x",
+                              "destinataire": "y", "nom": "../../etc/passwd"})
+    assert status == 400 and "un chemin n'est jamais accepté" in text
     browser.get(desk.url + "/enregistrements/CAM-SIM-001_20261127T000000Z_000099")
     assert browser.find_element(By.ID, "refus").text == "Enregistrement introuvable"
     browser.get(desk.url + "/extractions/..%2F..%2Fvault%2Fvault.json")
     assert browser.find_element(By.ID, "refus").text in ("Paramètre refusé", "Page introuvable")
-    # A hold with its procedure, from the page, journaled with its author.
-    status, _ = post_from(desk, browser, f"/enregistrements/{rid}/retenir", {"csrf": csrf, "procedure": "PV 2026/1"})
+    # A hold with its procedure, from the page, journaled with its author; the same form
+    # sent again (replayed) does nothing.
+    token = fresh_token(browser, desk, page)
+    status, _ = post_from(desk, browser, f"{page}/retenir", {"csrf": token, "procedure": "PV 2026/1"})
     assert status == 200 and journal(made)[-1]["event"] == "hold"
     assert journal(made)[-1]["procedure"] == "PV 2026/1"
+    status, _ = post_from(desk, browser, f"{page}/liberer", {"csrf": token, "procedure": "PV 2026/1"})
+    assert status == 403 and journal(made)[-1]["event"] == "desk-refused"
 
 
 def test_sign_out_and_idle_lock_drop_the_session(browser, desk, made):
     old = browser.get_cookie("pieton_desk")["value"]
-    browser.get(desk.url + "/enregistrements")
-    csrf = browser.find_element(By.NAME, "csrf").get_attribute("value")
+    csrf = fresh_token(browser, desk, "/enregistrements")
     browser.find_element(By.ID, "deconnexion").click()
     browser.find_element(By.ID, "raison-connexion")
     assert "/connexion" in browser.current_url and "Vous êtes déconnecté" in browser.page_source

@@ -177,3 +177,14 @@ def test_track_map_has_scale_north_and_corner_coordinates():
     assert lat > 46.9535 and lon < 4.2985  # the corner is outside the track, north-west of it
     assert track_svg([], communes) is None
     assert track_svg(track, ["/nonexistent.geojson"]).count("<polygon") == 0
+
+
+def test_a_form_token_is_accepted_once_and_only_from_its_session():
+    sessions = Sessions()
+    identity, _ = generate_identity()
+    one, other = sessions.open("A", [identity]), sessions.open("B", [identity])
+    token = one.form_token()
+    assert not other.spend(token) and not one.spend("forged") and not one.spend(None)
+    assert one.spend(token) and not one.spend(token)  # replayed
+    tokens = [one.form_token() for _ in range(300)]
+    assert not one.spend(tokens[0]) and one.spend(tokens[-1])  # the oldest forms lapse

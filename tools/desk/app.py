@@ -8,7 +8,6 @@ those that are attempts to access are logged in the vault's journal.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,12 +100,11 @@ class Desk:
             raise Refused(403, "Requête refusée", f"Cette requête vient de {parts.scheme}://{parts.netloc}, "
                           "pas du poste du chef : elle est refusée.", attempt=True)
 
-    def check_csrf(self, session_token: str, form) -> None:
-        sent = form.get("csrf")
-        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), session_token.encode()):
-            raise Refused(403, "Formulaire refusé", "Ce formulaire n'a pas été délivré par cette session "
-                          "(jeton de sécurité absent ou faux, ou formulaire rejoué après une déconnexion) : "
-                          "rien n'a été fait. Rechargez la page et recommencez.", attempt=True)
+    def check_form(self, session: Session, form) -> None:
+        if not session.spend(form.get("csrf")):
+            raise Refused(403, "Formulaire refusé", "Ce formulaire n'a pas été délivré par cette session, ou il a "
+                          "déjà été envoyé (jeton de sécurité absent, faux ou rejoué) : rien n'a été fait. "
+                          "Rechargez la page et recommencez.", attempt=True)
 
 
 class _SignIn(Exception):
@@ -130,7 +128,7 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
             if signed_in and session is None:
                 raise _SignIn(why)
             if form is not None and session is not None:
-                desk.check_csrf(session.csrf, form)
+                desk.check_form(session, form)
             return await handler(desk, request, session, form)
         except _SignIn as exc:
             if request.method == "POST" and exc.why:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from recorder.evidence.age_keys import as_identity, identity_to_recipient
 
 IDLE_S = 10 * 60
+MAX_FORMS = 256
 
 
 @dataclass
@@ -23,13 +24,25 @@ class Session:
     person: str
     recipient: str
     identities: list = field(repr=False)
-    csrf: str
     last_seen: float
     tickets: dict = field(default_factory=dict)    # stream ticket -> recording id (a consultation logged)
     consulted: dict = field(default_factory=dict)  # recording id -> what was read for the consultation
     extracted: set = field(default_factory=set)    # extractions made, offered for download
     searched: dict = field(default_factory=dict)   # recording id -> what a search decrypted (memory only)
     opened: dict = field(default_factory=dict, repr=False)  # ticket -> the recording opened for its consultation
+    form_tokens: dict = field(default_factory=dict)  # tokens of the forms shown, each accepted once
+
+    def form_token(self) -> str:
+        """A token for one form shown: a form sent twice (replayed) or forged is refused."""
+        token = secrets.token_urlsafe(24)
+        self.form_tokens[token] = None
+        while len(self.form_tokens) > MAX_FORMS:  # the oldest pages' forms lapse
+            del self.form_tokens[next(iter(self.form_tokens))]
+        return token
+
+    def spend(self, token) -> bool:
+        """True once for a token this session issued."""
+        return isinstance(token, str) and self.form_tokens.pop(token, False) is None
 
 
 def author(session: Session) -> str:
@@ -50,8 +63,7 @@ class Sessions:
     def open(self, person: str, identities: list) -> Session:
         keys = [as_identity(i) for i in identities]  # parsed once, not at every file opened
         recipient = identity_to_recipient(keys[0])
-        session = Session(secrets.token_urlsafe(32), person, recipient, keys,
-                          secrets.token_urlsafe(32), self.clock())
+        session = Session(secrets.token_urlsafe(32), person, recipient, keys, self.clock())
         with self._lock:
             self._open[session.token] = session
         return session
@@ -84,6 +96,7 @@ class Sessions:
             session.extracted.clear()
             session.searched.clear()
             session.opened.clear()
+            session.form_tokens.clear()
         return session
 
     def __len__(self) -> int:
