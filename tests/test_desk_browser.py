@@ -345,6 +345,7 @@ def test_a_search_needs_a_motive_and_is_journaled(browser, desk, made):
 
     period = {"demandeur": "Commissaire", "du": "27/11/2026 18:30", "au": "27/11/2026 19:00"}
     assert len(search(motif="judicial", **period)) == 2
+    assert journal(made)[-1]["event"] == "search-for-procedure"  # not a person's access request
     assert search(motif="judicial", agent="A-1234", **period) == []  # the patrol's camera had no assignment
     (flagrant,) = search(motif="disciplinary", avertissement="absent", **period)
     assert made["recordings"][1] in flagrant
@@ -354,3 +355,7 @@ def test_a_search_needs_a_motive_and_is_journaled(browser, desk, made):
     entry = journal(made)[-1]
     assert entry["event"] == "search" and entry["purpose"] == "access" and entry["found"] == []
     assert entry["operator"] == made["recipient"] and entry["filters"]["radius_m"] == 300
+    # The yearly figures count the two access requests only.
+    browser.get(desk.url + "/chiffres?annee=2026")
+    figures = browser.find_element(By.ID, "chiffres").text
+    assert "Demandes d'accès d'une personne (recherches) 2" in figures

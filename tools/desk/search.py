@@ -127,7 +127,9 @@ async def search(desk, request, session, form):
                     if closest > radius:
                         continue
                 found.append({"row": row, "summary": s, "closest": closest})
-            vault.log("search", purpose=motive, requester=asked["demandeur"], period=[utc_iso(since), utc_iso(until)],
+            # Only a person's access request is a "search" as `vault find` logs it: the yearly
+            # figures count those as access requests, and a procedure's search is not one.
+            vault.log("search" if motive == "access" else "search-for-procedure", purpose=motive, requester=asked["demandeur"], period=[utc_iso(since), utc_iso(until)],
                       filters={k: v for k, v in filters.items() if v is not None},
                       found=[f["row"].recording_id for f in found])
             return found
