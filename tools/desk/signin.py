@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
@@ -15,9 +16,15 @@ from tools.desk.access import Refused
 from tools.desk.sessions import author
 from tools.desk.web import COOKIE, private
 
+_ONE_AT_A_TIME = threading.Lock()
 FORM_COOKIE = "pieton_desk_form"   # the sign-in form's own token (there is no session yet)
 REASONS = {"verrouillee": "Votre session s'est verrouillée après une période sans activité.",
            "inconnue": "Votre session est fermée.", "sortie": "Vous êtes déconnecté."}
+
+
+def _unlock(path, passphrase) -> list:
+    with _ONE_AT_A_TIME:
+        return load_identities(path, passphrase)
 
 
 async def sign_in_page(desk, request, session, form, *, error=None, status=200):
@@ -41,8 +48,9 @@ async def sign_in(desk, request, session, form):
     if not isinstance(passphrase, str) or not passphrase:
         return await sign_in_page(desk, request, None, None, error="Donnez votre phrase secrète.", status=400)
     try:
-        # scrypt takes about a second: off the event loop
-        identities = await run_in_threadpool(load_identities, path, passphrase)
+        # scrypt takes about a second: off the event loop, and one try at a time (guessing
+        # passphrases in parallel gains nothing)
+        identities = await run_in_threadpool(_unlock, path, passphrase)
     except AgeError:
         with desk.vault.open() as vault:
             vault.log("desk-sign-in-refused", person=person, reason="wrong passphrase or unreadable identity")
