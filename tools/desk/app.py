@@ -79,7 +79,7 @@ class Desk:
                 log.warning("refusal not journaled: %s", log_exc)
         try:
             return self.page(request, "refus.html", exc.status, title=exc.title, reason=exc.reason)
-        except (PietonError, OSError):  # the vault itself is unusable: the reason still shows
+        except Exception:  # the vault (or the page itself) is unusable: the reason still shows, bare
             return private(self.templates.TemplateResponse(
                 request, "refus.html", {"session": None, "health": None, "title": exc.title,
                                         "reason": exc.reason}, status_code=exc.status))
