@@ -144,6 +144,8 @@ def test_consultation_asks_motive_and_requester_then_plays_the_recording(browser
     timeline = browser.find_element(By.ID, "chronologie").text
     assert "Avertissement donné (3,0 s)" in timeline and "Signet" in timeline
     assert "CET" in timeline
+    thumbs = browser.find_elements(By.CSS_SELECTOR, "#vignettes img")
+    assert len(thumbs) >= 2 and all(img.get_property("naturalWidth") == 192 for img in thumbs)
     drawn = browser.find_element(By.CSS_SELECTOR, "#carte svg")
     assert drawn.find_element(By.TAG_NAME, "polyline") and drawn.find_element(By.TAG_NAME, "polygon")
     assert "Nord-ouest : 46.9" in drawn.text and " m" in drawn.text and "N" in drawn.text

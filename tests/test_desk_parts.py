@@ -188,3 +188,23 @@ def test_a_form_token_is_accepted_once_and_only_from_its_session():
     assert one.spend(token) and not one.spend(token)  # replayed
     tokens = [one.form_token() for _ in range(300)]
     assert not one.spend(tokens[0]) and one.spend(tokens[-1])  # the oldest forms lapse
+
+
+def test_thumbnails_are_made_in_memory_at_their_times(tmp_path, vault, chief):
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from tools.desk.thumbs import WIDTH, thumbnails
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=3)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    (rid,) = ingest(vault, spool_dir, progress=False).stored
+    before = {p for p in tmp_path.rglob("*")}
+    pictures = thumbnails(open_recording(vault, rid, [chief[0]]))
+    assert [round(at) for at, _ in pictures] == [0, 2, 4]  # one per 2-second segment
+    for _, uri in pictures:
+        jpeg = base64.b64decode(uri.split(",", 1)[1])
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape[1] == WIDTH
+    assert {p for p in tmp_path.rglob("*")} == before  # nothing written

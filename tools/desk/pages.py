@@ -14,6 +14,7 @@ from tools.desk.access import Refused, duration_s, retention_end
 from tools.desk.forms import PURPOSES, choice, reasons, recording_id, stored_row
 from tools.desk.sessions import author
 from tools.desk.stream import play_body
+from tools.desk.thumbs import thumbnails
 from tools.desk.timeline import timeline
 from tools.desk.track_map import track_svg
 from tools.desk.web import private
@@ -79,6 +80,7 @@ async def consult(desk, request, session, form):
                 rec = open_recording(vault, rid, session.identities)
                 moments, points, track = timeline(rec, desk.config.zone)
                 drawn = track_svg(track, list(vault.settings.get("communes") or []))
+                pictures = thumbnails(rec)
                 # Not waiting for the whole recording's hashes (seconds for a long one): they
                 # are checked again alongside the playing, which stops at a mismatch.
                 entry = log_consultation(vault, rid, asked["motif"], asked["demandeur"], row.camera_id,
@@ -88,12 +90,12 @@ async def consult(desk, request, session, form):
                                 requester=asked["demandeur"], deliver_to="consultation",
                                 reason=f"consultation: {exc}"[:500])
                 raise
-            return rec, moments, points, drawn, entry["seq"]
-    rec, moments, points, drawn, seq = await run_in_threadpool(run)
+            return rec, moments, points, drawn, pictures, entry["seq"]
+    rec, moments, points, drawn, pictures, seq = await run_in_threadpool(run)
     ticket = secrets.token_urlsafe(24)
     session.tickets[ticket] = rid
     session.opened[ticket] = rec  # the first play uses it: verified and decrypted once, not twice
-    session.consulted[rid] = {"moments": moments, "points": points, "map": drawn, "ticket": ticket, "journal_seq": seq,
+    session.consulted[rid] = {"moments": moments, "points": points, "map": drawn, "thumbs": pictures, "ticket": ticket, "journal_seq": seq,
                               "purpose": PURPOSES[asked["motif"]], "requester": asked["demandeur"]}
     return private(RedirectResponse(f"/enregistrements/{rid}#lecture", status_code=303))
 
