@@ -18,7 +18,7 @@ from tools.vault.remux import remux_to_mp4
 # header gives the AAC configuration, and the muxer then refuses that packet ("Malformed
 # AAC bitstream"). The first bytes leave after one keyframe interval instead of at once.
 FRAGMENTED = {"movflags": "frag_keyframe+default_base_moof"}
-CHUNKS = 16           # pieces of MP4 waiting for the browser: the bound on what is held
+CHUNKS = 4            # fragments of MP4 (a keyframe interval each) waiting for the browser
 _END = object()
 log = logging.getLogger("pieton.desk")
 
