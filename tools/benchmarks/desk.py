@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -83,7 +84,8 @@ def _serve(root: Path, chief: Path) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "tools.cli", "desk", str(root / "vault"), "--exports",
                                str(root / "exports"), "--person", f"{PERSON}={chief}", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, "MALLOC_ARENA_MAX": "2"})  # as systemd/pieton-desk.service
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -128,6 +130,8 @@ def _first_frame_s(url: str, client: _Client, rid: str, profile: Path) -> tuple[
         Select(driver.find_element(By.ID, "personne")).select_by_visible_text(PERSON)
         driver.find_element(By.ID, "phrase").send_keys(PASSPHRASE)
         driver.find_element(By.ID, "connexion").click()
+        driver.implicitly_wait(30)
+        driver.find_element(By.ID, "liste")  # signed in (the passphrase's scrypt takes a second or more)
         driver.get(f"{url}/enregistrements/{rid}")
         driver.find_element(By.ID, "c-demandeur").send_keys("bench")
         began = time.perf_counter()
