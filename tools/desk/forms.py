@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recorder.evidence.spool import RECORDING_ID
+from recorder.evidence.format import RECORDING_ID
 from tools.desk.access import Refused
 
 PURPOSES = {"judicial": "Procédure judiciaire", "administrative": "Procédure administrative",
