@@ -15,8 +15,7 @@ from tests.conftest import SMALL_VIDEO, write_config
 from tools.desk.app import DeskConfig, create_app
 from tools.vault.demo import _device_key
 from tools.vault.ingest import ingest
-from tools.vault.layout import init_vault
-from tools.vault.vault import Vault
+from tools.vault.vault import Vault, init_vault
 
 PASSPHRASE = "cheval agrafe batterie correcte"
 PERSON = "Chef Martin"

@@ -12,7 +12,7 @@ import pytest
 
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from tools.cli import main as pieton
-from tools.vault.layout import init_vault
+from tools.vault.vault import init_vault
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ from tools.desk.timeline import describe
 from tools.desk.words import local, seconds
 from tools.vault.extract import log_consultation, open_recording
 from tools.vault.ingest import ingest
-from tools.vault.layout import init_vault
 from tools.vault.remux import SegmentInput, remux_to_mp4
-from tools.vault.vault import Vault
+from tools.vault.vault import Vault, init_vault
 
 START = 1795000000.0
 

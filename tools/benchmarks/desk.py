@@ -33,8 +33,7 @@ from recorder.evidence.age_keys import SCRYPT_WORK_FACTOR
 from tools.benchmarks.vault import _make_spool
 from tools.vault.index import RecordingRow
 from tools.vault.ingest import ingest
-from tools.vault.layout import init_vault
-from tools.vault.vault import Vault
+from tools.vault.vault import Vault, init_vault
 
 PASSPHRASE = "cheval agrafe batterie correcte"
 PERSON = "Chef"

@@ -18,8 +18,8 @@ from tools.desk.access import Refused
 from tools.desk.forms import PURPOSES, reasons
 from tools.desk.sessions import author
 from tools.desk.timeline import TRIGGERS
+from tools.vault.events import track_points
 from tools.vault.layout import utc_iso
-from tools.vault.report import track_points
 
 SEARCH_PURPOSES = {**PURPOSES, "access": "Droit d'accès d'une personne"}
 MAX_DAYS = 366

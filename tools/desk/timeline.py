@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tools.desk.words import local, seconds
-from tools.vault.report import event_epoch, event_kind, recording_summary
+from tools.vault.events import event_epoch, event_kind
+from tools.vault.report import recording_summary
 
 TRIGGERS = {"intervention": "intervention de l'agent", "request": "à la demande de la personne",
             "flagrant_delit": "flagrant délit", "pending": "en attente"}
