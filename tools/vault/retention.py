@@ -91,3 +91,9 @@ def _stored(vault: Vault, recording_id: str):
     if row.state != "stored":
         raise VaultError(f"recording {recording_id} was erased on {utc_iso(row.purged_at or 0)}")
     return row
+
+
+def retention_end(vault: Vault, row, *, quarantined_at: float | None = None) -> float:
+    """When a stored recording (or a quarantined copy) falls due for erasure, as purge counts it."""
+    base = quarantined_at if row is None else row.retention_base
+    return base + vault.retention_days * DAY
