@@ -159,6 +159,8 @@ def test_purge_now_is_a_local_time(setup, capsys):
     assert "0 erased" in capsys.readouterr().out
     assert main(["vault", "purge", v, "--now", "18/12/2026 12:07"]) == 0
     assert f"erased {ids[0]}" in capsys.readouterr().out
+    assert main(["vault", "hold", v, ids[0], "--procedure", "PV-1"]) == 2
+    assert "was erased on 2026-12-18 12:07:00 CET" in capsys.readouterr().err
 
 
 def test_vault_zone_is_set_at_init_and_old_vaults_read_as_paris(tmp_path, chief, capsys):

@@ -33,9 +33,10 @@ from recorder.evidence.format import (
 )
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.evidence.verify import verify_recording
+from recorder.localtime import format_local
 from recorder.localtime import parse_time as parse_local_time
 from tools.vault.anonymise import anonymise_segments
-from tools.vault.layout import parse_time, refuse_inside, utc_iso
+from tools.vault.layout import parse_time, refuse_inside
 from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.report import build_report, sign_report, write_report_files
 from tools.vault.report_html import thumbnails
@@ -164,7 +165,8 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
     if row is None:
         raise VaultError(f"recording {recording_id!r} is not in this vault (see `pieton vault find`)")
     if row.state != "stored":
-        raise VaultError(f"recording {recording_id} was erased on {utc_iso(row.purged_at or 0)} (retention)")
+        raise VaultError(f"recording {recording_id} was erased on {format_local(row.purged_at or 0, vault.timezone)} "
+                          "(retention)")
     folder = vault.layout.recording(row.camera_id, recording_id)
     key_hex = vault.index.camera_key(row.camera_id)
     # The stored recording is verified again (hashing every file) on another thread while
