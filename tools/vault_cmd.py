@@ -17,6 +17,9 @@ from pathlib import Path
 from recorder.errors import AgeError, PietonError, VerificationError
 from recorder.inputs import read_bounded
 
+_TIMES = "27/11/2026 14:05 or 2026-11-27T14:05, local time in the vault's zone unless an offset is given"
+_PURPOSES = "judiciaire, administrative, disciplinaire or formation (or judicial, disciplinary, training)"
+
 
 def _vault(p):
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
@@ -42,6 +45,9 @@ def register(subparsers) -> None:
                    help="days recordings are kept (default 30, L241-2 as amended in 2022)")
     p.add_argument("--commune", action="append", default=[], metavar="GEOJSON",
                    help="commune boundary drawn under GPS tracks in reports (repeatable)")
+    p.add_argument("--timezone", default="Europe/Paris", metavar="ZONE",
+                   help="zone of the times typed and printed (default Europe/Paris; overseas communes "
+                        "e.g. America/Cayenne, Indian/Reunion)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("enrol", help="pin a camera's signing key")
@@ -72,9 +78,9 @@ def register(subparsers) -> None:
     p = sub.add_parser("extract", help="export recordings to one MP4 with a signed report, logged twice")
     _vault(p)
     p.add_argument("recordings", nargs="+", metavar="RECORDING")
-    p.add_argument("--start", metavar="T", help="seconds from the start, or a UTC time")
-    p.add_argument("--end", metavar="T", help="seconds from the start, or a UTC time")
-    p.add_argument("--purpose", required=True, help="judicial, administrative, disciplinary or training")
+    p.add_argument("--start", metavar="T", help=f"seconds from the start, or a time ({_TIMES})")
+    p.add_argument("--end", metavar="T", help=f"seconds from the start, or a time ({_TIMES})")
+    p.add_argument("--purpose", required=True, help=_PURPOSES)
     p.add_argument("--requester", required=True, metavar="NAME")
     p.add_argument("--deliver-to", required=True, metavar="NAME")
     _identity(p, True)
@@ -91,7 +97,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("view", help="consult a recording (decrypted to a private temporary place)")
     _vault(p)
     p.add_argument("recording", metavar="RECORDING")
-    p.add_argument("--purpose", required=True)
+    p.add_argument("--purpose", required=True, help=_PURPOSES)
     p.add_argument("--requester", required=True, metavar="NAME")
     _identity(p, True)
     p.add_argument("--no-play", action="store_true", help="decrypt and check only, do not start a player")
@@ -99,14 +105,22 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("find", help="recordings of a period (and place): a person's access request")
     _vault(p)
-    p.add_argument("--from", dest="since", required=True, metavar="TIME")
-    p.add_argument("--to", dest="until", required=True, metavar="TIME")
+    p.add_argument("--from", dest="since", required=True, metavar="TIME", help=_TIMES)
+    p.add_argument("--to", dest="until", required=True, metavar="TIME", help=_TIMES)
     p.add_argument("--near", metavar="LAT,LON")
     p.add_argument("--radius", type=float, metavar="M")
     p.add_argument("--camera", metavar="ID")
     _identity(p, False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_find)
+
+    p = sub.add_parser("list", help="what the vault holds, from its index: no decryption, not an access request")
+    _vault(p)
+    p.add_argument("--camera", metavar="ID")
+    p.add_argument("--from", dest="since", metavar="TIME", help=_TIMES)
+    p.add_argument("--to", dest="until", metavar="TIME", help=_TIMES)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("stats", help="yearly figures for the préfet")
     _vault(p)
@@ -172,7 +186,7 @@ def _identities(path):
 def cmd_init(args):
     from tools.vault.vault import init_vault
     pub = init_vault(args.vault, args.recipient, args.register, retention_days=args.retention_days,
-                     communes=args.commune)
+                     communes=args.commune, timezone=args.timezone)
     print(f"vault created in {args.vault}")
     print(f"vault public key ({pub}): {pub.read_text().strip()}")
     print("  give it to each camera ([keys] vault) and to the recipients of extractions")
@@ -221,10 +235,10 @@ def cmd_ingest(args):
 
 @_run
 def cmd_purge(args):
-    from tools.vault.layout import parse_time
+    from tools.vault.arguments import typed_time
     from tools.vault.retention import purge
     with _open(args) as vault:
-        report = purge(vault, parse_time(args.now, "--now") if args.now else None)
+        report = purge(vault, typed_time(vault, args.now, "--now") if args.now else None)
         days = vault.retention_days
     for rid in report.erased:
         print(f"erased {rid}")
@@ -266,8 +280,9 @@ def cmd_extract(args):
     from tools.vault.extract import Request, extract
     request = Request(args.recordings, args.purpose, args.requester, args.deliver_to, Path(args.out),
                       args.start, args.end, True if args.keep_audio else None)
-    request.check()  # before asking for a passphrase
     with _open(args) as vault:
+        request.zone = vault.timezone
+        request.check()  # before asking for a passphrase; an argument error is no access attempt
         identities = _identities(args.identity)
         result = extract(vault, request, identities)
     mp4 = result.report["mp4"]
@@ -300,7 +315,7 @@ def cmd_view(args):
     with _open(args) as vault:
         identities = _identities(args.identity)
         result = consult(vault, args.recording, args.purpose, args.requester, identities,
-                         play=(lambda p: None) if args.no_play else None)
+                         play=False if args.no_play else None)
     if not result["played"]:
         print("no player started (--no-play, or no ffplay / display); the decrypted copy was removed")
     print(f"consultation of {args.recording} ({result['duration_s']} s) logged: journal entry "
@@ -310,25 +325,53 @@ def cmd_view(args):
 
 @_run
 def cmd_find(args):
+    from tools.vault.arguments import camera_id, shown_time, typed_time
     from tools.vault.find import find, parse_near
-    from tools.vault.layout import parse_time, utc_iso
     near = parse_near(args.near) if args.near else None
     with _open(args) as vault:
+        since, until = typed_time(vault, args.since, "--from"), typed_time(vault, args.until, "--to")
+        camera = camera_id(vault, args.camera)
         identities = _identities(args.identity) if args.identity else None
-        result = find(vault, parse_time(args.since, "--from"), parse_time(args.until, "--to"),
-                      camera=args.camera, near=near, radius_m=args.radius, identities=identities)
+        result = find(vault, since, until, camera=camera, near=near, radius_m=args.radius, identities=identities)
+        started = {f.row.recording_id: shown_time(vault, f.row.started_at) for f in result.found}
     if args.json:
         print(json.dumps({"found": [{"recording": f.row.recording_id, "camera": f.row.camera_id,
                                      "closest_m": f.closest_m} for f in result.found],
                           "without_position": result.without_position}))
         return 0
     for f in result.found:
-        start = utc_iso(f.row.started_at) if f.row.started_at is not None else "time unknown"
-        print(f"{f.row.recording_id}  camera {f.row.camera_id}  {start}"
+        print(f"{f.row.recording_id}  camera {f.row.camera_id}  {started[f.row.recording_id]}"
               + (f"  closest {f.closest_m:.0f} m" if f.closest_m is not None else ""))
     for rid in result.without_position:
         print(f"{rid}  (no recorded position: cannot say whether it was near)")
     print(f"{len(result.found)} recording(s) found")
+    return 0
+
+
+@_run
+def cmd_list(args):
+    from tools.vault.arguments import camera_id, shown_time, typed_time
+    from tools.vault.listing import list_recordings
+    with _open(args) as vault:
+        since = typed_time(vault, args.since, "--from") if args.since else None
+        until = typed_time(vault, args.until, "--to") if args.until else None
+        listed = list_recordings(vault, camera=camera_id(vault, args.camera), since=since, until=until)
+        rows = [{"camera": x.camera, "recording": x.recording, "start": shown_time(vault, x.start),
+                 "end": shown_time(vault, x.end), "duration_s": x.duration_s,
+                 "retention_end": shown_time(vault, x.retention_end), "holds": x.holds,
+                 "quarantine": x.quarantine} for x in listed]
+    if args.json:
+        print(json.dumps({"recordings": rows}, ensure_ascii=False))
+        return 0
+    for r in rows:
+        if r["quarantine"]:
+            print(f"{r['camera']:12} {r['recording']}  QUARANTINED ({r['quarantine']}), "
+                  f"kept until {r['retention_end']}")
+            continue
+        duration = f"{r['duration_s']:.0f} s" if r["duration_s"] is not None else "end unknown"
+        print(f"{r['camera']:12} {r['recording']}  {r['start']} to {r['end']} ({duration}), "
+              f"kept until {r['retention_end']}" + (f", held for {', '.join(r['holds'])}" if r["holds"] else ""))
+    print(f"{len(rows)} recording(s) listed (index only: nothing decrypted, journaled as a listing)")
     return 0
 
 

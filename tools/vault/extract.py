@@ -33,14 +33,19 @@ from recorder.evidence.format import (
 )
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.evidence.verify import verify_recording
+from recorder.localtime import format_local
+from recorder.localtime import parse_time as parse_local_time
 from tools.vault.anonymise import anonymise_segments
-from tools.vault.layout import parse_time, refuse_inside, utc_iso
+from tools.vault.layout import parse_time, refuse_inside
 from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.report import build_report, sign_report, write_report_files
 from tools.vault.report_html import thumbnails
 from tools.vault.vault import Vault
 
 PURPOSES = ("judicial", "administrative", "disciplinary", "training")
+# The names the chief uses (R241-8 is written in French), in any case.
+FRENCH_PURPOSES = {"judiciaire": "judicial", "administrative": "administrative",
+                   "disciplinaire": "disciplinary", "formation": "training"}
 _ID_TIME = re.compile(r"_(\d{8}T\d{6}Z)_\d+\Z")
 # A file a manifest names is read only when its name is a plain name in the recording's
 # folder: the manifest is checked on another thread while decryption already runs.
@@ -59,11 +64,12 @@ class Request:
     start: str | None = None
     end: str | None = None
     keep_audio: bool | None = None  # None: muted for training, kept otherwise
+    zone: str | None = None  # of --start/--end times typed without one (the vault's)
 
     def check(self) -> None:
-        if self.purpose not in PURPOSES:
-            raise VaultError(f"--purpose {self.purpose!r}: must be one of {', '.join(PURPOSES)} "
-                             "(R241-8: consultation and extraction only for a procedure or training)")
+        """The request's own arguments: an error here is not an access attempt, so it is
+        raised before anything is journaled."""
+        self.purpose = purpose_name(self.purpose)
         for name, value in (("--requester", self.requester), ("--deliver-to", self.deliver_to)):
             if not value or not value.strip():
                 raise VaultError(f"{name} NAME is required: every extraction says who asked and for whom")
@@ -71,6 +77,19 @@ class Request:
             raise VaultError("name at least one RECORDING to extract")
         if len(set(self.recordings)) != len(self.recordings):
             raise VaultError("a recording is named twice")
+        for what, value in (("--start", self.start), ("--end", self.end)):
+            _bound(value, what, self.zone)
+
+
+def purpose_name(typed: str) -> str:
+    """The internal name of a purpose typed in English or French, in any case."""
+    name = typed.strip().casefold() if isinstance(typed, str) else typed
+    name = FRENCH_PURPOSES.get(name, name)
+    if name not in PURPOSES:
+        raise VaultError(f"--purpose {typed!r}: must be one of {', '.join(FRENCH_PURPOSES)} "
+                         f"(or {', '.join(PURPOSES)}) (R241-8: consultation and extraction only for a "
+                         "procedure or training)")
+    return name
 
 
 @dataclass
@@ -146,7 +165,8 @@ def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedR
     if row is None:
         raise VaultError(f"recording {recording_id!r} is not in this vault (see `pieton vault find`)")
     if row.state != "stored":
-        raise VaultError(f"recording {recording_id} was erased on {utc_iso(row.purged_at or 0)} (retention)")
+        raise VaultError(f"recording {recording_id} was erased on {format_local(row.purged_at or 0, vault.timezone)} "
+                          "(retention)")
     folder = vault.layout.recording(row.camera_id, recording_id)
     key_hex = vault.index.camera_key(row.camera_id)
     # The stored recording is verified again (hashing every file) on another thread while
@@ -239,8 +259,9 @@ def _metadata(path: Path, identities: list, recording_id: str) -> dict:
         return {"unreadable": str(exc)}
 
 
-def _offset(value: str | None, start: float | None, what: str) -> float | None:
-    """``--start``/``--end``: seconds from the recording's start, or a UTC time."""
+def _bound(value: str | None, what: str, zone: str | None) -> tuple[str, float] | None:
+    """``--start``/``--end`` read alone: ("offset", seconds from the recording's start) or
+    ("time", epoch) for a time (without a zone: local time in ``zone``)."""
     if value is None:
         return None
     try:
@@ -251,10 +272,18 @@ def _offset(value: str | None, start: float | None, what: str) -> float | None:
         if not math.isfinite(seconds) or abs(seconds) > MAX_OFFSET_S:
             raise VaultError(f"{what} {value!r}: not a number of seconds within a recording "
                              f"(at most {MAX_OFFSET_S // 86400} days)")
-        return seconds
+        return "offset", seconds
+    return "time", parse_local_time(value, zone, what=what)
+
+
+def _offset(value: str | None, start: float | None, what: str, zone: str | None) -> float | None:
+    """``--start``/``--end`` as seconds from the recording's start."""
+    bound = _bound(value, what, zone)
+    if bound is None or bound[0] == "offset":
+        return None if bound is None else bound[1]
     if start is None:
         raise VaultError(f"{what} {value!r}: the recording's start time is unknown; give seconds from its start")
-    seconds = parse_time(value, what) - start
+    seconds = bound[1] - start
     if abs(seconds) > MAX_OFFSET_S:
         raise VaultError(f"{what} {value!r}: {seconds / 86400:.0f} days from the recording's start, not within it")
     return seconds
@@ -271,6 +300,8 @@ class ExtractionResult:
 
 def extract(vault: Vault, request: Request, identities: list) -> ExtractionResult:
     """Extract, report, log twice; see the module docstring."""
+    if request.zone is None:
+        request.zone = vault.timezone
     request.check()
     out = Path(request.out)
     if out.suffix.lower() != ".mp4":
@@ -295,8 +326,8 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         base["cameras"] = sorted({r.camera for r in recordings})
         media = itertools.chain.from_iterable(r.media() for r in recordings)
         first_start = recordings[0].started_at
-        start = _offset(request.start, first_start, "--start")
-        end = _offset(request.end, first_start, "--end")
+        start = _offset(request.start, first_start, "--start", request.zone)
+        end = _offset(request.end, first_start, "--end", request.zone)
         anonymised = None
         keep_audio = request.keep_audio if request.keep_audio is not None else request.purpose != "training"
         if request.purpose == "training":
@@ -367,7 +398,9 @@ def log_consultation(vault: Vault, recording_id: str, purpose: str, requester: s
 def consult(vault: Vault, recording_id: str, purpose: str, requester: str, identities: list, *,
             play=None) -> dict:
     """Decrypt a recording to a private temporary place, hand it to ``play(path)`` (ffplay
-    by default, when present), remove it afterwards, and log the consultation twice."""
+    by default, when present; ``play=False``: no player), remove it afterwards, and log
+    the consultation twice."""
+    purpose = purpose_name(purpose)
     Request([recording_id], purpose, requester, "consultation", Path("view.mp4")).check()
     base = {"recordings": [recording_id], "purpose": purpose, "requester": requester}
     shm = Path("/dev/shm")
@@ -378,7 +411,9 @@ def consult(vault: Vault, recording_id: str, purpose: str, requester: str, ident
         path = tmpdir / f"{recording_id}.mp4"
         result = remux_to_mp4(rec.media(), path)
         rec.verified()
-        if play is None:
+        if play is False:  # --no-play: the register must not say it was shown
+            play = None
+        elif play is None:
             player = shutil.which("ffplay")
             if player is None or not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
                 play = None

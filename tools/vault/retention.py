@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recorder.errors import VaultError
+from recorder.localtime import format_local
 from tools.vault.layout import remove_tree, utc_iso
 from tools.vault.logs import DAY
 from tools.vault.mirror import purge_mirrors
@@ -89,5 +90,11 @@ def _stored(vault: Vault, recording_id: str):
     if row is None:
         raise VaultError(f"recording {recording_id!r} is not in this vault")
     if row.state != "stored":
-        raise VaultError(f"recording {recording_id} was erased on {utc_iso(row.purged_at or 0)}")
+        raise VaultError(f"recording {recording_id} was erased on {format_local(row.purged_at or 0, vault.timezone)}")
     return row
+
+
+def retention_end(vault: Vault, row, *, quarantined_at: float | None = None) -> float:
+    """When a stored recording (or a quarantined copy) falls due for erasure, as purge counts it."""
+    base = quarantined_at if row is None else row.retention_base
+    return base + vault.retention_days * DAY

@@ -15,6 +15,7 @@ from recorder.errors import VaultError
 from recorder.evidence.chain import write_atomic
 from recorder.evidence.format import CAMERA_ID
 from recorder.inputs import InputError, expect_object, load_json_file
+from recorder.localtime import DEFAULT_ZONE, TimeError, zone
 from tools.vault.index import Index
 from tools.vault.journal import VaultJournal
 from tools.vault.layout import (
@@ -71,6 +72,12 @@ class Vault:
     @property
     def retention_days(self) -> int:
         return int(self.settings["retention_days"])
+
+    @property
+    def timezone(self) -> str:
+        """The zone of times typed without one and of printed times (vaults made before
+        the setting existed: Europe/Paris)."""
+        return self.settings.get("timezone", DEFAULT_ZONE)
 
     def now(self) -> float:
         return self.clock()
@@ -150,7 +157,7 @@ class Vault:
 
 def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
                retention_days: int = DEFAULT_RETENTION_DAYS, communes: list[str] | None = None,
-               clock=time.time) -> Path:
+               timezone: str = DEFAULT_ZONE, clock=time.time) -> Path:
     """Create a vault folder; refuses an existing vault or a bad recipient. Returns the
     public key file."""
     layout = VaultLayout(root)
@@ -163,6 +170,10 @@ def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
             raise VaultError(f"--recipient {r!r} is not an age recipient ('age1' followed by 58 characters)")
     if not isinstance(retention_days, int) or not 1 <= retention_days <= 3650:
         raise VaultError(f"--retention-days {retention_days!r}: must be an integer from 1 to 3650")
+    try:
+        zone(timezone)
+    except TimeError as exc:
+        raise VaultError(f"--timezone: {exc}") from None
     register = Path(register).resolve()
     if register.exists():
         raise VaultError(f"--register {register}: file exists; the register of a new vault starts empty")
@@ -185,7 +196,7 @@ def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
         "format": FORMAT, "created": utc_iso(clock()), "recipients": list(recipients),
         "register": str(register), "retention_days": retention_days,
         "log_retention_days": LOG_RETENTION_DAYS, "communes": boundary,
-        "vault_key": signer.public_key_hex,
+        "vault_key": signer.public_key_hex, "timezone": timezone,
     }
     write_atomic(layout.settings, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
     with Vault.open(layout.root, clock=clock) as vault:
@@ -223,10 +234,18 @@ def read_settings(path: Path) -> dict:
     communes = settings.get("communes", [])
     if not (isinstance(communes, list) and all(isinstance(c, str) for c in communes)):
         problems.append("'communes' must be a list of file paths")
+    tz = settings.get("timezone", DEFAULT_ZONE)
+    try:
+        if not isinstance(tz, str):
+            raise TimeError(f"{tz!r} is not a zone name such as Europe/Paris")
+        zone(tz)
+    except TimeError as exc:
+        problems.append(f"'timezone': {exc}")
     if problems:
         raise VaultError(f"vault settings {path}: " + "; ".join(problems))
     settings.setdefault("log_retention_days", LOG_RETENTION_DAYS)
     settings.setdefault("communes", [])
+    settings.setdefault("timezone", DEFAULT_ZONE)
     return settings
 
 
