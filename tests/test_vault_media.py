@@ -140,33 +140,6 @@ def test_truncated_segment_gives_its_whole_frames(tmp_path):
     assert ffprobe(tmp_path / "t.mp4")["streams"]
 
 
-def test_training_anonymisation_blurs_faces_masks_overlay_and_mutes(tmp_path):
-    import cv2
-
-    from tools.vault.anonymise import _cascades, anonymise_segments, detect_faces, overlay_band
-    segs = make_segments(1, face=True)
-    plain = tmp_path / "plain.mp4"
-    remux_to_mp4([SegmentInput("s", segs[0])], plain)
-    with av.open(str(plain)) as c:
-        before = next(c.decode(video=0)).to_ndarray(format="bgr24")
-    assert detect_faces(cv2.cvtColor(before, cv2.COLOR_BGR2GRAY), _cascades())  # the face is there
-    out = tmp_path / "anon.mp4"
-    done = anonymise_segments(plain, out)
-    assert done["frames"] == 20 and done["frames_searched_with_faces"] >= 8
-    info = ffprobe(out)
-    assert [s["codec_type"] for s in info["streams"]] == ["video"]  # voices muted
-    with av.open(str(out)) as c:
-        after = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
-    assert len(after) == 20
-    face = (slice(HEIGHT // 2 - 50, HEIGHT // 2 + 70), slice(WIDTH // 2 - 50, WIDTH // 2 + 50))
-
-    def detail(img):  # edges of eyes, brows, nose and mouth
-        return cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[face], cv2.CV_64F).var()
-    for img in after:
-        assert detail(img) < detail(before) / 20
-        assert img[: overlay_band(HEIGHT) - 2].max() < 40  # caption band blacked out
-
-
 def test_streaming_stops_reading_after_the_range(tmp_path):
     pulled = []
 

@@ -334,7 +334,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
             plain = tmp.with_name(tmp.name + ".plain.mp4")
             try:
                 result = remux_to_mp4(media, plain, start_s=start, end_s=end, keep_audio=keep_audio)
-                anonymised = anonymise_segments(plain, tmp, keep_audio=keep_audio)
+                anonymised = anonymise_segments(plain, tmp).summary
             finally:
                 plain.unlink(missing_ok=True)
         else:

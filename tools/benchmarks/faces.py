@@ -1,0 +1,200 @@
+"""`pieton bench faces`: the training anonymiser's face detector, against the Haar
+cascades it replaced (the peer), on the same frames in the same run.
+
+Frames: 1280x720, street-like or textured, with people whose faces come from images
+shipped in scikit-image (tools/benchmarks/_face_scenes.py): at least 500 faces (120 with
+``--quick``) 20 to 110 px wide, a third each colour, motion-blurred and infrared grey;
+and 100 face-free frames (30 with ``--quick``) with the same people carrying non-face
+crops instead of faces.
+
+A face counts as found when at least 95 % of its box lies in the regions the anonymiser
+blurs (boxes widened by its margin). Figures: recall (targets: at least 0.95), recall per
+size and per variant, the share of face-free frames with anything blurred (target: at most
+5 %), detection time per frame; then walking people over 30-frame clips with the
+detector run every N frames (tools/vault/track.py between): the recall over every frame.
+Last, the speed of a training anonymisation: 10 s of 720p at 30 frames/s (3 s with
+``--quick``) of people walking, through ``anonymise_segments``: wall time against the
+media's duration (target: at most 2x), and the CPU time the process used, which is what
+it would take on an idle machine whatever the load of the moment.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from tools.benchmarks._face_scenes import VARIANTS, Scene, Scenes
+from tools.vault.anonymise import DETECT_WIDTH, SEARCH_EVERY, anonymise_segments, blur_rects
+from tools.vault.faces import MODEL_NAME, FaceDetector
+from tools.vault.track import BlurPlan
+
+COVERED = 0.95
+PER_FRAME = 5
+SIZE_BINS = ((20, 35), (35, 55), (55, 80), (80, 111))
+
+
+class HaarPeer:
+    """The detector main used before: OpenCV's Haar cascades (frontal, and profile both
+    ways round) on the frame reduced to 480 px, histogram equalised."""
+
+    CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_profileface.xml")
+    width = 480
+
+    def __init__(self):
+        self.cascades = [cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / n)) for n in self.CASCADES]
+
+    def detect(self, bgr):
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        h, w = grey.shape
+        factor = self.width / w if w > self.width else 1.0
+        small = cv2.equalizeHist(cv2.resize(grey, (int(w * factor), int(h * factor))))
+        frontal, profile = self.cascades
+        found = list(frontal.detectMultiScale(small, 1.15, 3, minSize=(20, 20)))
+        found += list(profile.detectMultiScale(small, 1.15, 3, minSize=(20, 20)))
+        for x, y, bw, bh in profile.detectMultiScale(cv2.flip(small, 1), 1.15, 3, minSize=(20, 20)):
+            found.append((small.shape[1] - x - bw, y, bw, bh))
+        return [(int(x / factor), int(y / factor), int(bw / factor), int(bh / factor)) for x, y, bw, bh in found]
+
+
+def _boxes(detector, img) -> list[tuple[int, int, int, int]]:
+    return [f.box if hasattr(f, "box") else tuple(f) for f in detector.detect(img)]
+
+
+def covered(rects, box) -> bool:
+    """At least COVERED of the face's box lies inside the blurred rectangles."""
+    x, y, w, h = box
+    mask = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in rects:
+        mask[max(0, y0 - y):max(0, y1 - y), max(0, x0 - x):max(0, x1 - x)] = True
+    return mask.mean() >= COVERED
+
+
+def score_stills(detector, scenes: list[Scene], empty: list[Scene]) -> dict:
+    found, sizes, variants = [], [], []
+    spent = 0.0
+    for scene in scenes:
+        t = time.perf_counter()
+        boxes = _boxes(detector, scene.image)
+        spent += time.perf_counter() - t
+        rects = blur_rects(scene.image.shape, boxes)
+        for box in scene.faces:
+            found.append(covered(rects, box))
+            sizes.append(box[2])
+            variants.append(scene.variant)
+    blurred = 0
+    for scene in empty:
+        t = time.perf_counter()
+        blurred += bool(_boxes(detector, scene.image))
+        spent += time.perf_counter() - t
+    found_a, sizes_a = np.array(found), np.array(sizes)
+    return {"faces": len(found), "recall": round(float(found_a.mean()), 3),
+            "recall_by_width": {f"{lo}-{hi - 1}px": round(float(found_a[(sizes_a >= lo) & (sizes_a < hi)].mean()), 3)
+                                for lo, hi in SIZE_BINS if ((sizes_a >= lo) & (sizes_a < hi)).any()},
+            "recall_by_variant": {v: round(float(found_a[np.array(variants) == v].mean()), 3) for v in VARIANTS},
+            "face_free_frames": len(empty), "face_free_blurred_share": round(blurred / max(1, len(empty)), 3),
+            "ms_per_frame": round(1000 * spent / (len(scenes) + len(empty)), 1)}
+
+
+def score_walks(detector, clips: list[list[Scene]], every: int) -> dict:
+    found = []
+    searches = 0
+    for clip in clips:
+        plan = BlurPlan(lambda scene: _boxes(detector, scene.image), every, image=lambda scene: scene.image)
+        out = []
+        for scene in clip:
+            out += list(plan.push(scene))
+        out += list(plan.finish())
+        searches += plan.searches
+        assert len(out) == len(clip)
+        for scene, boxes in out:
+            rects = blur_rects(scene.image.shape, boxes)
+            found += [covered(rects, box) for box in scene.faces]
+    return {"every": every, "face_frames": len(found), "searches": searches,
+            "recall": round(float(np.mean(found)), 3)}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def speed(scenes: Scenes, seconds: float) -> dict:
+    fps = 30
+    clip = scenes.walk(int(seconds * fps), 3, "colour")
+    with tempfile.TemporaryDirectory(prefix="pieton-bench-faces-") as tmp:
+        src, dst = Path(tmp) / "plain.mp4", Path(tmp) / "training.mp4"
+        with av.open(str(src), "w", format="mp4") as out:
+            video = out.add_stream("libx264", rate=fps)
+            video.width, video.height, video.pix_fmt = clip[0].image.shape[1], clip[0].image.shape[0], "yuv420p"
+            video.options = {"preset": "ultrafast", "g": str(fps)}
+            for i, scene in enumerate(clip):
+                frame = av.VideoFrame.from_ndarray(scene.image, format="bgr24")
+                frame.pts, frame.time_base = i, Fraction(1, fps)
+                for packet in video.encode(frame):
+                    out.mux(packet)
+            for packet in video.encode(None):
+                out.mux(packet)
+        del clip
+        load = os.getloadavg()[0]
+        wall, cpu = time.perf_counter(), _cpu()
+        done = anonymise_segments(src, dst)
+        wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    return {"media_s": seconds, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "wall_x_realtime": round(wall / seconds, 2), "cpu_x_realtime": round(cpu / seconds, 2),
+            "searches": done.summary["searches"], "load_average": round(load, 1)}
+
+
+def _print(name: str, r: dict) -> None:
+    by_w = ", ".join(f"{k} {v:.3f}" for k, v in r["recall_by_width"].items())
+    by_v = ", ".join(f"{k} {v:.3f}" for k, v in r["recall_by_variant"].items())
+    print(f"{name}: recall {r['recall']:.3f} of {r['faces']} faces (by width: {by_w}; by variant: {by_v}); "
+          f"face-free frames blurred {100 * r['face_free_blurred_share']:.1f} % of {r['face_free_frames']}; "
+          f"{r['ms_per_frame']:.0f} ms per frame", flush=True)
+
+
+def run(args) -> dict:
+    quick = getattr(args, "quick", False)
+    frames = 24 if quick else 102     # x PER_FRAME faces: 120, 510
+    empties = 30 if quick else 99
+    clips = 3 if quick else 9
+    scenes = Scenes()
+    t = time.perf_counter()
+    stills = [scenes.still(PER_FRAME, VARIANTS[i % 3]) for i in range(frames)]
+    empty = [scenes.still(PER_FRAME, VARIANTS[i % 3], faces=False) for i in range(empties)]
+    walks = [scenes.walk(30, 4, VARIANTS[i % 3]) for i in range(clips)]
+    print(f"frames: {frames} with {sum(len(s.faces) for s in stills)} faces, {empties} face-free, "
+          f"{clips} clips of 30 frames with 4 walking people ({time.perf_counter() - t:.1f} s to compose); "
+          f"a face is found when {int(COVERED * 100)} % of its box is blurred", flush=True)
+    centerface = FaceDetector(width=DETECT_WIDTH)
+    peer = HaarPeer()
+    results = {"detector": f"{MODEL_NAME}, {DETECT_WIDTH} px wide", "peer": "OpenCV Haar cascades, 480 px wide"}
+    results["stills"] = score_stills(centerface, stills, empty)
+    _print(f"centerface ({DETECT_WIDTH} px)", results["stills"])
+    results["peer_stills"] = score_stills(peer, stills, empty)
+    _print("peer: haar cascades (480 px)", results["peer_stills"])
+    results["walks"] = score_walks(centerface, walks, SEARCH_EVERY)
+    results["walks_every_frame"] = score_walks(centerface, walks, 1) if not quick else None
+    w = results["walks"]
+    line = (f"walking clips, search every {w['every']} frames (the anonymiser's N), boxes moved or held "
+            f"between: recall {w['recall']:.3f} over {w['face_frames']} face-frames, {w['searches']} searches")
+    if results["walks_every_frame"]:
+        line += f"; every frame: recall {results['walks_every_frame']['recall']:.3f}"
+    print(line)
+    sp = results["speed"] = speed(scenes, 3.0 if quick else 10.0)
+    print(f"speed: {sp['media_s']:.0f} s of 1280x720 anonymised in {sp['wall_s']:.1f} s "
+          f"({sp['wall_x_realtime']:.2f}x real time, target <= 2x), {sp['cpu_s']:.1f} s of CPU "
+          f"({sp['cpu_x_realtime']:.2f}x); {sp['searches']} searches; load average {sp['load_average']} "
+          f"on {os.cpu_count()} cores (the machine is shared: the CPU figure is the idle one's bound)")
+    s = results["stills"]
+    print(f"targets: recall >= 0.95: {'met' if s['recall'] >= 0.95 else 'NOT met'} ({s['recall']:.3f}); "
+          f"face-free frames blurred <= 5 %: {'met' if s['face_free_blurred_share'] <= 0.05 else 'NOT met'} "
+          f"({100 * s['face_free_blurred_share']:.1f} %); recall at N={w['every']}: {w['recall']:.3f}")
+    return results

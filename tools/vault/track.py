@@ -1,0 +1,147 @@
+"""Which boxes to blur in each frame when faces are searched only every Nth frame.
+
+The network costs far more than decoding and encoding a frame, so it sees every
+``every``-th frame (and the last). The frames in between wait (at most ``every - 1`` of
+them, in memory) until the next search. Then each face found at the search before is
+followed forward through them, and each face found at this search backward, by template
+matching on small grey copies (a face moves little from one frame to the next); a face
+found at both searches also has its box moved linearly across the gap. A face seen at one
+search and missed at the next is held one more gap, where it was, since a detector misses
+a face now and then. Better a blurred wall than a recognisable passer-by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]   # x, y, width, height in frame pixels
+T = TypeVar("T")
+
+MATCH_DISTANCE = 1.5   # centres closer than this many face widths are the same face
+MATCH_SIZE_RATIO = 2.0
+FOLLOW_SCALE = 0.5      # template matching on grey copies this much smaller
+FOLLOW_REACH = 0.6      # a face moves at most this many of its widths between two frames
+FOLLOW_MIN_SCORE = 0.3  # below this correlation the face is lost: it stops being followed
+
+
+def _centre(b: Box) -> tuple[float, float]:
+    return b[0] + b[2] / 2, b[1] + b[3] / 2
+
+
+def match(before: list[Box], after: list[Box]) -> tuple[list[tuple[Box, Box]], list[Box], list[Box]]:
+    """Greedy nearest-centre pairs; returns (pairs, unmatched before, unmatched after)."""
+    candidates = []
+    for i, a in enumerate(before):
+        for j, b in enumerate(after):
+            (ax, ay), (bx, by) = _centre(a), _centre(b)
+            dist = ((ax - bx) ** 2 + (ay - by) ** 2) ** 0.5
+            size = max(a[2], b[2])
+            ratio = max(a[2], b[2]) / max(1, min(a[2], b[2]))
+            if dist <= MATCH_DISTANCE * size and ratio <= MATCH_SIZE_RATIO:
+                candidates.append((dist, i, j))
+    pairs, used_a, used_b = [], set(), set()
+    for _, i, j in sorted(candidates):
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            pairs.append((before[i], after[j]))
+    return (pairs, [a for i, a in enumerate(before) if i not in used_a],
+            [b for j, b in enumerate(after) if j not in used_b])
+
+
+def between(a: Box, b: Box, t: float) -> Box:
+    return tuple(int(round(p + (q - p) * t)) for p, q in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
+def small_grey(bgr: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    return cv2.resize(grey, None, fx=FOLLOW_SCALE, fy=FOLLOW_SCALE, interpolation=cv2.INTER_AREA)
+
+
+def follow(greys: list[np.ndarray], box: Box) -> list[Box | None]:
+    """``box`` (frame pixels) in ``greys[0]``, followed through ``greys[1:]`` (small grey
+    copies): its place in each, or None once it is lost."""
+    k = FOLLOW_SCALE
+    x, y, w, h = (int(round(v * k)) for v in box)
+    out: list[Box | None] = []
+    for prev, cur in zip(greys, greys[1:], strict=False):
+        H, W = prev.shape[:2]
+        x, y = max(0, min(x, W - 2)), max(0, min(y, H - 2))
+        tw, th = min(w, W - x), min(h, H - y)
+        if tw < 4 or th < 4:
+            out += [None] * (len(greys) - 1 - len(out))
+            break
+        reach = max(4, int(FOLLOW_REACH * w))
+        sx0, sy0 = max(0, x - reach), max(0, y - reach)
+        sx1, sy1 = min(W, x + tw + reach), min(H, y + th + reach)
+        scores = cv2.matchTemplate(cur[sy0:sy1, sx0:sx1], prev[y:y + th, x:x + tw], cv2.TM_CCOEFF_NORMED)
+        _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+        if not np.isfinite(best) or best < FOLLOW_MIN_SCORE:
+            out += [None] * (len(greys) - 1 - len(out))
+            break
+        x, y = sx0 + bx, sy0 + by
+        out.append((int(x / k), int(y / k), box[2], box[3]))
+    return out
+
+
+class BlurPlan(Generic[T]):
+    """Feed frames in order with ``push``; frames come back, with the boxes to blur, as
+    soon as the search that closes their gap has run; ``finish`` returns the rest.
+
+    ``detect(frame) -> list[Box]`` is the detector; ``every``: frames between searches;
+    ``image(frame)``, when given, the frame's BGR picture, to follow faces between searches."""
+
+    def __init__(self, detect: Callable[[T], list[Box]], every: int,
+                 image: Callable[[T], np.ndarray] | None = None):
+        if every < 1:
+            raise ValueError(f"search every {every} frames: at least 1")
+        self.detect = detect
+        self.image = image
+        self._last_grey: np.ndarray | None = None
+        self.every = every
+        self.count = 0
+        self.searches = 0
+        self._waiting: list[T] = []
+        self._last: list[Box] | None = None     # boxes found at the last search
+        self._missed: list[Box] = []           # seen the search before, not at the last: held
+
+    def push(self, frame: T) -> Iterator[tuple[T, list[Box]]]:
+        index = self.count
+        self.count += 1
+        if index % self.every == 0:
+            yield from self._search(frame)
+        else:
+            self._waiting.append(frame)
+
+    def finish(self) -> Iterator[tuple[T, list[Box]]]:
+        if self._waiting:
+            last = self._waiting.pop()
+            yield from self._search(last)
+
+    def _search(self, frame: T) -> Iterator[tuple[T, list[Box]]]:
+        found = [tuple(int(v) for v in b) for b in self.detect(frame)]
+        self.searches += 1
+        grey = small_grey(self.image(frame)) if self.image is not None else None
+        if self._last is None:
+            self._last, self._last_grey = found, grey
+            yield frame, list(found)
+            return
+        pairs, gone, new = match(self._last, found)
+        gap = len(self._waiting) + 1
+        tracks: list[list[Box | None]] = []
+        if grey is not None and self._waiting:
+            greys = [small_grey(self.image(w)) for w in self._waiting]
+            tracks = [follow([self._last_grey, *greys], b) for b in self._last]
+            tracks += [follow([grey, *greys[::-1]], b)[::-1] for b in found]
+        for k, waiting in enumerate(self._waiting, start=1):
+            t = k / gap
+            followed = [track[k - 1] for track in tracks if track[k - 1] is not None]
+            yield waiting, [between(a, b, t) for a, b in pairs] + followed + gone + new + self._missed
+        self._waiting = []
+        self._missed = gone   # missed at this search: held over the next gap
+        self._last, self._last_grey = found, grey
+        yield frame, list(found) + gone
