@@ -2,7 +2,9 @@
 load with the network off), boxes followed between searches, the caption masked, no sound,
 thumbnails at their real times, progress shown."""
 
+import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,11 +15,18 @@ import av
 import cv2
 import numpy as np
 import pytest
+from test_vault_flow import CAMERA, START, Clock, make_spool
 
+from recorder.evidence.age import generate_identity
 from tools.benchmarks._face_scenes import astronaut
+from tools.cli import main
 from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments, blur_rects, overlay_band
+from tools.vault.extract import Request, extract
 from tools.vault.faces import MODEL_FILE, MODEL_PACKAGE, FaceDetector
+from tools.vault.ingest import ingest
+from tools.vault.layout import init_vault
 from tools.vault.track import BlurPlan, follow, small_grey
+from tools.vault.vault import Vault
 
 W, H, FPS = 640, 360, 30
 
@@ -188,3 +197,78 @@ def test_anonymisation_blurs_the_face_masks_the_caption_drops_sound_and_shows_pr
     assert times == pytest.approx([0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.25, 3.75], abs=0.04)
     uris = [uri for _, uri in done.thumbnails]
     assert len(set(uris)) == 8 and all(uri.startswith("data:image/jpeg") for uri in uris)
+
+
+# -- the extraction as a whole: what leaves the vault for a trainer ---------------------------
+
+@pytest.fixture
+def chief():
+    return generate_identity()
+
+
+@pytest.fixture
+def vault(tmp_path, chief):
+    (tmp_path / "police").mkdir()
+    init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "register.jsonl")
+    v = Vault.open(tmp_path / "vault", clock=Clock(START + 7200))
+    yield v
+    v.close()
+
+
+def _identifying(vault, rid, signer) -> list[str]:
+    """What names, places or dates the recording, as make_spool writes it."""
+    return [CAMERA, rid, "A-1234", signer.public_key_hex, "46.95", "2026-11-18", "2026-11-19",
+            str(int(START))[:6], "<svg", "polyline", '"lat"', '"lon"', '"camera"', '"agent"', "device_key"]
+
+
+def test_training_extraction_names_no_one_and_dates_nothing(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=2)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    rids = ingest(vault, spool_dir, progress=False).stored
+    said = []
+    request = Request(rids, "training", "Formation ENPM", "Formateur", tmp_path / "t.mp4",
+                      progress=lambda t, total: said.append(t))
+    result = extract(vault, request, [chief[0]])
+    text = result.report_path.read_text()
+    html = result.html_path.read_text()
+    pictures = re.findall(r'src="(data:image/jpeg[^"]+)"', html)
+    words = re.sub(r'src="data:image/jpeg[^"]+"', "", html)
+    report = json.loads(text)
+    for leak in _identifying(vault, rids[0], signer) + [rids[1]]:
+        assert leak not in text, leak
+        assert leak not in words, leak
+    assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d", text + words)  # no absolute time at all
+    assert report["mp4"]["audio"] == "removed" and report["sources"] == {"recordings": 2, "segments": 4,
+                                                                          "truncated": False}
+    assert [e["event"] for e in report["timeline"]].count("bookmark") == 2
+    assert all(0 <= e["t_s"] <= report["mp4"]["duration_s"] for e in report["timeline"])
+    assert said and said[-1] == pytest.approx(report["mp4"]["duration_s"], abs=0.2)
+    # Thumbnails at their real times along the clip, all different.
+    captions = re.findall(r"<figcaption>([\d.]+) s</figcaption>", words)
+    assert len(captions) == 8 and len(set(captions)) == 8 and captions != sorted(captions, reverse=True)
+    # Both recordings hold the same 4 s of media: the pictures differ within it and repeat after.
+    assert len(set(pictures[:4])) == 4 and pictures[4:] == pictures[:4]
+    # The MP4 itself: video only, and no tag that dates or names anything.
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json",
+                                       str(result.out)], capture_output=True, text=True, check=True).stdout)
+    assert [s["codec_type"] for s in probe["streams"]] == ["video"]
+    tags = {k.lower(): str(v) for k, v in probe["format"].get("tags", {}).items()}
+    for stream in probe["streams"]:
+        tags.update({k.lower(): str(v) for k, v in stream.get("tags", {}).items()})
+    assert not {"creation_time", "title", "comment", "description", "location", "artist", "date"} & set(tags)
+    for leak in _identifying(vault, rids[0], signer):
+        assert all(leak not in v for v in tags.values()), leak
+    # The vault still knows which recordings it used: logged twice, as any extraction.
+    journal = (tmp_path / "vault" / "journal.jsonl").read_text()
+    register = (tmp_path / "police" / "register.jsonl").read_text()
+    assert rids[0] in journal and rids[0] in register
+    assert main(["vault", "check-report", str(result.report_path), str(result.out),
+                 "--vault-key", vault.signer.public_key_hex]) == 0
+
+
+def test_keep_audio_is_gone(tmp_path, chief, vault, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["vault", "extract", str(tmp_path / "vault"), "R", "--purpose", "training", "--requester", "R",
+              "--deliver-to", "D", "--identity", "x", "--out", str(tmp_path / "a.mp4"), "--keep-audio"])
+    assert exit_.value.code == 2 and "--keep-audio" in capsys.readouterr().err
+    assert "keep_audio" not in {f.name for f in dataclasses.fields(Request)}

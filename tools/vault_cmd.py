@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 
 from recorder.errors import AgeError, PietonError, VerificationError
@@ -85,7 +86,6 @@ def register(subparsers) -> None:
     p.add_argument("--deliver-to", required=True, metavar="NAME")
     _identity(p, True)
     p.add_argument("--out", required=True, metavar="FILE.mp4")
-    p.add_argument("--keep-audio", action="store_true", help="keep voices in a training extraction")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("check-report", help="check an extraction report and its MP4 (no vault needed)")
@@ -275,11 +275,20 @@ def cmd_release(args):
     return 0
 
 
+def _anonymising(started: float):
+    """A line every few seconds of media while a training clip is anonymised (it re-encodes
+    every frame: minutes for a long clip)."""
+    def say(done: float, total: float) -> None:
+        spent = time.monotonic() - started
+        print(f"anonymising: {done:.0f} of {total:.0f} s of media ({spent:.0f} s so far)", flush=True)
+    return say
+
+
 @_run
 def cmd_extract(args):
     from tools.vault.extract import Request, extract
     request = Request(args.recordings, args.purpose, args.requester, args.deliver_to, Path(args.out),
-                      args.start, args.end, True if args.keep_audio else None)
+                      args.start, args.end, progress=_anonymising(time.monotonic()))
     with _open(args) as vault:
         request.zone = vault.timezone
         request.check()  # before asking for a passphrase; an argument error is no access attempt
@@ -290,7 +299,8 @@ def cmd_extract(args):
     if result.report.get("truncated"):
         print(f"note: {result.report['truncated']}")
     if result.report.get("anonymised"):
-        print("anonymised for training: faces blurred, overlay masked")
+        print("anonymised for training: faces blurred, caption masked, sound removed; the report names "
+              "no agent, camera, place or date")
     print(f"report: {result.report_path} (signed), {result.html_path} (to look at)")
     print(f"logged: vault journal entry {result.journal_seq} and register {vault.settings['register']}")
     return 0
@@ -303,7 +313,9 @@ def cmd_check_report(args):
     print(f"report {report['extraction_id']}: signature valid (vault {args.vault_key[:16]}...), "
           f"{args.mp4} matches (SHA-256 {report['mp4']['sha256'][:16]}...)")
     print(f"purpose {report['purpose']}, requested by {report['requester']}, delivered to {report['deliver_to']}")
-    for rec in report["recordings"]:
+    if "sources" in report:  # training: the recordings are named in the vault's logs only
+        print(f"  training clip from {report['sources']['recordings']} recording(s), anonymised")
+    for rec in report.get("recordings", []):
         print(f"  {rec['id']} from camera {rec['camera']}, {len(rec['segments'])} segment(s)"
               + (" (truncated)" if rec.get("truncated") else ""))
     return 0

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from tools.vault.layout import parse_time, refuse_inside
 from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.report import build_report, sign_report, write_report_files
 from tools.vault.report_html import thumbnails
+from tools.vault.training_report import build_training_report, render_training_html
 from tools.vault.vault import Vault
 
 PURPOSES = ("judicial", "administrative", "disciplinary", "training")
@@ -63,8 +65,9 @@ class Request:
     out: Path
     start: str | None = None
     end: str | None = None
-    keep_audio: bool | None = None  # None: muted for training, kept otherwise
     zone: str | None = None  # of --start/--end times typed without one (the vault's)
+    # Training only: called with (seconds done, seconds in all) every few seconds of media.
+    progress: Callable[[float, float], None] | None = field(default=None, repr=False)
 
     def check(self) -> None:
         """The request's own arguments: an error here is not an access attempt, so it is
@@ -328,13 +331,14 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         first_start = recordings[0].started_at
         start = _offset(request.start, first_start, "--start", request.zone)
         end = _offset(request.end, first_start, "--end", request.zone)
-        anonymised = None
-        keep_audio = request.keep_audio if request.keep_audio is not None else request.purpose != "training"
+        anonymised = thumbs = None
+        keep_audio = request.purpose != "training"  # training: never any sound (R241-13)
         if request.purpose == "training":
             plain = tmp.with_name(tmp.name + ".plain.mp4")
             try:
-                result = remux_to_mp4(media, plain, start_s=start, end_s=end, keep_audio=keep_audio)
-                anonymised = anonymise_segments(plain, tmp).summary
+                result = remux_to_mp4(media, plain, start_s=start, end_s=end, keep_audio=False)
+                done = anonymise_segments(plain, tmp, progress=request.progress)
+                anonymised, thumbs = done.summary, done.thumbnails  # thumbnails of the blurred frames
             finally:
                 plain.unlink(missing_ok=True)
         else:
@@ -342,13 +346,19 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         for r in recordings:
             r.verified()  # the hashes checked alongside; a failure leaves no file
         hashing = _Background(lambda: _sha256_file(tmp))  # while the thumbnails decode
-        thumbs = thumbnails(tmp)
+        thumbs = thumbnails(tmp) if thumbs is None else thumbs
         mp4_hash = hashing.result()
-        report = sign_report(vault.signer, build_report(
-            vault, request, recordings, result, out.name, mp4_hash, tmp.stat().st_size,
-            anonymised=anonymised, keep_audio=keep_audio))
+        html = None
+        if anonymised is not None:  # names, places and dates no one
+            report = sign_report(vault.signer, build_training_report(
+                vault, request, recordings, result, out.name, mp4_hash, tmp.stat().st_size, anonymised=anonymised))
+            html = render_training_html(report, thumbs)
+        else:
+            report = sign_report(vault.signer, build_report(
+                vault, request, recordings, result, out.name, mp4_hash, tmp.stat().st_size,
+                anonymised=None, keep_audio=keep_audio))
         staged = write_report_files(report, [p.with_name(f".{p.name}.{os.getpid()}.part") for p in side],
-                                    tmp, vault, thumbs)
+                                    tmp, vault, thumbs, html=html)
         entry, _ = vault.log_twice("extraction", **base, mp4=out.name, mp4_sha256=mp4_hash,
                                    report_id=report["extraction_id"],
                                    segments=sum(len(r.segments) for r in recordings),

@@ -100,11 +100,15 @@ def sign_report(signer: Signer, report: dict) -> dict:
     return signed
 
 
-def write_report_files(report: dict, paths: list[Path], mp4_path: Path, vault, thumbs=None) -> list[Path]:
-    """The signed JSON report and its HTML form, written and fsynced at ``paths``."""
+def write_report_files(report: dict, paths: list[Path], mp4_path: Path, vault, thumbs=None, *,
+                       html: str | None = None) -> list[Path]:
+    """The signed JSON report and its HTML form (``html``, or rendered here), written and
+    fsynced at ``paths``."""
     json_path, html_path = paths
     _write(json_path, json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")
-    _write(html_path, render_html(report, mp4_path, vault.settings.get("communes") or [], thumbs).encode())
+    if html is None:
+        html = render_html(report, mp4_path, vault.settings.get("communes") or [], thumbs)
+    _write(html_path, html.encode())
     return [json_path, html_path]
 
 
@@ -123,6 +127,11 @@ def _shape_problem(report: dict) -> str | None:
     for key in ("extraction_id", "purpose", "requester", "deliver_to"):
         if not isinstance(report.get(key), str):
             return f"{key!r} is not text"
+    if report.get("purpose") == "training":  # names no recording: see tools/vault/training_report.py
+        sources = report.get("sources")
+        if not isinstance(sources, dict) or not isinstance(sources.get("recordings"), int):
+            return "'sources' does not count the recordings of the training clip"
+        return None
     recordings = report.get("recordings")
     if not isinstance(recordings, list) or not all(
             isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("segments"), list)

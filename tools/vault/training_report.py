@@ -1,0 +1,108 @@
+"""The report of a training extraction: what a trainer may know of the clip, and nothing
+that names, places or dates anyone (R241-13; the CNIL's guidance on training material).
+
+No agent number, camera id, device key, recording id (it holds the camera and the start
+time), segment names or hashes, position, track or map, and no absolute time: times count
+from the clip's start. The extraction id is random. Which recordings were used stays in the
+vault's journal and the register, where the extraction is logged twice as any other.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from html import escape
+
+from tools.vault.events import event_epoch, event_kind
+from tools.vault.report import REPORT_CONTEXT
+
+# Event kinds told (by name only, no details): a kind that is not plain, or that speaks
+# of a place or a person, is left out.
+_PLAIN_KIND = re.compile(r"[a-z][a-z_-]{0,31}")
+_WITHHELD = ("gps", "track", "fix", "position", "geofence", "territory", "assign", "agent", "camera")
+
+
+def _told(kind: str) -> bool:
+    return bool(_PLAIN_KIND.fullmatch(kind)) and not any(word in kind for word in _WITHHELD)
+
+
+def relative_timeline(recordings, result) -> list[dict]:
+    """Events as seconds from the clip's start: recording k begins where its first segment
+    lies in the MP4 (the first recording, where the range cut it)."""
+    cut = result.range_s[0] if result.range_s else 0.0
+    out = []
+    for number, rec in enumerate(recordings):
+        if rec.started_at is None:
+            continue
+        spans = [a for name, a, _ in result.spans if name.startswith(rec.recording_id + "/")]
+        if number == 0:
+            base = -cut
+        elif spans:
+            base = min(spans)
+        else:
+            continue
+        seen = set()
+        for meta in rec.metadata:
+            for event in meta.get("events") or []:
+                kind, when = event_kind(event), event_epoch(event)
+                if when is None or not _told(kind):
+                    continue
+                t = round(base + when - rec.started_at, 1)
+                if 0.0 <= t <= result.duration_s and (t, kind) not in seen:
+                    seen.add((t, kind))
+                    out.append({"t_s": t, "event": kind})
+    return sorted(out, key=lambda e: (e["t_s"], e["event"]))
+
+
+def build_training_report(vault, request, recordings, result, mp4_name: str, mp4_sha256: str, mp4_size: int,
+                          *, anonymised: dict) -> dict:
+    return {
+        "format": REPORT_CONTEXT,
+        "extraction_id": f"X-training-{secrets.token_hex(8)}",
+        "vault_key": vault.signer.public_key_hex,
+        "purpose": request.purpose, "requester": request.requester, "deliver_to": request.deliver_to,
+        "sources": {"recordings": len(recordings), "segments": sum(len(r.segments) for r in recordings),
+                    "truncated": bool(result.truncated_segments)},
+        "mp4": {"name": mp4_name, "sha256": mp4_sha256, "size": mp4_size, "duration_s": result.duration_s,
+                "video_packets": result.video_packets, "audio_packets": 0, "re_encoded": True,
+                "audio": "removed"},
+        "timeline": relative_timeline(recordings, result),
+        "truncated": ("a recording ends early: the clip stops at its last good frame"
+                      if result.truncated_segments else None),
+        "anonymised": anonymised,
+        "withheld": "agent, camera, recording ids, positions and absolute times (training: R241-13); "
+                    "the recordings used are named in the vault's journal and the register only",
+    }
+
+
+def render_training_html(report: dict, thumbs) -> str:
+    e = escape
+    body = [f"<h1>Training extraction {e(report['extraction_id'])}</h1>",
+            "<p class=warn>Anonymised for training: faces blurred, caption masked, sound removed; "
+            "no agent, camera, place or date. Times count from the start of the clip.</p>",
+            "<table>",
+            *(f"<tr><th>{e(k)}</th><td>{e(str(report.get(k)))}</td></tr>"
+              for k in ("purpose", "requester", "deliver_to")),
+            f"<tr><th>MP4</th><td>{e(report['mp4']['name'])} — {report['mp4']['duration_s']} s — "
+            f"SHA-256 <code>{e(report['mp4']['sha256'])}</code></td></tr>",
+            f"<tr><th>audio</th><td>{e(report['mp4']['audio'])}</td></tr>",
+            f"<tr><th>sources</th><td>{report['sources']['recordings']} recording(s), "
+            f"{report['sources']['segments']} segment(s)</td></tr>",
+            f"<tr><th>vault key</th><td><code>{e(report['vault_key'])}</code></td></tr></table>",
+            f"<p>{e('; '.join(f'{k}: {v}' for k, v in report['anonymised'].items()))}</p>"]
+    if report.get("truncated"):
+        body.append(f"<p class=warn>{e(report['truncated'])}</p>")
+    body.append('<h2>Along the clip</h2><div class="strip">')
+    for t, uri in thumbs:
+        if uri.startswith("data:"):
+            body.append(f'<figure><img src="{uri}" alt="frame at {t:.1f} s"><figcaption>{t:.1f} s</figcaption></figure>')
+    body.append("</div><h2>Events</h2><table class=timeline>")
+    body.extend(f"<tr><td>{ev['t_s']:.1f} s</td><td>{e(ev['event'])}</td></tr>" for ev in report["timeline"])
+    body.append("</table><p>The signed JSON report next to this page is authoritative: check it with "
+                "<code>pieton vault check-report REPORT FILE.mp4 --vault-key PUB</code>.</p>")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}th{text-align:left;padding-right:1em}"
+             ".strip{display:flex;gap:6px;overflow-x:auto}.strip figure{margin:0;text-align:center;font-size:12px}"
+             ".timeline td{padding:2px 10px;border-bottom:1px solid #ddd}.warn{background:#fff3cd;padding:.5em}"
+             "code{font-size:11px}")
+    return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Training extraction "
+            f"{e(report['extraction_id'])}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
