@@ -18,7 +18,8 @@ import pytest
 from test_vault_flow import CAMERA, START, Clock, make_spool
 
 from recorder.evidence.age import generate_identity
-from tools.benchmarks._face_scenes import astronaut
+from tools.benchmarks._face_scenes import Scenes, astronaut
+from tools.benchmarks.faces import covered
 from tools.cli import main
 from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments, blur_rects, overlay_band
 from tools.vault.extract import Request, extract
@@ -272,3 +273,14 @@ def test_keep_audio_is_gone(tmp_path, chief, vault, capsys):
               "--deliver-to", "D", "--identity", "x", "--out", str(tmp_path / "a.mp4"), "--keep-audio"])
     assert exit_.value.code == 2 and "--keep-audio" in capsys.readouterr().err
     assert "keep_audio" not in {f.name for f in dataclasses.fields(Request)}
+
+
+def test_the_benchmark_counts_a_face_found_only_when_its_box_is_blurred():
+    assert covered([(0, 0, 100, 100)], (10, 10, 40, 40))
+    assert not covered([(0, 0, 45, 100)], (10, 10, 40, 40))          # a third of it shows
+    assert covered([(0, 0, 30, 100), (30, 0, 60, 100)], (10, 10, 40, 40))  # two regions side by side
+    scenes = Scenes(seed=5)
+    still = scenes.still(5, "infrared")
+    assert len(still.faces) == 5 and all(20 <= w <= 110 for _, _, w, _ in still.faces)
+    assert np.array_equal(still.image[..., 0], still.image[..., 2])  # infrared: grey
+    assert scenes.still(5, "colour", faces=False).faces == []
