@@ -25,9 +25,8 @@ from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments, blur_rects, 
 from tools.vault.extract import Request, extract
 from tools.vault.faces import MODEL_FILE, MODEL_PACKAGE, FaceDetector
 from tools.vault.ingest import ingest
-from tools.vault.layout import init_vault
 from tools.vault.track import BlurPlan, follow, small_grey
-from tools.vault.vault import Vault
+from tools.vault.vault import Vault, init_vault
 
 W, H, FPS = 640, 360, 30
 
