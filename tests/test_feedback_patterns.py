@@ -26,3 +26,22 @@ def test_the_rule_itself_catches_lookalikes():
     assert not distinct(((0.08, 0.0),), ((0.08, 0.0),))        # the old bookmark and reminder
     assert not distinct(((0.1, 0.1),), ((0.2, 0.1),))          # 2x but only 100 ms apart
     assert distinct(((0.08, 0.0),), ((0.25, 0.0),))            # reminder and start
+
+
+def test_the_readme_prints_every_pattern_as_it_is():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| pattern | pulses | means |"):]
+    rows = {}
+    for line in (row.strip() for row in table.splitlines()[2:]):
+        if not line.startswith("|"):
+            break
+        name, pulses, _means = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[name] = pulses
+    assert sorted(rows) == sorted(PATTERNS)
+    for name, pattern in PATTERNS.items():
+        for on, _off in pattern:
+            assert f"{on:g} s" in rows[name], (name, on)
+        count = len(pattern)
+        words = {1: "one", 2: "two", 3: "three", 5: "five"}
+        assert count == 3 and name == "error" or words[count] in rows[name], (name, count)
