@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.signer import CAMERA_ID_FILE, KEYS_DIR
+import recorder
+from drivers.signer import CAMERA_ID_FILE, KEYS_DIR, FileSigner, open_signer
+from recorder import notify
+from recorder.assignment import AssignmentKeeper
 from recorder.clock import WallClock
 from recorder.config import with_camera_id
+from recorder.config_update import ConfigUpdater, load_device_config
+from recorder.control import ControlServer, socket_path
 from recorder.errors import ConfigError, PietonError
+from recorder.evidence.age import parse_recipient
+from recorder.evidence.spool import Spool
+from recorder.evidence.storage import Storage
 from recorder.feedback import Feedback
 from recorder.hardware import Hardware, open_hardware
 from recorder.link.listener import device_listener, port_present
@@ -50,7 +57,6 @@ def resolve_recipients(config, given: list[str] | None) -> list[str]:
     if not recipients:
         raise ConfigError([f"{config.source}: [keys] recipients is empty and no --recipient was given: "
                            "the daemon cannot encrypt recordings to the chief, so it does not start"])
-    from recorder.evidence.age import parse_recipient
     for recipient in recipients:
         parse_recipient(recipient)
     return recipients
@@ -73,7 +79,8 @@ class Daemon:
         self.hardware: Hardware | None = None
         self.machine: Machine | None = None
         self.sessions: LiveSessions | None = None
-        self.spool = None
+        self.storage: Storage | None = None
+        self.spool: Spool | None = None
         self.faults: dict[str, str] = {}
         self._stop_requested = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -81,7 +88,7 @@ class Daemon:
         self._watchdog = None
         self.recovered: list = []
         self.warnings: set[str] = set()
-        self.free_mb_override: float | None = None   # a scenario's "disk filling"
+        self._free_mb_override: float | None = None
 
     # -- start -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -94,10 +101,14 @@ class Daemon:
         provisioned = self.provisioned_camera_id()
         if provisioned and provisioned != self.config.device.camera_id:
             self.config = with_camera_id(self.config, provisioned)
-        from recorder.evidence.spool import Spool
-        self.spool = Spool(self.state_dir / SPOOL_DIR, signer, self.options.recipients,
+        spool_dir = self.state_dir / SPOOL_DIR
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = Storage.from_config(spool_dir, self.config.storage)
+        self.storage.simulated_free_mb = self._free_mb_override
+        self.spool = Spool(spool_dir, signer, self.options.recipients,
                            self.config.device.camera_id, self.config.digest, self.config.signed,
-                           sync_interval=self.config.storage.sync_interval_s, wall_clock=self.wall.now)
+                           sync_interval=self.config.storage.sync_interval_s, wall_clock=self.wall.now,
+                           storage=self.storage)
         self.recovered = self.spool.recover()
         self.spool.journal.append("boot", {"version": _version(), "config_digest": self.config.digest,
                                            "config_signed": self.config.signed,
@@ -108,11 +119,12 @@ class Daemon:
         self.faults.update(self.hardware.faults)
         feedback = Feedback(self.hardware.leds, self.hardware.haptic, self.loop)
         notice = self._open_notice()
-        self.sessions = LiveSessions(self)
+        self.sessions = LiveSessions(self.config, self.loop, self.wall, spool=self.spool, storage=self.storage,
+                                     assignment=self.assignment, faults=self.faults, on_fault=self._media_fault)
         self.machine = Machine(self.config, self.loop, feedback, notice, self.sessions)
         self.machine.on_change = self._notify_status
         self.machine.on_closed = lambda: self.updater.apply_pending(False)
-        self.sessions.start()
+        self.sessions.start(self.hardware)
         self.faults.update(self.hardware.faults)
         if self.hardware.button is not None:
             self.hardware.button.start(self.loop, self.machine.button_edge)
@@ -129,8 +141,6 @@ class Daemon:
 
     def _start_configuration(self) -> None:
         """Flashed configurations (applied between recordings) and the shift's assignment."""
-        from recorder.assignment import AssignmentKeeper
-        from recorder.config_update import ConfigUpdater
         device = self.config.device
         self.updater = ConfigUpdater(self.state_dir, self.config, self.spool.journal, device.camera_id,
                                      device.fleet, is_recording=self.recording_active,
@@ -147,6 +157,13 @@ class Daemon:
 
     def recording_active(self) -> bool:
         return self.machine is not None and self.machine.current is not None
+
+    def _media_fault(self, kind: str, what: str) -> None:
+        """A media device or the encoder failed while running: shown in the status, felt
+        by the agent, noted in the recording."""
+        self.faults[kind] = what
+        if self.machine is not None:
+            self.machine.fault(what)
 
     def _configuration_applied(self, config) -> None:
         # Everything downstream (spool, pipeline, gestures, boundary) was built from the old
@@ -173,7 +190,6 @@ class Daemon:
             return None
 
     def _open_signer(self):
-        from drivers.signer import FileSigner, open_signer
         key_dir = self.state_dir / KEYS_DIR
         if self.options.simulated and not (key_dir / "device-signing.key").exists():
             FileSigner.create(key_dir / "device-signing.key")  # a simulated device provisions itself
@@ -187,12 +203,10 @@ class Daemon:
             return None
 
     async def _start_control(self) -> None:
-        from recorder.control import ControlServer, socket_path
         self._control = ControlServer(socket_path(self.state_dir), {"status": self.status})
         await self._control.start()
 
     def _start_notify(self) -> None:
-        from recorder import notify
         notify.ready()
         self._watchdog = notify.Watchdog(self.loop, healthy=self.healthy)
         self._watchdog.start()
@@ -233,7 +247,6 @@ class Daemon:
         """systemd's STATUS= line: state and faults, never a position or an identity."""
         if not self.options.notify:
             return
-        from recorder import notify
         machine = self.machine
         text = machine.state.value
         if machine.current is not None:
@@ -258,13 +271,24 @@ class Daemon:
             self.warnings.discard("battery_low")
             self.warnings.discard("battery_critical")
 
+    @property
+    def free_mb_override(self) -> float | None:
+        """A scenario's "disk filling": the free space every storage check then sees."""
+        return self._free_mb_override
+
+    @free_mb_override.setter
+    def free_mb_override(self, value: float | None) -> None:
+        self._free_mb_override = value
+        if self.storage is not None:
+            self.storage.simulated_free_mb = value
+
     def storage_free_mb(self) -> float:
-        if self.free_mb_override is not None:
-            return self.free_mb_override
-        return shutil.disk_usage(self.state_dir).free / 1e6
+        if self.storage is None:
+            return Storage(self.state_dir).free_mb()
+        return self.storage.free_mb()
 
     def _check_storage(self) -> None:
-        if self.storage_free_mb() < self.config.storage.low_space_mb:
+        if self.storage.low():
             self._warn("storage_low")
         else:
             self.warnings.discard("storage_low")
@@ -314,7 +338,6 @@ class Daemon:
     async def shutdown(self, reason: str = "daemon stopping") -> None:
         """Seal and close any recording, then release the hardware."""
         if self.options.notify:
-            from recorder import notify
             notify.stopping()
         if self.machine is not None:
             task = self.machine.stop(reason)
@@ -356,14 +379,12 @@ class Daemon:
 
 
 def _version() -> str:
-    import recorder
     return recorder.__version__
 
 
 async def serve(config_path, options: Options) -> int:
     """`pieton run`: run until SIGTERM/SIGINT, sealing any recording before exit; a
     configuration applied while running restarts the daemon on it."""
-    from recorder.config_update import load_device_config
     loop = asyncio.get_running_loop()
     daemon = None
     while True:

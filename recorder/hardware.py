@@ -12,7 +12,17 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers.acoustics import Room
+from drivers.battery import open_battery
+from drivers.button import open_button
+from drivers.camera import open_camera
 from drivers.errors import DriverError
+from drivers.gps import open_gps
+from drivers.haptic import open_haptic
+from drivers.ir import open_ir
+from drivers.leds import open_leds
+from drivers.microphone import open_microphone
+from drivers.speaker import open_speaker
 
 log = logging.getLogger("pieton.hardware")
 
@@ -53,40 +63,31 @@ def _opener(config, loop: asyncio.AbstractEventLoop, room) -> dict[str, Any]:
     d, gpio = config.drivers, config.gpio
 
     def leds():
-        from drivers.leds import open_leds
         return open_leds(d.leds, gpio.red_led, gpio.green_led)
 
     def haptic():
-        from drivers.haptic import open_haptic
         return open_haptic(d.haptic, gpio.haptic)
 
     def button():
-        from drivers.button import open_button
         return open_button(d.button, gpio.button)
 
     def speaker():
-        from drivers.speaker import open_speaker
         return open_speaker(d.speaker, config, loop=loop, room=room)
 
     def microphone():
-        from drivers.microphone import open_microphone
         extra = {"room": room} if d.microphone == "simulated" else {}
         return open_microphone(d.microphone, config, **extra)
 
     def camera():
-        from drivers.camera import open_camera
         return open_camera(d.camera, config)
 
     def ir():
-        from drivers.ir import open_ir
         return open_ir(d.ir, config)
 
     def gps():
-        from drivers.gps import open_gps
         return open_gps(d.gps, config)
 
     def battery():
-        from drivers.battery import open_battery
         return open_battery(d.battery, config, loop=loop)
 
     return {"leds": leds, "haptic": haptic, "button": button, "speaker": speaker,
@@ -96,7 +97,6 @@ def _opener(config, loop: asyncio.AbstractEventLoop, room) -> dict[str, Any]:
 def open_hardware(config, loop: asyncio.AbstractEventLoop, *, simulated_room: bool = True) -> Hardware:
     room = None
     if simulated_room:
-        from drivers.acoustics import Room
         room = Room()
     hardware = Hardware(room=room)
     for kind, open_one in _opener(config, loop, room).items():

@@ -2,15 +2,23 @@
 media pipeline, with the metadata the law asks for (agent, reason, notice, place, time).
 
 ``LiveSessions`` decides whether a start is allowed (commune boundary, storage) and
-opens each recording; ``LiveSession`` is one recording in progress.
+opens each recording; ``LiveSession`` is one recording in progress. They are given what
+they use (the spool, the storage, the assignment, the hardware faults so far and a way to
+report a media fault), never the daemon itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from recorder.clock import wall_at
+from recorder.clock import WallClock, wall_at
+from recorder.evidence.spool import Spool
+from recorder.evidence.storage import Storage
+from recorder.media.pipeline import MediaPipeline
+from recorder.position import Position
 from recorder.state import StartCheck
 
 log = logging.getLogger("pieton.session")
@@ -49,26 +57,41 @@ class LiveSession:
             if pipeline is not None:
                 await pipeline.stop_recording()
         finally:
+            if self.sessions.current is self:
+                self.sessions.current = None
             self.writer.close(reason)
 
 
 class LiveSessions:
-    def __init__(self, daemon):
-        self.daemon = daemon
-        self.config = daemon.config
-        self.loop = daemon.loop
+    """The recordings of one daemon life.
+
+    ``spool`` opens recordings and keeps the journal; ``storage`` judges free space;
+    ``assignment`` (an AssignmentKeeper, or None) names the agent; ``faults`` is the
+    daemon's live map of hardware faults, copied into each recording; ``on_fault(kind,
+    what)`` reports a media fault (the daemon shows it and tells the state machine)."""
+
+    def __init__(self, config, loop: asyncio.AbstractEventLoop, wall: WallClock, *, spool: Spool,
+                 storage: Storage, assignment=None, faults: Mapping[str, str] | None = None,
+                 on_fault: Callable[[str, str], None] | None = None):
+        self.config = config
+        self.loop = loop
+        self.wall = wall
+        self.spool = spool
+        self.storage = storage
+        self.assignment = assignment
+        self.faults = faults if faults is not None else {}
+        self.on_fault = on_fault
         self.pipeline = None
         self.position = None
+        self.current: LiveSession | None = None
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self) -> None:
-        hw = self.daemon.hardware
+    def start(self, hw) -> None:
         self._start_position(hw)
         self._start_media(hw)
 
     def _start_position(self, hw) -> None:
-        from recorder.position import Position
-        self.position = Position(self.config, self.loop, hw.gps, wall_clock=self.daemon.wall,
+        self.position = Position(self.config, self.loop, hw.gps, wall_clock=self.wall,
                                  on_event=self._position_event)
         self.position.start()
 
@@ -81,10 +104,9 @@ class LiveSessions:
     def _start_pipeline(self, hw) -> None:
         if hw.camera is None and hw.microphone is None:
             return
-        from recorder.media.pipeline import MediaPipeline
         # A device that fails to start is reported through on_fault; the other records.
         self.pipeline = MediaPipeline(self.config, hw.camera, hw.microphone, hw.ir, loop=self.loop,
-                                      wall_clock=self.daemon.wall, on_fault=self._media_fault)
+                                      wall_clock=self.wall, on_fault=self._media_fault)
         self.pipeline.set_agent(self.agent_number())
         self.pipeline.arm()
 
@@ -96,36 +118,34 @@ class LiveSessions:
 
     # -- helpers ---------------------------------------------------------------------
     def wall_at(self, loop_time: float) -> float:
-        return wall_at(self.daemon.wall.now(), self.loop, loop_time)
+        return wall_at(self.wall.now(), self.loop, loop_time)
 
     def agent_number(self) -> str | None:
-        if self.daemon.assignment is None:
+        if self.assignment is None:
             return None
-        return self.daemon.assignment.agent_number(self.daemon.wall.now())
+        return self.assignment.agent_number(self.wall.now())
 
     def _media_fault(self, what: str) -> None:
         kind, _, _message = what.partition(": ")   # "camera: video lost", "encoder: ..."
-        self.daemon.faults[kind if kind in ("camera", "microphone", "encoder") else "media"] = what
-        if self.daemon.machine is not None:
-            self.daemon.machine.fault(what)
+        if self.on_fault is not None:
+            self.on_fault(kind if kind in ("camera", "microphone", "encoder") else "media", what)
 
     def _position_event(self, event: dict) -> None:
-        machine = self.daemon.machine
-        if machine is not None and machine.current is not None:
-            machine.current.session.note(event)
+        if self.current is not None:
+            self.current.note(event)
 
     # -- starts ----------------------------------------------------------------------
     def check_start(self) -> StartCheck:
         flags: dict[str, Any] = {}
-        free_mb = self.daemon.storage_free_mb()
-        if free_mb < self.config.storage.min_free_mb:
-            return StartCheck(False, f"storage full ({free_mb:.0f} MB free)")
+        refusal = self.storage.start_refusal()
+        if refusal is not None:
+            return StartCheck(False, refusal)
         if self.position is not None:
             flags["clock_source"] = self.position.clock_status()["source"]
             allowed, position_flags = self.position.allows_start()
             flags.update(position_flags)
             if not allowed:
-                self.daemon.spool.journal.append("recording refused", {"why": "outside the commune"},
+                self.spool.journal.append("recording refused", {"why": "outside the commune"},
                                                  personal=position_flags)
                 return StartCheck(False, "outside the authorised commune", flags)
         else:
@@ -134,10 +154,10 @@ class LiveSessions:
 
     def open(self, started_mono: float, flags: dict) -> LiveSession:
         started_wall = self.wall_at(started_mono)
-        writer = self.daemon.spool.open_recording(started_wall, "pending", flags)
+        writer = self.spool.open_recording(started_wall, "pending", flags)
         agent = self.agent_number()
-        if self.daemon.assignment is not None:
-            writer.static.update(self.daemon.assignment.recording_static())
+        if self.assignment is not None:
+            writer.static.update(self.assignment.recording_static())
         else:
             writer.static.update({"agent": None, "agent_status": "agent not assigned"})
         writer.static.update({
@@ -147,7 +167,7 @@ class LiveSessions:
             "started_mono": started_mono,
             "config_signed": self.config.signed,
             "flags": flags,
-            "hardware_faults": dict(self.daemon.faults),
+            "hardware_faults": dict(self.faults),
         })
         if self.position is not None:
             writer.static["clock"] = self.position.clock_status()
@@ -157,6 +177,7 @@ class LiveSessions:
             self.pipeline.set_agent(agent)
             span = self.pipeline.start_recording(writer)
             writer.static["pre_event_s"] = span
+        self.current = session
         return session
 
     def status(self) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def test_real_enospc_is_recovered_at_next_start(small_disk, tmp_path):
     filler.write_bytes(b"\0" * 200_000)  # something outside the spool, freed later
     spool = device.spool(reserve_bytes=0)
     rec = spool.open_recording(device.clock.now(), "agent", {})
-    spool.reserve_bytes = -(1 << 40)  # no reserve: the age writer meets ENOSPC itself
+    spool.storage.reserve_bytes = -(1 << 40)  # no reserve: the age writer meets ENOSPC itself
     seg = fill(rec)
     sealed_before = {n: d for n, d in sealed_files(rec.path).items()}
     seg.abort("storage full")

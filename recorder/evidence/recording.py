@@ -6,9 +6,12 @@ each fsync adds a signed ``progress`` line with the durable length and its SHA-2
 Sealing writes the last chunk, fsyncs, renames, writes the encrypted metadata, fsyncs the
 folder and adds a signed ``sealed`` line.
 
-The spool keeps a reserve of free space: a write that would eat into it is refused with
+The storage keeps a reserve of free space: a write that would eat into it is refused with
 StorageFull *before* it reaches the age writer, so the reserve is still there to seal the
 segment, write its metadata and close the recording with the reason.
+
+A recording gets from its spool only what writing needs (:class:`WritingTerms`) and a
+callback for its end; it never reaches back into the spool.
 """
 
 from __future__ import annotations
@@ -16,17 +19,45 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from recorder.errors import AgeError, EvidenceError, StorageFull
 from recorder.evidence.age import CHUNK_SIZE, AgeWriter
 from recorder.evidence.chain import ChainWriter, fsync_dir
 from recorder.evidence.format import CLOSE_META, PART, segment_names, utc_iso
 from recorder.evidence.metadata import encrypt_metadata, segment_metadata
+from recorder.evidence.storage import Storage
 
-if TYPE_CHECKING:
-    from recorder.evidence.spool import Spool
+
+class Durability:
+    """Tells an optional observer of every fsync: ``observer("file", path, size)`` and
+    ``observer("dir", path, None)``; the power-cut benchmark uses it to know what a real
+    power cut would keep."""
+
+    def __init__(self, observer: Callable[[str, str, int | None], None] | None = None):
+        self.observer = observer
+
+    def file(self, path, size: int) -> None:
+        if self.observer is not None:
+            self.observer("file", str(path), size)
+
+    def folder(self, path) -> None:
+        if self.observer is not None:
+            self.observer("dir", str(path), None)
+
+
+@dataclass(frozen=True)
+class WritingTerms:
+    """What writing a recording needs from its spool, and nothing more."""
+
+    recipients: tuple[str, ...]            # the designated persons' age recipients
+    sync_interval: float                   # seconds between fsyncs of a segment in progress
+    now: Callable[[], float]               # wall clock, epoch seconds
+    monotonic: Callable[[], float]         # for the age writer's fsync rhythm
+    storage: Storage                       # refuses writes that would eat the reserve
+    durability: Durability                 # told of every fsync
 
 
 def _storage_full(where: Path, exc: OSError) -> StorageFull:
@@ -92,8 +123,9 @@ class _SegmentFile:
 class SegmentWriter:
     """One segment of a recording; see the module docstring."""
 
-    def __init__(self, recording: RecordingWriter, index: int):
+    def __init__(self, recording: RecordingWriter, index: int, terms: WritingTerms):
         self.recording = recording
+        self.terms = terms
         self.index = index
         self.name, self.meta_name = segment_names(index)
         folder = recording.path
@@ -101,15 +133,14 @@ class SegmentWriter:
         self.part_path = folder / (self.name + PART)
         self.meta_path = folder / self.meta_name
         self.meta_part_path = folder / (self.meta_name + PART)
-        spool = recording.spool
-        self.started_at = spool.now()
+        self.started_at = terms.now()
         self.events: list[dict] = recording.take_pending_events()
         self.state = "starting"
         self._durable = 0
         self._file = _SegmentFile(self.part_path)
         try:
-            self._age = AgeWriter(self._file, spool.recipients, sync_interval=spool.sync_interval,
-                                  clock=spool.monotonic, on_durable=self._on_durable)
+            self._age = AgeWriter(self._file, list(terms.recipients), sync_interval=terms.sync_interval,
+                                  clock=terms.monotonic, on_durable=self._on_durable)
             self._age.sync()  # the header now, so even a cut in the first chunk leaves an age file
             # Provisional metadata: the agent and trigger survive a cut in the first segment.
             self._write_meta(self.meta_part_path, final=False)
@@ -118,7 +149,7 @@ class SegmentWriter:
             self._file.close()
             raise
         self.state = "open"
-        spool.observe_dir(folder)
+        terms.durability.folder(folder)
 
     @property
     def durable_size(self) -> int:
@@ -130,8 +161,7 @@ class SegmentWriter:
 
     def _on_durable(self, length: int) -> None:
         self._durable = length
-        spool = self.recording.spool
-        spool.observe(self.part_path, length)
+        self.terms.durability.file(self.part_path, length)
         if self.state != "open":
             return  # the header at the start, or the final fsync of a seal: no progress line
         if length == self._file.size:
@@ -146,7 +176,7 @@ class SegmentWriter:
     def write(self, ts_bytes: bytes) -> None:
         if self.state != "open":
             raise EvidenceError(f"{self.recording.id}/{self.name}: segment is {self.state}, cannot write")
-        self.recording.spool.check_space(self.part_path, len(ts_bytes))
+        self.terms.storage.check_write(self.part_path, len(ts_bytes))
         self._age.write(ts_bytes)
 
     def sync(self) -> int:
@@ -164,7 +194,7 @@ class SegmentWriter:
     def _write_meta(self, path: Path, *, final: bool, extra: dict | None = None) -> bytes:
         rec = self.recording
         meta = segment_metadata(rec.id, self.index, rec.static, self.events,
-                                started_at=self.started_at, ended_at=rec.spool.now() if final else None,
+                                started_at=self.started_at, ended_at=self.terms.now() if final else None,
                                 final=final, extra=extra)
         return rec.write_metadata(path, meta)
 
@@ -213,7 +243,7 @@ class SegmentWriter:
         os.rename(self.part_path, self.final_path)
         meta = self._write_meta(self.meta_path, final=True, extra=extra)
         fsync_dir(folder)
-        rec.spool.observe_dir(folder)
+        self.terms.durability.folder(folder)
         try:
             os.unlink(self.meta_part_path)  # superseded by the final metadata
         except FileNotFoundError:
@@ -234,11 +264,16 @@ class SegmentWriter:
 
 
 class RecordingWriter:
-    """One recording: a folder in the spool with its manifest, segments and metadata."""
+    """One recording: a folder in the spool with its manifest, segments and metadata.
 
-    def __init__(self, spool: Spool, recording_id: str, seq: int, path: Path,
-                 manifest: ChainWriter, static: dict):
-        self.spool = spool
+    ``on_closed(recording, reason)`` is called once its signed ``closed`` line is written
+    (the spool journals it and chains the next recording to it)."""
+
+    def __init__(self, terms: WritingTerms, recording_id: str, seq: int, path: Path,
+                 manifest: ChainWriter, static: dict, *,
+                 on_closed: Callable[[RecordingWriter, str], None] | None = None):
+        self.terms = terms
+        self.on_closed = on_closed
         self.id = recording_id
         self.seq = seq
         self.path = path
@@ -254,7 +289,7 @@ class RecordingWriter:
         """A timestamped metadata event, kept for the metadata of the segment in progress
         (or of the next one)."""
         event = dict(event)
-        event.setdefault("time", utc_iso(self.spool.now()))
+        event.setdefault("time", utc_iso(self.terms.now()))
         if self.current is not None and self.current.state == "open":
             self.current.note(event)
         else:
@@ -274,10 +309,10 @@ class RecordingWriter:
         lingering = self.current is not None and self.current.state == "open"
         if lingering and (not overlap or self.previous is not None):
             raise EvidenceError(f"recording {self.id}: segment {self.current.name} is still open")
-        self.spool.check_space(self.path, 0)
+        self.terms.storage.check_write(self.path, 0)
         if lingering:
             self.previous = self.current
-        self.current = SegmentWriter(self, self.segments + 1 + (1 if lingering else 0))
+        self.current = SegmentWriter(self, self.segments + 1 + (1 if lingering else 0), self.terms)
         return self.current
 
     def segment_sealed(self, segment: SegmentWriter) -> None:
@@ -290,9 +325,9 @@ class RecordingWriter:
 
     def write_metadata(self, path: Path, meta: dict) -> bytes:
         """Encrypt ``meta`` to the chief, write it durably to ``path``; returns the file."""
-        data = encrypt_metadata(meta, self.spool.recipients)
+        data = encrypt_metadata(meta, list(self.terms.recipients))
         write_durable(path, data)
-        self.spool.observe(path, len(data))
+        self.terms.durability.file(path, len(data))
         return data
 
     def close(self, reason: str) -> dict:
@@ -304,19 +339,20 @@ class RecordingWriter:
             if segment is not None and segment.state == "open":
                 segment.abort(reason)
         record = {"event": "closed", "segments": self.segments, "reason": reason,
-                  "ended_at": utc_iso(self.spool.now())}
+                  "ended_at": utc_iso(self.terms.now())}
         if self._events:  # events after the last segment: their own metadata file
             meta = segment_metadata(self.id, 0, self.static, self._events,
-                                    started_at=self.spool.now(), ended_at=self.spool.now(), final=True)
+                                    started_at=self.terms.now(), ended_at=self.terms.now(), final=True)
             data = self.write_metadata(self.path / CLOSE_META, meta)
             fsync_dir(self.path)
-            self.spool.observe_dir(self.path)
+            self.terms.durability.folder(self.path)
             record.update(meta_file=CLOSE_META, meta_size=len(data),
                           meta_sha256=hashlib.sha256(data).hexdigest())
         line = self.manifest.append(record)
         self.manifest.close()
         self.state = "closed"
-        self.spool.recording_closed(self, reason)
+        if self.on_closed is not None:
+            self.on_closed(self, reason)
         return line
 
     def __repr__(self) -> str:

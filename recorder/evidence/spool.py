@@ -10,16 +10,18 @@ so they never go backwards and nothing unsigned moves them.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 from drivers.signer import Signer
 from recorder.clock import wall_now
-from recorder.errors import EvidenceError, RecordingRefused, StorageFull
+from recorder.errors import EvidenceError, RecordingRefused, StorageFull, VerificationError
 from recorder.evidence.age import parse_recipient
 from recorder.evidence.chain import SCAN_WINDOW, ChainWriter, fsync_dir, line_hash, windows_from_end
 from recorder.evidence.format import (
     CAMERA_ID_HELP,
+    INBOX,
     JOURNAL_FILE,
     MANIFEST_CONTEXT,
     MANIFEST_FILE,
@@ -30,11 +32,11 @@ from recorder.evidence.format import (
     utc_iso,
 )
 from recorder.evidence.journal import DeviceJournal
-from recorder.evidence.recording import RecordingWriter
+from recorder.evidence.receipt import freeable, verify_receipt
+from recorder.evidence.recording import Durability, RecordingWriter, WritingTerms
 from recorder.evidence.recovery import recover_recording
 from recorder.evidence.sequence import journal_endings, signed_opened_seq, signed_state
-
-MiB = 1024 * 1024
+from recorder.evidence.storage import DEFAULT_RESERVE_BYTES, Storage
 
 
 def last_good_line(path: Path) -> tuple[dict | None, str | None]:
@@ -53,15 +55,19 @@ def last_good_line(path: Path) -> tuple[dict | None, str | None]:
 class Spool:
     """Opens recordings, keeps the device journal, and recovers after a power cut.
 
-    ``observer`` (optional) is told of every fsync: ``observer("file", path, size)`` and
-    ``observer("dir", path, None)``; the power-cut benchmark uses it to know what a real
-    power cut would keep.
+    ``spool_dir``: the folder on the camera's storage; ``signer``: the device key;
+    ``recipients``: the designated persons' age recipients; ``camera_id``, ``config_digest``
+    and ``config_signed``: what every ``opened`` line binds. ``storage`` is the one judge of
+    free space (the daemon builds it from ``[storage]``); without it, one is made for
+    ``spool_dir`` from ``min_free_bytes`` and ``reserve_bytes``. ``observer`` (optional) is
+    told of every fsync: ``observer("file", path, size)`` and ``observer("dir", path, None)``;
+    the power-cut benchmark uses it to know what a real power cut would keep.
     """
 
     def __init__(self, spool_dir: str | Path, signer: Signer, recipients: list[str], camera_id: str,
                  config_digest: str, config_signed: bool, *, sync_interval: float = 0.5,
-                 wall_clock=time.time, monotonic=time.monotonic, min_free_bytes: int = 64 * MiB,
-                 reserve_bytes: int = 1 * MiB, observer=None):
+                 wall_clock=time.time, monotonic=time.monotonic, storage: Storage | None = None,
+                 min_free_bytes: int | None = None, reserve_bytes: int = DEFAULT_RESERVE_BYTES, observer=None):
         if not recipients:
             raise EvidenceError("no recipients: the chief's age recipient (age1...) is required to record")
         for r in recipients:
@@ -78,35 +84,19 @@ class Spool:
         self.sync_interval = sync_interval
         self.now = wall_now(wall_clock)
         self.monotonic = monotonic
-        self.min_free_bytes = min_free_bytes
-        self.reserve_bytes = reserve_bytes
-        self.observer = observer
+        if storage is None:
+            storage = Storage(self.dir, reserve_bytes=reserve_bytes,
+                              **({} if min_free_bytes is None else {"min_free_bytes": min_free_bytes}))
+        self.storage = storage
+        self.durability = Durability(observer)
+        self.terms = WritingTerms(tuple(self.recipients), sync_interval, self.now, monotonic,
+                                  storage, self.durability)
         self.journal = DeviceJournal(self.dir / JOURNAL_FILE, signer, self.recipients,
-                                     wall_clock=self.now, on_durable=self.observe)
+                                     wall_clock=self.now, on_durable=self.durability.file)
         self.current: RecordingWriter | None = None
         self._recovered = False
         self._next_seq = 0
         self._prev_hash: str | None = None
-
-    # -- durability notices, for the power-cut benchmark ---------------------------------
-    def observe(self, path, size: int) -> None:
-        if self.observer is not None:
-            self.observer("file", str(path), size)
-
-    def observe_dir(self, path) -> None:
-        if self.observer is not None:
-            self.observer("dir", str(path), None)
-
-    # -- space ---------------------------------------------------------------------------
-    def free_bytes(self) -> int:
-        st = os.statvfs(self.dir)
-        return st.f_bavail * st.f_frsize
-
-    def check_space(self, where: Path, incoming: int) -> None:
-        """Refuse a write that would eat into the reserve kept for sealing and closing."""
-        if self.free_bytes() - incoming < self.reserve_bytes:
-            raise StorageFull(f"storage full: writing {incoming} bytes to {where} would leave less than "
-                              f"the {self.reserve_bytes // 1024} KiB kept to seal and close")
 
     # -- start ---------------------------------------------------------------------------
     def _numbered_recordings(self) -> list[tuple[int, Path]]:
@@ -134,7 +124,7 @@ class Spool:
         for seq, folder in self._numbered_recordings():
             if self.current is not None and self.current.state != "closed" and folder == self.current.path:
                 continue  # being written by this process, not left by a cut
-            line = recover_recording(folder, self.signer, on_durable=self.observe)
+            line = recover_recording(folder, self.signer, on_durable=self.durability.file)
             if line is None:
                 self._journal_late_close(seq, folder, endings.get(folder.name))
                 continue
@@ -194,20 +184,21 @@ class Spool:
             self.recover()
         if self.current is not None and self.current.state != "closed":
             raise RecordingRefused(f"recording {self.current.id} is still open")
-        free = self.free_bytes()
-        if free < self.min_free_bytes + self.reserve_bytes:
-            self.journal.append("recording refused", {"reason": "storage full", "free_bytes": free})
-            raise StorageFull(f"storage full: {free // MiB} MiB free in {self.dir}, "
-                              f"at least {self.min_free_bytes // MiB} MiB needed to start a recording")
+        refusal = self.storage.start_refusal()
+        if refusal is not None:
+            self.journal.append("recording refused", {"reason": "storage full",
+                                                      "free_bytes": self.storage.free_bytes()})
+            raise StorageFull(refusal)
         seq = self._next_seq
         rid = recording_id(self.camera_id, started_at, seq)
         folder = self.dir / rid
         folder.mkdir()
         fsync_dir(self.dir)
-        self.observe_dir(self.dir)
+        self.durability.folder(self.dir)
         clock_source = str((flags or {}).get("clock_source", "unknown"))
-        manifest = ChainWriter(folder / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer, on_durable=self.observe)
-        self.observe_dir(folder)
+        manifest = ChainWriter(folder / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer,
+                               on_durable=self.durability.file)
+        self.durability.folder(folder)
         manifest.append({
             "event": "opened", "camera_id": self.camera_id, "device_key": self.signer.public_key.hex(),
             "recording_id": rid, "recording_seq": seq, "previous_recording_last_line": self._prev_hash,
@@ -217,7 +208,8 @@ class Spool:
             "clock_source": clock_source})
         self._next_seq = seq + 1
         static = {"trigger_reason": reason, "flags": dict(flags or {}), "started_at": utc_iso(started_at)}
-        self.current = RecordingWriter(self, rid, seq, folder, manifest, static)
+        self.current = RecordingWriter(self.terms, rid, seq, folder, manifest, static,
+                                       on_closed=self.recording_closed)
         # The trigger reason is personal and may still be "pending": the metadata carries it.
         self.journal.append("recording opened", {"recording_id": rid, "recording_seq": seq})
         return self.current
@@ -234,11 +226,6 @@ class Spool:
         (same camera, same device key, same last manifest line), journalling the receipt
         and each recording freed. A receipt that does not verify frees nothing and is
         journalled as refused. Returns the recording ids freed."""
-        import shutil
-
-        from recorder.errors import VerificationError
-        from recorder.evidence.format import INBOX
-        from recorder.evidence.receipt import freeable, verify_receipt
         inbox = self.dir / INBOX
         if not inbox.is_dir():
             return []
