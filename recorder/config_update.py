@@ -13,6 +13,15 @@ On the device's state folder::
     config/previous ->   the one before, kept
     config/pending ->    accepted during a recording, applied when it ends
     config/revoked.json  technician keys earlier configurations trusted and a later one removed
+    config/floor.json    after a fallback: the failed bundle's version (the next must be newer)
+                         and its technician keys (still trusted, less any revoked)
+    config/fallback.json a fallback not yet written to the device journal
+
+Before a bundle is accepted the device rehearses it (recorder.rehearsal): everything the
+daemon builds from it is built, without hardware. A configuration that still fails (at
+load or at start) is dropped for the previous one by :func:`fall_back`, never retried in a
+loop; the floor and the revocations keep a fallback from reopening a rollback or trusting
+a revoked key.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from recorder.bundle import (
 from recorder.config import DEFAULT_CONFIG, Config, load_config, parse_config
 from recorder.errors import BundleError, ConfigError
 from recorder.evidence.chain import fsync_dir, write_atomic
+from recorder.inputs import InputError, load_json_file
+from recorder.rehearsal import rehearse
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +127,7 @@ class ConfigUpdater:
 
     def __init__(self, state_dir: str | Path, running_config: Config, journal, device_id: str | None = None,
                  fleet: str | None = None, *, is_recording: Callable[[], bool] = lambda: False,
-                 on_applied: Callable[[Config], None] | None = None):
+                 on_applied: Callable[[Config], None] | None = None, running_version: int | None = None):
         self.root = Path(state_dir) / "config"
         self.root.mkdir(parents=True, exist_ok=True)
         self.journal = journal
@@ -132,6 +143,18 @@ class ConfigUpdater:
         if (self.root / "current").exists():
             self._running_bundle, _ = _load_installed((self.root / "current").resolve())
             self.running_version = self._running_bundle.version
+        elif running_version:  # a provisioned bundle (given on the command line) is in force
+            self.running_version = running_version
+            provisioned = self.root / PROVISIONED_DIR
+            if (provisioned / INSTALLED_NAME).exists():
+                try:
+                    bundle, _ = _load_installed(provisioned)
+                    if bundle.version == running_version:
+                        self._running_bundle = bundle   # its files fill thin transfers
+                except ConfigError as exc:
+                    log.warning("provisioned bundle unreadable: %s", exc)
+        self.floor = _read_floor(self.root)
+        self._journal_fallbacks()
         self.pending: tuple[Bundle, Config] | None = None
         self._origin = "pending at start"
         if (self.root / "pending").exists():
@@ -149,6 +172,31 @@ class ConfigUpdater:
         if self.pending is not None:
             return self.pending[0].version, self.pending[1]
         return self.running_version, self.running
+
+    @property
+    def version_floor(self) -> int:
+        """A new bundle's version must exceed this: the latest accepted one, and any bundle
+        dropped by a fallback."""
+        return max(self.latest[0], self.floor["version"])
+
+    def trusted_technicians(self) -> list[str]:
+        """The keys that may sign the next bundle or an assignment: the latest accepted
+        configuration's (after a fallback, with the failed bundle's), never a revoked one."""
+        keys = list(self.latest[1].keys.technicians)
+        if self.pending is None:
+            keys += self.floor["technicians"]
+        revoked = set(self._revoked())
+        return [k for k in dict.fromkeys(keys) if k not in revoked]
+
+    def _journal_fallbacks(self) -> None:
+        """Journal the fallbacks made before this start (the journal did not exist yet)."""
+        note = self.root / FALLBACK_NOTE
+        if not note.exists():
+            return
+        for entry in _read_json_list(note):
+            self._journal("config fallback", entry)
+        note.unlink(missing_ok=True)
+        fsync_dir(self.root)
 
     def _held_bundles(self) -> list[Bundle]:
         """The running bundle and the pending one, those there are."""
@@ -169,15 +217,12 @@ class ConfigUpdater:
         return hashes
 
     def _revoked(self) -> list[str]:
-        try:
-            return json.loads((self.root / "revoked.json").read_text())
-        except (OSError, ValueError):
-            return []
+        return _read_json_list(self.root / "revoked.json")
 
     def info(self) -> dict:
         return {"camera_id": self.device_id, "fleet": self.fleet, "config_version": self.running_version,
                 "pending_version": self.pending[0].version if self.pending else None,
-                "files": self.held_hashes()}
+                "version_floor": self.version_floor, "files": self.held_hashes()}
 
     # -- offers -----------------------------------------------------------------------
 
@@ -187,16 +232,19 @@ class ConfigUpdater:
         staging = None
         try:
             bundle = read_bundle(data)
-            version, latest = self.latest
-            check_trust(bundle, list(latest.keys.technicians), self._revoked())
+            check_trust(bundle, self.trusted_technicians(), self._revoked())
             check_target(bundle, self.device_id, self.fleet)
-            check_version(bundle, version)
+            check_version(bundle, self.version_floor)
             bundle = fill_from(bundle, self.held_file)
             try:
                 staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
                 config = materialise(bundle, staging)
             except OSError as exc:
                 raise BundleError("storage", f"cannot install: {exc.strerror or exc}") from None
+            try:
+                rehearse(config, self.root)
+            except ConfigError as exc:
+                raise BundleError("config-invalid", "\n".join(exc.problems)) from None
         except BundleError as exc:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -232,11 +280,14 @@ class ConfigUpdater:
         if recording_active if recording_active is not None else self.is_recording():
             return None
         bundle, config = self.pending
-        old_keys = set(self.running.keys.technicians)
+        old_keys = set(self.running.keys.technicians) | set(self.floor["technicians"])
         new_keys = set(config.keys.technicians)
         revoked = (set(self._revoked()) | (old_keys - new_keys)) - new_keys
         # durable: a torn revoked.json reads as no revocation at all
         write_atomic(self.root / "revoked.json", json.dumps(sorted(revoked)).encode())
+        if self.floor["technicians"]:  # the failed bundle's keys were trusted until this one
+            self.floor = {"version": self.floor["version"], "technicians": []}
+            write_atomic(self.root / FLOOR_FILE, json.dumps(self.floor).encode())
         current = self.root / "current"
         old_dir = current.resolve() if current.exists() else None
         if old_dir is not None:
@@ -286,7 +337,70 @@ class ConfigUpdater:
         return f"<ConfigUpdater {self.device_id} running=v{self.running_version} pending={pending}>"
 
 
+def _read_json_list(path: Path) -> list:
+    """A small JSON list the device wrote itself; a missing or damaged one reads as empty."""
+    try:
+        value = load_json_file(path, "settings")
+    except InputError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _read_floor(root: Path) -> dict:
+    try:
+        value = load_json_file(root / FLOOR_FILE, "settings")
+    except InputError:
+        value = None
+    if not isinstance(value, dict):
+        return {"version": 0, "technicians": []}
+    version = value.get("version")
+    keys = value.get("technicians")
+    return {"version": version if isinstance(version, int) and not isinstance(version, bool) else 0,
+            "technicians": [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []}
+
+
+def fall_back(state_dir: str | Path, reason: str) -> dict | None:
+    """Drop the installed configuration in force (it fails at load or at start) for the one
+    before it: the previous installed bundle, else the provisioned configuration. The failed
+    bundle's version becomes the floor the next bundle must exceed, its technician keys stay
+    trusted (less any revoked), revoked.json is left as it is, and the fallback is noted for
+    the device journal. Returns the note, or None when nothing installed is left to drop."""
+    root = Path(state_dir) / "config"
+    current = root / "current"
+    if not current.is_symlink():
+        return None
+    failed_dir = root / os.readlink(current)
+    try:
+        failed_version = int(failed_dir.name.lstrip("v"))
+    except ValueError:
+        failed_version = 0
+    technicians: list[str] = []
+    try:
+        technicians = list(_load_installed(failed_dir)[1].keys.technicians)
+    except (ConfigError, OSError):
+        pass  # a bundle that no longer verifies vouches for no key
+    floor = _read_floor(root)
+    floor = {"version": max(floor["version"], failed_version),
+             "technicians": list(dict.fromkeys(floor["technicians"] + technicians))}
+    write_atomic(root / FLOOR_FILE, json.dumps(floor).encode())
+    previous = root / "previous"
+    back_to = os.readlink(previous) if previous.is_symlink() and previous.exists() else None
+    _point(current, back_to)
+    _point(previous, None)
+    if failed_dir.name != back_to:
+        shutil.rmtree(failed_dir, ignore_errors=True)
+    note = {"failed_version": failed_version, "reason": reason[:2000],
+            "version": int(back_to.lstrip("v")) if back_to else 0,
+            "to": back_to or "provisioned configuration", "version_floor": floor["version"]}
+    notes = _read_json_list(root / FALLBACK_NOTE) + [note]
+    write_atomic(root / FALLBACK_NOTE, json.dumps(notes[-16:]).encode())
+    log.error("configuration v%d failed (%s): fell back to %s", failed_version, reason, note["to"])
+    return note
+
+
 PROVISIONED_DIR = "provisioned"
+FLOOR_FILE = "floor.json"
+FALLBACK_NOTE = "fallback.json"
 
 
 def load_device_config(path: str | Path | None, state_dir: str | Path) -> tuple[Config, int]:
@@ -295,8 +409,15 @@ def load_device_config(path: str | Path | None, state_dir: str | Path) -> tuple[
     A bundle flashed since provisioning wins. Otherwise the file given on the command
     line: a signed bundle (installed at provisioning; its signer must be one of the
     technicians it lists itself, the first trust anchor) or a plain TOML (version 0,
-    accepted only in simulation or with --unsigned-config; the daemon checks that)."""
-    installed = installed_config(state_dir)
+    accepted only in simulation or with --unsigned-config; the daemon checks that).
+    An installed bundle that no longer loads is dropped for the one before (fall_back)."""
+    while True:
+        try:
+            installed = installed_config(state_dir)
+            break
+        except ConfigError as exc:
+            if fall_back(state_dir, "; ".join(exc.problems)) is None:
+                raise
     if installed is not None:
         return installed
     path = Path(path) if path is not None else DEFAULT_CONFIG

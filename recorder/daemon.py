@@ -4,6 +4,10 @@ Hardware callbacks arrive on gpiozero's or the drivers' own threads and are hand
 the loop thread-safely. Recovery of anything left open runs at every start. A driver
 that fails to open leaves the daemon running with what works, and the fault shows in
 the status and on the lights; a start is never refused for a missing GPS or speaker.
+
+A start that fails on a flashed configuration falls back to the previous one (journaled);
+when no configuration is left to fall back to, the daemon runs in maintenance: status and
+serial link only, recording nothing, so a new bundle can still be flashed. Never a boot loop.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from recorder import notify
 from recorder.assignment import AssignmentKeeper
 from recorder.clock import WallClock
 from recorder.config import with_camera_id
-from recorder.config_update import ConfigUpdater, load_device_config
+from recorder.config_update import ConfigUpdater, fall_back, load_device_config
 from recorder.control import ControlServer, socket_path
 from recorder.errors import ConfigError, PietonError
 from recorder.evidence.age import parse_recipient
@@ -89,6 +93,7 @@ class Daemon:
         self.recovered: list = []
         self.warnings: set[str] = set()
         self._free_mb_override: float | None = None
+        self.maintenance: str | None = None   # why only the status and the link run
 
     # -- start -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -97,23 +102,7 @@ class Daemon:
                                "simulation or with --unsigned-config (development); flash a signed bundle"])
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.loop.set_exception_handler(self._loop_exception)
-        signer = self._open_signer()
-        provisioned = self.provisioned_camera_id()
-        if provisioned and provisioned != self.config.device.camera_id:
-            self.config = with_camera_id(self.config, provisioned)
-        spool_dir = self.state_dir / SPOOL_DIR
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        self.storage = Storage.from_config(spool_dir, self.config.storage)
-        self.storage.simulated_free_mb = self._free_mb_override
-        self.spool = Spool(spool_dir, signer, self.options.recipients,
-                           self.config.device.camera_id, self.config.digest, self.config.signed,
-                           sync_interval=self.config.storage.sync_interval_s, wall_clock=self.wall.now,
-                           storage=self.storage)
-        self.recovered = self.spool.recover()
-        self.spool.journal.append("boot", {"version": _version(), "config_digest": self.config.digest,
-                                           "config_signed": self.config.signed,
-                                           "config_version": self.config_version,
-                                           "recovered": len(self.recovered)})
+        self._open_spool()
         self._start_configuration()
         self.hardware = open_hardware(self.config, self.loop, simulated_room=self.options.simulated)
         self.faults.update(self.hardware.faults)
@@ -139,18 +128,59 @@ class Daemon:
             self._start_notify()
         log.info("armed; faults: %s", ", ".join(sorted(self.faults)) or "none")
 
+    async def start_maintenance(self, why: str) -> None:
+        """Every configuration failed to start: serve only the status and the serial link
+        (and the SD card's inbox), record nothing, so a new bundle can be flashed."""
+        self.maintenance = why
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.loop.set_exception_handler(self._loop_exception)
+        try:
+            self._open_spool()
+            self.spool.journal.append("start failed", {"reason": why[:2000], "config_version": self.config_version,
+                                                       "now": "maintenance: status and link only"})
+        except Exception as exc:  # noqa: BLE001 - without a journal the link still runs
+            log.exception("maintenance: no spool")
+            self.faults["spool"] = str(exc)
+        self._start_configuration()
+        self._start_link()
+        if self.options.control_socket:
+            await self._start_control()
+        if self.options.notify:
+            self._start_notify()
+        log.error("maintenance (no recording): %s", why)
+
+    def _open_spool(self) -> None:
+        signer = self._open_signer()
+        provisioned = self.provisioned_camera_id()
+        if provisioned and provisioned != self.config.device.camera_id:
+            self.config = with_camera_id(self.config, provisioned)
+        spool_dir = self.state_dir / SPOOL_DIR
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = Storage.from_config(spool_dir, self.config.storage)
+        self.storage.simulated_free_mb = self._free_mb_override
+        self.spool = Spool(spool_dir, signer, self.options.recipients,
+                           self.config.device.camera_id, self.config.digest, self.config.signed,
+                           sync_interval=self.config.storage.sync_interval_s, wall_clock=self.wall.now,
+                           storage=self.storage)
+        self.recovered = self.spool.recover()
+        self.spool.journal.append("boot", {"version": _version(), "config_digest": self.config.digest,
+                                           "config_signed": self.config.signed,
+                                           "config_version": self.config_version,
+                                           "recovered": len(self.recovered)})
+
     def _start_configuration(self) -> None:
         """Flashed configurations (applied between recordings) and the shift's assignment."""
         device = self.config.device
-        self.updater = ConfigUpdater(self.state_dir, self.config, self.spool.journal, device.camera_id,
+        journal = self.spool.journal if self.spool is not None else None
+        self.updater = ConfigUpdater(self.state_dir, self.config, journal, device.camera_id,
                                      device.fleet, is_recording=self.recording_active,
-                                     on_applied=self._configuration_applied)
+                                     on_applied=self._configuration_applied,
+                                     running_version=self.config_version)
         self.updater.apply_pending(False)
         if self.config.link.card_dir:
             self.updater.pickup_inbox(self.config.link.card_dir)
-        self.assignment = AssignmentKeeper(self.state_dir, self.spool.journal, device.camera_id,
-                                           lambda: list(self.updater.running.keys.technicians),
-                                           wall_clock=self.wall.now)
+        self.assignment = AssignmentKeeper(self.state_dir, journal, device.camera_id,
+                                           self.updater.trusted_technicians, wall_clock=self.wall.now)
         if self._previous is not None and self._previous.assignment is not None:
             self.assignment.carry_over(self._previous.assignment)
         self._previous = None
@@ -213,7 +243,7 @@ class Daemon:
 
     # -- running -----------------------------------------------------------------------
     def healthy(self) -> bool:
-        return self.machine is not None and not self.loop.is_closed()
+        return (self.machine is not None or self.maintenance is not None) and not self.loop.is_closed()
 
     def _loop_exception(self, loop, context) -> None:
         # A crash in one callback must not stop the loop: log it, show it, go on.
@@ -245,7 +275,7 @@ class Daemon:
 
     def _notify_status(self) -> None:
         """systemd's STATUS= line: state and faults, never a position or an identity."""
-        if not self.options.notify:
+        if not self.options.notify or self.machine is None:
             return
         machine = self.machine
         text = machine.state.value
@@ -303,7 +333,7 @@ class Daemon:
         machine = self.machine
         current = machine.current if machine else None
         status: dict[str, Any] = {
-            "state": machine.state.value if machine else "starting",
+            "state": machine.state.value if machine else ("maintenance" if self.maintenance else "starting"),
             "camera_id": self.config.device.camera_id,
             "config": {"digest": self.config.digest[:16], "signed": self.config.signed},
             "recording": None,
@@ -318,10 +348,14 @@ class Daemon:
                                    "bookmarks": len(current.bookmarks)}
         if self.hardware and self.hardware.battery is not None:
             status["battery_percent"] = round(self.hardware.battery.percent(), 1)
-        status.update(self.sessions.status() if machine else {})
+        status.update(self.sessions.status() if machine and self.sessions else {})
+        if self.maintenance is not None:
+            status["maintenance"] = self.maintenance
         if self.updater is not None:
+            info = self.updater.info()
             status["config"]["version"] = self.updater.running_version
-            status["config"]["pending"] = self.updater.info()["pending_version"]
+            status["config"]["pending"] = info["pending_version"]
+            status["config"]["version_floor"] = info["version_floor"]
         if self.assignment is not None:
             status["assignment"] = self.assignment.status()
         if self.listener is not None:
@@ -359,6 +393,28 @@ class Daemon:
         if self.hardware is not None:
             self.hardware.close()
 
+    async def abandon(self, why: str) -> None:
+        """A start failed part way: release what it opened, and journal why."""
+        for task in self._tasks:
+            task.cancel()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        if self._control is not None:
+            await self._control.close()
+        if self.listener is not None:
+            self.listener.close()
+        if self.sessions is not None:
+            try:
+                await self.sessions.close()
+            except Exception:  # noqa: BLE001 - half built: release the rest anyway
+                log.exception("closing a half-started pipeline failed")
+        if self.hardware is not None:
+            self.hardware.close()
+        if self.spool is not None:
+            self.spool.journal.append("start failed", {"reason": why[:2000],
+                                                       "config_version": self.config_version})
+            self.spool.close()
+
     def power_cut(self) -> None:
         """Simulated loss of power: everything stops where it is, nothing is sealed or
         closed; the next start's recovery deals with what was left."""
@@ -392,7 +448,19 @@ async def serve(config_path, options: Options) -> int:
         daemon = Daemon(config, options, loop=loop, config_version=version, previous=daemon)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, daemon.request_stop)
-        await daemon.start()
+        try:
+            await daemon.start()
+        except Exception as exc:  # noqa: BLE001 - whatever it is, never a boot loop
+            why = "; ".join(getattr(exc, "problems", None) or [f"{type(exc).__name__}: {exc}"])
+            log.exception("start on configuration version %d failed", version)
+            await daemon.abandon(why)
+            if fall_back(options.state_dir, f"start failed: {why}") is not None:
+                daemon = None
+                continue
+            daemon = Daemon(config, options, loop=loop, config_version=version)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, daemon.request_stop)
+            await daemon.start_maintenance(why)
         await daemon.wait_stopped()
         if not daemon.restart_requested:
             await daemon.shutdown("daemon stopping (signal)")
