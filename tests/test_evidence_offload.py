@@ -47,3 +47,43 @@ def test_receipt_frees_exactly_what_the_vault_holds(tmp_path):
     spool = device.spool()
     spool.recover()
     assert spool.next_seq == 3
+
+
+def test_a_malformed_receipt_is_set_aside_and_the_valid_ones_after_it_apply(tmp_path):
+    """NaN, JSON nested 100000 deep, a number of 5000 digits or plain garbage in one
+    receipt: that one is refused, journaled and set aside; the valid receipt after it
+    still frees its recording, this round and not never."""
+    import json
+
+    device = Device(tmp_path)
+    vault = FileSigner.create(tmp_path / "vault.key")
+    spool = device.spool()
+    first = device.record(spool)
+    inbox = device.spool_dir / INBOX
+    inbox.mkdir()
+    signed = _receipt(vault, device, [first])
+    bad = {
+        "receipt-0000-nan.json": json.dumps(dict(signed, issued_at=float("nan"))),
+        "receipt-0001-deep.json": "[" * 100_000 + "]" * 100_000,
+        "receipt-0002-digits.json": json.dumps(dict(signed, issued_at=None))[:-1] + ', "n": ' + "9" * 5000 + "}",
+        "receipt-0003-garbage.json": "\x00\xff not json",
+    }
+    for name, text in bad.items():
+        (inbox / name).write_text(text, encoding="latin-1")
+    valid = write_receipt(inbox, signed)
+    assert sorted(bad)[-1] < valid.name, "the valid receipt comes after the bad ones"
+
+    assert spool.apply_receipts(vault.public_key) == [first.id]
+    assert not first.path.exists()
+    assert sorted(p.name for p in (inbox / "refused").iterdir()) == sorted(bad)
+    assert [p.name for p in (inbox / "applied").iterdir()] == [valid.name]
+    journal = read_chain(device.spool_dir / "journal.jsonl", JOURNAL_CONTEXT, device.signer.public_key)
+    assert journal.ok
+    refused = {line["data"]["receipt"]: line["data"]["reason"] for line in journal.lines
+               if line["event"] == "offload receipt" and not line["data"]["accepted"]}
+    assert set(refused) == set(bad)
+    assert "NaN" in refused["receipt-0000-nan.json"]
+    assert "nested" in refused["receipt-0001-deep.json"]
+    assert "digits" in refused["receipt-0002-digits.json"]
+    assert all(str(inbox) not in reason for reason in refused.values())
+    spool.close()

@@ -65,7 +65,11 @@ def verify_receipt(source: str | Path | bytes | dict, vault_key: bytes | str, *,
             raise VerificationError(f"not a readable receipt: {exc}") from None
     if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_CONTEXT:
         raise VerificationError(f"{where}: not a pieton receipt (format {RECEIPT_CONTEXT})")
-    if not signature_valid(receipt, RECEIPT_CONTEXT, vault_key):
+    try:
+        valid = signature_valid(receipt, RECEIPT_CONTEXT, vault_key)
+    except (ValueError, TypeError, RecursionError) as exc:   # a dict given with NaN or the like
+        raise VerificationError(f"{where}: cannot be checked ({type(exc).__name__}: {exc})") from None
+    if not valid:
         raise VerificationError(f"{where}: signature does not verify against the vault key "
                                 f"{vault_key.hex()[:16]}... (forged, altered or from another vault)")
     if camera_id is not None and receipt.get("camera") != camera_id:

@@ -9,6 +9,7 @@ so they never go backwards and nothing unsigned moves them.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -37,6 +38,8 @@ from recorder.evidence.recording import Durability, RecordingWriter, WritingTerm
 from recorder.evidence.recovery import recover_recording
 from recorder.evidence.sequence import journal_endings, signed_opened_seq, signed_state
 from recorder.evidence.storage import DEFAULT_RESERVE_BYTES, Storage
+
+log = logging.getLogger("pieton.spool")
 
 
 def last_good_line(path: Path) -> tuple[dict | None, str | None]:
@@ -224,8 +227,10 @@ class Spool:
     def apply_receipts(self, vault_key: bytes | str) -> list[str]:
         """Free the recordings that the vault's signed receipts in ``inbox/`` cover exactly
         (same camera, same device key, same last manifest line), journalling the receipt
-        and each recording freed. A receipt that does not verify frees nothing and is
-        journalled as refused. Returns the recording ids freed."""
+        and each recording freed. Each receipt is judged alone: one that does not verify or
+        cannot be read (NaN, deep nesting, oversize, garbage) frees nothing, is journalled as
+        refused and set aside in ``inbox/refused/``, and the receipts after it still apply.
+        Returns the recording ids freed."""
         inbox = self.dir / INBOX
         if not inbox.is_dir():
             return []
@@ -235,33 +240,44 @@ class Spool:
                 receipt = verify_receipt(path, vault_key, camera_id=self.camera_id,
                                          device_key=self.signer.public_key.hex())
             except VerificationError as exc:
-                self.journal.append("offload receipt", {"receipt": path.name, "accepted": False,
-                                                        "reason": str(exc).replace(str(path), path.name)})
-                self._file_receipt(path, "refused")
+                self._refuse_receipt(path, str(exc))
                 continue
-            held = {}
-            for folder in self.recordings():
-                if self.current is not None and folder == self.current.path and self.current.state != "closed":
-                    continue
-                line, last_hash = last_good_line(folder / MANIFEST_FILE)
-                if line is not None and line.get("event") in ("closed", "recovered"):
-                    held[folder.name] = last_hash
-            covered = freeable(receipt, held)
-            self.journal.append("offload receipt", {"receipt": path.name, "accepted": True,
-                                                    "issued_at": receipt.get("issued_at"),
-                                                    "vault_key": receipt.get("vault_key"),
-                                                    "recordings": len(receipt["recordings"]),
-                                                    "freeable": covered})
-            for rid in covered:
-                folder = self.dir / rid
-                size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-                shutil.rmtree(folder)
-                fsync_dir(self.dir)
-                self.journal.append("space freed", {"recording_id": rid,
-                                                    "recording_seq": parse_recording_id(rid).seq,
-                                                    "last_line_hash": held[rid], "bytes": size})
-                freed.append(rid)
-            self._file_receipt(path, "applied")
+            try:
+                freed += self._apply_receipt(path, receipt)
+            except OSError as exc:  # left in the inbox, tried again; the others still apply
+                log.warning("receipt %s: cannot free its recordings now: %s", path.name, exc)
+        return freed
+
+    def _refuse_receipt(self, path: Path, why: str) -> None:
+        self.journal.append("offload receipt", {"receipt": path.name, "accepted": False,
+                                                "reason": why.replace(str(path), path.name)[:500]})
+        self._file_receipt(path, "refused")
+
+    def _apply_receipt(self, path: Path, receipt: dict) -> list[str]:
+        held = {}
+        for folder in self.recordings():
+            if self.current is not None and folder == self.current.path and self.current.state != "closed":
+                continue
+            line, last_hash = last_good_line(folder / MANIFEST_FILE)
+            if line is not None and line.get("event") in ("closed", "recovered"):
+                held[folder.name] = last_hash
+        covered = freeable(receipt, held)
+        self.journal.append("offload receipt", {"receipt": path.name, "accepted": True,
+                                                "issued_at": receipt.get("issued_at"),
+                                                "vault_key": receipt.get("vault_key"),
+                                                "recordings": len(receipt["recordings"]),
+                                                "freeable": covered})
+        freed = []
+        for rid in covered:
+            folder = self.dir / rid
+            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            shutil.rmtree(folder)
+            fsync_dir(self.dir)
+            self.journal.append("space freed", {"recording_id": rid,
+                                                "recording_seq": parse_recording_id(rid).seq,
+                                                "last_line_hash": held[rid], "bytes": size})
+            freed.append(rid)
+        self._file_receipt(path, "applied")
         return freed
 
     def _file_receipt(self, path: Path, state: str) -> None:
