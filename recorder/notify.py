@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
@@ -124,14 +123,15 @@ class Watchdog:
     """Pings systemd's watchdog at half its interval, only while the loop is healthy.
 
     Healthy means: the loop ran this task's probes with less than ``max_lag`` seconds of
-    delay since the last ping (measured on the real monotonic clock), and ``healthy()``
+    delay since the last ping (measured on ``clock``, by default the loop's own monotonic
+    clock, so a virtual-clock loop checks the schedule without waiting), and ``healthy()``
     returns True. A loop blocked in a callback runs no probe at all, so no ping is sent.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *,
                  healthy: Callable[[], bool] | None = None, interval: float | None = None,
                  notifier: Notifier | None = None, max_lag: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] | None = None):
         self.loop = loop
         self.interval = watchdog_interval() if interval is None else interval
         self.notifier = notifier if notifier is not None else Notifier.from_env()
@@ -164,17 +164,18 @@ class Watchdog:
             task.cancel()
 
     async def _run(self) -> None:
+        clock = self.clock or asyncio.get_running_loop().time
         probe = min(0.25, self.period / 4)
         worst_lag = 0.0
         self._ping(0.0)
-        last_ping = self.clock()
+        last_ping = clock()
         while True:
-            before = self.clock()
+            before = clock()
             await asyncio.sleep(probe)
-            worst_lag = max(worst_lag, self.clock() - before - probe)
-            if self.clock() - last_ping >= self.period:
+            worst_lag = max(worst_lag, clock() - before - probe)
+            if clock() - last_ping >= self.period:
                 self._ping(worst_lag)
-                last_ping, worst_lag = self.clock(), 0.0
+                last_ping, worst_lag = clock(), 0.0
 
     def _ping(self, lag: float) -> None:
         problem = None

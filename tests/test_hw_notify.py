@@ -2,11 +2,13 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 
 import pytest
 
 from recorder import notify
+from recorder.clock import VirtualClockLoop
 from recorder.notify import Notifier, Watchdog, watchdog_interval
 
 
@@ -69,40 +71,70 @@ def test_watchdog_interval_from_environment(caplog):
     assert "soon" in caplog.text
 
 
-def test_watchdog_pings_only_while_the_loop_is_healthy(systemd_socket):
+class VirtualWatch:
+    """A watchdog on a virtual-clock loop and a real notify socket: ``run_to(t)`` lets the
+    loop run until its clock reads ``t`` (no real waiting), then returns the messages
+    systemd received meanwhile."""
+
+    def __init__(self, sock, path, *, interval, healthy=lambda: True):
+        self.sock = sock
+        self.loop = VirtualClockLoop(start=0.0)
+        self.dog = Watchdog(self.loop, interval=interval, notifier=Notifier(path), healthy=healthy)
+
+    def run_to(self, t: float) -> list[str]:
+        async def until():
+            await asyncio.sleep(t - self.loop.time())
+
+        self.loop.run_until_complete(until())
+        return drain(self.sock)
+
+    def close(self) -> None:
+        self.dog.stop()
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+
+
+def test_watchdog_ping_schedule_on_a_virtual_clock(systemd_socket):
+    """WatchdogSec=10: a ping at start, then one every 5 s (half the interval), exactly."""
+    path, sock = systemd_socket
+    watch = VirtualWatch(sock, path, interval=10.0)
+    dog = watch.dog
+    assert dog.period == 5.0 and dog.max_lag == 2.5
+    try:
+        dog.start()
+        assert watch.run_to(0.1) == ["WATCHDOG=1"]
+        assert watch.run_to(4.9) == []
+        assert watch.run_to(5.1) == ["WATCHDOG=1"]
+        assert watch.run_to(59.9) == ["WATCHDOG=1"] * 10        # at 10, 15, ... 55
+        assert dog.pings == 12 and dog.missed == 0
+        assert watch.loop.time() < 60.0
+    finally:
+        watch.close()
+
+
+def test_watchdog_withholds_pings_while_unhealthy_or_after_a_hang_on_a_virtual_clock(systemd_socket, caplog):
     path, sock = systemd_socket
     healthy = {"ok": True}
-    dog = Watchdog(interval=0.4, notifier=Notifier(path), healthy=lambda: healthy["ok"], max_lag=0.3)
-    assert dog.enabled and dog.period == 0.2
-
-    async def scenario():
+    watch = VirtualWatch(sock, path, interval=10.0, healthy=lambda: healthy["ok"])
+    dog = watch.dog
+    try:
         dog.start()
-        await asyncio.sleep(1.0)
-        running = len(drain(sock))
-        # A callback blocks the loop longer than the whole watchdog interval.
-        asyncio.get_running_loop().call_soon(time.sleep, 0.8)
-        await asyncio.sleep(0.9)
-        while_hung = drain(sock)
-        missed_after_hang, problem = dog.missed, dog.last_problem
-        await asyncio.sleep(0.6)
-        recovered = len(drain(sock))
+        assert len(watch.run_to(29.9)) == 6                     # 0, 5, ... 25
         healthy["ok"] = False
-        await asyncio.sleep(0.7)
-        while_unhealthy = drain(sock)
+        assert watch.run_to(59.9) == []                          # due at 30, 35, ... 55: withheld
+        assert dog.missed == 6 and dog.last_problem == "health check failed"
         healthy["ok"] = True
-        await asyncio.sleep(0.5)
-        back = len(drain(sock))
-        dog.stop()
-        return running, while_hung, missed_after_hang, problem, recovered, while_unhealthy, back
+        assert watch.run_to(60.1) == ["WATCHDOG=1"] and dog.last_problem is None
 
-    running, while_hung, missed_after_hang, problem, recovered, while_unhealthy, back = asyncio.run(scenario())
-    assert running >= 4                 # about every 0.2 s
-    assert while_hung == []             # blocked loop: no ping, and the lag withholds the next one
-    assert missed_after_hang >= 1 and problem.startswith("event loop lagged")
-    assert recovered >= 1
-    assert while_unhealthy == []        # health callback False: no ping
-    assert back >= 1
-    assert "pings=" in repr(dog) and dog.missed >= 3
+        # A callback blocks the loop for three times WatchdogSec: the virtual clock jumps
+        # as the real one would. The next probe sees the lag and withholds the ping.
+        watch.loop.call_soon(watch.loop.advance, 30.0)
+        assert watch.run_to(90.3) == []
+        assert dog.missed == 7 and dog.last_problem.startswith("event loop lagged 29.")
+        assert watch.run_to(95.1) == ["WATCHDOG=1"]              # recovered: the schedule goes on
+        assert "withholding watchdog ping: event loop lagged" in caplog.text
+    finally:
+        watch.close()
 
 
 def test_watchdog_treats_a_raising_health_check_as_unhealthy(systemd_socket, caplog):
@@ -111,16 +143,61 @@ def test_watchdog_treats_a_raising_health_check_as_unhealthy(systemd_socket, cap
     def broken():
         raise OSError("spool unreadable")
 
-    dog = Watchdog(interval=0.2, notifier=Notifier(path), healthy=broken)
+    watch = VirtualWatch(sock, path, interval=2.0, healthy=broken)
+    try:
+        watch.dog.start()
+        assert watch.run_to(3.5) == [] and watch.dog.missed == 4   # at 0, 1, 2, 3
+    finally:
+        watch.close()
+    assert "spool unreadable" in caplog.text
+
+
+def test_a_hung_loop_gets_no_ping_in_real_time(systemd_socket):
+    """The one real-time check: a callback blocks the loop for three times WatchdogSec
+    (0.6 s for 0.2 s). Systemd hears nothing during the first third of the hang (every
+    ping due then is at least 0.4 s overdue before the loop can send anything), and the
+    first ping due after it is withheld for the lag, which is three times the bound."""
+    path, sock = systemd_socket
+    interval, hang = 0.2, 0.6
+    dog = Watchdog(interval=interval, notifier=Notifier(path), max_lag=hang / 3)
+    hung = threading.Event()
+    heard: dict = {}
+
+    def block():
+        heard["hung at"] = time.monotonic()
+        hung.set()
+        time.sleep(hang)
+
+    def listen():
+        hung.wait(30)
+        drain(sock)                       # all sent before the hang began
+        end = heard["hung at"] + hang / 3
+        messages = []
+        while time.monotonic() < end:
+            messages += drain(sock)
+            time.sleep(0.01)
+        heard["during hang"] = messages
 
     async def scenario():
         dog.start()
-        await asyncio.sleep(0.35)
+        while dog.pings == 0:             # pinging: the loop is healthy so far
+            await asyncio.sleep(0.01)
+        listener = threading.Thread(target=listen)
+        listener.start()
+        asyncio.get_running_loop().call_soon(block)
+        missed = dog.missed
+        for _ in range(1000):             # up to 10 s for the withheld ping
+            await asyncio.sleep(0.01)
+            if dog.missed > missed:
+                break
+        problem = dog.last_problem
         dog.stop()
+        listener.join(30)
+        return problem
 
-    asyncio.run(scenario())
-    assert drain(sock) == [] and dog.missed >= 2
-    assert "spool unreadable" in caplog.text
+    problem = asyncio.run(scenario())
+    assert heard["during hang"] == []
+    assert problem is not None and problem.startswith("event loop lagged")
 
 
 def test_watchdog_disabled_without_interval_or_socket(systemd_socket, monkeypatch):
@@ -138,16 +215,16 @@ def test_watchdog_disabled_without_interval_or_socket(systemd_socket, monkeypatc
 def test_watchdog_as_the_daemon_starts_it_from_the_service_environment(systemd_socket, monkeypatch):
     path, sock = systemd_socket
     monkeypatch.setenv("NOTIFY_SOCKET", path)
-    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.setenv("WATCHDOG_USEC", "20000000")            # WatchdogSec=20
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
-    loop = asyncio.new_event_loop()
+    loop = VirtualClockLoop(start=0.0)
     try:
         dog = Watchdog(loop, healthy=lambda: True)
-        assert dog.interval == 0.2 and dog.start() is dog.start()
-        loop.run_until_complete(asyncio.sleep(0.35))
+        assert dog.interval == 20.0 and dog.start() is dog.start()
+        loop.run_until_complete(asyncio.sleep(25.0))            # pings at 0, 10, 20
         dog.stop()
         dog.stop()
-        loop.run_until_complete(asyncio.sleep(0.2))
+        loop.run_until_complete(asyncio.sleep(30.0))            # stopped: no more
     finally:
         loop.close()
-    assert drain(sock) == ["WATCHDOG=1"] * dog.pings and dog.pings >= 3
+    assert drain(sock) == ["WATCHDOG=1"] * 3 and dog.pings == 3
