@@ -13,8 +13,7 @@ On the device's state folder::
     config/previous ->   the one before, kept
     config/pending ->    accepted during a recording, applied when it ends
     config/revoked.json  technician keys earlier configurations trusted and a later one removed
-    config/floor.json    after a fallback: the failed bundle's version (the next must be newer)
-                         and its technician keys (still trusted, less any revoked)
+    config/floor.json    the highest version dropped by a fallback: the next must be newer
     config/fallback.json a fallback not yet written to the device journal
 
 Before a bundle is accepted the device rehearses it (recorder.rehearsal): everything the
@@ -177,16 +176,14 @@ class ConfigUpdater:
     def version_floor(self) -> int:
         """A new bundle's version must exceed this: the latest accepted one, and any bundle
         dropped by a fallback."""
-        return max(self.latest[0], self.floor["version"])
+        return max(self.latest[0], self.floor)
 
     def trusted_technicians(self) -> list[str]:
         """The keys that may sign the next bundle or an assignment: the latest accepted
-        configuration's (after a fallback, with the failed bundle's), never a revoked one."""
-        keys = list(self.latest[1].keys.technicians)
-        if self.pending is None:
-            keys += self.floor["technicians"]
+        configuration's, never a revoked one (after a fallback, the configuration in force
+        may list a key the failed bundle revoked: it stays revoked)."""
         revoked = set(self._revoked())
-        return [k for k in dict.fromkeys(keys) if k not in revoked]
+        return [k for k in self.latest[1].keys.technicians if k not in revoked]
 
     def _journal_fallbacks(self) -> None:
         """Journal the fallbacks made before this start (the journal did not exist yet)."""
@@ -280,14 +277,11 @@ class ConfigUpdater:
         if recording_active if recording_active is not None else self.is_recording():
             return None
         bundle, config = self.pending
-        old_keys = set(self.running.keys.technicians) | set(self.floor["technicians"])
+        old_keys = set(self.running.keys.technicians)
         new_keys = set(config.keys.technicians)
         revoked = (set(self._revoked()) | (old_keys - new_keys)) - new_keys
         # durable: a torn revoked.json reads as no revocation at all
         write_atomic(self.root / "revoked.json", json.dumps(sorted(revoked)).encode())
-        if self.floor["technicians"]:  # the failed bundle's keys were trusted until this one
-            self.floor = {"version": self.floor["version"], "technicians": []}
-            write_atomic(self.root / FLOOR_FILE, json.dumps(self.floor).encode())
         current = self.root / "current"
         old_dir = current.resolve() if current.exists() else None
         if old_dir is not None:
@@ -346,25 +340,22 @@ def _read_json_list(path: Path) -> list:
     return value if isinstance(value, list) else []
 
 
-def _read_floor(root: Path) -> dict:
+def _read_floor(root: Path) -> int:
+    """The version floor a fallback left (0 without one)."""
     try:
         value = load_json_file(root / FLOOR_FILE, "settings")
     except InputError:
-        value = None
-    if not isinstance(value, dict):
-        return {"version": 0, "technicians": []}
-    version = value.get("version")
-    keys = value.get("technicians")
-    return {"version": version if isinstance(version, int) and not isinstance(version, bool) else 0,
-            "technicians": [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []}
+        return 0
+    version = value.get("version") if isinstance(value, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
 
 
 def fall_back(state_dir: str | Path, reason: str) -> dict | None:
     """Drop the installed configuration in force (it fails at load or at start) for the one
     before it: the previous installed bundle, else the provisioned configuration. The failed
-    bundle's version becomes the floor the next bundle must exceed, its technician keys stay
-    trusted (less any revoked), revoked.json is left as it is, and the fallback is noted for
-    the device journal. Returns the note, or None when nothing installed is left to drop."""
+    bundle's version becomes the floor the next bundle must exceed, revoked.json is left as
+    it is (every revocation made since stays), and the fallback is noted for the device
+    journal. Returns the note, or None when nothing installed is left to drop."""
     root = Path(state_dir) / "config"
     current = root / "current"
     if not current.is_symlink():
@@ -374,15 +365,8 @@ def fall_back(state_dir: str | Path, reason: str) -> dict | None:
         failed_version = int(failed_dir.name.lstrip("v"))
     except ValueError:
         failed_version = 0
-    technicians: list[str] = []
-    try:
-        technicians = list(_load_installed(failed_dir)[1].keys.technicians)
-    except (ConfigError, OSError):
-        pass  # a bundle that no longer verifies vouches for no key
-    floor = _read_floor(root)
-    floor = {"version": max(floor["version"], failed_version),
-             "technicians": list(dict.fromkeys(floor["technicians"] + technicians))}
-    write_atomic(root / FLOOR_FILE, json.dumps(floor).encode())
+    floor = max(_read_floor(root), failed_version)
+    write_atomic(root / FLOOR_FILE, json.dumps({"version": floor}).encode())
     previous = root / "previous"
     back_to = os.readlink(previous) if previous.is_symlink() and previous.exists() else None
     _point(current, back_to)
@@ -391,7 +375,7 @@ def fall_back(state_dir: str | Path, reason: str) -> dict | None:
         shutil.rmtree(failed_dir, ignore_errors=True)
     note = {"failed_version": failed_version, "reason": reason[:2000],
             "version": int(back_to.lstrip("v")) if back_to else 0,
-            "to": back_to or "provisioned configuration", "version_floor": floor["version"]}
+            "to": back_to or "provisioned configuration", "version_floor": floor}
     notes = _read_json_list(root / FALLBACK_NOTE) + [note]
     write_atomic(root / FALLBACK_NOTE, json.dumps(notes[-16:]).encode())
     log.error("configuration v%d failed (%s): fell back to %s", failed_version, reason, note["to"])

@@ -16,7 +16,7 @@ import pytest
 
 from drivers.signer import FileSigner
 from recorder.bundle import materialise, public_hex, read_bundle
-from recorder.config_update import ConfigUpdater, load_device_config
+from recorder.config_update import ConfigUpdater, fall_back, load_device_config
 from recorder.serial_link import PtyCable
 from tests.conftest import read_jsonl, write_config
 from tests.tech_device import make_config, make_device, sign, technician
@@ -85,6 +85,26 @@ def test_an_installed_bundle_that_no_longer_loads_falls_back_keeping_floor_and_r
     # the failed version is the floor: replaying it is refused
     assert updater.offer(sign(make_config(tmp_path / "v2b", keys[1:], recipient), second, 2)).code == "not-newer"
     assert updater.offer(sign(make_config(tmp_path / "v3", keys[1:], recipient), second, 3)).code == "applied"
+
+
+def test_a_fallback_never_trusts_a_key_the_failed_bundle_revoked(setup):
+    """v2, signed by B, revokes A and then fails at start. Back on v1, which lists A and
+    B, A may sign nothing (a bundle, or an assignment: the keeper asks the same list); B
+    may, above the failed version."""
+    tmp_path, _, a, recipient, device = setup
+    _, b = technician(tmp_path, "b")
+    ab = [public_hex(a), public_hex(b)]
+    assert device.updater.offer(sign(make_config(tmp_path / "v1", ab, recipient), a, 1)).code == "applied"
+    assert device.updater.offer(sign(make_config(tmp_path / "v2", ab[1:], recipient), b, 2)).code == "applied"
+    note = fall_back(device.state, "start failed: test")
+    assert note["failed_version"] == 2 and note["version"] == 1 and note["version_floor"] == 2
+    config, version = load_device_config(tmp_path / "running" / "pieton.toml", device.state)
+    assert version == 1 and list(config.keys.technicians) == ab
+    updater = ConfigUpdater(device.state, config, device.journal)
+    assert updater.trusted_technicians() == ab[1:]
+    assert updater.offer(sign(make_config(tmp_path / "v3a", ab, recipient), a, 3)).code == "revoked-signer"
+    assert updater.offer(sign(make_config(tmp_path / "v2b", ab[1:], recipient), b, 2)).code == "not-newer"
+    assert updater.offer(sign(make_config(tmp_path / "v3", ab[1:], recipient), b, 3)).code == "applied"
 
 
 def _wait(predicate, timeout=30.0):
