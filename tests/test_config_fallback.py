@@ -15,6 +15,7 @@ import time
 import pytest
 
 from drivers.signer import FileSigner
+from recorder.assignment import AssignmentKeeper, sign_assignment
 from recorder.bundle import materialise, public_hex, read_bundle
 from recorder.config_update import ConfigUpdater, fall_back, load_device_config
 from recorder.serial_link import PtyCable
@@ -103,6 +104,10 @@ def test_a_fallback_never_trusts_a_key_the_failed_bundle_revoked(setup):
     updater = ConfigUpdater(device.state, config, device.journal)
     assert updater.trusted_technicians() == ab[1:]
     assert updater.offer(sign(make_config(tmp_path / "v3a", ab, recipient), a, 3)).code == "revoked-signer"
+    keeper = AssignmentKeeper(device.state, device.journal, "CAM-SIM-001", updater.trusted_technicians)
+    until = time.time() + 3600
+    assert keeper.offer(sign_assignment(a, "PM-1", "CAM-SIM-001", keeper.counter + 1, until)).code == "unknown-signer"
+    assert keeper.offer(sign_assignment(b, "PM-1", "CAM-SIM-001", keeper.counter + 1, until)).code == "assigned"
     assert updater.offer(sign(make_config(tmp_path / "v2b", ab[1:], recipient), b, 2)).code == "not-newer"
     assert updater.offer(sign(make_config(tmp_path / "v3", ab[1:], recipient), b, 3)).code == "applied"
 
