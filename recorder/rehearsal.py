@@ -53,7 +53,9 @@ def rehearse(config, storage_dir=None) -> None:
         wall = SimulatedWallClock(loop, REHEARSAL_EPOCH)
         part = "storage"
         if storage_dir is not None:
-            Storage.from_config(storage_dir, config.storage).start_refusal()
+            unusable = Storage.from_config(storage_dir, config.storage).unusable()
+            if unusable:
+                raise ConfigError([unusable])
         part = "notice"
         notice = Notice(config, None)
         part = "gestures"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,10 +46,13 @@ def refused_unchanged(device, data):
 @pytest.mark.parametrize("video, part", [
     ({"keyframe_interval_s": float("nan")}, "keyframe_interval_s"),   # the schema or the rehearsal
     ({"width": 321}, "camera"),                                       # passes the schema, cannot run
+    ({}, "min_free_mb"),                                              # more than the whole card
 ])
 def test_a_bundle_the_camera_cannot_run_is_refused_before_it_is_accepted(setup, video, part):
     tmp_path, _, tech, recipient, device = setup
-    bundle = sign(make_config(tmp_path / "bad", [public_hex(tech)], recipient, video=video), tech, 1)
+    whole_card_mb = shutil.disk_usage(device.state).total // 1_000_000
+    overrides = {"video": video} if video else {"storage": {"min_free_mb": whole_card_mb + 1}}
+    bundle = sign(make_config(tmp_path / "bad", [public_hex(tech)], recipient, **overrides), tech, 1)
     answer = refused_unchanged(device, bundle)
     assert part in answer.message or "cannot run" in answer.message
     good = sign(make_config(tmp_path / "good", [public_hex(tech)], recipient), tech, 1)

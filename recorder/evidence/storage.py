@@ -49,6 +49,20 @@ class Storage:
         st = os.statvfs(self.directory)
         return st.f_bavail * st.f_frsize
 
+    def capacity_bytes(self) -> int:
+        """The size of the medium (what a recording could ever have, free or not)."""
+        st = os.statvfs(self.directory)
+        return st.f_blocks * st.f_frsize
+
+    def unusable(self) -> str | None:
+        """Why no recording could ever start on this medium with these thresholds, or None."""
+        needed = self.min_free_bytes + self.reserve_bytes
+        capacity = self.capacity_bytes()
+        if needed > capacity:
+            return (f"min_free_mb = {self.min_free_bytes // MB} needs more than the whole storage "
+                    f"({capacity // MB} MB): no recording could ever start")
+        return None
+
     def free_mb(self) -> float:
         return self.free_bytes() / MB
 
