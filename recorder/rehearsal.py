@@ -5,7 +5,7 @@ A configuration can pass its schema and still be one the camera cannot run (a fr
 libx264 refuses, a notice it cannot load, a boundary it cannot read). Accepting such a
 bundle used to make the camera fail at every start, before its serial link opened, so it
 could not even be re-flashed. Before a bundle is accepted, the device builds the state
-machine, the position tracker and boundary, the media pipeline with simulated sensors of
+machine, the position tracker and boundary, the media pipeline with stand-in sensors of
 the configured size (one frame and one block of sound encoded) and its storage judge, and
 refuses the bundle, naming the part, when any of them fails.
 """
@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from drivers.acoustics import Room
-from drivers.camera import RawFrame, open_camera
+from drivers.camera import Camera, RawFrame
 from drivers.microphone import open_microphone
 from recorder.clock import SimulatedWallClock
-from recorder.errors import ConfigError
+from recorder.errors import ConfigError, DriverUnavailable
 from recorder.evidence.storage import Storage
 from recorder.feedback import Feedback
 from recorder.media.pipeline import MediaPipeline
@@ -30,6 +30,20 @@ from recorder.position import Position
 from recorder.state import Machine
 
 REHEARSAL_EPOCH = 1_767_225_600.0   # any plausible UTC time: the overlay draws it
+
+
+class _StandInCamera(Camera):
+    """A camera of the configured size that is never started: the frame size checks and
+    the encoder are the real ones, without the simulated scene's cost (seconds at 12 MP)."""
+
+    backend = "rehearsal"
+
+    def start(self, loop, callback) -> None:
+        raise DriverUnavailable("a rehearsal opens no camera")
+
+    def still(self) -> np.ndarray:
+        """A mid-grey I420 frame."""
+        return np.full((self.height * 3 // 2, self.width), 128, np.uint8)
 
 
 class _NoSessions:
@@ -65,7 +79,7 @@ def rehearse(config, storage_dir=None) -> None:
         if position.geofence_error:
             raise ConfigError([position.geofence_error])
         part = "camera"
-        camera = open_camera("simulated", config)
+        camera = _StandInCamera(config.video.width, config.video.height, config.video.fps)
         opened.append(camera)
         microphone = None
         if config.audio.enabled:
@@ -75,7 +89,7 @@ def rehearse(config, storage_dir=None) -> None:
         part = "media pipeline"
         pipeline = MediaPipeline(config, camera, microphone, None, loop=loop, wall_clock=wall, executor=worker)
         part = "video encoder"
-        image = camera.render_still(0)
+        image = camera.still()
         frame = RawFrame(0, loop.time(), camera.width, camera.height, lambda: image)
         if not pipeline.source.process(frame, wall.now()):
             raise ConfigError(["the encoder gave no packet for a frame"])
