@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 
 from recorder.cli import SCENARIOS, simulate
+from recorder.errors import ConfigError, PietonError
+from recorder.evidence.age import generate_identity
 from recorder.scenario import verdict
 from recorder.summary import print_summary
+from tools.vault.demo import vault_epilogue
 
 # The default demo folder: one, replaced at each run, so `make run` never piles up folders.
 DEFAULT_ROOT = Path(tempfile.gettempdir()) / "pieton-demo"
@@ -40,7 +43,6 @@ def _progress(t: float, text: str) -> None:
 
 
 def run_demo(state_dir: str | None, *, realtime: bool = False, config_path=None, quiet: bool = False) -> int:
-    from recorder.evidence.age import generate_identity
     root = Path(state_dir) if state_dir else _fresh_default_root()
     root.mkdir(parents=True, exist_ok=True)
     chief = root / "chief" / "chief.identity"   # the chief's key: off the device, in his vault
@@ -68,7 +70,6 @@ def run_demo(state_dir: str | None, *, realtime: bool = False, config_path=None,
     if problem:
         print(f"\npieton: {problem}", file=sys.stderr)
         return 1
-    from tools.vault.demo import vault_epilogue
     code = vault_epilogue(root, device / "spool", chief, recipient)
     print(f"\nEverything is in {root}. The pieton command is .venv/bin/pieton "
           "(or `. .venv/bin/activate` to have it on the PATH); `pieton --help` lists what it does.")
@@ -86,7 +87,6 @@ def register(subparsers) -> None:
 
 
 def cmd_demo(args) -> int:
-    from recorder.errors import ConfigError, PietonError
     try:
         return run_demo(args.state_dir, realtime=args.realtime, config_path=args.config, quiet=args.quiet)
     except (ConfigError, PietonError) as exc:

@@ -24,8 +24,37 @@ from types import SimpleNamespace
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.errors import PietonError
+from drivers.gps import GpsdGps
+from drivers.nmea import NmeaReader
 from drivers.signer import FileSigner
+from recorder.assignment import CONTEXT as ASSIGNMENT_CONTEXT
+from recorder.assignment import read_assignment, sign_assignment
+from recorder.bundle import (
+    CONTEXT,
+    MAGIC,
+    build_bundle,
+    check_target,
+    check_trust,
+    check_version,
+    materialise,
+    public_hex,
+    read_bundle,
+)
+from recorder.config import load_config, parse_config
+from recorder.config_update import Answer
+from recorder.evidence.age import decrypt, generate_identity
+from recorder.evidence.age_format import dearmor, read_header
+from recorder.evidence.age_keys import parse_recipient
 from recorder.evidence.chain import canonical, sign_document
+from recorder.evidence.format import JOURNAL_FILE, MANIFEST_FILE
+from recorder.evidence.receipt import RECEIPT_CONTEXT, freeable, make_receipt, verify_receipt
+from recorder.evidence.spool import Spool
+from recorder.evidence.verify import verify_recording
+from recorder.evidence.verify_spool import verify_journal
+from recorder.link.listener import SerialListener
+from recorder.link.protocol import BadFrame, FrameReader, Received
+from recorder.notice import Notice
+from recorder.position.geofence import load_boundary
 from tools.benchmarks import _age_mutants as age_mutants
 from tools.benchmarks._fuzz_mutators import (
     frame,
@@ -36,7 +65,13 @@ from tools.benchmarks._fuzz_mutators import (
     mutate_nmea,
     mutate_toml,
 )
+from tools.benchmarks.flash import _config as device_config  # a valid device configuration
 from tools.benchmarks.gps import shared_logs
+from tools.link_client import FlashClient
+from tools.vault.index import Index, RecordingRow
+from tools.vault.layout import VaultLayout
+from tools.vault.report import REPORT_CONTEXT, check_report
+from tools.vault.vault import Vault, init_vault
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "config"
@@ -71,7 +106,6 @@ def _writer(path: Path, entry: Callable[[Path], object]) -> Callable[[bytes], ob
 # -- configuration, boundaries, notice audio ------------------------------------------------
 
 def _config(work: Path, rng) -> Harness:
-    from recorder.config import parse_config
     shutil.copy(CONFIG_DIR / "notice-fr.wav", work / "notice-fr.wav")
     shutil.copytree(CONFIG_DIR / "communes", work / "communes")
     return Harness(lambda data: parse_config(data, "fuzz.toml", work), [(CONFIG_DIR / "pieton.toml").read_bytes()],
@@ -83,7 +117,6 @@ def _square(x: float, y: float, d: float) -> list:
 
 
 def _geojson(work: Path, rng) -> Harness:
-    from recorder.position.geofence import load_boundary
     polygon = {"type": "Polygon", "coordinates": _square(4.29, 46.94, 0.05)}
     seeds = [(CONFIG_DIR / "communes" / "autun.geojson").read_bytes(), json.dumps(polygon).encode(),
              json.dumps({"type": "Feature", "properties": {"name": "X", "approximate": True}, "geometry": polygon}).encode(),
@@ -116,7 +149,6 @@ def _mutate_wav(seed: bytes, rng) -> bytes:
 
 
 def _notice(work: Path, rng) -> Harness:
-    from recorder.notice import Notice
     path = work / "notice.wav"
     config = SimpleNamespace(resolve=lambda _: path, notice=SimpleNamespace(audio="notice.wav", text="Attention"))
     seeds = [_wav(1, 2, 16000, 800), _wav(2, 2, 48000, 500), _wav(1, 1, 8000, 100), _wav(1, 2, 22050, 0)]
@@ -126,20 +158,6 @@ def _notice(work: Path, rng) -> Harness:
 # -- bundles and assignments -----------------------------------------------------------------
 
 def _bundle(work: Path, rng) -> Harness:
-    from recorder.bundle import (
-        CONTEXT,
-        MAGIC,
-        build_bundle,
-        check_target,
-        check_trust,
-        check_version,
-        materialise,
-        public_hex,
-        read_bundle,
-    )
-    from recorder.config import load_config
-    from recorder.evidence.age import generate_identity
-    from tools.benchmarks.flash import _config as device_config  # a valid device configuration
     key = Ed25519PrivateKey.generate()
     path = device_config(work / "config", "Attention, cette intervention est enregistrée.", public_hex(key),
                          generate_identity()[1], None)
@@ -186,14 +204,13 @@ def _bundle(work: Path, rng) -> Harness:
 
 
 def _assignment(work: Path, rng) -> Harness:
-    from recorder.assignment import CONTEXT, read_assignment, sign_assignment
     key = Ed25519PrivateKey.generate()
     until = time.time() + 8 * 3600
     seeds = [sign_assignment(key, "A-1234", "CAM-SIM-001", n, until) for n in (1, 99)]
 
     def resign(doc: dict) -> dict:
         try:
-            doc["sig"] = key.sign(CONTEXT + b"\n" + canonical({k: v for k, v in doc.items() if k != "sig"})).hex()
+            doc["sig"] = key.sign(ASSIGNMENT_CONTEXT + b"\n" + canonical({k: v for k, v in doc.items() if k != "sig"})).hex()
         except (TypeError, ValueError):
             pass
         return doc
@@ -244,7 +261,6 @@ def _serial_seeds() -> list[bytes]:
 
 def _frames(data: bytes) -> list:
     """The frames (and bad frames) the protocol's reader takes out of ``data``."""
-    from recorder.link.protocol import BadFrame, FrameReader
     reader = FrameReader(ScriptPort())
     reader.buffer += data
     events = []
@@ -256,8 +272,6 @@ def _frames(data: bytes) -> list:
 
 
 def _serial_codec(work: Path, rng) -> Harness:
-    from recorder.link.protocol import Received
-
     def entry(data: bytes):
         for event in _frames(data):
             if isinstance(event, Received) and event.payload[:1] in (b"{", b"["):
@@ -266,10 +280,6 @@ def _serial_codec(work: Path, rng) -> Harness:
 
 
 def _serial_device(work: Path, rng) -> Harness:
-    from recorder.config_update import Answer
-    from recorder.link.listener import SerialListener
-    from recorder.link.protocol import BadFrame
-
     port = ScriptPort()
     listener = SerialListener(port, {"bundle": lambda b: Answer("ok", "taken"),
                                      "assignment": lambda b: Answer("refused", "no")},
@@ -293,7 +303,6 @@ def _serial_device(work: Path, rng) -> Harness:
 
 
 def _serial_host(work: Path, rng) -> Harness:
-    from tools.link_client import FlashClient
     payload = bytes(2500)
 
     def entry(data: bytes):
@@ -324,8 +333,6 @@ def _nmea_seeds() -> list[bytes]:
 
 
 def _nmea(work: Path, rng) -> Harness:
-    from drivers.nmea import NmeaReader
-
     def entry(data: bytes):
         reader = NmeaReader()
         reader.feed(data)
@@ -334,7 +341,6 @@ def _nmea(work: Path, rng) -> Harness:
 
 
 def _gpsd(work: Path, rng) -> Harness:
-    from drivers.gps import GpsdGps
     gps = GpsdGps()
 
     def entry(data: bytes):
@@ -354,8 +360,6 @@ def _gpsd(work: Path, rng) -> Harness:
 # -- age ---------------------------------------------------------------------------------------
 
 def _age_seeds(rng, armored: bool, count: int = 6) -> tuple[str, str, list[bytes]]:
-    from recorder.evidence.age import generate_identity
-    from recorder.evidence.age_keys import parse_recipient
     identity, recipient = generate_identity()
     out = []
     for n in range(count):
@@ -368,14 +372,12 @@ def _age_seeds(rng, armored: bool, count: int = 6) -> tuple[str, str, list[bytes
 
 
 def _age_header(work: Path, rng) -> Harness:
-    from recorder.evidence.age_format import read_header
     _, recipient, seeds = _age_seeds(rng, armored=False)
     return Harness(lambda data: read_header(io.BytesIO(data), "fuzz"), [s[:s.index(b"\n---") + 48] for s in seeds],
                    lambda seed, rng: havoc(seed, rng, tokens=[b"-> ", b"--- ", b"\n", b"X25519 ", b"scrypt ", b"=", b"A" * 64]))
 
 
 def _age_armor(work: Path, rng) -> Harness:
-    from recorder.evidence.age_format import dearmor
     _, _, binaries = _age_seeds(rng, armored=False, count=3)
     binaries = [b[:400] for b in binaries]          # small inputs: the armor is what is read
     seeds = [age_mutants.armor_mutant(b, rng, mutate=False) for b in binaries]
@@ -388,8 +390,6 @@ def _age_armor(work: Path, rng) -> Harness:
 
 
 def _age_stream(work: Path, rng) -> Harness:
-    from recorder.evidence.age import decrypt
-    from recorder.evidence.age_keys import parse_recipient
     identity, recipient, seeds = _age_seeds(rng, armored=False)
     public = parse_recipient(recipient)
 
@@ -411,8 +411,6 @@ def _age_stream(work: Path, rng) -> Harness:
 # -- evidence: manifests, journals, receipts ---------------------------------------------------
 
 def _recordings(work: Path):
-    from recorder.evidence.age import generate_identity
-    from recorder.evidence.spool import Spool
     signer = FileSigner.create(work / "device.key")
     identity, recipient = generate_identity()
     now = [1_790_000_000.0]
@@ -432,8 +430,6 @@ def _recordings(work: Path):
 
 
 def _manifest(work: Path, rng) -> Harness:
-    from recorder.evidence.format import MANIFEST_FILE
-    from recorder.evidence.verify import verify_recording
     signer, _, recs, identity = _recordings(work)
     folder = Path(recs[0].path)
     seeds = [(Path(r.path) / MANIFEST_FILE).read_bytes() for r in recs]
@@ -446,8 +442,6 @@ def _manifest(work: Path, rng) -> Harness:
 
 
 def _journal(work: Path, rng) -> Harness:
-    from recorder.evidence.format import JOURNAL_FILE
-    from recorder.evidence.verify_spool import verify_journal
     signer, spool, _, _ = _recordings(work)
     path = Path(spool.dir) / JOURNAL_FILE
     seeds = [path.read_bytes()]
@@ -455,7 +449,6 @@ def _journal(work: Path, rng) -> Harness:
 
 
 def _receipt(work: Path, rng) -> Harness:
-    from recorder.evidence.receipt import RECEIPT_CONTEXT, freeable, make_receipt, verify_receipt
     vault = FileSigner.create(work / "vault.key")
     recs = [{"id": f"CAM-F-001-2026092{n}T100000Z-00000{n}", "last_hash": f"{n:064x}", "segments": n}
             for n in range(1, 4)]
@@ -477,7 +470,6 @@ def _receipt(work: Path, rng) -> Harness:
 # -- the vault: reports, index, settings --------------------------------------------------------
 
 def _report(work: Path, rng) -> Harness:
-    from tools.vault.report import REPORT_CONTEXT, check_report
     vault = FileSigner.create(work / "vault.key")
     mp4 = work / "extract.mp4"
     mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
@@ -495,8 +487,6 @@ def _report(work: Path, rng) -> Harness:
 
 
 def _vault(work: Path):
-    from recorder.evidence.age import generate_identity
-    from tools.vault.vault import init_vault
     _, recipient = generate_identity()
     (work / "police").mkdir()
     init_vault(work / "vault", [recipient], work / "police" / "register.jsonl")
@@ -504,7 +494,6 @@ def _vault(work: Path):
 
 
 def _index(work: Path, rng) -> Harness:
-    from tools.vault.index import Index, RecordingRow
     root = _vault(work)
     source = root / "index.sqlite"
     row = RecordingRow("CAM-F-001-20260921T100000Z-000001", "CAM-F-001", 1, 1_790_000_000.0, True,
@@ -540,8 +529,6 @@ def _index(work: Path, rng) -> Harness:
 
 
 def _settings(work: Path, rng) -> Harness:
-    from tools.vault.layout import VaultLayout
-    from tools.vault.vault import Vault
     root = _vault(work)
     settings = VaultLayout(root).settings
 

@@ -21,6 +21,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from drivers.signer import FileSigner
+from recorder.evidence.age import generate_identity
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,8 +32,6 @@ def cut_workspace(prefix: str):
     """A scratch folder with a device key and a chief identity, and the random source of
     the cut instants (seeded by PIETON_BENCH_SEED to repeat a run); removed afterwards.
     Yields (folder, device key file, identity, recipient, rng)."""
-    from drivers.signer import FileSigner
-    from recorder.evidence.age import generate_identity
     work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         key_file = work / "state" / "device-signing.key"

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import coverage
 
+from tools.benchmarks._fuzz_targets import TARGETS
+
 TOTAL_BUDGET_S = 30 * 60
 QUICK_BUDGET_S = 2.0
 HANG_S = 10.0            # one input running this long counts as a hang
@@ -207,7 +209,6 @@ def campaign(names: list[str] | None = None, *, budget_s: float | None = None, s
              out=print, save_dir: Path | None = None) -> list[Result]:
     """Fuzz the named targets (all by default); ``budget_s`` per target, else the 30 minutes
     shared by weight. With ``save_dir``, each failure's shortest input is written there."""
-    from tools.benchmarks._fuzz_targets import TARGETS
 
     chosen = [t for t in TARGETS if names is None or t.name in names]
     unknown = set(names or ()) - {t.name for t in TARGETS}

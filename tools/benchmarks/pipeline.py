@@ -28,6 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
+from drivers.acoustics import Room
+from drivers.camera import Camera, RawFrame, SimulatedCamera
+from drivers.microphone import AudioBlock, Microphone
+from drivers.signer import FileSigner
+from recorder.clock import SimulatedWallClock, VirtualClockLoop
+from recorder.config import load_config
+from recorder.evidence.age import generate_identity
+from recorder.evidence.spool import Spool
+from recorder.media.pipeline import MediaPipeline
+
 WIDTH, HEIGHT, FPS, RATE = 1280, 720, 30, 48000
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 AGENT = "4521"
@@ -41,8 +51,6 @@ def cache_dir() -> Path:
 
 def make_input(seconds: int) -> tuple[Path, Path]:
     """The raw video and the WAV, generated once per length."""
-    from drivers.acoustics import Room
-    from drivers.camera import SimulatedCamera
 
     folder = cache_dir()
     raw = folder / f"street-{WIDTH}x{HEIGHT}-{FPS}-{seconds}s.yuv"
@@ -71,9 +79,6 @@ def make_input(seconds: int) -> tuple[Path, Path]:
 # -- (a) ours, in a child process ------------------------------------------------------------
 
 def _replay_devices(raw: Path, wav: Path):
-    from drivers.camera import Camera, RawFrame
-    from drivers.microphone import AudioBlock, Microphone
-
     class ReplayCamera(Camera):
         """Frames from a raw I420 file at its nominal rate on the loop's clock."""
 
@@ -129,11 +134,6 @@ def run_ours(raw: Path, wav: Path, out: Path, seconds: float, recipient: str) ->
     """The child: replay -> MediaPipeline -> Spool. Prints its figures as JSON."""
     import asyncio
 
-    from drivers.signer import FileSigner
-    from recorder.clock import SimulatedWallClock, VirtualClockLoop
-    from recorder.config import load_config
-    from recorder.evidence.spool import Spool
-    from recorder.media.pipeline import MediaPipeline
 
     config = load_config()
     loop = VirtualClockLoop(start=100.0)
@@ -197,8 +197,6 @@ def _children_cpu() -> float:
 
 
 def run(args) -> dict:
-    from recorder.evidence.age import generate_identity
-
     seconds = 10 if getattr(args, "quick", False) else 60
     repeats = 1 if getattr(args, "quick", False) else 3  # the median of 3 sets aside one disturbed run
     for tool in ("ffmpeg", "age"):

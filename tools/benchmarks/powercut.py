@@ -18,6 +18,18 @@ import random
 import statistics
 from pathlib import Path
 
+from drivers.acoustics import Room
+from drivers.camera import open_camera, read_counter
+from drivers.gpio import reset_simulated_pins
+from drivers.ir import open_ir
+from drivers.microphone import open_microphone
+from drivers.signer import FileSigner
+from recorder.clock import WallClock
+from recorder.config import load_config
+from recorder.errors import AgeError
+from recorder.evidence.age import decrypt
+from recorder.evidence.spool import Spool
+from recorder.media.pipeline import MediaPipeline
 from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random, report_durable, say
 
 TARGET_WORST_S = 1.0
@@ -28,16 +40,6 @@ CAMERA = "CAM-BENCH-002"
 def recorder_main(spool_dir: str, key_file: str, recipient: str) -> None:
     import asyncio
 
-    from drivers.acoustics import Room
-    from drivers.camera import open_camera
-    from drivers.gpio import reset_simulated_pins
-    from drivers.ir import open_ir
-    from drivers.microphone import open_microphone
-    from drivers.signer import FileSigner
-    from recorder.clock import WallClock
-    from recorder.config import load_config
-    from recorder.evidence.spool import Spool
-    from recorder.media.pipeline import MediaPipeline
 
     reset_simulated_pins()
     config = load_config()
@@ -67,9 +69,6 @@ def last_frame(folder: Path, identities) -> tuple[int | None, int]:
     """The highest frame counter decodable from the recording's segments, and the segment count."""
     import av
 
-    from drivers.camera import read_counter
-    from recorder.errors import AgeError
-    from recorder.evidence.age import decrypt
 
     best = None
     count = 0
@@ -97,9 +96,6 @@ def last_frame(folder: Path, identities) -> tuple[int | None, int]:
 
 
 def one_cut(work: Path, key_file: Path, recipient: str, identities, rng: random.Random) -> dict:
-    from drivers.signer import FileSigner
-    from recorder.evidence.spool import Spool
-
     spool_dir = work / "spool"
     start, killed_at, model = kill_at_random("tools.benchmarks.powercut:recorder_main",
                                              [str(spool_dir), str(key_file), recipient], rng, (1.0, 7.0))

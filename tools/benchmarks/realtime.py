@@ -21,21 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
+from drivers.acoustics import Room
+from drivers.camera import open_camera
+from drivers.gpio import reset_simulated_pins
+from drivers.ir import open_ir
+from drivers.microphone import open_microphone
+from drivers.signer import FileSigner
+from recorder.clock import WallClock
+from recorder.config import load_config
+from recorder.evidence.age import generate_identity
+from recorder.evidence.spool import Spool
+from recorder.media.pipeline import MediaPipeline
+
 
 def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_press_s: float) -> dict:
     import asyncio
 
-    from drivers.acoustics import Room
-    from drivers.camera import open_camera
-    from drivers.gpio import reset_simulated_pins
-    from drivers.ir import open_ir
-    from drivers.microphone import open_microphone
-    from drivers.signer import FileSigner
-    from recorder.clock import WallClock
-    from recorder.config import load_config
-    from recorder.evidence.age import generate_identity
-    from recorder.evidence.spool import Spool
-    from recorder.media.pipeline import MediaPipeline
 
     reset_simulated_pins()
     config = load_config()

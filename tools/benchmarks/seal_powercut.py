@@ -19,6 +19,11 @@ import statistics
 import time
 from pathlib import Path
 
+from drivers.signer import FileSigner
+from recorder.errors import AgeError
+from recorder.evidence.age import decrypt
+from recorder.evidence.spool import Spool
+from recorder.evidence.verify import verify_recording
 from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random, report_durable, say
 
 BITRATE = 4_000_000            # bit/s, 720p30
@@ -32,9 +37,6 @@ TARGET_WORST_S = 0.75
 
 # -- the writer (child process) ---------------------------------------------------------
 def writer_main(spool_dir: str, key_file: str, recipient: str) -> None:
-    from drivers.signer import FileSigner
-    from recorder.evidence.spool import Spool
-
     spool = Spool(spool_dir, FileSigner(key_file), [recipient], CAMERA, "0" * 64, True,
                   sync_interval=SYNC_INTERVAL, min_free_bytes=0, observer=report_durable)
     spool.recover()
@@ -56,8 +58,6 @@ def writer_main(spool_dir: str, key_file: str, recipient: str) -> None:
 
 
 def _recoverable_plaintext(folder: Path, identities) -> int:
-    from recorder.errors import AgeError
-    from recorder.evidence.age import decrypt
     total = 0
     for path in sorted(folder.iterdir()):
         if ".ts.age" in path.name:
@@ -69,9 +69,6 @@ def _recoverable_plaintext(folder: Path, identities) -> int:
 
 
 def one_cut(work: Path, key_file: Path, recipient: str, identities, rng: random.Random) -> dict:
-    from drivers.signer import FileSigner
-    from recorder.evidence.spool import Spool
-    from recorder.evidence.verify import verify_recording
     spool_dir = work / "spool"
     start, killed_at, model = kill_at_random("tools.benchmarks.seal_powercut:writer_main",
                                              [str(spool_dir), str(key_file), recipient], rng, (0.3, 6.3), 30)

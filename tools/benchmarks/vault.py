@@ -17,6 +17,13 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from drivers.signer import FileSigner
+from recorder.evidence.age import generate_identity
+from recorder.evidence.spool import Spool
+from tools.vault.extract import Request, extract
+from tools.vault.ingest import ingest
+from tools.vault.vault import Vault, init_vault
+
 SEGMENT_S = 2.0
 
 
@@ -85,8 +92,6 @@ def _segments(count: int, width: int, height: int, fps: int, kbps: int):
 def _make_spool(root: Path, recipient: str, minutes: float, size: tuple[int, int, int, int], *,
                 recordings: int = 1, name: str = "spool", camera: str = "CAM-BENCH-01"):
     """A camera's spool holding ``recordings`` recordings of ``minutes`` minutes in all."""
-    from drivers.signer import FileSigner
-    from recorder.evidence.spool import Spool
     signer = FileSigner.create(root / f"{name}-device" / "device-signing.key")
     t = [time.time() - 3 * 3600]
     media = _segments(int(minutes * 60 / SEGMENT_S), *size)
@@ -114,10 +119,6 @@ def _timed(fn):
 
 
 def run(args) -> dict:
-    from recorder.evidence.age import generate_identity
-    from tools.vault.extract import Request, extract
-    from tools.vault.ingest import ingest
-    from tools.vault.vault import Vault, init_vault
     quick = getattr(args, "quick", False)
     minutes = 1.0 if quick else 10.0
     runs = 1 if quick else 3
