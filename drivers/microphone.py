@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from drivers.acoustics import Room
 from drivers.device import Source
 from drivers.errors import DriverUnavailable
 from drivers.registry import pick_backend
@@ -57,7 +58,6 @@ class SimulatedMicrophone(Microphone):
     def __init__(self, rate: int = 48000, *, room=None, ppm: float = 50.0, block_s: float = 0.02):
         super().__init__(rate)
         if room is None:
-            from drivers.acoustics import Room
 
             room = Room()
         self.room = room

@@ -23,6 +23,7 @@ from recorder.assignment import REASONS as ASSIGNMENT_REASONS
 from recorder.bundle import (
     MAGIC,
     REASONS,
+    build_bundle,
     check_target,
     check_trust,
     check_version,
@@ -272,7 +273,6 @@ def cmd_check(args) -> int:
 
 
 def cmd_sign(args) -> int:
-    from recorder.bundle import build_bundle
 
     try:
         key = load_technician_key(args.key)
