@@ -412,14 +412,26 @@ def fill_from(bundle: Bundle, store) -> Bundle:
     return replace(bundle, files=tuple(files))
 
 
-def check_trust(bundle: Bundle, trusted: list[str], revoked: list[str] = ()) -> None:
+RUNNING = "the running configuration"
+OWN = "this bundle's own configuration"
+FIRST_BUNDLE = ("a camera's first bundle must list its own signer in [keys] technicians: "
+                "`pieton config init DIR --technician-key KEY` writes it")
+
+
+def check_trust(bundle: Bundle, trusted: list[str], revoked: list[str] = (), *, where: str = RUNNING) -> None:
+    """The bundle's signer is among ``trusted``, the technician keys of ``where``."""
     if bundle.signer in trusted:
         return
     if bundle.signer in revoked:
         raise BundleError("revoked-signer", f"signer {bundle.signer[:16]}... was revoked by the running "
                                             "configuration")
+    if not trusted:
+        hint = (FIRST_BUNDLE if where == OWN else "a camera with no technician key takes its first bundle "
+                "installed with the daemon (/etc/pieton/pieton.bundle), not flashed; " + FIRST_BUNDLE)
+        raise BundleError("unknown-signer", f"{where} trusts no technician key: {hint}")
+    hint = f" ({FIRST_BUNDLE})" if where == OWN else ""
     raise BundleError("unknown-signer", f"signer {bundle.signer[:16]}... is not in [keys] technicians of "
-                                        "the running configuration")
+                                        f"{where}{hint}")
 
 
 def check_target(bundle: Bundle, device_id: str, fleet: str) -> None:

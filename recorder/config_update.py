@@ -36,6 +36,7 @@ from pathlib import Path
 
 from recorder.bundle import (
     INSTALLED_NAME,
+    OWN,
     Bundle,
     check_target,
     check_trust,
@@ -416,7 +417,7 @@ def load_device_config(path: str | Path | None, state_dir: str | Path) -> tuple[
         directory = Path(state_dir) / "config" / PROVISIONED_DIR
         directory.mkdir(parents=True, exist_ok=True)
         config = materialise(bundle, directory)
-        check_trust(bundle, list(config.keys.technicians))
+        check_trust(bundle, list(config.keys.technicians), where=OWN)
     except BundleError as exc:
         raise ConfigError([f"{path}: configuration bundle refused [{exc.code}] {exc.reason}"]) from None
     return replace(config, source=str(path), digest=bundle.digest), bundle.version

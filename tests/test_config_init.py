@@ -56,3 +56,20 @@ def test_init_writes_the_trust_anchor_and_recipients(tmp_path, capsys):
 def test_init_refuses_a_malformed_recipient(tmp_path, capsys):
     assert pieton(["config", "init", str(tmp_path / "cfg"), "--recipient", "age1bad"]) == 2
     assert "recipients = ['age1bad']" in capsys.readouterr().err
+
+
+def test_an_untrusted_first_bundle_says_how_to_make_the_trust_anchor():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from recorder.bundle import OWN, check_trust
+    from recorder.errors import BundleError
+    bundle = SimpleNamespace(signer="ab" * 32)
+    with pytest.raises(BundleError, match="this bundle's own configuration .*config init DIR --technician-key"):
+        check_trust(bundle, ["cd" * 32], where=OWN)
+    with pytest.raises(BundleError, match="the running configuration trusts no technician key: .*first bundle "
+                                          "installed with the daemon"):
+        check_trust(bundle, [])
+    with pytest.raises(BundleError, match=r"is not in \[keys\] technicians of the running configuration$"):
+        check_trust(bundle, ["cd" * 32])
