@@ -63,7 +63,7 @@ class Sweep:
 
     def status(self) -> dict:
         """For `pieton ctl status`: counts only, nothing personal."""
-        status = {"offload_due": len(self.offload_due), "erased": len(self.erased)}
+        status = {"offload_due": len(self.offload_due)}
         if self.kept:
             status.update(kept_past_retention=len(self.kept), kept_because=self.kept_because)
         if self.undated:
