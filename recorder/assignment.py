@@ -204,6 +204,7 @@ class AssignmentKeeper:
         self.trusted_keys = trusted_keys
         self.wall_clock = wall_clock
         self._current: Assignment | None = None
+        self.on_unassigned: Callable[[str], None] | None = None   # told when an assignment ends or expires
         try:
             self.counter = int(json.loads(self.path.read_text())["counter"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -255,6 +256,7 @@ class AssignmentKeeper:
                                      "ended_counter": ended.counter if ended is not None else None,
                                      "status": NOT_ASSIGNED})
         what = f"assignment {ended.counter} ended" if ended is not None else "no assignment was in force"
+        self._unassigned("assignment ended")
         return Answer("ended", f"camera {end.device}: {what}; {NOT_ASSIGNED}")
 
     def pickup_inbox(self, inbox: str | Path, origin: str = "inbox") -> list[tuple[str, Answer]]:
@@ -293,6 +295,7 @@ class AssignmentKeeper:
             expired, self._current = self._current, None
             self._journal("assignment", {"result": "expired", "counter": expired.counter,
                                          "until": _iso(expired.until), "status": NOT_ASSIGNED})
+            self._unassigned("assignment expired")
         return self._current
 
     def carry_over(self, previous: AssignmentKeeper) -> None:
@@ -323,6 +326,10 @@ class AssignmentKeeper:
             return {"agent": None, "agent_status": NOT_ASSIGNED}
         return {"agent": current.agent, "agent_status": "assigned", "assignment_counter": current.counter,
                 "assignment_until": _iso(current.until)}
+
+    def _unassigned(self, why: str) -> None:
+        if self.on_unassigned is not None:
+            self.on_unassigned(why)
 
     def _journal(self, event: str, public: dict, personal: dict | None = None) -> None:
         if self.journal is not None:

@@ -232,7 +232,9 @@ class Daemon:
 
     def _arming_signals(self, feedback: Feedback) -> None:
         """At arming, what the agent must know before the shift: no agent number, and
-        recordings waiting for the dock."""
+        recordings waiting for the dock. An assignment that ends or expires while armed
+        is shown the same way, for whoever takes the camera next."""
+        self.assignment.on_unassigned = lambda why: feedback.signal("not_assigned", why)
         if self.assignment.current() is None:
             feedback.signal("not_assigned", "armed without an assignment")
         if self.retention is not None and self.retention.offload_due:
@@ -314,6 +316,7 @@ class Daemon:
                 self._check_storage()
                 self._apply_receipts()
                 self._take_assignments()
+                self.assignment.current()   # an expiry is noticed (and shown) within a tick
                 self._sweep_retention()
                 self._notify_status()
             except Exception:

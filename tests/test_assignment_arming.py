@@ -10,7 +10,7 @@ from itertools import combinations
 import pytest
 
 from drivers.signer import FileSigner
-from recorder.assignment import sign_assignment
+from recorder.assignment import sign_assignment, sign_assignment_end
 from recorder.bundle import public_hex
 from recorder.clock import SimulatedWallClock, VirtualClockLoop
 from recorder.config import load_config
@@ -116,3 +116,31 @@ def test_the_daemon_erases_past_retention_once_its_clock_is_synchronised(tmp_pat
 def test_green_light_signals_differ_in_count_or_rhythm(a, b):
     (n1, h1), (n2, h2) = GREEN_SIGNALS[a], GREEN_SIGNALS[b]
     assert n1 != n2 or max(h1, h2) / min(h1, h2) >= 2.0
+
+
+def test_an_end_in_the_inbox_while_armed_is_shown_within_a_tick(tmp_path, chief):
+    tech_path, tech = technician(tmp_path)
+    config = load_config(write_config(tmp_path / "cfg", {**SMALL_VIDEO,
+                                                         "keys": {"technicians": [public_hex(tech)]}}))
+    state = tmp_path / "state"
+    inbox = state / "spool" / "inbox"
+    inbox.mkdir(parents=True)
+    (inbox / "a.assignment").write_bytes(sign_assignment(tech, "PM-0421", "CAM-SIM-001", 1, NOW + 3600, issued=NOW))
+    loop = VirtualClockLoop(start=100.0)
+    asyncio.set_event_loop(loop)
+    daemon = Daemon(config, Options(state, [chief[1]], simulated=True, control_socket=False, notify=False),
+                    loop=loop, wall_clock=SimulatedWallClock(loop, NOW))
+    try:
+        loop.run_until_complete(daemon.start())
+        loop.run_until_complete(asyncio.sleep(1.0))
+        timeline = daemon.machine.feedback.timeline
+        assert daemon.assignment.agent_number() == "PM-0421" and _played(timeline, "not_assigned") == 0
+        (inbox / "b.assignment").write_bytes(sign_assignment_end(tech, "CAM-SIM-001", 2, issued=NOW))
+        loop.run_until_complete(asyncio.sleep(6.0))
+        assert daemon.assignment.agent_number() is None
+        assert _played(timeline, "not_assigned") == 4
+        assert any(c.why == "assignment ended" for c in timeline if c.device == "green")
+        loop.run_until_complete(daemon.shutdown("test over"))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from drivers.simcable import PtyCable
 from recorder.assignment import (
     NOT_ASSIGNED,
     AssignmentEnd,
@@ -17,6 +18,7 @@ from recorder.assignment import (
 )
 from recorder.bundle import public_hex
 from recorder.errors import AssignmentError
+from recorder.link.listener import device_listener
 from tests.tech_device import make_config, make_device, technician
 from tools.cli import main
 
@@ -102,3 +104,23 @@ def test_assign_arguments_are_checked(device, tmp_path, capsys, args, said):
     assert code == 2
     assert said in capsys.readouterr().err
     assert not (tmp_path / "x.assignment").exists()
+
+
+def test_pieton_assign_end_over_the_serial_link(tmp_path, chief, capsys):
+    tech_path, tech = technician(tmp_path)
+    cam = make_device(tmp_path / "device", make_config(tmp_path / "running", [public_hex(tech)], chief[1]))
+    cable = PtyCable()
+    listener = device_listener(cable.device_path, cam.updater, cam.keeper, idle_timeout=0.5,
+                               frame_timeout=0.2).start()
+    try:
+        assert main(["assign", "--agent", "PM-0421", "--device", "CAM-SIM-001", "--until", "+8h",
+                     "--port", cable.host_path, "--key", str(tech_path)]) == 0
+        assert cam.keeper.agent_number() == "PM-0421"
+        capsys.readouterr()
+        assert main(["assign", "--end", "--device", "CAM-SIM-001", "--port", cable.host_path,
+                     "--key", str(tech_path)]) == 0
+        assert "accepted [ended]" in capsys.readouterr().out
+        assert cam.keeper.agent_number() is None
+    finally:
+        listener.close()
+        cable.close()
