@@ -223,7 +223,7 @@ class Daemon:
             return
         self._retention_pass = (now, synced)
         self.retention = expiry.sweep(self.spool, self.wall.now(), synchronised=synced,
-                                      zone=getattr(self.config.device, "timezone", None),
+                                      zone=self.config.device.timezone,
                                       warning_days=self.config.storage.offload_warning_days,
                                       erase=not self.recording_active())
         self.erased_on_camera += len(self.retention.erased)
