@@ -11,10 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from test_evidence_support import Device, mpegts
 
+from recorder.config import load_config
+from recorder.errors import ConfigError
 from recorder.evidence.chain import read_chain
 from recorder.evidence.expiry import held_recordings, sweep
 from recorder.evidence.format import JOURNAL_CONTEXT, JOURNAL_FILE, RECORDING_ERASED
 from recorder.evidence.verify_spool import verify_journal
+from tests.conftest import write_config
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY = 86400.0
@@ -128,3 +131,12 @@ def test_the_recording_in_progress_and_an_unsigned_folder_are_never_erased(devic
     found = sweep(spool, at(2027, 6, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
     assert found.erased == [done.id]
     assert running.path.is_dir() and fake.is_dir()
+
+
+@pytest.mark.parametrize("days", [0, 28, "7"])
+def test_the_offload_warning_comes_before_the_retention(tmp_path, days):
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(tmp_path, {"storage": {"offload_warning_days": days}}))
+    assert "[storage] offload_warning_days" in str(err.value) and "27" in str(err.value)
+    ok = load_config(write_config(tmp_path / "ok", {"storage": {"offload_warning_days": 3}}))
+    assert ok.storage.offload_warning_days == 3
