@@ -229,6 +229,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "sync_interval_s": _float(0.5, 0.05, 0.5),
         "low_space_mb": _int(512, 0, 65536),
         "min_free_mb": _int(64, 0, 16384),
+        # un-offloaded recordings this old show in status and at arming, before the
+        # retention erases them on the camera (R241-13)
+        "offload_warning_days": _int(7, 1, 27),
     },
     "battery": {
         "low_percent": _float(15.0, 0.0, 100.0),
@@ -253,6 +256,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
     "keys": {
         "recipients": _list([], pattern=_AGE_RECIPIENT, help="age recipients, 'age1...'"),
         "technicians": _list([], pattern=_ED25519_HEX, help="Ed25519 public keys, 64 hex digits"),
+        # keys that sign shift assignments only, never a bundle (R241-10); when any is
+        # listed, the technicians' keys no longer sign assignments
+        "assigners": _list([], pattern=_ED25519_HEX, help="Ed25519 public keys, 64 hex digits"),
         "vault": _str("", r"^([0-9a-f]{64})?$", "the vault's Ed25519 public key, 64 hex digits, or empty"),
     },
     "authorisation": {  # the prefect's arrêté the cameras serve under (CSI L241-2, R241-8)
@@ -396,6 +402,11 @@ def _cross_checks(sections: dict[str, Section], source: str) -> list[str]:
         problems.append(f"{source}: [storage] min_free_mb = {storage.min_free_mb!r}: must not exceed "
                         f"low_space_mb ({storage.low_space_mb!r}) so the agent is warned before starts "
                         "are refused")
+    keys = sections["keys"]
+    for key in sorted(set(keys.assigners) & set(keys.technicians)):
+        problems.append(f"{source}: [keys] assigners lists {key[:16]}..., also in [keys] technicians: an "
+                        "assigner's key signs assignments only and must not be able to sign a bundle "
+                        "(CSI R241-10)")
     battery = sections["battery"]
     if battery.critical_percent >= battery.low_percent:
         problems.append(f"{source}: [battery] critical_percent = {battery.critical_percent!r}: must be "

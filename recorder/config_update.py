@@ -55,7 +55,7 @@ from recorder.rehearsal import rehearse
 log = logging.getLogger(__name__)
 
 # Codes of an accepted offer; anything else is a refusal reason code.
-OK_CODES = ("applied", "queued", "assigned")
+OK_CODES = ("applied", "queued", "assigned", "ended")
 
 
 @dataclass(frozen=True)

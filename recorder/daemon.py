@@ -28,7 +28,9 @@ from recorder.config import with_camera_id
 from recorder.config_update import ConfigUpdater, fall_back, load_device_config
 from recorder.control import ControlServer, socket_path
 from recorder.errors import ConfigError, PietonError
+from recorder.evidence import expiry
 from recorder.evidence.age import parse_recipient
+from recorder.evidence.format import INBOX
 from recorder.evidence.spool import Spool
 from recorder.evidence.storage import Storage
 from recorder.feedback import Feedback
@@ -42,6 +44,7 @@ log = logging.getLogger("pieton.daemon")
 
 SPOOL_DIR = "spool"
 MONITOR_INTERVAL_S = 5.0
+RETENTION_INTERVAL_S = 60.0    # a retention pass reads every manifest: not at every monitor tick
 
 
 @dataclass
@@ -94,6 +97,9 @@ class Daemon:
         self.warnings: set[str] = set()
         self._free_mb_override: float | None = None
         self.maintenance: str | None = None   # why only the status and the link run
+        self.retention: expiry.Sweep | None = None   # the last pass of the camera's retention
+        self._retention_pass: tuple[float, bool] | None = None   # (loop time, clock synchronised)
+        self.erased_on_camera = 0
 
     # -- start -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -118,6 +124,8 @@ class Daemon:
         if self.hardware.button is not None:
             self.hardware.button.start(self.loop, self.machine.button_edge)
         self.machine.arm()
+        self._sweep_retention()
+        self._arming_signals(feedback)
         if self.faults:
             feedback.error("hardware fault: " + ", ".join(sorted(self.faults)))
         self._tasks.append(self.loop.create_task(self._monitor()))
@@ -180,10 +188,57 @@ class Daemon:
         if self.config.link.card_dir:
             self.updater.pickup_inbox(self.config.link.card_dir)
         self.assignment = AssignmentKeeper(self.state_dir, journal, device.camera_id,
-                                           self.updater.trusted_technicians, wall_clock=self.wall.now)
+                                           self._assignment_signers, wall_clock=self.wall.now)
         if self._previous is not None and self._previous.assignment is not None:
             self.assignment.carry_over(self._previous.assignment)
         self._previous = None
+        self._take_assignments()
+
+    def _assignment_signers(self) -> list[str]:
+        """[keys] assigners of the latest accepted configuration when it lists any, else
+        its technicians that are not revoked (recorder.assignment.assignment_signers)."""
+        return list(self.updater.latest[1].keys.assigners) or self.updater.trusted_technicians()
+
+    def _take_assignments(self) -> None:
+        """Assignments (and ends) left in the inbox of the spool (the dock) or of the SD card."""
+        if self.spool is None:
+            return
+        self.assignment.pickup_inbox(self.spool.dir / INBOX, origin="dock")
+        if self.config.link.card_dir:
+            self.assignment.pickup_inbox(Path(self.config.link.card_dir) / INBOX, origin="card")
+
+    def clock_synchronised(self) -> bool:
+        position = self.sessions.position if self.sessions is not None else None
+        return bool(position is not None and position.clock_status().get("synchronised"))
+
+    def _sweep_retention(self) -> None:
+        """Erase on the camera what is past its retention (R241-13), never during a
+        recording, only with a synchronised clock; note what is due for offload. Runs at
+        arming, every RETENTION_INTERVAL_S, and as soon as the clock becomes synchronised."""
+        if self.spool is None:
+            return
+        synced, now = self.clock_synchronised(), self.loop.time()
+        last = self._retention_pass
+        if last is not None and now - last[0] < RETENTION_INTERVAL_S and synced == last[1]:
+            return
+        self._retention_pass = (now, synced)
+        self.retention = expiry.sweep(self.spool, self.wall.now(), synchronised=synced,
+                                      zone=self.config.device.timezone,
+                                      warning_days=self.config.storage.offload_warning_days,
+                                      erase=not self.recording_active())
+        self.erased_on_camera += len(self.retention.erased)
+        if self.retention.erased:
+            log.info("retention: %d recording(s) erased on the camera", len(self.retention.erased))
+
+    def _arming_signals(self, feedback: Feedback) -> None:
+        """At arming, what the agent must know before the shift: no agent number, and
+        recordings waiting for the dock. An assignment that ends or expires while armed
+        is shown the same way, for whoever takes the camera next."""
+        self.assignment.on_unassigned = lambda why: feedback.signal("not_assigned", why)
+        if self.assignment.current() is None:
+            feedback.signal("not_assigned", "armed without an assignment")
+        if self.retention is not None and self.retention.offload_due:
+            feedback.signal("offload_due", f"{len(self.retention.offload_due)} recording(s) not offloaded")
 
     def recording_active(self) -> bool:
         return self.machine is not None and self.machine.current is not None
@@ -260,6 +315,9 @@ class Daemon:
                 self._check_battery()
                 self._check_storage()
                 self._apply_receipts()
+                self._take_assignments()
+                self.assignment.current()   # an expiry is noticed (and shown) within a tick
+                self._sweep_retention()
                 self._notify_status()
             except Exception:
                 log.exception("monitor check failed")
@@ -358,6 +416,8 @@ class Daemon:
             status["config"]["version_floor"] = info["version_floor"]
         if self.assignment is not None:
             status["assignment"] = self.assignment.status()
+        if self.retention is not None:
+            status["retention"] = {**self.retention.status(), "erased_since_start": self.erased_on_camera}
         if self.listener is not None:
             status["link"] = self.listener.status()
         return status

@@ -22,9 +22,18 @@ PATTERNS: dict[str, tuple[tuple[float, float], ...]] = {
     "error": ((0.5, 0.15), (0.1, 0.15), (0.5, 0.0)),          # long-short-long
     "notice_not_played": ((0.1, 0.1),) * 5,                  # five quick buzzes: say it aloud
     "warning": ((0.1, 0.3), (0.1, 0.0)),                     # low storage / low battery
+    "not_assigned": ((0.3, 0.2),) * 4,                       # four firm buzzes at arming: no agent number
+    "offload_due": ((0.6, 0.3), (0.6, 0.0)),                 # two long buzzes at arming: dock the camera
 }
 # The green light flashes with the error pattern, the red one never does.
 ERROR_FLASHES = 4
+# Arming signals the green light also shows, as (flashes, half-period in seconds): each its
+# own rhythm, slower than the error's 4 x 0.15 s, so the agent can tell them apart by sight.
+GREEN_SIGNALS: dict[str, tuple[int, float]] = {
+    "error": (ERROR_FLASHES, 0.15),
+    "not_assigned": (4, 0.5),
+    "offload_due": (2, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,12 @@ class Feedback:
 
     def error(self, why: str) -> None:
         """The error pattern: the green light flashes and the motor buzzes long-short-long."""
-        self.pulse("error")
-        self._spawn(self._flash_green(why))
+        self.signal("error", "error: " + why)
+
+    def signal(self, pattern: str, why: str) -> None:
+        """A haptic pattern with its own green-light rhythm (``GREEN_SIGNALS``)."""
+        self.pulse(pattern)
+        self._spawn(self._flash_green(why, *GREEN_SIGNALS[pattern]))
 
     async def _play(self, pattern: str) -> None:
         async with self._haptic_busy:
@@ -82,12 +95,12 @@ class Feedback:
                 if off_s:
                     await asyncio.sleep(off_s)
 
-    async def _flash_green(self, why: str) -> None:
-        for _ in range(ERROR_FLASHES):
-            self._set("green", not self._green_wanted, "error: " + why)
-            await asyncio.sleep(0.15)
-            self._set("green", self._green_wanted, "error: " + why)
-            await asyncio.sleep(0.15)
+    async def _flash_green(self, why: str, flashes: int, half: float) -> None:
+        for _ in range(flashes):
+            self._set("green", not self._green_wanted, why)
+            await asyncio.sleep(half)
+            self._set("green", self._green_wanted, why)
+            await asyncio.sleep(half)
 
     def _spawn(self, coro) -> None:
         task = self._loop.create_task(coro)

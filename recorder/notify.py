@@ -50,7 +50,8 @@ class Notifier:
             return False
         payload = "\n".join(fields).encode()
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # never blocking: a notify socket nobody reads (its queue full) must not hang the loop
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
                 sock.sendto(payload, address)
         except OSError as exc:
             self._warn(f"cannot notify systemd at {self.address}: {exc.strerror or exc}")

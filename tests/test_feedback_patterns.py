@@ -43,5 +43,5 @@ def test_the_readme_prints_every_pattern_as_it_is():
         for on, _off in pattern:
             assert f"{on:g} s" in rows[name], (name, on)
         count = len(pattern)
-        words = {1: "one", 2: "two", 3: "three", 5: "five"}
+        words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
         assert count == 3 and name == "error" or words[count] in rows[name], (name, count)

@@ -199,7 +199,8 @@ def test_the_assignment_expires_at_the_end_of_the_shift(tmp_path, chief):
     assert device.keeper.agent_number(now[0] + 3599) == "A7"
     now[0] += 3601
     assert device.keeper.agent_number() is None
-    assert device.keeper.status() == {"agent": "agent not assigned", "until": None}
+    assert device.keeper.status() == {"agent": "agent not assigned", "until": None,
+                                      "state": "NOT ASSIGNED: recordings carry no agent number"}
     assert device.keeper.recording_static() == {"agent": None, "agent_status": "agent not assigned"}
     assert device.events()[-1]["data"]["result"] == "expired"
 

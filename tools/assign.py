@@ -1,11 +1,16 @@
-"""`pieton assign`: assign a camera to an agent for a shift, over its serial link or into a file.
+"""`pieton assign`: assign a camera to an agent for a shift, or end the assignment
+(``--end``, a camera handed over), over its serial link or into a file.
 
 The assignment is signed by the technician, bound to the camera id, carries a counter
 above the camera's last one (asked over the link, or --counter) and ends at --until.
 With --out it is written to a file instead, to carry to the camera later or for a
 scenario's ``do = "assign"``; with no link to ask, its counter is then the time in
 milliseconds unless --counter says otherwise, so files written one after the other are
-taken in that order.
+taken in that order. The file reaches the camera through the ``inbox/`` of its spool (the
+dock) or of its SD card, named ``*.assignment``.
+
+Signed with an assigner's key (``[keys] assigners``) or, on a camera whose configuration
+lists none, a technician's key.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recorder.assignment import sign_assignment
+from recorder.assignment import sign_assignment, sign_assignment_end
 from recorder.bundle import load_technician_key
 from recorder.errors import AssignmentError, BundleError, LinkError
 from recorder.evidence.chain import write_atomic
@@ -26,17 +31,22 @@ from tools.link_client import CameraReplyError, FlashClient
 
 
 def register(subparsers) -> None:
-    assign = subparsers.add_parser("assign", help="assign a camera to an agent until the end of the shift")
-    assign.add_argument("--agent", required=True, metavar="NUMBER", help="the agent number (never a name)")
+    assign = subparsers.add_parser("assign", help="assign a camera to an agent until the end of the shift, "
+                                                  "or end its assignment (--end)")
+    assign.add_argument("--agent", metavar="NUMBER", help="the agent number (never a name)")
     assign.add_argument("--device", required=True, metavar="ID", help="the camera id")
-    assign.add_argument("--until", required=True, metavar="TIME",
+    assign.add_argument("--end", action="store_true",
+                        help="end the camera's assignment now (a camera handed over): its next "
+                             "recordings carry no agent number until it is assigned again")
+    assign.add_argument("--until", metavar="TIME",
                         help="end of the shift: HH:MM (next occurrence, local time), +8h / +90m, "
                              "or an ISO time such as 2026-11-27T22:00:00+01:00")
     to = assign.add_mutually_exclusive_group(required=True)
     to.add_argument("--port", help="the camera's serial port (or simcable://NAME/host)")
     to.add_argument("--out", metavar="FILE", help="write the signed assignment to FILE instead of sending it")
     assign.add_argument("--baud", type=int, default=115200)
-    assign.add_argument("--key", required=True, help="the technician key (pieton keys technician)")
+    assign.add_argument("--key", required=True, help="the assigner's key, or a technician's where the camera "
+                                                     "lists no [keys] assigners (pieton keys technician)")
     assign.add_argument("--counter", type=int, help="the anti-replay counter (default: the camera's last + 1, "
                                                     "or with --out the time in milliseconds)")
     assign.set_defaults(func=cmd_assign)
@@ -66,14 +76,27 @@ def parse_until(text: str, now: datetime | None = None) -> float:
     return at.astimezone(UTC).timestamp()
 
 
+def _arguments_problem(args) -> str | None:
+    if args.end:
+        given = [name for name in ("agent", "until") if getattr(args, name) is not None]
+        if given:
+            return f"--end ends the assignment in force: --{given[0]} is not allowed with it"
+        return None
+    missing = [f"--{name}" for name in ("agent", "until") if getattr(args, name) is None]
+    return f"{' and '.join(missing)} required (or --end to end the assignment)" if missing else None
+
+
 def cmd_assign(args) -> int:
+    if problem := _arguments_problem(args):
+        print(problem, file=sys.stderr)
+        return 2
     try:
-        until = parse_until(args.until)
+        until = None if args.end else parse_until(args.until)
         key = load_technician_key(args.key)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    if until <= time.time():
+    if until is not None and until <= time.time():
         print(f"--until {args.until!r} is already past", file=sys.stderr)
         return 2
     if args.out:
@@ -85,7 +108,7 @@ def cmd_assign(args) -> int:
                 print(f"warning: the camera on {args.port} is {info.get('camera_id')!r}, not {args.device!r}",
                       file=sys.stderr)
             counter = args.counter if args.counter is not None else (info.get("assignment_counter") or 0) + 1
-            data = sign_assignment(key, args.agent, args.device, counter, until)
+            data = _sign(args, key, counter, until)
             answer = client.send("assignment", data)
     except (AssignmentError, BundleError) as exc:
         print(f"cannot assign [{exc.code}]: {exc.reason}", file=sys.stderr)
@@ -106,7 +129,7 @@ def _to_file(args, key, until: float) -> int:
     counter = args.counter if args.counter is not None else time.time_ns() // 1_000_000
     try:
         check_name_length(out, f"--out {out}")
-        data = sign_assignment(key, args.agent, args.device, counter, until)
+        data = _sign(args, key, counter, until)
         if out.is_dir():
             raise InputError(f"--out {out}: is a folder; name the file to write")
         if not out.parent.is_dir():
@@ -121,6 +144,15 @@ def _to_file(args, key, until: float) -> int:
     except OSError as exc:
         print(f"--out {out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
         return 2
+    if until is None:
+        print(f"signed end of assignment written to {out}: camera {args.device}, counter {counter}")
+        return 0
     ends = datetime.fromtimestamp(until, UTC).astimezone().isoformat(timespec="minutes")
     print(f"signed assignment written to {out}: camera {args.device}, counter {counter}, until {ends}")
     return 0
+
+
+def _sign(args, key, counter: int, until: float | None) -> bytes:
+    if until is None:
+        return sign_assignment_end(key, args.device, counter)
+    return sign_assignment(key, args.agent, args.device, counter, until)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 MANIFEST_FILE = "manifest.jsonl"     # in each recording folder
 JOURNAL_FILE = "journal.jsonl"       # the device journal, at the top of the spool
 INBOX = "inbox"                      # the spool folder the vault writes receipts into
+ASSIGNMENT_SUFFIX = ".assignment"    # a signed assignment (or end) left in an inbox
 PART = ".part"                       # a file still being written
 SEGMENT_SUFFIX = ".ts.age"
 META_SUFFIX = ".meta.age"
