@@ -227,7 +227,7 @@ class Daemon:
 
     def _open_notice(self) -> Notice | None:
         try:
-            return Notice(self.config, self.hardware.speaker)
+            return Notice(self.config, self.hardware.speaker, self.hardware.microphone)
         except PietonError as exc:
             self.faults["notice"] = str(exc)
             return None

@@ -29,7 +29,9 @@ def test_the_demo_patrol(tmp_path, chief):
     assert verdict(player) is None, player.failures
     rows = recordings(player)
     assert [r["reason"] for r in rows] == ["intervention", "requested_by_person", "flagrant_delit"]
-    assert [r["notice"].get("given") for r in rows] == [True, True, False]
+    # the simulated speaker never says a notice was given (CSI L241-2), only simulated
+    assert [r["notice"].get("given") for r in rows] == ["simulated", "simulated", False]
+    assert [r["notice"]["heard"]["verdict"] for r in rows[:2]] == [True, True]
     assert rows[2]["notice"]["skipped"] == "flagrant_delit"
     assert len(rows[0]["bookmarks"]) == 1 and len(rows[2]["bookmarks"]) == 1
     assert all(r["stop_reason"] == "stopped by the agent" for r in rows)
