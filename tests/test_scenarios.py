@@ -51,10 +51,16 @@ def test_the_demo_patrol(tmp_path, chief):
               for e in decrypt_metadata(meta, identities).get("events", [])]
     kinds = [e.get("kind") for e in events]
     assert "notice_played" in kinds and "bookmark" in kinds and "trigger" in kinds, kinds
+    assert "notice_checked" in kinds, kinds
+    # the last segment's metadata carries the notice as checked: simulated, heard, its text
+    last = decrypt_metadata(sorted(first.glob("*.meta.age"))[-1], identities)["recording"]["notice"]
+    assert last["given"] == "simulated" and last["heard"]["verdict"] is True and last["heard"]["peak"] > 0.8
+    assert last["text"].startswith("Attention")
     lines = []
     print_summary(player, out=lines.append)
     text = "\n".join(lines)
     assert "requested_by_person" in text and "skipped (flagrant delit)" in text
+    assert "simulated speaker only, not given" in text and "microphone: heard" in text
 
 
 def test_critical_battery_seals_and_closes_the_recording(tmp_path, chief):
