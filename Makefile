@@ -5,8 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian packages the tools and tests call: age (interop), ffmpeg/ffprobe (media checks and
 # the benchmark peer), gpsd + gpsfake (GPS integration), espeak-ng (notice audio), socat,
-# PortAudio (sounddevice), sox, systemd (systemd-analyze verify of the unit).
-APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd chromium chromium-driver
+# PortAudio (sounddevice), sox, systemd (systemd-analyze verify of the unit), and a real
+# sound server for the notice tests: PulseAudio with its pactl, and ALSA's pulse plugin
+# through which PortAudio reaches it (tests/test_notice_sound_server.py).
+APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd chromium chromium-driver \
+	pulseaudio pulseaudio-utils libasound2-plugins
 
 .PHONY: run test bench lint system venv clean notice screenshots
 

@@ -32,6 +32,9 @@ BACKENDS = {"simulated": "drivers.speaker:SimulatedSpeaker",
             "sounddevice": "drivers.speaker:SounddeviceSpeaker"}
 
 
+# The output buffer PortAudio is asked for (at least): see SounddeviceSpeaker.play.
+OUTPUT_BUFFER_S = 0.25
+
 # Rates a notice may be recorded at: telephone quality to studio quality.
 WAV_RATES_HZ = (8000, 192000)
 
@@ -249,7 +252,7 @@ class SounddeviceSpeaker(Speaker):
                 "check the sound card, the 'audio' group, or use the simulated speaker") from None
         self.device_name = info["name"]
         self._stream = None
-        self.latency_s = float(info.get("default_low_output_latency", 0.0))
+        self.latency_s = max(float(info.get("default_high_output_latency", 0.0)), OUTPUT_BUFFER_S)
 
     def play(self, samples: np.ndarray, rate: int, label: str = "") -> float:
         self._check_open()
@@ -274,13 +277,16 @@ class SounddeviceSpeaker(Speaker):
         start = self.loop.time()
         try:
             # Non-blocking: PortAudio plays from its own thread; a new play stops the old one.
+            # A deep buffer: a notice starting a quarter second later is nothing, a gap in
+            # it is a notice not given; the buffer rides out a busy CPU.
             stream = sd.OutputStream(samplerate=rate, channels=1, dtype="float32", device=self.device,
-                                     callback=feed, finished_callback=finished)
+                                     latency=self.latency_s, callback=feed, finished_callback=finished)
             stream.start()
         except (sd.PortAudioError, ValueError) as exc:
             raise DriverFault(f"sounddevice speaker {self.device_name!r}: playback failed ({exc})") from None
+        # ``start`` is the stream's start: the sound comes out up to the buffer's latency
+        # later, which the microphone check measures (its lag).
         self._stream = stream
-        start += self.latency_s
         self.last_start, self.last_end = start, start + self.duration(samples, rate)
         self.last_report = report
         return start

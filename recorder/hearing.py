@@ -18,9 +18,10 @@ import numpy as np
 from drivers.microphone import AudioBlock
 
 # The span searched around the playback: the output's latency is tens of milliseconds on
-# a Pi's card, a few hundred through a sound server.
-BEFORE_S = 0.25
-AFTER_S = 0.5
+# a Pi's card, up to its buffer (drivers.speaker.OUTPUT_BUFFER_S) through a sound server;
+# the microphone's blocks are timed when they reach the loop, late by their own buffer.
+BEFORE_S = 0.6
+AFTER_S = 1.0
 # Speech against its own recording through a small speaker and microphone peaks well
 # above 0.5; street sound against a 3 s sentence stays under 0.1.
 HEARD_PEAK = 0.5
@@ -83,19 +84,27 @@ class Ear:
         while self.blocks and self.blocks[0].capture_time < block.capture_time - self.keep_s:
             self.blocks.popleft()
 
-    def capture(self, t0: float, t1: float) -> tuple[np.ndarray, float, int] | None:
-        """The samples captured over about [t0, t1] (loop time), the loop time of their
-        first sample and their rate; None when nothing was captured then."""
-        if self.microphone is None:
+    def capture(self, t0: float, t1: float) -> tuple[np.ndarray, int, int] | None:
+        """The samples captured over [t0, t1] (loop time) at the microphone's rate, silence
+        where none came, and how many came; None when none did.
+
+        Blocks are placed by the card's own sample count, not by when they reached the loop
+        (PortAudio hands them over in bursts); the count is tied to the loop's clock by the
+        block that arrived soonest after its last sample."""
+        if self.microphone is None or not self.blocks:
             return None
         rate = self.microphone.rate
-        chosen = [b for b in self.blocks
-                  if b.capture_time >= t0 and b.capture_time - len(b.samples) / rate <= t1]
-        if not chosen:
-            return None
-        samples = np.concatenate([b.samples for b in chosen])
-        first = chosen[0]
-        return samples, first.capture_time - (len(first.samples) - 1) / rate, rate
+        anchor = min(b.capture_time - (b.first_sample + len(b.samples) - 1) / rate for b in self.blocks)
+        first = int(round((t0 - anchor) * rate))
+        out = np.zeros(int(round((t1 - t0) * rate)), dtype=np.float32)
+        got = 0
+        for block in self.blocks:
+            lo, hi = block.first_sample - first, block.first_sample - first + len(block.samples)
+            a, b = max(lo, 0), min(hi, len(out))
+            if a < b:
+                out[a:b] = block.samples[a - lo:b - lo]
+                got += b - a
+        return (out, got, rate) if got else None
 
     def heard(self, notice: np.ndarray, notice_rate: int, played_at: float) -> Heard:
         """Whether the notice played at loop time ``played_at`` is in the capture."""
@@ -103,13 +112,11 @@ class Ear:
         got = self.capture(played_at - BEFORE_S, played_at + duration + AFTER_S)
         if got is None:
             return Heard(0.0, 0.0, None, "the microphone captured nothing during the notice")
-        samples, first_time, rate = got
+        samples, captured, rate = got
         template = resample(notice, notice_rate, rate)
-        if len(samples) < 0.9 * len(template):
-            return Heard(0.0, 0.0, None, f"the microphone captured {len(samples) / rate:.1f} s of "
+        if captured < 0.5 * len(template):
+            return Heard(0.0, 0.0, None, f"the microphone captured {captured / rate:.1f} s of "
                                          f"the {duration:.1f} s notice")
-        if len(samples) < len(template):  # the capture stopped a little early: the rest is silence
-            samples = np.concatenate([samples, np.zeros(len(template) - len(samples), np.float32)])
         peak, at = correlate(samples, template)
-        lag_ms = (first_time + at / rate - played_at) * 1000.0
+        lag_ms = (at / rate - BEFORE_S) * 1000.0
         return Heard(peak, lag_ms, peak >= HEARD_PEAK)
