@@ -30,19 +30,16 @@ screenshots: venv system
 lint: venv
 	$(VENV)/bin/ruff check recorder drivers tools tests
 
-# The spoken notice: `make notice` regenerates config/notice-fr.wav (22050 Hz mono) with
-# espeak-ng from the [notice] text of NOTICE_CONFIG. The shipped file stays under version
-# control; run this after changing the text, or record a human voice in its place.
+# The spoken notice: `make notice` regenerates config/notice-fr.wav with espeak-ng from the
+# [notice] text of NOTICE_CONFIG (`pieton notice build`, which checks the result as
+# `pieton config check` does). The shipped file stays under version control; run this after
+# changing the text, or record a human voice in its place.
 NOTICE_CONFIG ?= config/pieton.toml
 NOTICE_WAV ?= config/notice-fr.wav
 NOTICE_VOICE ?= fr
+NOTICE_PY ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 notice:
-	@command -v espeak-ng >/dev/null || { echo "espeak-ng is missing: make system (as root)" >&2; exit 1; }
-	@text="$$($(PYTHON) -c 'import sys, tomllib; from recorder.config import SCHEMA; \
-	  data = tomllib.load(open(sys.argv[1], "rb")); \
-	  print(data.get("notice", {}).get("text", SCHEMA["notice"]["text"].default))' $(NOTICE_CONFIG))" && \
-	  espeak-ng -v $(NOTICE_VOICE) -s 150 -w $(NOTICE_WAV).tmp "$$text" && mv $(NOTICE_WAV).tmp $(NOTICE_WAV) && \
-	  echo "$(NOTICE_WAV): \"$$text\""
+	@$(NOTICE_PY) -m tools.cli notice build --config $(NOTICE_CONFIG) --out $(NOTICE_WAV) --voice $(NOTICE_VOICE)
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do \
