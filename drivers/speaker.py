@@ -33,7 +33,7 @@ BACKENDS = {"simulated": "drivers.speaker:SimulatedSpeaker",
 
 
 # The output buffer PortAudio is asked for (at least): see SounddeviceSpeaker.play.
-OUTPUT_BUFFER_S = 0.25
+OUTPUT_BUFFER_S = 0.5
 
 # Rates a notice may be recorded at: telephone quality to studio quality.
 WAV_RATES_HZ = (8000, 192000)
@@ -262,8 +262,8 @@ class SounddeviceSpeaker(Speaker):
         sd = self._sd
 
         def feed(outdata, frames, time_info, status):  # PortAudio's thread
-            if status.output_underflow:
-                report.underflows += 1
+            if status.output_underflow and 0 < report.written < report.frames:
+                report.underflows += 1  # a gap inside the notice (one before or after it is silence)
             chunk = samples[report.written:report.written + frames]
             outdata[:len(chunk), 0] = chunk
             outdata[len(chunk):] = 0
@@ -277,7 +277,7 @@ class SounddeviceSpeaker(Speaker):
         start = self.loop.time()
         try:
             # Non-blocking: PortAudio plays from its own thread; a new play stops the old one.
-            # A deep buffer: a notice starting a quarter second later is nothing, a gap in
+            # A deep buffer: a notice starting half a second later is nothing, a gap in
             # it is a notice not given; the buffer rides out a busy CPU.
             stream = sd.OutputStream(samplerate=rate, channels=1, dtype="float32", device=self.device,
                                      latency=self.latency_s, callback=feed, finished_callback=finished)

@@ -131,13 +131,14 @@ def test_the_notice_played_into_a_null_sink_is_given_and_its_monitor_hears_it(so
     assert playback["written"] == playback["frames"] == round(got["duration"] * 22050)
     heard = outcome["heard"]
     assert heard["verdict"] is True and heard["peak"] > 0.8, heard
-    assert -300.0 < heard["lag_ms"] < 600.0, heard  # the buffers' latency, no more
+    # the buffers' latency (0.5 s asked for, more on a loaded machine), inside the searched span
+    assert -600.0 < heard["lag_ms"] < 1500.0, heard
 
 
 def test_a_notice_played_where_the_microphone_is_not_is_given_but_not_heard(sound_server):
     # the sound card took every frame, but it went to another sink: a cut wire to the speaker
     outcome = play(sound_server, "pieton_elsewhere", "pieton_notice_monitor")["outcome"]
-    assert outcome["given"] is True
+    assert outcome["given"] is True, outcome
     assert outcome["heard"]["verdict"] is False and outcome["heard"]["peak"] < 0.2, outcome["heard"]
 
 
