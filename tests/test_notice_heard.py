@@ -160,5 +160,5 @@ def test_the_summary_and_the_vault_report_say_simulated_and_heard():
         .startswith("NOT GIVEN: sounddevice speaker: the output underflowed 2 times")
     assert describe({"given": False, "skipped": "flagrant_delit"}) == "skipped (flagrant delit)"
     rows = _timeline({"started_at": 0.0, "notice": {**simulated, "text": "Attention"}})
-    assert any("spoken notice: simulated speaker only, not given" in what and "Attention" in what
+    assert any("spoken notice simulated speaker only, not given" in what and "Attention" in what
                for _, what in rows)

@@ -126,7 +126,7 @@ def _timeline(rec: dict) -> list[tuple[str, str]]:
         said = describe_notice(notice)
         if notice.get("text"):
             said += f" — « {notice['text']} »"
-        rows.append((_when(notice.get("start", rec.get("started_at"))), f"spoken notice: {said}"))
+        rows.append((_when(notice.get("start", rec.get("started_at"))), f"spoken notice {said}"))
     elif isinstance(notice, str | bool | dict):
         rows.append((_when(rec.get("started_at")), f"spoken notice: {json.dumps(notice, ensure_ascii=False)}"))
     for event in rec.get("events", []):
