@@ -5,8 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian packages the tools and tests call: age (interop), ffmpeg/ffprobe (media checks and
 # the benchmark peer), gpsd + gpsfake (GPS integration), espeak-ng (notice audio), socat,
-# PortAudio (sounddevice), sox, systemd (systemd-analyze verify of the unit).
-APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd chromium chromium-driver
+# PortAudio (sounddevice), sox, systemd (systemd-analyze verify of the unit), and a real
+# sound server for the notice tests: PulseAudio with its pactl, and ALSA's pulse plugin
+# through which PortAudio reaches it (tests/test_notice_sound_server.py).
+APT_PACKAGES := age ffmpeg gpsd gpsd-clients espeak-ng socat libportaudio2 sox systemd chromium chromium-driver \
+	pulseaudio pulseaudio-utils libasound2-plugins
 
 .PHONY: run test bench lint system venv clean notice screenshots
 
@@ -27,19 +30,16 @@ screenshots: venv system
 lint: venv
 	$(VENV)/bin/ruff check recorder drivers tools tests
 
-# The spoken notice: `make notice` regenerates config/notice-fr.wav (22050 Hz mono) with
-# espeak-ng from the [notice] text of NOTICE_CONFIG. The shipped file stays under version
-# control; run this after changing the text, or record a human voice in its place.
+# The spoken notice: `make notice` regenerates config/notice-fr.wav with espeak-ng from the
+# [notice] text of NOTICE_CONFIG (`pieton notice build`, which checks the result as
+# `pieton config check` does). The shipped file stays under version control; run this after
+# changing the text, or record a human voice in its place.
 NOTICE_CONFIG ?= config/pieton.toml
 NOTICE_WAV ?= config/notice-fr.wav
 NOTICE_VOICE ?= fr
+NOTICE_PY ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 notice:
-	@command -v espeak-ng >/dev/null || { echo "espeak-ng is missing: make system (as root)" >&2; exit 1; }
-	@text="$$($(PYTHON) -c 'import sys, tomllib; from recorder.config import SCHEMA; \
-	  data = tomllib.load(open(sys.argv[1], "rb")); \
-	  print(data.get("notice", {}).get("text", SCHEMA["notice"]["text"].default))' $(NOTICE_CONFIG))" && \
-	  espeak-ng -v $(NOTICE_VOICE) -s 150 -w $(NOTICE_WAV).tmp "$$text" && mv $(NOTICE_WAV).tmp $(NOTICE_WAV) && \
-	  echo "$(NOTICE_WAV): \"$$text\""
+	@$(NOTICE_PY) -m tools.cli notice build --config $(NOTICE_CONFIG) --out $(NOTICE_WAV) --voice $(NOTICE_VOICE)
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do \

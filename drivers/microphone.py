@@ -39,6 +39,17 @@ class Microphone(Source, ABC):
     def __init__(self, rate: int):
         super().__init__()
         self.rate = int(rate)
+        self.listeners: list[Callable[[AudioBlock], None]] = []
+
+    def listen(self, listener: Callable[[AudioBlock], None]) -> None:
+        """Also hand every block to ``listener`` (on the loop thread): the notice checks
+        that the microphone heard it, from the very blocks the recording gets."""
+        self.listeners.append(listener)
+
+    def _deliver(self, block: AudioBlock) -> None:
+        self._callback(block)
+        for listener in self.listeners:
+            listener(block)
 
     @abstractmethod
     def start(self, loop, callback: Callable[[AudioBlock], None]) -> None:
@@ -57,10 +68,7 @@ class SimulatedMicrophone(Microphone):
 
     def __init__(self, rate: int = 48000, *, room=None, ppm: float = 50.0, block_s: float = 0.02):
         super().__init__(rate)
-        if room is None:
-
-            room = Room()
-        self.room = room
+        self.room = room if room is not None else Room()
         self.ppm = float(ppm)
         self.block_s = float(block_s)
         self.failed = False
@@ -91,7 +99,7 @@ class SimulatedMicrophone(Microphone):
             self._produced = due
             if not self.failed:
                 samples = self.room.render(self._t0 + start / self._true_rate, n, self._true_rate)
-                self._callback(AudioBlock(samples, start, now))
+                self._deliver(AudioBlock(samples, start, now))
         self._schedule()
 
     def fail(self) -> None:
@@ -139,7 +147,7 @@ class SoundDeviceMicrophone(Microphone):
             block = AudioBlock(indata[:, 0].astype(np.float32, copy=True), self._produced, time.monotonic())
             self._produced += frames
             try:
-                loop.call_soon_threadsafe(callback, block)
+                loop.call_soon_threadsafe(self._deliver, block)
             except RuntimeError:  # loop closed: shutting down
                 pass
 

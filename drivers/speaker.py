@@ -4,6 +4,11 @@
 notice plays. It returns the loop time at which playback starts, which the daemon notes
 in the recording; a broken speaker raises ``DriverFault`` so the daemon can tell the
 agent (haptic "notice not played") to say the notice aloud.
+
+Each play leaves a :class:`PlaybackReport`: what the output itself confirmed (every frame
+handed over, the stream ran to its end, no underflow). Only a real output's complete
+report lets a recording say the notice was given (CSI L241-2); the simulated speaker's
+report says it was simulated.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import io
 import struct
 import wave
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +31,9 @@ from drivers.registry import pick_backend
 BACKENDS = {"simulated": "drivers.speaker:SimulatedSpeaker",
             "sounddevice": "drivers.speaker:SounddeviceSpeaker"}
 
+
+# The output buffer PortAudio is asked for (at least): see SounddeviceSpeaker.play.
+OUTPUT_BUFFER_S = 0.5
 
 # Rates a notice may be recorded at: telephone quality to studio quality.
 WAV_RATES_HZ = (8000, 192000)
@@ -66,6 +75,48 @@ def _mono(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples
 
 
+@dataclass
+class PlaybackReport:
+    """What the output confirmed of one playback. ``finished`` is set by the output when
+    the stream ended on its own (PortAudio's finished callback, the simulated room's
+    clock); ``cut`` when it was stopped before (a new sound, ``stop()``, ``close()``)."""
+
+    backend: str
+    frames: int             # frames to play
+    written: int = 0        # frames handed to the output
+    underflows: int = 0     # callbacks the output reported starved
+    finished: bool = False
+    cut: bool = False
+    error: str = ""
+
+    @property
+    def simulated(self) -> bool:
+        return self.backend == "simulated"
+
+    @property
+    def complete(self) -> bool:
+        return (self.finished and not self.cut and not self.error and not self.underflows
+                and self.written == self.frames)
+
+    def problem(self) -> str | None:
+        """Why the playback cannot be said to have run to its end, or None."""
+        if self.error:
+            return self.error
+        if self.cut:
+            return f"playback cut after {self.written} of {self.frames} frames"
+        if self.underflows:
+            return f"the output underflowed {self.underflows} times"
+        if not self.finished:
+            return f"the output has not confirmed the end ({self.written} of {self.frames} frames written)"
+        if self.written != self.frames:
+            return f"{self.written} of {self.frames} frames written"
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "written": self.written, "underflows": self.underflows,
+                "finished": self.finished, "cut": self.cut}
+
+
 class Speaker(Device, ABC):
     """Plays sound without blocking the loop."""
 
@@ -76,6 +127,11 @@ class Speaker(Device, ABC):
         self.closed = False
         self.last_start: float | None = None
         self.last_end: float | None = None
+        self.last_report: PlaybackReport | None = None
+
+    def report(self) -> PlaybackReport | None:
+        """What the output confirmed of the last playback (None before any)."""
+        return self.last_report
 
     @abstractmethod
     def play(self, samples: np.ndarray, rate: int) -> float:
@@ -123,12 +179,18 @@ class SimulatedSpeaker(Speaker):
         self.room = room if room is not None else Room()
         self.latency_s = float(latency_s)
         self.failed = False
+        self.muted = False
         self._current: Playback | None = None
 
     def fail(self, broken: bool = True) -> None:
         self.failed = bool(broken)
         if broken:
             self.stop()
+
+    def mute(self, muted: bool = True) -> None:
+        """A speaker whose driver works but which emits nothing (a torn cone, a cut wire):
+        only the microphone can tell."""
+        self.muted = bool(muted)
 
     def play(self, samples: np.ndarray, rate: int, label: str = "") -> float:
         self._check_open()
@@ -137,13 +199,27 @@ class SimulatedSpeaker(Speaker):
             raise DriverFault("simulated speaker failed: no sound output")
         start = self.loop.time() + self.latency_s
         self.stop()
-        self._current = self.room.play(samples, rate, start, label)
+        self._current = self.room.play(samples * 0.0 if self.muted else samples, rate, start, label)
         self.last_start, self.last_end = start, self._current.end
+        self.last_report = PlaybackReport(self.backend, len(samples))
         return start
+
+    def report(self) -> PlaybackReport | None:
+        report = self.last_report
+        if report is not None and not report.cut and self.last_start is not None:
+            # the room's clock is the output: what has played by now was written
+            played = (self.loop.time() - self.last_start) / (self.last_end - self.last_start)
+            report.written = int(report.frames * min(max(played, 0.0), 1.0))
+            report.finished = played >= 1.0
+        return report
 
     def stop(self) -> None:
         now = self.loop.time()
         if self._current is not None:
+            if self._current.end > now:
+                self.report()
+                if self.last_report is not None:
+                    self.last_report.cut = True
             self._current.stop(now)
             self._current = None
         if self.last_end is not None and self.last_end > now:
@@ -175,26 +251,57 @@ class SounddeviceSpeaker(Speaker):
                 f"{'' if device is None else f' {device!r}'} ({exc}); "
                 "check the sound card, the 'audio' group, or use the simulated speaker") from None
         self.device_name = info["name"]
-        self.latency_s = float(info.get("default_low_output_latency", 0.0))
+        self._stream = None
+        self.latency_s = max(float(info.get("default_high_output_latency", 0.0)), OUTPUT_BUFFER_S)
 
     def play(self, samples: np.ndarray, rate: int, label: str = "") -> float:
         self._check_open()
         samples = _mono(samples, rate)
+        self.stop()
+        report = PlaybackReport(self.backend, len(samples))
+        sd = self._sd
+
+        def feed(outdata, frames, time_info, status):  # PortAudio's thread
+            if status.output_underflow and 0 < report.written < report.frames:
+                report.underflows += 1  # a gap inside the notice (one before or after it is silence)
+            chunk = samples[report.written:report.written + frames]
+            outdata[:len(chunk), 0] = chunk
+            outdata[len(chunk):] = 0
+            report.written += len(chunk)
+            if report.written >= report.frames:
+                raise sd.CallbackStop  # PortAudio drains what it holds, then calls finished
+
+        def finished():  # also called after abort(); stop() marks that case as cut first
+            report.finished = True
+
         start = self.loop.time()
         try:
             # Non-blocking: PortAudio plays from its own thread; a new play stops the old one.
-            self._sd.play(samples, rate, device=self.device, blocking=False)
-        except (self._sd.PortAudioError, ValueError) as exc:
+            # A deep buffer: a notice starting half a second later is nothing, a gap in
+            # it is a notice not given; the buffer rides out a busy CPU.
+            stream = sd.OutputStream(samplerate=rate, channels=1, dtype="float32", device=self.device,
+                                     latency=self.latency_s, callback=feed, finished_callback=finished)
+            stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
             raise DriverFault(f"sounddevice speaker {self.device_name!r}: playback failed ({exc})") from None
-        start += self.latency_s
+        # ``start`` is the stream's start: the sound comes out up to the buffer's latency
+        # later, which the microphone check measures (its lag).
+        self._stream = stream
         self.last_start, self.last_end = start, start + self.duration(samples, rate)
+        self.last_report = report
         return start
 
     def stop(self) -> None:
-        try:
-            self._sd.stop()
-        except self._sd.PortAudioError:
-            pass  # nothing was playing, or the card is gone: silence either way
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            report = self.last_report
+            if report is not None and not report.finished:
+                report.cut = True
+            try:
+                stream.abort()
+                stream.close()
+            except self._sd.PortAudioError:
+                pass  # the card is gone: silence either way
         now = self.loop.time()
         if self.last_end is not None and self.last_end > now:
             self.last_end = now

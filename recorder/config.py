@@ -305,6 +305,7 @@ class Config:
     signed: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     notes: tuple[str, ...] = ()   # what a simulation may leave out but a device may not
+    notice_fault: tuple[str, ...] = ()  # the notice audio's problems, when loaded to start the daemon
 
     def __getattr__(self, name: str) -> Section:
         sections = object.__getattribute__(self, "sections")
@@ -433,17 +434,22 @@ def _reference_problem(config: Config, where: str, relative: str) -> str | None:
     return None
 
 
-def _check_referenced_files(config: Config) -> list[str]:
-    """The notice audio and the commune boundaries exist and hold what they must."""
-    # Imported here: they need numpy and shapely, and the schema must stay readable with
-    # the standard library alone (`make notice` reads the notice text with python3).
+def _check_notice_file(config: Config) -> list[str]:
+    """The notice audio exists and is speech that can be heard."""
+    # Imported here: it needs numpy, and the schema must stay readable with the standard
+    # library alone.
     from recorder.notice import LAW, check_notice_audio
-    from recorder.position.geofence import check_boundary_file
+
+    problem = _reference_problem(config, "[notice] audio", config.notice.audio)
+    return [f"{problem} ({LAW})"] if problem else check_notice_audio(config)
+
+
+def _check_referenced_files(config: Config) -> list[str]:
+    """The commune boundaries exist and hold what they must."""
+    from recorder.position.geofence import check_boundary_file  # shapely: see above
 
     authorised = list(config.authorisation.communes) if is_device_configuration(config) else None
     problems = []
-    problem = _reference_problem(config, "[notice] audio", config.notice.audio)
-    problems.extend([f"{problem} ({LAW})"] if problem else check_notice_audio(config))
     for commune in config.geofence.communes:
         problem = _reference_problem(config, "[geofence] communes", commune)
         problems.extend([problem] if problem else check_boundary_file(config, commune, authorised))
@@ -455,8 +461,13 @@ def _check_referenced_files(config: Config) -> list[str]:
 EXTRA_CHECKS: list = [_check_referenced_files]
 
 
-def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = False) -> Config:
-    """Parse and check configuration bytes; raise ConfigError listing every problem."""
+def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = False,
+                 notice_fault_ok: bool = False) -> Config:
+    """Parse and check configuration bytes; raise ConfigError listing every problem.
+
+    With ``notice_fault_ok`` (the daemon's start) an unreadable or unfit notice audio is
+    not an error but the configuration's ``notice_fault``: the daemon runs, refusing
+    starts, so a new bundle can be flashed (CSI L241-2)."""
     try:
         data = tomllib.loads(text.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -472,22 +483,27 @@ def parse_config(text: bytes, source: str, base_dir: Path, *, signed: bool = Fal
     sections, problems = check_values(data, source)
     config = Config(source=source, base_dir=base_dir, sections=sections,
                     digest=hashlib.sha256(text).hexdigest(), signed=signed, raw=data)
+    notice_fault: tuple[str, ...] = ()
     if not problems:
         for check in EXTRA_CHECKS:
             problems.extend(check(config))
+        if notice_fault_ok:
+            notice_fault = tuple(_check_notice_file(config))
+        else:
+            problems.extend(_check_notice_file(config))
     device = device_problems(config)
     if is_device_configuration(config):
         problems.extend(device)
     if problems:
         raise ConfigError(problems)
-    return replace(config, notes=tuple(device))
+    return replace(config, notes=tuple(device), notice_fault=notice_fault)
 
 
-def load_config(path: str | Path | None = None) -> Config:
+def load_config(path: str | Path | None = None, *, notice_fault_ok: bool = False) -> Config:
     """Load a plain TOML configuration file (the default one when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
         text = read_bounded(path, "config", what=f"{path}: configuration")
     except InputError as exc:
         raise ConfigError([str(exc)]) from None
-    return parse_config(text, str(path), path.resolve().parent)
+    return parse_config(text, str(path), path.resolve().parent, notice_fault_ok=notice_fault_ok)

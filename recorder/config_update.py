@@ -410,8 +410,8 @@ def load_device_config(path: str | Path | None, state_dir: str | Path) -> tuple[
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read configuration: {exc.strerror}"]) from None
-    if not is_bundle(data):
-        return load_config(path), 0
+    if not is_bundle(data):  # a notice at fault does not stop the daemon: it refuses starts
+        return load_config(path, notice_fault_ok=True), 0
     try:
         bundle = read_bundle(data)
         directory = Path(state_dir) / "config" / PROVISIONED_DIR

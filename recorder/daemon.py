@@ -281,8 +281,11 @@ class Daemon:
         return open_signer(self.config.drivers.signer, key_dir)
 
     def _open_notice(self) -> Notice | None:
+        if self.config.notice_fault:  # loaded anyway so that a new bundle can be flashed
+            self.faults["notice"] = "; ".join(self.config.notice_fault)
+            return None
         try:
-            return Notice(self.config, self.hardware.speaker)
+            return Notice(self.config, self.hardware.speaker, self.hardware.microphone)
         except PietonError as exc:
             self.faults["notice"] = str(exc)
             return None

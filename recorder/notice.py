@@ -21,6 +21,7 @@ import numpy as np
 
 from drivers.errors import BadAudioFile, DriverError, DriverFault
 from drivers.speaker import decode_wav
+from recorder.hearing import AFTER_S, BEFORE_S, Ear
 from recorder.inputs import InputError, read_bounded
 
 log = logging.getLogger("pieton.notice")
@@ -116,12 +117,22 @@ def check_notice_audio(config: Any) -> list[str]:
 
 
 class Notice:
-    def __init__(self, config, speaker):
+    """The notice as the recorder plays it: its audio, its text, the speaker that plays it
+    and the microphone that must hear it."""
+
+    listen_after_s = AFTER_S
+
+    def __init__(self, config, speaker, microphone=None):
         self.path = config.resolve(config.notice.audio)
         self.text = config.notice.text
         self.speaker = speaker
         self.samples, self.rate = load_wav(self.path)
         self.duration = len(self.samples) / self.rate
+        self.ear = Ear(microphone, self.duration + BEFORE_S + AFTER_S + 1.0)
+
+    @property
+    def output(self) -> str:
+        return getattr(self.speaker, "backend", "none")
 
     def play(self) -> tuple[float, float]:
         """Start the notice now; return (loop time playback starts, duration).
@@ -135,3 +146,52 @@ class Notice:
         except DriverError as exc:
             raise DriverFault(f"speaker: {exc}") from exc
         return start, self.duration
+
+    def outcome(self, start: float, played: bool = True) -> dict[str, Any]:
+        """What the recording says of the notice started at loop time ``start``, once its
+        time is over: given only when a real output confirmed it ran to its end
+        (``"simulated"`` for the simulated speaker), and whether the microphone heard it.
+        ``played`` is False when the speaker refused it (the microphone is asked anyway)."""
+        out: dict[str, Any] = {}
+        if played:
+            report = self.speaker.report()
+            problem = "the speaker reported nothing" if report is None else report.problem()
+            if problem is not None:
+                out.update(given=False, failed=f"{self.output} speaker: {problem}")
+            else:
+                out["given"] = "simulated" if report.simulated else True
+            if report is not None:
+                out["playback"] = report.as_dict()
+        out["heard"] = self.ear.heard(self.samples, self.rate, start).as_dict()
+        return out
+
+
+def describe(notice: dict) -> str:
+    """A recording's notice in a reader's words (the scenario summary, the vault's report)."""
+    if not isinstance(notice, dict) or not notice:
+        return "none"
+    if notice.get("skipped"):
+        return f"skipped ({str(notice['skipped']).replace('_', ' ')})"
+    given = notice.get("given")
+    duration = notice.get("duration")  # read back from metadata: any JSON value
+    length = (f"{duration:.1f} s" if isinstance(duration, int | float) and not isinstance(duration, bool)
+              and math.isfinite(duration) else "")
+    if notice.get("playing"):
+        said = "playing, not yet confirmed"
+    elif given is True:
+        said = f"given ({length})" if length else "given"
+    elif given == "simulated":
+        said = "simulated speaker only, not given" + (f" ({length})" if length else "")
+    elif notice.get("failed"):
+        said = f"NOT GIVEN: {notice['failed']} (agent told to say it aloud)"
+    else:
+        said = "not given"
+    heard = notice.get("heard")
+    if isinstance(heard, dict) and "verdict" in heard:
+        verdict = {True: "heard", False: "NOT heard"}.get(heard["verdict"], "not checked")
+        said += f"; microphone: {verdict}"
+        if heard["verdict"] is not None:
+            said += f" (correlation peak {heard.get('peak')}, lag {heard.get('lag_ms')} ms)"
+        elif heard.get("why"):
+            said += f" ({heard['why']})"
+    return said

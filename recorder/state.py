@@ -52,7 +52,13 @@ NOTICE_FAULT = "hors service : avis sonore (the notice audio cannot be read; CSI
 
 
 class NoticePlayer(Protocol):
+    text: str
+    output: str           # the speaker's backend: "simulated" is never a notice given
+    duration: float
+    listen_after_s: float  # how long after its end the microphone is still searched
+
     def play(self) -> tuple[float, float]: ...   # (start time, duration); raises DriverFault
+    def outcome(self, start: float, played: bool = True) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -66,6 +72,8 @@ class Recording:
     bookmarks: list[float] = field(default_factory=list)
     stopped: float | None = None
     stop_reason: str | None = None
+    # the notice still playing: (timer, its start, whether the speaker took it)
+    notice_pending: tuple[asyncio.TimerHandle, float, bool] | None = None
 
 
 class Machine:
@@ -145,16 +153,50 @@ class Machine:
         rec = self.current
         if rec is None or rec.notice:
             return
+        named = {"text": self.notice.text, "output": self.notice.output}
         try:
             start, duration = self.notice.play()
         except DriverFault as exc:
-            rec.notice = {"given": False, "failed": str(exc), "time": gesture.time}
+            rec.notice = {"given": False, "failed": str(exc), "time": gesture.time, **named}
             rec.session.note({"kind": "notice_failed", "time": gesture.time, "error": str(exc)})
             self.feedback.pulse("notice_not_played")
             log.warning("notice not played: %s", exc)
+            self._await_notice(rec, gesture.time, self.notice.duration, played=False)
             return
-        rec.notice = {"given": True, "start": start, "duration": duration}
+        # Not given until the output confirms it ran to its end (CSI L241-2).
+        rec.notice = {"given": False, "playing": True, "start": start, "duration": duration, **named}
         rec.session.note({"kind": "notice_played", "time": start, "duration": duration})
+        self._await_notice(rec, start, duration, played=True)
+
+    def _await_notice(self, rec: Recording, start: float, duration: float, played: bool) -> None:
+        timer = self.loop.call_at(start + duration + self.notice.listen_after_s, self._notice_over, rec)
+        rec.notice_pending = (timer, start, played)
+
+    def _notice_over(self, rec: Recording) -> None:
+        """The notice's time is over (or the recording stops first): what the speaker
+        confirmed and what the microphone heard go into the recording."""
+        if rec.notice_pending is None:
+            return
+        timer, start, played = rec.notice_pending
+        timer.cancel()
+        rec.notice_pending = None
+        if rec.notice.get("skipped"):
+            return
+        try:
+            outcome = self.notice.outcome(start, played)
+        except Exception as exc:  # the check must never cost the recording
+            log.exception("checking the notice failed")
+            outcome = {"given": False, "failed": f"the notice could not be checked: {exc}"} if played else {}
+        rec.notice.pop("playing", None)
+        rec.notice.update(outcome)
+        heard = outcome.get("heard", {})
+        rec.session.note({"kind": "notice_checked", "time": self.loop.time(), "given": rec.notice["given"],
+                          "heard": heard.get("verdict"), "peak": heard.get("peak")})
+        if played and rec.notice["given"] is False:
+            self.feedback.pulse("notice_not_played")
+            log.warning("notice not confirmed: %s", rec.notice.get("failed"))
+        if rec.reason is not None and self.state is State.RECORDING and rec is self.current:
+            rec.session.settle(rec.reason, dict(rec.notice))
 
     def _on_reason(self, gesture: Gesture) -> None:
         rec = self.current
@@ -183,6 +225,7 @@ class Machine:
         """Seal and close the recording in progress; the red light goes off after."""
         if self.state is not State.RECORDING or self.current is None:
             return self._stopping
+        self._notice_over(self.current)  # stopped while the notice plays: not confirmed
         self._set_state(State.STOPPING)
         self.current.stopped = self.loop.time() if when is None else when
         self.current.stop_reason = reason

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from recorder.notice import describe as describe_notice
+
 
 def _utc(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S.%f")[:-4]
-
-
-def _notice(notice: dict) -> str:
-    if notice.get("given"):
-        return f"given ({notice.get('duration', 0):.1f} s)"
-    if notice.get("skipped"):
-        return f"skipped ({notice['skipped'].replace('_', ' ')})"
-    if notice.get("failed"):
-        return f"NOT PLAYED: {notice['failed']} (agent told to say it aloud)"
-    return "none"
 
 
 def recordings(player) -> list[dict]:
@@ -45,7 +37,7 @@ def print_summary(player, out=print) -> None:
         length = (row["stop"] - row["start"]) if row["stop"] else 0.0
         out(f"  {row['id']}")
         out(f"    reason     {row['reason']}")
-        out(f"    notice     {_notice(row['notice'])}")
+        out(f"    notice     {describe_notice(row['notice'])}")
         out(f"    start      {_utc(row['start'])} UTC   stop {_utc(row['stop']) if row['stop'] else '-'} UTC"
             f"   ({length:.1f} s, {row['stop_reason']})")
         if row["segments"] is not None:

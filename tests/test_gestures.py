@@ -52,6 +52,11 @@ class Sessions:
 
 
 class Notice:
+    text, output, duration, listen_after_s = "Attention", "test", 3.0, 0.5
+
+    def outcome(self, start, played=True):
+        return {"given": True} if played else {}
+
     def __init__(self, loop):
         self.loop = loop
         self.plays = []

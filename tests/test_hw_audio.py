@@ -183,8 +183,11 @@ def test_make_notice_regenerates_the_notice_from_the_configured_text(tmp_path):
     config = tmp_path / "pieton.toml"
     config.write_text('[notice]\ntext = "Attention, vous êtes filmés par une caméra piéton de la police municipale."\n')
     out = tmp_path / "notice.wav"
-    subprocess.run(["make", "-s", "-C", str(repo), "notice", f"NOTICE_CONFIG={config}", f"NOTICE_WAV={out}"],
-                   check=True, capture_output=True, timeout=60)
+    import sys
+
+    done = subprocess.run(["make", "-s", "-C", str(repo), "notice", f"NOTICE_CONFIG={config}", f"NOTICE_WAV={out}",
+                           f"NOTICE_PY={sys.executable}"], check=True, capture_output=True, timeout=60, text=True)
+    assert "pieton" not in done.stderr and "vous êtes filmés" in done.stdout  # `pieton notice build` spoke
     samples, rate = load_wav(out)
     shipped, _ = load_wav(DEFAULT_CONFIG.with_name("notice-fr.wav"))
     assert rate == 22050 and len(samples) > 1.3 * len(shipped)  # the longer sentence was spoken

@@ -29,7 +29,9 @@ def test_the_demo_patrol(tmp_path, chief):
     assert verdict(player) is None, player.failures
     rows = recordings(player)
     assert [r["reason"] for r in rows] == ["intervention", "requested_by_person", "flagrant_delit"]
-    assert [r["notice"].get("given") for r in rows] == [True, True, False]
+    # the simulated speaker never says a notice was given (CSI L241-2), only simulated
+    assert [r["notice"].get("given") for r in rows] == ["simulated", "simulated", False]
+    assert [r["notice"]["heard"]["verdict"] for r in rows[:2]] == [True, True]
     assert rows[2]["notice"]["skipped"] == "flagrant_delit"
     assert len(rows[0]["bookmarks"]) == 1 and len(rows[2]["bookmarks"]) == 1
     assert all(r["stop_reason"] == "stopped by the agent" for r in rows)
@@ -49,10 +51,16 @@ def test_the_demo_patrol(tmp_path, chief):
               for e in decrypt_metadata(meta, identities).get("events", [])]
     kinds = [e.get("kind") for e in events]
     assert "notice_played" in kinds and "bookmark" in kinds and "trigger" in kinds, kinds
+    assert "notice_checked" in kinds, kinds
+    # the last segment's metadata carries the notice as checked: simulated, heard, its text
+    last = decrypt_metadata(sorted(first.glob("*.meta.age"))[-1], identities)["recording"]["notice"]
+    assert last["given"] == "simulated" and last["heard"]["verdict"] is True and last["heard"]["peak"] > 0.8
+    assert last["text"].startswith("Attention")
     lines = []
     print_summary(player, out=lines.append)
     text = "\n".join(lines)
     assert "requested_by_person" in text and "skipped (flagrant delit)" in text
+    assert "simulated speaker only, not given" in text and "microphone: heard" in text
 
 
 def test_critical_battery_seals_and_closes_the_recording(tmp_path, chief):

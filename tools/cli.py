@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "recorder.cli",        # run, simulate, ctl
     "tools.demo",          # demo
     "tools.config_cmd",    # config check / sign / flash
+    "tools.notice_cmd",    # notice build
     "tools.keys",          # keys chief / technician, provision
     "tools.verify_cmd",    # verify
     "tools.gps_cmd",       # gps parse

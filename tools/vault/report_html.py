@@ -12,6 +12,7 @@ from pathlib import Path
 
 from recorder.evidence.format import utc_iso
 from recorder.inputs import InputError, load_json_file
+from recorder.notice import describe as describe_notice
 from tools.vault.events import event_kind
 
 THUMBNAILS = 8
@@ -122,12 +123,9 @@ def _timeline(rec: dict) -> list[tuple[str, str]]:
         rows.append((_when(rec.get("started_at")), f"pre-event span: {rec['pre_event_s']} s (video only)"))
     notice = rec.get("notice")
     if isinstance(notice, dict) and "given" in notice:
-        said = "given" if notice["given"] else "not given"
-        duration = notice.get("duration")
-        if isinstance(duration, int | float) and not isinstance(duration, bool) and math.isfinite(duration):
-            said += f" ({duration:.1f} s)"
-        if notice.get("reason"):
-            said += f": {notice['reason']}"
+        said = describe_notice(notice)
+        if notice.get("text"):
+            said += f" — « {notice['text']} »"
         rows.append((_when(notice.get("start", rec.get("started_at"))), f"spoken notice {said}"))
     elif isinstance(notice, str | bool | dict):
         rows.append((_when(rec.get("started_at")), f"spoken notice: {json.dumps(notice, ensure_ascii=False)}"))
