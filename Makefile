@@ -18,6 +18,7 @@ run: venv
 	@$(VENV)/bin/pieton demo
 
 test: venv
+	@echo "[3/3] the test suite (pytest)"
 	$(PY) -m pytest -q
 
 bench: venv
