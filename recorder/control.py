@@ -298,8 +298,48 @@ _KNOWN: list[tuple[str, str, Callable[[Any], str]]] = [
 ]
 
 
+def _agent(value: Any) -> str:
+    if not isinstance(value, dict):
+        return _value(value)
+    if value.get("state") == "assigned":
+        return f"assigned until {_value(value.get('until'))}"
+    return _value(value.get("state"))
+
+
+def _faults(value: Any) -> str:
+    if not value:
+        return "none"
+    names = value if isinstance(value, dict) else (value if isinstance(value, list) else [value])
+    return ", ".join(str(name) for name in names) + " (details: --verbose)"
+
+
+# The summary read at a glance: what the agent's camera is doing and what is wrong.
+_SUMMARY: list[tuple[str, str, Callable[[Any], str]]] = [
+    ("state", "state", lambda v: str(v).upper()),
+    ("recording", "recording", _recording),
+    ("assignment", "agent", _agent),
+    ("storage", "storage", _storage),
+    ("storage_free_mb", "storage", _storage),
+    ("battery", "battery", _battery),
+    ("battery_percent", "battery", _battery),
+    ("gps", "GPS", _gps),
+    ("gps_fix", "GPS", _gps),
+    ("clock", "clock", _clock),
+    ("clock_source", "clock", _clock),
+    ("faults", "faults", _faults),
+]
+
+
+def format_summary(status: dict[str, Any]) -> str:
+    """The few lines `pieton ctl status` prints by default; the rest with --verbose or --json."""
+    lines = [(label, render(status[key])) for key, label, render in _SUMMARY if key in status]
+    width = max((len(label) for label, _ in lines), default=0) + 2
+    return "\n".join([f"{label + ':':<{width}}{value}" for label, value in lines]
+                     + ["(everything: pieton ctl status --verbose, or --json)"])
+
+
 def format_status(status: dict[str, Any]) -> str:
-    """Readable lines for `pieton ctl status`; keys it does not know are printed as they are."""
+    """Readable lines for `pieton ctl status --verbose`; keys it does not know are printed as they are."""
     lines: list[tuple[str, str]] = []
     for key, label, render in _KNOWN:
         if key in status:
@@ -341,6 +381,9 @@ def register_ctl(subparsers) -> None:
     status.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help=f"the daemon's state dir (default {DEFAULT_STATE_DIR})")
     status.add_argument("--json", action="store_true", help="print the status as one JSON object")
+    status.add_argument("-v", "--verbose", action="store_true",
+                        help="every field, not only the summary (state, recording, agent, storage, battery, "
+                             "GPS, clock, faults)")
     status.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
     status.set_defaults(func=cmd_status)
 
@@ -354,7 +397,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True, ensure_ascii=False))
     elif isinstance(result, dict):
-        print(format_status(result))
+        print(format_status(result) if args.verbose else format_summary(result))
     else:
         print(_value(result))
     return 0

@@ -33,7 +33,7 @@ def test_status_shows_the_provisioned_bundle_version_and_the_same_version_is_ref
     try:
         loop.run_until_complete(daemon.start())
         assert daemon.status()["config"]["version"] == 2
-        ctl = [sys.executable, "-m", "tools.cli", "ctl", "status", "--state-dir", str(state)]
+        ctl = [sys.executable, "-m", "tools.cli", "ctl", "status", "--state-dir", str(state), "--verbose"]
         shown = loop.run_until_complete(loop.run_in_executor(
             None, lambda: subprocess.run(ctl, capture_output=True, text=True, timeout=60)))
         assert "version=2" in shown.stdout, shown.stdout + shown.stderr

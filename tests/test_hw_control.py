@@ -51,13 +51,26 @@ def test_status_round_trip_and_ctl_output(tmp_path, capsys):
     async def body(server):
         assert stat.S_IMODE(path.stat().st_mode) == 0o660 and "listening" in repr(server)
         result = await asyncio.to_thread(request, path, "status")
-        code = await asyncio.to_thread(ctl, ["ctl", "status", "--state-dir", str(tmp_path)])
+        code = await asyncio.to_thread(ctl, ["ctl", "status", "--state-dir", str(tmp_path), "--verbose"])
         readable = capsys.readouterr().out
+        await asyncio.to_thread(ctl, ["ctl", "status", "--state-dir", str(tmp_path)])
+        summary = capsys.readouterr().out
         json_code = await asyncio.to_thread(ctl, ["ctl", "status", "--state-dir", str(tmp_path), "--json"])
-        return result, code, readable, json_code, json.loads(capsys.readouterr().out)
+        return result, code, readable, summary, json_code, json.loads(capsys.readouterr().out)
 
-    result, code, readable, json_code, as_json = serve(path, {"status": status}, body)
-    assert result == STATUS and calls == ["status"] * 3
+    result, code, readable, summary, json_code, as_json = serve(path, {"status": status}, body)
+    assert result == STATUS and calls == ["status"] * 4
+    # By default, a summary read at a glance; everything with --verbose or --json.
+    assert [" ".join(line.split()) for line in summary.splitlines()] == [
+        "state: RECORDING",
+        "recording: CAM-SIM-001_20260101T080000Z_000003, reason intervention, 12.5 s (bookmarks=1)",
+        "storage: 20480 MB free",
+        "battery: 64.5 %",
+        "GPS: 3D fix, 9 satellites, hdop 0.8 (commune=inside)",
+        "clock: gps, offset +0.012 s, synchronised",
+        "faults: speaker (details: --verbose)",
+        "(everything: pieton ctl status --verbose, or --json)",
+    ]
     assert code == 0 and json_code == 0 and as_json == STATUS
     lines = [" ".join(line.split()) for line in readable.splitlines()]
     assert lines == [
@@ -181,3 +194,14 @@ def test_format_status_prints_unknown_keys_generically():
     assert text.splitlines() == ["state:         ARMED", "recording:     none", "pre event s:   30",
                                  "segments:      1, 2", "driver faults: none",
                                  "media:", "  encoder: libx264", "  video: {fps=30, ok=yes}"]
+
+
+def test_the_summary_names_the_agent_state_and_faults():
+    from recorder.control import format_summary
+    unassigned = format_summary({"state": "armed", "faults": {},
+                                 "assignment": {"agent": "not assigned", "until": None,
+                                                "state": "NOT ASSIGNED: recordings carry no agent number"}})
+    assert "agent:" in unassigned and "NOT ASSIGNED" in unassigned and "faults: none" in unassigned
+    assigned = format_summary({"state": "armed", "assignment": {"agent": "assigned", "state": "assigned",
+                                                                "until": "2026-11-30T19:00:00Z"}})
+    assert "assigned until 2026-11-30T19:00:00Z" in assigned
