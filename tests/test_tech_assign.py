@@ -62,3 +62,29 @@ def test_assign_needs_one_of_port_or_out_and_a_writable_place(tmp_path, capsys):
     assert assign("--out", str(tmp_path / "b"), "--key", str(tech_path), "--counter", "0") == 2
     assert "cannot assign [bad-format]: counter 0" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_until_follows_the_one_rule_for_times():
+    from datetime import UTC, datetime
+
+    from tools.assign import parse_until
+    def utc(*moment):
+        return datetime(*moment, tzinfo=UTC).timestamp()
+
+    evening = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)          # 18:00 in Paris
+    assert parse_until("22:00", now=evening) == utc(2026, 11, 27, 21, 0)       # tonight, Paris time
+    assert parse_until("07:00", now=evening) == utc(2026, 11, 28, 6, 0)        # tomorrow morning
+    assert parse_until("27/11/2026 22:00") == utc(2026, 11, 27, 21, 0)         # a French date
+    assert parse_until("22:00", "America/Cayenne", now=evening) == utc(2026, 11, 28, 1, 0)
+    with pytest.raises(ValueError, match="happens twice"):
+        parse_until("25/10/2026 02:30")
+    with pytest.raises(ValueError, match="not a date and time"):
+        parse_until("tonight")
+
+
+def test_the_written_assignment_says_its_end_in_local_time(tmp_path, capsys):
+    key = tmp_path / "tech.key"
+    assert main(["keys", "technician", "--out", str(key)]) == 0
+    assert main(["assign", "--agent", "PM-0421", "--device", "CAM-SIM-001", "--until", "31/12/2099 22:00",
+                 "--key", str(key), "--out", str(tmp_path / "a.json")]) == 0
+    assert "until 2099-12-31 22:00 CET" in capsys.readouterr().out

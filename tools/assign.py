@@ -26,6 +26,7 @@ from recorder.bundle import load_technician_key
 from recorder.errors import AssignmentError, BundleError, LinkError
 from recorder.evidence.chain import write_atomic
 from recorder.inputs import InputError, check_name_length
+from recorder.localtime import DEFAULT_ZONE, format_local, parse_time, zone
 from tools.config_cmd import describe
 from tools.link_client import CameraReplyError, FlashClient
 
@@ -39,8 +40,12 @@ def register(subparsers) -> None:
                         help="end the camera's assignment now (a camera handed over): its next "
                              "recordings carry no agent number until it is assigned again")
     assign.add_argument("--until", metavar="TIME",
-                        help="end of the shift: HH:MM (next occurrence, local time), +8h / +90m, "
-                             "or an ISO time such as 2026-11-27T22:00:00+01:00")
+                        help="end of the shift: HH:MM (next occurrence), +8h / +90m, or a date and time "
+                             "(27/11/2026 22:00, 2026-11-27T22:00); local time in --timezone unless an "
+                             "offset is given")
+    assign.add_argument("--timezone", default=DEFAULT_ZONE, metavar="ZONE",
+                        help=f"the zone of times given without an offset (default {DEFAULT_ZONE}, the "
+                             "camera's [device] timezone)")
     to = assign.add_mutually_exclusive_group(required=True)
     to.add_argument("--port", help="the camera's serial port (or simcable://NAME/host)")
     to.add_argument("--out", metavar="FILE", help="write the signed assignment to FILE instead of sending it")
@@ -52,28 +57,22 @@ def register(subparsers) -> None:
     assign.set_defaults(func=cmd_assign)
 
 
-def parse_until(text: str, now: datetime | None = None) -> float:
-    """An end-of-shift time as a UTC timestamp; ValueError names what is expected."""
-    now = now or datetime.now().astimezone()
+def parse_until(text: str, zone_name: str | None = None, now: datetime | None = None) -> float:
+    """An end-of-shift time as a UTC timestamp: +8h / +90m, HH:MM (its next occurrence), or a
+    date and time read by the one rule for times (recorder.localtime: local in ``zone_name``
+    unless an offset is given, French dates accepted, changes of clocks asked about)."""
+    tz = zone(zone_name)
+    now = (now or datetime.now(UTC)).astimezone(tz)
     if m := re.fullmatch(r"\+(\d+(?:\.\d+)?)([hm])", text):
         amount = float(m.group(1))
         return (now + (timedelta(hours=amount) if m.group(2) == "h" else timedelta(minutes=amount))).timestamp()
-    if m := re.fullmatch(r"(\d{1,2}):(\d{2})", text):
+    if m := re.fullmatch(r"(\d{1,2})[:h](\d{2})", text):
         hour, minute = int(m.group(1)), int(m.group(2))
         if hour > 23 or minute > 59:
             raise ValueError(f"--until {text!r}: not a time of day")
-        local = now.astimezone()
-        at = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        if at <= local:
-            at += timedelta(days=1)
-        return at.timestamp()
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--until {text!r}: expected HH:MM, +8h, +90m or an ISO date and time") from None
-    if at.tzinfo is None:
-        at = at.astimezone()  # a naive time is the workstation's local time
-    return at.astimezone(UTC).timestamp()
+        day = now.date() if (hour, minute) > (now.hour, now.minute) else now.date() + timedelta(days=1)
+        return parse_time(f"{day.isoformat()}T{hour:02d}:{minute:02d}", tz.key, what="--until")
+    return parse_time(text, tz.key, what="--until")
 
 
 def _arguments_problem(args) -> str | None:
@@ -91,7 +90,7 @@ def cmd_assign(args) -> int:
         print(problem, file=sys.stderr)
         return 2
     try:
-        until = None if args.end else parse_until(args.until)
+        until = None if args.end else parse_until(args.until, args.timezone)
         key = load_technician_key(args.key)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
@@ -147,7 +146,7 @@ def _to_file(args, key, until: float) -> int:
     if until is None:
         print(f"signed end of assignment written to {out}: camera {args.device}, counter {counter}")
         return 0
-    ends = datetime.fromtimestamp(until, UTC).astimezone().isoformat(timespec="minutes")
+    ends = format_local(until, args.timezone, seconds=False)
     print(f"signed assignment written to {out}: camera {args.device}, counter {counter}, until {ends}")
     return 0
 
