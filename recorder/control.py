@@ -313,21 +313,13 @@ def _faults(value: Any) -> str:
     return ", ".join(str(name) for name in names) + " (details: --verbose)"
 
 
-# The summary read at a glance: what the agent's camera is doing and what is wrong.
-_SUMMARY: list[tuple[str, str, Callable[[Any], str]]] = [
-    ("state", "state", lambda v: str(v).upper()),
-    ("recording", "recording", _recording),
-    ("assignment", "agent", _agent),
-    ("storage", "storage", _storage),
-    ("storage_free_mb", "storage", _storage),
-    ("battery", "battery", _battery),
-    ("battery_percent", "battery", _battery),
-    ("gps", "GPS", _gps),
-    ("gps_fix", "GPS", _gps),
-    ("clock", "clock", _clock),
-    ("clock_source", "clock", _clock),
-    ("faults", "faults", _faults),
-]
+# The summary read at a glance: what the agent's camera is doing and what is wrong; the
+# rows are _KNOWN's, with the agent after the recording and the faults by name at the end.
+_GLANCE = {"state", "recording", "storage", "storage_free_mb", "battery", "battery_percent", "gps",
+           "gps_fix", "clock", "clock_source"}
+_SUMMARY: list[tuple[str, str, Callable[[Any], str]]] = [row for row in _KNOWN if row[0] in _GLANCE]
+_SUMMARY.insert(2, ("assignment", "agent", _agent))
+_SUMMARY.append(("faults", "faults", _faults))
 
 
 def format_summary(status: dict[str, Any]) -> str:
