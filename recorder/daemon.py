@@ -441,14 +441,7 @@ class Daemon:
             if task is not None:
                 await task
             await self.machine.feedback.settle()
-        for task in self._tasks:
-            task.cancel()
-        if self._watchdog is not None:
-            self._watchdog.stop()
-        if self._control is not None:
-            await self._control.close()
-        if self.listener is not None:
-            self.listener.close()
+        await self._stop_services()
         if self.machine is not None:
             await self.sessions.close()
         if self.spool is not None:
@@ -456,8 +449,8 @@ class Daemon:
         if self.hardware is not None:
             self.hardware.close()
 
-    async def abandon(self, why: str) -> None:
-        """A start failed part way: release what it opened, and journal why."""
+    async def _stop_services(self) -> None:
+        """Cancel the daemon's tasks and close its watchdog, control socket and serial link."""
         for task in self._tasks:
             task.cancel()
         if self._watchdog is not None:
@@ -466,6 +459,10 @@ class Daemon:
             await self._control.close()
         if self.listener is not None:
             self.listener.close()
+
+    async def abandon(self, why: str) -> None:
+        """A start failed part way: release what it opened, and journal why."""
+        await self._stop_services()
         if self.sessions is not None:
             try:
                 await self.sessions.close()
