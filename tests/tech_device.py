@@ -92,6 +92,15 @@ def forge(key, bundle_bytes: bytes, *, toml: bytes | None = None, drop: str | No
     return Bundle(head, head_bytes, key.sign(CONTEXT + b"\n" + head_bytes), tuple(files)).to_bytes()
 
 
+def provisioned(tmp_path: Path, chief) -> tuple:
+    """A technician key and a device running a configuration that trusts it: the set-up of
+    every test that offers bundles. Returns (tmp_path, key path, key, chief recipient, device)."""
+    tech_path, tech = technician(tmp_path)
+    _, recipient = chief
+    running = make_config(tmp_path / "running", [public_hex(tech)], recipient)
+    return tmp_path, tech_path, tech, recipient, make_device(tmp_path / "device", running)
+
+
 def sign(config_path: Path, key, version: int, **target) -> bytes:
     if not target:
         target = {"device": "CAM-SIM-001"}

@@ -22,16 +22,12 @@ from recorder.bundle import materialise, public_hex, read_bundle
 from recorder.config_update import ConfigUpdater, fall_back, load_device_config
 from recorder.errors import BundleError
 from tests.conftest import device_config, read_jsonl, write_config
-from tests.tech_device import forge, make_config, make_device, sign, technician
+from tests.tech_device import forge, make_config, make_device, provisioned, sign, technician
 
 
 @pytest.fixture
 def setup(tmp_path, chief):
-    tech_path, tech = technician(tmp_path)
-    _, recipient = chief
-    running = make_config(tmp_path / "running", [public_hex(tech)], recipient)
-    device = make_device(tmp_path / "device", running)
-    return tmp_path, tech_path, tech, recipient, device
+    return provisioned(tmp_path, chief)
 
 
 def refused_unchanged(device, data):

@@ -4,7 +4,6 @@ bundle can be flashed. `pieton config check` still refuses such a configuration.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -13,13 +12,11 @@ import wave
 import numpy as np
 import pytest
 
-from recorder.clock import VirtualClockLoop
 from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.config_update import load_device_config
-from recorder.daemon import Daemon, Options
 from recorder.errors import ConfigError
-from recorder.state import NOTICE_FAULT
 from tests.conftest import SMALL_VIDEO, write_config
+from tests.notice_rig import assert_a_press_is_refused, faulty_notice_daemon
 
 
 def damage(folder, how):
@@ -50,27 +47,11 @@ def test_a_notice_at_fault_at_start_refuses_starts_and_keeps_the_link(tmp_path, 
         load_config(path)                                   # config check still refuses it
     config, version = load_device_config(path, tmp_path / "state")
     assert version == 0 and config.notice_fault and "notice-fr.wav" in config.notice_fault[0]
-    loop = VirtualClockLoop(start=100.0)
-    asyncio.set_event_loop(loop)
-    daemon = Daemon(config, Options(tmp_path / "state", [chief[1]], simulated=True, control_socket=False,
-                                    notify=False), loop=loop)
-    try:
-        loop.run_until_complete(daemon.start())
+    with faulty_notice_daemon(config, tmp_path / "state", chief[1]) as daemon:
         status = daemon.status()
         assert status["state"] == "armed" and "notice-fr.wav" in status["faults"]["notice"]
         assert daemon.listener is not None, "the serial link is up: a new bundle can be flashed"
-        daemon.hardware.button.press()
-        loop.run_until_complete(asyncio.sleep(0.2))
-        daemon.hardware.button.release()
-        loop.run_until_complete(asyncio.sleep(2.0))
-        assert daemon.machine.current is None, "no recording starts without the notice"
-        assert [why for _, why in daemon.machine.refusals] == [NOTICE_FAULT]
-        assert any(c.why.startswith("error: start refused: hors service : avis sonore")
-                   for c in daemon.machine.feedback.timeline)
-        loop.run_until_complete(daemon.shutdown("test over"))
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+        assert_a_press_is_refused(daemon)
 
 
 def test_config_check_still_refuses_a_missing_notice(tmp_path):

@@ -9,17 +9,13 @@ import pytest
 from recorder.bundle import MAX_BUNDLE_BYTES, public_hex, read_bundle
 from recorder.config_update import ConfigUpdater, installed_config
 from recorder.errors import ConfigError
-from tests.tech_device import forge, make_config, make_device, sign, technician
+from tests.tech_device import forge, make_config, provisioned, sign, technician
 from tools.cli import main
 
 
 @pytest.fixture
 def setup(tmp_path, chief):
-    tech_path, tech = technician(tmp_path)
-    _, recipient = chief
-    running = make_config(tmp_path / "running", [public_hex(tech)], recipient)
-    device = make_device(tmp_path / "device", running)
-    return tmp_path, tech_path, tech, recipient, device
+    return provisioned(tmp_path, chief)
 
 
 def refused(device, data, code):
