@@ -3,7 +3,10 @@
 A Unix stream socket in the state dir (mode 0660: the service's user and group). The
 protocol is one JSON object per line each way: ``{"cmd": "status"}`` is answered by
 ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": "..."}``; any other keys of
-the request are passed to the handler as keyword arguments. The socket only answers
+the request are passed to the handler as keyword arguments. A handler that takes a
+``connection`` argument is given the number of the connection the request came on, and
+``on_disconnect(number)`` is told when a connection closes (the self-test lives as long as
+the technician's connection). The socket only answers
 questions the daemon chooses to expose: it has no command to read, alter or delete a
 recording, nor to turn the red light off.
 """
@@ -20,10 +23,11 @@ import socket
 import stat
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from recorder.errors import ControlError
+from recorder.errors import ControlError, PietonError
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +43,14 @@ def socket_path(state_dir: str | Path) -> Path:
 class ControlServer:
     """Serves ``handlers`` (command name -> callable, sync or async) on a Unix socket."""
 
-    def __init__(self, path: str | Path, handlers: dict[str, Callable[..., Any]], *, mode: int = 0o660):
+    def __init__(self, path: str | Path, handlers: dict[str, Callable[..., Any]], *, mode: int = 0o660,
+                 on_disconnect: Callable[[int], None] | None = None):
         self.path = Path(path)
         self.handlers = dict(handlers)
         self.mode = mode
+        self.on_disconnect = on_disconnect
         self.requests = 0
+        self._connections = 0
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._inode: int | None = None
@@ -77,6 +84,8 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self._connections += 1
+        connection = self._connections
         try:
             while True:
                 try:
@@ -86,20 +95,22 @@ class ControlServer:
                     break
                 if not line:
                     break
-                await self._send(writer, await self.answer(line))
+                await self._send(writer, await self.answer(line, connection))
         except ConnectionError:
             pass
         finally:
             self._writers.discard(writer)
             writer.close()
+            if self.on_disconnect is not None:
+                self.on_disconnect(connection)
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, response: dict[str, Any]) -> None:
         writer.write(json.dumps(response, default=str, ensure_ascii=False).encode() + b"\n")
         await writer.drain()
 
-    async def answer(self, line: bytes) -> dict[str, Any]:
-        """The response to one request line."""
+    async def answer(self, line: bytes, connection: int | None = None) -> dict[str, Any]:
+        """The response to one request line (from connection number ``connection``)."""
         self.requests += 1
         try:
             request = json.loads(line)
@@ -108,15 +119,20 @@ class ControlServer:
         if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
             return {"ok": False, "error": 'request must be an object with a "cmd" string, e.g. {"cmd": "status"}'}
         cmd = request.pop("cmd")
+        request.pop("connection", None)   # given by the server, never by the client
         handler = self.handlers.get(cmd)
         if handler is None:
             return {"ok": False, "error": f"unknown command {cmd!r}; commands: {', '.join(sorted(self.handlers))}"}
+        if "connection" in inspect.signature(handler).parameters:
+            request["connection"] = connection
         try:
             result = handler(**request)
             if inspect.isawaitable(result):
                 result = await result
         except TypeError as exc:
             return {"ok": False, "error": f"bad arguments for {cmd!r}: {exc}"}
+        except PietonError as exc:   # the daemon's own refusal: its words are the answer
+            return {"ok": False, "error": str(exc)}
         except Exception as exc:  # one failing command must not take the daemon down
             log.exception("control command %r failed", cmd)
             return {"ok": False, "error": f"{cmd} failed: {type(exc).__name__}: {exc}"}
@@ -153,32 +169,72 @@ class ControlServer:
 
 def request(path: str | Path, cmd: str, *, timeout: float = 3.0, **args: Any) -> Any:
     """Send one command to the daemon and return its result; ControlError otherwise."""
-    path = Path(path)
-    message = json.dumps({**args, "cmd": cmd}).encode() + b"\n"
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-            sock.sendall(message)
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
+    with Connection(path, timeout=timeout) as connection:
+        return connection.request(cmd, timeout=timeout, **args)
+
+
+class Connection:
+    """One connection to the daemon, for several commands in a row (the self-test)."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 3.0):
+        self.path = Path(path)
+        self._buffer = b""
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with _errors(self.path, timeout):
+                self.sock.settimeout(timeout)
+                self.sock.connect(str(self.path))
+        except ControlError:
+            self.sock.close()
+            raise
+
+    def request(self, cmd: str, *, timeout: float = 3.0, **args: Any) -> Any:
+        message = json.dumps({**args, "cmd": cmd}).encode() + b"\n"
+        with _errors(self.path, timeout):
+            self.sock.settimeout(timeout)
+            self.sock.sendall(message)
+            while b"\n" not in self._buffer:
+                chunk = self.sock.recv(65536)
                 if not chunk:
                     break
-                data += chunk
-    except FileNotFoundError:
-        raise ControlError(f"no control socket at {path}: the pieton daemon is not running "
-                           "(or uses another --state-dir); see `systemctl status pieton-recorder`") from None
-    except ConnectionRefusedError:
-        raise ControlError(f"{path}: connection refused: the pieton daemon is not running "
-                           "(the socket was left by a stopped daemon)") from None
-    except PermissionError:
-        raise ControlError(f"{path}: permission denied: run as root or as a member of the "
-                           "'pieton' group") from None
-    except TimeoutError:
-        raise ControlError(f"{path}: the daemon did not answer within {timeout:g} s") from None
+                self._buffer += chunk
+        data, _, self._buffer = self._buffer.partition(b"\n")
+        return _result(self.path, cmd, data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextmanager
+def _errors(path: Path, timeout: float):
+    """The socket's errors in the technician's words."""
+    try:
+        yield
     except OSError as exc:
-        raise ControlError(f"{path}: {exc.strerror or exc}") from None
+        raise _control_error(path, exc, timeout) from None
+
+
+def _control_error(path: Path, exc: OSError, timeout: float) -> ControlError:
+    if isinstance(exc, FileNotFoundError):
+        return ControlError(f"no control socket at {path}: the pieton daemon is not running "
+                            "(or uses another --state-dir); see `systemctl status pieton-recorder`")
+    if isinstance(exc, ConnectionRefusedError):
+        return ControlError(f"{path}: connection refused: the pieton daemon is not running "
+                            "(the socket was left by a stopped daemon)")
+    if isinstance(exc, PermissionError):
+        return ControlError(f"{path}: permission denied: run as root or as a member of the 'pieton' group")
+    if isinstance(exc, TimeoutError):
+        return ControlError(f"{path}: the daemon did not answer within {timeout:g} s")
+    return ControlError(f"{path}: {exc.strerror or exc}")
+
+
+def _result(path: Path, cmd: str, data: bytes) -> Any:
     try:
         response = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):

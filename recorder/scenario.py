@@ -11,7 +11,8 @@ A scenario is a TOML file::
     at = 12.0
     do = "press"                      # press, double_press, hold, light, gps, gps_route,
                                       # gps_lost, gps_regained, gps_jump, battery, disk_fill,
-                                      # speaker_failure, camera_failure, power_cut, expect
+                                      # speaker_failure, camera_failure, power_cut, expect,
+                                      # technician (presses when a self-test asks)
 
 Events drive the simulated hardware (the mock button pin, the camera's light, the GPS
 receiver, the battery...) at their time on the daemon's clock, which is virtual and runs
@@ -30,6 +31,7 @@ from typing import Any
 
 from recorder.clock import SimulatedWallClock, VirtualClockLoop
 from recorder.errors import PietonError
+from recorder.selftest import press_when_asked
 
 log = logging.getLogger("pieton.scenario")
 
@@ -54,6 +56,7 @@ EVENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "note": (("text",), {}),
     "flash": (("bundle",), {}),          # a signed configuration bundle, as if over the serial link
     "assign": (("assignment",), {}),     # a signed assignment file (pieton assign --out)
+    "technician": ((), {}),              # from then on, presses the button when a self-test asks
 }
 
 
@@ -61,7 +64,7 @@ EVENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 DEVICE_OF = {"press": "button", "double_press": "button", "hold": "button", "light": "camera",
              "gps": "gps", "gps_route": "gps", "gps_lost": "gps", "gps_regained": "gps",
              "gps_jump": "gps", "battery": "battery", "speaker_failure": "speaker", "camera_failure": "camera",
-             "microphone_failure": "microphone"}
+             "microphone_failure": "microphone", "technician": "button"}
 
 
 class ScenarioError(PietonError, ValueError):
@@ -245,6 +248,8 @@ class Player:
             self._expect(a)
         elif do == "note":
             pass
+        elif do == "technician":
+            self.loop.create_task(press_when_asked(lambda: self.daemon, self._press))
         elif do == "flash":
             answer = self.daemon.updater.offer(self._file(a["bundle"]), origin="scenario")
             self._say(f"  device answers: {answer.code}: {answer.message}")

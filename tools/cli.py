@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "tools.verify_cmd",    # verify
     "tools.gps_cmd",       # gps parse
     "tools.assign",        # assign
+    "tools.selftest_cmd",  # selftest
     "tools.vault_cmd",     # vault ...
     "tools.desk.cli",      # desk VAULT
     "tools.bench",         # bench NAME

@@ -114,7 +114,7 @@ JOURNAL_EVENTS = (
     "boot", "shutdown", "config applied", "config refused", "assignment",
     RECORDING_OPENED, RECORDING_CLOSED, RECORDING_REFUSED, RECORDING_RECOVERED,
     OFFLOAD_RECEIPT, SPACE_FREED, RECORDING_ERASED, "storage full", "driver fault",
-    "config fallback", "start failed",
+    "config fallback", "start failed", "selftest started", "selftest ended",
 )
 # Journal events that account for a recording no longer in the spool.
 GONE_EVENTS = (SPACE_FREED, RECORDING_ERASED)

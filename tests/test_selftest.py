@@ -1,0 +1,170 @@
+"""`pieton selftest` against a running simulated camera: every part passes on healthy
+simulated hardware; a fault injected into each driver in turn fails that part's row (and
+only it) and the verdict is "not ready"; the test state records nothing, a press during
+it never starts a recording, and the camera leaves it at the end or on a disconnect."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from selftest_bench import Bench, rows
+
+from drivers.battery import SysfsBattery
+from recorder.control import Connection, request, socket_path
+from recorder.errors import ControlError
+from recorder.selftest import PARTS
+
+
+@pytest.fixture
+def bench(tmp_path, chief):
+    bench = Bench(tmp_path, chief[1])
+    try:
+        assert bench.wait_until(lambda: bench.daemon.clock_synchronised(), 15), "the simulated GPS gave no fix"
+        yield bench
+    finally:
+        bench.close()
+
+
+def journal_events(bench) -> list[dict]:
+    lines = (bench.state / "spool" / "journal.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_a_healthy_camera_is_ready_and_nothing_is_recorded(bench):
+    bench.presses_when_asked()
+    code, out, err = bench.selftest("--confirm-lights", "yes")
+    assert code == 0, out + err
+    lines = out.splitlines()
+    table = lines[[line.split()[:3] for line in lines].index(["part", "result", "measured"]):]
+    assert [line.split()[0] for line in table[1:1 + len(PARTS)]] == list(PARTS)
+    assert all(line.split()[1] == "pass" for line in table[1:1 + len(PARTS)]), out
+    assert "verdict: READY" in out and "self-test took" in out
+    print("\n" + out)
+    # The press the test asked for was the test's: no recording, nothing in the spool.
+    assert bench.daemon.machine.history == [] and bench.daemon.machine.current is None
+    assert not [p for p in (bench.state / "spool").iterdir() if p.is_dir()]
+    assert not list((bench.state / "spool").glob(".selftest-write*"))
+    events = [e for e in journal_events(bench) if e["event"].startswith("selftest")]
+    assert [e["event"] for e in events] == ["selftest started", "selftest ended"]
+    assert events[1]["data"]["ready"] is True and events[1]["data"]["failed"] == []
+    # The camera is back to armed: red off, green on, and a press now starts a recording.
+    assert not bench.daemon.hardware.leds.is_lit("red") and bench.daemon.hardware.leds.is_lit("green")
+    bench.do(bench.daemon.hardware.button.press)
+    assert bench.wait_until(lambda: bench.daemon.machine.current is not None, 5)
+
+
+def _close_red(bench):
+    bench.daemon.hardware.leds.red.close()          # the gpiozero LED can no longer be driven
+
+
+def _close_green(bench):
+    bench.daemon.hardware.leds.green.close()
+
+
+def _close_haptic(bench):
+    bench.daemon.hardware.haptic._motor.close()
+
+
+def _close_ir(bench):
+    bench.daemon.hardware.ir.illuminator.close()
+
+
+def _broken_gauge(bench, tmp_path):
+    (tmp_path / "BAT0").mkdir()
+    (tmp_path / "BAT0" / "capacity").write_text("garbage\n")
+    bench.daemon.hardware.battery = SysfsBattery("BAT0", root=tmp_path)
+
+
+def _clock_off(bench):
+    clock = bench.daemon.sessions.position.clock
+    for _ in range(40):          # the receiver's time 30 s away from the camera's clock
+        clock.note_fix(1_000_000.0, 1_000_030.0)
+
+
+# part -> how the fault is injected into the running simulated hardware
+FAULTS = {
+    "clock": _clock_off,
+    "battery": _broken_gauge,
+    "storage": lambda bench: setattr(bench.daemon, "free_mb_override", 10.0),
+    "gps": lambda bench: bench.daemon.hardware.gps.lose_fix(),
+    "camera": lambda bench: bench.daemon.hardware.camera.fail(),
+    "ir": _close_ir,
+    "microphone": lambda bench: bench.daemon.hardware.microphone.fail(),
+    "speaker": lambda bench: bench.daemon.hardware.speaker.mute(),
+    "button": None,              # nobody presses: a switch that never closes
+    "red": _close_red,
+    "green": _close_green,
+    "haptic": _close_haptic,
+}
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_a_fault_in_each_part_fails_its_row_and_the_verdict(bench, part, tmp_path):
+    assert set(FAULTS) == set(PARTS)
+    inject = FAULTS[part]
+    if inject is not None:
+        if inject is _broken_gauge:
+            bench.do(inject, bench, tmp_path)
+        else:
+            bench.do(inject, bench)
+        bench.presses_when_asked()
+    if part == "gps":   # the last fix ages past [gps] max_fix_age_s
+        assert bench.wait_until(lambda: bench.daemon.sessions.position.status()["gps"]["mode"] == 1, 10)
+    code, report = bench.report("--confirm-lights", "yes", "--button-timeout", "1")
+    assert code == 1 and report["ready"] is False
+    by_part = rows(report)
+    assert not by_part[part]["ok"] and by_part[part]["check"], by_part[part]
+    assert report["failed"] == [part] or (part == "microphone" and set(report["failed"]) == {"microphone",
+                                                                                          "speaker"}), report
+    code, out, _ = bench.selftest("--confirm-lights", "yes", "--button-timeout", "1") if part == "button" else \
+        (code, None, None)
+    if out is not None:
+        assert code == 1 and f"NOT READY: 1 part(s) failed: {part}" in out and "Traceback" not in out
+
+
+def test_the_technician_says_no_for_a_light(bench):
+    bench.presses_when_asked()
+    code, out, err = bench.selftest(stdin="y\nn\ny\n")
+    assert code == 1, out + err
+    assert "Is the GREEN light blinking?" in out
+    green = [line for line in out.splitlines() if line.startswith("green")][0]
+    assert "FAIL" in green and "did NOT see" in green
+    assert "NOT READY: 1 part(s) failed: green" in out
+
+
+def test_refused_during_a_recording(bench):
+    bench.do(bench.daemon.hardware.button.press)
+    assert bench.wait_until(lambda: bench.daemon.machine.current is not None, 5)
+    code, out, err = bench.selftest("--confirm-lights", "yes")
+    assert code == 1 and "a recording is in progress" in err and "Traceback" not in err
+
+
+def test_a_press_during_the_test_never_starts_a_recording_and_a_disconnect_ends_it(bench):
+    path = socket_path(bench.state)
+    with Connection(path) as connection:
+        connection.request("selftest_begin")
+        assert request(path, "status")["selftest"]["checked"] == []
+        with pytest.raises(ControlError, match="another connection"):
+            request(path, "selftest_check", part="clock")
+        bench.do(bench.daemon.hardware.button.press)
+        bench.do(bench.daemon.hardware.button.release)
+        bench.do(bench.daemon.hardware.button.press)
+        assert not bench.wait_until(lambda: bench.daemon.machine.current is not None, 2.5)
+        bench.do(bench.daemon.hardware.button.release)
+        row = connection.request("selftest_check", part="red")
+        assert row["ok"] and bench.daemon.hardware.leds.is_lit("red")
+    # The connection closed: the test state is left, the red light off again.
+    assert bench.wait_until(lambda: not bench.daemon.selftest.active, 5)
+    assert not bench.daemon.hardware.leds.is_lit("red")
+    ended = [e for e in journal_events(bench) if e["event"] == "selftest ended"][-1]
+    assert ended["data"]["why"] == "the technician's connection closed" and ended["data"]["ready"] is False
+    assert bench.daemon.machine.history == [] and bench.daemon.machine.current is None
+
+
+def test_no_daemon_and_bad_arguments_are_clear_errors(tmp_path, capsys):
+    from tools.cli import main as pieton
+    assert pieton(["selftest", "--state-dir", str(tmp_path)]) == 1
+    assert "no control socket" in capsys.readouterr().err
+    assert pieton(["selftest", "--state-dir", str(tmp_path), "--button-timeout", "0"]) == 2
+    assert "--button-timeout" in capsys.readouterr().err
