@@ -27,7 +27,7 @@ from recorder.clock import WallClock
 from recorder.config import with_camera_id
 from recorder.config_update import ConfigUpdater, fall_back, load_device_config
 from recorder.control import ControlServer, socket_path
-from recorder.errors import ConfigError, PietonError
+from recorder.errors import ConfigError, DriverError, PietonError
 from recorder.evidence import expiry
 from recorder.evidence.age import parse_recipient
 from recorder.evidence.format import INBOX
@@ -414,7 +414,11 @@ class Daemon:
                                    "seconds": round(self.loop.time() - current.started, 1),
                                    "bookmarks": len(current.bookmarks)}
         if self.hardware and self.hardware.battery is not None:
-            status["battery_percent"] = round(self.hardware.battery.percent(), 1)
+            try:
+                status["battery_percent"] = round(self.hardware.battery.percent(), 1)
+            except DriverError as exc:   # a failing gauge must not take the status with it
+                status["battery_percent"] = None
+                status["battery_error"] = str(exc)
         status.update(self.sessions.status() if machine and self.sessions else {})
         if self.maintenance is not None:
             status["maintenance"] = self.maintenance

@@ -34,6 +34,9 @@ log = logging.getLogger("pieton.selftest")
 PARTS = ("clock", "battery", "storage", "gps", "camera", "ir", "microphone", "speaker",
          "button", "red", "green", "haptic")
 CONFIRMED = ("red", "green", "haptic")
+# The automatic checks that may run at the same time, group after group: the speaker's tone
+# would raise the microphone's level, and night mode would change the frames counted.
+AUTOMATIC = (("clock", "battery", "gps", "storage", "camera", "microphone"), ("ir", "speaker"))
 IDLE_S = 120.0                 # without a request, the test is over (a technician who left)
 BUTTON_TIMEOUT_S = 30.0
 MAX_BUTTON_TIMEOUT_S = 60.0
@@ -103,22 +106,41 @@ class SelfTest:
         return {"parts": list(PARTS), "confirmed": list(CONFIRMED), "camera_id": d.config.device.camera_id,
                 "button_timeout_s": BUTTON_TIMEOUT_S}
 
-    async def check(self, part: str, timeout_s: float = BUTTON_TIMEOUT_S, connection: int | None = None) -> dict:
+    async def check(self, part: str | None = None, parts: list[str] | None = None,
+                    timeout_s: float = BUTTON_TIMEOUT_S, connection: int | None = None) -> dict | list[dict]:
+        """One part's row; or, with ``parts``, the rows of those automatic parts, checked
+        together where they cannot disturb each other (``AUTOMATIC``)."""
         self._own(connection)
-        if part not in PARTS:
-            raise SelfTestRefused(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+        wanted = [part] if parts is None else list(parts)
+        for name in wanted:
+            if name not in PARTS:
+                raise SelfTestRefused(f"unknown part {name!r}; parts: {', '.join(PARTS)}")
+        automatic = {name for group in AUTOMATIC for name in group}
+        if parts is not None and not set(wanted) <= automatic:
+            raise SelfTestRefused(f"only the automatic parts are checked together: {', '.join(sorted(automatic))}")
         self._pause_idle()
+        try:
+            if parts is None:
+                await self._one(part, timeout_s)
+            else:
+                for group in AUTOMATIC:
+                    await asyncio.gather(*(self._one(name, timeout_s) for name in group if name in wanted))
+        finally:
+            self._touch()
+        if not self.active:      # the test ended while the check ran (disconnect, stop)
+            raise SelfTestRefused("the self-test ended while the check ran")
+        if parts is None:
+            return self.rows[part].as_dict()
+        return [self.rows[name].as_dict() for name in wanted]
+
+    async def _one(self, part: str, timeout_s: float) -> None:
         try:
             row = await self._run(part, timeout_s)
         except Exception as exc:  # noqa: BLE001 - a check that breaks is its part failing
             log.exception("self-test check %s failed", part)
             row = Row(part, False, f"the check failed: {type(exc).__name__}: {exc}", "the daemon's log")
-        finally:
-            self._touch()
-        if not self.active:      # the test ended while the check ran (disconnect, stop)
-            raise SelfTestRefused("the self-test ended while the check ran")
-        self.rows[part] = row
-        return row.as_dict()
+        if self.active:
+            self.rows[part] = row
 
     def confirm(self, part: str, seen: bool, connection: int | None = None) -> dict:
         """The technician's answer for a light or the motor shown by ``check``."""
@@ -301,8 +323,8 @@ class SelfTest:
                 d.machine.feedback.armed_light(True, "self-test over")
             elif d.hardware.haptic is not None:
                 d.hardware.haptic.set(False)
-        except Exception:  # noqa: BLE001 - the row already says the part failed
-            log.exception("restoring %s after the self-test failed", part)
+        except Exception as exc:  # noqa: BLE001 - the row already says the part failed
+            log.warning("restoring %s after the self-test failed: %s", part, exc)
 
 
 _CONFIRM_CHECK = {

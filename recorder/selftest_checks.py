@@ -172,6 +172,7 @@ async def ir_row(pipeline, camera, ir, faults: dict[str, str]) -> Row:
     if ir is None:
         return missing("ir", faults, "IR cut filter and illuminator")
     day = pipeline.night.night if pipeline is not None else False
+    video_ok = bool(pipeline is not None and pipeline.health.video_ok)   # else the camera's row says it
     try:
         ir.set_night(True)
         if camera is not None:
@@ -192,7 +193,7 @@ async def ir_row(pipeline, camera, ir, faults: dict[str, str]) -> Row:
     figures = {"night_read": night_read, "day_read": day_read, "night_frames": frames}
     if not night_read or day_read:
         return Row("ir", False, text, "the IR cut filter and illuminator wiring", figures)
-    if camera is not None and frames == 0:
+    if camera is not None and video_ok and frames == 0:
         return Row("ir", False, text, "the camera in night mode (no frame came)", figures)
     return Row("ir", True, text, figures=figures)
 
@@ -263,8 +264,8 @@ async def speaker_row(loop, speaker, ear: Ear | None, faults: dict[str, str]) ->
     if ear is None:
         return Row("speaker", True, "test tone played (not heard back: no microphone)")
     got = ear.capture(start - BEFORE_S, start + TONE_S + AFTER_S)
-    if got is None:
-        return Row("speaker", False, "test tone played, the microphone captured nothing", "the microphone")
+    if got is None:   # nothing to hear it with: the microphone's own row fails
+        return Row("speaker", True, "test tone played (not heard back: the microphone captured nothing)")
     samples, _captured, mic_rate = got
     peak, _at = correlate(resample(samples, mic_rate), resample(tone, rate))
     text = f"test tone heard back, correlation {peak:.2f}" if peak >= HEARD_PEAK else \

@@ -8,22 +8,25 @@ import asyncio
 import contextlib
 import io
 import json
+import sys
 import threading
 import time
 from pathlib import Path
 
 from conftest import SMALL_VIDEO, write_config
 
-from drivers.gpio import reset_simulated_pins
 from recorder.config import load_config
 from recorder.daemon import Daemon, Options
 from recorder.selftest import press_when_asked
 from tools.cli import main as pieton
 
+# A second camera's pins, so that two benches can run at once on gpiozero's one MockFactory.
+OTHER_PINS = {"gpio": {"button": 5, "red_led": 6, "green_led": 13, "haptic": 19, "ir_cut": 26,
+                       "ir_illuminator": 16}}
+
 
 class Bench:
     def __init__(self, root: Path, recipient: str, overrides: dict | None = None):
-        reset_simulated_pins()
         self.state = root / "state"
         config = load_config(write_config(root / "cfg", {**SMALL_VIDEO, **(overrides or {})}))
         self.loop = asyncio.new_event_loop()
@@ -53,6 +56,11 @@ class Bench:
         self.technician = asyncio.run_coroutine_threadsafe(
             press_when_asked(lambda: self.daemon, press), self.loop)
 
+    def stop_pressing(self) -> None:
+        if self.technician is not None:
+            self.technician.cancel()
+            self.technician = None
+
     def wait_until(self, predicate, timeout: float = 10.0) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -63,30 +71,27 @@ class Bench:
 
     def selftest(self, *args: str, stdin: str = "") -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
-        old_stdin = __import__("sys").stdin
-        __import__("sys").stdin = io.StringIO(stdin)
+        old_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = pieton(["selftest", "--state-dir", str(self.state), *args])
         finally:
-            __import__("sys").stdin = old_stdin
+            sys.stdin = old_stdin
         return code, out.getvalue(), err.getvalue()
 
-    def report(self, *args: str) -> tuple[int, dict]:
-        code, out, err = self.selftest("--json", *args)
+    def report(self, *args: str, stdin: str = "") -> tuple[int, dict]:
+        code, out, err = self.selftest("--json", *args, stdin=stdin)
         assert out.strip(), err
         return code, json.loads(out)
 
     def close(self) -> None:
-        if self.technician is not None:
-            self.technician.cancel()
+        self.stop_pressing()
         try:
             self.call(self.daemon.shutdown("test over"))
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(30)
             self.loop.close()
-            reset_simulated_pins()
 
 
 def rows(report: dict) -> dict[str, dict]:

@@ -8,17 +8,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from selftest_bench import Bench, rows
+from selftest_bench import OTHER_PINS, Bench, rows
 
 from drivers.battery import SysfsBattery
+from drivers.gpio import reset_simulated_pins
 from recorder.control import Connection, request, socket_path
 from recorder.errors import ControlError
+from recorder.evidence.age import generate_identity
 from recorder.selftest import PARTS
+from tools.selftest_cmd import format_report
 
 
 @pytest.fixture
 def bench(tmp_path, chief):
-    bench = Bench(tmp_path, chief[1])
+    bench = Bench(tmp_path, chief[1], OTHER_PINS)
     try:
         assert bench.wait_until(lambda: bench.daemon.clock_synchronised(), 15), "the simulated GPS gave no fix"
         yield bench
@@ -54,83 +57,99 @@ def test_a_healthy_camera_is_ready_and_nothing_is_recorded(bench):
     assert bench.wait_until(lambda: bench.daemon.machine.current is not None, 5)
 
 
-def _close_red(bench):
-    bench.daemon.hardware.leds.red.close()          # the gpiozero LED can no longer be driven
-
-
-def _close_green(bench):
-    bench.daemon.hardware.leds.green.close()
-
-
-def _close_haptic(bench):
-    bench.daemon.hardware.haptic._motor.close()
-
-
-def _close_ir(bench):
-    bench.daemon.hardware.ir.illuminator.close()
-
-
-def _broken_gauge(bench, tmp_path):
-    (tmp_path / "BAT0").mkdir()
-    (tmp_path / "BAT0" / "capacity").write_text("garbage\n")
-    bench.daemon.hardware.battery = SysfsBattery("BAT0", root=tmp_path)
-
-
 def _clock_off(bench):
     clock = bench.daemon.sessions.position.clock
     for _ in range(40):          # the receiver's time 30 s away from the camera's clock
         clock.note_fix(1_000_000.0, 1_000_030.0)
 
 
-# part -> how the fault is injected into the running simulated hardware
+def _clock_on(bench):
+    for _ in range(40):
+        bench.daemon.sessions.position.clock.note_fix(1_000_000.0, 1_000_000.0)
+
+
+def _broken_gauge(bench):
+    folder = bench.state.parent / "sys-power"
+    (folder / "BAT0").mkdir(parents=True, exist_ok=True)
+    (folder / "BAT0" / "capacity").write_text("garbage\n")       # the gauge's kernel driver gone wrong
+    bench.healthy_battery, bench.daemon.hardware.battery = bench.daemon.hardware.battery, SysfsBattery(
+        "BAT0", root=folder)
+
+
+def _close_red(bench):
+    bench.daemon.hardware.leds.red.close()          # the gpiozero LED can no longer be driven
+
+
+def _close_ir(bench):
+    bench.daemon.hardware.ir.illuminator.close()    # the illuminator's pin is gone
+
+
+hw = lambda bench: bench.daemon.hardware   # noqa: E731
+
+# part -> (inject the fault into the running simulated hardware, heal it; or None: a fresh
+# camera), answers to the lights' questions (None: --confirm-lights yes)
 FAULTS = {
-    "clock": _clock_off,
-    "battery": _broken_gauge,
-    "storage": lambda bench: setattr(bench.daemon, "free_mb_override", 10.0),
-    "gps": lambda bench: bench.daemon.hardware.gps.lose_fix(),
-    "camera": lambda bench: bench.daemon.hardware.camera.fail(),
-    "ir": _close_ir,
-    "microphone": lambda bench: bench.daemon.hardware.microphone.fail(),
-    "speaker": lambda bench: bench.daemon.hardware.speaker.mute(),
-    "button": None,              # nobody presses: a switch that never closes
-    "red": _close_red,
-    "green": _close_green,
-    "haptic": _close_haptic,
+    "clock": (_clock_off, _clock_on, None),
+    "battery": (_broken_gauge, lambda b: setattr(hw(b), "battery", b.healthy_battery), None),
+    "storage": (lambda b: setattr(b.daemon, "free_mb_override", 10.0),
+                lambda b: setattr(b.daemon, "free_mb_override", None), None),
+    "gps": (lambda b: hw(b).gps.lose_fix(), lambda b: hw(b).gps.regain_fix(), None),
+    "camera": (lambda b: hw(b).camera.fail(), lambda b: hw(b).camera.recover(), None),
+    "ir": (_close_ir, None, None),
+    "microphone": (lambda b: hw(b).microphone.fail(), lambda b: hw(b).microphone.recover(), None),
+    "speaker": (lambda b: hw(b).speaker.mute(), lambda b: hw(b).speaker.mute(False), None),
+    "button": (None, None, None),           # nobody presses: a switch that never closes
+    "red": (_close_red, None, None),
+    # A dark LED or a dead motor still has a pin that follows: the technician's eyes and
+    # hand are the check, their "no" the fault.
+    "green": (None, None, "y\nn\ny\n"),
+    "haptic": (None, None, "y\ny\nn\n"),
 }
 
 
+@pytest.fixture(scope="module")
+def shared_bench(tmp_path_factory):
+    reset_simulated_pins()     # whatever an earlier test module left reserved
+    bench = Bench(tmp_path_factory.mktemp("bench"), generate_identity()[1])
+    try:
+        assert bench.wait_until(lambda: bench.daemon.clock_synchronised(), 15), "the simulated GPS gave no fix"
+        yield bench
+    finally:
+        bench.close()
+        reset_simulated_pins()
+
+
 @pytest.mark.parametrize("part", PARTS)
-def test_a_fault_in_each_part_fails_its_row_and_the_verdict(bench, part, tmp_path):
+def test_a_fault_in_each_part_fails_its_row_and_the_verdict(part, request):
     assert set(FAULTS) == set(PARTS)
-    inject = FAULTS[part]
+    inject, heal, answers = FAULTS[part]
+    irreversible = inject is not None and heal is None
+    bench = request.getfixturevalue("bench" if irreversible else "shared_bench")
     if inject is not None:
-        if inject is _broken_gauge:
-            bench.do(inject, bench, tmp_path)
-        else:
-            bench.do(inject, bench)
+        bench.do(inject, bench)
+    if part != "button":
         bench.presses_when_asked()
-    if part == "gps":   # the last fix ages past [gps] max_fix_age_s
-        assert bench.wait_until(lambda: bench.daemon.sessions.position.status()["gps"]["mode"] == 1, 10)
-    code, report = bench.report("--confirm-lights", "yes", "--button-timeout", "1")
+    try:
+        if part == "gps":   # the last fix ages past [gps] max_fix_age_s
+            assert bench.wait_until(lambda: bench.daemon.sessions.position.status()["gps"]["mode"] == 1, 10)
+        lights = ["--confirm-lights", "yes"] if answers is None else []
+        code, report = bench.report(*lights, "--button-timeout", "1", stdin=answers or "")
+    finally:
+        bench.stop_pressing()
+        if heal is not None:
+            bench.do(heal, bench)
     assert code == 1 and report["ready"] is False
     by_part = rows(report)
     assert not by_part[part]["ok"] and by_part[part]["check"], by_part[part]
-    assert report["failed"] == [part] or (part == "microphone" and set(report["failed"]) == {"microphone",
-                                                                                          "speaker"}), report
-    code, out, _ = bench.selftest("--confirm-lights", "yes", "--button-timeout", "1") if part == "button" else \
-        (code, None, None)
-    if out is not None:
-        assert code == 1 and f"NOT READY: 1 part(s) failed: {part}" in out and "Traceback" not in out
-
-
-def test_the_technician_says_no_for_a_light(bench):
-    bench.presses_when_asked()
-    code, out, err = bench.selftest(stdin="y\nn\ny\n")
-    assert code == 1, out + err
-    assert "Is the GREEN light blinking?" in out
-    green = [line for line in out.splitlines() if line.startswith("green")][0]
-    assert "FAIL" in green and "did NOT see" in green
-    assert "NOT READY: 1 part(s) failed: green" in out
+    assert report["failed"] == [part], report
+    shown = format_report(report)
+    assert f"{part:<12}FAIL" in shown and f"NOT READY: 1 part(s) failed: {part}" in shown
+    assert "check: " + by_part[part]["check"] in shown
+    if part == "gps":
+        assert bench.wait_until(lambda: bench.daemon.sessions.position.status()["gps"]["mode"] == 3, 10)
+    if part in ("camera", "microphone"):   # the pipeline sees its device again
+        assert bench.wait_until(lambda: bench.daemon.sessions.pipeline.health.video_ok
+                                and bench.daemon.sessions.pipeline.health.audio_ok, 5)
 
 
 def test_refused_during_a_recording(bench):
