@@ -30,10 +30,12 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from recorder import card_answer
 from recorder.bundle import (
     INSTALLED_NAME,
     OWN,
@@ -304,23 +306,39 @@ class ConfigUpdater:
             self.on_applied(config)
         return config
 
-    def pickup_inbox(self, card_dir: str | Path) -> list[tuple[str, Answer]]:
-        """At start: offer every bundle left in ``card_dir/inbox/`` (pieton config flash --dir),
-        oldest version first, then move each to ``inbox/done/`` so it is offered once."""
+    def pickup_inbox(self, card_dir: str | Path, *, signer=None, now: Callable[[], float] = time.time
+                     ) -> list[tuple[str, Answer]]:
+        """Offer every bundle left in ``card_dir/inbox/`` (pieton config flash --dir), oldest
+        version first; move each to ``inbox/done/`` (accepted) or ``inbox/refused/`` so it is
+        offered once, and write the answer beside them, signed by ``signer`` (the device key;
+        recorder.card_answer), for `pieton config answer --dir`."""
         inbox = Path(card_dir) / "inbox"
         if not inbox.is_dir():
             return []
         answers = []
-        done = inbox / "done"
         for path in sorted((p for p in inbox.iterdir() if p.is_file() and p.suffix == ".pbn"), key=_version_of):
+            before = self.running_version
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 answers.append((path.name, Answer("bad-format", f"cannot read {path}: {exc.strerror}")))
                 continue
-            answers.append((path.name, self.offer(data, origin=f"card:{path.name}")))
-            done.mkdir(exist_ok=True)
-            os.replace(path, done / path.name)
+            answer = self.offer(data, origin=f"card:{path.name}")
+            answers.append((path.name, answer))
+            try:
+                offered = read_bundle(data).version
+            except BundleError:
+                offered = None
+            try:
+                folder = inbox / (card_answer.DONE if answer.ok else card_answer.REFUSED)
+                folder.mkdir(exist_ok=True)
+                os.replace(path, folder / path.name)
+                card_answer.write_answer(inbox, path.name, answer.code, answer.message, accepted=answer.ok,
+                                         camera_id=self.device_id, offered_version=offered,
+                                         version_before=before, version_after=self.running_version,
+                                         now=now(), signer=signer)
+            except OSError as exc:   # a card pulled out or full: the journal has the decision
+                log.warning("cannot write the answer to %s on the card: %s", path.name, exc)
         return answers
 
     def _journal(self, event: str, public: dict) -> None:

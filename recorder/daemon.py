@@ -188,8 +188,7 @@ class Daemon:
                                      on_applied=self._configuration_applied,
                                      running_version=self.config_version)
         self.updater.apply_pending(False)
-        if self.config.link.card_dir:
-            self.updater.pickup_inbox(self.config.link.card_dir)
+        self._take_card_bundles()
         self.assignment = AssignmentKeeper(self.state_dir, journal, device.camera_id,
                                            self._assignment_signers, wall_clock=self.wall.now)
         if self._previous is not None and self._previous.assignment is not None:
@@ -201,6 +200,13 @@ class Daemon:
         """[keys] assigners of the latest accepted configuration when it lists any, else
         its technicians that are not revoked (recorder.assignment.assignment_signers)."""
         return list(self.updater.latest[1].keys.assigners) or self.updater.trusted_technicians()
+
+    def _take_card_bundles(self) -> None:
+        """Bundles left on the SD card or dock folder (pieton config flash --dir): taken at
+        start and at every monitor tick, each answered on the card."""
+        if self.config.link.card_dir:
+            signer = self.spool.signer if self.spool is not None else None
+            self.updater.pickup_inbox(self.config.link.card_dir, signer=signer, now=self.wall.now)
 
     def _take_assignments(self) -> None:
         """Assignments (and ends) left in the inbox of the spool (the dock) or of the SD card."""
@@ -324,6 +330,7 @@ class Daemon:
                 self._check_battery()
                 self._check_storage()
                 self._apply_receipts()
+                self._take_card_bundles()
                 self._take_assignments()
                 self.assignment.current()   # an expiry is noticed (and shown) within a tick
                 self._sweep_retention()

@@ -133,7 +133,7 @@ def test_a_fault_in_each_part_fails_its_row_and_the_verdict(part, request):
         if part == "gps":   # the last fix ages past [gps] max_fix_age_s
             assert bench.wait_until(lambda: bench.daemon.sessions.position.status()["gps"]["mode"] == 1, 10)
         lights = ["--confirm-lights", "yes"] if answers is None else []
-        code, report = bench.report(*lights, "--button-timeout", "1", stdin=answers or "")
+        code, report = bench.report(*lights, "--button-timeout", "1", "--fix-wait", "0", stdin=answers or "")
     finally:
         bench.stop_pressing()
         if heal is not None:

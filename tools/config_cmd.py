@@ -5,7 +5,8 @@ check: a TOML or a bundle; for a bundle, says which check failed (structure, sig
 trust, target, version, completeness, configuration).
 sign:  one bundle holding the TOML and every file it references, signed.
 flash: over the camera's serial link (the device answers with a reason code), or onto a
-mounted SD card for the camera to pick up at its next start.
+mounted SD card or dock folder that the camera reads ([link] card_dir).
+answer: the camera's answers written on that card (recorder.card_answer).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from recorder import card_answer
 from recorder.assignment import REASONS as ASSIGNMENT_REASONS
 from recorder.bundle import (
     MAGIC,
@@ -93,6 +95,13 @@ def register(subparsers) -> None:
     flash.add_argument("--full", action="store_true",
                        help="send every file, even those the camera already holds")
     flash.set_defaults(func=cmd_flash)
+
+    answer = actions.add_parser("answer", help="read the camera's answers to bundles flashed with --dir")
+    answer.add_argument("--dir", required=True, metavar="MOUNTPOINT", help="the SD card or dock folder")
+    answer.add_argument("--camera-key", metavar="HEX",
+                        help="the camera's device public key (printed by pieton provision): check each "
+                             "answer is signed by it")
+    answer.set_defaults(func=cmd_answer)
 
 
 def _read(path: str) -> bytes:
@@ -364,5 +373,68 @@ def _to_card(bundle, mountpoint: Path, name: str) -> int:
     except OSError as exc:
         print(f"cannot write to {inbox}: {exc.strerror}", file=sys.stderr)
         return 2
-    print(f"{name} -> {target}: the camera offers it to itself at its next start")
+    print(f"{name} -> {target}\n"
+          f"The camera takes it from the card at its next start, or within seconds while it runs, "
+          f"when its configuration's [link] card_dir is this card's folder on the camera (by default "
+          f"none: then use --port). It writes its answer on the card; read it with:\n"
+          f"  pieton config answer --dir {mountpoint}")
     return 0
+
+
+def cmd_answer(args) -> int:
+    """The camera's answers on the card; exit 0 only when the latest was an acceptance, no
+    bundle still waits, and (with --camera-key) every answer is the camera's."""
+    card = Path(args.dir)
+    if not card.is_dir():
+        print(f"--dir {card}: not a folder (is the SD card mounted?)", file=sys.stderr)
+        return 2
+    if args.camera_key is not None and not _is_key_hex(args.camera_key):
+        print(f"--camera-key {args.camera_key[:80]!r}: not a device public key (64 hex digits, "
+              "as pieton provision prints it)", file=sys.stderr)
+        return 2
+    waiting = sorted(p.name for p in (card / "inbox").glob("*.pbn")) if (card / "inbox").is_dir() else []
+    paths = card_answer.answers_on(card)
+    if not paths and not waiting:
+        print(f"{card}: no bundle and no answer on this card (pieton config flash BUNDLE --dir {card})",
+              file=sys.stderr)
+        return 1
+    good, answers = True, []
+    for path in paths:
+        try:
+            answers.append(card_answer.read_answer(path))
+        except InputError as exc:
+            print(f"{path.name}: unreadable answer: {exc}")
+            good = False
+    # Oldest first; what counts is the latest answer (a refusal a later bundle fixed is history).
+    answers.sort(key=lambda doc: str(doc["time"]))
+    for doc in answers:
+        good &= _print_answer(doc, args.camera_key)
+    if answers and not answers[-1]["accepted"]:
+        good = False
+    for name in waiting:
+        print(f"{name}: NO ANSWER YET: still in {card / 'inbox'}; the camera has not looked at this card "
+              f"(is its [link] card_dir this folder? has it started since?)")
+        good = False
+    return 0 if good else 1
+
+
+def _is_key_hex(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def _print_answer(doc: dict, camera_key: str | None) -> bool:
+    """Print one answer; False when it is not signed by ``camera_key``."""
+    head = "accepted" if doc["accepted"] else "REFUSED"
+    words = {"applied": "accepted and in force", "queued": "accepted; applied when the current recording ends",
+             **REASONS}
+    versions = (f"offered version {doc['offered_version']}, camera at version {doc['version_before']} before, "
+                f"{doc['version_after']} after")
+    if camera_key is None:
+        signed, trusted = "signature not checked (give --camera-key)", True
+    elif card_answer.signed_by(doc, camera_key):
+        signed, trusted = "signed by the camera", True
+    else:
+        signed, trusted = "NOT signed by that camera's key: do not trust this answer", False
+    print(f"{doc['bundle']}: {head} [{doc['code']}] {words.get(doc['code'], doc['code'])}: {doc['message']}\n"
+          f"  camera {doc['camera_id']}, {versions}, at {doc['time']}; {signed}")
+    return trusted

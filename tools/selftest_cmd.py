@@ -43,6 +43,9 @@ def register(subparsers) -> None:
                    help="answer the lights and motor questions without asking (you watched them)")
     p.add_argument("--button-timeout", type=float, default=30.0, metavar="S",
                    help="seconds to wait for the record button press (default 30, at most 60)")
+    p.add_argument("--fix-wait", type=float, default=20.0, metavar="S",
+                   help="seconds to wait for a GPS fix and a synchronised clock when there is none yet "
+                        "(default 20, at most 60)")
     p.add_argument("--wait", type=float, default=0.0, metavar="S",
                    help="wait up to S seconds for the daemon to be armed (just after boot)")
     p.set_defaults(func=cmd_selftest)
@@ -52,6 +55,9 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     if not 0 < args.button_timeout <= 60:
         print(f"pieton selftest: --button-timeout {args.button_timeout:g}: must be from 0 to 60 seconds",
               file=sys.stderr)
+        return 2
+    if not 0 <= args.fix_wait <= 60:
+        print(f"pieton selftest: --fix-wait {args.fix_wait:g}: must be from 0 to 60 seconds", file=sys.stderr)
         return 2
     if args.wait < 0:
         print(f"pieton selftest: --wait {args.wait:g}: must not be negative", file=sys.stderr)
@@ -96,7 +102,8 @@ def run(connection: Connection, args: argparse.Namespace) -> dict[str, Any]:
     automatic = [p for p in parts if p not in confirmed and p != "button"]
     try:
         _say(f"  checking {', '.join(automatic)}...", args)
-        for row in connection.request("selftest_check", parts=automatic, timeout=CHECK_TIMEOUT_S):
+        for row in connection.request("selftest_check", parts=automatic, fix_wait_s=args.fix_wait,
+                                      timeout=args.fix_wait + CHECK_TIMEOUT_S):
             _say(f"  {row['part']:<11}{'pass' if row['ok'] else 'FAIL'}", args)
         if "button" in parts:
             _say(f"  -> press the record button now (within {args.button_timeout:g} s)", args)
