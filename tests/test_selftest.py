@@ -187,3 +187,14 @@ def test_no_daemon_and_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert "no control socket" in capsys.readouterr().err
     assert pieton(["selftest", "--state-dir", str(tmp_path), "--button-timeout", "0"]) == 2
     assert "--button-timeout" in capsys.readouterr().err
+
+
+def test_the_status_survives_a_battery_gauge_that_cannot_be_read(shared_bench):
+    bench = shared_bench
+    bench.do(_broken_gauge, bench)
+    try:
+        status = request(socket_path(bench.state), "status")
+    finally:
+        bench.do(lambda b: setattr(hw(b), "battery", b.healthy_battery), bench)
+    assert status["battery_percent"] is None and "cannot read" in status["battery_error"]
+    assert status["state"] == "armed"
