@@ -101,7 +101,7 @@ class Daemon:
         self.retention: expiry.Sweep | None = None   # the last pass of the camera's retention
         self._retention_pass: tuple[float, bool] | None = None   # (loop time, clock synchronised)
         self.erased_on_camera = 0
-        self.selftest: SelfTest | None = None   # the commissioning test state (pieton selftest)
+        self.selftest = SelfTest(self)   # the commissioning test state (pieton selftest)
 
     # -- start -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -123,7 +123,6 @@ class Daemon:
         self.machine.on_closed = lambda: self.updater.apply_pending(False)
         self.sessions.start(self.hardware)
         self.faults.update(self.hardware.faults)
-        self.selftest = SelfTest(self)
         if self.hardware.button is not None:
             self.hardware.button.start(self.loop, self.selftest.route(self.machine.button_edge))
         self.machine.arm()
@@ -300,10 +299,8 @@ class Daemon:
             return None
 
     async def _start_control(self) -> None:
-        selftest = self.selftest
-        handlers = {"status": self.status, **(selftest.handlers() if selftest is not None else {})}
-        self._control = ControlServer(socket_path(self.state_dir), handlers,
-                                      on_disconnect=selftest.disconnected if selftest is not None else None)
+        self._control = ControlServer(socket_path(self.state_dir), {"status": self.status, **self.selftest.handlers()},
+                                      on_disconnect=self.selftest.disconnected)
         await self._control.start()
 
     def _start_notify(self) -> None:
@@ -440,7 +437,7 @@ class Daemon:
             status["retention"] = {**self.retention.status(), "erased_since_start": self.erased_on_camera}
         if self.listener is not None:
             status["link"] = self.listener.status()
-        if self.selftest is not None and self.selftest.active:
+        if self.selftest.active:
             status["selftest"] = self.selftest.status()
         return status
 
@@ -455,8 +452,7 @@ class Daemon:
         """Seal and close any recording, then release the hardware."""
         if self.options.notify:
             notify.stopping()
-        if self.selftest is not None:
-            self.selftest.end(reason)
+        self.selftest.end(reason)
         if self.machine is not None:
             task = self.machine.stop(reason)
             if task is not None:

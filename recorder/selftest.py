@@ -86,7 +86,8 @@ class SelfTest:
     def begin(self, connection: int | None = None) -> dict[str, Any]:
         d = self.daemon
         if d.machine is None:
-            raise SelfTestRefused(f"the camera is not armed ({d.maintenance or 'starting'}): no self-test")
+            why = (d.maintenance or "starting")[:300]
+            raise SelfTestRefused(f"the camera is not armed ({why}): no self-test; see pieton ctl status")
         if d.machine.current is not None:
             raise SelfTestRefused("a recording is in progress: the self-test runs only between recordings")
         if self.active:

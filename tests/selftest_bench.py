@@ -26,7 +26,8 @@ OTHER_PINS = {"gpio": {"button": 5, "red_led": 6, "green_led": 13, "haptic": 19,
 
 
 class Bench:
-    def __init__(self, root: Path, recipient: str, overrides: dict | None = None):
+    def __init__(self, root: Path, recipient: str, overrides: dict | None = None, *,
+                 maintenance: str | None = None):
         self.state = root / "state"
         config = load_config(write_config(root / "cfg", {**SMALL_VIDEO, **(overrides or {})}))
         self.loop = asyncio.new_event_loop()
@@ -34,7 +35,7 @@ class Bench:
                                              notify=False), loop=self.loop)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="bench-daemon")
         self.thread.start()
-        self.call(self.daemon.start())
+        self.call(self.daemon.start() if maintenance is None else self.daemon.start_maintenance(maintenance))
         self.technician = None
 
     def call(self, coro, timeout: float = 60.0):

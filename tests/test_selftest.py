@@ -181,6 +181,15 @@ def test_a_press_during_the_test_never_starts_a_recording_and_a_disconnect_ends_
     assert bench.daemon.machine.history == [] and bench.daemon.machine.current is None
 
 
+def test_refused_in_maintenance(tmp_path, chief):
+    bench = Bench(tmp_path, chief[1], maintenance="every configuration failed to start")
+    try:
+        code, out, err = bench.selftest("--confirm-lights", "yes")
+    finally:
+        bench.close()
+    assert code == 1 and "not armed (every configuration failed to start)" in err and "Traceback" not in err
+
+
 def test_no_daemon_and_bad_arguments_are_clear_errors(tmp_path, capsys):
     from tools.cli import main as pieton
     assert pieton(["selftest", "--state-dir", str(tmp_path)]) == 1
@@ -198,3 +207,18 @@ def test_the_status_survives_a_battery_gauge_that_cannot_be_read(shared_bench):
         bench.do(lambda b: setattr(hw(b), "battery", b.healthy_battery), bench)
     assert status["battery_percent"] is None and "cannot read" in status["battery_error"]
     assert status["state"] == "armed"
+
+
+def test_a_technician_who_leaves_ends_the_test_state(shared_bench, monkeypatch):
+    import recorder.selftest
+    monkeypatch.setattr(recorder.selftest, "IDLE_S", 0.5)
+    bench = shared_bench
+    with Connection(socket_path(bench.state)) as connection:
+        connection.request("selftest_begin")
+        connection.request("selftest_check", part="red")
+        assert bench.wait_until(lambda: not bench.daemon.selftest.active, 5)
+        assert not bench.daemon.hardware.leds.is_lit("red")
+        with pytest.raises(ControlError, match="no self-test is running"):
+            connection.request("selftest_check", part="clock")
+    ended = [e for e in journal_events(bench) if e["event"] == "selftest ended"][-1]
+    assert ended["data"]["why"] == "no request for 0.5 s"
