@@ -43,7 +43,7 @@ MAX_WAIT_S = 60.0              # for the press, and for a first GPS fix
 BLINK_S = 0.3                  # the green light and the motor, shown by blinking
 
 
-class SelfTestRefused(PietonError):
+class SelfTestRefused(PietonError, RuntimeError):
     """The camera cannot enter (or is not in) the test state."""
 
 
@@ -286,6 +286,8 @@ class SelfTest:
         """Light the part (the red light steady, the green light and the motor blinking:
         the green one is already on while armed) until the technician answers."""
         d = self.daemon
+        if part in self._showing:     # shown again: one blinking task only
+            self._stop_showing(part)
         feedback = d.machine.feedback
         device = d.hardware.haptic if part == "haptic" else d.hardware.leds
         if device is None:
