@@ -88,3 +88,16 @@ def chief(tmp_path):
     path.write_text(identity + "\n")
     path.chmod(0o600)
     return path, recipient
+
+
+def designate(vault_dir, identity_path, recipient: str, monkeypatch=None, *, matricule: str = "PM-0001") -> str:
+    """Designate the test's chief (a ``responsable``) in a vault made for a test; with
+    ``monkeypatch``, their identity becomes the one vault commands use (PIETON_IDENTITY).
+    Returns the matricule the journal and the register then name."""
+    from tools.cli import main
+    assert main(["vault", "designate", str(vault_dir), "--name", "Chef de test", "--matricule", matricule,
+                 "--role", "responsable", "--designated-by", "Maire", "--decision", "arrêté de test",
+                 "--recipient", recipient, "--identity", str(identity_path)]) == 0
+    if monkeypatch is not None:
+        monkeypatch.setenv("PIETON_IDENTITY", str(identity_path))
+    return matricule

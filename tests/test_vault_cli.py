@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl
+from conftest import designate, read_jsonl
 from test_vault_flow import CAMERA, make_spool
 
 from recorder.evidence.age import generate_identity
@@ -20,19 +20,21 @@ def chief():
 
 
 @pytest.fixture
-def setup(tmp_path, chief):
+def setup(tmp_path, chief, monkeypatch):
     """A vault (Europe/Paris) holding two recordings of CAMERA, made 2026-11-18 from
-    11:06:40Z (12:06:40 CET) and 10 minutes apart; the chief's identity in a file."""
+    11:06:40Z (12:06:40 CET) and 10 minutes apart; the chief's identity in a file, the
+    chief designated and their identity the one commands use (PIETON_IDENTITY)."""
     (tmp_path / "police").mkdir()
     v = str(tmp_path / "vault")
     register = tmp_path / "police" / "register.jsonl"
     assert main(["vault", "init", v, "--recipient", chief[1], "--register", str(register)]) == 0
+    identity = tmp_path / "chief.key"
+    identity.write_text(chief[0] + "\n")
+    designate(v, identity, chief[1], monkeypatch)
     spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=2)
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress"]) == 0
     ids = sorted(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
-    identity = tmp_path / "chief.key"
-    identity.write_text(chief[0] + "\n")
     return v, register, ids, str(identity)
 
 
@@ -82,7 +84,7 @@ def test_a_camera_id_in_another_case_matches_and_a_near_miss_is_suggested(setup,
     v, _, ids, _ = setup
     capsys.readouterr()
     assert main(["vault", "find", v, "--from", "2026-11-18T00:00Z", "--to", "2026-11-19T00:00Z",
-                 "--camera", CAMERA.lower(), "--json"]) == 0
+                 "--camera", CAMERA.lower(), "--json", "--purpose", "judiciaire", "--requester", "R"]) == 0
     assert [f["recording"] for f in json.loads(capsys.readouterr().out)["found"]] == ids
     assert main(["vault", "list", v, "--camera", "CAM-T-01"]) == 2
     err = capsys.readouterr().err
@@ -131,7 +133,8 @@ def test_times_without_zone_are_local_to_the_vault_and_printed_with_their_zone(t
     capsys.readouterr()
     # 12:06 to 12:07 in Paris is 11:06Z to 11:07Z: recording 0 only (read as UTC: nothing).
     for since, until in (("18/11/2026 12:06", "18/11/2026 12:07"), ("2026-11-18T12:06", "2026-11-18 12:07")):
-        assert main(["vault", "find", v, "--from", since, "--to", until]) == 0
+        assert main(["vault", "find", v, "--from", since, "--to", until, "--purpose", "judiciaire",
+                     "--requester", "R"]) == 0
         out = capsys.readouterr().out
         assert ids[0] in out and ids[1] not in out and "2026-11-18 12:06:40 CET" in out
     # --start as a local time: 2 s after the recording's start.
@@ -144,7 +147,8 @@ def test_times_without_zone_are_local_to_the_vault_and_printed_with_their_zone(t
 def test_an_ambiguous_or_missing_local_time_asks_for_the_offset(setup, capsys):
     v, _, _, _ = setup
     capsys.readouterr()
-    assert main(["vault", "find", v, "--from", "25/10/2026 02:30", "--to", "26/10/2026"]) == 2
+    assert main(["vault", "find", v, "--from", "25/10/2026 02:30", "--to", "26/10/2026", "--purpose", "judiciaire",
+                 "--requester", "R"]) == 2
     err = capsys.readouterr().err
     assert "happens twice" in err and "+02:00" in err and "+01:00" in err
     assert main(["vault", "list", v, "--from", "29/03/2026 02:30"]) == 2
@@ -163,11 +167,13 @@ def test_purge_now_is_a_local_time(setup, capsys):
     assert "was erased on 2026-12-18 12:07:00 CET" in capsys.readouterr().err
 
 
-def test_vault_zone_is_set_at_init_and_old_vaults_read_as_paris(tmp_path, chief, capsys):
+def test_vault_zone_is_set_at_init_and_old_vaults_read_as_paris(tmp_path, chief, capsys, monkeypatch):
     (tmp_path / "police").mkdir()
     v = str(tmp_path / "cayenne")
     assert main(["vault", "init", v, "--recipient", chief[1], "--register", str(tmp_path / "police" / "r"),
                  "--timezone", "America/Cayenne"]) == 0
+    (tmp_path / "chief.key").write_text(chief[0] + "\n")
+    designate(v, tmp_path / "chief.key", chief[1], monkeypatch)
     with Vault.open(v) as vault:
         assert vault.timezone == "America/Cayenne"
     spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)

@@ -7,7 +7,7 @@ import os
 import shutil
 
 import pytest
-from conftest import read_jsonl
+from conftest import designate, read_jsonl
 from test_vault_flow import CAMERA, START, Clock, make_spool
 
 from recorder.errors import VaultError
@@ -65,7 +65,10 @@ def test_cli_ingest_of_a_hostile_spool_names_the_recording_and_exits_1(tmp_path,
     with open(spool_dir / rids[0] / "manifest.jsonl", "ab") as f:
         f.write(b'{"seq":9,"prev":"00","sig":"zz","event":"sealed"}\n')
     vault.close()
-    code = main(["vault", "ingest", str(vault.layout.root), "--from", str(spool_dir), "--no-progress"])
+    key = setup[1]   # the identity file
+    designate(vault.layout.root, key, recipient)
+    code = main(["vault", "ingest", str(vault.layout.root), "--from", str(spool_dir), "--no-progress",
+                 "--identity", str(key)])
     out, err = capsys.readouterr()
     assert code == 1 and "Traceback" not in out + err
     assert f"QUARANTINED  {rids[0]}" in out and f"stored       {rids[1]}" in out
@@ -213,7 +216,7 @@ def test_find_refuses_a_radius_that_is_not_a_distance(tmp_path, setup, chief, ca
     for radius in ("nan", "inf", "-5"):
         code = main(["vault", "find", str(vault.layout.root), "--from", "2026-11-18T00:00:00Z",
                      "--to", "2026-11-19T00:00:00Z", "--near", "46.95,4.30", "--radius", radius,
-                     "--identity", str(chief[0])])
+                     "--purpose", "judiciaire", "--requester", "R", "--identity", str(chief[0])])
         assert code == 2, radius
         assert "--radius" in capsys.readouterr().err
 

@@ -5,7 +5,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import read_jsonl
+from conftest import designate, read_jsonl
 from test_vault_flow import CAMERA, START, Clock, make_spool
 from test_vault_media import make_segments
 
@@ -164,13 +164,15 @@ def test_logs_pruned_after_three_years_leave_a_signed_checkpoint(tmp_path, setup
     assert any("does not link" in p for p in audit(vault).problems)
 
 
-def test_cli_hold_purge_release(tmp_path, capsys):
+def test_cli_hold_purge_release(tmp_path, capsys, monkeypatch):
     from tools.cli import main
     identity, recipient = generate_identity()
     (tmp_path / "police").mkdir()
     v = str(tmp_path / "vault")
     assert main(["vault", "init", v, "--recipient", recipient, "--register", str(tmp_path / "police" / "r"),
                  "--retention-days", "183"]) == 0
+    (tmp_path / "chief.key").write_text(identity + "\n")
+    designate(v, tmp_path / "chief.key", recipient, monkeypatch)
     spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=1, start=START)
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress"]) == 0

@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from recorder.errors import AgeError, PietonError, VerificationError
+from recorder.errors import AgeError, PietonError, VaultError, VerificationError
 from recorder.inputs import read_bounded
+from tools import vault_people_cmd
 
 _TIMES = "27/11/2026 14:05 or 2026-11-27T14:05, local time in the vault's zone unless an offset is given"
 _PURPOSES = "judiciaire, administrative, disciplinaire or formation (or judicial, disciplinary, training)"
@@ -26,9 +27,13 @@ def _vault(p):
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
 
 
-def _identity(p, required: bool):
-    p.add_argument("--identity", metavar="CHIEF_KEY", required=required,
-                   help="the chief's age identity file (passphrase: prompt or PIETON_PASSPHRASE)")
+def _identity(p, required: bool = True):
+    vault_people_cmd.identity_option(p, required)
+
+
+def _author(vault, args, action: str) -> list:
+    """The designated person whose --identity this is becomes the author of what is logged."""
+    return vault_people_cmd.author(vault, args.identity, action, _identities)
 
 
 def register(subparsers) -> None:
@@ -61,11 +66,13 @@ def register(subparsers) -> None:
     _vault(p)
     p.add_argument("--from", dest="source", required=True, metavar="SPOOL", help="the camera's spool")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _identity(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("purge", help="erase recordings past the retention (holds excepted)")
     _vault(p)
     p.add_argument("--now", metavar="TIME", help=argparse.SUPPRESS)
+    _identity(p, False)  # without one: the automatic erasure (the hourly timer), no person's act
     p.set_defaults(func=cmd_purge)
 
     for name, helptext in (("hold", "keep a recording past retention for a procedure"),
@@ -74,6 +81,7 @@ def register(subparsers) -> None:
         _vault(p)
         p.add_argument("recording", metavar="RECORDING")
         p.add_argument("--procedure", required=True, metavar="REF")
+        _identity(p)
         p.set_defaults(func=cmd_hold if name == "hold" else cmd_release)
 
     p = sub.add_parser("extract", help="export recordings to one MP4 with a signed report, logged twice")
@@ -103,14 +111,22 @@ def register(subparsers) -> None:
     p.add_argument("--no-play", action="store_true", help="decrypt and check only, do not start a player")
     p.set_defaults(func=cmd_view)
 
-    p = sub.add_parser("find", help="recordings of a period (and place): a person's access request")
+    p = sub.add_parser("find", help="search inside recordings (agent, place, trigger, notice): with a motive, "
+                       "logged twice")
     _vault(p)
     p.add_argument("--from", dest="since", required=True, metavar="TIME", help=_TIMES)
     p.add_argument("--to", dest="until", required=True, metavar="TIME", help=_TIMES)
+    p.add_argument("--purpose", metavar="MOTIVE",
+                   help="judiciaire, administrative, disciplinaire, formation or droit d'accès (a person's request)")
+    p.add_argument("--requester", metavar="NAME", help="who asked for the search")
     p.add_argument("--near", metavar="LAT,LON")
     p.add_argument("--radius", type=float, metavar="M")
     p.add_argument("--camera", metavar="ID")
-    _identity(p, False)
+    p.add_argument("--agent", metavar="N", help="the agent number recordings carry (needs a motive)")
+    p.add_argument("--reason", metavar="TRIGGER", help="intervention, request, flagrant_delit or pending")
+    p.add_argument("--notice", choices=("given", "absent"))
+    p.add_argument("--outside", action="store_true", help="recorded outside the commune only")
+    _identity(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_find)
 
@@ -120,6 +136,7 @@ def register(subparsers) -> None:
     p.add_argument("--from", dest="since", metavar="TIME", help=_TIMES)
     p.add_argument("--to", dest="until", metavar="TIME", help=_TIMES)
     p.add_argument("--json", action="store_true")
+    _identity(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("stats", help="yearly figures for the préfet")
@@ -137,6 +154,8 @@ def register(subparsers) -> None:
     p.add_argument("dest", metavar="DEST", help="an empty folder on the other medium, or a mirror of this vault")
     p.add_argument("--recheck", action="store_true", help="verify the copies already there, recopy the bad ones")
     p.set_defaults(func=cmd_mirror)
+
+    vault_people_cmd.register(sub, _run, _identities)
 
 
 def _run(fn):
@@ -207,6 +226,7 @@ def cmd_enrol(args):
 def cmd_ingest(args):
     from tools.vault.ingest import ingest
     with _open(args) as vault:
+        _author(vault, args, "ingest")
         report = ingest(vault, args.source, progress=False if args.no_progress else None)
     for rid in report.stored:
         print(f"stored       {rid}")
@@ -238,6 +258,10 @@ def cmd_purge(args):
     from tools.vault.arguments import typed_time
     from tools.vault.retention import purge
     with _open(args) as vault:
+        if args.identity:
+            _author(vault, args, "purge")
+        else:
+            vault.operator = "automatique"  # R241-13: erased automatically, by the timer
         report = purge(vault, typed_time(vault, args.now, "--now") if args.now else None)
         days = vault.retention_days
     for rid in report.erased:
@@ -261,6 +285,7 @@ def cmd_purge(args):
 def cmd_hold(args):
     from tools.vault.retention import hold
     with _open(args) as vault:
+        _author(vault, args, "hold")
         hold(vault, args.recording, args.procedure)
     print(f"{args.recording} held for procedure {args.procedure}")
     return 0
@@ -270,6 +295,7 @@ def cmd_hold(args):
 def cmd_release(args):
     from tools.vault.retention import release
     with _open(args) as vault:
+        _author(vault, args, "release")
         release(vault, args.recording, args.procedure)
     print(f"{args.recording} released from procedure {args.procedure}")
     return 0
@@ -292,7 +318,7 @@ def cmd_extract(args):
     with _open(args) as vault:
         request.zone = vault.timezone
         request.check()  # before asking for a passphrase; an argument error is no access attempt
-        identities = _identities(args.identity)
+        identities = _author(vault, args, "extract")
         result = extract(vault, request, identities)
     mp4 = result.report["mp4"]
     print(f"extracted {', '.join(args.recordings)} to {result.out} ({mp4['duration_s']} s, audio {mp4['audio']})")
@@ -325,7 +351,7 @@ def cmd_check_report(args):
 def cmd_view(args):
     from tools.vault.extract import consult
     with _open(args) as vault:
-        identities = _identities(args.identity)
+        identities = _author(vault, args, "view")
         result = consult(vault, args.recording, args.purpose, args.requester, identities,
                          play=False if args.no_play else None)
     if not result["played"]:
@@ -338,13 +364,23 @@ def cmd_view(args):
 @_run
 def cmd_find(args):
     from tools.vault.arguments import camera_id, shown_time, typed_time
-    from tools.vault.find import find, parse_near
-    near = parse_near(args.near) if args.near else None
+    from tools.vault.find import Filters, motive_name, parse_near, search
+    if not args.purpose:
+        raise VaultError("--purpose is required: " + ("filtering by agent without a motive would be monitoring "
+                         "the agents, refused" if args.agent else "a search states its motive")
+                         + " (R241-12; judiciaire, administrative, disciplinaire, formation, droit d'accès)")
+    motive = motive_name(args.purpose)
+    if not (args.requester or "").strip():
+        raise VaultError("--requester NAME is required: every search says who asked for it (R241-14)")
+    filters = Filters(agent=args.agent, reason=args.reason, notice=args.notice, outside=args.outside,
+                      near=parse_near(args.near) if args.near else None, radius_m=args.radius)
     with _open(args) as vault:
         since, until = typed_time(vault, args.since, "--from"), typed_time(vault, args.until, "--to")
-        camera = camera_id(vault, args.camera)
-        identities = _identities(args.identity) if args.identity else None
-        result = find(vault, since, until, camera=camera, near=near, radius_m=args.radius, identities=identities)
+        filters.camera = camera_id(vault, args.camera)
+        filters.check()
+        identities = _author(vault, args, "search")
+        result = search(vault, since, until, filters, motive=motive, requester=args.requester or "",
+                        identities=identities)
         started = {f.row.recording_id: shown_time(vault, f.row.started_at) for f in result.found}
     if args.json:
         print(json.dumps({"found": [{"recording": f.row.recording_id, "camera": f.row.camera_id,
@@ -367,6 +403,7 @@ def cmd_list(args):
     with _open(args) as vault:
         since = typed_time(vault, args.since, "--from") if args.since else None
         until = typed_time(vault, args.until, "--to") if args.until else None
+        _author(vault, args, "list")
         listed = list_recordings(vault, camera=camera_id(vault, args.camera), since=since, until=until)
         rows = [{"camera": x.camera, "recording": x.recording, "start": shown_time(vault, x.start),
                  "end": shown_time(vault, x.end), "duration_s": x.duration_s,

@@ -1,4 +1,12 @@
-"""Answering a person's access request (`find`) and the préfet's yearly figures (`stats`)."""
+"""The one rule for looking (R241-12, R241-14): a search and the préfet's yearly figures.
+
+`vault list` shows index fields only and is no access request. Anything that needs to
+decrypt a recording's metadata (its agent, place, trigger, notice, whether it was outside
+the commune) is a search: it states a requester and a motive (a procedure, training, or a
+person's access right), is logged twice (journal and register), and only the searches for
+a person's access right count as access requests in the yearly figures. Filtering by agent
+without a motive would be monitoring the agents: refused.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +16,33 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from drivers.nmea import distance_m
-from recorder.errors import AgeError, VaultError
+from recorder.errors import EvidenceError, VaultError
 from recorder.evidence.chain import split_pieces
 from recorder.evidence.format import META_SUFFIX
 from recorder.evidence.metadata import decrypt_metadata
 from tools.vault.events import track_points
+from tools.vault.extract import FRENCH_PURPOSES, PURPOSES
 from tools.vault.index import RecordingRow
 from tools.vault.layout import utc_iso
 from tools.vault.vault import Vault
 
 MAX_RADIUS_M = 20_037_508.0  # half the Earth's circumference: every place is within it
+ACCESS = "access"            # a person's access right (droit d'accès): an access request
+MOTIVES = (*PURPOSES, ACCESS)
+_FRENCH_MOTIVES = {**FRENCH_PURPOSES, "droit d'accès": ACCESS, "droit d'acces": ACCESS}
+TRIGGERS = ("intervention", "request", "flagrant_delit", "pending")
+NOTICES = ("given", "absent")
+ARTICLE = "R241-12 and R241-14 of the code de la sécurité intérieure"
+
+
+def motive_name(typed) -> str:
+    """The internal name of a search's motive, typed in French or English, in any case."""
+    name = typed.strip().casefold().replace("\u2019", "'") if isinstance(typed, str) else ""
+    name = _FRENCH_MOTIVES.get(name, name)
+    if name not in MOTIVES:
+        raise VaultError(f"--purpose {typed!r}: a search states its motive, one of judiciaire, administrative, "
+                         f"disciplinaire, formation, droit d'accès ({ARTICLE})")
+    return name
 
 
 def parse_near(text: str) -> tuple[float, float]:
@@ -33,62 +58,119 @@ def parse_near(text: str) -> tuple[float, float]:
 
 
 @dataclass
+class Filters:
+    """What a search looks for; each of these but the period and the camera needs decryption."""
+    camera: str | None = None
+    agent: str | None = None
+    reason: str | None = None
+    notice: str | None = None       # "given" or "absent"
+    outside: bool = False           # outside the commune only
+    near: tuple[float, float] | None = None
+    radius_m: float | None = None
+
+    def check(self) -> None:
+        if self.near is not None and self.radius_m is None:
+            raise VaultError("--near needs --radius M, a positive distance in metres")
+        if self.radius_m is not None and self.near is None:
+            raise VaultError("--radius needs --near LAT,LON")
+        if self.radius_m is not None and not (math.isfinite(self.radius_m) and 0 < self.radius_m <= MAX_RADIUS_M):
+            raise VaultError(f"--radius {self.radius_m!r}: a distance in metres, more than 0 and at most "
+                             f"{MAX_RADIUS_M:.0f}")
+        if self.reason is not None and self.reason not in TRIGGERS:
+            raise VaultError(f"--reason {self.reason!r}: one of {', '.join(TRIGGERS)}")
+        if self.notice is not None and self.notice not in NOTICES:
+            raise VaultError(f"--notice {self.notice!r}: given or absent")
+        if self.agent is not None and not self.agent.strip():
+            raise VaultError("--agent: an agent number")
+
+    def logged(self) -> dict:
+        out = {"camera": self.camera, "agent": self.agent, "reason": self.reason, "notice": self.notice,
+               "outside": self.outside or None, "near": list(self.near) if self.near else None,
+               "radius_m": self.radius_m}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass
 class Found:
     row: RecordingRow
     closest_m: float | None = None  # with --near: the closest recorded position
+    summary: dict | None = None     # what was decrypted for the filters (memory only)
 
 
 @dataclass
 class FindResult:
     found: list[Found] = field(default_factory=list)
     without_position: list[str] = field(default_factory=list)
+    journal_seq: int | None = None
 
 
-def find(vault: Vault, since: float, until: float, *, camera: str | None = None,
-         near: tuple[float, float] | None = None, radius_m: float | None = None,
-         identities: list | None = None) -> FindResult:
+def summary(vault: Vault, row: RecordingRow, identities: list) -> dict:
+    """What the filters read from a recording's metadata, decrypted in memory."""
+    folder = vault.layout.recording(row.camera_id, row.recording_id)
+    static: dict = {}
+    points: list = []
+    for meta in sorted(folder.glob("*" + META_SUFFIX)):
+        try:
+            doc = decrypt_metadata(meta, identities, meta.name)
+        except EvidenceError as exc:
+            if "no identity" in str(exc).lower():  # a wrong identity is the caller's error, said once
+                raise VaultError(f"cannot read the metadata of {row.recording_id}: {exc}") from None
+            continue  # an unreadable metadata file adds nothing
+        if isinstance(doc.get("recording"), dict):
+            static = doc["recording"]  # the latest segment's view of the whole recording
+        points.extend(track_points(doc.get("events")))
+    notice = static.get("notice") if isinstance(static.get("notice"), dict) else {}
+    flags = static.get("flags") if isinstance(static.get("flags"), dict) else {}
+    return {"agent": static.get("agent"), "reason": static.get("trigger_reason"),
+            "notice": bool(notice.get("given")), "outside": flags.get("position") == "outside",
+            "points": [(p["lat"], p["lon"]) for p in points]}
+
+
+def _matches(f: Filters, s: dict) -> tuple[bool, float | None]:
+    if f.agent is not None and str(s["agent"]) != f.agent:
+        return False, None
+    if f.reason is not None and s["reason"] != f.reason:
+        return False, None
+    if f.notice is not None and s["notice"] != (f.notice == "given"):
+        return False, None
+    if f.outside and not s["outside"]:
+        return False, None
+    if f.near is None:
+        return True, None
+    closest = min(distance_m(f.near[0], f.near[1], lat, lon) for lat, lon in s["points"])
+    return closest <= f.radius_m, round(closest, 1)
+
+
+def search(vault: Vault, since: float, until: float, filters: Filters, *, motive: str, requester: str,
+           identities: list, cache: dict | None = None) -> FindResult:
+    """Recordings of the period matching the filters; logged twice as a search with its
+    motive, requester and filters. ``cache`` (the desk's session) keeps what was decrypted."""
+    motive = motive_name(motive)
+    if not isinstance(requester, str) or not requester.strip():
+        raise VaultError(f"--requester NAME is required: every search says who asked for it ({ARTICLE})")
     if until <= since:
         raise VaultError("--to must be after --from")
-    if near is not None and not identities:
-        raise VaultError("--near needs --identity CHIEF_KEY: positions are encrypted")
-    if near is not None and radius_m is None:
-        raise VaultError("--near needs --radius M, a positive distance in metres")
-    if radius_m is not None and not (math.isfinite(radius_m) and 0 < radius_m <= MAX_RADIUS_M):
-        raise VaultError(f"--radius {radius_m!r}: a distance in metres, more than 0 and at most {MAX_RADIUS_M:.0f}")
-    # A recording overlaps the period if it started before its end (a day at most earlier).
-    rows = vault.index.recordings(camera=camera, since=since - 86400, until=until)
+    filters.check()
+    cache = {} if cache is None else cache
     result = FindResult()
-    for row in rows:
+    # A recording overlaps the period if it started before its end (a day at most earlier).
+    for row in vault.index.recordings(camera=filters.camera, since=since - 86400, until=until):
         start, end = row.span
         if start >= until or end < since:
             continue
-        if near is None:
-            result.found.append(Found(row))
-            continue
-        points = _positions(vault, row, identities)
-        if not points:
+        if row.recording_id not in cache:
+            cache[row.recording_id] = summary(vault, row, identities)
+        s = cache[row.recording_id]
+        if filters.near is not None and not s["points"]:
             result.without_position.append(row.recording_id)
             continue
-        closest = min(distance_m(near[0], near[1], p["lat"], p["lon"]) for p in points)
-        if closest <= radius_m:
-            result.found.append(Found(row, round(closest, 1)))
-    vault.log("search", period=[utc_iso(since), utc_iso(until)], camera=camera,
-              near=list(near) if near else None, radius_m=radius_m,
-              found=[f.row.recording_id for f in result.found])
+        ok, closest = _matches(filters, s)
+        if ok:
+            result.found.append(Found(row, closest, s))
+    entry = vault.log("search", purpose=motive, requester=requester.strip(), period=[utc_iso(since), utc_iso(until)],
+                      filters=filters.logged(), found=[f.row.recording_id for f in result.found])
+    result.journal_seq = entry["seq"]
     return result
-
-
-def _positions(vault: Vault, row: RecordingRow, identities: list) -> list[dict]:
-    folder = vault.layout.recording(row.camera_id, row.recording_id)
-    points = []
-    for meta in sorted(folder.glob("*" + META_SUFFIX)):
-        try:
-            points.extend(track_points(decrypt_metadata(meta, identities, meta.name).get("events")))
-        except AgeError as exc:  # a bad identity is the caller's error, said once
-            raise VaultError(f"cannot read positions of {row.recording_id}: {exc}") from None
-        except Exception:  # noqa: BLE001 - an unreadable metadata file adds no position
-            pass
-    return points
 
 
 def stats(vault: Vault, year: int) -> dict:
@@ -119,8 +201,8 @@ def stats(vault: Vault, year: int) -> dict:
             erased += 1
         elif event == "hold":
             holds += 1
-        elif event == "search":
-            searches += 1
+        elif event == "search" and line.get("purpose") == ACCESS:
+            searches += 1  # only a person's access right is an access request
     return {
         "year": year,
         "cameras_enrolled": len(vault.index.cameras()),

@@ -35,6 +35,7 @@ from tools.vault.device_journal import (
 )
 from tools.vault.index import RecordingRow
 from tools.vault.layout import parse_time, remove_tree, utc_iso
+from tools.vault.persons import flag_recipients
 from tools.vault.retention import purge
 from tools.vault.spool_read import SpoolReader
 from tools.vault.vault import Vault
@@ -282,6 +283,7 @@ def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestRe
             pass  # the journal's disk may be the full one; the error below is what the chief sees
         raise VaultError(f"ingest from {spool.path} stopped: {why}; {len(report.stored)} recording(s) stored "
                          f"before it{' and receipted' if report.receipt else ''}, the camera keeps the others")
+    report.notes += flag_recipients(vault, camera, report.stored)  # stored all the same, said
     report.erased = purge(vault).erased
     vault.log("ingest-finished", camera=camera, stored=report.stored, already=report.already,
               quarantined=[q[0] for q in report.quarantined], failed=[f[0] for f in report.failed],

@@ -16,8 +16,13 @@ from recorder.evidence.chain import ChainReport, ChainWriter, line_hash
 from recorder.evidence.format import REGISTER_CONTEXT
 from tools.vault.logs import read_log
 
-# Journal events that the register mirrors, one line each.
-REGISTERED_EVENTS = ("extraction", "extraction-failed", "consultation")
+# Journal events that the register mirrors, one line each (R241-14: every operation on the
+# recordings with its author): communication and consultation, collection, searches,
+# holds, every erasure, and the designations of who may do them.
+MIRRORED_ALWAYS = ("extraction", "extraction-failed", "consultation")
+REGISTERED_EVENTS = (*MIRRORED_ALWAYS, "recording-ingested", "recording-quarantined", "search", "hold",
+                     "release", "recording-erased", "quarantine-erased", "mirror-erased",
+                     "recording-erased-on-camera", "person-designated", "person-revoked")
 
 
 class Register:
@@ -47,7 +52,10 @@ def cross_check(journal: ChainReport, register: ChainReport) -> list[str]:
     problems = []
     wanted = {}
     for raw, line in zip(journal.raw, journal.lines, strict=True):
-        if line.get("event") in REGISTERED_EVENTS:
+        # The events added to the register later are mirrored from the entries that say so
+        # (a journal kept before them has none in the register).
+        if line.get("event") in MIRRORED_ALWAYS or (line.get("event") in REGISTERED_EVENTS
+                                                    and line.get("registered") is True):
             wanted[line_hash(raw)] = line
     seen = set()
     # Entries before the journal's first kept line were pruned under its signed checkpoint.

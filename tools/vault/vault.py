@@ -3,7 +3,6 @@ creating one."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import math
 import os
@@ -37,7 +36,9 @@ class Vault:
         self.layout = layout
         self.settings = settings
         self.clock = clock
-        self.operator: str | None = None  # who acts, when known (the desk's signed-in person); else the login
+        # Who acts: the matricule of the designated person whose identity was given
+        # (tools.vault.persons.identify); None for the technical commands no person signs.
+        self.operator: str | None = None
         self._lock = VaultLock(layout.lock)
         self._lock.__enter__()
         try:
@@ -83,17 +84,20 @@ class Vault:
         return self.clock()
 
     def log(self, event: str, **fields) -> dict:
-        """One vault-journal entry, stamped with the time and the operator's login."""
-        fields.setdefault("operator", self.operator or _operator())
+        """One vault-journal entry, stamped with the time and its author (never the
+        machine's login, which anyone sets); the events the register mirrors go to both."""
+        if event in REGISTERED_EVENTS:
+            return self.log_twice(event, **fields)[0]
+        fields.setdefault("operator", self.operator)
         line, _ = self.journal.append(event, utc_iso(self.now()), fields)
         return line
 
     def log_twice(self, event: str, **fields) -> tuple[dict, dict]:
         """A journal entry and its register line, which carries the entry's hash."""
         assert event in REGISTERED_EVENTS, event
-        fields.setdefault("operator", self.operator or _operator())
+        fields.setdefault("operator", self.operator)
         register = self.register  # fail before journaling if the register's medium is absent
-        line, digest = self.journal.append(event, utc_iso(self.now()), fields)
+        line, digest = self.journal.append(event, utc_iso(self.now()), {**fields, "registered": True})
         reg = register.append({"event": event, "at": line["at"], "journal_seq": line["seq"],
                                "journal_hash": digest, **fields})
         return line, reg
@@ -247,10 +251,3 @@ def read_settings(path: Path) -> dict:
     settings.setdefault("communes", [])
     settings.setdefault("timezone", DEFAULT_ZONE)
     return settings
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
