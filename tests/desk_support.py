@@ -15,10 +15,12 @@ from tests.conftest import SMALL_VIDEO, write_config
 from tools.desk.app import DeskConfig, create_app
 from tools.vault.demo import _device_key
 from tools.vault.ingest import ingest
+from tools.vault.persons import designate
 from tools.vault.vault import Vault, init_vault
 
 PASSPHRASE = "cheval agrafe batterie correcte"
 PERSON = "Chef Martin"
+MATRICULE = "PM-0042"
 # Two recordings: one started by a press (notice given, a bookmark), one by a flagrant délit.
 SCENARIO = """
 [scenario]
@@ -79,10 +81,13 @@ def patrol_vault(root: Path) -> dict:
                communes=[str(c) for c in sorted((config.parent / "communes").glob("*.geojson"))])
     camera, key = _device_key(device / "spool")
     with Vault.open(root / "vault") as vault:
+        designate(vault, [identity], name=PERSON, matricule=MATRICULE, role="responsable",
+                  designated_by="Maire d'Autun", decision="arrêté 2026-118", recipient=recipient)
         vault.enrol(camera, key)
         report = ingest(vault, device / "spool", progress=False)
         assert report.ok and len(report.stored) == 2, report
     return {"root": root, "vault": root / "vault", "chief": chief, "recipient": recipient, "camera": camera,
+            "matricule": MATRICULE,
             "recordings": sorted(report.stored), "exports": root / "exports",
             "register": root / "police" / "register.jsonl"}
 

@@ -88,7 +88,7 @@ def test_sign_in_refuses_a_wrong_passphrase_then_opens_the_listing(browser, desk
     cookie = browser.get_cookie("pieton_desk")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     entry = journal(made)[-1]
-    assert entry["event"] == "desk-sign-in" and entry["operator"] == made["recipient"]
+    assert entry["event"] == "desk-sign-in" and entry["operator"] == made["matricule"]
     rows = browser.find_elements(By.CSS_SELECTOR, "#liste tbody tr")
     assert len(rows) == 2
     assert "CET" in rows[0].text and made["camera"] in rows[0].text
@@ -97,6 +97,7 @@ def test_sign_in_refuses_a_wrong_passphrase_then_opens_the_listing(browser, desk
     browser.get(desk.url + "/enregistrements?tri=debut&ordre=asc")
     assert made["recordings"][0] in browser.find_element(By.CSS_SELECTOR, "#liste tbody tr").text
     assert "Registre : support présent" in browser.find_element(By.ID, "sante").text
+    assert "Copie de secours : aucune" in browser.find_element(By.ID, "sante").text
     browser.get(desk.url + "/cameras")
     assert made["camera"] in browser.find_element(By.ID, "cameras").text
     # A listing is not a consultation: nothing went to the register.
@@ -151,7 +152,7 @@ def test_consultation_asks_motive_and_requester_then_plays_the_recording(browser
     assert "Nord-ouest : 46.9" in drawn.text and " m" in drawn.text and "N" in drawn.text
     (line,) = [line for line in read_jsonl(made["register"]) if line["event"] == "consultation"]
     assert line["recordings"] == [rid] and line["requester"] == "OPJ Durand"
-    assert line["operator"] == made["recipient"] and line["purpose"] == "judicial"
+    assert line["operator"] == made["matricule"] and line["purpose"] == "judicial"
     # Played in the page: the frame shown is the recording's, at the time played.
     browser.execute_script("document.getElementById('video').play()")
     WebDriverWait(browser, 20).until(lambda b: b.execute_script(
@@ -197,7 +198,8 @@ def test_extraction_for_a_judicial_procedure_and_one_without_motive(browser, des
                    "--vault-key", vault_key]) == 0
     browser.get(f"{desk.url}/registre?evenement=extraction")
     rows = browser.find_elements(By.CSS_SELECTOR, "#registre tbody tr")
-    assert len(rows) == 1 and "Parquet d'Autun" in rows[0].text and "Procédure judiciaire" in rows[0].text
+    assert len(rows) == 1 and "Parquet d'Autun" in rows[0].text and "judiciaire" in rows[0].text
+    assert str(made["exports"]) in rows[0].text and made["matricule"] in rows[0].text  # where it went, who
     # The frame played earlier shows the counter of the frame at that time in the recording.
     played_rid, played_at, counter = desk.played
     fps = 10
@@ -235,7 +237,7 @@ def test_forged_replayed_foreign_or_odd_requests_get_a_clear_page(browser, desk,
                              origin="http://evil.example")
     assert status == 403 and "vient de http://evil.example" in text
     refused = [e for e in journal(made)[before:] if e["event"] == "desk-refused"]
-    assert len(refused) == 2 and all(e["operator"] == made["recipient"] for e in refused)
+    assert len(refused) == 2 and all(e["operator"] == made["matricule"] for e in refused)
     status, text = post_from(desk, browser, f"{page}/extraire",
                              {"csrf": fresh_token(browser, desk, page), "motif": "judicial", "demandeur": "x",
                               "destinataire": "y", "nom": "../../etc/passwd"})
@@ -347,7 +349,9 @@ def test_a_search_needs_a_motive_and_is_journaled(browser, desk, made):
 
     period = {"demandeur": "Commissaire", "du": "27/11/2026 18:30", "au": "27/11/2026 19:00"}
     assert len(search(motif="judicial", **period)) == 2
-    assert journal(made)[-1]["event"] == "search-for-procedure"  # not a person's access request
+    entry = journal(made)[-1]
+    assert entry["event"] == "search" and entry["purpose"] == "judicial"  # not a person's access request
+    assert [r["purpose"] for r in read_jsonl(made["register"]) if r["event"] == "search"][-1] == "judicial"
     assert search(motif="judicial", agent="A-1234", **period) == []  # the patrol's camera had no assignment
     (flagrant,) = search(motif="disciplinary", avertissement="absent", **period)
     assert made["recordings"][1] in flagrant
@@ -356,7 +360,7 @@ def test_a_search_needs_a_motive_and_is_journaled(browser, desk, made):
     assert search(motif="access", lieu="46.8600,4.2800", rayon="300", **period) == []
     entry = journal(made)[-1]
     assert entry["event"] == "search" and entry["purpose"] == "access" and entry["found"] == []
-    assert entry["operator"] == made["recipient"] and entry["filters"]["radius_m"] == 300
+    assert entry["operator"] == made["matricule"] and entry["filters"]["radius_m"] == 300
     # The yearly figures count the two access requests only.
     browser.get(desk.url + "/chiffres?annee=2026")
     figures = browser.find_element(By.ID, "chiffres").text

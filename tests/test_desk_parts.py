@@ -81,8 +81,8 @@ def test_sessions_lock_when_idle_and_drop_the_identity():
     sessions = Sessions(idle_s=600, clock=clock)
     identity, recipient = generate_identity()
     identities = [identity]
-    session = sessions.open("Chef Martin", identities)
-    assert author(session) == recipient
+    session = sessions.open("Chef Martin", identities, "PM-0042")
+    assert author(session) == "PM-0042" and session.recipient == recipient
     clock.t += 599
     assert sessions.get(session.token)[0] is session  # a request restarts the idle clock
     clock.t += 599
@@ -91,7 +91,7 @@ def test_sessions_lock_when_idle_and_drop_the_identity():
     assert sessions.get(session.token) == (None, "verrouillee")
     assert session.identities == [] and len(sessions) == 0
     assert sessions.get(session.token) == (None, "inconnue")
-    other = sessions.open("Chef Martin", [identity])
+    other = sessions.open("Chef Martin", [identity], "PM-0042")
     sessions.close(other.token)
     assert other.identities == [] and sessions.get(other.token) == (None, "inconnue")
     assert sessions.get(None) == (None, None)
@@ -181,7 +181,7 @@ def test_track_map_has_scale_north_and_corner_coordinates():
 def test_a_form_token_is_accepted_once_and_only_from_its_session():
     sessions = Sessions()
     identity, _ = generate_identity()
-    one, other = sessions.open("A", [identity]), sessions.open("B", [identity])
+    one, other = sessions.open("A", [identity], "PM-1"), sessions.open("B", [identity], "PM-2")
     token = one.form_token()
     assert not other.spend(token) and not one.spend("forged") and not one.spend(None)
     assert one.spend(token) and not one.spend(token)  # replayed

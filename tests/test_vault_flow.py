@@ -314,7 +314,8 @@ def test_demo_epilogue_ingests_extracts_and_prints_the_register(tmp_path, chief)
     lines = []
     assert vault_epilogue(tmp_path / "demo", spool_dir, ident, chief[1], out=lines.append) == 0
     text = "\n".join(lines)
-    assert "ffprobe: h264, aac" in text and "extraction" in text and "judicial" in text
+    assert "ffprobe: h264, aac" in text and "Extraction" in text and "judiciaire" in text
+    assert "Collecte (déchargement)" in text and "PM-DEMO" in text   # the chief designated, the author
     assert list((tmp_path / "demo" / "exports").glob("pv-demo-001.mp4"))
 
 

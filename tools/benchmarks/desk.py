@@ -33,6 +33,7 @@ from recorder.evidence.age_keys import SCRYPT_WORK_FACTOR
 from tools.benchmarks.vault import _make_spool
 from tools.vault.index import RecordingRow
 from tools.vault.ingest import ingest
+from tools.vault.persons import designate
 from tools.vault.vault import Vault, init_vault
 
 PASSPHRASE = "cheval agrafe batterie correcte"
@@ -167,6 +168,8 @@ def run(args) -> dict:
         init_vault(root / "vault", [recipient], root / "police" / "register.jsonl")
         spool, signer, (rid,) = _make_spool(root, recipient, minutes, size)
         with Vault.open(root / "vault") as vault:
+            designate(vault, [identity], name="Chef (banc d'essai)", matricule="PM-BENCH", role="responsable",
+                      designated_by="Maire", decision="banc d'essai", recipient=recipient)
             vault.enrol("CAM-BENCH-01", signer.public_key_hex)
             ingest(vault, spool, progress=False)
             vault.enrol("CAM-BENCH-09", "ab" * 32)

@@ -1,5 +1,5 @@
 """The health line on every page: last purge, the register's medium, the vault's disk,
-cameras not offloaded for a week."""
+cameras not offloaded for a week, the mirror's last check."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recorder.errors import PietonError
 from recorder.evidence.chain import split_pieces
 from recorder.localtime import parse_time
 from tools.desk.words import local
 from tools.vault.logs import DAY
+from tools.vault.mirror import registered
 
 DISK_WARNING = 0.90
 OFFLOAD_DAYS = 7
+MIRROR_DAYS = 7   # a mirror not brought up to date and checked for a week is worth a warning
 PURGE_EVENTS = ("purge", "purge-finished", "recording-erased", "quarantine-erased", "logs-pruned")
 
 
@@ -23,6 +26,10 @@ class Health:
     register_present: bool
     disk_used: float
     cameras_late: list[str] = field(default_factory=list)
+    mirrors: int = 0                   # mirrors the vault keeps (`pieton vault mirror`)
+    mirror_checked: str | None = None  # the last `vault mirror` run, local time
+    mirror_problems: int = 0           # what that run found wrong
+    mirror_late: bool = False          # never, or more than MIRROR_DAYS ago
 
     @property
     def disk_warning(self) -> bool:
@@ -30,7 +37,8 @@ class Health:
 
     @property
     def ok(self) -> bool:
-        return self.register_present and not self.disk_warning and not self.cameras_late
+        return self.register_present and not self.disk_warning and not self.cameras_late \
+            and not self.mirror_late and not self.mirror_problems
 
 
 class HealthCheck:
@@ -39,12 +47,13 @@ class HealthCheck:
     def __init__(self):
         self._read = 0               # bytes of the journal read so far (whole lines)
         self._last_purge: str | None = None
+        self._last_mirror: dict | None = None
 
     def _scan(self, journal: Path) -> None:
         try:
             with open(journal, "rb") as f:
                 if f.seek(0, 2) < self._read:  # pruned or replaced: read it again
-                    self._read, self._last_purge = 0, None
+                    self._read, self._last_purge, self._last_mirror = 0, None, None
                 f.seek(self._read)
                 data = f.read()
         except OSError:
@@ -54,6 +63,8 @@ class HealthCheck:
             line = piece.line
             if line and line.get("event") in PURGE_EVENTS and isinstance(line.get("at"), str):
                 self._last_purge = line["at"]
+            elif line and line.get("event") == "mirrored" and isinstance(line.get("at"), str):
+                self._last_mirror = line
         self._read += end
 
     def __call__(self, vault, zone: str | None) -> Health:
@@ -69,6 +80,19 @@ class HealthCheck:
         for camera, last_ingest in rows:
             if last_ingest is None or now - last_ingest > OFFLOAD_DAYS * DAY:
                 late.append(camera)
-        return Health(local(parse_time(last), zone) if last else "jamais",
-                      register.parent.is_dir() and register.is_file(),
-                      usage.used / usage.total if usage.total else 0.0, late)
+        health = Health(local(parse_time(last), zone) if last else "jamais",
+                        register.parent.is_dir() and register.is_file(),
+                        usage.used / usage.total if usage.total else 0.0, late)
+        try:
+            health.mirrors = len(registered(vault))
+        except PietonError:
+            health.mirrors, health.mirror_problems = 1, 1  # mirrors.json unreadable: said, never hidden
+        checked = self._last_mirror
+        if checked is not None:
+            at = parse_time(checked["at"])
+            health.mirror_checked = local(at, zone)
+            health.mirror_problems += len(checked.get("problems") or [])
+            health.mirror_late = now - at > MIRROR_DAYS * DAY
+        else:
+            health.mirror_late = health.mirrors > 0
+        return health

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
@@ -13,14 +11,8 @@ from recorder.localtime import TimeError, parse_time
 from tools.desk.access import Refused
 from tools.desk.forms import PURPOSES, choice
 from tools.desk.sessions import author
-from tools.desk.words import local
 from tools.vault.find import stats
-from tools.vault.register import read_register
-
-EVENTS = {"extraction": "Extraction", "extraction-failed": "Extraction ou consultation échouée",
-          "consultation": "Consultation"}
-COLUMNS = ("Date", "Événement", "Motif", "Demandeur", "Destinataire", "Enregistrements", "Caméras", "Auteur",
-           "Entrée du journal")
+from tools.vault.register_view import COLUMNS, EVENTS, as_csv, register_rows
 
 
 def _time(params, name: str, zone: str | None) -> float | None:
@@ -34,28 +26,10 @@ def _time(params, name: str, zone: str | None) -> float | None:
 
 
 def register_lines(desk, vault, params) -> list[dict]:
+    """The register's lines as `pieton vault register` prints them (one code path)."""
     since, until = _time(params, "de", desk.config.zone), _time(params, "a", desk.config.zone)
     event = choice(params, "evenement", ("", *EVENTS), "")
-    report = read_register(vault.settings["register"], vault.public_key)
-    lines = []
-    for line in report.lines:
-        if line.get("event") not in EVENTS or (event and line.get("event") != event):
-            continue
-        try:
-            at = parse_time(str(line.get("at")), "UTC")
-        except TimeError:
-            at = None
-        if at is not None and ((since is not None and at < since) or (until is not None and at >= until)):
-            continue
-        lines.append({
-            "Date": local(at, desk.config.zone), "Événement": EVENTS[line["event"]],
-            "Motif": PURPOSES.get(line.get("purpose"), line.get("purpose") or ""),
-            "Demandeur": line.get("requester") or "", "Destinataire": line.get("deliver_to") or "",
-            "Enregistrements": ", ".join(line.get("recordings") or []),
-            "Caméras": ", ".join(line.get("cameras") or []), "Auteur": line.get("operator") or "",
-            "Entrée du journal": line.get("journal_seq"),
-        })
-    return lines
+    return register_rows(vault, since=since, until=until, events=(event,) if event else None)
 
 
 async def register_page(desk, request, session, form):
@@ -67,11 +41,7 @@ async def register_page(desk, request, session, form):
             return register_lines(desk, vault, params)
     lines = await run_in_threadpool(read)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, COLUMNS, delimiter=";")  # what a French spreadsheet opens
-        writer.writeheader()
-        writer.writerows(lines)
-        return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+        return Response(as_csv(lines), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="registre.csv"',
                                  "Cache-Control": "no-store"})
     return desk.page(request, "registre.html", lines=lines, columns=COLUMNS, events=EVENTS,

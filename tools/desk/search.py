@@ -10,39 +10,17 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 
-from drivers.nmea import distance_m
-from recorder.errors import EvidenceError
-from recorder.evidence.metadata import decrypt_metadata
 from recorder.localtime import TimeError, parse_time
 from tools.desk.access import Refused
 from tools.desk.forms import PURPOSES, reasons
 from tools.desk.sessions import author
 from tools.desk.timeline import TRIGGERS
-from tools.vault.events import track_points
-from tools.vault.layout import utc_iso
+from tools.vault.find import Filters
+from tools.vault.find import search as vault_search
 
 SEARCH_PURPOSES = {**PURPOSES, "access": "Droit d'accès d'une personne"}
 MAX_DAYS = 366
-
-
-def summary(vault, row, identities) -> dict:
-    """What the filters read from a recording's metadata (decrypted in memory)."""
-    folder = vault.layout.recording(row.camera_id, row.recording_id)
-    static: dict = {}
-    points: list = []
-    for meta in sorted(folder.glob("*.meta.age")):
-        try:
-            doc = decrypt_metadata(meta, identities, meta.name)
-        except EvidenceError:
-            continue
-        if isinstance(doc.get("recording"), dict):
-            static = doc["recording"]  # the latest segment's view of the whole recording
-        points.extend(track_points(doc.get("events")))
-    notice = static.get("notice") if isinstance(static.get("notice"), dict) else {}
-    flags = static.get("flags") if isinstance(static.get("flags"), dict) else {}
-    return {"agent": static.get("agent"), "reason": static.get("trigger_reason"),
-            "notice": bool(notice.get("given")), "outside": flags.get("position") == "outside",
-            "points": [(p["lat"], p["lon"]) for p in points]}
+NOTICES = {"donne": "given", "absent": "absent"}
 
 
 def _form_time(form, name: str, label: str, zone) -> float:
@@ -97,42 +75,17 @@ async def search(desk, request, session, form):
     if notice not in ("", "donne", "absent"):
         raise Refused(400, "Recherche refusée", "Avertissement : donné, absent ou indifférent.")
     outside = form.get("hors_commune") == "oui"
-    filters = {"agent": agent or None, "reason": reason or None, "notice": notice or None,
-               "outside": outside or None, "near": list(near) if near else None, "radius_m": radius}
+    filters = Filters(agent=agent or None, reason=reason or None, notice=NOTICES.get(notice), outside=outside,
+                      near=near, radius_m=radius)
 
     def run():
+        # The same search as `pieton vault find` (logged twice, its motive counted in the
+        # yearly figures only when it is a person's access right); what it decrypts stays
+        # in the session's memory.
         with desk.vault.open(author(session)) as vault:
-            found = []
-            for row in vault.index.recordings(since=since - 86400, until=until):
-                start, end = row.span
-                if start >= until or end < since:
-                    continue
-                key = row.recording_id
-                if key not in session.searched:
-                    session.searched[key] = summary(vault, row, session.identities)
-                s = session.searched[key]
-                if agent and s["agent"] != agent:
-                    continue
-                if reason and s["reason"] != reason:
-                    continue
-                if notice and s["notice"] != (notice == "donne"):
-                    continue
-                if outside and not s["outside"]:
-                    continue
-                closest = None
-                if near is not None:
-                    if not s["points"]:
-                        continue
-                    closest = min(distance_m(near[0], near[1], lat, lon) for lat, lon in s["points"])
-                    if closest > radius:
-                        continue
-                found.append({"row": row, "summary": s, "closest": closest})
-            # Only a person's access request is a "search" as `vault find` logs it: the yearly
-            # figures count those as access requests, and a procedure's search is not one.
-            vault.log("search" if motive == "access" else "search-for-procedure", purpose=motive, requester=asked["demandeur"], period=[utc_iso(since), utc_iso(until)],
-                      filters={k: v for k, v in filters.items() if v is not None},
-                      found=[f["row"].recording_id for f in found])
-            return found
+            result = vault_search(vault, since, until, filters, motive=motive, requester=asked["demandeur"],
+                                  identities=session.identities, cache=session.searched)
+            return [{"row": f.row, "summary": f.summary, "closest": f.closest_m} for f in result.found]
     found = await run_in_threadpool(run)
     return desk.page(request, "recherche.html", purposes=SEARCH_PURPOSES, triggers=TRIGGERS, found=found,
                      motive=SEARCH_PURPOSES[motive], requester=asked["demandeur"])

@@ -23,6 +23,7 @@ class Session:
     token: str
     person: str
     recipient: str
+    matricule: str                                 # the designated person's: the author of what they do
     identities: list = field(repr=False)
     last_seen: float
     tickets: dict = field(default_factory=dict)    # stream ticket -> recording id (a consultation logged)
@@ -46,9 +47,9 @@ class Session:
 
 
 def author(session: Session) -> str:
-    """The name the journal and the register give the person signed in. Today the
-    recipient of their identity; the designated persons' register will make it their matricule."""
-    return session.recipient
+    """The name the journal and the register give the person signed in: their matricule,
+    found at sign-in from the recipient their identity opens (tools.vault.persons)."""
+    return session.matricule
 
 
 class Sessions:
@@ -60,10 +61,10 @@ class Sessions:
         self._open: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def open(self, person: str, identities: list) -> Session:
+    def open(self, person: str, identities: list, matricule: str) -> Session:
         keys = [as_identity(i) for i in identities]  # parsed once, not at every file opened
         recipient = identity_to_recipient(keys[0])
-        session = Session(secrets.token_urlsafe(32), person, recipient, keys, self.clock())
+        session = Session(secrets.token_urlsafe(32), person, recipient, matricule, keys, self.clock())
         with self._lock:
             self._open[session.token] = session
         return session

@@ -9,12 +9,12 @@ import threading
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
 
-from recorder.errors import AgeError
+from recorder.errors import AgeError, VaultError
 from recorder.evidence.age import load_identities
-from recorder.evidence.age_keys import identity_to_recipient
 from tools.desk.access import Refused
-from tools.desk.sessions import author
+from tools.desk.sessions import Session, author
 from tools.desk.web import COOKIE, private
+from tools.vault.persons import identify
 
 _ONE_AT_A_TIME = threading.Lock()
 FORM_COOKIE = "pieton_desk_form"   # the sign-in form's own token (there is no session yet)
@@ -57,22 +57,29 @@ async def sign_in(desk, request, session, form):
         return await sign_in_page(desk, request, None, None, status=401,
                                   error="Phrase secrète incorrecte (ou fichier d'identité illisible) : "
                                   "connexion refusée. La tentative est inscrite au journal.")
-    recipient = identity_to_recipient(identities[0])
-    with desk.vault.open() as vault:
-        if recipient not in vault.settings.get("recipients", []):
-            vault.log("desk-sign-in-refused", person=person, recipient=recipient,
-                      reason="identity of no recipient of this vault")
-            identities.clear()
-            raise Refused(403, "Connexion refusée", "Cette identité n'ouvre pas ce coffre : elle n'est pas celle "
-                          "d'une personne désignée. La tentative est inscrite au journal.")
-        new = desk.sessions.open(person, identities)
-        vault.operator = author(new)
-        vault.log("desk-sign-in", person=person)
+    new = admit(desk, person, identities)
     identities = None
     response = private(RedirectResponse("/enregistrements", status_code=303))
     response.set_cookie(COOKIE, new.token, httponly=True, samesite="strict", secure=desk.config.secure, path="/")
     response.delete_cookie(FORM_COOKIE, path="/connexion")
     return response
+
+
+def admit(desk, person: str, identities: list) -> Session:
+    """A session for a designated person: the recipient their identity opens names them
+    (their matricule becomes the author of what they do); any other identity is refused,
+    and the attempt journaled."""
+    with desk.vault.open() as vault:
+        try:
+            who = identify(vault, identities, "desk-sign-in")
+        except VaultError:
+            identities.clear()
+            raise Refused(403, "Connexion refusée", "Cette identité n'est pas celle d'une personne désignée, ou sa "
+                          "désignation a pris fin (R241-12) : connexion refusée. La tentative est inscrite au "
+                          "journal.") from None
+        new = desk.sessions.open(person, identities, who.matricule)
+        vault.log("desk-sign-in", person=person, matricule=who.matricule, role=who.role)
+    return new
 
 
 async def sign_out(desk, request, session, form):

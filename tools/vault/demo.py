@@ -13,6 +13,8 @@ from recorder.evidence.age import load_identities
 from recorder.evidence.format import MANIFEST_FILE, parse_recording_id
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
+from tools.vault.persons import designate, identify, read_persons
+from tools.vault.register_view import as_text, register_rows
 from tools.vault.report import check_report
 from tools.vault.vault import Vault, init_vault
 
@@ -44,7 +46,14 @@ def vault_epilogue(root: str | Path, spool_dir: str | Path, chief_identity: str 
     if not (vault_dir / "vault.json").exists():
         communes = sorted((DEFAULT_CONFIG.parent / "communes").glob("*.geojson"))
         init_vault(vault_dir, [recipient], register, communes=[str(c) for c in communes])
+    identities = load_identities(chief_identity)
     with Vault.open(vault_dir) as vault:
+        if not read_persons(vault):  # the chief designates himself first, as a real chief does
+            designate(vault, identities, name="Chef de la police municipale (démo)", matricule="PM-DEMO",
+                      role="responsable", designated_by="Maire (démo)", decision="arrêté de démonstration",
+                      recipient=recipient)
+            out("vault: the demo's chief designated as PM-DEMO (`pieton vault designate`, R241-12)")
+        identify(vault, identities, "demo")  # every operation below is logged as PM-DEMO's
         if vault.index.camera_key(camera) != device_key:
             vault.enrol(camera, device_key)
         report = ingest(vault, spool_dir, progress=False)
@@ -65,9 +74,9 @@ def vault_epilogue(root: str | Path, spool_dir: str | Path, chief_identity: str 
             n += 1
         mp4 = exports / f"pv-demo-{n:03d}.mp4"
         result = extract(vault, Request([target], "judicial", "OPJ Durand, commissariat d'Autun",
-                                        "Parquet du tribunal judiciaire d'Autun", mp4),
-                         load_identities(chief_identity))
+                                        "Parquet du tribunal judiciaire d'Autun", mp4), identities)
         vault_key = vault.signer.public_key_hex
+        rows = register_rows(vault)
     out(f"vault: extracted {target} for a judicial procedure to {mp4} "
         f"({result.report['mp4']['duration_s']} s), report {result.report_path.name} and {result.html_path.name}")
     if shutil.which("ffprobe"):
@@ -81,12 +90,6 @@ def vault_epilogue(root: str | Path, spool_dir: str | Path, chief_identity: str 
             f"{float(info['format']['duration']):.1f} s")
     check_report(result.report_path, mp4, vault_key)
     out(f"check-report: signature and MP4 hash verify against vault key {vault_key[:16]}...")
-    out(f"\nregister ({register}):")
-    for line in register.read_text().splitlines():
-        entry = json.loads(line)
-        if entry.get("event") == "register-opened":
-            continue
-        out(f"  {entry['at']}  {entry['event']:<18} {entry.get('purpose', ''):<13} "
-            f"{', '.join(entry.get('recordings', []))}  requested by {entry.get('requester')}, "
-            f"for {entry.get('deliver_to')}  (journal #{entry['journal_seq']} {entry['journal_hash'][:12]}...)")
+    out(f"\nregister ({register}; `pieton vault register` prints it):")
+    out(as_text(rows))
     return 0

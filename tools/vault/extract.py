@@ -359,7 +359,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
                 anonymised=None, keep_audio=keep_audio))
         staged = write_report_files(report, [p.with_name(f".{p.name}.{os.getpid()}.part") for p in side],
                                     tmp, vault, thumbs, html=html)
-        entry, _ = vault.log_twice("extraction", **base, mp4=out.name, mp4_sha256=mp4_hash,
+        entry, _ = vault.log_twice("extraction", **base, mp4=out.name, exports=str(out.parent), mp4_sha256=mp4_hash,
                                    report_id=report["extraction_id"],
                                    segments=sum(len(r.segments) for r in recordings),
                                    truncated=[r.recording_id for r in recordings if r.truncated],

@@ -226,6 +226,7 @@ def ingest(vault: Vault, spool_dir: str | Path, *, progress: bool | None = None)
     """Offload one camera's spool. Recordings are taken one by one: one that fails is
     quarantined (or, when it cannot even be copied, left on the camera), the others are
     stored and receipted. Nothing is read through a link (``spool_read``)."""
+    vault.register  # noqa: B018 - every recording stored is registered: its medium must be there first
     with SpoolReader(spool_dir) as spool:
         try:
             return _ingest(vault, spool, progress)
