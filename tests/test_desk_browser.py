@@ -89,6 +89,7 @@ def test_sign_in_refuses_a_wrong_passphrase_then_opens_the_listing(browser, desk
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     entry = journal(made)[-1]
     assert entry["event"] == "desk-sign-in" and entry["operator"] == made["matricule"]
+    assert f"matricule {made['matricule']}" in browser.find_element(By.CLASS_NAME, "qui").text
     rows = browser.find_elements(By.CSS_SELECTOR, "#liste tbody tr")
     assert len(rows) == 2
     assert "CET" in rows[0].text and made["camera"] in rows[0].text
