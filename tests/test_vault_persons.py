@@ -72,6 +72,10 @@ def test_designate_and_revoke_print_the_fleet_recipients_and_are_logged_twice(tm
     assert "revoked" in capsys.readouterr().err
     refused = _journal(v)[-1]
     assert refused["event"] == "access-refused" and refused["recipient"] == agent_recipient
+    capsys.readouterr()
+    assert main(["vault", "persons", v]) == 0
+    listed = capsys.readouterr().out
+    assert "PM-0107      Paul Roy — agent-habilité" in listed and "revoked" in listed and agent_recipient not in listed
     assert main(["vault", "verify", v]) == 0
 
 

@@ -65,6 +65,7 @@ def test_health_line_says_the_mirrors_last_check(made):
         ingest(vault, spool_dir, progress=False)
         (root / "mirror").mkdir()
         assert mirror(vault, root / "mirror").ok
+        assert (root / "mirror" / "persons.json").is_file()   # a restored mirror knows who may see
         line = health(vault, None)
         assert line.mirrors == 1 and line.mirror_checked.endswith("CET") and not line.mirror_late
         assert line.ok

@@ -34,6 +34,7 @@ from recorder.inputs import InputError, expect_object, load_json_file
 from tools.vault.journal import read_journal
 from tools.vault.layout import refuse_inside, remove_tree, utc_iso
 from tools.vault.logs import checkpoint_path
+from tools.vault.persons import PERSONS_FILE
 from tools.vault.register import read_register
 from tools.vault.vault import Vault
 
@@ -220,7 +221,7 @@ def _copy_logs(vault: Vault, dest: Path) -> None:
     layout = vault.layout
     pairs = [(layout.journal, dest / "journal.jsonl"), (checkpoint_path(layout.journal), dest / "journal.jsonl.checkpoint.json"),
              (layout.pub, dest / "keys" / "vault.pub"), (layout.settings, dest / "vault.json"),
-             (vault.layout.root / MIRRORS, dest / MIRRORS)]
+             (vault.layout.root / MIRRORS, dest / MIRRORS), (vault.layout.root / PERSONS_FILE, dest / PERSONS_FILE)]
     register = Path(vault.settings["register"])
     pairs += [(register, dest / "register.jsonl"), (checkpoint_path(register), dest / "register.jsonl.checkpoint.json")]
     if layout.device_journals.is_dir():
