@@ -178,6 +178,7 @@ def test_the_search_rule(setup, capsys):
     assert json.loads(capsys.readouterr().out)["found"] == []
     assert main(["vault", "find", v, *period, "--purpose", "DROIT D'ACCÈS", "--requester", "M. Dupont",
                  "--near", "46.951,4.301", "--radius", "500"]) == 0
+    assert "search (access, asked by M. Dupont) logged: journal entry" in capsys.readouterr().out
     searches = [e for e in _journal(v) if e["event"] == "search"]
     assert [s["purpose"] for s in searches] == ["disciplinary", "disciplinary", "access"]
     assert searches[0]["filters"] == {"agent": "A-1234"} and searches[0]["requester"] == "Maire"

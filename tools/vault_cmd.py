@@ -392,7 +392,8 @@ def cmd_find(args):
               + (f"  closest {f.closest_m:.0f} m" if f.closest_m is not None else ""))
     for rid in result.without_position:
         print(f"{rid}  (no recorded position: cannot say whether it was near)")
-    print(f"{len(result.found)} recording(s) found")
+    print(f"{len(result.found)} recording(s) found; search ({motive}, asked by {args.requester.strip()}) logged: "
+          f"journal entry {result.journal_seq} and the register")
     return 0
 
 

@@ -1,7 +1,8 @@
 """A search: the filters that need decryption (agent, place, reason, notice, outside the
 commune), or a person's access request (period and place). Either needs a motive and a
-requester and is journaled as one search; what it decrypts stays in the session's memory,
-never in the index.
+requester and is logged twice (journal and register) by the vault's one search
+(``tools.vault.find.search``); what it decrypts stays in the session's memory, never in
+the index.
 
 Filtering by agent needs a motive among the procedures: without one it would be watching
 the agents (the form cannot send an agent without a motive)."""
