@@ -22,7 +22,7 @@ def _key(tmp_path, name):
     return str(path), recipient
 
 
-def _designate(v, identity, recipient, *, name="Claire Martin", matricule=MAT, role="responsable"):
+def _designate(v, identity, recipient=None, *, name="Claire Martin", matricule=MAT, role="responsable"):
     return main(["vault", "designate", v, "--name", name, "--matricule", matricule, "--role", role,
                  "--designated-by", "Maire d'Autun", "--decision", "arrêté 2026-118", "--recipient", recipient,
                  "--identity", identity])
@@ -208,3 +208,24 @@ def test_register_prints_for_an_inspection(tmp_path, setup, capsys):
     register.write_text("\n".join(lines[:-2] + lines[-1:]) + "\n")   # a line removed
     assert main(["vault", "register", v]) == 2
     assert "does not verify" in capsys.readouterr().err
+
+
+def test_designation_bad_input_is_named_and_changes_nothing(tmp_path, setup, capsys):
+    v, register, identity, recipient, _, _ = setup
+    before = (Path(v) / "persons.json").read_bytes()
+    _, other = _key(tmp_path, "other")
+    cases = [({"recipient": "age1nope"}, "--recipient 'age1nope'"),
+             ({"recipient": other, "matricule": "PM 7; rm"}, "--matricule 'PM 7; rm'"),
+             ({"recipient": other, "matricule": MAT}, f"--matricule {MAT}: already designated"),
+             ({"recipient": recipient, "matricule": "PM-9"}, "already the key of Claire Martin"),
+             ({"recipient": other, "matricule": "PM-9", "name": "a\nb"}, "--name")]
+    for overrides, said in cases:
+        capsys.readouterr()
+        assert _designate(v, identity, **{"matricule": "PM-9", **overrides}) == 2, overrides
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, (said, err)
+    assert main(["vault", "revoke", v, "--matricule", "PM-404", "--decision", "X", "--identity", identity]) == 2
+    assert "no designated person has it" in capsys.readouterr().err
+    assert main(["vault", "revoke", v, "--matricule", MAT, "--decision", "X", "--identity", identity]) == 2
+    assert "cannot revoke themselves" in capsys.readouterr().err
+    assert (Path(v) / "persons.json").read_bytes() == before
