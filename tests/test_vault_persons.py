@@ -3,6 +3,7 @@ authored by a matricule in the journal and the register, identities of no design
 person refused, ingest flagging a camera's recipients, the register printed."""
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,7 @@ def test_designate_and_revoke_print_the_fleet_recipients_and_are_logged_twice(tm
                  "--identity", identity]) == 0
     out = capsys.readouterr().out
     assert agent_recipient not in out and recipient in out and "still opens what was encrypted" in out
+    assert tomllib.loads(out[out.index("[keys]"):])["keys"]["recipients"] == [recipient]  # pasted as printed
     assert read_jsonl(register)[-1]["event"] == "person-revoked" and read_jsonl(register)[-1]["operator"] == MAT
     # The revoked person's identity is refused from now on, and the attempt journaled.
     assert main(["vault", "list", v, "--identity", agent_key]) == 2
