@@ -154,6 +154,7 @@ class LiveSessions:
 
     def open(self, started_mono: float, flags: dict) -> LiveSession:
         started_wall = self.wall_at(started_mono)
+        pressed = self.pipeline.loop.time() if self.pipeline is not None else None  # before the fsyncs
         writer = self.spool.open_recording(started_wall, "pending", flags)
         agent = self.agent_number()
         if self.assignment is not None:
@@ -175,7 +176,7 @@ class LiveSessions:
         session = LiveSession(self, writer)
         if self.pipeline is not None:
             self.pipeline.set_agent(agent)
-            span = self.pipeline.start_recording(writer)
+            span = self.pipeline.start_recording(writer, pressed=pressed)
             writer.static["pre_event_s"] = span
         self.current = session
         return session

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,20 @@ class SegmentWriter:
             return None
         return self._seal(None, reason=reason)
 
+    def discard(self) -> None:
+        """A segment opened ahead (for the press's media) and never written: no manifest
+        line names it, so its files go, as if it had never been opened."""
+        if self.state != "open" or self._age.plaintext_size:
+            raise EvidenceError(f"{self.recording.id}/{self.name}: a {self.state} segment holding "
+                                f"{self._age.plaintext_size} bytes cannot be discarded")
+        self._file.close()
+        self.state = "discarded"
+        for path in (self.part_path, self.meta_part_path):
+            path.unlink(missing_ok=True)
+        fsync_dir(self.recording.path)
+        self.terms.durability.folder(self.recording.path)
+        self.recording.segment_sealed(self)
+
     def _seal(self, extra: dict | None, reason: str | None) -> dict | None:
         self.state = "sealing"
         try:
@@ -284,44 +299,50 @@ class RecordingWriter:
         self.current: SegmentWriter | None = None
         self.previous: SegmentWriter | None = None   # still open while the next one starts
         self._events: list[dict] = []
+        # the media worker notes while the press's segments open in the background
+        self._lock = threading.RLock()
 
     def note(self, event: dict) -> None:
         """A timestamped metadata event, kept for the metadata of the segment in progress
         (or of the next one)."""
         event = dict(event)
         event.setdefault("time", utc_iso(self.terms.now()))
-        if self.current is not None and self.current.state == "open":
-            self.current.note(event)
-        else:
-            self._events.append(event)
+        with self._lock:
+            if self.current is not None and self.current.state == "open":
+                self.current.note(event)
+            else:
+                self._events.append(event)
 
     def take_pending_events(self) -> list[dict]:
         """Events noted between segments: the next segment's metadata owns them."""
-        events, self._events = self._events, []
-        return events
+        with self._lock:
+            events, self._events = self._events, []
+            return events
 
     def open_segment(self, *, overlap: bool = False) -> SegmentWriter:
         """The next segment. With ``overlap`` the one in progress may stay open a moment
         (its owner seals it right after): the media captured after the press is made
         durable before the pre-event span's large seal. Segments are still sealed in order."""
-        if self.state != "recording":
-            raise EvidenceError(f"recording {self.id} is {self.state}: no new segment")
-        lingering = self.current is not None and self.current.state == "open"
-        if lingering and (not overlap or self.previous is not None):
-            raise EvidenceError(f"recording {self.id}: segment {self.current.name} is still open")
-        self.terms.storage.check_write(self.path, 0)
-        if lingering:
-            self.previous = self.current
-        self.current = SegmentWriter(self, self.segments + 1 + (1 if lingering else 0), self.terms)
-        return self.current
+        with self._lock:
+            if self.state != "recording":
+                raise EvidenceError(f"recording {self.id} is {self.state}: no new segment")
+            lingering = self.current is not None and self.current.state == "open"
+            if lingering and (not overlap or self.previous is not None):
+                raise EvidenceError(f"recording {self.id}: segment {self.current.name} is still open")
+            self.terms.storage.check_write(self.path, 0)
+            if lingering:
+                self.previous = self.current
+            self.current = SegmentWriter(self, self.segments + 1 + (1 if lingering else 0), self.terms)
+            return self.current
 
     def segment_sealed(self, segment: SegmentWriter) -> None:
-        if segment.state == "sealed":
-            self.segments += 1
-        if segment is self.current:
-            self.current = None
-        if segment is self.previous:
-            self.previous = None
+        with self._lock:
+            if segment.state == "sealed":
+                self.segments += 1
+            if segment is self.current:
+                self.current = None
+            if segment is self.previous:
+                self.previous = None
 
     def write_metadata(self, path: Path, meta: dict) -> bytes:
         """Encrypt ``meta`` to the chief, write it durably to ``path``; returns the file."""

@@ -9,12 +9,16 @@ segmenter can reach the sealer's next durable point without knowing what it is.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 from fractions import Fraction
 
 import av
 
 from recorder.media.packets import Packet
 from recorder.media.stages import SegmentSealer
+
+log = logging.getLogger("pieton.media")
 
 TIME_BASE = Fraction(1, 90000)
 TS_PACKET = 188
@@ -25,6 +29,52 @@ NULL_TS_PACKET = bytes([0x47, 0x1F, 0xFF, 0x10]) + b"\xff" * 184
 def filler(at_least: int) -> bytes:
     """Whole null packets covering at least ``at_least`` bytes."""
     return NULL_TS_PACKET * -(-max(0, at_least) // TS_PACKET)
+
+
+class _InterleaveFlush:
+    """libavformat's documented flush of its interleaving queue,
+    ``av_interleaved_write_frame(ctx, NULL)``, which PyAV does not expose.
+
+    The interleaver holds the last packet muxed until a later one arrives; at the press
+    that is the press's own keyframe, which must reach the sealer now. The library is the
+    libavformat PyAV loaded (found in /proc/self/maps); the AVFormatContext pointer is
+    PyAV's ``Container.ptr``, its first C field, and is used only if it points at an
+    AVFormatContext (its ``av_class`` is libavformat's). Unavailable (another platform,
+    another PyAV layout): ``__call__`` returns False and the caller waits for the next
+    packet, as before."""
+
+    def __init__(self):
+        self._lib = None
+        self._class = None
+        try:
+            with open("/proc/self/maps") as maps:
+                path = next(line.split()[-1] for line in maps if "/libavformat" in line)
+            lib = ctypes.CDLL(path)
+            lib.avformat_get_class.restype = ctypes.c_void_p
+            lib.av_interleaved_write_frame.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+            lib.av_interleaved_write_frame.restype = ctypes.c_int
+            self._lib, self._class = lib, lib.avformat_get_class()
+        except (OSError, StopIteration, AttributeError) as exc:
+            log.warning("muxer flush unavailable (press media waits for the next packet): %s", exc)
+
+    def context(self, container) -> int | None:
+        """The container's AVFormatContext, or None when it cannot be found safely."""
+        if self._class is None:
+            return None
+        word = ctypes.sizeof(ctypes.c_void_p)
+        # a Cython object: PyObject header (refcount, type), vtable, then Container.ptr
+        pointer = ctypes.c_void_p.from_address(id(container) + 3 * word).value
+        if pointer and ctypes.c_void_p.from_address(pointer).value == self._class:
+            return pointer
+        return None
+
+    def __call__(self, context: int | None) -> bool:
+        if context is None:
+            return False
+        return self._lib.av_interleaved_write_frame(context, None) >= 0
+
+
+_flush_interleaver = _InterleaveFlush()
 
 
 class _Sink:
@@ -64,6 +114,7 @@ class TsMuxer:
             self.audio = self.container.add_mux_stream("aac", rate=audio_rate)
             self.audio.time_base = TIME_BASE
         self.closed = False
+        self._context: int | None = None  # the AVFormatContext, once the header is written
 
     @property
     def bytes(self) -> int:
@@ -78,6 +129,13 @@ class TsMuxer:
         av_packet.duration = round(packet.duration * 90000)
         av_packet.is_keyframe = packet.keyframe
         self.container.mux_one(av_packet)
+        if self._context is None:
+            self._context = _flush_interleaver.context(self.container)
+
+    def flush(self) -> bool:
+        """Hand what the interleaver holds (the last packet muxed) to the sealer now;
+        False when this build of PyAV gives no way to (the packet then waits for the next)."""
+        return not self.closed and _flush_interleaver(self._context)
 
     def pad(self, at_least: int) -> None:
         """Write null packets (at least ``at_least`` bytes) between two muxed packets."""

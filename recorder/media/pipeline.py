@@ -77,6 +77,7 @@ class MediaPipeline:
         self.closed = False
         self._recording: RecordingSealer | None = None  # the loop thread's view
         self._watch_handle = None
+        self._last_capture = float("-inf")  # of the last frame handed to the worker
 
     def wall_at(self, loop_time: float) -> float:
         return wall_at(self._wall_now(), self.loop, loop_time)
@@ -102,13 +103,20 @@ class MediaPipeline:
                 self.health.cannot_start("microphone", exc)
         self._watch_handle = self.loop.call_later(self.WATCH_INTERVAL_S, self._watch)
 
-    def start_recording(self, recording: RecordingSealer) -> float:
-        """Begin a recording from the oldest keyframe in the ring; returns the pre-event span."""
+    def start_recording(self, recording: RecordingSealer, *, pressed: float | None = None) -> float:
+        """Begin a recording from the oldest keyframe in the ring; returns the pre-event span.
+
+        ``pressed``: the loop time of the press when it was taken before ``recording`` was
+        opened (opening it takes fsyncs): media captured from then on is the press's. It is
+        used only if no frame captured after it has reached the encoder yet (such a frame
+        would have been encoded without the press's keyframe); otherwise the press is now."""
         if not self.armed:
             raise MediaError("media pipeline is not armed")
         if self._recording is not None:
             raise MediaError(f"already recording {getattr(self._recording, 'id', '?')}")
         press = self.loop.time()
+        if pressed is not None and self._last_capture < pressed <= press:
+            press = pressed
         self._recording = recording
         self.health.new_recording()
         span = self.ring.span()
@@ -201,6 +209,7 @@ class MediaPipeline:
         if self.closed:
             return
         regained = self.health.frame(frame.index, self.loop.time(), frame.capture_time)
+        self._last_capture = max(self._last_capture, frame.capture_time)
         self.worker.frame(frame, self.wall_at(frame.capture_time), regained)
 
     def _on_audio(self, block: AudioBlock) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from recorder.media.health import Health
 from recorder.media.packets import Packet
@@ -32,28 +33,37 @@ class Router:
         self.wall_at = wall_at
         self.recording: RecordingSealer | None = None
         self.segmenter: Segmenter | None = None
+        # opens the press's segments (fsyncs) while the worker encodes its first frame
+        self.opener = ThreadPoolExecutor(1, thread_name_prefix="pieton-open")
         # figures of the current (or last) recording; `bench latency` reads first_durable_at
         self.segments = 0
         self.pre_event_s = 0.0
         self.press_to_durable_s: float | None = None
         self.first_durable_at: float | None = None  # loop time
+        self.press_trace: dict[str, float] = {}     # the press step by step (Segmenter.trace)
 
     def begin(self, recording: RecordingSealer, press: float, media: dict) -> None:
         """Start ``recording`` from the oldest keyframe in the ring; ``media`` describes the
         devices for the recording's metadata."""
+        begun = self.clock()
         packets = self.ring.drain()
         origin = packets[0].time if packets else press
         self.recording = recording
         self.segments = 0
         self.press_to_durable_s = self.first_durable_at = None
+        self.press_trace = {}
         self.segmenter = Segmenter(recording, width=self.width, height=self.height, fps=self.fps,
                                    audio_rate=self.audio_rate, segment_seconds=self.segment_seconds,
-                                   origin=origin, pre_event_end=press, figures=self.health, clock=self.clock)
+                                   origin=origin, pre_event_end=press, figures=self.health, clock=self.clock,
+                                   opener=self.opener)
         self.segmenter.video_present = bool(self.health.video_ok)
+        self.segmenter.trace.update(press=press, worker_began=begun)
         self.pre_event_s = press - origin
         self.note({"event": "media", "pre_event_s": round(self.pre_event_s, 6),
                    "pre_event_from": self.wall_at(origin), "pre_event_audio": self.ring.audio, **media})
         self.route(packets)
+        self.segmenter.mark("ring_handed")
+        self.segmenter.open_ahead()
 
     def note(self, event: dict) -> None:
         """Note an event on the recording being fed (the media worker's one route)."""
@@ -120,6 +130,7 @@ class Router:
         self.segmenter = None
         self.recording = None
         self.segments = segmenter.sealed
+        self.press_trace = dict(segmenter.trace)
         if segmenter.first_durable is not None:
             self.first_durable_at = segmenter.first_durable
             self.press_to_durable_s = segmenter.first_durable - segmenter.pre_event_end

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 
 from recorder.media.mpegts import TsMuxer
 from recorder.media.packets import Packet
@@ -26,11 +27,14 @@ HOLD_AFTER_PRESS_S = 0.5
 
 
 class _OpenSegment:
-    def __init__(self, number: int, sealer: SegmentSealer, width: int, height: int, fps: int,
+    def __init__(self, number: int, sealer: SegmentSealer | None, width: int, height: int, fps: int,
                  audio_rate: int | None):
         self.number = number
-        self.sealer = sealer
-        self.muxer = TsMuxer(sealer, width=width, height=height, fps=fps, audio_rate=audio_rate)
+        self._format = (width, height, fps, audio_rate)
+        self.sealer: SegmentSealer | None = None
+        self.muxer: TsMuxer | None = None
+        if sealer is not None:
+            self.attach(sealer)
         self.start: float | None = None
         self.end: float | None = None
         self.frames = 0
@@ -40,6 +44,12 @@ class _OpenSegment:
         self.pre_event_s = 0.0
         self.last_pts = {"video": -1, "audio": -1}
         self.held: list[Packet] | None = None  # the pre-event span, not muxed yet
+
+    def attach(self, sealer: SegmentSealer) -> None:
+        """The sealer, once open (a held span's may be opened in the background)."""
+        width, height, fps, audio_rate = self._format
+        self.sealer = sealer
+        self.muxer = TsMuxer(sealer, width=width, height=height, fps=fps, audio_rate=audio_rate)
 
 
 class Segmenter:
@@ -52,7 +62,7 @@ class Segmenter:
     def __init__(self, recording: RecordingSealer, *, width: int, height: int, fps: int,
                  audio_rate: int | None, segment_seconds: float, origin: float,
                  pre_event_end: float | None = None, figures: SegmentFigures | None = None,
-                 clock: Callable[[], float] | None = None):
+                 clock: Callable[[], float] | None = None, opener: Executor | None = None):
         self.recording = recording
         self.width, self.height, self.fps = width, height, fps
         self.audio_rate = audio_rate
@@ -64,9 +74,17 @@ class Segmenter:
         # press -> first durable chunk holding media captured after the press (_make_durable)
         self.clock = clock or time.monotonic
         self.first_durable: float | None = None
+        # the press, step by step (clock times): where the wait for durable media goes
+        self.trace: dict[str, float] = {}
         self._watch_armed: _OpenSegment | None = None
         self.current: _OpenSegment | None = None
         self._deferred: tuple[_OpenSegment, str] | None = None   # the pre-event span, sealed after
+        self._spare: SegmentSealer | None = None  # the press's segment, opened before its first frame
+        # opens the held span's segment and the press's in the background (open_ahead)
+        self._opener = opener
+        self._opening: Future | None = None
+        self._opening_span: _OpenSegment | None = None
+        self._ahead = False
         self.sealed = 0
         self.skipped_before_keyframe = 0
         self.bytes = 0
@@ -75,6 +93,9 @@ class Segmenter:
     def add(self, packet: Packet) -> None:
         if self.closed or (packet.kind == "audio" and self.audio_rate is None):
             return
+        if "received" not in self.trace and self._after_press(packet):
+            self.trace["captured"] = packet.time
+            self.mark("received")
         if self._holds(packet):
             return
         seg = self.current
@@ -112,7 +133,10 @@ class Segmenter:
         seg = self.current
         opens = packet.kind == "audio" or packet.keyframe  # what may open a segment (add())
         if seg is None and not self.sealed and not after and opens:  # the ring's first packet
-            seg = self._open()
+            if self._opener is not None and not self._ahead:  # its sealer comes with open_ahead
+                seg = self.current = _OpenSegment(0, None, self.width, self.height, self.fps, self.audio_rate)
+            else:
+                seg = self._open()
             seg.held = []
         if seg is None or seg.held is None:
             return False
@@ -136,6 +160,7 @@ class Segmenter:
 
     def _fill(self, seg: _OpenSegment) -> None:
         """Mux the held pre-event span into its segment."""
+        self._ready()
         held, seg.held = seg.held, None
         for packet in held:
             if packet.kind == "video" and not packet.keyframe and seg.frames == 0:
@@ -143,14 +168,59 @@ class Segmenter:
                 continue
             self._mux(seg, packet, watch=False)
 
+    def open_ahead(self) -> None:
+        """Open the held span's segment and the one the press's media goes into now, while
+        the press's first frame is still being captured and encoded: opening a segment (its
+        header, provisional metadata, folder: three fsyncs) is then off the path from the
+        press to durable media. With an ``opener`` (a thread) the worker encodes meanwhile.
+        The press's segment unused at the close is discarded (no manifest line names it)."""
+        if self._ahead or self.closed:
+            return
+        self._ahead = True
+        span = self.current if self.current is not None and self.current.sealer is None else None
+
+        def open_both() -> tuple[SegmentSealer | None, SegmentSealer | None]:
+            span_sealer = self.recording.open_segment() if span is not None else None
+            try:
+                spare = self.recording.open_segment(overlap=self.current is not None or span is not None)
+            except Exception:  # the press's first packet opens it, or reports the fault
+                spare = None
+            self.mark("segments_opened_ahead")
+            return span_sealer, spare
+
+        if self._opener is None:
+            self._spare = open_both()[1]
+        else:
+            self._opening, self._opening_span = self._opener.submit(open_both), span
+
+    def _ready(self) -> None:
+        """Wait for the segments opened in the background, and take them."""
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            span, self._opening_span = self._opening_span, None
+            span_sealer, self._spare = opening.result()
+            if span is not None:
+                span.attach(span_sealer)
+        # a held span whose opening did not start (the press came before open_ahead)
+        for seg in (self._deferred[0] if self._deferred else None, self.current):
+            if seg is not None and seg.sealer is None:
+                seg.attach(self.recording.open_segment())
+
     def _open(self) -> _OpenSegment:
+        self._ready()
         overlap = self._deferred is not None  # the pre-event span, sealed after this one opens
-        sealer = self.recording.open_segment(overlap=overlap)
+        sealer, self._spare = self._spare, None
+        if sealer is None:
+            sealer = self.recording.open_segment(overlap=overlap)
         number = self.sealed + (1 if overlap else 0)
         self.current = _OpenSegment(number, sealer, self.width, self.height, self.fps, self.audio_rate)
+        if "received" in self.trace:
+            self.mark("segment_opened")
         return self.current
 
     def _mux(self, seg: _OpenSegment, packet: Packet, *, watch: bool = True) -> None:
+        if seg.sealer is None:
+            self._ready()
         pts = max(round((packet.time - self.origin) * 90000), seg.last_pts[packet.kind] + 1)
         seg.last_pts[packet.kind] = pts
         seg.muxer.mux(packet, pts)
@@ -168,11 +238,16 @@ class Segmenter:
             seg.pre_event_s += packet.duration
         if watch and self.first_durable is None:
             if self._watch_armed is seg:
-                # the muxer holds the last packet until the next one arrives: the first
-                # post-press packet's bytes are in the sealer now
+                # no flush (see TsMuxer.flush): the muxer held the first post-press packet
+                # until this one arrived; its bytes are in the sealer now
                 self._make_durable(seg)
             elif post_press:
-                self._watch_armed = seg
+                self.mark("muxed")
+                if seg.muxer.flush():  # the interleaver hands the press's packet over now
+                    self.mark("flushed")
+                    self._make_durable(seg)
+                else:
+                    self._watch_armed = seg
 
     def _make_durable(self, seg: _OpenSegment) -> None:
         # The sealer makes bytes durable only at its own points (a full age chunk), which
@@ -180,9 +255,16 @@ class Segmenter:
         # container's filler (which every demuxer skips), then sync: from here a power cut
         # keeps media captured after the press. Once per recording.
         seg.muxer.pad(seg.sealer.bytes_until_durable())
+        self.mark("padded")
         seg.sealer.sync()
         self.first_durable = self.clock()
+        self.mark("durable")
         self._seal_deferred()
+        self.mark("span_sealed")
+
+    def mark(self, stage: str) -> None:
+        """One step of the press on its way to durable media (``trace``, read by the benches)."""
+        self.trace.setdefault(stage, self.clock())
 
     def cut(self, reason: str, *, defer_seal: bool = False) -> dict | None:
         """Seal the segment in progress (the next packet opens a new one); with
@@ -198,6 +280,7 @@ class Segmenter:
         return self._seal(seg, reason)
 
     def _seal(self, seg: _OpenSegment, reason: str) -> dict:
+        self._ready()
         if seg.held is not None:
             self._fill(seg)
         seg.muxer.close()
@@ -231,10 +314,23 @@ class Segmenter:
             self._seal(seg, reason)
             self._deferred = None  # only now: should the seal fail, abort() still finds it
 
+    def _discard_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.discard()
+
     def abort(self, reason: str) -> None:
         """The sealer failed (disk full): keep what is durable, stop taking packets."""
+        try:
+            self._ready()
+        except Exception:  # the background opening failed too: nothing of it to seal
+            pass
         seg, self.current = self.current, None
         self.closed = True
+        try:
+            self._discard_spare()
+        except Exception:  # the storage is what failed: recovery finds the empty segment
+            pass
         if self._deferred is not None:
             deferred, self._deferred = self._deferred[0], None
             self._abort_segment(deferred, reason)
@@ -242,6 +338,8 @@ class Segmenter:
             self._abort_segment(seg, reason)
 
     def _abort_segment(self, seg: _OpenSegment, reason: str) -> None:
+        if seg.sealer is None:  # its opening failed: nothing was written
+            return
         try:
             if seg.held is not None:
                 self._fill(seg)  # a held span was never written: it may still fit
@@ -251,6 +349,8 @@ class Segmenter:
         seg.sealer.abort(reason)
 
     def close(self, reason: str = "stop") -> dict | None:
+        self._ready()
         extra = self.cut(reason)
         self.closed = True
+        self._discard_spare()
         return extra

@@ -57,6 +57,10 @@ class SegmentSealer(Protocol):
 
     def abort(self, reason: str) -> dict | None: ...
 
+    def discard(self) -> None:
+        """Remove a segment opened ahead and never written."""
+        ...
+
 
 @runtime_checkable
 class RecordingSealer(Protocol):

@@ -53,7 +53,7 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
     faults = []
     pipeline = MediaPipeline(config, camera, microphone, ir, loop=loop, wall_clock=wall, on_fault=faults.append)
     pipeline.set_agent("4521")
-    latencies, pre_events, stops, segments = [], [], [], 0
+    latencies, pre_events, stops, segments, traces = [], [], [], 0, []
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
 
@@ -64,7 +64,7 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
         while time.monotonic() - t0 + record_s < seconds:
             pressed = loop.time()  # the press: opening the recording is part of the wait
             rec = spool.open_recording(wall.now(), "agent", {"clock_source": "ntp"})
-            pipeline.start_recording(rec)
+            pipeline.start_recording(rec, pressed=pressed)
             await asyncio.sleep(record_s)
             asked = time.monotonic()
             summary = await pipeline.stop_recording()
@@ -74,6 +74,7 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
             pre_events.append(summary["pre_event_s"])
             if pipeline.router.first_durable_at is not None:
                 latencies.append(pipeline.router.first_durable_at - pressed)
+                traces.append({"opening": pressed, **pipeline.router.press_trace})
             await asyncio.sleep(min(idle_s, max(0.0, seconds - (time.monotonic() - t0))))
         status = pipeline.status()
         await pipeline.close()
@@ -94,6 +95,7 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
         "prebuffer_max_bytes": status["prebuffer"]["max_bytes"],
         "pre_event_s_max": round(max(pre_events, default=0.0), 2),
         "press_to_durable_ms": [round(x * 1000, 1) for x in latencies],
+        "press_traces": traces,
         "stop_to_sealed_max_ms": round(max(stops, default=0.0) * 1000, 1),
         "cpu_share_of_one_core": round(((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime))
                                        / elapsed, 3),
