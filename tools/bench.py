@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     bench.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     bench.add_argument("--budget", type=float, help="fuzz: seconds per parser (default: 30 minutes in all)")
+    bench.add_argument("--count", type=int, help="latency, realtime, powercut, pipeline: presses, cuts or runs "
+                                                 "instead of the default")
     bench.set_defaults(func=cmd_bench)
 
 

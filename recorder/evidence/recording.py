@@ -61,6 +61,12 @@ class WritingTerms:
     durability: Durability                 # told of every fsync
 
 
+# Once this share of the sync interval has passed, the next chunk to reach the file is
+# fsynced at once (see SegmentWriter.write): a power cut loses at most about the interval's
+# share plus one chunk of media, instead of the whole interval plus a chunk.
+EARLY_SYNC = 0.4
+
+
 def _storage_full(where: Path, exc: OSError) -> StorageFull:
     return StorageFull(f"storage full while writing {where}: {exc.strerror or exc}")
 
@@ -138,6 +144,7 @@ class SegmentWriter:
         self.events: list[dict] = recording.take_pending_events()
         self.state = "starting"
         self._durable = 0
+        self._synced_at = terms.monotonic()
         self._file = _SegmentFile(self.part_path)
         try:
             self._age = AgeWriter(self._file, list(terms.recipients), sync_interval=terms.sync_interval,
@@ -162,6 +169,7 @@ class SegmentWriter:
 
     def _on_durable(self, length: int) -> None:
         self._durable = length
+        self._synced_at = self.terms.monotonic()
         self.terms.durability.file(self.part_path, length)
         if self.state != "open":
             return  # the header at the start, or the final fsync of a seal: no progress line
@@ -178,7 +186,14 @@ class SegmentWriter:
         if self.state != "open":
             raise EvidenceError(f"{self.recording.id}/{self.name}: segment is {self.state}, cannot write")
         self.terms.storage.check_write(self.part_path, len(ts_bytes))
+        written = self._age.written_size
         self._age.write(ts_bytes)
+        if (self._age.written_size > written
+                and self.terms.monotonic() - self._synced_at >= self.terms.sync_interval * EARLY_SYNC):
+            # A chunk just reached the file: fsync now rather than at the interval's end, when
+            # up to a chunk of media would still wait in memory. Every fsync then makes whole
+            # chunks durable, the interval still bounds the time between two.
+            self._age.sync()
 
     def sync(self) -> int:
         """Make everything complete durable now (the daemon may call it on a timer)."""

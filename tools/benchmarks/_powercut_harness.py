@@ -92,7 +92,20 @@ def kill_at_random(main: str, args: list[str], rng: random.Random, window: tuple
     child.wait()
     reader.join()
     model = apply_power_cut([ev for ev in events if ev["k"] != "start"])
+    model.update(fsync_figures(events[events.index(start) + 1:]))
     return start, killed_at, model
+
+
+def fsync_figures(events: list[dict]) -> dict:
+    """What the fsyncs reported after the start cost: their count, and the bytes they made
+    durable (growth of each file's durable length; on an SD card both are wear)."""
+    durable: dict[str, int] = {}
+    grown = 0
+    for ev in events:
+        if ev["k"] == "file":
+            grown += max(0, ev["n"] - durable.get(ev["p"], 0))
+            durable[ev["p"]] = ev["n"]
+    return {"fsyncs": sum(1 for ev in events if ev["k"] in ("file", "dir")), "durable_bytes": grown}
 
 
 def apply_power_cut(events: list[dict]) -> dict:

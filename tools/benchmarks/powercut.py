@@ -8,12 +8,14 @@ last durable length and undoes renames whose folder was never fsynced. Recovery 
 as at the next start, every segment is decrypted with the chief's identity and decoded
 with PyAV, and the burnt-in frame counter of the last decodable frame gives its capture
 time. Loss = cut time - end of that frame. Median and worst over 20 cuts (5 with --quick).
-Target: worst <= 1.0 s.
+Target: worst <= 0.5 s. Also printed: the fsyncs per second and the bytes made durable per
+second from the press to the cut, what the durability costs an SD card in wear.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import random
 import statistics
 from pathlib import Path
@@ -32,7 +34,7 @@ from recorder.evidence.spool import Spool
 from recorder.media.pipeline import MediaPipeline
 from tools.benchmarks._powercut_harness import cut_workspace, kill_at_random, report_durable, say
 
-TARGET_WORST_S = 1.0
+TARGET_WORST_S = 0.5
 CAMERA = "CAM-BENCH-002"
 
 
@@ -107,14 +109,15 @@ def one_cut(work: Path, key_file: Path, recipient: str, identities, rng: random.
     else:
         lost = killed_at - (start["t0"] + (last + 1) / start["fps"])
     return {"at_s": round(killed_at - start["press"], 3), "lost_s": round(max(0.0, lost), 3),
+            "recorded_s": killed_at - start["press"],
             "last_frame": last, "segments": segments, **model}
 
 
 def run(args) -> dict:
-    cuts = 5 if getattr(args, "quick", False) else 20
+    cuts = getattr(args, "count", None) or (5 if getattr(args, "quick", False) else 20)
     with cut_workspace("pieton-bench-media-powercut-") as (work, key_file, identity, recipient, rng):
         print(f"power cut: {cuts} cuts during a real-time 720p30 recording (default settings: 2 s segments, "
-              "fsync every 0.5 s); loss = cut - end of the last decodable frame", flush=True)
+              "fsync at least every 0.5 s); loss = cut - end of the last decodable frame", flush=True)
         results = []
         for i in range(cuts):
             r = one_cut(work, key_file, recipient, [identity], rng)
@@ -123,8 +126,16 @@ def run(args) -> dict:
                   f"lost {r['lost_s']:.3f} s of video ({r['files_cut']} files cut back, "
                   f"{r['renames_undone']} renames undone)", flush=True)
         lost = [r["lost_s"] for r in results]
+        seconds = sum(r["recorded_s"] for r in results)
         figures = {"cuts": cuts, "median_lost_s": round(statistics.median(lost), 3),
-                   "worst_lost_s": round(max(lost), 3), "target_worst_s": TARGET_WORST_S}
+                   "worst_lost_s": round(max(lost), 3), "target_worst_s": TARGET_WORST_S,
+                   "fsyncs_per_s": round(sum(r["fsyncs"] for r in results) / seconds, 2),
+                   "durable_kb_per_s": round(sum(r["durable_bytes"] for r in results) / seconds / 1000, 1),
+                   "load_average": round(os.getloadavg()[0], 2)}
+        verdict = "OK" if figures["worst_lost_s"] <= TARGET_WORST_S else "MISSED"
         print(f"  seconds of video lost before the cut: median {figures['median_lost_s']:.3f} s, "
-              f"worst {figures['worst_lost_s']:.3f} s (target worst <= {TARGET_WORST_S} s)", flush=True)
+              f"worst {figures['worst_lost_s']:.3f} s (target worst <= {TARGET_WORST_S} s: {verdict})", flush=True)
+        print(f"  what it costs the card, from the press to the cut: {figures['fsyncs_per_s']} fsyncs/s, "
+              f"{figures['durable_kb_per_s']} kB/s made durable (segments, metadata, manifest); "
+              f"load average {figures['load_average']}", flush=True)
         return figures
