@@ -121,3 +121,22 @@ def test_a_press_segment_never_used_is_discarded_at_the_stop(device):
     report = verify_recording(rec.path, device_key=device.signer.public_key,
                               identities=load_identities(device.identity_file))
     assert report.ok and report.status == "intact", report.problems
+
+
+def test_the_muxer_flush_finds_pyavs_libavformat_beside_opencvs():
+    # OpenCV maps its own copy of libavformat in the same process: the flush must call the
+    # copy that made the container, or it finds no context and the press waits a frame.
+    pytest.importorskip("cv2")
+    from test_media_stages import MemorySealer, video_packets
+
+    from recorder.media import mpegts
+
+    flush = mpegts._InterleaveFlush()
+    sealer = MemorySealer(1)
+    muxer = mpegts.TsMuxer(sealer, width=W, height=H, fps=FPS, audio_rate=48000)
+    [keyframe] = video_packets(1)
+    muxer.mux(keyframe, 0)
+    before = len(sealer.data)
+    assert flush(flush.context(muxer.container))
+    assert len(sealer.data) - before >= keyframe.size  # the held keyframe reached the sealer
+    muxer.close()

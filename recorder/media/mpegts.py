@@ -37,41 +37,44 @@ class _InterleaveFlush:
 
     The interleaver holds the last packet muxed until a later one arrives; at the press
     that is the press's own keyframe, which must reach the sealer now. The library is the
-    libavformat PyAV loaded (found in /proc/self/maps); the AVFormatContext pointer is
-    PyAV's ``Container.ptr``, its first C field, and is used only if it points at an
-    AVFormatContext (its ``av_class`` is libavformat's). Unavailable (another platform,
-    another PyAV layout): ``__call__`` returns False and the caller waits for the next
-    packet, as before."""
+    libavformat PyAV loaded, among those mapped in the process (OpenCV brings its own); the
+    AVFormatContext pointer is PyAV's ``Container.ptr``, its first C field, and is used only
+    if it points at an AVFormatContext of that library (its ``av_class`` is the library's).
+    Unavailable (another platform, another PyAV layout): ``__call__`` returns False and the
+    caller waits for the next packet, as before."""
 
     def __init__(self):
-        self._lib = None
-        self._class = None
+        self._libs: list[tuple[ctypes.CDLL, int]] = []
         try:
             with open("/proc/self/maps") as maps:
-                path = next(line.split()[-1] for line in maps if "/libavformat" in line)
-            lib = ctypes.CDLL(path)
-            lib.avformat_get_class.restype = ctypes.c_void_p
-            lib.av_interleaved_write_frame.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-            lib.av_interleaved_write_frame.restype = ctypes.c_int
-            self._lib, self._class = lib, lib.avformat_get_class()
-        except (OSError, StopIteration, AttributeError) as exc:
+                paths = sorted({line.split()[-1] for line in maps if "/libavformat" in line})
+            for path in paths:
+                lib = ctypes.CDLL(path)
+                lib.avformat_get_class.restype = ctypes.c_void_p
+                lib.av_interleaved_write_frame.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+                lib.av_interleaved_write_frame.restype = ctypes.c_int
+                self._libs.append((lib, lib.avformat_get_class()))
+        except (OSError, AttributeError) as exc:
             log.warning("muxer flush unavailable (press media waits for the next packet): %s", exc)
 
-    def context(self, container) -> int | None:
-        """The container's AVFormatContext, or None when it cannot be found safely."""
-        if self._class is None:
-            return None
+    def context(self, container) -> tuple[ctypes.CDLL, int] | None:
+        """The container's libavformat and AVFormatContext, or None when not found safely."""
         word = ctypes.sizeof(ctypes.c_void_p)
         # a Cython object: PyObject header (refcount, type), vtable, then Container.ptr
         pointer = ctypes.c_void_p.from_address(id(container) + 3 * word).value
-        if pointer and ctypes.c_void_p.from_address(pointer).value == self._class:
-            return pointer
+        if not pointer:
+            return None
+        av_class = ctypes.c_void_p.from_address(pointer).value
+        for lib, lib_class in self._libs:
+            if av_class == lib_class:
+                return lib, pointer
         return None
 
-    def __call__(self, context: int | None) -> bool:
+    def __call__(self, context: tuple[ctypes.CDLL, int] | None) -> bool:
         if context is None:
             return False
-        return self._lib.av_interleaved_write_frame(context, None) >= 0
+        lib, pointer = context
+        return lib.av_interleaved_write_frame(pointer, None) >= 0
 
 
 _flush_interleaver = _InterleaveFlush()
@@ -114,7 +117,7 @@ class TsMuxer:
             self.audio = self.container.add_mux_stream("aac", rate=audio_rate)
             self.audio.time_base = TIME_BASE
         self.closed = False
-        self._context: int | None = None  # the AVFormatContext, once the header is written
+        self._context = None  # libavformat and the AVFormatContext, once the header is written
 
     @property
     def bytes(self) -> int:
