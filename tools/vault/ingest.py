@@ -33,6 +33,7 @@ from tools.vault.device_journal import (
     journal_endings,
     offload_journal,
 )
+from tools.vault.durable import make_durable
 from tools.vault.index import RecordingRow
 from tools.vault.layout import parse_time, remove_tree, utc_iso
 from tools.vault.persons import flag_recipients
@@ -99,14 +100,7 @@ class _Durable(threading.Thread):
 
     def run(self) -> None:
         try:
-            for path in sorted(self.folder.iterdir()):
-                if path.is_file():
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-            fsync_dir(self.folder)
+            make_durable(self.folder)
         except OSError as exc:
             self.error = exc
 
