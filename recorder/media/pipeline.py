@@ -180,6 +180,7 @@ class MediaPipeline:
         await self.worker.drain()
         self.ring.clear()  # RAM only: nothing of the pre-event buffer outlives the pipeline
         self.worker.shutdown()
+        self.router.close()
 
     def power_cut(self) -> None:
         """Simulated loss of power: stop where we are, seal nothing (recovery at the next
@@ -191,6 +192,7 @@ class MediaPipeline:
         self._stop_hardware()
         self.ring.clear()
         self.worker.shutdown(now=True)
+        self.router.close()
 
     def _stop_hardware(self) -> None:
         if self._watch_handle is not None:

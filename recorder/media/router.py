@@ -145,5 +145,8 @@ class Router:
         self.segmenter = None
         self.recording = None
 
+    def close(self) -> None:
+        self.opener.shutdown(wait=False)
+
     def __repr__(self) -> str:
         return f"<Router {'segmenter' if self.segmenter is not None else 'ring'} segments={self.segments}>"
