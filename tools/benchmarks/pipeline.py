@@ -87,22 +87,10 @@ def _replay_devices(raw: Path, wav: Path):
 
         backend = "replay"
 
-        BUFFERS = 4  # a sensor's few DMA buffers, reused round the ring
-
         def __init__(self, path: Path):
             super().__init__(WIDTH, HEIGHT, FPS)
-            self.file = open(path, "rb", buffering=0)  # noqa: SIM115 - read until the process ends
-            self.frame_bytes = HEIGHT * 3 // 2 * WIDTH
-            self.count = path.stat().st_size // self.frame_bytes
-            # Frames are read into a few buffers allocated once, as a sensor's driver fills
-            # its DMA buffers (the overlay then draws on them in place): not into fresh memory
-            # per frame, whose page faults a camera never costs (and ffmpeg's reads do not).
-            self.buffers = [np.empty((HEIGHT * 3 // 2, WIDTH), np.uint8) for _ in range(self.BUFFERS)]
-
-        def _read(self, i: int) -> np.ndarray:
-            buffer = self.buffers[i % self.BUFFERS]
-            os.preadv(self.file.fileno(), [buffer], i * self.frame_bytes)
-            return buffer
+            # copy-on-write, like a sensor's buffer the overlay draws on in place
+            self.frames = np.memmap(path, dtype=np.uint8, mode="c").reshape(-1, HEIGHT * 3 // 2, WIDTH)
 
         def start(self, loop, callback):
             self._loop, self._callback, self._t0, self._i = loop, callback, loop.time(), 0
@@ -111,10 +99,10 @@ def _replay_devices(raw: Path, wav: Path):
 
         def _tick(self):
             i = self._i
-            if self._closed or i >= self.count:
+            if self._closed or i >= len(self.frames):
                 return
             self._i += 1
-            self._callback(RawFrame(i, self._t0 + i / FPS, WIDTH, HEIGHT, lambda: self._read(i)))
+            self._callback(RawFrame(i, self._t0 + i / FPS, WIDTH, HEIGHT, lambda: self.frames[i]))
             self._loop.call_at(self._t0 + self._i / FPS, self._tick)
 
         def light_level(self):
