@@ -10,6 +10,7 @@ spending minutes encoding.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import tempfile
@@ -166,8 +167,11 @@ def run(args) -> dict:
         print(f"ingest of the shift (copy + fsync + verify + receipt), best of {runs}: {ingest_s:.2f} s = "
               f"{figures['ingest_mb_s']} MB/s verified  (runs {figures['ingest_runs_s']})")
         print(f"cp -r, best of {runs}: {cp_s:.2f} s = {figures['cp_mb_s']} MB/s; cp -r + sync: {cp_sync_s:.2f} s")
+        figures["ingest_vs_cp_sync_ok"] = figures["ingest_vs_cp_sync"] >= 0.8
         print(f"ingest speed / cp speed = {figures['ingest_vs_cp']}x (target >= 0.5x); "
-              f"vs cp+sync = {figures['ingest_vs_cp_sync']}x", flush=True)
+              f"vs cp+sync = {figures['ingest_vs_cp_sync']}x (target >= 0.8x: "
+              f"{'OK' if figures['ingest_vs_cp_sync_ok'] else 'MISSED'}); load average {os.getloadavg()[0]:.2f}",
+              flush=True)
         with Vault.open(root / "vault-0") as vault:
             vault.enrol("CAM-BENCH-01", signer.public_key_hex)
             single_s, report = _timed(lambda: ingest(vault, spool, progress=False))
