@@ -4,6 +4,8 @@ into a file object), sessions and their idle lock, the timeline's words, the hea
 from __future__ import annotations
 
 import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import av
 import pytest
@@ -137,7 +139,8 @@ def test_retention_end_is_the_purge_rule(tmp_path, vault, chief):
     vault.enrol(CAMERA, signer.public_key_hex)
     (rid,) = ingest(vault, spool_dir, progress=False).stored
     row = vault.index.recording(rid)
-    assert retention_end(vault, row) == row.retention_base + vault.retention_days * 86400
+    # made 18 November 2026, 12:06 Paris: due at the end of 18 December, local time (R241-13)
+    assert retention_end(vault, row) == datetime(2026, 12, 19, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
 
 
 def test_cameras_page_lines_say_late_offloads_and_recordings_soon_erased(tmp_path, vault, chief):
@@ -150,7 +153,7 @@ def test_cameras_page_lines_say_late_offloads_and_recordings_soon_erased(tmp_pat
     assert [(line["camera"], line["stored"], line["late"]) for line in lines] == [(CAMERA, 2, False),
                                                                                    ("CAM-T-002", 0, True)]
     assert soon == []
-    vault.clock.t += (vault.retention_days - 1) * 86400  # a day before the purge takes them
+    vault.clock.t += 29 * 86400  # under three days before the purge takes them
     vault.index.add_hold(stored[0], "PV 1", vault.now())
     lines, soon = camera_lines(vault)
     assert [s["row"].recording_id for s in soon] == [stored[1]]  # the held one is not erased

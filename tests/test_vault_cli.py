@@ -59,7 +59,7 @@ def test_list_shows_index_fields_in_local_time_decrypts_nothing_and_is_no_access
     out = capsys.readouterr().out
     assert ids[0] in out and ids[1] in out
     assert "2026-11-18 12:06:40 CET to 2026-11-18 12:06:44 CET (4 s)" in out
-    assert "kept until 2026-12-18 12:06:40 CET" in out
+    assert "kept until 2026-12-19 00:00:00 CET" in out   # the end of the same day a month later
     assert main(["vault", "list", v, "--from", "18/11/2026 12:10", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["recordings"]
     assert [r["recording"] for r in listed] == ids[1:]
@@ -158,13 +158,13 @@ def test_an_ambiguous_or_missing_local_time_asks_for_the_offset(setup, capsys):
 def test_purge_now_is_a_local_time(setup, capsys):
     v, _, ids, _ = setup
     capsys.readouterr()
-    # Recording 0 is due 30 days after 12:06:40 CET: not yet at 12:06, erased at 12:07 local.
-    assert main(["vault", "purge", v, "--now", "18/12/2026 12:06"]) == 0
+    # Recording 0 (18 November, 12:06 CET) is due at the end of 18 December, local time.
+    assert main(["vault", "purge", v, "--now", "18/12/2026 23:59"]) == 0
     assert "0 erased" in capsys.readouterr().out
-    assert main(["vault", "purge", v, "--now", "18/12/2026 12:07"]) == 0
+    assert main(["vault", "purge", v, "--now", "19/12/2026 00:00"]) == 0
     assert f"erased {ids[0]}" in capsys.readouterr().out
     assert main(["vault", "hold", v, ids[0], "--procedure", "PV-1"]) == 2
-    assert "was erased on 2026-12-18 12:07:00 CET" in capsys.readouterr().err
+    assert "was erased on 2026-12-19 00:00:00 CET" in capsys.readouterr().err
 
 
 def test_vault_zone_is_set_at_init_and_old_vaults_read_as_paris(tmp_path, chief, capsys, monkeypatch):

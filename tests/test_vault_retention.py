@@ -52,7 +52,8 @@ def test_purge_erases_after_retention_except_held_and_journals_it(tmp_path, setu
     assert not vault.layout.recording(CAMERA, first).exists()
     assert vault.layout.recording(CAMERA, second).is_dir()
     erased = [e for e in events(vault) if e["event"] == "recording-erased"]
-    assert erased[0]["recording"] == first and erased[0]["counted_from"] == "recording"
+    assert erased[0]["recording"] == first and erased[0]["dated_by"] == "own start"
+    assert erased[0]["rule"].startswith("R241-13") and erased[0]["retention_end"] == "2026-12-18T23:00:00.000Z"
     with pytest.raises(VaultError, match="erased"):
         extract(vault, Request([first], "judicial", "R", "D", tmp_path / "x.mp4"), [identity])
     release(vault, second, "PV 2026/117")
@@ -81,9 +82,9 @@ def test_unsynchronised_clock_counts_from_ingest(tmp_path, setup):
     vault.enrol(CAMERA, signer.public_key_hex)
     rid = ingest(vault, spool_dir, progress=False).stored[0]
     assert vault.index.recording(rid).retention_base == clock.t
-    assert purge(vault, clock.t + 29 * DAY).erased == []
-    assert purge(vault, clock.t + 30 * DAY + 1).erased == [rid]
-    assert [e for e in events(vault) if e["event"] == "recording-erased"][0]["counted_from"] == "ingest"
+    assert purge(vault, clock.t + 30 * DAY).erased == []   # the end of the same day a month later
+    assert purge(vault, clock.t + 31 * DAY).erased == [rid]
+    assert [e for e in events(vault) if e["event"] == "recording-erased"][0]["dated_by"].startswith("ingest")
 
 
 def test_truncated_recording_is_accepted_and_exported_to_its_last_good_frame(tmp_path, setup):
@@ -169,8 +170,7 @@ def test_cli_hold_purge_release(tmp_path, capsys, monkeypatch):
     identity, recipient = generate_identity()
     (tmp_path / "police").mkdir()
     v = str(tmp_path / "vault")
-    assert main(["vault", "init", v, "--recipient", recipient, "--register", str(tmp_path / "police" / "r"),
-                 "--retention-days", "183"]) == 0
+    assert main(["vault", "init", v, "--recipient", recipient, "--register", str(tmp_path / "police" / "r")]) == 0
     (tmp_path / "chief.key").write_text(identity + "\n")
     designate(v, tmp_path / "chief.key", recipient, monkeypatch)
     spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=1, start=START)
@@ -179,10 +179,13 @@ def test_cli_hold_purge_release(tmp_path, capsys, monkeypatch):
     first, second = sorted(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
     assert main(["vault", "hold", v, second, "--procedure", "PV 2026/42"]) == 0
     assert main(["vault", "hold", v, "nope", "--procedure", "X"]) == 2
-    assert main(["vault", "purge", v, "--now", "2027-03-01T00:00:00Z"]) == 0  # 103 days: within 183
-    assert main(["vault", "purge", v, "--now", "2027-06-01T00:00:00Z"]) == 0
+    assert main(["vault", "purge", v, "--now", "18/12/2026 23:59"]) == 0  # made on 18 November, Paris
     out = capsys.readouterr().out
-    assert f"erased {first}" in out and f"kept   {second}: held for PV 2026/42" in out
+    assert "0 erased" in out and f"next   {first} kept until 2026-12-19 00:00:00 CET" in out
+    assert main(["vault", "purge", v, "--now", "19/12/2026 00:00"]) == 0
+    out = capsys.readouterr().out
+    assert f"erased {first} (retention ended 2026-12-19 00:00:00 CET)" in out
+    assert f"kept   {second}: held for PV 2026/42 (retention ended 2026-12-19 00:00:00 CET)" in out
     assert main(["vault", "release", v, second, "--procedure", "PV 2026/42"]) == 0
     assert main(["vault", "release", v, second, "--procedure", "PV 2026/42"]) == 2
     assert main(["vault", "verify", v]) == 0

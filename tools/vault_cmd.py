@@ -47,8 +47,7 @@ def register(subparsers) -> None:
                    help="the chief's age public key (repeatable)")
     p.add_argument("--register", required=True, metavar="PATH",
                    help="the register file, on the police's own medium (outside the vault)")
-    p.add_argument("--retention-days", type=int, default=30, metavar="N",
-                   help="days recordings are kept (default 30, L241-2 as amended in 2022)")
+    p.add_argument("--retention-days", help=argparse.SUPPRESS)  # gone: refused with the rule, below
     p.add_argument("--commune", action="append", default=[], metavar="GEOJSON",
                    help="commune boundary drawn under GPS tracks in reports (repeatable)")
     p.add_argument("--timezone", default="Europe/Paris", metavar="ZONE",
@@ -75,7 +74,8 @@ def register(subparsers) -> None:
     _identity(p, False)  # without one: the automatic erasure (the hourly timer), no person's act
     p.set_defaults(func=cmd_purge)
 
-    for name, helptext in (("hold", "keep a recording past retention for a procedure"),
+    for name, helptext in (("hold", "keep a recording past its retention for a procedure (placed before "
+                                    "the retention ends, with the procedure's reference)"),
                            ("release", "lift a hold")):
         p = sub.add_parser(name, help=helptext)
         _vault(p)
@@ -178,7 +178,10 @@ def _run(fn):
 
 def _open(args):
     from tools.vault.vault import Vault
-    return Vault.open(args.vault)
+    vault = Vault.open(args.vault)
+    for note in vault.notes:
+        print(f"pieton vault: note: {note}", file=sys.stderr)
+    return vault
 
 
 def _identities(path):
@@ -203,9 +206,13 @@ def _identities(path):
 
 @_run
 def cmd_init(args):
+    from recorder.retention import RULE
     from tools.vault.vault import init_vault
-    pub = init_vault(args.vault, args.recipient, args.register, retention_days=args.retention_days,
-                     communes=args.commune, timezone=args.timezone)
+    if args.retention_days is not None:
+        print(f"pieton vault: --retention-days {args.retention_days}: retention is not a setting "
+              f"({RULE}, then erased unless a procedure holds it)", file=sys.stderr)
+        return 2
+    pub = init_vault(args.vault, args.recipient, args.register, communes=args.commune, timezone=args.timezone)
     print(f"vault created in {args.vault}")
     print(f"vault public key ({pub}): {pub.read_text().strip()}")
     print("  give it to each camera ([keys] vault) and to the recipients of extractions")
@@ -238,6 +245,8 @@ def cmd_ingest(args):
             print(f"    {p}")
     for rid, why in report.failed:
         print(f"NOT COPIED   {rid}: {why} (the camera keeps it)")
+    for rid in report.erased_on_camera:
+        print(f"erased on the camera (retention) {rid}")
     for rid in report.missing:
         print(f"MISSING      {rid}: in the camera's sequence, neither on the camera nor in the vault")
     for p in report.journal_problems:
@@ -255,7 +264,8 @@ def cmd_ingest(args):
 
 @_run
 def cmd_purge(args):
-    from tools.vault.arguments import typed_time
+    from recorder.retention import RULE
+    from tools.vault.arguments import shown_time, typed_time
     from tools.vault.retention import purge
     with _open(args) as vault:
         if args.identity:
@@ -263,11 +273,12 @@ def cmd_purge(args):
         else:
             vault.operator = "automatique"  # R241-13: erased automatically, by the timer
         report = purge(vault, typed_time(vault, args.now, "--now") if args.now else None)
-        days = vault.retention_days
+        ended = {rid: shown_time(vault, end) for rid, end in report.ends.items()}
+        following = report.next_end and (report.next_end[0], shown_time(vault, report.next_end[1]))
     for rid in report.erased:
-        print(f"erased {rid}")
+        print(f"erased {rid} (retention ended {ended[rid]})")
     for rid, procedures in report.held:
-        print(f"kept   {rid}: held for {', '.join(procedures)}")
+        print(f"kept   {rid}: held for {', '.join(procedures)} (retention ended {ended[rid]})")
     for folder in report.quarantine_erased:
         print(f"erased quarantined copy {folder}")
     for item in report.mirror_erased:
@@ -277,7 +288,10 @@ def cmd_purge(args):
     for cp in report.pruned:
         print(f"pruned {cp['pruned_lines']} line(s) of {cp['log']} older than {cp['keep_days']:.0f} days "
               "(signed checkpoint kept)")
-    print(f"{len(report.erased)} erased, {len(report.held)} held past {days} days, {report.kept} within retention")
+    if following:
+        print(f"next   {following[0]} kept until {following[1]}")
+    print(f"{len(report.erased)} erased, {len(report.held)} held past their retention, {report.kept} within "
+          f"retention ({RULE})")
     return 0
 
 

@@ -32,9 +32,8 @@ from recorder.evidence.format import (
     utc_iso,
 )
 from recorder.evidence.sequence import first_line, signed_opened_seq
-from recorder.retention import RULE, is_past_retention, retention_end
+from recorder.retention import RULE, Dating, is_past_retention, retention_end, synchronised
 
-SYNCHRONISED_SOURCES = ("gps", "ntp")   # the clock sources a recording's start can be trusted from
 DAY_S = 86400.0
 
 
@@ -91,7 +90,7 @@ def held_recordings(spool) -> list[Held]:
     """The finished recordings in the spool, in sequence order, with what dates them."""
     key = spool.signer.public_key
     held: list[Held] = []
-    anchor: tuple[float, str] | None = None   # the last synchronised signed start seen
+    dating = Dating()   # the rule the vault applies too
     current = spool.current.path if spool.current is not None and spool.current.state != "closed" else None
     for folder in spool.recordings():
         seq = signed_opened_seq(folder, key)
@@ -100,23 +99,16 @@ def held_recordings(spool) -> list[Held]:
             opened = first_line(folder / MANIFEST_FILE) or {}
             try:
                 start = parse_utc(opened.get("started_at"))
-                synced = opened.get("clock_source") in SYNCHRONISED_SOURCES
+                synced = synchronised(opened.get("clock_source"))
             except ValueError:
                 start = None
-        if start is not None and synced:
-            anchor = (start, folder.name)
+        dated = dating.date(folder.name, start, synced)
         if folder == current or seq is None:
             continue   # being written; or no signed start: the vault's verifier judges it
         ended = _ended_hash(folder / MANIFEST_FILE, key)
         if ended is None:
             continue
-        if start is not None and synced:
-            counted, how = start, "own start"
-        elif anchor is not None:
-            counted, how = anchor[0], f"start of {anchor[1]}"
-        else:
-            counted, how = None, "undated"
-        held.append(Held(folder.name, seq, folder, counted, how, ended))
+        held.append(Held(folder.name, seq, folder, dated.counted_from, dated.dated_by, ended))
     return held
 
 

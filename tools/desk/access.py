@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from recorder.errors import VaultError
-from tools.vault.logs import DAY
+from tools.vault.retention import retention_end as vault_retention_end
 from tools.vault.vault import Vault
 
 BUSY_WAIT_S = 10.0  # another vault command (the hourly purge) holds the vault: wait this long
@@ -51,8 +51,8 @@ class DeskVault:
 
 
 def retention_end(vault: Vault, row) -> float:
-    """When the purge erases a recording (holds apart): the vault's retention from its base."""
-    return row.retention_base + vault.retention_days * DAY
+    """When the purge erases a recording (holds apart): the vault's one rule."""
+    return vault_retention_end(vault, row)
 
 
 def duration_s(row) -> float | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 
-from tools.desk.access import retention_end
 from tools.desk.health import OFFLOAD_DAYS
 from tools.desk.sessions import author
 from tools.vault.layout import parse_time
 from tools.vault.logs import DAY
+from tools.vault.retention import retention_ends
 
 SOON_DAYS = 3
 
@@ -19,12 +19,14 @@ def camera_lines(vault) -> tuple[list[dict], list[dict]]:
     lines = {camera: {"camera": camera, "enrolled": parse_time(at), "last_offload": None, "stored": 0,
                       "quarantined": 0} for camera, _key, at in vault.index.cameras()}
     soon = []
-    for row in vault.index.recordings(state="stored"):
+    rows = vault.index.recordings(state="stored")
+    ends = retention_ends(vault, rows)
+    for row in rows:
         line = lines.setdefault(row.camera_id, {"camera": row.camera_id, "enrolled": None, "last_offload": None,
                                                 "stored": 0, "quarantined": 0})
         line["stored"] += 1
         line["last_offload"] = max(line["last_offload"] or 0.0, row.ingested_at)
-        end = retention_end(vault, row)
+        end = ends[row.recording_id]
         if end - now < SOON_DAYS * DAY and not vault.index.holds(row.recording_id):
             soon.append({"row": row, "end": end})
     for _folder, _rid, camera, _at, _problems in vault.index.quarantined():

@@ -19,7 +19,7 @@ from tools.desk.timeline import timeline
 from tools.desk.track_map import track_svg
 from tools.desk.web import private
 from tools.vault.extract import Request, log_consultation, open_recording
-from tools.vault.retention import hold, release
+from tools.vault.retention import hold, release, retention_ends
 
 SORTS = {"camera": lambda r, end: (r.camera_id, r.started_at or 0.0),
          "debut": lambda r, end: r.started_at or r.ingested_at,
@@ -41,7 +41,7 @@ async def recordings(desk, request, session, form):
     def listing():
         with desk.vault.open(author(session)) as vault:
             rows = vault.index.recordings(state="stored")
-            ends = {r.recording_id: retention_end(vault, r) for r in rows}
+            ends = retention_ends(vault, rows)
             key = SORTS[sort]
             rows.sort(key=lambda r: key(r, ends[r.recording_id]), reverse=order == "desc")
             size = desk.config.page_size

@@ -8,7 +8,13 @@ import os
 
 from recorder.errors import PietonError, VaultError
 from recorder.evidence.chain import fsync_dir, signature_valid
-from recorder.evidence.format import JOURNAL_CONTEXT, JOURNAL_FILE, MAX_RECORDING_SEQ, parse_recording_id
+from recorder.evidence.format import (
+    JOURNAL_CONTEXT,
+    JOURNAL_FILE,
+    MAX_RECORDING_SEQ,
+    RECORDING_ERASED,
+    parse_recording_id,
+)
 from recorder.evidence.journal import read_journal
 from recorder.evidence.sequence import describe_range, journal_seq, missing_ranges, recording_seq
 from tools.vault.layout import utc_iso
@@ -103,6 +109,8 @@ def check_sequence(vault: Vault, listing: Listing, camera: str, device_journal: 
         if str(line.get("event", "")).startswith("recording ") and seq is not None:
             rid = line["data"].get("recording_id")
             named[seq] = rid if isinstance(rid, str) else f"{camera} recording #{seq}"
+            if line.get("event") == RECORDING_ERASED:
+                present.add(seq)  # erased on the camera after its retention: accounted for, not missing
     gaps = missing_ranges(present, max([*signed, *named], default=-1))
     missing = [describe_range(first, last, named, camera) for first, last in gaps[:MAX_GAPS]]
     if len(gaps) > MAX_GAPS:

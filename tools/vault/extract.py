@@ -41,6 +41,7 @@ from tools.vault.layout import parse_time, refuse_inside
 from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.report import build_report, sign_report, write_report_files
 from tools.vault.report_html import thumbnails
+from tools.vault.retention import within_retention
 from tools.vault.training_report import build_training_report, render_training_html
 from tools.vault.vault import Vault
 
@@ -162,14 +163,17 @@ def recording_start(recording_id: str, opened: dict) -> float | None:
     return None
 
 
-def open_recording(vault: Vault, recording_id: str, identities: list) -> OpenedRecording:
-    """Verify a stored recording again and decrypt its segments and metadata."""
+def open_recording(vault: Vault, recording_id: str, identities: list, *,
+                   purpose: str | None = None) -> OpenedRecording:
+    """Verify a stored recording again and decrypt its segments and metadata (for a
+    consultation, or an extraction checked before)."""
     row = vault.index.recording(recording_id)
     if row is None:
         raise VaultError(f"recording {recording_id!r} is not in this vault (see `pieton vault find`)")
     if row.state != "stored":
         raise VaultError(f"recording {recording_id} was erased on {format_local(row.purged_at or 0, vault.timezone)} "
                           "(retention)")
+    within_retention(vault, row, "consultation", purpose=purpose)  # past it: refused even before the purge
     folder = vault.layout.recording(row.camera_id, recording_id)
     key_hex = vault.index.camera_key(row.camera_id)
     # The stored recording is verified again (hashing every file) on another thread while
@@ -325,6 +329,10 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         for path in side:
             if path.exists():
                 raise VaultError(f"{path}: file exists; an extraction never overwrites")
+        for rid in request.recordings:
+            row = vault.index.recording(rid)
+            if row is not None and row.state == "stored":
+                within_retention(vault, row, "extraction", purpose=request.purpose)
         recordings = [open_recording(vault, rid, identities) for rid in request.recordings]
         base["cameras"] = sorted({r.camera for r in recordings})
         media = itertools.chain.from_iterable(r.media() for r in recordings)
@@ -417,7 +425,7 @@ def consult(vault: Vault, recording_id: str, purpose: str, requester: str, ident
     tmpdir = Path(tempfile.mkdtemp(prefix="pieton-view-", dir=shm if shm.is_dir() else None))
     try:
         os.chmod(tmpdir, 0o700)
-        rec = open_recording(vault, recording_id, identities)
+        rec = open_recording(vault, recording_id, identities, purpose=purpose)
         path = tmpdir / f"{recording_id}.mp4"
         result = remux_to_mp4(rec.media(), path)
         rec.verified()

@@ -13,17 +13,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from drivers.nmea import distance_m
 from recorder.errors import EvidenceError, VaultError
 from recorder.evidence.chain import split_pieces
 from recorder.evidence.format import META_SUFFIX
 from recorder.evidence.metadata import decrypt_metadata
+from recorder.localtime import zone
 from tools.vault.events import track_points
 from tools.vault.extract import FRENCH_PURPOSES, PURPOSES
 from tools.vault.index import RecordingRow
-from tools.vault.layout import utc_iso
+from tools.vault.layout import parse_time, utc_iso
 from tools.vault.vault import Vault
 
 MAX_RADIUS_M = 20_037_508.0  # half the Earth's circumference: every place is within it
@@ -177,18 +178,18 @@ def stats(vault: Vault, year: int) -> dict:
     """The yearly figures: cameras, recordings, consultations and extractions by purpose."""
     if not 2000 <= year <= 2200:
         raise VaultError(f"--year {year}: not a plausible year")
-    since = datetime(year, 1, 1, tzinfo=UTC).timestamp()
-    until = datetime(year + 1, 1, 1, tzinfo=UTC).timestamp()
+    tz = zone(vault.timezone)  # the commune's year, not UTC's: 1 January 00:30 in Paris is in it
+    since = datetime(year, 1, 1, tzinfo=tz).timestamp()
+    until = datetime(year + 1, 1, 1, tzinfo=tz).timestamp()
     rows = vault.index.recordings(state=None, since=since, until=until)
     extractions: Counter = Counter()
     failed: Counter = Counter()
     consultations: Counter = Counter()
     erased = holds = searches = 0
     data = vault.layout.journal.read_bytes() if vault.layout.journal.exists() else b""
-    prefix = str(year)
     for piece in split_pieces(data):
         line = piece.line
-        if not line or not str(line.get("at", "")).startswith(prefix):
+        if not line or not _within(line.get("at"), since, until):
             continue
         event = line.get("event")
         if event == "extraction":
@@ -217,3 +218,11 @@ def stats(vault: Vault, year: int) -> dict:
         "consultations_by_purpose": dict(sorted(consultations.items())),
         "access_requests_searched": searches,
     }
+
+
+def _within(at, since: float, until: float) -> bool:
+    """Whether a journal entry's time falls in [since, until); an unreadable one does not."""
+    try:
+        return since <= parse_time(str(at)) < until
+    except VaultError:
+        return False

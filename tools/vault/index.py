@@ -44,8 +44,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
     folder TEXT PRIMARY KEY,
     recording_id TEXT NOT NULL,
     camera_id TEXT NOT NULL,
-    at REAL NOT NULL,
+    at REAL NOT NULL,           -- when this recording was first seen in quarantine (its retention's base)
     problems TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS camera_erasures (
+    recording_id TEXT PRIMARY KEY,  -- erased on the camera after its retention (a signed journal line)
+    camera_id TEXT NOT NULL,
+    device_seq INTEGER,
+    counted_from REAL,          -- its own synchronised start, when the camera dated it so
+    learnt_at REAL NOT NULL     -- the ingest that read the line
 );
 """
 
@@ -188,6 +195,20 @@ class Index:
 
     def quarantined(self) -> list[tuple]:
         return self._all("SELECT folder, recording_id, camera_id, at, problems FROM quarantine ORDER BY at")
+
+    # recordings the camera erased after their retention (learnt from its signed journal)
+    def add_camera_erasure(self, recording_id: str, camera_id: str, device_seq: int | None,
+                           counted_from: float | None, learnt_at: float) -> None:
+        self._run("INSERT OR IGNORE INTO camera_erasures VALUES (?,?,?,?,?)",
+                  (recording_id, camera_id, device_seq, counted_from, learnt_at))
+
+    def camera_erasures(self, camera_id: str) -> list[tuple[str, int | None, float | None]]:
+        """(recording id, device number, synchronised start or None); odd values read as unknown."""
+        rows = self._all("SELECT recording_id, device_seq, counted_from FROM camera_erasures WHERE camera_id=?",
+                         (camera_id,))
+        return [(rid, seq if type(seq) is int else None,
+                 float(at) if isinstance(at, int | float) and math.isfinite(at) else None)
+                for rid, seq, at in rows if isinstance(rid, str)]
 
 
 def _key(camera, key) -> str:

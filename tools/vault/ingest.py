@@ -26,6 +26,8 @@ from recorder.evidence.chain import fsync_dir, split_pieces, write_atomic
 from recorder.evidence.format import INBOX, JOURNAL_FILE, MANIFEST_FILE, RECORDING_ID
 from recorder.evidence.receipt import make_receipt, write_receipt
 from recorder.evidence.verify import verify_recording
+from recorder.retention import synchronised
+from tools.vault.dating import learn_camera_erasures, quarantine_first_seen
 from tools.vault.device_journal import (
     MAX_SEQ,
     check_sequence,
@@ -41,7 +43,6 @@ from tools.vault.retention import purge
 from tools.vault.spool_read import SpoolReader
 from tools.vault.vault import Vault
 
-UNSYNCHRONISED = ("unsynchronised", "unknown", "none", "")
 # Recordings verified at once, each on its own thread: hashing is what ingest waits for,
 # and hashlib lets the threads use every CPU.
 VERIFY_WORKERS = 4
@@ -60,6 +61,7 @@ class IngestReport:
     receipt: Path | None = None
     bytes_copied: int = 0
     erased: list[str] = field(default_factory=list)
+    erased_on_camera: list[str] = field(default_factory=list)   # by the camera, after their retention
 
     @property
     def ok(self) -> bool:
@@ -141,7 +143,7 @@ def _recording_row(folder: Path, camera: str, report, ingested_at: float) -> Rec
     return RecordingRow(
         recording_id=folder.name, camera_id=camera, device_seq=report.recording_seq,
         started_at=_time(opened, "started_at"),
-        clock_synchronised=str(opened.get("clock_source", "unknown")).lower() not in UNSYNCHRONISED,
+        clock_synchronised=synchronised(opened.get("clock_source")),
         ingested_at=ingested_at, state="stored", segments=report.segments, bytes=size,
         last_hash=report.last_line_hash, truncated=bool(report.truncated), purged_at=None,
         ended_at=_time(closed, "ended_at"))
@@ -198,8 +200,8 @@ def _quarantine(vault: Vault, staged: Path, camera: str, rid: str, problems: lis
     fsync_dir(base)
     vault.log("recording-quarantined", recording=rid, camera=camera, folder=str(target.relative_to(vault.layout.root)),
               problems=problems[:50])
-    vault.index.add_quarantine(str(target.relative_to(vault.layout.root)), rid, camera, vault.now(),
-                               "\n".join(problems))
+    vault.index.add_quarantine(str(target.relative_to(vault.layout.root)), rid, camera,
+                               quarantine_first_seen(vault, camera, rid), "\n".join(problems))
     return target
 
 
@@ -264,6 +266,7 @@ def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestRe
     stopped = None
     try:
         _store(vault, spool, todo, camera, key_hex, report, endings, progress)
+        report.erased_on_camera = learn_camera_erasures(vault, camera, device_journal)
     except (PietonError, OSError, sqlite3.Error) as exc:
         stopped = exc  # the vault itself cannot go on (disk full, index): receipt what is stored
     _clear_incoming(vault)

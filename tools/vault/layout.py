@@ -1,6 +1,6 @@
 """The vault's folder: what lies where, creating it, opening it.
 
-    VAULT/vault.json              settings: recipients, register path, retention
+    VAULT/vault.json              settings: recipients, register path, time zone (retention is the law's, not a setting)
     VAULT/keys/vault-signing.key  the vault's Ed25519 key (signs journal, receipts, reports)
     VAULT/keys/vault.pub          its public key, hex, handed to cameras and recipients
     VAULT/journal.jsonl           the vault's own signed chain (pieton/vault-journal/1)
@@ -26,7 +26,6 @@ from recorder.errors import VaultError
 from recorder.evidence.format import JOURNAL_FILE, utc_iso  # noqa: F401 - utc_iso: the vault's writers take it from here
 
 FORMAT = "pieton/vault/1"
-DEFAULT_RETENTION_DAYS = 30      # L241-2 as amended in 2022
 LOG_RETENTION_DAYS = 3 * 365 + 1  # journal and register entries: 3 years
 SETTINGS = "vault.json"
 KEY_FILE = "keys/vault-signing.key"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from recorder.errors import VaultError
 from tools.vault.layout import utc_iso
-from tools.vault.retention import retention_end
+from tools.vault.retention import retention_end, retention_ends
 from tools.vault.vault import Vault
 
 
@@ -29,7 +29,9 @@ def list_recordings(vault: Vault, *, camera: str | None = None, since: float | N
     if since is not None and until is not None and until <= since:
         raise VaultError("--to must be after --from")
     listed = []
-    for row in vault.index.recordings(camera=camera):
+    rows = vault.index.recordings(camera=camera)
+    ends = retention_ends(vault, rows)
+    for row in rows:
         start, end = row.span
         if (until is not None and start >= until) or (since is not None and end < since):
             continue
@@ -37,7 +39,7 @@ def list_recordings(vault: Vault, *, camera: str | None = None, since: float | N
         listed.append(Listed(row.camera_id, row.recording_id, row.started_at, known_end,
                              round(known_end - row.started_at, 1)
                              if known_end is not None and row.started_at is not None else None,
-                             retention_end(vault, row), vault.index.holds(row.recording_id)))
+                             ends[row.recording_id], vault.index.holds(row.recording_id)))
     for folder, rid, cam, at, _problems in vault.index.quarantined():
         if (camera is not None and cam != camera) or not (vault.layout.root / folder).exists():
             continue

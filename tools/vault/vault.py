@@ -15,10 +15,10 @@ from recorder.evidence.chain import write_atomic
 from recorder.evidence.format import CAMERA_ID
 from recorder.inputs import InputError, expect_object, load_json_file
 from recorder.localtime import DEFAULT_ZONE, TimeError, zone
+from recorder.retention import RULE
 from tools.vault.index import Index
 from tools.vault.journal import VaultJournal
 from tools.vault.layout import (
-    DEFAULT_RETENTION_DAYS,
     FORMAT,
     LOG_RETENTION_DAYS,
     RECIPIENT,
@@ -71,8 +71,12 @@ class Vault:
         return self._register
 
     @property
-    def retention_days(self) -> int:
-        return int(self.settings["retention_days"])
+    def notes(self) -> list[str]:
+        """What the settings carry that is ignored: said by every command."""
+        if "retention_days" not in self.settings:
+            return []
+        return [f"{self.layout.settings}: 'retention_days' ({str(self.settings['retention_days'])[:20]}) is "
+                f"ignored: retention is the law's, not a setting ({RULE}); remove that line"]
 
     @property
     def timezone(self) -> str:
@@ -160,8 +164,7 @@ class Vault:
 
 
 def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
-               retention_days: int = DEFAULT_RETENTION_DAYS, communes: list[str] | None = None,
-               timezone: str = DEFAULT_ZONE, clock=time.time) -> Path:
+               communes: list[str] | None = None, timezone: str = DEFAULT_ZONE, clock=time.time) -> Path:
     """Create a vault folder; refuses an existing vault or a bad recipient. Returns the
     public key file."""
     layout = VaultLayout(root)
@@ -172,8 +175,6 @@ def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
     for r in recipients:
         if not (isinstance(r, str) and RECIPIENT.fullmatch(r)):
             raise VaultError(f"--recipient {r!r} is not an age recipient ('age1' followed by 58 characters)")
-    if not isinstance(retention_days, int) or not 1 <= retention_days <= 3650:
-        raise VaultError(f"--retention-days {retention_days!r}: must be an integer from 1 to 3650")
     try:
         zone(timezone)
     except TimeError as exc:
@@ -198,14 +199,14 @@ def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
     write_atomic(layout.pub, (signer.public_key_hex + "\n").encode())
     settings = {
         "format": FORMAT, "created": utc_iso(clock()), "recipients": list(recipients),
-        "register": str(register), "retention_days": retention_days,
+        "register": str(register),
         "log_retention_days": LOG_RETENTION_DAYS, "communes": boundary,
         "vault_key": signer.public_key_hex, "timezone": timezone,
     }
     write_atomic(layout.settings, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
     with Vault.open(layout.root, clock=clock) as vault:
         entry = vault.log("vault-created", recipients=list(recipients), register=str(register),
-                          retention_days=retention_days, vault_key=signer.public_key_hex)
+                          retention=RULE, timezone=timezone, vault_key=signer.public_key_hex)
         vault.register.append({"event": "register-opened", "at": entry["at"],
                                "vault_key": signer.public_key_hex})
     return layout.pub
@@ -227,11 +228,12 @@ def read_settings(path: Path) -> dict:
         problems.append("'recipients' must be a list of age recipients ('age1...')")
     if not isinstance(settings.get("register"), str) or not settings["register"]:
         problems.append("'register' must be the path of the register file")
-    for name, top in (("retention_days", 3650), ("log_retention_days", 36500)):
-        value = settings.get(name, LOG_RETENTION_DAYS if name == "log_retention_days" else None)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                or not 1 <= value <= top:
-            problems.append(f"{name!r} must be a number of days from 1 to {top}")
+    # 'retention_days' of an older vault is ignored (Vault.notes says so): the law
+    # sets the retention, and refusing the file would stop the purge the law requires.
+    value = settings.get("log_retention_days", LOG_RETENTION_DAYS)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 1 <= value <= 36500:
+        problems.append("'log_retention_days' must be a number of days from 1 to 36500")
     key = settings.get("vault_key")
     if not (isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key)):
         problems.append("'vault_key' must be 64 hex digits")
