@@ -41,7 +41,7 @@ from tools.vault.layout import parse_time, refuse_inside
 from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.report import build_report, sign_report, write_report_files
 from tools.vault.report_html import thumbnails
-from tools.vault.retention import within_retention
+from tools.vault.retention import PastRetention, within_retention
 from tools.vault.training_report import build_training_report, render_training_html
 from tools.vault.vault import Vault
 
@@ -392,6 +392,8 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
             vault.log_twice("extraction-failed", **base, reason=reason[:500])
         except (PietonError, OSError):
             pass  # the original error is what the chief must see
+        if isinstance(exc, PastRetention):
+            raise  # the refusal in its own words (logged above as a failed attempt)
         if isinstance(exc, Exception):  # content the checks did not foresee is said, not a traceback
             raise VaultError(f"extraction failed, nothing written: {reason}") from None
         raise
@@ -450,6 +452,8 @@ def consult(vault: Vault, recording_id: str, purpose: str, requester: str, ident
             vault.log_twice("extraction-failed", **base, deliver_to="consultation", reason=f"consultation: {why}"[:500])
         except (PietonError, OSError):
             pass
+        if isinstance(exc, PastRetention):
+            raise
         raise VaultError(f"consultation failed: {why}") from None
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
