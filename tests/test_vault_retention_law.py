@@ -51,6 +51,14 @@ def open_vault(tmp_path, recipient, now, timezone="Europe/Paris"):
     return Vault.open(tmp_path / "vault", clock=clock), clock
 
 
+def stored_vault(tmp_path, recipient, made, recordings=1, timezone="Europe/Paris"):
+    """A vault whose clock is an hour after ``made``, holding ``recordings`` made then."""
+    vault, clock = open_vault(tmp_path, recipient, made + 3600, timezone)
+    spool_dir, signer = make_spool(tmp_path, [recipient], recordings=recordings, segments=1, start=made)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    return vault, clock, ingest(vault, spool_dir, progress=False).stored
+
+
 def journal(vault):
     return read_jsonl(vault.layout.journal)
 
@@ -79,11 +87,8 @@ def camera(tmp_path, recipient):
 
 def test_made_on_31_january_erased_at_the_end_of_february_local_time(tmp_path, chief):
     made = paris(2027, 1, 31, 9, 0)
-    vault, clock = open_vault(tmp_path, chief[1], made + 3600)
+    vault, clock, (rid,) = stored_vault(tmp_path, chief[1], made)
     with vault:
-        spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1, start=made)
-        vault.enrol(CAMERA, signer.public_key_hex)
-        (rid,) = ingest(vault, spool_dir, progress=False).stored
         assert retention_end(vault, vault.index.recording(rid)) == paris(2027, 3, 1)
         assert [x.retention_end for x in list_recordings(vault)] == [paris(2027, 3, 1)]
         assert purge(vault, paris(2027, 2, 28, 23, 59, 59)).erased == []
@@ -96,11 +101,8 @@ def test_made_on_31_january_erased_at_the_end_of_february_local_time(tmp_path, c
 def test_a_leap_february_and_an_overseas_zone(tmp_path, chief, capsys):
     cayenne = ZoneInfo("America/Cayenne")
     made = datetime(2028, 1, 31, 22, 0, tzinfo=cayenne).timestamp()   # 1 February in UTC
-    vault, clock = open_vault(tmp_path, chief[1], made + 3600, timezone="America/Cayenne")
-    with vault:
-        spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1, start=made)
-        vault.enrol(CAMERA, signer.public_key_hex)
-        ingest(vault, spool_dir, progress=False)
+    vault, clock, _ = stored_vault(tmp_path, chief[1], made, timezone="America/Cayenne")
+    vault.close()
     capsys.readouterr()
     assert main(["vault", "list", str(tmp_path / "vault")]) == 0
     assert "kept until 2028-03-01 00:00:00 -03" in capsys.readouterr().out   # end of 29 February, Cayenne
@@ -129,11 +131,8 @@ def test_retention_is_not_a_setting(tmp_path, chief, capsys):
 
 def test_an_old_vault_json_with_retention_days_is_ignored_with_a_note(tmp_path, chief, capsys):
     made = paris(2026, 11, 18, 12, 0)
-    vault, clock = open_vault(tmp_path, chief[1], made + 3600)
-    with vault:
-        spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1, start=made)
-        vault.enrol(CAMERA, signer.public_key_hex)
-        (rid,) = ingest(vault, spool_dir, progress=False).stored
+    vault, clock, (rid,) = stored_vault(tmp_path, chief[1], made)
+    vault.close()
     path = tmp_path / "vault" / "vault.json"
     settings = json.loads(path.read_text())
     settings["retention_days"] = 183   # as `vault init --retention-days 183` wrote it
@@ -150,11 +149,8 @@ def test_an_old_vault_json_with_retention_days_is_ignored_with_a_note(tmp_path, 
 def test_extraction_consultation_and_hold_refused_past_retention_before_the_purge(tmp_path, chief):
     identity = chief[0]
     made = paris(2026, 11, 18, 12, 0)
-    vault, clock = open_vault(tmp_path, chief[1], made + 3600)
+    vault, clock, (first, second) = stored_vault(tmp_path, chief[1], made, recordings=2)
     with vault:
-        spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=1, start=made)
-        vault.enrol(CAMERA, signer.public_key_hex)
-        first, second = ingest(vault, spool_dir, progress=False).stored
         hold(vault, second, "PV 2026/900")   # held in time
         clock.t = paris(2026, 12, 19, 0, 0, 1)   # past the end of 18 December; no purge has run
         assert vault.layout.recording(CAMERA, first).is_dir()
@@ -189,11 +185,8 @@ def test_commands_refuse_past_retention_with_exit_2(tmp_path, chief, capsys):
     # Ingested in time (the vault's clock then); the commands below run on today's clock,
     # long after the end of 2 October 2026, and nothing has purged it.
     made = paris(2026, 9, 1, 10, 0)
-    vault, clock = open_vault(tmp_path, chief[1], made + 3600)
-    with vault:
-        spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1, start=made)
-        vault.enrol(CAMERA, signer.public_key_hex)
-        (rid,) = ingest(vault, spool_dir, progress=False).stored
+    vault, clock, (rid,) = stored_vault(tmp_path, chief[1], made)
+    vault.close()
     v, key = str(tmp_path / "vault"), str(tmp_path / "chief.key")
     capsys.readouterr()
     for argv in (["extract", v, rid, "--purpose", "judiciaire", "--requester", "R", "--deliver-to", "D",
@@ -324,11 +317,9 @@ def test_ingest_prints_what_the_camera_erased(tmp_path, chief, capsys):
 
 def test_stats_cut_the_year_in_the_vaults_zone(tmp_path, chief):
     new_year = paris(2027, 1, 1, 0, 30)   # 2026-12-31 23:30 UTC
-    vault, clock = open_vault(tmp_path, chief[1], new_year + 600)
+    vault, clock, (rid,) = stored_vault(tmp_path, chief[1], new_year)
     with vault:
-        spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1, start=new_year)
-        vault.enrol(CAMERA, signer.public_key_hex)
-        (rid,) = ingest(vault, spool_dir, progress=False).stored
+        clock.t = new_year + 600
         hold(vault, rid, "PV 2027/1")   # journaled at 2026-12-31T23:40Z, 00:40 in Paris
         figures = stats(vault, 2027)
         assert figures["recordings"] == 1 and figures["holds_placed"] == 1
