@@ -77,7 +77,7 @@ async def consult(desk, request, session, form):
         with desk.vault.open(author(session)) as vault:
             row = stored_row(vault, rid)
             try:
-                rec = open_recording(vault, rid, session.identities)
+                rec = open_recording(vault, rid, session.identities, purpose=asked["motif"])
                 moments, points, track = timeline(rec, desk.config.zone)
                 drawn = track_svg(track, list(vault.settings.get("communes") or []))
                 pictures = thumbnails(rec)

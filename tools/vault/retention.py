@@ -96,7 +96,8 @@ def retention_ends(vault: Vault, rows: list) -> dict[str, float]:
 
 def within_retention(vault: Vault, row, what: str, *, purpose: str | None = None) -> None:
     """Refuse ``what`` (extraction, consultation, hold) of a recording past its retention,
-    purged or not. One held before its end stays usable for its procedure: not for training."""
+    even before the purge has run. One held before its end stays usable for its procedure, not
+    for training."""
     end = retention_end(vault, row)
     if vault.now() < end:
         return
