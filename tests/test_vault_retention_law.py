@@ -297,6 +297,20 @@ def test_recordings_the_camera_erased_are_recorded_as_erased_on_the_camera_not_m
         assert audit(vault).ok, audit(vault).problems
 
 
+def test_a_spool_whose_recordings_were_all_erased_still_tells_the_vault(tmp_path, chief):
+    spool, signer, wall = camera(tmp_path, chief[1])
+    with spool:
+        old = record(spool, wall, paris(2026, 11, 18, 12, 0))
+        sweep(spool, paris(2026, 12, 20), synchronised=True, zone="Europe/Paris", warning_days=7)
+    assert not any(p.name.startswith(CAMERA) for p in (tmp_path / "spool").iterdir())
+    vault, clock = open_vault(tmp_path, chief[1], paris(2026, 12, 20, 9, 0))
+    with vault:
+        vault.enrol(CAMERA, signer.public_key_hex)
+        report = ingest(vault, tmp_path / "spool", progress=False)
+        assert report.camera == CAMERA and report.erased_on_camera == [old] and report.missing == []
+        assert report.ok and vault.layout.device_journal(CAMERA).is_file()
+
+
 def test_ingest_prints_what_the_camera_erased(tmp_path, chief, capsys):
     spool, signer, wall = camera(tmp_path, chief[1])
     with spool:

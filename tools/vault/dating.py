@@ -13,7 +13,8 @@ the first time the vault saw that recording, whatever later offloads bring.
 from __future__ import annotations
 
 from recorder.errors import VaultError
-from recorder.evidence.format import RECORDING_ERASED, RECORDING_ID
+from recorder.evidence.chain import split_pieces
+from recorder.evidence.format import JOURNAL_FILE, RECORDING_ERASED, RECORDING_ID
 from recorder.evidence.sequence import journal_seq
 from recorder.retention import OWN_START, Dated, Dating
 from tools.vault.index import RecordingRow
@@ -88,6 +89,27 @@ def learn_camera_erasures(vault: Vault, camera: str, device_journal: list[dict])
         known.add(rid)
         learnt.append(rid)
     return learnt
+
+
+def journal_camera(spool) -> str | None:
+    """The one camera a spool's device journal names, for a spool without any recording
+    left (the camera erased them all after their retention): its erasures are still learnt.
+    Nothing here is trusted: the journal is checked against that camera's pinned key next."""
+    if not spool.exists(JOURNAL_FILE):
+        return None
+    try:
+        data = spool.read(JOURNAL_FILE, "journal")
+    except VaultError:
+        return None   # a link, a special file, too large: the ingest says so when it reads it
+    named = set()
+    for piece in split_pieces(data):
+        line = piece.line if isinstance(piece.line, dict) else {}
+        data = line.get("data") if isinstance(line.get("data"), dict) else {}
+        rid = data.get("recording_id")
+        match = RECORDING_ID.fullmatch(rid) if isinstance(rid, str) else None
+        if match:
+            named.add(match["camera"])
+    return named.pop() if len(named) == 1 else None
 
 
 def _text(value) -> str | None:

@@ -27,7 +27,7 @@ from recorder.evidence.format import INBOX, JOURNAL_FILE, MANIFEST_FILE, RECORDI
 from recorder.evidence.receipt import make_receipt, write_receipt
 from recorder.evidence.verify import verify_recording
 from recorder.retention import synchronised
-from tools.vault.dating import learn_camera_erasures, quarantine_first_seen
+from tools.vault.dating import journal_camera, learn_camera_erasures, quarantine_first_seen
 from tools.vault.device_journal import (
     MAX_SEQ,
     check_sequence,
@@ -242,10 +242,10 @@ def _ingest(vault: Vault, spool: SpoolReader, progress: bool | None) -> IngestRe
         raise VaultError(f"--from {spool.path}: recordings of several cameras ({', '.join(sorted(cameras))}); "
                          "a spool holds one camera's recordings")
     finish_interrupted(vault)
-    if not cameras:  # only a journal: it does not name its camera, nothing to offload
+    camera = next(iter(cameras), None) or journal_camera(spool)
+    if camera is None:  # only a journal that names no one camera: nothing to offload
         report.notes.append("no recording to offload")
         return report
-    camera = next(iter(cameras))
     report.camera = camera
     key_hex = vault.index.camera_key(camera)
     vault.log("ingest-started", camera=camera, spool=str(spool.path.resolve()), recordings=len(folders))
