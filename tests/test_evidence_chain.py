@@ -54,6 +54,18 @@ def test_other_context_or_key_fails(tmp_path, signer):
     assert not read_chain(path, MANIFEST_CONTEXT, other.public_key).ok
 
 
+@pytest.mark.parametrize("respell", [str.upper, lambda sig: sig[:2] + " " + sig[2:]])
+def test_a_signature_spelt_otherwise_is_not_the_one_signed(tmp_path, signer, respell):
+    # Found by the hostile-manifest property test: fromhex reads capitals and spaces, so a
+    # line whose signature was respelt still verified (and its hash, the receipt's, changed).
+    path = write_chain(tmp_path / "m.jsonl", signer, 1)
+    line = json.loads(path.read_bytes())
+    line["sig"] = respell(line["sig"])
+    path.write_bytes(canonical(line) + b"\n")
+    report = read_chain(path, MANIFEST_CONTEXT, signer.public_key)
+    assert not report.ok and "bad signature" in report.problems[0]
+
+
 def _lines(path):
     return path.read_bytes().splitlines(keepends=True)
 

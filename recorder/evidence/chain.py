@@ -49,8 +49,12 @@ def sign_document(doc: dict, context: str, signer: Signer) -> dict:
 def signature_valid(doc: dict, context: str, public_key: bytes) -> bool:
     """True when ``doc["sig"]`` is the signature of ``doc`` under ``context`` by the key."""
     sig = doc.get("sig")
+    # One spelling only, as written (.hex()): fromhex would also take capitals and spaces,
+    # so a changed line would still verify.
+    if not isinstance(sig, str) or not all(c in "0123456789abcdef" for c in sig):
+        return False
     try:
-        sig_bytes = bytes.fromhex(sig) if isinstance(sig, str) else b""
+        sig_bytes = bytes.fromhex(sig)
     except ValueError:
         return False
     return verify_signature(public_key, sig_bytes, signed_bytes(context, doc))
