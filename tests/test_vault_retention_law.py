@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import read_jsonl
+from conftest import designate, read_jsonl
 from test_vault_flow import CAMERA, Clock, make_spool
 from test_vault_media import make_segments
 
@@ -98,11 +98,12 @@ def test_made_on_31_january_erased_at_the_end_of_february_local_time(tmp_path, c
         assert "retention_days" not in erased
 
 
-def test_a_leap_february_and_an_overseas_zone(tmp_path, chief, capsys):
+def test_a_leap_february_and_an_overseas_zone(tmp_path, chief, capsys, monkeypatch):
     cayenne = ZoneInfo("America/Cayenne")
     made = datetime(2028, 1, 31, 22, 0, tzinfo=cayenne).timestamp()   # 1 February in UTC
     vault, clock, _ = stored_vault(tmp_path, chief[1], made, timezone="America/Cayenne")
     vault.close()
+    designate(tmp_path / "vault", tmp_path / "chief.key", chief[1], monkeypatch)
     capsys.readouterr()
     assert main(["vault", "list", str(tmp_path / "vault")]) == 0
     assert "kept until 2028-03-01 00:00:00 -03" in capsys.readouterr().out   # end of 29 February, Cayenne
@@ -181,13 +182,14 @@ def test_extraction_consultation_and_hold_refused_past_retention_before_the_purg
         assert purge(vault).erased == [first, second]
 
 
-def test_commands_refuse_past_retention_with_exit_2(tmp_path, chief, capsys):
+def test_commands_refuse_past_retention_with_exit_2(tmp_path, chief, capsys, monkeypatch):
     # Ingested in time (the vault's clock then); the commands below run on today's clock,
     # long after the end of 2 October 2026, and nothing has purged it.
     made = paris(2026, 9, 1, 10, 0)
     vault, clock, (rid,) = stored_vault(tmp_path, chief[1], made)
     vault.close()
     v, key = str(tmp_path / "vault"), str(tmp_path / "chief.key")
+    designate(v, key, chief[1], monkeypatch)
     capsys.readouterr()
     for argv in (["extract", v, rid, "--purpose", "judiciaire", "--requester", "R", "--deliver-to", "D",
                   "--identity", key, "--out", str(tmp_path / "x.mp4")],
@@ -311,7 +313,7 @@ def test_a_spool_whose_recordings_were_all_erased_still_tells_the_vault(tmp_path
         assert report.ok and vault.layout.device_journal(CAMERA).is_file()
 
 
-def test_ingest_prints_what_the_camera_erased(tmp_path, chief, capsys):
+def test_ingest_prints_what_the_camera_erased(tmp_path, chief, capsys, monkeypatch):
     spool, signer, wall = camera(tmp_path, chief[1])
     with spool:
         old = record(spool, wall, paris(2026, 9, 1, 12, 0))
@@ -320,6 +322,7 @@ def test_ingest_prints_what_the_camera_erased(tmp_path, chief, capsys):
     (tmp_path / "police").mkdir()
     v = str(tmp_path / "vault")
     assert main(["vault", "init", v, "--recipient", chief[1], "--register", str(tmp_path / "police" / "r")]) == 0
+    designate(v, tmp_path / "chief.key", chief[1], monkeypatch)
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     capsys.readouterr()
     assert main(["vault", "ingest", v, "--from", str(tmp_path / "spool"), "--no-progress"]) == 0
