@@ -4,7 +4,8 @@ A scenario is a TOML file::
 
     [scenario]
     name = "Patrol in Autun"
-    start = 2026-11-27T14:00:00Z     # simulated UTC time at t = 0
+    start = 2026-11-27T14:00:00Z     # simulated UTC time at t = 0; "now" (the default):
+                                      # the time it is played, as a real camera's recordings
     duration_s = 600
 
     [[event]]
@@ -101,10 +102,13 @@ def load_scenario(path: str | Path) -> Scenario:
     unknown = set(data) - {"scenario", "event"}
     if unknown:
         problems.append(f"{path}: unknown section(s) {sorted(unknown)}; allowed: [scenario], [[event]]")
-    start = head.get("start", dt.datetime(2026, 11, 27, 14, 0, tzinfo=dt.UTC))
+    start = head.get("start", "now")
+    if start == "now":  # recordings dated when played: a fixed past date would be past retention
+        start = dt.datetime.now(dt.UTC).replace(microsecond=0)
     if not isinstance(start, dt.datetime) or start.tzinfo is None:
-        problems.append(f"{path}: [scenario] start = {start!r}: must be a UTC date-time, e.g. 2026-11-27T14:00:00Z")
-        start = dt.datetime(2026, 11, 27, 14, 0, tzinfo=dt.UTC)
+        problems.append(f"{path}: [scenario] start = {start!r}: must be \"now\" or a UTC date-time, "
+                        "e.g. 2026-11-27T14:00:00Z")
+        start = dt.datetime.now(dt.UTC).replace(microsecond=0)
     duration = head.get("duration_s", 60.0)
     if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
         problems.append(f"{path}: [scenario] duration_s = {duration!r}: must be a positive number")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import uvicorn
 
 from recorder.cli import simulate
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
+from recorder.localtime import DEFAULT_ZONE, zone
 from tests.conftest import SMALL_VIDEO, write_config
 from tools.desk.app import DeskConfig, create_app
 from tools.vault.demo import _device_key
@@ -22,10 +24,12 @@ PASSPHRASE = "cheval agrafe batterie correcte"
 PERSON = "Chef Martin"
 MATRICULE = "PM-0042"
 # Two recordings: one started by a press (notice given, a bookmark), one by a flagrant délit.
-SCENARIO = """
+# Played yesterday at 17:40 UTC: within its month of retention whenever the tests run.
+PATROL_START = (datetime.now(UTC) - timedelta(days=1)).replace(hour=17, minute=40, second=0, microsecond=0)
+SCENARIO = f"""
 [scenario]
 name = "Short patrol for the desk"
-start = 2026-11-27T17:40:00Z
+start = {PATROL_START:%Y-%m-%dT%H:%M:%SZ}
 duration_s = 36
 
 [[event]]
@@ -62,6 +66,11 @@ at = 30
 do = "hold"
 seconds = 3.5
 """
+
+
+def patrol_local(minutes: float) -> str:
+    """A local time in the vault's zone, ``minutes`` from the patrol's start, as a chief types it."""
+    return (PATROL_START + timedelta(minutes=minutes)).astimezone(zone(DEFAULT_ZONE)).strftime("%d/%m/%Y %H:%M")
 
 
 def patrol_vault(root: Path) -> dict:

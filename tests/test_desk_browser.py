@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from drivers.camera import read_counter
 from tests.conftest import read_jsonl
-from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, patrol_vault
+from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, patrol_local, patrol_vault
 from tools.cli import main as pieton
 
 pytestmark = pytest.mark.integration
@@ -325,8 +325,8 @@ def test_no_block_of_the_media_served_is_left_on_disk(browser, desk, made):
 def test_a_search_needs_a_motive_and_is_journaled(browser, desk, made):
     browser.get(desk.url + "/recherche")
     browser.find_element(By.ID, "s-demandeur").send_keys("Commissaire")
-    browser.find_element(By.ID, "s-du").send_keys("27/11/2026 18:00")
-    browser.find_element(By.ID, "s-au").send_keys("27/11/2026 19:00")
+    browser.find_element(By.ID, "s-du").send_keys(patrol_local(-40))
+    browser.find_element(By.ID, "s-au").send_keys(patrol_local(20))
     browser.find_element(By.ID, "s-agent").send_keys("A-1234")
     browser.find_element(By.ID, "chercher").click()  # an agent without a motive: watching the agents
     assert "surveiller les agents" in browser.find_element(By.ID, "raison").text
@@ -348,7 +348,7 @@ def test_a_search_needs_a_motive_and_is_journaled(browser, desk, made):
         browser.implicitly_wait(10)
         return rows
 
-    period = {"demandeur": "Commissaire", "du": "27/11/2026 18:30", "au": "27/11/2026 19:00"}
+    period = {"demandeur": "Commissaire", "du": patrol_local(-10), "au": patrol_local(20)}
     assert len(search(motif="judicial", **period)) == 2
     entry = journal(made)[-1]
     assert entry["event"] == "search" and entry["purpose"] == "judicial"  # not a person's access request

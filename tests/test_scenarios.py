@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 
 import pytest
 
@@ -205,3 +206,18 @@ def test_the_provisioned_camera_id_wins_over_the_fleet_configuration(tmp_path, c
     (rec,) = recordings(player)
     assert rec["id"].startswith("CAM-AUTUN-07_")
     assert manifest(tmp_path / "device" / "spool" / rec["id"])[0]["camera_id"] == "CAM-AUTUN-07"
+
+
+@pytest.mark.parametrize("start", ["", 'start = "now"'])
+def test_a_scenario_is_dated_when_it_is_played_unless_it_names_its_start(tmp_path, start):
+    # A fixed past date would put every simulated recording past its month of retention
+    # (R241-13) once that month is over: the vault would erase them at ingest.
+    path = tmp_path / "s.toml"
+    path.write_text(f"[scenario]\n{start}\nduration_s = 5\n")
+    before = time.time()
+    assert before - 1 <= load_scenario(path).start_epoch <= time.time()
+    path.write_text("[scenario]\nstart = 2026-11-27T14:00:00Z\nduration_s = 5\n")
+    assert load_scenario(path).start_epoch == 1795788000.0
+    path.write_text('[scenario]\nstart = "yesterday"\nduration_s = 5\n')
+    with pytest.raises(ScenarioError, match=r"start = 'yesterday': must be \"now\" or a UTC date-time"):
+        load_scenario(path)
