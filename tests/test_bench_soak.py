@@ -1,0 +1,47 @@
+"""`pieton bench soak` on a tiny campaign: short shifts, the daemon and vault commands
+killed, every recording made is verified in the vault; a recording deleted behind the
+camera's back is counted lost (the soak's own check can fail)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from tools.benchmarks._soak_plan import plan_shift, resume
+from tools.benchmarks.soak import campaign
+
+
+def test_a_short_campaign_with_kills_loses_nothing(tmp_path):
+    lines: list[str] = []
+    figures = campaign(tmp_path / "c", shifts=2, hours=0.05, seed=11, kills_per_shift=2, out=lines.append)
+    text = "\n".join(lines)
+    assert any(k.startswith("daemon: ") for k in figures["kills"]), text
+    assert figures["made"] >= 4, text
+    assert figures["verified"] == figures["made"], text
+    assert figures["lost"] == 0 and figures["verification_failures"] == 0, text
+    assert figures["chains_intact"] and figures["tracebacks"] == 0, text
+    assert "recordings:" in text and "chains: device journal intact" in text
+
+
+def test_a_recording_deleted_behind_the_cameras_back_is_reported_lost(tmp_path):
+    lines: list[str] = []
+    figures = campaign(tmp_path / "c", shifts=1, hours=0.05, seed=4, kills_per_shift=0, inject_loss_at=1,
+                       out=lines.append)
+    text = "\n".join(lines)
+    assert figures["made"] >= 2, text
+    assert figures["lost"] == 1 and figures["verified"] == figures["made"] - 1, text
+    assert figures["lost_items"][0] in text and "LOST" in text
+    assert not figures["chains_intact"], "the spool's journal lists a recording that is gone"
+
+
+def test_a_restart_resumes_the_shift_with_its_hardware_state():
+    shift = plan_shift(3, 1.0, random.Random(1), dt.datetime(2027, 1, 4, 6, tzinfo=dt.UTC))
+    lost = next(e["at"] for e in shift.events if e["do"] == "gps_lost")
+    offset, events = resume(shift, lost + 1)
+    assert offset > lost + 1
+    head = [e for e in events if e["at"] < 1]
+    assert {"battery", "light", "disk_fill"} <= {e["do"] for e in head}
+    assert head[-1]["do"] == "gps_lost" or any(e["do"] == "gps_lost" for e in head), head
+    assert all(e["at"] >= 0 for e in events)
+    assert [e for e in events if e["at"] >= 1] == [
+        {**e, "at": round(e["at"] - offset, 2)} for e in shift.events if e["at"] > offset]
