@@ -45,3 +45,9 @@ def test_a_restart_resumes_the_shift_with_its_hardware_state():
     assert all(e["at"] >= 0 for e in events)
     assert [e for e in events if e["at"] >= 1] == [
         {**e, "at": round(e["at"] - offset, 2)} for e in shift.events if e["at"] > offset]
+
+
+def test_an_assignment_sent_while_the_camera_was_down_is_sent_again():
+    shift = plan_shift(1, 1.0, random.Random(2), dt.datetime(2027, 1, 4, 6, tzinfo=dt.UTC))
+    _, events = resume(shift, 0.5)     # killed before the assignment (t = 1 s) was played
+    assert [e["do"] for e in events if e["at"] < 1].count("assign") == 1

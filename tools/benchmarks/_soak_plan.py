@@ -260,8 +260,10 @@ def resume(shift: Shift, reached: float) -> tuple[float, list[dict]]:
             first += [{"at": 0.1, "do": "gps", "lat": CENTRE[0], "lon": CENTRE[1]}, {**event, "at": 0.15}]
         else:
             first.append({**event, "at": round(0.1 + 0.01 * i, 2)})
+    # What the technician sent while the camera was down is sent again once it is back.
+    missed = [{**e, "at": 0.5} for e in shift.events if reached < e["at"] <= offset and e["do"] in ("assign", "flash")]
     rest = [{**e, "at": round(e["at"] - offset, 2)} for e in shift.events if e["at"] > offset]
-    return offset, first + rest
+    return offset, first + missed + rest
 
 
 def scenario_toml(name: str, start: float, duration: float, events: list[dict]) -> str:

@@ -43,6 +43,7 @@ GROWTH_LIMIT_MB_H = 2.0        # a slope above this over a life of hours is a le
 # encoder, caches and the allocator's arenas settle; a 3-hour life measured here grew
 # 84 -> 110 MB in its first 1.4 h, then 0.5 MB in the next 1.6 h).
 WARMUP_S = 3600.0
+JUDGED_H = 1.0                 # a slope is judged over at least this many hours after the warm-up
 VAULT_KILL_CHANCE = 0.5
 BUDGET_S = 3600.0              # the target: the whole campaign within an hour of wall time
 
@@ -320,9 +321,9 @@ def campaign(root: Path, *, shifts: int, hours: float, seed: int, kills_per_shif
 
 
 def report(f: Figures, shifts: int, hours: float, wall: float, out) -> dict:
-    slopes = [s for s, span in f.slopes if span >= 1.0] or [s for s, _ in f.slopes]
-    worst = max(slopes, key=abs) if slopes else None
-    memory = ("not judged (no process life long enough)" if worst is None else
+    slopes = [s for s, span in f.slopes if span >= JUDGED_H]
+    worst = max(slopes) if slopes else None
+    memory = (f"not judged (no daemon life with {JUDGED_H:g} h after its warm-up)" if worst is None else
               "no growth" if worst <= GROWTH_LIMIT_MB_H else "GROWTH")
     chains = not (f.journal_problems or f.verify_failures or f.vault_problems)
     lost = f.lost
