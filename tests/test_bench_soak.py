@@ -7,8 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import pytest
+
 from tools.benchmarks._soak_plan import plan_shift, resume
 from tools.benchmarks.soak import campaign
+from tools.cli import main as pieton
 
 
 def test_a_short_campaign_with_kills_loses_nothing(tmp_path):
@@ -51,3 +54,12 @@ def test_an_assignment_sent_while_the_camera_was_down_is_sent_again():
     shift = plan_shift(1, 1.0, random.Random(2), dt.datetime(2027, 1, 4, 6, tzinfo=dt.UTC))
     _, events = resume(shift, 0.5)     # killed before the assignment (t = 1 s) was played
     assert [e["do"] for e in events if e["at"] < 1].count("assign") == 1
+
+
+@pytest.mark.parametrize("argv", [["soak", "--shifts", "0"], ["soak", "--hours", "-1"], ["soak", "--hours", "nan"],
+                                  ["fuzz", "--target", "nope"]])
+def test_bad_bench_arguments_are_a_clear_error(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        pieton(["bench", *argv])
+    assert stop.value.code == 2
+    assert "pieton bench" in capsys.readouterr().err

@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     bench.add_argument("--budget", type=float, help="fuzz: seconds per parser (default: 30 minutes in all); "
                        "soak: wall seconds in all (default 3600: no shift starts that would end past it)")
+    bench.add_argument("--target", action="append", metavar="PARSER", help="fuzz: only this parser (repeatable)")
     bench.add_argument("--shifts", type=int, help="soak: shifts to play (default 30)")
     bench.add_argument("--hours", type=float, help="soak: virtual hours per shift (default 10)")
     bench.add_argument("--seed", type=int, help="soak: the seed of its random choices (default 0)")

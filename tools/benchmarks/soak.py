@@ -27,6 +27,7 @@ import json
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -359,9 +360,15 @@ def report(f: Figures, shifts: int, hours: float, wall: float, out) -> dict:
 
 
 def run(args) -> dict:
-    shifts = getattr(args, "shifts", None) or (2 if getattr(args, "quick", False) else 30)
-    hours = getattr(args, "hours", None) or (0.25 if getattr(args, "quick", False) else 10.0)
-    seed = getattr(args, "seed", None) or 0
+    quick = getattr(args, "quick", False)
+    shifts, hours, seed = (getattr(args, name, None) for name in ("shifts", "hours", "seed"))
+    shifts = (2 if quick else 30) if shifts is None else shifts
+    hours = (0.25 if quick else 10.0) if hours is None else hours
+    seed = 0 if seed is None else seed
+    if shifts < 1 or not 0 < hours <= 24:
+        print(f"pieton bench soak: --shifts {shifts} --hours {hours:g}: at least one shift, of more than 0 "
+              "and at most 24 hours", file=sys.stderr)
+        raise SystemExit(2)
     root = Path(tempfile.mkdtemp(prefix="pieton-bench-soak-"))
     try:
         return campaign(root / "campaign", shifts=shifts, hours=hours, seed=seed,
