@@ -87,6 +87,14 @@ def _recordings(work: Path):
     return signer, [Path(closed.path), Path(cut.path)], work / "chief.identity"
 
 
+def _dumps(value) -> bytes:
+    """JSON as a careless writer would put it (NaN and Infinity included)."""
+    try:
+        return json.dumps(value).encode()
+    except (TypeError, ValueError, RecursionError):
+        return b"{"
+
+
 def rechain(lines: list, signer, rng) -> list:
     """The lines as the device would have signed them: seq, prev and sig made again (a
     mutated seq is kept on some lines, so the chain's own checks are fuzzed too)."""
@@ -94,7 +102,7 @@ def rechain(lines: list, signer, rng) -> list:
     out = []
     for i, line in enumerate(lines):
         if not isinstance(line, dict):
-            out.append(canonical(line) if not isinstance(line, bytes) else line)
+            out.append(line if isinstance(line, bytes) else _dumps(line))
             continue
         line = {k: v for k, v in line.items() if k != "sig"}
         if rng.random() < 0.95 or "seq" not in line:
@@ -104,8 +112,8 @@ def rechain(lines: list, signer, rng) -> list:
         try:
             line["sig"] = signer.sign(signed_bytes(MANIFEST_CONTEXT, line)).hex()
             raw = canonical(line)
-        except (TypeError, ValueError):
-            raw = json.dumps(line).encode()
+        except (TypeError, ValueError, RecursionError):    # NaN, too deep: written as is, unsigned
+            raw = _dumps(line)
         out.append(raw)
         prev = line_hash(raw)
     return out
