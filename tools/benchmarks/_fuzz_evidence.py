@@ -8,7 +8,7 @@ procedure's and a training clip's). Mutants are signed again (manifest lines re-
 and re-signed with the device key, reports with the vault key) on most inputs, so they pass
 the signature and reach the checks behind it; each input also picks, from its own bytes,
 the context it is checked in (pinned key, enrolled devices or none; a missing, foreign or
-unreadable MP4, a malformed vault key), so every branch of the caller's side runs too.
+unreadable MP4 or a FIFO, a malformed vault key), so every branch of the caller's side runs too.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import copy
 import hashlib
 import io
 import json
+import os
 import zlib
 from pathlib import Path
 
@@ -193,6 +194,7 @@ def report_harness(work: Path, rng):
     other = work / "other.mp4"
     other.write_bytes(mpegts(frames=4, seed=1))
     (work / "folder.mp4").mkdir()
+    os.mkfifo(work / "fifo.mp4")        # never opened for writing: a reader that waited would hang
     seeds = [canonical(sign_document(_report_doc(mp4, training), REPORT_CONTEXT, vault)) for training in (False, True)]
     key = vault.public_key_hex
     report = work / "report.json"
@@ -206,7 +208,7 @@ def report_harness(work: Path, rng):
     def entry(data: bytes):
         report.write_bytes(data)
         pick = zlib.crc32(data) % 16        # the MP4 and key the report is checked with
-        target = {0: other, 1: work / "missing.mp4", 2: work / "folder.mp4"}.get(pick, mp4)
+        target = {0: other, 1: work / "missing.mp4", 2: work / "folder.mp4", 6: work / "fifo.mp4"}.get(pick, mp4)
         given = {3: "zz" + key[2:], 4: key[:32], 5: " " + key + "\n"}.get(pick, key)
         check_report(report, target, given)
     return Harness(entry, seeds, lambda seed, rng: mutate_json(seed, rng, resign=resign))
