@@ -60,7 +60,7 @@ class Figures:
     quarantined: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
     beyond_durable: list[str] = field(default_factory=list)
-    verify_failures: list[str] = field(default_factory=list)
+    verify_failures: dict[str, str] = field(default_factory=dict)   # recording -> first problem seen
     journal_problems: list[str] = field(default_factory=list)
     vault_problems: list[str] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list)
@@ -166,7 +166,7 @@ class Campaign:
                 fig.verified.add(rid)
             elif word == "QUARANTINED":
                 fig.quarantined.add(rid)
-                fig.verify_failures.append(f"shift {shift.number}: ingest quarantined {rid}")
+                fig.verify_failures.setdefault(rid, f"shift {shift.number}: ingest quarantined {rid}")
             elif word == "MISSING":
                 fig.missing.add(rid)
             elif word == "JOURNAL":
@@ -236,7 +236,10 @@ class Campaign:
             data = line.get("data") if isinstance(line, dict) else None
             if not isinstance(data, dict):
                 continue
-            if line.get("event") == "recording opened" and isinstance(data.get("recording_id"), str):
+            # A recording cut before its opened line was durable is in the journal only as recovered.
+            started = line.get("event") == "recording opened" or (
+                line.get("event") == "recording recovered" and isinstance(data.get("recording_seq"), int))
+            if started and isinstance(data.get("recording_id"), str):
                 self.fig.made.add(data["recording_id"])
             elif line.get("event") == "recording refused":
                 self.fig.refusals += 1
@@ -265,12 +268,14 @@ class Campaign:
         try:
             report = json.loads(check.out)
         except ValueError:
-            self.fig.verify_failures.append(f"shift {number}: pieton verify: exit {check.code}: {check.err.strip()[-300:]}")
+            self.fig.verify_failures.setdefault(f"verify {number}", f"shift {number}: pieton verify: exit {check.code}: "
+                                                                    f"{check.err.strip()[-300:]}")
             return
         for r in report["recordings"]:
             if r.get("problems"):
-                self.fig.verify_failures.append(f"shift {number}: pieton verify: {r.get('path')}: "
-                                                f"{'; '.join(map(str, r.get('problems', [])))[:300]}")
+                reasons = "; ".join(str(p.get("reason", p)) for p in r["problems"])
+                self.fig.verify_failures.setdefault(str(r.get("recording")), f"shift {number}: pieton verify: "
+                                                                             f"{r.get('recording')}: {reasons[:300]}")
         for p in report["journal_problems"]:
             self.fig.journal_problems.append(f"shift {number}: device journal: {p}")
 
@@ -333,8 +338,8 @@ def report(f: Figures, shifts: int, hours: float, wall: float, out) -> dict:
         f"{f.refusals} starts refused (out of the commune, storage full)")
     for item in lost[:10]:
         out(f"  LOST {item}")
-    out(f"verification failures: {len(f.verify_failures)} (target 0)")
-    for item in f.verify_failures[:5]:
+    out(f"verification failures: {len(f.verify_failures)} recording(s) (target 0)")
+    for item in list(f.verify_failures.values())[:5]:
         out(f"  {item}")
     out(f"chains: device journal {'intact' if not f.journal_problems else 'BROKEN'}, manifests "
         f"{'intact' if not f.verify_failures else 'BROKEN'}, vault journal and store "
