@@ -67,7 +67,7 @@ class Figures:
     kills: dict[str, int] = field(default_factory=dict)
     lives: int = 0
     slopes: list[tuple[float, float]] = field(default_factory=list)   # (MB/h, hours judged)
-    purged: int = 0
+    purged: set[str] = field(default_factory=set)
     extracted: int = 0
     refusals: int = 0
 
@@ -173,8 +173,10 @@ class Campaign:
                 fig.journal_problems.append(f"shift {shift.number}: ingest: {rest.strip()}")
         when = dt.datetime.fromtimestamp(shift.start + shift.duration + 3600, dt.UTC).isoformat()
         purge = self._vault_command(["vault", "purge", str(ws.vault), "--now", when])
-        fig.purged += sum(1 for line in purge.out.splitlines() if line.startswith("erased "))
-        fig.purged += sum(1 for line in ingest.out.splitlines() if line.startswith("erased (retention)"))
+        for line in purge.out.splitlines() + ingest.out.splitlines():   # "erased RID", "erased (retention) RID"
+            words = line.split()
+            if words and words[0] == "erased" and parse_recording_id(words[-1]):
+                fig.purged.add(words[-1])
         if shift.number % 5 == 0:
             self._extract(shift)
 
@@ -347,7 +349,7 @@ def report(f: Figures, shifts: int, hours: float, wall: float, out) -> dict:
     for item in (f.journal_problems + f.vault_problems)[:8]:
         out(f"  {item}")
     out(f"kills: {sum(f.kills.values())} ({', '.join(f'{k} {v}' for k, v in sorted(f.kills.items()))}); "
-        f"{f.lives} daemon lives; {f.purged} purged, {f.extracted} extracted")
+        f"{f.lives} daemon lives; {len(f.purged)} purged past retention, {f.extracted} extracted")
     out(f"tracebacks: {len(f.tracebacks)}")
     for item in f.tracebacks[:8]:
         out(f"  {item}")
@@ -361,7 +363,7 @@ def report(f: Figures, shifts: int, hours: float, wall: float, out) -> dict:
             "lost": len(lost), "lost_items": lost, "verification_failures": len(f.verify_failures),
             "chains_intact": chains, "tracebacks": len(f.tracebacks), "kills": dict(f.kills),
             "memory_worst_mb_per_h": None if worst is None else round(worst, 3), "memory": memory,
-            "purged": f.purged, "extracted": f.extracted, "wall_s": round(wall, 1)}
+            "purged": len(f.purged), "extracted": f.extracted, "wall_s": round(wall, 1)}
 
 
 def run(args) -> dict:
