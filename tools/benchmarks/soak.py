@@ -80,11 +80,13 @@ class Figures:
 
 
 class Campaign:
-    def __init__(self, root: Path, *, hours: float, seed: int, kills_per_shift: int, out):
+    def __init__(self, root: Path, *, hours: float, seed: int, kills_per_shift: int, out,
+                 phases: tuple[str, ...] = tuple(PHASES)):
         self.ws = Workspace.create(root)
         self.hours = hours
         self.rng = random.Random(seed)
         self.kills_per_shift = kills_per_shift
+        self.phases = phases
         self.out = out
         self.fig = Figures()
         self.enrolled = False
@@ -137,7 +139,10 @@ class Campaign:
         return shift
 
     def _kill_targets(self, shift: Shift) -> list[str]:
-        phases = ["recording", "sealing", "receipts"] + (["configuration"] if shift.flash else [])
+        phases = [p for p in ("recording", "sealing", "receipts") if p in self.phases]
+        phases += ["configuration"] if shift.flash and "configuration" in self.phases else []
+        if not phases:
+            return []
         targets = [self.rng.choice(phases) for _ in range(self.kills_per_shift)]
         if "receipts" in targets:    # receipts are applied at the shift's first start only
             targets.remove("receipts")
@@ -302,13 +307,14 @@ class Campaign:
 
 
 def campaign(root: Path, *, shifts: int, hours: float, seed: int, kills_per_shift: int = 2,
-             inject_loss_at: int | None = None, budget_s: float | None = None, out=None) -> dict:
+             inject_loss_at: int | None = None, budget_s: float | None = None, out=None,
+             phases: tuple[str, ...] = tuple(PHASES)) -> dict:
     """``budget_s``: no shift is started that would end past this many wall seconds (at the
     pace of the shifts played so far), so the figures are printed within the target time."""
     out = out or _say
     """Run the campaign in ``root`` (a new folder); returns the figures printed."""
     began = time.monotonic()
-    c = Campaign(root, hours=hours, seed=seed, kills_per_shift=kills_per_shift, out=out)
+    c = Campaign(root, hours=hours, seed=seed, kills_per_shift=kills_per_shift, out=out, phases=phases)
     out(f"soak: {shifts} shift(s) of {hours:g} h virtual, seed {seed}, {kills_per_shift} daemon kill(s) "
         f"aimed per shift, vault commands killed with chance {VAULT_KILL_CHANCE}; 320x240 5 fps sealed media")
     played = 0
