@@ -26,7 +26,8 @@ from drivers.signer import FileSigner
 from recorder.assignment import sign_assignment
 from recorder.bundle import load_technician_key, public_hex
 from recorder.config import DEFAULT_CONFIG, SCHEMA
-from recorder.evidence.age import generate_identity
+from recorder.evidence.age import generate_identity, load_identities
+from tools.vault.persons import designate
 from tools.vault.vault import Vault, init_vault
 
 CAMERA = "CAM-SIM-001"
@@ -124,6 +125,10 @@ class Workspace:
         init_vault(ws.vault, [ws.recipient], root / "police" / "register.jsonl", communes=communes)
         with Vault.open(ws.vault) as vault:
             ws.vault_key = vault.signer.public_key_hex
+            # The chief designates himself first (R241-12): every vault command is then his.
+            designate(vault, load_identities(ws.identity), name="Chef de la police municipale (soak)",
+                      matricule="PM-SOAK", role="responsable", designated_by="Maire (soak)",
+                      decision="arrêté du banc d'essai", recipient=ws.recipient)
         write_config(ws.config.parent, ws.overrides())
         return ws
 

@@ -163,7 +163,8 @@ class Campaign:
             self._vault_command(["vault", "enrol", str(ws.vault), "--camera", "CAM-SIM-001", "--key", device_key],
                                 killable=False)
             self.enrolled = True
-        ingest = self._vault_command(["vault", "ingest", str(ws.vault), "--from", str(ws.spool), "--no-progress"])
+        ingest = self._vault_command(["vault", "ingest", str(ws.vault), "--from", str(ws.spool), "--no-progress",
+                                      "--identity", str(ws.identity)])     # the chief, a designated person
         for line in ingest.out.splitlines():
             word, _, rest = line.partition(" ")
             rid = rest.strip().split(" ")[-1] if word == "already" else rest.strip().split(" ")[0].rstrip(":")
@@ -177,7 +178,7 @@ class Campaign:
             elif word == "JOURNAL":
                 fig.journal_problems.append(f"shift {shift.number}: ingest: {rest.strip()}")
         when = dt.datetime.fromtimestamp(shift.start + shift.duration + 3600, dt.UTC).isoformat()
-        purge = self._vault_command(["vault", "purge", str(ws.vault), "--now", when])
+        purge = self._vault_command(["vault", "purge", str(ws.vault), "--now", when, "--identity", str(ws.identity)])
         for line in purge.out.splitlines() + ingest.out.splitlines():   # "erased RID", "erased (retention) RID"
             words = line.split()
             if words and words[0] == "erased" and parse_recording_id(words[-1]):
