@@ -126,10 +126,10 @@ class Campaign:
                 fig.slopes.append(judged)
             if life.killed:
                 fig.kill(f"daemon: {life.killed}")
+                # Restarted as its unit restarts it, even in the shift's last minute (a
+                # life of a second then): its recovery runs before the camera is docked.
                 offset, events = resume(shift, life.reached)
-                if offset < shift.duration:
-                    continue
-                break       # killed in the shift's last minute: the next shift's start recovers it
+                continue
             if not life.ended:
                 fig.tracebacks.append(f"shift {number}: the daemon exited with {life.code} before the "
                                       f"shift's end (at {life.reached:.0f} s)")
