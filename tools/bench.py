@@ -24,7 +24,12 @@ def register(subparsers) -> None:
     bench.add_argument("name", help="a benchmark name, or 'all' (" + ", ".join(available()) + ")")
     bench.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    bench.add_argument("--budget", type=float, help="fuzz: seconds per parser (default: 30 minutes in all)")
+    bench.add_argument("--budget", type=float, help="fuzz: seconds per parser (default: 30 minutes in all); "
+                       "soak: wall seconds in all (default 3600: no shift starts that would end past it)")
+    bench.add_argument("--target", action="append", metavar="PARSER", help="fuzz: only this parser (repeatable)")
+    bench.add_argument("--shifts", type=int, help="soak: shifts to play (default 30)")
+    bench.add_argument("--hours", type=float, help="soak: virtual hours per shift (default 10)")
+    bench.add_argument("--seed", type=int, help="soak: the seed of its random choices (default 0)")
     bench.add_argument("--count", type=int, help="latency, realtime, powercut, pipeline: presses, cuts or runs "
                                                  "instead of the default")
     bench.set_defaults(func=cmd_bench)

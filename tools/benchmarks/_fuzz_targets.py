@@ -17,7 +17,6 @@ import struct
 import time
 import wave
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,16 +45,17 @@ from recorder.evidence.age import decrypt, generate_identity
 from recorder.evidence.age_format import dearmor, read_header
 from recorder.evidence.age_keys import parse_recipient
 from recorder.evidence.chain import canonical, sign_document
-from recorder.evidence.format import JOURNAL_FILE, MANIFEST_FILE
+from recorder.evidence.format import JOURNAL_FILE
 from recorder.evidence.receipt import RECEIPT_CONTEXT, freeable, make_receipt, verify_receipt
 from recorder.evidence.spool import Spool
-from recorder.evidence.verify import verify_recording
 from recorder.evidence.verify_spool import verify_journal
 from recorder.link.listener import SerialListener
 from recorder.link.protocol import BadFrame, FrameReader, Received
 from recorder.notice import Notice
 from recorder.position.geofence import load_boundary
 from tools.benchmarks import _age_mutants as age_mutants
+from tools.benchmarks._fuzz_evidence import manifest_harness, report_harness
+from tools.benchmarks._fuzz_harness import Harness, Target
 from tools.benchmarks._fuzz_mutators import (
     frame,
     havoc,
@@ -70,29 +70,10 @@ from tools.benchmarks.gps import shared_logs
 from tools.link_client import FlashClient
 from tools.vault.index import Index, RecordingRow
 from tools.vault.layout import VaultLayout
-from tools.vault.report import REPORT_CONTEXT, check_report
 from tools.vault.vault import Vault, init_vault
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "config"
-
-
-@dataclass
-class Harness:
-    entry: Callable[[bytes], object]
-    seeds: list[bytes]
-    mutate: Callable[[bytes, random.Random], bytes]
-    errors: tuple[type[BaseException], ...] = (PietonError,)
-    close: Callable[[], None] | None = None
-
-
-@dataclass
-class Target:
-    name: str
-    module: str
-    functions: tuple[str, ...]           # empty: the whole module counts
-    setup: Callable[[Path, random.Random], Harness]
-    weight: float = 1.0                  # share of the total budget
 
 
 def _writer(path: Path, entry: Callable[[Path], object]) -> Callable[[bytes], object]:
@@ -429,18 +410,6 @@ def _recordings(work: Path):
     return signer, spool, recs, identity
 
 
-def _manifest(work: Path, rng) -> Harness:
-    signer, _, recs, identity = _recordings(work)
-    folder = Path(recs[0].path)
-    seeds = [(Path(r.path) / MANIFEST_FILE).read_bytes() for r in recs]
-    identities = [identity]
-
-    def entry(data: bytes):
-        (folder / MANIFEST_FILE).write_bytes(data)
-        verify_recording(folder, device_key=signer.public_key, identities=identities)   # the chief's check
-    return Harness(entry, seeds, mutate_jsonl)
-
-
 def _journal(work: Path, rng) -> Harness:
     signer, spool, _, _ = _recordings(work)
     path = Path(spool.dir) / JOURNAL_FILE
@@ -468,23 +437,6 @@ def _receipt(work: Path, rng) -> Harness:
 
 
 # -- the vault: reports, index, settings --------------------------------------------------------
-
-def _report(work: Path, rng) -> Harness:
-    vault = FileSigner.create(work / "vault.key")
-    mp4 = work / "extract.mp4"
-    mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
-    report = {"format": REPORT_CONTEXT, "mp4": {"name": "extract.mp4", "sha256": hashlib.sha256(mp4.read_bytes()).hexdigest(),
-                                                "size": 112}, "request": {"motive": "x", "requester": "y"}}
-    seeds = [canonical(sign_document(report, REPORT_CONTEXT, vault))]
-
-    def resign(doc):
-        try:
-            return sign_document({k: v for k, v in doc.items() if k != "sig"}, REPORT_CONTEXT, vault)
-        except (TypeError, ValueError):
-            return doc
-    return Harness(_writer(work / "report.json", lambda p: check_report(p, mp4, vault.public_key_hex)),
-                   seeds, lambda seed, rng: mutate_json(seed, rng, resign=resign))
-
 
 def _vault(work: Path):
     _, recipient = generate_identity()
@@ -558,11 +510,11 @@ TARGETS = [
            weight=2),
     Target("age-stream", "recorder.evidence.age", ("DecryptStream", "_open_source", "_file_key", "decrypt"),
            _age_stream),
-    Target("manifest", "recorder.evidence.verify", ("_Checker",), _manifest),
+    Target("manifest", "recorder.evidence.verify", ("_Checker",), manifest_harness),
     Target("journal", "recorder.evidence.chain", ("read_chain", "read_chain_bytes", "split_pieces", "_parse",
                                                   "torn_record"), _journal),
     Target("receipt", "recorder.evidence.receipt", ("verify_receipt", "freeable"), _receipt),
-    Target("report", "tools.vault.report", ("check_report",), _report),
+    Target("report", "tools.vault.report", ("check_report", "_shape_problem"), report_harness),
     Target("vault-index", "tools.vault.index", ("Index",), _index),
     Target("vault-settings", "tools.vault.vault", ("Vault.open", "Vault.__init__"), _settings),
 ]

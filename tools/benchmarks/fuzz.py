@@ -22,6 +22,7 @@ import inspect
 import logging
 import random
 import signal
+import sys
 import tempfile
 import time
 import traceback
@@ -239,7 +240,13 @@ def run(args) -> dict:
     budget = getattr(args, "budget", None)
     if budget is None and getattr(args, "quick", False):
         budget = QUICK_BUDGET_S
+    names = getattr(args, "target", None) or None
+    unknown = sorted(set(names or ()) - {t.name for t in TARGETS})
+    if unknown:
+        print(f"pieton bench fuzz: unknown parser(s) {', '.join(unknown)}; known: "
+              f"{', '.join(t.name for t in TARGETS)}", file=sys.stderr)
+        raise SystemExit(2)
     save_dir = Path(tempfile.mkdtemp(prefix="pieton-fuzz-failures-"))
-    results = campaign(budget_s=budget, save_dir=save_dir)
+    results = campaign(names, budget_s=budget, save_dir=save_dir)
     print(f"failing inputs (shortest of each kind) in {save_dir}")
     return {r.name: r.as_dict() for r in results}
