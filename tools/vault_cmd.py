@@ -17,7 +17,7 @@ from pathlib import Path
 
 from recorder.errors import AgeError, PietonError, VaultError, VerificationError
 from recorder.inputs import read_bounded
-from tools import vault_people_cmd
+from tools import vault_people_cmd, vault_training_cmd
 
 _TIMES = "27/11/2026 14:05 or 2026-11-27T14:05, local time in the vault's zone unless an offset is given"
 _PURPOSES = "judiciaire, administrative, disciplinaire or formation (or judicial, disciplinary, training)"
@@ -94,7 +94,9 @@ def register(subparsers) -> None:
     p.add_argument("--deliver-to", required=True, metavar="NAME")
     _identity(p, True)
     p.add_argument("--out", required=True, metavar="FILE.mp4")
+    vault_training_cmd.plate_options(p)
     p.set_defaults(func=cmd_extract)
+    vault_training_cmd.register(sub, _run, _open, _author)
 
     p = sub.add_parser("check-report", help="check an extraction report and its MP4 (no vault needed)")
     p.add_argument("report", metavar="REPORT")
@@ -328,7 +330,8 @@ def _anonymising(started: float):
 def cmd_extract(args):
     from tools.vault.extract import Request, extract
     request = Request(args.recordings, args.purpose, args.requester, args.deliver_to, Path(args.out),
-                      args.start, args.end, progress=_anonymising(time.monotonic()))
+                      args.start, args.end, progress=_anonymising(time.monotonic()),
+                      plates=vault_training_cmd.plate_marks(args))
     with _open(args) as vault:
         request.zone = vault.timezone
         request.check()  # before asking for a passphrase; an argument error is no access attempt
@@ -341,6 +344,10 @@ def cmd_extract(args):
     if result.report.get("anonymised"):
         print("anonymised for training: faces blurred, caption masked, sound removed; the report names "
               "no agent, camera, place or date")
+    if result.pending is not None:
+        print(f"pending: kept in the vault until you sign off its contact sheet {result.pending}, then "
+              f"pieton vault training-approve {args.vault} --extraction {result.report['extraction_id']} "
+              "--identity CHIEF_KEY delivers it to --out")
     print(f"report: {result.report_path} (signed), {result.html_path} (to look at)")
     print(f"logged: vault journal entry {result.journal_seq} and register {vault.settings['register']}")
     return 0

@@ -19,7 +19,9 @@ import cv2
 import numpy as np
 
 from recorder.errors import VaultError
+from tools.vault.contact_sheet import ContactSheet
 from tools.vault.faces import MODEL_NAME, FaceDetector
+from tools.vault.plates import PlateFollower, PlateMark
 from tools.vault.track import BlurPlan
 
 MARGIN = 0.4          # added on each side, as a fraction of the face's size
@@ -87,6 +89,7 @@ def blur_boxes(img: np.ndarray, boxes) -> list[tuple[int, int, int, int]]:
 class Anonymised:
     summary: dict                                   # for the report
     thumbnails: list[tuple[float, str]] = field(default_factory=list)  # (s from start, JPEG URI)
+    contact_sheet: ContactSheet | None = None
 
 
 def _thumbnail(img: np.ndarray) -> str:
@@ -98,9 +101,10 @@ def _thumbnail(img: np.ndarray) -> str:
 
 def anonymise_segments(src: Path, dst: Path, *, detector: FaceDetector | None = None,
                        progress: Callable[[float, float], None] | None = None,
-                       progress_every: float = PROGRESS_EVERY_S) -> Anonymised:
-    """Re-encode ``src`` (the remuxed MP4) to ``dst``: faces blurred, caption masked, no
-    sound, no metadata. ``progress(done_s, total_s)`` is called every ``progress_every``
+                       progress_every: float = PROGRESS_EVERY_S, plates: list[PlateMark] = ()) -> Anonymised:
+    """Re-encode ``src`` (the remuxed MP4) to ``dst``: faces blurred, the plates the chief
+    marked blurred and followed, caption masked, no sound, no metadata; the contact sheet
+    taken on the way. ``progress(done_s, total_s)`` is called every ``progress_every``
     seconds of media, and at the end."""
     detector = detector or FaceDetector(width=DETECT_WIDTH)
     frames = with_faces = 0
@@ -116,6 +120,9 @@ def anonymise_segments(src: Path, dst: Path, *, detector: FaceDetector | None = 
         # A keyframe every 2 s keeps the training clip seekable in any player.
         vout.options = {"preset": "veryfast", "crf": str(CRF), "g": str(int(round(float(rate) * 2)))}
         band = overlay_band(vout.height)
+        follower = PlateFollower(list(plates))
+        follower.check(vout.width, vout.height, total)
+        sheet = ContactSheet(total)
         plan: BlurPlan = BlurPlan(lambda item: [f.box for f in detector.detect(item[1])], SEARCH_EVERY,
                                   image=lambda item: item[1])
         first_pts = None
@@ -126,11 +133,14 @@ def anonymise_segments(src: Path, dst: Path, *, detector: FaceDetector | None = 
             nonlocal with_faces, next_report, next_thumb
             t, img = item
             with_faces += bool(boxes)
+            marked = follower.boxes(t, img)   # followed on the picture before any blur
             blur_boxes(img, boxes)
+            blur_boxes(img, marked)
             img[:band] = 0  # the caption: time, camera, agent number, position
             if total and next_thumb < THUMBNAILS and t >= total * (next_thumb + 0.5) / THUMBNAILS - 1e-6:
                 thumbs.append((round(t, 2), _thumbnail(img)))
                 next_thumb += 1
+            sheet.add(t, img)
             new = av.VideoFrame.from_ndarray(img, format="bgr24")
             new.pts, new.time_base = int(round(t / vin.time_base)), vin.time_base
             for p in vout.encode(new):
@@ -159,7 +169,9 @@ def anonymise_segments(src: Path, dst: Path, *, detector: FaceDetector | None = 
                         f"{SEARCH_EVERY} frames with boxes moved or held in between, "
                         f"margin {int(MARGIN * 100)}% each side",
                "frames": frames, "frames_with_faces_blurred": with_faces, "searches": plan.searches,
+               "plates": (f"{follower.marked} box(es) drawn by the chief, followed from there by template "
+                          f"matching" if follower.marked else "none marked by the chief") + "; checked on the contact sheet",
                "overlay": f"masked: top {band} px of each frame",
                "audio": "removed (always, for training)",
                "video": f"re-encoded with libx264 (crf {CRF}), no metadata"}
-    return Anonymised(summary, thumbs)
+    return Anonymised(summary, thumbs, sheet)

@@ -42,6 +42,7 @@ from tools.vault.remux import SegmentInput, remux_to_mp4
 from tools.vault.report import build_report, sign_report, write_report_files
 from tools.vault.report_html import thumbnails
 from tools.vault.retention import PastRetention, within_retention
+from tools.vault.training_approval import CLIP, HTML, REPORT, SHEET, approve_command, stage
 from tools.vault.training_report import build_training_report, render_training_html
 from tools.vault.vault import Vault
 
@@ -69,6 +70,7 @@ class Request:
     zone: str | None = None  # of --start/--end times typed without one (the vault's)
     # Training only: called with (seconds done, seconds in all) every few seconds of media.
     progress: Callable[[float, float], None] | None = field(default=None, repr=False)
+    plates: list = field(default_factory=list)  # training: PlateMark boxes the chief drew
 
     def check(self) -> None:
         """The request's own arguments: an error here is not an access attempt, so it is
@@ -79,6 +81,9 @@ class Request:
                 raise VaultError(f"{name} NAME is required: every extraction says who asked and for whom")
         if not self.recordings:
             raise VaultError("name at least one RECORDING to extract")
+        if self.plates and self.purpose != "training":
+            raise VaultError("--plate/--plates-file: only for a training extraction (--purpose formation); "
+                             "other extractions are delivered whole")
         if len(set(self.recordings)) != len(self.recordings):
             raise VaultError("a recording is named twice")
         for what, value in (("--start", self.start), ("--end", self.end)):
@@ -303,6 +308,7 @@ class ExtractionResult:
     html_path: Path | None
     report: dict
     journal_seq: int
+    pending: Path | None = None  # training: the contact sheet of the clip awaiting sign-off
 
 
 def extract(vault: Vault, request: Request, identities: list) -> ExtractionResult:
@@ -345,7 +351,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
             plain = tmp.with_name(tmp.name + ".plain.mp4")
             try:
                 result = remux_to_mp4(media, plain, start_s=start, end_s=end, keep_audio=False)
-                done = anonymise_segments(plain, tmp, progress=request.progress)
+                done = anonymise_segments(plain, tmp, progress=request.progress, plates=request.plates)
                 anonymised, thumbs = done.summary, done.thumbnails  # thumbnails of the blurred frames
             finally:
                 plain.unlink(missing_ok=True)
@@ -371,8 +377,15 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
                                    report_id=report["extraction_id"],
                                    segments=sum(len(r.segments) for r in recordings),
                                    truncated=[r.recording_id for r in recordings if r.truncated],
-                                   anonymised=anonymised is not None)
+                                   anonymised=anonymised is not None,
+                                   **({"awaiting_approval": True} if anonymised is not None else {}))
         logged = True
+        if anonymised is not None:  # kept in the vault until the chief signs off its contact sheet
+            rid = report["extraction_id"]
+            folder = stage(vault, rid, tmp, staged, done.contact_sheet.html(rid, anonymised, approve_command(
+                vault, rid)), out)
+            return ExtractionResult(folder / CLIP, folder / REPORT, folder / HTML, report, entry["seq"],
+                                    pending=folder / SHEET)
         for part, final in zip(staged, side, strict=True):
             os.replace(part, final)
         os.replace(tmp, out)

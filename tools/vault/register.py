@@ -22,7 +22,8 @@ from tools.vault.logs import read_log
 MIRRORED_ALWAYS = ("extraction", "extraction-failed", "consultation")
 REGISTERED_EVENTS = (*MIRRORED_ALWAYS, "recording-ingested", "recording-quarantined", "search", "hold",
                      "release", "recording-erased", "quarantine-erased", "mirror-erased",
-                     "recording-erased-on-camera", "person-designated", "person-revoked")
+                     "recording-erased-on-camera", "person-designated", "person-revoked",
+                     "training-approved", "training-rejected")
 
 
 class Register:

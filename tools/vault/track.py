@@ -62,29 +62,37 @@ def small_grey(bgr: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, None, fx=FOLLOW_SCALE, fy=FOLLOW_SCALE, interpolation=cv2.INTER_AREA)
 
 
+def step(prev: np.ndarray, cur: np.ndarray, small: Box, width: int) -> tuple[Box, float] | None:
+    """``small`` (a box on the small grey copy ``prev``) found again in ``cur``: its place
+    there and the correlation, or None when it is too small or off the picture. ``width``:
+    the thing's width in small pixels, which bounds how far it may have moved."""
+    x, y, w, h = small
+    H, W = prev.shape[:2]
+    x, y = max(0, min(x, W - 2)), max(0, min(y, H - 2))
+    tw, th = min(w, W - x), min(h, H - y)
+    if tw < 4 or th < 4:
+        return None
+    reach = max(4, int(FOLLOW_REACH * width))
+    sx0, sy0 = max(0, x - reach), max(0, y - reach)
+    sx1, sy1 = min(W, x + tw + reach), min(H, y + th + reach)
+    scores = cv2.matchTemplate(cur[sy0:sy1, sx0:sx1], prev[y:y + th, x:x + tw], cv2.TM_CCOEFF_NORMED)
+    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+    return (sx0 + bx, sy0 + by, w, h), float(best) if np.isfinite(best) else -1.0
+
+
 def follow(greys: list[np.ndarray], box: Box) -> list[Box | None]:
     """``box`` (frame pixels) in ``greys[0]``, followed through ``greys[1:]`` (small grey
     copies): its place in each, or None once it is lost."""
     k = FOLLOW_SCALE
-    x, y, w, h = (int(round(v * k)) for v in box)
+    small: Box = tuple(int(round(v * k)) for v in box)  # type: ignore[assignment]
     out: list[Box | None] = []
     for prev, cur in zip(greys, greys[1:], strict=False):
-        H, W = prev.shape[:2]
-        x, y = max(0, min(x, W - 2)), max(0, min(y, H - 2))
-        tw, th = min(w, W - x), min(h, H - y)
-        if tw < 4 or th < 4:
+        found = step(prev, cur, small, small[2])
+        if found is None or found[1] < FOLLOW_MIN_SCORE:
             out += [None] * (len(greys) - 1 - len(out))
             break
-        reach = max(4, int(FOLLOW_REACH * w))
-        sx0, sy0 = max(0, x - reach), max(0, y - reach)
-        sx1, sy1 = min(W, x + tw + reach), min(H, y + th + reach)
-        scores = cv2.matchTemplate(cur[sy0:sy1, sx0:sx1], prev[y:y + th, x:x + tw], cv2.TM_CCOEFF_NORMED)
-        _, best, _, (bx, by) = cv2.minMaxLoc(scores)
-        if not np.isfinite(best) or best < FOLLOW_MIN_SCORE:
-            out += [None] * (len(greys) - 1 - len(out))
-            break
-        x, y = sx0 + bx, sy0 + by
-        out.append((int(x / k), int(y / k), box[2], box[3]))
+        small = found[0]
+        out.append((int(small[0] / k), int(small[1] / k), box[2], box[3]))
     return out
 
 

@@ -1,0 +1,54 @@
+"""The contact sheet of a training extraction: the anonymised clip every few seconds, large
+enough for the chief to see that no face and no plate shows, before signing it off
+(``pieton vault training-approve``). Times count from the clip's start, as in the report.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+import cv2
+import numpy as np
+
+EVERY_S = 2.0       # a picture every this many seconds of the clip
+WIDTH = 480         # px across each picture: a face 20 px wide in 1280 stays visible
+MAX_PICTURES = 300  # a long clip: the interval grows instead
+
+
+class ContactSheet:
+    """``add(t, bgr)`` for each anonymised frame in order; ``html(...)`` the page."""
+
+    def __init__(self, duration_s: float, every_s: float = EVERY_S):
+        self.every = max(every_s, duration_s / MAX_PICTURES if duration_s else every_s)
+        self.next = 0.0
+        self.pictures: list[tuple[float, str]] = []
+
+    def add(self, t: float, bgr: np.ndarray) -> None:
+        if t + 1e-6 < self.next:
+            return
+        h, w = bgr.shape[:2]
+        small = cv2.resize(bgr, (WIDTH, max(1, h * WIDTH // w)), interpolation=cv2.INTER_AREA)
+        ok, jpg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if ok:
+            self.pictures.append((round(t, 2), "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode()))
+        self.next = (int(t / self.every + 1e-6) + 1) * self.every  # on a grid: no drift along the clip
+
+    def html(self, extraction_id: str, anonymised: dict, approve: str) -> str:
+        e = escape
+        marks = anonymised.get("plates", "no plate marked")
+        cells = "".join(f'<figure><img src="{uri}" alt="{t:.1f} s"><figcaption>{t:.1f} s</figcaption></figure>'
+                        for t, uri in self.pictures)
+        style = ("body{font-family:sans-serif;margin:1.5em}.sheet{display:flex;flex-wrap:wrap;gap:8px}"
+                 f"figure{{margin:0;text-align:center;font-size:13px}}img{{width:{WIDTH}px}}"
+                 ".warn{background:#fff3cd;padding:.5em}code{background:#eee;padding:2px}")
+        return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Contact sheet "
+                f"{e(extraction_id)}</title><style>{style}</style></head><body>"
+                f"<h1>Contact sheet of training extraction {e(extraction_id)}</h1>"
+                "<p class=warn>Pending: this clip leaves the vault only once you have checked every picture "
+                "(no face, no licence plate readable, no caption) and signed it off with:<br>"
+                f"<code>{e(approve)}</code><br>A plate still readable: run the extraction again with "
+                "<code>--plate T,X,Y,W,H</code> where it first shows, and reject this one.</p>"
+                f"<p>{len(self.pictures)} pictures, one every {self.every:.1f} s of the clip. "
+                f"Faces: {e(str(anonymised.get('faces', '')))}. Plates: {e(str(marks))}.</p>"
+                f"<div class=sheet>{cells}</div></body></html>\n")
