@@ -72,10 +72,10 @@ NETWORK_OFF = textwrap.dedent("""
             sockets.append(event)
     sys.addaudithook(hook)
     import numpy as np
-    from tools.vault.faces import FaceDetector
+    from tools.vault.faces import PASSES, FaceDetector
     img = np.load(sys.argv[1])
     start = len(opened)
-    detector = FaceDetector(width=640)
+    detector = FaceDetector(passes=PASSES)  # the anonymiser's, upscaled pass included
     found = [f.box for f in detector.detect(img)]
     read = [p for p in opened[start:] if not p.endswith((".py", ".pyc", ".so")) and "/__pycache__" not in p
             and not p.startswith(("/proc", "/sys", "/dev"))]

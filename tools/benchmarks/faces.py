@@ -1,5 +1,6 @@
-"""`pieton bench faces`: the training anonymiser's face detector, against the Haar
-cascades it replaced (the peer), on the same frames in the same run.
+"""`pieton bench faces`: the training anonymiser's face detector in several configurations
+(scales of the frame the network sees, score thresholds), against the Haar cascades it
+replaced (the peer), on the same frames in the same run.
 
 Frames: 1280x720, street-like or textured, with people whose faces come from images
 shipped in scikit-image (tools/benchmarks/_face_scenes.py): at least 500 faces (120 with
@@ -8,9 +9,12 @@ and 100 face-free frames (30 with ``--quick``) with the same people carrying non
 crops instead of faces.
 
 A face counts as found when at least 95 % of its box lies in the regions the anonymiser
-blurs (boxes widened by its margin). Figures: recall (targets: at least 0.95), recall per
-size and per variant, the share of face-free frames with anything blurred (target: at most
-5 %), detection time per frame; then walking people over 30-frame clips with the
+blurs (boxes widened by its margin). Figures, for each configuration: recall (target: at
+least 0.95), recall per size and per variant, the share of face-free frames with anything
+blurred (target: at most 5 %), detection time per 720p frame (and frames/s). The network
+looks at each frame once per scale, at the lowest threshold any configuration uses; each
+configuration keeps its own passes' faces from those looks (``faces.select``, as
+``detect`` does) and its time is the sum of its scales' looks. Then walking people over 30-frame clips with the
 detector run every N frames (tools/vault/track.py between): the recall over every frame.
 Last, the speed of a training anonymisation: 10 s of 720p at 30 frames/s (3 s with
 ``--quick``) of people walking, through ``anonymise_segments``: wall time against the
@@ -32,13 +36,24 @@ import cv2
 import numpy as np
 
 from tools.benchmarks._face_scenes import VARIANTS, Scene, Scenes
-from tools.vault.anonymise import DETECT_WIDTH, SEARCH_EVERY, anonymise_segments, blur_rects
-from tools.vault.faces import MODEL_NAME, FaceDetector
+from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments, blur_rects
+from tools.vault.faces import MODEL_NAME, PASSES, FaceDetector, Pass, select
 from tools.vault.track import BlurPlan
 
 COVERED = 0.95
 PER_FRAME = 5
 SIZE_BINS = ((20, 35), (35, 55), (55, 80), (80, 111))
+# (name, passes): main's detector first, the anonymiser's (PASSES) last.
+CONFIGS = (
+    ("main: x0.75 (960 px), score 0.2", (Pass(0.75, 0.2),)),
+    ("x1 (1280 px), score 0.2", (Pass(1.0, 0.2),)),
+    ("x1.5 (1920 px), score 0.2", (Pass(1.5, 0.2),)),
+    ("x0.75 score 0.2 + x1.5 score 0.4 for faces <= 45 px", (Pass(0.75, 0.2), Pass(1.5, 0.4, 45 / 1280))),
+    ("x1 score 0.3 + x1.5 score 0.5 for faces <= 60 px", (Pass(1.0, 0.3), Pass(1.5, 0.5, 60 / 1280))),
+    ("x1 score 0.4 + x1.5 score 0.4 for faces <= 60 px", (Pass(1.0, 0.4), Pass(1.5, 0.4, 60 / 1280))),
+    ("x1 score 0.2 + x1.5 score 0.2 for faces <= 60 px", (Pass(1.0, 0.2), Pass(1.5, 0.2, 60 / 1280))),
+    ("anonymiser (faces.PASSES)", PASSES),
+)
 
 
 class HaarPeer:
@@ -77,7 +92,71 @@ def covered(rects, box) -> bool:
     return mask.mean() >= COVERED
 
 
+class Looks:
+    """Each frame seen once per scale by the anonymiser's network, at the lowest threshold
+    of that scale's passes; the time of each look kept."""
+
+    def __init__(self, configs):
+        self.detector = FaceDetector(passes=PASSES)
+        low: dict[float, float] = {}
+        for _, passes in configs:
+            for p in passes:
+                low[p.scale] = min(low.get(p.scale, 1.0), p.threshold)
+        self.looks = {scale: Pass(scale, threshold) for scale, threshold in low.items()}
+        self.spent = dict.fromkeys(self.looks, 0.0)
+        self.frames = 0
+
+    def see(self, img) -> dict[float, list]:
+        seen = {}
+        for scale, look in self.looks.items():
+            t = time.perf_counter()
+            seen[scale] = self.detector.look(img, look)
+            self.spent[scale] += time.perf_counter() - t
+        self.frames += 1
+        return seen
+
+    def ms_per_frame(self, passes) -> float:
+        return 1000 * sum(self.spent[s] for s in {p.scale for p in passes}) / max(1, self.frames)
+
+
+def _kept(seen: dict[float, list], passes, width: int) -> list[tuple[int, int, int, int]]:
+    return [f.box for f in select({p: seen[p.scale] for p in passes}, passes, width)]
+
+
+def _score(found, sizes, variants, blurred, empties, ms) -> dict:
+    found_a, sizes_a = np.array(found), np.array(sizes)
+    return {"faces": len(found), "recall": round(float(found_a.mean()), 3),
+            "recall_by_width": {f"{lo}-{hi - 1}px": round(float(found_a[(sizes_a >= lo) & (sizes_a < hi)].mean()), 3)
+                                for lo, hi in SIZE_BINS if ((sizes_a >= lo) & (sizes_a < hi)).any()},
+            "recall_by_variant": {v: round(float(found_a[np.array(variants) == v].mean()), 3) for v in VARIANTS},
+            "face_free_frames": empties, "face_free_blurred_share": round(blurred / max(1, empties), 3),
+            "ms_per_frame": round(ms, 1), "frames_per_s": round(1000 / max(ms, 1e-3), 2)}
+
+
+def score_configs(configs, scenes: list[Scene], empty: list[Scene]) -> dict[str, dict]:
+    """Every configuration on the same frames, from one look per scale."""
+    looks = Looks(configs)
+    seen, seen_empty = [], []
+    for i, scene in enumerate(scenes + empty):
+        (seen if i < len(scenes) else seen_empty).append(looks.see(scene.image))
+        if i % 50 == 49:
+            print(f"  looked at {i + 1} of {len(scenes) + len(empty)} frames", flush=True)
+    out = {}
+    for name, passes in configs:
+        found, sizes, variants = [], [], []
+        for scene, frame_seen in zip(scenes, seen, strict=True):
+            rects = blur_rects(scene.image.shape, _kept(frame_seen, passes, scene.image.shape[1]))
+            for box in scene.faces:
+                found.append(covered(rects, box))
+                sizes.append(box[2])
+                variants.append(scene.variant)
+        blurred = sum(bool(_kept(s, passes, e.image.shape[1])) for s, e in zip(seen_empty, empty, strict=True))
+        out[name] = _score(found, sizes, variants, blurred, len(empty), looks.ms_per_frame(passes))
+    return out
+
+
 def score_stills(detector, scenes: list[Scene], empty: list[Scene]) -> dict:
+    """One detector (the peer) on the same frames."""
     found, sizes, variants = [], [], []
     spent = 0.0
     for scene in scenes:
@@ -94,20 +173,22 @@ def score_stills(detector, scenes: list[Scene], empty: list[Scene]) -> dict:
         t = time.perf_counter()
         blurred += bool(_boxes(detector, scene.image))
         spent += time.perf_counter() - t
-    found_a, sizes_a = np.array(found), np.array(sizes)
-    return {"faces": len(found), "recall": round(float(found_a.mean()), 3),
-            "recall_by_width": {f"{lo}-{hi - 1}px": round(float(found_a[(sizes_a >= lo) & (sizes_a < hi)].mean()), 3)
-                                for lo, hi in SIZE_BINS if ((sizes_a >= lo) & (sizes_a < hi)).any()},
-            "recall_by_variant": {v: round(float(found_a[np.array(variants) == v].mean()), 3) for v in VARIANTS},
-            "face_free_frames": len(empty), "face_free_blurred_share": round(blurred / max(1, len(empty)), 3),
-            "ms_per_frame": round(1000 * spent / (len(scenes) + len(empty)), 1)}
+    return _score(found, sizes, variants, blurred, len(empty), 1000 * spent / (len(scenes) + len(empty)))
 
 
-def score_walks(detector, clips: list[list[Scene]], every: int) -> dict:
+def score_walks(detector, clips: list[list[Scene]], every: int, memo: dict | None = None) -> dict:
+    """Recall over every frame of the clips, the detector run every ``every`` frames.
+    ``memo``: detections by frame, shared between runs at several N (same detector)."""
     found = []
     searches = 0
+    memo = {} if memo is None else memo
+
+    def detect(scene):
+        if id(scene) not in memo:
+            memo[id(scene)] = _boxes(detector, scene.image)
+        return memo[id(scene)]
     for clip in clips:
-        plan = BlurPlan(lambda scene: _boxes(detector, scene.image), every, image=lambda scene: scene.image)
+        plan = BlurPlan(detect, every, image=lambda scene: scene.image)
         out = []
         for scene in clip:
             out += list(plan.push(scene))
@@ -157,7 +238,7 @@ def _print(name: str, r: dict) -> None:
     by_v = ", ".join(f"{k} {v:.3f}" for k, v in r["recall_by_variant"].items())
     print(f"{name}: recall {r['recall']:.3f} of {r['faces']} faces (by width: {by_w}; by variant: {by_v}); "
           f"face-free frames blurred {100 * r['face_free_blurred_share']:.1f} % of {r['face_free_frames']}; "
-          f"{r['ms_per_frame']:.0f} ms per frame", flush=True)
+          f"{r['ms_per_frame']:.0f} ms per 720p frame ({r['frames_per_s']:.1f} frames/s)", flush=True)
 
 
 def run(args) -> dict:
@@ -173,21 +254,25 @@ def run(args) -> dict:
     print(f"frames: {frames} with {sum(len(s.faces) for s in stills)} faces, {empties} face-free, "
           f"{clips} clips of 30 frames with 4 walking people ({time.perf_counter() - t:.1f} s to compose); "
           f"a face is found when {int(COVERED * 100)} % of its box is blurred", flush=True)
-    centerface = FaceDetector(width=DETECT_WIDTH)
-    peer = HaarPeer()
-    results = {"detector": f"{MODEL_NAME}, {DETECT_WIDTH} px wide", "peer": "OpenCV Haar cascades, 480 px wide"}
-    results["stills"] = score_stills(centerface, stills, empty)
-    _print(f"centerface ({DETECT_WIDTH} px)", results["stills"])
-    results["peer_stills"] = score_stills(peer, stills, empty)
+    results = {"detector": MODEL_NAME, "peer": "OpenCV Haar cascades, 480 px wide", "configs": {}}
+    for name, r in score_configs(CONFIGS, stills, empty).items():
+        results["configs"][name] = r
+        _print(f"centerface {name}", r)
+    results["stills"] = results["configs"][CONFIGS[-1][0]]
+    results["peer_stills"] = score_stills(HaarPeer(), stills, empty)
     _print("peer: haar cascades (480 px)", results["peer_stills"])
-    results["walks"] = score_walks(centerface, walks, SEARCH_EVERY)
-    results["walks_every_frame"] = score_walks(centerface, walks, 1) if not quick else None
+    anonymiser, main_detector = FaceDetector(passes=PASSES), FaceDetector(passes=CONFIGS[0][1])
+    memo: dict = {}
+    results["walks"] = score_walks(anonymiser, walks, SEARCH_EVERY, memo)
+    results["walks_by_n"] = {n: score_walks(anonymiser, walks, n, memo)["recall"]
+                             for n in (5,)}
+    results["walks_main"] = score_walks(main_detector, walks, SEARCH_EVERY)
     w = results["walks"]
-    line = (f"walking clips, search every {w['every']} frames (the anonymiser's N), boxes moved or held "
-            f"between: recall {w['recall']:.3f} over {w['face_frames']} face-frames, {w['searches']} searches")
-    if results["walks_every_frame"]:
-        line += f"; every frame: recall {results['walks_every_frame']['recall']:.3f}"
-    print(line)
+    line = (f"walking clips, anonymiser's detector searching every {w['every']} frames (its N), boxes moved or "
+            f"held between: recall {w['recall']:.3f} over {w['face_frames']} face-frames, {w['searches']} searches; "
+            + "; ".join(f"every {n}: {r:.3f}" for n, r in results["walks_by_n"].items())
+            + f"; main's detector at N={SEARCH_EVERY}: {results['walks_main']['recall']:.3f}")
+    print(line, flush=True)
     sp = results["speed"] = speed(scenes, 3.0 if quick else 10.0)
     print(f"speed: {sp['media_s']:.0f} s of 1280x720 anonymised in {sp['wall_s']:.1f} s "
           f"({sp['wall_x_realtime']:.2f}x real time, target <= 2x), {sp['cpu_s']:.1f} s of CPU "

@@ -20,13 +20,12 @@ import numpy as np
 
 from recorder.errors import VaultError
 from tools.vault.contact_sheet import ContactSheet
-from tools.vault.faces import MODEL_NAME, FaceDetector
+from tools.vault.faces import MODEL_NAME, PASSES, FaceDetector
 from tools.vault.plates import PlateFollower, PlateMark
 from tools.vault.track import BlurPlan
 
 MARGIN = 0.4          # added on each side, as a fraction of the face's size
 SEARCH_EVERY = 10     # frames (1/3 s at 30 fps); `pieton bench faces` measures recall and speed at this N
-DETECT_WIDTH = 960    # pixels across the network sees: a 20-pixel face stays findable
 PROGRESS_EVERY_S = 5.0
 THUMBNAILS = 8
 THUMB_WIDTH = 160
@@ -106,7 +105,7 @@ def anonymise_segments(src: Path, dst: Path, *, detector: FaceDetector | None = 
     marked blurred and followed, caption masked, no sound, no metadata; the contact sheet
     taken on the way. ``progress(done_s, total_s)`` is called every ``progress_every``
     seconds of media, and at the end."""
-    detector = detector or FaceDetector(width=DETECT_WIDTH)
+    detector = detector or FaceDetector(passes=PASSES)
     frames = with_faces = 0
     thumbs: list[tuple[float, str]] = []
     with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
@@ -165,7 +164,7 @@ def anonymise_segments(src: Path, dst: Path, *, detector: FaceDetector | None = 
         raise VaultError("anonymisation: no video frame decoded")
     if progress is not None:
         progress(total, total)
-    summary = {"faces": f"blurred: {MODEL_NAME} on frames {detector.width} px wide, searched every "
+    summary = {"faces": f"blurred: {MODEL_NAME}, {detector.describe()}, searched every "
                         f"{SEARCH_EVERY} frames with boxes moved or held in between, "
                         f"margin {int(MARGIN * 100)}% each side",
                "frames": frames, "frames_with_faces_blurred": with_faces, "searches": plan.searches,
