@@ -48,7 +48,7 @@ CONFIGS = (
     ("main: x0.75 (960 px), score 0.2", (Pass(0.75, 0.2),)),
     ("x1 (1280 px), score 0.2", (Pass(1.0, 0.2),)),
     ("x1.5 (1920 px), score 0.2", (Pass(1.5, 0.2),)),
-    ("x0.75 score 0.2 + x1.5 score 0.4 for faces <= 45 px", (Pass(0.75, 0.2), Pass(1.5, 0.4, 45 / 1280))),
+    ("x1 score 0.3 + x1.5 score 0.3 for faces <= 60 px", (Pass(1.0, 0.3), Pass(1.5, 0.3, 60 / 1280))),
     ("x1 score 0.3 + x1.5 score 0.5 for faces <= 60 px", (Pass(1.0, 0.3), Pass(1.5, 0.5, 60 / 1280))),
     ("x1 score 0.4 + x1.5 score 0.4 for faces <= 60 px", (Pass(1.0, 0.4), Pass(1.5, 0.4, 60 / 1280))),
     ("x1 score 0.2 + x1.5 score 0.2 for faces <= 60 px", (Pass(1.0, 0.2), Pass(1.5, 0.2, 60 / 1280))),
