@@ -161,6 +161,7 @@ def test_a_training_clip_leaves_only_once_the_chief_signs_off_its_contact_sheet(
     # Once only.
     assert main(["vault", "training-approve", str(tmp_path / "vault"), "--extraction", rid,
                  "--identity", str(key)]) == 2
+    assert main(["vault", "verify", str(tmp_path / "vault")]) == 0   # journal and register agree
 
 
 def test_a_clip_changed_while_pending_is_not_delivered_and_a_rejected_one_is_erased(tmp_path, chief, vault):  # noqa: F811
