@@ -67,7 +67,8 @@ class Pass:
 
     def __str__(self) -> str:
         return (f"x{self.scale:g} score>={self.threshold:g}"
-                + (f" faces<={self.widest:g} of the width" if self.widest else ""))
+                + (f" faces up to {100 * self.widest:.1f} % of the width ({self.widest * 1280:.0f} px on 1280)"
+                   if self.widest else ""))
 
 
 # The anonymiser's passes, chosen by `pieton bench faces`: the frame reduced to 960 px for
