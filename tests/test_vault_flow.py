@@ -300,8 +300,9 @@ def test_training_extraction_is_anonymised_and_says_so(tmp_path, chief, vault):
     report = result.report
     assert report["anonymised"]["audio"].startswith("removed") and report["mp4"]["re_encoded"]
     assert "masked" in report["anonymised"]["overlay"]
+    assert not (tmp_path / "t.mp4").exists()   # kept in the vault until the chief signs off its contact sheet
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
-                            str(tmp_path / "t.mp4")], capture_output=True, text=True, check=True).stdout.split()
+                            str(result.out)], capture_output=True, text=True, check=True).stdout.split()
     assert probe == ["video"]
     assert "Anonymised for training" in result.html_path.read_text()
 
