@@ -54,7 +54,7 @@ def register(sub, run, open_vault, author) -> None:
 
 def cmd_approve(args, open_vault, author) -> int:
     with open_vault(args) as vault:
-        out = approve(vault, args.extraction, identities(args.identity))
+        out = approve(vault, args.extraction, author(vault, args, "training-approve"))
     print(f"training extraction {args.extraction} approved and delivered: {out} (with its report); "
           "logged in the vault's journal and the register")
     return 0
@@ -62,7 +62,7 @@ def cmd_approve(args, open_vault, author) -> int:
 
 def cmd_reject(args, open_vault, author) -> int:
     with open_vault(args) as vault:
-        reject(vault, args.extraction, identities(args.identity), args.reason)
+        reject(vault, args.extraction, author(vault, args, "training-reject"), args.reason)
     print(f"training extraction {args.extraction} rejected and erased; logged in the journal and the register")
     return 0
 
