@@ -22,6 +22,7 @@ from recorder.evidence.age_keys import identity_to_recipient
 from recorder.evidence.chain import fsync_dir, write_atomic
 from recorder.inputs import InputError, expect_object, load_json_file
 from tools.vault.layout import refuse_inside, safe_name
+from tools.vault.persons import read_persons
 
 PENDING = "training-pending"
 CLIP, REPORT, HTML, SHEET, STATE = "clip.mp4", "report.json", "report.html", "contact-sheet.html", "pending.json"
@@ -69,8 +70,9 @@ def _pending(vault, extraction_id: str) -> tuple[Path, dict, dict]:
 
 
 def _approver(vault, identities: list) -> str:
-    """The recipient of the identity that signs off: it must be one of the vault's."""
-    known = set(vault.settings.get("recipients") or [])
+    """The recipient of the identity that signs off: one of the vault's, or of a person
+    designated now (`pieton vault designate`)."""
+    known = set(vault.settings.get("recipients") or []) | {p.recipient for p in read_persons(vault) if p.active}
     for identity in identities:
         try:
             recipient = identity_to_recipient(identity)
@@ -78,8 +80,8 @@ def _approver(vault, identities: list) -> str:
             continue
         if recipient in known:
             return recipient
-    raise VaultError("--identity: none of its keys is one of the vault's recipients; only the chief signs off "
-                     "a training extraction")
+    raise VaultError("--identity: none of its keys is the vault's or a designated person's; only they sign "
+                     "off a training extraction")
 
 
 def approve(vault, extraction_id: str, identities: list) -> Path:
