@@ -40,6 +40,7 @@ from recorder.notice import Notice
 from recorder.selftest import SelfTest
 from recorder.session import LiveSessions
 from recorder.state import Machine, State
+from recorder.visual_signal import VisualSignal
 
 log = logging.getLogger("pieton.daemon")
 
@@ -114,10 +115,13 @@ class Daemon:
         self._start_configuration()
         self.hardware = open_hardware(self.config, self.loop, simulated_room=self.options.simulated)
         self.faults.update(self.hardware.faults)
-        feedback = Feedback(self.hardware.leds, self.hardware.haptic, self.loop)
+        feedback = Feedback(self.hardware.leds, self.hardware.haptic, self.loop,
+                            leds_fault=self.hardware.faults.get("leds"))
+        visual_signal = VisualSignal(feedback, self.loop, journal=self.spool.journal, faults=self.faults)
         notice = self._open_notice()
         self.sessions = LiveSessions(self.config, self.loop, self.wall, spool=self.spool, storage=self.storage,
-                                     assignment=self.assignment, faults=self.faults, on_fault=self._media_fault)
+                                     assignment=self.assignment, faults=self.faults, on_fault=self._media_fault,
+                                     visual_signal=visual_signal)
         self.machine = Machine(self.config, self.loop, feedback, notice, self.sessions)
         self.machine.on_change = self._notify_status
         self.machine.on_closed = lambda: self.updater.apply_pending(False)
@@ -131,6 +135,7 @@ class Daemon:
         if self.faults:
             feedback.error("hardware fault: " + ", ".join(sorted(self.faults)))
         self._tasks.append(self.loop.create_task(self._monitor()))
+        self._tasks.append(self.loop.create_task(visual_signal.run()))
         self._start_link()
         if self.options.control_socket:
             await self._start_control()
