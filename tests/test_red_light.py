@@ -14,22 +14,25 @@ import asyncio
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 
 from drivers.gpio import pin_factory, reset_simulated_pins
 from drivers.leds import open_leds
-from recorder.clock import VirtualClockLoop
+from recorder.clock import SimulatedWallClock, VirtualClockLoop
 from recorder.config import load_config
 from recorder.control import format_summary
 from recorder.daemon import Daemon, Options
 from recorder.evidence.age import load_identities
+from recorder.evidence.format import utc_iso
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.visual_signal import ERROR_REPEAT_S, RED_LIGHT_FAULT, SPAN_NOTE, SPANS, RedLight
 from tests.conftest import ROOT, SMALL_VIDEO, read_jsonl, write_config
 
 SENSE_PIN = 5
-START = 100.0
+START = 100.0            # the loop's clock at the daemon's start
+EPOCH = 1_795_000_000.0  # the wall clock then (UTC)
 
 
 class Camera:
@@ -42,7 +45,8 @@ class Camera:
         asyncio.set_event_loop(self.loop)
         self.state_dir = tmp_path / "state"
         self.daemon = Daemon(self.config, Options(self.state_dir, [chief[1]], simulated=True,
-                                                  control_socket=control_socket, notify=False), loop=self.loop)
+                                                  control_socket=control_socket, notify=False),
+                             loop=self.loop, wall_clock=SimulatedWallClock(self.loop, EPOCH))
 
     def start(self):
         self.loop.run_until_complete(self.daemon.start())
@@ -177,8 +181,9 @@ def read_metadata(recording, identity_file):
     return [decrypt_metadata(path, identities) for path in sorted(recording.glob("*.meta.age"))]
 
 
-@pytest.mark.parametrize("back", [True, False], ids=["light back", "still out at the stop"])
-def test_a_light_failing_during_a_recording_marks_the_span_and_repeats_the_error(tmp_path, chief, back):
+@pytest.mark.parametrize(("fault", "back"), [("dark", True), ("output", False)],
+                         ids=["dark, then back", "cannot be set, still out at the stop"])
+def test_a_light_failing_during_a_recording_marks_the_span_and_repeats_the_error(tmp_path, chief, fault, back):
     camera = Camera(tmp_path, chief, {"gpio": {"red_led_sense": SENSE_PIN},
                                       "video": {**SMALL_VIDEO["video"], "fps": 5, "segment_seconds": 10.0}})
     try:
@@ -187,7 +192,7 @@ def test_a_light_failing_during_a_recording_marks_the_span_and_repeats_the_error
         camera.at(5.0)
         recording = daemon.machine.current
         assert recording is not None
-        daemon.hardware.leds.fail("dark")
+        daemon.hardware.leds.fail(fault)
         camera.at(5.0 + 2 * ERROR_REPEAT_S + 5.0)     # 70 s
         assert daemon.machine.current is recording, "the recording goes on without the light"
         assert daemon.faults["red_light"].startswith(RED_LIGHT_FAULT)
@@ -213,20 +218,22 @@ def test_a_light_failing_during_a_recording_marks_the_span_and_repeats_the_error
     spans = metas[-1]["recording"][SPANS]
     assert len(spans) == 1 and spans[0]["note"] == SPAN_NOTE == "sans signal visuel"
     assert "sans signal visuel" in json.dumps(metas[-1])
-    started = metas[0]["recording"]["started_at"]
-    assert spans[0]["start"] > started and "reads it dark" in spans[0]["why"]
+    assert metas[0]["recording"]["started_at"] == utc_iso(EPOCH + 1.0)
+    why = "driven on, its sense input reads it dark" if fault == "dark" else "setting it on failed"
+    assert why in spans[0]["why"]
+    ended = 71.0 if back else 101.0 + 3.0     # the light back (within a check), or the stop's hold
+    assert at(spans[0]["start"]) == pytest.approx(EPOCH + 5.0, abs=1.01)
+    assert at(spans[0]["end"]) == pytest.approx(EPOCH + ended, abs=1.01)
     events = [e for m in metas for e in m["events"] if str(e.get("kind", "")).startswith("visual_signal")]
     assert [e["kind"] for e in events] == ["visual_signal_lost", "visual_signal_lost_end"]
     lost_event, end_event = events
-    started_mono = metas[0]["recording"]["started_mono"]
-    assert lost_event["mono"] - started_mono == pytest.approx(5.0 - 1.0, abs=1.01)
-    if back:
-        assert end_event["mono"] == pytest.approx(START + 71.0, abs=1.01)
-        assert "back" in end_event["why"]
-    else:
-        assert end_event["mono"] == pytest.approx(START + 101.0 + 3.0, abs=0.5)
-        assert "recording ended" in end_event["why"]
-    assert spans[0]["end"] is not None and spans[0]["end"] > spans[0]["start"]
+    assert lost_event["time"] == pytest.approx(at(spans[0]["start"]), abs=0.001)
+    assert end_event["time"] == pytest.approx(at(spans[0]["end"]), abs=0.001)
+    assert ("back" if back else "recording ended") in end_event["why"]
+
+
+def at(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def test_the_sense_input_is_read_back_as_the_bench_drives_it(monkeypatch):
