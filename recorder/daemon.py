@@ -3,7 +3,8 @@
 Hardware callbacks arrive on gpiozero's or the drivers' own threads and are handed to
 the loop thread-safely. Recovery of anything left open runs at every start. A driver
 that fails to open leaves the daemon running with what works, and the fault shows in
-the status and on the lights; a start is never refused for a missing GPS or speaker.
+the status and on the lights; a start is never refused for a missing GPS or speaker,
+always for a red light that cannot be driven (recorder/visual_signal.py, CSI L241-2).
 
 A start that fails on a flashed configuration falls back to the previous one (journaled);
 when no configuration is left to fall back to, the daemon runs in maintenance: status and
