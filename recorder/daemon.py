@@ -40,7 +40,7 @@ from recorder.link.listener import device_listener, port_present
 from recorder.notice import Notice
 from recorder.selftest import SelfTest
 from recorder.session import LiveSessions
-from recorder.state import Machine, State
+from recorder.state import NOTICE_FAULT, Machine, State
 from recorder.visual_signal import VisualSignal
 
 log = logging.getLogger("pieton.daemon")
@@ -296,12 +296,12 @@ class Daemon:
 
     def _open_notice(self) -> Notice | None:
         if self.config.notice_fault:  # loaded anyway so that a new bundle can be flashed
-            self.faults["notice"] = "; ".join(self.config.notice_fault)
+            self.faults["notice"] = f"{NOTICE_FAULT}: " + "; ".join(self.config.notice_fault)
             return None
         try:
             return Notice(self.config, self.hardware.speaker, self.hardware.microphone)
         except PietonError as exc:
-            self.faults["notice"] = str(exc)
+            self.faults["notice"] = f"{NOTICE_FAULT}: {exc}"
             return None
 
     async def _start_control(self) -> None:

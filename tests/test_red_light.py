@@ -22,6 +22,7 @@ from drivers.gpio import pin_factory, reset_simulated_pins
 from drivers.leds import open_leds
 from recorder.clock import SimulatedWallClock, VirtualClockLoop
 from recorder.config import load_config
+from recorder.config_update import load_device_config
 from recorder.control import format_summary
 from recorder.daemon import Daemon, Options
 from recorder.evidence.age import load_identities
@@ -29,6 +30,7 @@ from recorder.evidence.format import utc_iso
 from recorder.evidence.metadata import decrypt_metadata
 from recorder.visual_signal import ERROR_REPEAT_S, RED_LIGHT_FAULT, SPAN_NOTE, SPANS, RedLight
 from tests.conftest import ROOT, SMALL_VIDEO, read_jsonl, write_config
+from tests.notice_rig import faulty_notice_daemon
 
 SENSE_PIN = 5
 START = 100.0            # the loop's clock at the daemon's start
@@ -274,3 +276,18 @@ def test_a_red_light_stuck_lit_refuses_starts(tmp_path, chief):
         assert_refusing_starts(camera, 2.0)
     finally:
         camera.close()
+
+
+def test_the_summary_names_every_fault_that_puts_the_camera_out_of_service(tmp_path, chief):
+    """One mechanism for every fault that refuses starts: its text starts "hors service",
+    and `pieton ctl status` shows that headline, the notice's as the red light's."""
+    write_config(tmp_path / "cfg", SMALL_VIDEO)
+    (tmp_path / "cfg" / "notice-fr.wav").unlink()
+    config, _ = load_device_config(tmp_path / "cfg" / "pieton.toml", tmp_path / "state")
+    with faulty_notice_daemon(config, tmp_path / "state", chief[1]) as daemon:
+        daemon.hardware.leds.fail("output")
+        daemon.loop.run_until_complete(asyncio.sleep(1.5))
+        summary = format_summary(daemon.status())
+    faults = next(line for line in summary.splitlines() if line.startswith("faults:"))
+    assert "notice: hors service : avis sonore" in faults and "red_light: hors service : voyant rouge" in faults
+    assert "notice-fr.wav" in daemon.faults["notice"], "the details stay for --verbose"
