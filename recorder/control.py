@@ -362,10 +362,19 @@ def _agent(value: Any) -> str:
     return _value(value.get("state"))
 
 
+# A fault whose text starts so refuses every start (the daemon, status and link stay up):
+# the summary shows its headline, e.g. "hors service : voyant rouge", not only its name.
+OUT_OF_SERVICE = "hors service"
+
+
 def _faults(value: Any) -> str:
     if not value:
         return "none"
-    names = value if isinstance(value, dict) else (value if isinstance(value, list) else [value])
+    if isinstance(value, dict):
+        names = [f"{name}: {str(text).split(' (')[0]}" if str(text).startswith(OUT_OF_SERVICE) else str(name)
+                 for name, text in value.items()]
+    else:
+        names = value if isinstance(value, list) else [value]
     return ", ".join(str(name) for name in names) + " (details: --verbose)"
 
 

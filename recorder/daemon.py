@@ -3,7 +3,8 @@
 Hardware callbacks arrive on gpiozero's or the drivers' own threads and are handed to
 the loop thread-safely. Recovery of anything left open runs at every start. A driver
 that fails to open leaves the daemon running with what works, and the fault shows in
-the status and on the lights; a start is never refused for a missing GPS or speaker.
+the status and on the lights; a start is never refused for a missing GPS or speaker,
+always for a red light that cannot be driven (recorder/visual_signal.py, CSI L241-2).
 
 A start that fails on a flashed configuration falls back to the previous one (journaled);
 when no configuration is left to fall back to, the daemon runs in maintenance: status and
@@ -39,7 +40,8 @@ from recorder.link.listener import device_listener, port_present
 from recorder.notice import Notice
 from recorder.selftest import SelfTest
 from recorder.session import LiveSessions
-from recorder.state import Machine, State
+from recorder.state import NOTICE_FAULT, Machine, State
+from recorder.visual_signal import VisualSignal
 
 log = logging.getLogger("pieton.daemon")
 
@@ -114,10 +116,13 @@ class Daemon:
         self._start_configuration()
         self.hardware = open_hardware(self.config, self.loop, simulated_room=self.options.simulated)
         self.faults.update(self.hardware.faults)
-        feedback = Feedback(self.hardware.leds, self.hardware.haptic, self.loop)
+        feedback = Feedback(self.hardware.leds, self.hardware.haptic, self.loop,
+                            leds_fault=self.hardware.faults.get("leds"))
+        visual_signal = VisualSignal(feedback, self.loop, journal=self.spool.journal, faults=self.faults)
         notice = self._open_notice()
         self.sessions = LiveSessions(self.config, self.loop, self.wall, spool=self.spool, storage=self.storage,
-                                     assignment=self.assignment, faults=self.faults, on_fault=self._media_fault)
+                                     assignment=self.assignment, faults=self.faults, on_fault=self._media_fault,
+                                     visual_signal=visual_signal)
         self.machine = Machine(self.config, self.loop, feedback, notice, self.sessions)
         self.machine.on_change = self._notify_status
         self.machine.on_closed = lambda: self.updater.apply_pending(False)
@@ -131,6 +136,7 @@ class Daemon:
         if self.faults:
             feedback.error("hardware fault: " + ", ".join(sorted(self.faults)))
         self._tasks.append(self.loop.create_task(self._monitor()))
+        self._tasks.append(self.loop.create_task(visual_signal.run()))
         self._start_link()
         if self.options.control_socket:
             await self._start_control()
@@ -290,12 +296,12 @@ class Daemon:
 
     def _open_notice(self) -> Notice | None:
         if self.config.notice_fault:  # loaded anyway so that a new bundle can be flashed
-            self.faults["notice"] = "; ".join(self.config.notice_fault)
+            self.faults["notice"] = f"{NOTICE_FAULT}: " + "; ".join(self.config.notice_fault)
             return None
         try:
             return Notice(self.config, self.hardware.speaker, self.hardware.microphone)
         except PietonError as exc:
-            self.faults["notice"] = str(exc)
+            self.faults["notice"] = f"{NOTICE_FAULT}: {exc}"
             return None
 
     async def _start_control(self) -> None:

@@ -1,7 +1,8 @@
 """What the agent sees and feels: the red and green lights and the vibration motor.
 
 The red light is driven by the recording state alone (``recording_light``); nothing else
-may switch it, and no setting turns it off. Haptic and green-light patterns are timed on
+may switch it, and no setting turns it off. It is a ``RedLight``, which knows whether it can
+be driven (recorder/visual_signal.py watches it). Haptic and green-light patterns are timed on
 the loop's clock, so they run the same in a scenario. Every change is kept in a timeline
 (loop time, what, state) for the demo's summary and the tests.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+
+from recorder.visual_signal import RedLight
 
 # Haptic patterns: (on, off) pairs in seconds. The agent must tell them apart by feel alone:
 # every two patterns differ in pulse count, or in one pulse or gap by at least 2x and 150 ms
@@ -45,8 +48,9 @@ class Change:
 
 
 class Feedback:
-    def __init__(self, leds, haptic, loop: asyncio.AbstractEventLoop):
+    def __init__(self, leds, haptic, loop: asyncio.AbstractEventLoop, *, leds_fault: str | None = None):
         self.leds = leds
+        self.red = RedLight(leds, leds_fault)
         self.haptic = haptic
         self._loop = loop
         self.timeline: list[Change] = []
@@ -65,8 +69,12 @@ class Feedback:
             self.timeline.append(Change(self._loop.time(), device, on, why))
 
     # -- lights ----------------------------------------------------------------------
-    def recording_light(self, on: bool, why: str) -> None:
-        self._set("red", on, why)
+    def recording_light(self, on: bool, why: str) -> bool:
+        """True when the light is as asked (set, and read back where a sense input is wired)."""
+        try:
+            return self.red.drive(on)
+        finally:
+            self.timeline.append(Change(self._loop.time(), "red", on, why))
 
     def armed_light(self, on: bool, why: str = "armed") -> None:
         self._green_wanted = on

@@ -63,7 +63,7 @@ def _opener(config, loop: asyncio.AbstractEventLoop, room) -> dict[str, Any]:
     d, gpio = config.drivers, config.gpio
 
     def leds():
-        return open_leds(d.leds, gpio.red_led, gpio.green_led)
+        return open_leds(d.leds, gpio.red_led, gpio.green_led, gpio.red_led_sense)
 
     def haptic():
         return open_haptic(d.haptic, gpio.haptic)

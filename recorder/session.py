@@ -1,7 +1,8 @@
 """Recordings as the daemon runs them: the evidence recording in the spool, fed by the
 media pipeline, with the metadata the law asks for (agent, reason, notice, place, time).
 
-``LiveSessions`` decides whether a start is allowed (commune boundary, storage) and
+``LiveSessions`` decides whether a start is allowed (storage, commune boundary, the red
+light lit: recorder/visual_signal.py) and
 opens each recording; ``LiveSession`` is one recording in progress. They are given what
 they use (the spool, the storage, the assignment, the hardware faults so far and a way to
 report a media fault), never the daemon itself.
@@ -52,6 +53,8 @@ class LiveSession:
         self.writer.static["notice"] = notice
 
     async def close(self, reason: str) -> None:
+        if self.sessions.visual_signal is not None:
+            self.sessions.visual_signal.closing(self)
         pipeline = self.sessions.pipeline
         try:
             if pipeline is not None:
@@ -68,11 +71,12 @@ class LiveSessions:
     ``spool`` opens recordings and keeps the journal; ``storage`` judges free space;
     ``assignment`` (an AssignmentKeeper, or None) names the agent; ``faults`` is the
     daemon's live map of hardware faults, copied into each recording; ``on_fault(kind,
-    what)`` reports a media fault (the daemon shows it and tells the state machine)."""
+    what)`` reports a media fault (the daemon shows it and tells the state machine);
+    ``visual_signal`` (a VisualSignal, or None) lights the red light for each start."""
 
     def __init__(self, config, loop: asyncio.AbstractEventLoop, wall: WallClock, *, spool: Spool,
                  storage: Storage, assignment=None, faults: Mapping[str, str] | None = None,
-                 on_fault: Callable[[str, str], None] | None = None):
+                 on_fault: Callable[[str, str], None] | None = None, visual_signal=None):
         self.config = config
         self.loop = loop
         self.wall = wall
@@ -81,6 +85,7 @@ class LiveSessions:
         self.assignment = assignment
         self.faults = faults if faults is not None else {}
         self.on_fault = on_fault
+        self.visual_signal = visual_signal
         self.pipeline = None
         self.position = None
         self.current: LiveSession | None = None
@@ -150,6 +155,10 @@ class LiveSessions:
                 return StartCheck(False, "outside the authorised commune", flags)
         else:
             flags["position"] = "unknown"
+        refusal = self.visual_signal.start_refusal() if self.visual_signal is not None else None
+        if refusal is not None:   # last: the light stays on only for a start that goes ahead
+            self.spool.journal.append("recording refused", {"why": refusal})
+            return StartCheck(False, refusal, flags)
         return StartCheck(True, "", flags)
 
     def open(self, started_mono: float, flags: dict) -> LiveSession:
@@ -174,6 +183,8 @@ class LiveSessions:
             writer.static["clock"] = self.position.clock_status()
             writer.static["at_start"] = self.position.start_metadata()
         session = LiveSession(self, writer)
+        if self.visual_signal is not None:
+            self.visual_signal.opened(session)
         if self.pipeline is not None:
             self.pipeline.set_agent(agent)
             span = self.pipeline.start_recording(writer, pressed=pressed)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -101,3 +102,12 @@ def designate(vault_dir, identity_path, recipient: str, monkeypatch=None, *, mat
     if monkeypatch is not None:
         monkeypatch.setenv("PIETON_IDENTITY", str(identity_path))
     return matricule
+
+
+@pytest.fixture
+def serial_pty():
+    """A pseudo-terminal standing in for the USB gadget serial port (the technician's link)."""
+    master, slave = os.openpty()
+    yield os.ttyname(slave)
+    os.close(master)
+    os.close(slave)

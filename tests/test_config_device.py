@@ -144,14 +144,14 @@ def test_the_optional_red_light_sense_input(tmp_path, capsys):
     assert code == 2 and "[gpio] red_led_sense = 27: already the pin of red_led" in err
 
 
-def test_shared_pins_would_have_crashed_the_daemon(tmp_path):
-    """What the check prevents: gpiozero refuses a second device on a pin."""
-    from gpiozero.exc import GPIOPinInUse
-
+def test_shared_pins_would_leave_the_lights_out(tmp_path):
+    """What the check prevents: gpiozero refuses a second device on a pin (once a crash of
+    the daemon, now a leds driver that cannot open, so a camera that refuses every start)."""
+    from drivers.errors import DriverUnavailable
     from drivers.gpio import reset_simulated_pins
     from drivers.leds import open_leds
     try:
-        with pytest.raises(GPIOPinInUse):
+        with pytest.raises(DriverUnavailable, match="green light on GPIO22: pin GPIO22 is already in use"):
             open_leds("simulated", 22, 22)
     finally:
         reset_simulated_pins()

@@ -4,7 +4,6 @@ bundle can be flashed. `pieton config check` still refuses such a configuration.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import wave
@@ -29,14 +28,6 @@ def damage(folder, how):
             w.setsampwidth(2)
             w.setframerate(22050)
             w.writeframes(np.zeros(22050 * 3, dtype="<i2").tobytes())
-
-
-@pytest.fixture
-def serial_pty():
-    master, slave = os.openpty()
-    yield os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
 
 
 @pytest.mark.parametrize("how", ["missing", "silent"])
