@@ -415,7 +415,7 @@ class Daemon:
             "config": {"digest": self.config.digest[:16], "signed": self.config.signed},
             "recording": None,
             "storage_free_mb": round(self.storage_free_mb(), 1),
-            "faults": dict(self.faults),
+            "faults": {**self.faults, **(machine.feedback.failed if machine else {})},
             "warnings": sorted(self.warnings),
             "recordings_made": len(machine.history) if machine else 0,
         }

@@ -10,9 +10,12 @@ the loop's clock, so they run the same in a scenario. Every change is kept in a 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from recorder.visual_signal import RedLight
+
+log = logging.getLogger(__name__)
 
 # Haptic patterns: (on, off) pairs in seconds. The agent must tell them apart by feel alone:
 # every two patterns differ in pulse count, or in one pulse or gap by at least 2x and 150 ms
@@ -57,6 +60,10 @@ class Feedback:
         self._tasks: set[asyncio.Task] = set()
         self._green_wanted = False
         self._haptic_busy = asyncio.Lock()
+        # The green light or motor that failed, with why. A failure is kept here and never
+        # raised: an error pattern that raised would report itself by another error pattern,
+        # without end. (The red light has its own watch, recorder/visual_signal.py.)
+        self.failed: dict[str, str] = {}
 
     def _set(self, device: str, on: bool, why: str) -> None:
         try:
@@ -65,6 +72,12 @@ class Feedback:
                     self.haptic.set(on)
             elif self.leds is not None:
                 self.leds.set(device, on)
+        except Exception as exc:  # noqa: BLE001 - any driver's failure: kept, shown in status
+            if device not in self.failed:
+                log.error("%s cannot be driven: %r", device, exc)
+            self.failed[device] = f"{device} cannot be driven: {exc}"
+        else:
+            self.failed.pop(device, None)
         finally:
             self.timeline.append(Change(self._loop.time(), device, on, why))
 
