@@ -26,6 +26,7 @@ from recorder.evidence.chain import fsync_dir, split_pieces, write_atomic
 from recorder.evidence.format import INBOX, JOURNAL_FILE, MANIFEST_FILE, RECORDING_ID
 from recorder.evidence.receipt import make_receipt, write_receipt
 from recorder.evidence.verify import verify_recording
+from tools.vault.authorisation import ingest_problems
 from tools.vault.device_journal import (
     MAX_SEQ,
     check_sequence,
@@ -427,6 +428,7 @@ def _commit(vault: Vault, item: _Staged, camera: str, report: IngestReport, endi
         if said is not None and said != verified.last_line_hash:
             problems.append(f"{rid}: the device journal says it ended with another manifest line "
                             "(lines removed or added after it was closed)")
+        problems += ingest_problems(vault, camera, staged, report)  # retired camera, arrêté (R241-8)
     if problems:
         manifest_hash = hashlib.sha256((staged / MANIFEST_FILE).read_bytes()).hexdigest() \
             if (staged / MANIFEST_FILE).is_file() else ""
