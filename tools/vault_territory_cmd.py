@@ -18,6 +18,10 @@ from tools.vault.vault import Vault
 _DATES = "27/11/2026 or 2026-11-27"
 
 
+def _day(iso: str | None) -> str:
+    return date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else "(no end date)"
+
+
 def register(sub, run) -> None:
     """Add the sub-commands to ``pieton vault``'s ``sub``; ``run`` wraps each command."""
     p = sub.add_parser("authorise", help="record the prefect's arrêté (it supersedes the one in force) "
@@ -67,8 +71,7 @@ def cmd_authorise(args) -> int:
         if args.arrete is not None:
             done = authorise(vault, args.arrete, args.date, args.cameras, args.communes, args.until)
             print(f"recorded the {describe(done)}: {done['cameras']} camera(s), communes "
-                  f"{', '.join(done['communes'])}, " + (f"until {date.fromisoformat(done['until']):%d/%m/%Y}"
-                                                        if done["until"] else "no end date"))
+                  f"{', '.join(done['communes'])}, until {_day(done['until'])}")
             if done["previous"] is not None:
                 print(f"  it supersedes the {describe(done['previous'])} (kept in the history)")
             if len(done["active"]) > done["cameras"]:
@@ -98,7 +101,7 @@ def cmd_cameras(args) -> int:
     for n, arrete in enumerate(reversed(doc["arretes"])):
         state = "IN FORCE" if n == 0 else f"superseded at {arrete.get('superseded_at')}"
         print(f"{describe(arrete)}: {arrete['cameras']} camera(s), communes {', '.join(arrete['communes'])}, "
-              f"until {arrete['until'] or '(no end date)'} — {state}")
+              f"until {_day(arrete['until'])} — {state}")
     active = [c for c, _k, _a in enrolled if c not in retired]
     for camera, key, at in enrolled:
         gone = retired.get(camera)

@@ -128,8 +128,10 @@ def as_text(info: dict) -> str:
     lines = [TITLE, "=" * len(TITLE), ""]
     for heading, paragraphs in sections(info):
         lines += [heading, "-" * len(heading)]
-        lines += paragraphs
-        lines.append("")
+        for n, paragraph in enumerate(paragraphs):
+            lines.append(paragraph)
+            if not (paragraph.startswith("- ") and n + 1 < len(paragraphs)):  # a list holds together
+                lines.append("")
     return "\n".join(lines)
 
 
