@@ -226,3 +226,11 @@ def test_the_cli_ingest_prints_the_mismatch(tmp_path, chief, capsys, vault_dir):
     assert main(["vault", "ingest", vault_dir, "--from", str(spool_dir), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "1 stored" in out and "note:" in out and "OTHER-1" in out
+
+
+def test_a_mirror_keeps_the_signed_authorisation(vault_dir, tmp_path):
+    assert authorise(vault_dir) == 0
+    (tmp_path / "mirror").mkdir()
+    assert main(["vault", "mirror", vault_dir, str(tmp_path / "mirror")]) == 0
+    copy = tmp_path / "mirror" / "authorisation.json"
+    assert copy.read_bytes() == (Path(vault_dir) / "authorisation.json").read_bytes()
