@@ -28,7 +28,7 @@ def key_hex(tmp_path, name):
     return FileSigner.create(tmp_path / "keys" / name / "device-signing.key").public_key_hex
 
 
-def spool_with(tmp_path, recipient, named, *, starts, signer=None, name="spool"):
+def spool_with(tmp_path, recipient, named, *, starts, signer=None, name="spool", clock_source="gps"):
     """A camera's spool, one short recording per start time, each opened under ``named``
     (the configuration's arrêté as the daemon passes it)."""
     spool_dir = tmp_path / name
@@ -39,7 +39,8 @@ def spool_with(tmp_path, recipient, named, *, starts, signer=None, name="spool")
         spool.recover()
         for start in starts:
             wall.t = start
-            rec = spool.open_recording(start, "agent", {"clock_source": "gps"}, authorisation=named)
+            rec = spool.open_recording(start, "agent", {"clock_source": clock_source},
+                                      authorisation=named)
             seg = rec.open_segment()
             seg.write(media[0])
             wall.t += 2
@@ -190,6 +191,22 @@ def test_a_retired_cameras_recordings_made_after_its_retirement_go_to_quarantine
         assert vault.index.recording(after) is None
 
 
+def test_a_retired_cameras_recording_whose_clock_cannot_vouch_for_its_time_goes_to_quarantine(tmp_path, chief):
+    (tmp_path / "police").mkdir()
+    init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "r.jsonl")
+    # it claims a time before the retirement, from a clock that was never synchronised
+    spool_dir, signer = spool_with(tmp_path, chief[1], ARRETE, starts=[START], clock_source="unsynchronised")
+    clock = Clock(START - 86400)
+    with Vault.open(tmp_path / "vault", clock=clock) as vault:
+        authorisation.authorise(vault, "2026-DSC-0412", "12/03/2026", 2, ["71014"], "30/06/2031")
+        authorisation.enrol(vault, CAMERA, signer.public_key_hex)
+        clock.t = START + 3600
+        authorisation.retire(vault, CAMERA, "stolen")
+        report = ingest(vault, spool_dir, progress=False)
+    assert not report.stored and len(report.quarantined) == 1
+    assert "its clock cannot vouch for" in report.quarantined[0][1][0]
+
+
 def test_each_recording_names_its_arrete_and_ingest_flags_one_the_vault_never_recorded(tmp_path, chief):
     (tmp_path / "police").mkdir()
     init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "r.jsonl")
@@ -212,8 +229,14 @@ def test_each_recording_names_its_arrete_and_ingest_flags_one_the_vault_never_re
         assert any("2019-PREF-0001" in n and "never recorded" in n for n in flagged.notes), flagged.notes
         communes = ingest(vault, far, progress=False)
         assert any("71033" in n for n in communes.notes), communes.notes
+        # a new arrêté that ends before the next recording: that one is outside its dates
+        authorisation.authorise(vault, "2026-DSC-0500", "12/03/2026", 2, ["71014"], "19/11/2026")
+        late, _ = spool_with(tmp_path, chief[1], {**ARRETE, "arrete": "2026-DSC-0500"},
+                             starts=[START + 2 * 86400], signer=signer, name="spool4")
+        dates = ingest(vault, late, progress=False)
+        assert any("made on 20/11/2026, outside the arrêté 2026-DSC-0500" in n for n in dates.notes), dates.notes
     mismatches = [e for e in read_jsonl(tmp_path / "vault" / "journal.jsonl") if e["event"] == "authorisation-mismatch"]
-    assert len(mismatches) == 2 and "2019-PREF-0001" in mismatches[0]["problem"]
+    assert len(mismatches) == 3 and "2019-PREF-0001" in mismatches[0]["problem"]
 
 
 def test_the_cli_ingest_prints_the_mismatch(tmp_path, chief, capsys, vault_dir):

@@ -15,8 +15,9 @@ arrêté runs for years, longer than the journal's 3 years.
 A camera is enrolled only under an arrêté in force and within its number of cameras; a
 retired camera frees its place and is never enrolled again under its id (a stolen
 camera's key must not come back). At ingest a retired camera's recordings made after its
-retirement go to quarantine, and a recording whose arrêté the vault never recorded (or
-outside that arrêté's communes or dates) is stored and flagged in the journal.
+retirement (or at a time its unsynchronised clock cannot vouch for) go to quarantine, and
+a recording whose arrêté the vault never recorded (or outside that arrêté's communes or
+dates) is stored and flagged in the journal.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from recorder.device_rules import ARRETE_REF, INSEE_CODE
 from recorder.errors import VaultError
 from recorder.evidence.chain import sign_document, signature_valid, write_atomic
+from recorder.evidence.expiry import SYNCHRONISED_SOURCES
 from recorder.evidence.format import MANIFEST_FILE, parse_utc
 from recorder.evidence.sequence import first_line
 from recorder.inputs import InputError, load_json_file
@@ -248,8 +250,10 @@ def ingest_problems(vault: Vault, camera: str, folder: Path, report) -> list[str
         started = None
     rid = folder.name
     gone = _retired(doc).get(camera)
-    if gone is not None and (started is None or started >= parse_utc(gone["at"])):
-        when = utc_iso(started) if started is not None else "at an unknown time"
+    # A start by an unsynchronised clock proves nothing about "before the retirement".
+    trusted = started if opened.get("clock_source") in SYNCHRONISED_SOURCES else None
+    if gone is not None and (trusted is None or trusted >= parse_utc(gone["at"])):
+        when = utc_iso(trusted) if trusted is not None else "at a time its clock cannot vouch for"
         return [f"{rid}: camera {camera} was retired ({gone['reason']}) at {gone['at']} and this recording was "
                 f"made {when}, after it: a camera out of service records nothing lawfully ({LAW})"]
     why = _authorisation_mismatch(vault, doc, opened.get("authorisation"), started, opened.get("config_signed"))
