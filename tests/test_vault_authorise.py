@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl
+from conftest import designate, read_jsonl
 from test_vault_flow import CAMERA, START, Clock
 from test_vault_media import make_segments
 
@@ -239,7 +239,10 @@ def test_each_recording_names_its_arrete_and_ingest_flags_one_the_vault_never_re
     assert len(mismatches) == 3 and "2019-PREF-0001" in mismatches[0]["problem"]
 
 
-def test_the_cli_ingest_prints_the_mismatch(tmp_path, chief, capsys, vault_dir):
+def test_the_cli_ingest_prints_the_mismatch(tmp_path, chief, capsys, vault_dir, monkeypatch):
+    identity = tmp_path / "chief.key"
+    identity.write_text(chief[0] + "\n")
+    designate(vault_dir, identity, chief[1], monkeypatch)
     assert authorise(vault_dir) == 0
     now = time.time()
     spool_dir, signer = spool_with(tmp_path, chief[1], {"arrete": "OTHER-1", "communes": ["71014"], "until": None},
