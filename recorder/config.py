@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from recorder.device_rules import INSEE_CODE, SIMULATED, device_problems, is_device_configuration
+from recorder.device_rules import ARRETE_REF, INSEE_CODE, SIMULATED, device_problems, is_device_configuration
 from recorder.errors import ConfigError
 from recorder.evidence.format import CAMERA_ID, CAMERA_ID_HELP
 from recorder.inputs import InputError, check_name_length, read_bounded
@@ -262,7 +262,7 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "vault": _str("", r"^([0-9a-f]{64})?$", "the vault's Ed25519 public key, 64 hex digits, or empty"),
     },
     "authorisation": {  # the prefect's arrêté the cameras serve under (CSI L241-2, R241-8)
-        "arrete": _str("", r"^([A-Za-z0-9][A-Za-z0-9 /._-]{0,63})?$",
+        "arrete": _str("", f"^({ARRETE_REF.pattern[1:-1]})?$",
                        "the arrêté's reference: letters, digits, spaces, '/', '.', '_', '-', at most 64"),
         "communes": _list([], pattern=INSEE_CODE, help="INSEE codes of the communes, e.g. '71014'"),
         "until": Option(date, None),

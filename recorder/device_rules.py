@@ -19,6 +19,7 @@ from typing import Any
 
 SIMULATED = "simulated"
 INSEE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")   # a commune's INSEE code (Corsica: 2A, 2B)
+ARRETE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 /._-]{0,63}$")  # a prefect's arrêté reference
 FEEDBACK = {
     "leds": "red light that shows a recording is running (CSI L241-2: the recording is signalled by a visual signal)",
     "speaker": "speaker that plays the notice (CSI L241-2: the people filmed are told they are recorded)",
@@ -44,6 +45,16 @@ def authorisation_ended(config: Any, today: date) -> str | None:
         return None
     return (f"{config.source}: [authorisation] until = {until.isoformat()}: the authorisation ended; "
             f"every start would be refused ({AUTHORISATION})")
+
+
+def recording_authorisation(config: Any) -> dict | None:
+    """The arrêté a recording is made under, as its signed ``opened`` line and its metadata
+    state it (CSI R241-8); None when the configuration names none (simulation)."""
+    auth = config.authorisation
+    if not auth.arrete:
+        return None
+    return {"arrete": auth.arrete, "communes": list(auth.communes),
+            "until": auth.until.isoformat() if auth.until is not None else None}
 
 
 def device_problems(config: Any) -> list[str]:

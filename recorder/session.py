@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from recorder.clock import WallClock, wall_at
+from recorder.device_rules import recording_authorisation
 from recorder.evidence.spool import Spool
 from recorder.evidence.storage import Storage
 from recorder.media.pipeline import MediaPipeline
@@ -164,7 +165,8 @@ class LiveSessions:
     def open(self, started_mono: float, flags: dict) -> LiveSession:
         started_wall = self.wall_at(started_mono)
         pressed = self.pipeline.loop.time() if self.pipeline is not None else None  # before the fsyncs
-        writer = self.spool.open_recording(started_wall, "pending", flags)
+        authorisation = recording_authorisation(self.config)
+        writer = self.spool.open_recording(started_wall, "pending", flags, authorisation=authorisation)
         agent = self.agent_number()
         if self.assignment is not None:
             writer.static.update(self.assignment.recording_static())
@@ -178,6 +180,7 @@ class LiveSessions:
             "config_signed": self.config.signed,
             "flags": flags,
             "hardware_faults": dict(self.faults),
+            "authorisation": authorisation,
         })
         if self.position is not None:
             writer.static["clock"] = self.position.clock_status()

@@ -32,6 +32,8 @@ def setup(tmp_path, chief, monkeypatch):
     identity.write_text(chief[0] + "\n")
     designate(v, identity, chief[1], monkeypatch)
     spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=2)
+    assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
+                 "--communes", "71014"]) == 0
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress"]) == 0
     ids = sorted(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
@@ -177,6 +179,8 @@ def test_vault_zone_is_set_at_init_and_old_vaults_read_as_paris(tmp_path, chief,
     with Vault.open(v) as vault:
         assert vault.timezone == "America/Cayenne"
     spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
+    assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
+                 "--communes", "71014"]) == 0
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress"]) == 0
     capsys.readouterr()

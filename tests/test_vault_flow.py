@@ -265,6 +265,8 @@ def test_cli_flow_with_passphrase_identity(tmp_path, chief):
     finally:
         del os.environ["PIETON_PASSPHRASE"]
     spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
+    assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
+                 "--communes", "71014"]) == 0
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", "zz"]) == 2
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     rid = next(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))

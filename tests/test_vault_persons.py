@@ -40,6 +40,8 @@ def setup(tmp_path, monkeypatch):
     assert main(["vault", "init", v, "--recipient", recipient, "--register", str(register)]) == 0
     assert _designate(v, identity, recipient) == 0
     spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=2)
+    assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
+                 "--communes", "71014"]) == 0
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     ids = sorted(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
     return v, register, identity, recipient, spool_dir, ids

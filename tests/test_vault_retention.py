@@ -174,6 +174,8 @@ def test_cli_hold_purge_release(tmp_path, capsys, monkeypatch):
     (tmp_path / "chief.key").write_text(identity + "\n")
     designate(v, tmp_path / "chief.key", recipient, monkeypatch)
     spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=1, start=START)
+    assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
+                 "--communes", "71014"]) == 0
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress"]) == 0
     first, second = sorted(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))

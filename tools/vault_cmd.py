@@ -17,7 +17,8 @@ from pathlib import Path
 
 from recorder.errors import AgeError, PietonError, VaultError, VerificationError
 from recorder.inputs import read_bounded
-from tools import vault_people_cmd, vault_training_cmd
+from tools import vault_people_cmd, vault_territory_cmd, vault_training_cmd
+from tools.vault.authorisation import enrol
 
 _TIMES = "27/11/2026 14:05 or 2026-11-27T14:05, local time in the vault's zone unless an offset is given"
 _PURPOSES = "judiciaire, administrative, disciplinaire or formation (or judicial, disciplinary, training)"
@@ -158,6 +159,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_mirror)
 
     vault_people_cmd.register(sub, _run, _identities)
+    vault_territory_cmd.register(sub, _run)  # authorise, retire, cameras, information
 
 
 def _run(fn):
@@ -225,7 +227,7 @@ def cmd_init(args):
 @_run
 def cmd_enrol(args):
     with _open(args) as vault:
-        line = vault.enrol(args.camera, args.key)
+        line = enrol(vault, args.camera, args.key)  # within the prefect's arrêté (R241-8)
     print(f"camera {args.camera} enrolled with key {line['device_key'][:16]}..."
           + (" (replaces its previous key)" if line.get("replaces") else ""))
     return 0

@@ -179,10 +179,12 @@ class Spool:
 
     # -- recording -----------------------------------------------------------------------
     def open_recording(self, started_at: float, reason: str, flags: dict, *,
-                       started_mono: float | None = None) -> RecordingWriter:
+                       started_mono: float | None = None, authorisation: dict | None = None) -> RecordingWriter:
         """A new recording folder with its signed ``opened`` line. ``reason`` (the trigger)
         and ``flags`` are personal: they go to the encrypted metadata only, except
-        ``flags["clock_source"]``, which the manifest also states."""
+        ``flags["clock_source"]``, which the manifest also states. ``authorisation`` (the
+        prefect's arrêté: reference, communes, end date) is not personal: the opened line
+        states it, so the vault checks it without decrypting anything."""
         if not self._recovered:
             self.recover()
         if self.current is not None and self.current.state != "closed":
@@ -208,7 +210,7 @@ class Spool:
             "recipients": self.recipients, "config_digest": self.config_digest,
             "config_signed": self.config_signed, "started_at": utc_iso(started_at),
             "started_mono": round(self.monotonic() if started_mono is None else started_mono, 6),
-            "clock_source": clock_source})
+            "clock_source": clock_source, **({"authorisation": authorisation} if authorisation else {})})
         self._next_seq = seq + 1
         static = {"trigger_reason": reason, "flags": dict(flags or {}), "started_at": utc_iso(started_at)}
         self.current = RecordingWriter(self.terms, rid, seq, folder, manifest, static,

@@ -11,6 +11,9 @@ from pathlib import Path
 from recorder.config import DEFAULT_CONFIG
 from recorder.evidence.age import load_identities
 from recorder.evidence.format import MANIFEST_FILE, parse_recording_id
+from recorder.localtime import format_local
+from recorder.position.geofence import load_boundary
+from tools.vault import authorisation
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
 from tools.vault.persons import designate, identify, read_persons
@@ -54,8 +57,12 @@ def vault_epilogue(root: str | Path, spool_dir: str | Path, chief_identity: str 
                       recipient=recipient)
             out("vault: the demo's chief designated as PM-DEMO (`pieton vault designate`, R241-12)")
         identify(vault, identities, "demo")  # every operation below is logged as PM-DEMO's
+        if authorisation.current(vault) is None:  # a demo arrêté: a real one comes from the prefect
+            communes = sorted({b.insee for b in map(load_boundary, vault.settings["communes"]) if b.insee})
+            authorisation.authorise(vault, "DEMO-0001", format_local(vault.now(), vault.timezone)[:10], 1, communes)
+            out(f"vault: demo arrêté DEMO-0001 recorded (1 camera, communes {', '.join(communes)})")
         if vault.index.camera_key(camera) != device_key:
-            vault.enrol(camera, device_key)
+            authorisation.enrol(vault, camera, device_key)
         report = ingest(vault, spool_dir, progress=False)
         out(f"\nvault: {len(report.stored)} recording(s) offloaded from {camera} and verified, "
             f"{len(report.already)} already held, {len(report.quarantined)} quarantined; "

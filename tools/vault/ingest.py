@@ -27,6 +27,7 @@ from recorder.evidence.format import INBOX, JOURNAL_FILE, MANIFEST_FILE, RECORDI
 from recorder.evidence.receipt import make_receipt, write_receipt
 from recorder.evidence.verify import verify_recording
 from recorder.retention import synchronised
+from tools.vault.authorisation import ingest_problems
 from tools.vault.dating import journal_camera, learn_camera_erasures, quarantine_first_seen
 from tools.vault.device_journal import (
     MAX_SEQ,
@@ -424,6 +425,7 @@ def _commit(vault: Vault, item: _Staged, camera: str, report: IngestReport, endi
         if said is not None and said != verified.last_line_hash:
             problems.append(f"{rid}: the device journal says it ended with another manifest line "
                             "(lines removed or added after it was closed)")
+        problems += ingest_problems(vault, camera, staged, report)  # retired camera, arrêté (R241-8)
     if problems:
         manifest_hash = hashlib.sha256((staged / MANIFEST_FILE).read_bytes()).hexdigest() \
             if (staged / MANIFEST_FILE).is_file() else ""

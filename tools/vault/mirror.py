@@ -31,6 +31,7 @@ from recorder.errors import PietonError, VaultError
 from recorder.evidence.chain import fsync_dir, write_atomic
 from recorder.evidence.verify import verify_recording
 from recorder.inputs import InputError, expect_object, load_json_file
+from tools.vault.authorisation import FILE as AUTHORISATION_FILE
 from tools.vault.journal import read_journal
 from tools.vault.layout import refuse_inside, remove_tree, utc_iso
 from tools.vault.logs import checkpoint_path
@@ -222,6 +223,7 @@ def _copy_logs(vault: Vault, dest: Path) -> None:
     pairs = [(layout.journal, dest / "journal.jsonl"), (checkpoint_path(layout.journal), dest / "journal.jsonl.checkpoint.json"),
              (layout.pub, dest / "keys" / "vault.pub"), (layout.settings, dest / "vault.json"),
              (vault.layout.root / MIRRORS, dest / MIRRORS), (vault.layout.root / PERSONS_FILE, dest / PERSONS_FILE)]
+    pairs.append((layout.root / AUTHORISATION_FILE, dest / AUTHORISATION_FILE))  # the arrêtés, retirements
     register = Path(vault.settings["register"])
     pairs += [(register, dest / "register.jsonl"), (checkpoint_path(register), dest / "register.jsonl.checkpoint.json")]
     if layout.device_journals.is_dir():

@@ -61,6 +61,7 @@ def recording_summary(rec) -> dict:
         "closed": ({"reason": rec.closed.get("reason"), "segments": rec.closed.get("segments"),
                     "ended_at": rec.closed.get("ended_at")} if rec.closed else None),
         "truncated": rec.truncated,
+        "authorisation": rec.opened.get("authorisation"),  # the prefect's arrêté it was made under (R241-8)
         "segments": rec.segments,
         "recording": static,
         "notice": notice if notice is not None else (notice_events or "not recorded"),

@@ -171,6 +171,9 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
     body.append("</div>")
     for rec in report["recordings"]:
         body.append(f"<h2>Recording {e(rec['id'])} — camera {e(rec['camera'])}</h2>")
+        auth = rec.get("authorisation") if isinstance(rec.get("authorisation"), dict) else {}
+        body.append(f"<p>Prefect's arrêté: {e(str(auth.get('arrete', 'none named')))}, communes "
+                    f"{e(', '.join(map(str, auth.get('communes') or [])) or '-')}</p>")
         body.append("<h3>Timeline</h3><table class=timeline>")
         body.extend(f"<tr><td>{e(t)}</td><td>{e(what)}</td></tr>" for t, what in _timeline(rec))
         body.append("</table><h3>Position</h3>")

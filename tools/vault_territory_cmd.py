@@ -1,0 +1,123 @@
+"""`pieton vault authorise | retire | cameras | information`: the prefect's arrêté, the
+cameras it covers, and the text the mayor publishes (CSI L241-2, R241-8, R241-15).
+
+Registered from ``tools.vault_cmd`` (which hands over its error wrapper: a bad argument
+or a refusal is a message and exit 2, never a traceback)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from recorder.config import load_config
+from recorder.errors import ConfigError, VaultError
+from tools.vault.authorisation import REASONS, authorise, describe, load, retire, set_contact
+from tools.vault.information import as_html, as_text, gather
+from tools.vault.vault import Vault
+
+_DATES = "27/11/2026 or 2026-11-27"
+
+
+def _day(iso: str | None) -> str:
+    return date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else "(no end date)"
+
+
+def register(sub, run) -> None:
+    """Add the sub-commands to ``pieton vault``'s ``sub``; ``run`` wraps each command."""
+    p = sub.add_parser("authorise", help="record the prefect's arrêté (it supersedes the one in force) "
+                                         "and whom the public asks")
+    p.add_argument("vault", metavar="VAULT", help="the vault folder")
+    p.add_argument("--arrete", metavar="REF", help="the arrêté's reference, as the cameras' [authorisation] arrete")
+    p.add_argument("--date", metavar="D", help=f"the day the prefect signed it ({_DATES})")
+    p.add_argument("--cameras", type=int, metavar="N", help="the number of cameras it authorises")
+    p.add_argument("--communes", nargs="+", metavar="INSEE", help="the communes it covers, by INSEE code")
+    p.add_argument("--until", metavar="D", help=f"its end date, when it has one ({_DATES})")
+    for key, what in (("mairie", "the data controller as the public knows it, e.g. \"Mairie d'Autun\""),
+                      ("service", "the service to write to, e.g. \"Police municipale d'Autun\""),
+                      ("address", "its postal address"), ("contact", "a telephone or e-mail (optional)")):
+        p.add_argument(f"--{key}", metavar="TEXT", help=f"for `vault information`: {what}")
+    p.set_defaults(func=run(cmd_authorise))
+
+    p = sub.add_parser("retire", help="take a camera out of service (lost, stolen, broken); frees its place")
+    p.add_argument("vault", metavar="VAULT", help="the vault folder")
+    p.add_argument("--camera", required=True, metavar="ID")
+    p.add_argument("--reason", required=True, choices=REASONS)
+    p.set_defaults(func=run(cmd_retire))
+
+    p = sub.add_parser("cameras", help="the arrêté in force, its history, the cameras enrolled and retired")
+    p.add_argument("vault", metavar="VAULT", help="the vault folder")
+    p.set_defaults(func=run(cmd_cameras))
+
+    p = sub.add_parser("information", help="the text the mayor publishes on the commune's site and at the town hall")
+    p.add_argument("vault", metavar="VAULT", help="the vault folder")
+    p.add_argument("--config", metavar="CONFIG", help="the cameras' configuration (checked against the vault's "
+                                                      "arrêté; names the communes and the notice)")
+    p.add_argument("--format", choices=("text", "html"), default="text")
+    p.set_defaults(func=run(cmd_information))
+
+
+def cmd_authorise(args) -> int:
+    arrete = (args.arrete, args.date, args.cameras, args.communes)
+    contact = {k: getattr(args, k) for k in ("mairie", "service", "address", "contact")}
+    if any(v is not None for v in arrete) and not all(v is not None for v in arrete):
+        missing = [f"--{n}" for n, v in zip(("arrete", "date", "cameras", "communes"), arrete, strict=True) if v is None]
+        raise VaultError(f"an arrêté is recorded whole: {', '.join(missing)} missing")
+    if args.until is not None and args.arrete is None:
+        raise VaultError("--until belongs to an arrêté: give --arrete, --date, --cameras and --communes with it")
+    if args.arrete is None and all(v is None for v in contact.values()):
+        raise VaultError("nothing to record: give an arrêté (--arrete --date --cameras --communes [--until]) "
+                         "or whom the public asks (--mairie --service --address --contact)")
+    with Vault.open(args.vault) as vault:
+        if args.arrete is not None:
+            done = authorise(vault, args.arrete, args.date, args.cameras, args.communes, args.until)
+            print(f"recorded the {describe(done)}: {done['cameras']} camera(s), communes "
+                  f"{', '.join(done['communes'])}, until {_day(done['until'])}")
+            if done["previous"] is not None:
+                print(f"  it supersedes the {describe(done['previous'])} (kept in the history)")
+            if len(done["active"]) > done["cameras"]:
+                print(f"  WARNING: {len(done['active'])} cameras are enrolled ({', '.join(done['active'])}), "
+                      f"more than the {done['cameras']} authorised: retire some (`pieton vault retire`)")
+        if any(v is not None for v in contact.values()):
+            recorded = set_contact(vault, **contact)
+            print("public contact: " + "; ".join(f"{k} {v}" for k, v in recorded.items() if v))
+    return 0
+
+
+def cmd_retire(args) -> int:
+    with Vault.open(args.vault) as vault:
+        record = retire(vault, args.camera, args.reason)
+    print(f"camera {record['camera']} retired ({record['reason']}) at {record['at']}: its place is free; "
+          "recordings it makes from now on go to quarantine at ingest")
+    return 0
+
+
+def cmd_cameras(args) -> int:
+    with Vault.open(args.vault) as vault:
+        doc = load(vault)
+        enrolled = vault.index.cameras()
+    retired = {r["camera"]: r for r in doc["retired"]}
+    if not doc["arretes"]:
+        print("no prefect's arrêté recorded (pieton vault authorise)")
+    for n, arrete in enumerate(reversed(doc["arretes"])):
+        state = "IN FORCE" if n == 0 else f"superseded at {arrete.get('superseded_at')}"
+        print(f"{describe(arrete)}: {arrete['cameras']} camera(s), communes {', '.join(arrete['communes'])}, "
+              f"until {_day(arrete['until'])} — {state}")
+    active = [c for c, _k, _a in enrolled if c not in retired]
+    for camera, key, at in enrolled:
+        gone = retired.get(camera)
+        print(f"  {camera:16} key {key[:16]}... enrolled {at}"
+              + (f"  RETIRED ({gone['reason']}) at {gone['at']}" if gone else ""))
+    if doc["arretes"]:
+        print(f"{len(active)} camera(s) in service of {doc['arretes'][-1]['cameras']} authorised")
+    return 0
+
+
+def cmd_information(args) -> int:
+    try:
+        config = load_config(Path(args.config)) if args.config else None
+    except ConfigError as exc:
+        raise VaultError("--config: " + "; ".join(exc.problems)) from None
+    with Vault.open(args.vault) as vault:
+        info = gather(vault, config)
+    print(as_html(info) if args.format == "html" else as_text(info), end="")
+    return 0
