@@ -1,7 +1,9 @@
 """The device spool: where recordings are written, and the device journal.
 
 Layout: ``<spool>/journal.jsonl`` and one folder ``<spool>/<recording-id>/`` per recording
-(``manifest.jsonl``, ``seg-NNNNNN.ts.age``, ``seg-NNNNNN.meta.age``). The recording
+(``manifest.jsonl``, ``seg-NNNNNN.ts.age``, ``seg-NNNNNN.meta.age``). A recording folder is
+made as ``.opening-<recording-id>`` and renamed into place once its signed ``opened`` line is
+durable, so every folder named by a recording id starts with that line. The recording
 sequence number and the hash of the previous recording's last manifest line are found
 again at every start from the lines the device key signed (``recorder.evidence.sequence``),
 so they never go backwards and nothing unsigned moves them.
@@ -119,8 +121,9 @@ class Spool:
         return [p for _, p in self._numbered_recordings()]
 
     def recover(self) -> list[dict]:
-        """Run at every start: give every recording left unfinished a signed ``recovered``
-        line (nothing deleted or rewritten), write the journal entry a cut kept from a
+        """Run at every start: remove the ``.opening-`` folders a cut left (they hold no
+        media; journalled), give every recording left unfinished a signed ``recovered``
+        line (nothing of a recording deleted or rewritten), write the journal entry a cut kept from a
         recording that did close, then find the sequence state again."""
         self._undo_openings()
         reports = []
