@@ -5,6 +5,8 @@ camera's back is counted lost (the soak's own check can fail)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import random
 
 import pytest
@@ -12,8 +14,10 @@ import pytest
 from drivers.signer import FileSigner
 from recorder.evidence.age import generate_identity
 from recorder.evidence.chain import ChainWriter
+from recorder.evidence.format import JOURNAL_FILE, MANIFEST_FILE, OPENING_PREFIX, OPENING_UNDONE
 from recorder.evidence.spool import Spool
 from recorder.evidence.verify import verify_recordings
+from recorder.evidence.verify_spool import verify_journal
 from tools.benchmarks._soak_plan import plan_shift, resume
 from tools.benchmarks.soak import campaign
 from tools.cli import main as pieton
@@ -72,10 +76,11 @@ def test_bad_bench_arguments_are_a_clear_error(argv, capsys):
     assert "pieton bench" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="found by the soak, not fixed here (evidence format): a kill between a "
-                   "recording's mkdir and its opened line leaves a folder that recovery marks opened_missing and "
-                   "the journal accounts for, but `pieton verify` fails it and ingest quarantines it at every dock")
-def test_a_recording_killed_before_its_opened_line_verifies_as_cut_short(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kill_in", ["the opened line", "the rename into place"])
+def test_a_recording_killed_before_its_opened_line_leaves_nothing_to_verify(tmp_path, monkeypatch, kill_in):
+    """A SIGKILL between the folder's creation and its opened line once left a recording
+    folder with no opened line: `pieton verify` failed it and ingest quarantined it at every
+    dock. The folder now takes its recording id only once its opened line is durable."""
     signer = FileSigner.create(tmp_path / "device.key")
     _, recipient = generate_identity()
 
@@ -85,14 +90,50 @@ def test_a_recording_killed_before_its_opened_line_verifies_as_cut_short(tmp_pat
     first = spool()
     first.recover()
 
-    def killed(self, record):     # SIGKILL after the folder was made, before its first line
+    def killed(*args, **kwargs):     # SIGKILL at that point
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ChainWriter, "append", killed)
+    if kill_in == "the opened line":
+        monkeypatch.setattr(ChainWriter, "append", killed)
+    else:
+        monkeypatch.setattr(os, "rename", killed)
     with pytest.raises(KeyboardInterrupt):
         first.open_recording(1_790_000_000.0, "agent", {"clock_source": "gps"})
     monkeypatch.undo()
-    (folder,) = [p for p in (tmp_path / "spool").iterdir() if p.is_dir() and p.name.startswith("CAM-T-001_")]
-    spool().recover()             # the next start
-    (report,) = verify_recordings([folder], device_key=signer.public_key)
-    assert report.ok, [p.reason for p in report.problems]
+    first.close()
+    assert not [p for p in (tmp_path / "spool").iterdir() if p.name.startswith("CAM-T-001_")]
+    second = spool()
+    second.recover()              # the next start
+    assert not [p for p in (tmp_path / "spool").iterdir() if p.name.startswith(OPENING_PREFIX)]
+    journal = [json.loads(line) for line in (tmp_path / "spool" / JOURNAL_FILE).read_text().splitlines()]
+    assert journal[-1]["event"] == OPENING_UNDONE and "recording_id" not in journal[-1]["data"]
+    writer = second.open_recording(1_790_000_100.0, "agent", {"clock_source": "gps"})
+    assert writer.seq == 0         # no number was taken by the opening that did not happen
+    writer.close("button")
+    second.close()
+    reports = verify_recordings(second.recordings(), device_key=signer.public_key)
+    assert [r.ok for r in reports] == [True], [p.reason for r in reports for p in r.problems]
+    problems, _ = verify_journal(tmp_path / "spool", signer.public_key, reports)
+    assert problems == []
+
+
+def test_a_real_recordings_deleted_manifest_is_still_tampering(tmp_path):
+    """Removing a recording's manifest (its opened line with it) must not pass for a cut
+    before the opening: verify fails it, at the next start and after."""
+    signer = FileSigner.create(tmp_path / "device.key")
+    _, recipient = generate_identity()
+
+    def spool():
+        return Spool(tmp_path / "spool", signer, [recipient], "CAM-T-001", "d" * 64, False, min_free_bytes=0)
+
+    first = spool()
+    writer = first.open_recording(1_790_000_000.0, "agent", {"clock_source": "gps"})
+    writer.close("button")
+    first.close()
+    (writer.path / MANIFEST_FILE).unlink()
+    spool().recover()             # the next start does not make it look like nothing was recorded
+    assert writer.path.is_dir()
+    (report,) = verify_recordings([writer.path], device_key=signer.public_key)
+    assert not report.ok and any("opened" in p.reason for p in report.problems), report.problems
+    journal = (tmp_path / "spool" / JOURNAL_FILE).read_text()
+    assert OPENING_UNDONE not in journal

@@ -110,12 +110,17 @@ RECORDING_REFUSED = "recording refused"
 OFFLOAD_RECEIPT = "offload receipt"
 SPACE_FREED = "space freed"               # the vault's receipt covered it: folder removed
 RECORDING_ERASED = "recording erased"     # erased on the camera after the retention
+OPENING_UNDONE = "opening undone"         # a cut before an opened line was durable: nothing recorded
 JOURNAL_EVENTS = (
     "boot", "shutdown", "config applied", "config refused", "assignment",
     RECORDING_OPENED, RECORDING_CLOSED, RECORDING_REFUSED, RECORDING_RECOVERED,
     OFFLOAD_RECEIPT, SPACE_FREED, RECORDING_ERASED, "storage full", "driver fault",
-    "config fallback", "start failed", "selftest started", "selftest ended",
+    "config fallback", "start failed", "selftest started", "selftest ended", OPENING_UNDONE,
 )
+# A recording folder is made under this name and renamed into place once its opened line
+# is durable, so a folder with a recording id always starts with a signed opened line. No
+# recording id starts with a dot.
+OPENING_PREFIX = ".opening-"
 # Journal events that account for a recording no longer in the spool.
 GONE_EVENTS = (SPACE_FREED, RECORDING_ERASED)
 

@@ -1,7 +1,9 @@
 """The device spool: where recordings are written, and the device journal.
 
 Layout: ``<spool>/journal.jsonl`` and one folder ``<spool>/<recording-id>/`` per recording
-(``manifest.jsonl``, ``seg-NNNNNN.ts.age``, ``seg-NNNNNN.meta.age``). The recording
+(``manifest.jsonl``, ``seg-NNNNNN.ts.age``, ``seg-NNNNNN.meta.age``). A recording folder is
+made as ``.opening-<recording-id>`` and renamed into place once its signed ``opened`` line is
+durable, so every folder named by a recording id starts with that line. The recording
 sequence number and the hash of the previous recording's last manifest line are found
 again at every start from the lines the device key signed (``recorder.evidence.sequence``),
 so they never go backwards and nothing unsigned moves them.
@@ -9,6 +11,7 @@ so they never go backwards and nothing unsigned moves them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -26,6 +29,8 @@ from recorder.evidence.format import (
     JOURNAL_FILE,
     MANIFEST_CONTEXT,
     MANIFEST_FILE,
+    OPENING_PREFIX,
+    OPENING_UNDONE,
     RECORDING_CLOSED,
     is_camera_id,
     parse_recording_id,
@@ -116,9 +121,11 @@ class Spool:
         return [p for _, p in self._numbered_recordings()]
 
     def recover(self) -> list[dict]:
-        """Run at every start: give every recording left unfinished a signed ``recovered``
-        line (nothing deleted or rewritten), write the journal entry a cut kept from a
+        """Run at every start: remove the ``.opening-`` folders a cut left (they hold no
+        media; journalled), give every recording left unfinished a signed ``recovered``
+        line (nothing of a recording deleted or rewritten), write the journal entry a cut kept from a
         recording that did close, then find the sequence state again."""
+        self._undo_openings()
         reports = []
         key = self.signer.public_key
         expected = signed_state(self.dir, key, self._numbered_recordings()).next_seq
@@ -145,6 +152,24 @@ class Spool:
         self._load_sequence()
         self._recovered = True
         return reports
+
+    def _undo_openings(self) -> None:
+        """Remove the folders a cut left before their opened line was renamed into place:
+        they hold at most that line (no media, no number taken: the sequence counts signed
+        lines of recording folders only), journalled. Anything else found there is not
+        ours: left alone."""
+        for entry in sorted(self.dir.iterdir()):
+            if not entry.name.startswith(OPENING_PREFIX) or entry.is_symlink() or not entry.is_dir():
+                continue
+            held = list(entry.iterdir())
+            if any(p.name != MANIFEST_FILE or p.is_symlink() or not p.is_file() for p in held):
+                log.warning("%s: holds more than an opened line, left alone", entry.name)
+                continue
+            size = sum(p.stat().st_size for p in held)
+            shutil.rmtree(entry)
+            fsync_dir(self.dir)
+            self.journal.append(OPENING_UNDONE, {"folder": entry.name, "bytes": size,
+                                                 "why": "cut before its opened line was in place: nothing recorded"})
 
     def _journal_endings(self, held: set[str]) -> dict[str, str]:
         """How the journal says each recording held in the spool ended (its latest entry),
@@ -197,13 +222,14 @@ class Spool:
         seq = self._next_seq
         rid = recording_id(self.camera_id, started_at, seq)
         folder = self.dir / rid
-        folder.mkdir()
-        fsync_dir(self.dir)
-        self.durability.folder(self.dir)
+        if os.path.lexists(folder):   # rename would replace an empty folder: refuse as mkdir did
+            raise FileExistsError(errno.EEXIST, "recording folder already exists", str(folder))
+        opening = self.dir / (OPENING_PREFIX + rid)
+        opening.mkdir()
         clock_source = str((flags or {}).get("clock_source", "unknown"))
-        manifest = ChainWriter(folder / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer,
+        manifest = ChainWriter(opening / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer,
                                on_durable=self.durability.file)
-        self.durability.folder(folder)
+        self.durability.folder(opening)
         manifest.append({
             "event": "opened", "camera_id": self.camera_id, "device_key": self.signer.public_key.hex(),
             "recording_id": rid, "recording_seq": seq, "previous_recording_last_line": self._prev_hash,
@@ -211,6 +237,15 @@ class Spool:
             "config_signed": self.config_signed, "started_at": utc_iso(started_at),
             "started_mono": round(self.monotonic() if started_mono is None else started_mono, 6),
             "clock_source": clock_source, **({"authorisation": authorisation} if authorisation else {})})
+        manifest.close()
+        # Only now does a folder with the recording's id appear: it always starts with its opened line.
+        os.rename(opening, folder)
+        fsync_dir(self.dir)
+        self.durability.folder(self.dir)
+        self.durability.folder(folder)
+        manifest = ChainWriter(folder / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer,
+                               on_durable=self.durability.file)
+        self.durability.file(manifest.path, (folder / MANIFEST_FILE).stat().st_size)
         self._next_seq = seq + 1
         static = {"trigger_reason": reason, "flags": dict(flags or {}), "started_at": utc_iso(started_at)}
         self.current = RecordingWriter(self.terms, rid, seq, folder, manifest, static,
