@@ -27,6 +27,8 @@ from recorder.assignment import sign_assignment
 from recorder.bundle import load_technician_key, public_hex
 from recorder.config import DEFAULT_CONFIG, SCHEMA
 from recorder.evidence.age import generate_identity, load_identities
+from recorder.localtime import format_local
+from tools.vault.authorisation import authorise
 from tools.vault.persons import designate
 from tools.vault.vault import Vault, init_vault
 
@@ -129,6 +131,9 @@ class Workspace:
             designate(vault, load_identities(ws.identity), name="Chef de la police municipale (soak)",
                       matricule="PM-SOAK", role="responsable", designated_by="Maire (soak)",
                       decision="arrêté du banc d'essai", recipient=ws.recipient)
+            # The prefect's arrêté the soak's configuration names (L241-2): enrolment needs it.
+            authorise(vault, AUTHORISATION["arrete"], format_local(vault.now(), vault.timezone)[:10], 1,
+                      AUTHORISATION["communes"])
         write_config(ws.config.parent, ws.overrides())
         return ws
 

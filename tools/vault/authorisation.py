@@ -29,11 +29,11 @@ from pathlib import Path
 from recorder.device_rules import ARRETE_REF, INSEE_CODE
 from recorder.errors import VaultError
 from recorder.evidence.chain import sign_document, signature_valid, write_atomic
-from recorder.evidence.expiry import SYNCHRONISED_SOURCES
 from recorder.evidence.format import MANIFEST_FILE, parse_utc
 from recorder.evidence.sequence import first_line
 from recorder.inputs import InputError, load_json_file
 from recorder.localtime import TimeError, parse_time, zone
+from recorder.retention import SYNCHRONISED_SOURCES
 from tools.vault.layout import utc_iso
 from tools.vault.vault import Vault
 
