@@ -52,8 +52,9 @@ class Encode:
     def _wanted(self, capture_time: float) -> bool:
         """Whether a raw frame needs encoding: not while armed with the pre-event ring off
         (nothing would keep it; on a Pi that is battery, in the soak it is most of the CPU),
-        nor, then, a frame captured before the press. The encoder is dropped meanwhile, so
-        the press's first frame opens a fresh one: a keyframe (``keyframe_from`` asks too)."""
+        nor, then, a frame captured before the press. The encoder is kept open (opening
+        libx264 at the press would delay the press's media); ``keyframe_from`` makes the
+        press's first frame a keyframe."""
         if self.router.ring.enabled:
             return True
         segmenter = self.router.segmenter
@@ -61,7 +62,7 @@ class Encode:
             return True
         if not self._idle:
             self._idle = True
-            self.source.reset()
+            self.source.warm()
         return False
 
     def sound(self, blocks: list[AudioBlock]) -> None:
