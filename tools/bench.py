@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     bench.add_argument("--seed", type=int, help="soak: the seed of its random choices (default 0)")
     bench.add_argument("--count", type=int, help="latency, realtime, powercut, pipeline: presses, cuts or runs "
                                                  "instead of the default")
+    bench.add_argument("--prebuffer", type=float, metavar="SECONDS",
+                       help="latency: the pre-event ring's seconds (default: the configuration's; 0 = off)")
     bench.set_defaults(func=cmd_bench)
 
 

@@ -25,6 +25,7 @@ class Encode:
         self.health = health
         self.late_after_s = 3.0 / fps
         self.clock = clock
+        self._idle = False  # armed with the ring off: frames not encoded (see _wanted)
 
     def video(self, frame: RawFrame | EncodedFrame, wall_time: float, regained: bool) -> None:
         if self.clock() - frame.capture_time > self.late_after_s:
@@ -32,6 +33,10 @@ class Encode:
         if regained:
             self.source.request_keyframe()
             self.router.video_present(True)
+        if isinstance(frame, RawFrame) and not self._wanted(frame.capture_time):
+            self.health.count("unencoded")
+            return
+        self._idle = False
         try:
             packets = self.source.process(frame, wall_time)
         except EncoderError as exc:
@@ -43,6 +48,22 @@ class Encode:
             return
         self.health.count("encoded", len(packets))
         self.router.route(packets)
+
+    def _wanted(self, capture_time: float) -> bool:
+        """Whether a raw frame needs encoding: not while armed with the pre-event ring off
+        (nothing would keep it; on a Pi that is battery, in the soak it is most of the CPU),
+        nor, then, a frame captured before the press. The encoder is kept open (opening
+        libx264 at the press would delay the press's media); ``keyframe_from`` makes the
+        press's first frame a keyframe."""
+        if self.router.ring.enabled:
+            return True
+        segmenter = self.router.segmenter
+        if segmenter is not None and (segmenter.pre_event_end is None or capture_time >= segmenter.pre_event_end):
+            return True
+        if not self._idle:
+            self._idle = True
+            self.source.warm()
+        return False
 
     def sound(self, blocks: list[AudioBlock]) -> None:
         for block in blocks:

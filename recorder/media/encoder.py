@@ -115,6 +115,11 @@ class VideoEncoder:
         finally:
             self.reset()
 
+    def warm(self) -> None:
+        """Open the encoder if it is not open, so the next frame does not wait for it."""
+        if self._context is None:
+            self._context = self._open()
+
     def reset(self) -> None:
         """Drop the encoder (after an error); the next frame opens a new one, on a keyframe."""
         self._context = None

@@ -19,7 +19,8 @@ log = logging.getLogger("pieton.media")
 
 
 class FrameCounters:
-    __slots__ = ("captured", "encoded", "dropped", "late", "lost", "encoder_errors", "audio_blocks")
+    # unencoded: raw frames not encoded because nothing would keep them (armed, ring off)
+    __slots__ = ("captured", "encoded", "unencoded", "dropped", "late", "lost", "encoder_errors", "audio_blocks")
 
     def __init__(self):
         for name in self.__slots__:

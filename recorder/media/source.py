@@ -56,6 +56,11 @@ class VideoSource:
         else:
             self.camera.request_keyframe()
 
+    def warm(self) -> None:
+        """Open the encoder now, off the press's path, if it is not open yet."""
+        if self.encoder is not None:
+            self.encoder.warm()
+
     def reset(self) -> None:
         if self.encoder is not None:
             self.encoder.reset()

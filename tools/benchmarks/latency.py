@@ -7,7 +7,8 @@ Measured: press edge -> red light on; release of a press shorter than the flagra
 hold -> start of notice playback; press edge -> first durable age chunk holding media
 captured after the press, with the trace of the median and the slowest press stage by
 stage. Targets: light <= 10 ms p99, notice <= 150 ms p99, durable media <= 50 ms p99.
-300 recordings (about 11 minutes), 60 with --quick, N with --count N.
+300 recordings (about 11 minutes), 60 with --quick, N with --count N; `--prebuffer S`
+sets the pre-event ring (0: off, when the armed pipeline encodes nothing until the press).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from recorder.config import load_config
+from recorder.config import Section, load_config
 from recorder.daemon import Daemon, Options
 from recorder.evidence.age import generate_identity
 
@@ -72,9 +75,17 @@ def _percentile(values: list[float], q: float) -> float:
     return values[index]
 
 
+def with_prebuffer(config, seconds: float | None):
+    """The configuration with the pre-event ring's length set (None: as configured)."""
+    if seconds is None:
+        return config
+    section = Section("prebuffer", {**config.prebuffer.as_dict(), "seconds": float(seconds)})
+    return replace(config, sections={**config.sections, "prebuffer": section})
+
+
 class Rig:
-    def __init__(self, state_dir: Path):
-        config = load_config()
+    def __init__(self, state_dir: Path, prebuffer: float | None = None):
+        config = with_prebuffer(load_config(), prebuffer)
         _, recipient = generate_identity()
         self.loop = asyncio.new_event_loop()
         self.daemon = Daemon(config, Options(state_dir, [recipient], simulated=True, control_socket=False,
@@ -158,10 +169,16 @@ TARGET_MEDIA_P99_MS = 50.0
 def run(args) -> dict:
     total = getattr(args, "count", None) or (60 if getattr(args, "quick", False) else 300)
     count = max(1, -(-total // len(GESTURES)))  # recordings of each gesture
-    print(f"{count * len(GESTURES)} recordings ({count} of each gesture), 720p30 simulated camera; "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    prebuffer = getattr(args, "prebuffer", None)
+    if prebuffer is not None and not 0 <= prebuffer <= 120:
+        print(f"pieton bench latency: --prebuffer {prebuffer:g}: the pre-event ring is 0 (off) to 120 seconds",
+              file=sys.stderr)
+        raise SystemExit(2)
+    ring = "configured" if prebuffer is None else (f"{prebuffer:g} s" if prebuffer else "off")
+    print(f"{count * len(GESTURES)} recordings ({count} of each gesture), 720p30 simulated camera, "
+          f"pre-event ring {ring}; load average {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="pieton-bench-latency-") as tmp:
-        rig = Rig(Path(tmp))
+        rig = Rig(Path(tmp), prebuffer)
         results: dict[str, dict] = {}
         try:
             for gesture in GESTURES:
