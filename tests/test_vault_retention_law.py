@@ -323,6 +323,8 @@ def test_ingest_prints_what_the_camera_erased(tmp_path, chief, capsys, monkeypat
     v = str(tmp_path / "vault")
     assert main(["vault", "init", v, "--recipient", chief[1], "--register", str(tmp_path / "police" / "r")]) == 0
     designate(v, tmp_path / "chief.key", chief[1], monkeypatch)
+    assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
+                 "--communes", "71014"]) == 0
     assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     capsys.readouterr()
     assert main(["vault", "ingest", v, "--from", str(tmp_path / "spool"), "--no-progress"]) == 0
