@@ -18,7 +18,6 @@ from tools.vault.vault import Vault, init_vault
 
 SCENARIO = """
     [scenario]
-    start = 2026-11-27T17:40:00Z
     duration_s = 12
     [[event]]
     at = 1
