@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from conftest import designate, write_config
 
 from recorder.evidence.age import generate_identity
 from tools.cli import main
@@ -15,16 +15,28 @@ AUTUN = Path(__file__).resolve().parent.parent / "config" / "communes" / "autun.
 
 
 @pytest.fixture
-def recipient():
-    return generate_identity()[1]
+def chief(tmp_path, monkeypatch):
+    """The chief's identity file (the one vault commands use) and recipient."""
+    identity, recipient = generate_identity()
+    path = tmp_path / "chief.key"
+    path.write_text(identity + "\n")
+    monkeypatch.setenv("PIETON_IDENTITY", str(path))
+    return path, recipient
+
+
+@pytest.fixture
+def recipient(chief):
+    return chief[1]
 
 
 def make_vault(tmp_path, recipient, name="vault", communes=()):
+    """A vault whose chief is designated (authorise is their act)."""
     (tmp_path / "police").mkdir(exist_ok=True)
     v = str(tmp_path / name)
     extra = [a for c in communes for a in ("--commune", str(c))]
     assert main(["vault", "init", v, "--recipient", recipient, "--register",
                  str(tmp_path / "police" / f"{name}.jsonl"), *extra]) == 0
+    designate(v, tmp_path / "chief.key", recipient)
     return v
 
 

@@ -55,10 +55,14 @@ def chief():
 
 
 @pytest.fixture
-def vault_dir(tmp_path, chief):
+def vault_dir(tmp_path, chief, monkeypatch):
+    """A vault whose chief is designated: their identity signs authorise, enrol, retire."""
     (tmp_path / "police").mkdir()
     v = str(tmp_path / "vault")
     assert main(["vault", "init", v, "--recipient", chief[1], "--register", str(tmp_path / "police" / "r.jsonl")]) == 0
+    identity = tmp_path / "chief.key"
+    identity.write_text(chief[0] + "\n")
+    designate(v, identity, chief[1], monkeypatch)
     return v
 
 
@@ -239,10 +243,7 @@ def test_each_recording_names_its_arrete_and_ingest_flags_one_the_vault_never_re
     assert len(mismatches) == 3 and "2019-PREF-0001" in mismatches[0]["problem"]
 
 
-def test_the_cli_ingest_prints_the_mismatch(tmp_path, chief, capsys, vault_dir, monkeypatch):
-    identity = tmp_path / "chief.key"
-    identity.write_text(chief[0] + "\n")
-    designate(vault_dir, identity, chief[1], monkeypatch)
+def test_the_cli_ingest_prints_the_mismatch(tmp_path, chief, capsys, vault_dir):
     assert authorise(vault_dir) == 0
     now = time.time()
     spool_dir, signer = spool_with(tmp_path, chief[1], {"arrete": "OTHER-1", "communes": ["71014"], "until": None},

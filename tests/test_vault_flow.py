@@ -265,13 +265,18 @@ def test_cli_flow_with_passphrase_identity(tmp_path, chief):
     finally:
         del os.environ["PIETON_PASSPHRASE"]
     spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
-    assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
-                 "--communes", "71014"]) == 0
-    assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", "zz"]) == 2
-    assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
     rid = next(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
     os.environ["PIETON_PASSPHRASE"] = "wrong"
     try:
+        me = ["--identity", str(ident)]
+        assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
+                     "--communes", "71014", *me]) == 2   # a wrong passphrase records no arrêté
+        os.environ["PIETON_PASSPHRASE"] = "correct horse"
+        assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
+                     "--communes", "71014", *me]) == 0
+        assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", "zz", *me]) == 2
+        assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex, *me]) == 0
+        os.environ["PIETON_PASSPHRASE"] = "wrong"
         assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress", "--identity", str(ident)]) == 2
         os.environ["PIETON_PASSPHRASE"] = "correct horse"
         assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress", "--identity", str(ident)]) == 0

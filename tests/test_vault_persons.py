@@ -41,8 +41,8 @@ def setup(tmp_path, monkeypatch):
     assert _designate(v, identity, recipient) == 0
     spool_dir, signer = make_spool(tmp_path, [recipient], recordings=2, segments=2)
     assert main(["vault", "authorise", v, "--arrete", "TEST-1", "--date", "01/01/2026", "--cameras", "5",
-                 "--communes", "71014"]) == 0
-    assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex]) == 0
+                 "--communes", "71014", "--identity", identity]) == 0
+    assert main(["vault", "enrol", v, "--camera", CAMERA, "--key", signer.public_key_hex, "--identity", identity]) == 0
     ids = sorted(p.name for p in spool_dir.iterdir() if p.name.startswith(CAMERA))
     return v, register, identity, recipient, spool_dir, ids
 
@@ -152,7 +152,8 @@ def test_ingest_flags_a_camera_whose_recipients_differ_from_the_designated_set(t
     _, former = _key(tmp_path, "former")
     spool_dir, signer = make_spool(tmp_path, [recipient, former], recordings=1, segments=1, name="other",
                                    camera="CAM-T-002")
-    assert main(["vault", "enrol", v, "--camera", "CAM-T-002", "--key", signer.public_key_hex]) == 0
+    assert main(["vault", "enrol", v, "--camera", "CAM-T-002", "--key", signer.public_key_hex,
+                 "--identity", identity]) == 0
     capsys.readouterr()
     assert main(["vault", "ingest", v, "--from", str(spool_dir), "--no-progress", "--identity", identity]) == 0
     out = capsys.readouterr().out

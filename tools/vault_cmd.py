@@ -18,7 +18,6 @@ from pathlib import Path
 from recorder.errors import AgeError, PietonError, VaultError, VerificationError
 from recorder.inputs import read_bounded
 from tools import vault_people_cmd, vault_territory_cmd, vault_training_cmd
-from tools.vault.authorisation import enrol
 
 _TIMES = "27/11/2026 14:05 or 2026-11-27T14:05, local time in the vault's zone unless an offset is given"
 _PURPOSES = "judiciaire, administrative, disciplinaire or formation (or judicial, disciplinary, training)"
@@ -35,6 +34,13 @@ def _identity(p, required: bool = True):
 def _author(vault, args, action: str) -> list:
     """The designated person whose --identity this is becomes the author of what is logged."""
     return vault_people_cmd.author(vault, args.identity, action, _identities)
+
+
+def _author_or_automatic(vault, args, action: str) -> None:
+    if args.identity:
+        _author(vault, args, action)
+    else:
+        vault.operator = "automatique"  # run by a timer, not a person (never the login name)
 
 
 def register(subparsers) -> None:
@@ -55,12 +61,6 @@ def register(subparsers) -> None:
                    help="zone of the times typed and printed (default Europe/Paris; overseas communes "
                         "e.g. America/Cayenne, Indian/Reunion)")
     p.set_defaults(func=cmd_init)
-
-    p = sub.add_parser("enrol", help="pin a camera's signing key")
-    _vault(p)
-    p.add_argument("--camera", required=True, metavar="ID")
-    p.add_argument("--key", required=True, metavar="DEVICE_PUBLIC_KEY", help="64 hex digits")
-    p.set_defaults(func=cmd_enrol)
 
     p = sub.add_parser("ingest", help="offload, verify and store a docked camera's recordings")
     _vault(p)
@@ -150,16 +150,18 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("verify", help="re-check stored recordings, the journal, the register and the mirrors")
     _vault(p)
+    _identity(p, False)  # without one: the scheduled check, no person's act
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("mirror", help="keep a verified copy of the vault on another medium (incremental)")
     _vault(p)
     p.add_argument("dest", metavar="DEST", help="an empty folder on the other medium, or a mirror of this vault")
     p.add_argument("--recheck", action="store_true", help="verify the copies already there, recopy the bad ones")
+    _identity(p, False)  # without one: the scheduled copy, no person's act
     p.set_defaults(func=cmd_mirror)
 
     vault_people_cmd.register(sub, _run, _identities)
-    vault_territory_cmd.register(sub, _run)  # authorise, retire, cameras, information
+    vault_territory_cmd.register(sub, _run, _identities)  # authorise, enrol, retire, cameras, information
 
 
 def _run(fn):
@@ -225,15 +227,6 @@ def cmd_init(args):
 
 
 @_run
-def cmd_enrol(args):
-    with _open(args) as vault:
-        line = enrol(vault, args.camera, args.key)  # within the prefect's arrêté (R241-8)
-    print(f"camera {args.camera} enrolled with key {line['device_key'][:16]}..."
-          + (" (replaces its previous key)" if line.get("replaces") else ""))
-    return 0
-
-
-@_run
 def cmd_ingest(args):
     from tools.vault.ingest import ingest
     with _open(args) as vault:
@@ -272,10 +265,7 @@ def cmd_purge(args):
     from tools.vault.arguments import shown_time, typed_time
     from tools.vault.retention import purge
     with _open(args) as vault:
-        if args.identity:
-            _author(vault, args, "purge")
-        else:
-            vault.operator = "automatique"  # R241-13: erased automatically, by the timer
+        _author_or_automatic(vault, args, "purge")  # R241-13: erased automatically, by the timer
         report = purge(vault, typed_time(vault, args.now, "--now") if args.now else None)
         ended = {rid: shown_time(vault, end) for rid, end in report.ends.items()}
         following = report.next_end and (report.next_end[0], shown_time(vault, report.next_end[1]))
@@ -465,6 +455,7 @@ def cmd_stats(args):
 def cmd_verify(args):
     from tools.vault.audit import audit
     with _open(args) as vault:
+        _author_or_automatic(vault, args, "verify")
         report = audit(vault)
         vault.log("vault-verified", recordings=report.recordings, problems=len(report.problems))
     for p in report.problems:
@@ -481,6 +472,7 @@ def cmd_verify(args):
 def cmd_mirror(args):
     from tools.vault.mirror import mirror
     with _open(args) as vault:
+        _author_or_automatic(vault, args, "mirror")
         report = mirror(vault, args.dest, recheck=args.recheck)
     for rid in report.copied:
         print(f"mirrored     {rid}")

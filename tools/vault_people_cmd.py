@@ -24,15 +24,22 @@ def identity_option(p, required: bool = True) -> None:
                         "passphrase: prompt or PIETON_PASSPHRASE)")
 
 
-def author(vault: Vault, path: str, action: str, load_identities) -> list:
-    """Unlock the identity at ``path`` and make its designated person the author of what
-    the vault logs; a wrong passphrase or an identity of no designated person is refused
-    and the attempt journaled. Returns the identities (for the commands that decrypt)."""
+def unlock(vault: Vault, path: str, action: str, load_identities) -> list:
+    """The identities in the file at ``path``; a wrong passphrase or an unreadable file is
+    refused and the attempt journaled."""
     try:
-        identities = load_identities(path)
+        return load_identities(path)
     except AgeError as exc:
         raise refuse(vault, None, action, f"--identity {path}: {exc}") from None
-    identify(vault, identities, action)
+
+
+def author(vault: Vault, path: str, action: str, load_identities, *, roles: tuple[str, ...] = ROLES) -> list:
+    """Unlock the identity at ``path`` and make its designated person the author of what
+    the vault logs; a wrong passphrase or an identity of no designated person (or not of
+    ``roles``) is refused and the attempt journaled. Returns the identities (for the
+    commands that decrypt)."""
+    identities = unlock(vault, path, action, load_identities)
+    identify(vault, identities, action, roles=roles)
     return identities
 
 
@@ -77,7 +84,7 @@ def _print_recipients(persons) -> None:
 
 def cmd_designate(args: argparse.Namespace, load_identities) -> int:
     with Vault.open(args.vault) as vault:
-        identities = load_identities(args.identity)
+        identities = unlock(vault, args.identity, "designate", load_identities)
         person = designate(vault, identities, name=args.name, matricule=args.matricule, role=args.role,
                            designated_by=args.designated_by, decision=args.decision, recipient=args.recipient)
         persons = read_persons(vault)

@@ -1,6 +1,8 @@
-"""`pieton vault authorise | retire | cameras | information`: the prefect's arrêté, the
-cameras it covers, and the text the mayor publishes (CSI L241-2, R241-8, R241-15).
+"""`pieton vault authorise | enrol | retire | cameras | information`: the prefect's arrêté,
+the cameras it covers, and the text the mayor publishes (CSI L241-2, R241-8, R241-15).
 
+Recording an arrêté, enrolling and retiring a camera are acts of the mayor or the chief
+(R241-12, R241-14): each needs their --identity, and the journal names their matricule.
 Registered from ``tools.vault_cmd`` (which hands over its error wrapper: a bad argument
 or a refusal is a message and exit 2, never a traceback)."""
 
@@ -11,9 +13,11 @@ from pathlib import Path
 
 from recorder.config import load_config
 from recorder.errors import ConfigError, VaultError
-from tools.vault.authorisation import REASONS, authorise, describe, load, retire, set_contact
+from tools.vault.authorisation import REASONS, authorise, describe, enrol, load, retire, set_contact
 from tools.vault.information import as_html, as_text, gather
+from tools.vault.persons import DESIGNATING
 from tools.vault.vault import Vault
+from tools.vault_people_cmd import author, identity_option
 
 _DATES = "27/11/2026 or 2026-11-27"
 
@@ -22,8 +26,18 @@ def _day(iso: str | None) -> str:
     return date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else "(no end date)"
 
 
-def register(sub, run) -> None:
-    """Add the sub-commands to ``pieton vault``'s ``sub``; ``run`` wraps each command."""
+def register(sub, run, load_identities) -> None:
+    """Add the sub-commands to ``pieton vault``'s ``sub``; ``run`` wraps each command,
+    ``load_identities`` reads an identity file (the vault commands' own)."""
+    def signed(fn, action, check=None):  # the mayor's or the chief's act: they are its author
+        def command(args):
+            if check is not None:  # bad arguments are refused before anything is journaled
+                check(args)
+            with Vault.open(args.vault) as vault:
+                author(vault, args.identity, action, load_identities, roles=DESIGNATING)
+                return fn(args, vault)
+        return run(command)
+
     p = sub.add_parser("authorise", help="record the prefect's arrêté (it supersedes the one in force) "
                                          "and whom the public asks")
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
@@ -36,13 +50,22 @@ def register(sub, run) -> None:
                       ("service", "the service to write to, e.g. \"Police municipale d'Autun\""),
                       ("address", "its postal address"), ("contact", "a telephone or e-mail (optional)")):
         p.add_argument(f"--{key}", metavar="TEXT", help=f"for `vault information`: {what}")
-    p.set_defaults(func=run(cmd_authorise))
+    identity_option(p)
+    p.set_defaults(func=signed(cmd_authorise, "authorise", _check_authorise))
+
+    p = sub.add_parser("enrol", help="pin a camera's signing key, within the arrêté's number of cameras")
+    p.add_argument("vault", metavar="VAULT", help="the vault folder")
+    p.add_argument("--camera", required=True, metavar="ID")
+    p.add_argument("--key", required=True, metavar="DEVICE_PUBLIC_KEY", help="64 hex digits")
+    identity_option(p)
+    p.set_defaults(func=signed(cmd_enrol, "enrol"))
 
     p = sub.add_parser("retire", help="take a camera out of service (lost, stolen, broken); frees its place")
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
     p.add_argument("--camera", required=True, metavar="ID")
     p.add_argument("--reason", required=True, choices=REASONS)
-    p.set_defaults(func=run(cmd_retire))
+    identity_option(p)
+    p.set_defaults(func=signed(cmd_retire, "retire"))
 
     p = sub.add_parser("cameras", help="the arrêté in force, its history, the cameras enrolled and retired")
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
@@ -56,7 +79,7 @@ def register(sub, run) -> None:
     p.set_defaults(func=run(cmd_information))
 
 
-def cmd_authorise(args) -> int:
+def _check_authorise(args) -> None:
     arrete = (args.arrete, args.date, args.cameras, args.communes)
     contact = {k: getattr(args, k) for k in ("mairie", "service", "address", "contact")}
     if any(v is not None for v in arrete) and not all(v is not None for v in arrete):
@@ -67,25 +90,34 @@ def cmd_authorise(args) -> int:
     if args.arrete is None and all(v is None for v in contact.values()):
         raise VaultError("nothing to record: give an arrêté (--arrete --date --cameras --communes [--until]) "
                          "or whom the public asks (--mairie --service --address --contact)")
-    with Vault.open(args.vault) as vault:
-        if args.arrete is not None:
-            done = authorise(vault, args.arrete, args.date, args.cameras, args.communes, args.until)
-            print(f"recorded the {describe(done)}: {done['cameras']} camera(s), communes "
-                  f"{', '.join(done['communes'])}, until {_day(done['until'])}")
-            if done["previous"] is not None:
-                print(f"  it supersedes the {describe(done['previous'])} (kept in the history)")
-            if len(done["active"]) > done["cameras"]:
-                print(f"  WARNING: {len(done['active'])} cameras are enrolled ({', '.join(done['active'])}), "
-                      f"more than the {done['cameras']} authorised: retire some (`pieton vault retire`)")
-        if any(v is not None for v in contact.values()):
-            recorded = set_contact(vault, **contact)
-            print("public contact: " + "; ".join(f"{k} {v}" for k, v in recorded.items() if v))
+
+
+def cmd_authorise(args, vault: Vault) -> int:
+    contact = {k: getattr(args, k) for k in ("mairie", "service", "address", "contact")}
+    if args.arrete is not None:
+        done = authorise(vault, args.arrete, args.date, args.cameras, args.communes, args.until)
+        print(f"recorded the {describe(done)}: {done['cameras']} camera(s), communes "
+              f"{', '.join(done['communes'])}, until {_day(done['until'])}")
+        if done["previous"] is not None:
+            print(f"  it supersedes the {describe(done['previous'])} (kept in the history)")
+        if len(done["active"]) > done["cameras"]:
+            print(f"  WARNING: {len(done['active'])} cameras are enrolled ({', '.join(done['active'])}), "
+                  f"more than the {done['cameras']} authorised: retire some (`pieton vault retire`)")
+    if any(v is not None for v in contact.values()):
+        recorded = set_contact(vault, **contact)
+        print("public contact: " + "; ".join(f"{k} {v}" for k, v in recorded.items() if v))
     return 0
 
 
-def cmd_retire(args) -> int:
-    with Vault.open(args.vault) as vault:
-        record = retire(vault, args.camera, args.reason)
+def cmd_enrol(args, vault: Vault) -> int:
+    line = enrol(vault, args.camera, args.key)  # within the prefect's arrêté (R241-8)
+    print(f"camera {args.camera} enrolled with key {line['device_key'][:16]}..."
+          + (" (replaces its previous key)" if line.get("replaces") else ""))
+    return 0
+
+
+def cmd_retire(args, vault: Vault) -> int:
+    record = retire(vault, args.camera, args.reason)
     print(f"camera {record['camera']} retired ({record['reason']}) at {record['at']}: its place is free; "
           "recordings it makes from now on go to quarantine at ingest")
     return 0

@@ -160,7 +160,8 @@ class Campaign:
         check = pieton(["verify", str(ws.spool), "--device-key", device_key, "--json"])
         self._verify_report(check, shift.number)
         if not self.enrolled:
-            self._vault_command(["vault", "enrol", str(ws.vault), "--camera", "CAM-SIM-001", "--key", device_key],
+            self._vault_command(["vault", "enrol", str(ws.vault), "--camera", "CAM-SIM-001", "--key", device_key,
+                                 "--identity", str(ws.identity)],
                                 killable=False)
             self.enrolled = True
         ingest = self._vault_command(["vault", "ingest", str(ws.vault), "--from", str(ws.spool), "--no-progress",
