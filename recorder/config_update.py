@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from recorder import card_answer
+from recorder import card_answer, installed
 from recorder.bundle import (
     INSTALLED_NAME,
     OWN,
@@ -98,6 +98,7 @@ def _load_installed(directory: Path) -> tuple[Bundle, Config]:
     except OSError as exc:
         raise ConfigError([f"{directory / INSTALLED_NAME}: installed configuration unreadable: "
                            f"{exc.strerror}"]) from None
+    installed.restore(bundle, directory, time.time())  # a damaged notice is never played (L241-2)
     config = parse_config(bundle.files[0].data, f"bundle v{bundle.version} ({bundle.describe_target()})",
                           directory, signed=True)
     return bundle, replace(config, digest=bundle.digest)
@@ -189,7 +190,9 @@ class ConfigUpdater:
         return [k for k in self.latest[1].keys.technicians if k not in revoked]
 
     def _journal_fallbacks(self) -> None:
-        """Journal the fallbacks made before this start (the journal did not exist yet)."""
+        """Journal the fallbacks and repairs made before this start (the journal did not exist yet)."""
+        if self.journal is not None:
+            installed.journal_repairs(self.root, self.journal)
         note = self.root / FALLBACK_NOTE
         if not note.exists():
             return

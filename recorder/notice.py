@@ -11,8 +11,10 @@ configuration error, at daemon start a fault (the notice cannot be given), never
 
 from __future__ import annotations
 
+import io
 import logging
 import math
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +100,21 @@ def load_wav(path: str | Path) -> tuple[np.ndarray, int]:
         data = read_bounded(path, "notice", what=f"{path}: notice audio file")
     except InputError as exc:
         raise BadAudioFile(str(exc)) from None
-    return decode_wav(data, str(path))
+    samples, rate = decode_wav(data, str(path))
+    declared = _declared_frames(data)
+    if declared is not None and len(samples) < declared:  # cut short on the card: not the notice
+        raise BadAudioFile(f"{path}: truncated: holds {len(samples) / rate:.2f} s of the "
+                           f"{declared / rate:.2f} s its header declares")
+    return samples, rate
+
+
+def _declared_frames(data: bytes) -> int | None:
+    """The number of frames a WAV header declares (decode_wav has read it once already)."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as wav:
+            return wav.getnframes()
+    except (wave.Error, EOFError, ValueError, OSError):
+        return None
 
 
 def check_notice_audio(config: Any) -> list[str]:

@@ -116,6 +116,7 @@ JOURNAL_EVENTS = (
     RECORDING_OPENED, RECORDING_CLOSED, RECORDING_REFUSED, RECORDING_RECOVERED,
     OFFLOAD_RECEIPT, SPACE_FREED, RECORDING_ERASED, "storage full", "driver fault",
     "config fallback", "start failed", "selftest started", "selftest ended", OPENING_UNDONE,
+    "config files restored",
 )
 # A recording folder is made under this name and renamed into place once its opened line
 # is durable, so a folder with a recording id always starts with a signed opened line. No
