@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from recorder.lapses import visual_signal_spans
 from recorder.notice import describe as describe_notice
 
 
@@ -23,7 +24,8 @@ def recordings(player) -> list[dict]:
                          "start": wall(rec.started), "stop": wall(rec.stopped) if rec.stopped else None,
                          "stop_reason": rec.stop_reason, "bookmarks": [wall(b) for b in rec.bookmarks],
                          "segments": getattr(writer, "segments", None),
-                         "pre_event_s": getattr(writer, "static", {}).get("pre_event_s")})
+                         "pre_event_s": getattr(writer, "static", {}).get("pre_event_s"),
+                         "lapses": visual_signal_spans(getattr(writer, "static", {}))})
     return rows
 
 
@@ -46,6 +48,8 @@ def print_summary(player, out=print) -> None:
                 f"(of which {pre:.1f} s pre-event, video only)")
         if row["bookmarks"]:
             out("    bookmarks  " + ", ".join(_utc(b) for b in row["bookmarks"]))
+        for lapse in row["lapses"]:  # CSI L241-2: the red light had failed
+            out("    " + lapse.in_words(lambda t: f"{_utc(t)} UTC"))
     refusals = [(d, t, why) for d in player.daemons for t, why in d.machine.refusals]
     if refusals:
         out(f"\nRefused starts: {len(refusals)}")

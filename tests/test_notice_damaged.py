@@ -6,8 +6,6 @@ measured at start, and a truncated WAV is a fault that refuses starts."""
 
 from __future__ import annotations
 
-import wave
-
 import numpy as np
 import pytest
 
@@ -19,27 +17,23 @@ from recorder.notice import Notice, load_wav
 from tests.conftest import SMALL_VIDEO, write_config
 from tests.notice_rig import assert_a_press_is_refused, faulty_notice_daemon
 from tests.tech_device import make_config, provisioned, sign
+from tests.test_notice_start import damage as damage_notice
 
 NOTICE = "notice-fr.wav"
 
 
 def damage(path, how: str) -> None:
     data = path.read_bytes()
-    if how == "missing":
-        path.unlink()
-    elif how == "truncated":   # a power cut while the card wrote it
+    if how == "truncated":     # a power cut while the card wrote it
         path.write_bytes(data[: len(data) // 3])
     elif how == "changed":     # bytes flipped across the speech: still a WAV, still "speech"
         changed = bytearray(data)
         for i in range(200, len(changed), 97):
             changed[i] ^= 0x55
         path.write_bytes(bytes(changed))
-    else:                      # silence: a WAV that reads, plays, and tells no one anything
-        with wave.open(str(path), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(22050)
-            w.writeframes(np.zeros(22050 * 3, dtype="<i2").tobytes())
+    else:                      # missing, or silence: a WAV that plays and tells no one anything
+        assert path.name == NOTICE
+        damage_notice(path.parent, how)
 
 
 def flashed(tmp_path, chief):

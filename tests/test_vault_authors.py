@@ -8,18 +8,12 @@ from pathlib import Path
 import pytest
 from conftest import designate, read_jsonl
 from test_vault_flow import CAMERA, make_spool
+from test_vault_persons import _key
 
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from tools.cli import main
 
 MAT = "PM-0007"
-
-
-def _key(tmp_path, name):
-    identity, recipient = generate_identity()
-    path = tmp_path / f"{name}.key"
-    path.write_text(identity + "\n")
-    return str(path), recipient
 
 
 @pytest.fixture

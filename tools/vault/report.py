@@ -21,6 +21,7 @@ from recorder.evidence.format import REPORT_CONTEXT, canonical
 from recorder.inputs import InputError, load_json_file
 from tools.vault.events import event_epoch, event_kind, track_points
 from tools.vault.layout import utc_iso
+from tools.vault.report_events import spans_json
 from tools.vault.report_html import render_html
 
 
@@ -55,7 +56,7 @@ def recording_summary(rec) -> dict:
     events.sort(key=lambda e: (event_epoch(e) is None, event_epoch(e) or 0.0))
     notice = _find(static, "notice", "notice_played", "notice_given")
     notice_events = [e for e in events if "notice" in event_kind(e)]
-    return {
+    summary = {
         "id": rec.recording_id, "camera": rec.camera, "device_key": rec.device_key,
         "started_at": utc_iso(rec.started_at) if rec.started_at is not None else None,
         "closed": ({"reason": rec.closed.get("reason"), "segments": rec.closed.get("segments"),
@@ -70,6 +71,9 @@ def recording_summary(rec) -> dict:
         "gps_track": track_points(events),
         "unreadable_metadata": [m["unreadable"] for m in rec.metadata if "unreadable" in m],
     }
+    # CSI L241-2: the spans without the red light (and without position, image, sound), in words
+    summary["lapses"] = spans_json(summary, utc_iso)
+    return summary
 
 
 def build_report(vault, request, recordings, result, mp4_name: str, mp4_sha256: str, mp4_size: int, *,

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from recorder.evidence.format import utc_iso
 from recorder.inputs import InputError, load_json_file
-from recorder.notice import describe as describe_notice
-from tools.vault.events import event_kind
+from tools.vault.report_events import rows
 
 THUMBNAILS = 8
 THUMB_WIDTH = 160
@@ -106,39 +105,28 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
     return "".join(parts)
 
 
-def _when(value) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return utc_iso(value)
-        except (OverflowError, ValueError, OSError):  # not a time a calendar can show
-            return str(value)
-    return str(value) if value is not None else "?"
+def _when(epoch: float | None) -> str:
+    try:
+        return utc_iso(epoch) if epoch is not None else "?"
+    except (OverflowError, ValueError, OSError):  # not a time a calendar can show
+        return str(epoch)
 
 
-def _timeline(rec: dict) -> list[tuple[str, str]]:
-    static = rec.get("recording") if isinstance(rec.get("recording"), dict) else {}
-    reason = static.get("trigger_reason") or static.get("reason")
-    rows = [(_when(rec.get("started_at")), "start" + (f" — trigger: {reason}" if reason else ""))]
-    if rec.get("pre_event_s") is not None:
-        rows.append((_when(rec.get("started_at")), f"pre-event span: {rec['pre_event_s']} s (video only)"))
-    notice = rec.get("notice")
-    if isinstance(notice, dict) and "given" in notice:
-        said = describe_notice(notice)
-        if notice.get("text"):
-            said += f" — « {notice['text']} »"
-        rows.append((_when(notice.get("start", rec.get("started_at"))), f"spoken notice {said}"))
-    elif isinstance(notice, str | bool | dict):
-        rows.append((_when(rec.get("started_at")), f"spoken notice: {json.dumps(notice, ensure_ascii=False)}"))
-    for event in rec.get("events", []):
-        kind = event_kind(event)
-        if "lat" in event and kind in ("gps", "track", "fix", "position"):
-            continue  # the track has its own picture
-        detail = ", ".join(f"{k}={v}" for k, v in event.items()
-                           if k not in ("time", "type", "event", "kind", "mono"))
-        rows.append((_when(event.get("time")), kind + (f" ({detail[:200]})" if detail else "")))
-    closed = rec.get("closed") or {}
-    rows.append((_when(closed.get("ended_at")), f"stop — {closed.get('reason', 'not closed (recovered)')}"))
-    return rows
+def event_rows(rows) -> list[str]:
+    """The timeline's rows as table rows (both reports: the times already written)."""
+    return [f"<tr><td>{escape(t)}</td><td>{escape(what)}</td></tr>" for t, what in rows]
+
+
+def strip(thumbs) -> list[str]:
+    """The thumbnails along the MP4, with their times (both reports)."""
+    out = ['<div class="strip">']
+    for t, uri in thumbs:
+        if uri.startswith("data:"):
+            out.append(f'<figure><img src="{uri}" alt="frame at {t:.1f} s"><figcaption>{t:.1f} s</figcaption></figure>')
+        else:
+            out.append(f"<p>{escape(uri)}</p>")
+    out.append("</div>")
+    return out
 
 
 def _state(segment: dict) -> str:
@@ -162,20 +150,15 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
         body.append(f"<p class=warn>Anonymised for training: {e(json.dumps(report['anonymised']))}</p>")
     if report.get("truncated"):
         body.append(f"<p class=warn>{e(report['truncated'])}</p>")
-    body.append('<h2>Along the recording</h2><div class="strip">')
-    for t, uri in thumbs:
-        if uri.startswith("data:"):
-            body.append(f'<figure><img src="{uri}" alt="frame at {t:.1f} s"><figcaption>{t:.1f} s</figcaption></figure>')
-        else:
-            body.append(f"<p>{e(uri)}</p>")
-    body.append("</div>")
+    body.append("<h2>Along the recording</h2>")
+    body.extend(strip(thumbs))
     for rec in report["recordings"]:
         body.append(f"<h2>Recording {e(rec['id'])} — camera {e(rec['camera'])}</h2>")
         auth = rec.get("authorisation") if isinstance(rec.get("authorisation"), dict) else {}
         body.append(f"<p>Prefect's arrêté: {e(str(auth.get('arrete', 'none named')))}, communes "
                     f"{e(', '.join(map(str, auth.get('communes') or [])) or '-')}</p>")
         body.append("<h3>Timeline</h3><table class=timeline>")
-        body.extend(f"<tr><td>{e(t)}</td><td>{e(what)}</td></tr>" for t, what in _timeline(rec))
+        body.extend(event_rows((_when(row.at), row.text) for row in rows(rec, _when)))
         body.append("</table><h3>Position</h3>")
         body.append('<div class="maps"><figure>' + track_svg(rec.get("gps_track") or [], commune_files)
                     + "<figcaption>track over the commune boundary</figcaption></figure>")

@@ -13,8 +13,9 @@ import re
 import secrets
 from html import escape
 
-from tools.vault.events import event_epoch, event_kind
-from tools.vault.report import REPORT_CONTEXT
+from tools.vault.report import REPORT_CONTEXT, recording_summary
+from tools.vault.report_events import rows
+from tools.vault.report_html import event_rows, strip
 
 # Event kinds told (by name only, no details): a kind that is not plain, or that speaks
 # of a place or a person, is left out.
@@ -27,8 +28,9 @@ def _told(kind: str) -> bool:
 
 
 def relative_timeline(recordings, result) -> list[dict]:
-    """Events as seconds from the clip's start: recording k begins where its first segment
-    lies in the MP4 (the first recording, where the range cut it)."""
+    """The extraction report's timeline (tools/vault/report_events.py) in seconds from the
+    clip's start, kinds and words only: recording k begins where its first segment lies in
+    the MP4 (the first recording, where the range cut it)."""
     cut = result.range_s[0] if result.range_s else 0.0
     out = []
     for number, rec in enumerate(recordings):
@@ -41,16 +43,18 @@ def relative_timeline(recordings, result) -> list[dict]:
             base = min(spans)
         else:
             continue
+
+        def into_clip(epoch: float, base=base, started=rec.started_at) -> float:
+            return round(base + epoch - started, 1)
         seen = set()
-        for meta in rec.metadata:
-            for event in meta.get("events") or []:
-                kind, when = event_kind(event), event_epoch(event)
-                if when is None or not _told(kind):
-                    continue
-                t = round(base + when - rec.started_at, 1)
-                if 0.0 <= t <= result.duration_s and (t, kind) not in seen:
-                    seen.add((t, kind))
-                    out.append({"t_s": t, "event": kind})
+        for row in rows(recording_summary(rec), lambda t, into_clip=into_clip: f"{into_clip(t):.1f} s",
+                        details=False):
+            if row.at is None or not _told(row.kind):
+                continue
+            t = into_clip(row.at)
+            if 0.0 <= t <= result.duration_s and (t, row.text) not in seen:
+                seen.add((t, row.text))
+                out.append({"t_s": t, "event": row.kind, "what": row.text})
     return sorted(out, key=lambda e: (e["t_s"], e["event"]))
 
 
@@ -92,12 +96,10 @@ def render_training_html(report: dict, thumbs) -> str:
             f"<p>{e('; '.join(f'{k}: {v}' for k, v in report['anonymised'].items()))}</p>"]
     if report.get("truncated"):
         body.append(f"<p class=warn>{e(report['truncated'])}</p>")
-    body.append('<h2>Along the clip</h2><div class="strip">')
-    for t, uri in thumbs:
-        if uri.startswith("data:"):
-            body.append(f'<figure><img src="{uri}" alt="frame at {t:.1f} s"><figcaption>{t:.1f} s</figcaption></figure>')
-    body.append("</div><h2>Events</h2><table class=timeline>")
-    body.extend(f"<tr><td>{ev['t_s']:.1f} s</td><td>{e(ev['event'])}</td></tr>" for ev in report["timeline"])
+    body.append("<h2>Along the clip</h2>")
+    body.extend(strip([(t, uri) for t, uri in thumbs if uri.startswith("data:")]))
+    body.append("<h2>Events</h2><table class=timeline>")
+    body.extend(event_rows((f"{ev['t_s']:.1f} s", ev["what"]) for ev in report["timeline"]))
     body.append("</table><p>The signed JSON report next to this page is authoritative: check it with "
                 "<code>pieton vault check-report REPORT FILE.mp4 --vault-key PUB</code>.</p>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}th{text-align:left;padding-right:1em}"
