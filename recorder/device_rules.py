@@ -14,8 +14,10 @@ code de la sécurité intérieure (CSI) where the rule is the law's.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+
+from recorder.localtime import zone
 
 SIMULATED = "simulated"
 INSEE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")   # a commune's INSEE code (Corsica: 2A, 2B)
@@ -45,6 +47,19 @@ def authorisation_ended(config: Any, today: date) -> str | None:
         return None
     return (f"{config.source}: [authorisation] until = {until.isoformat()}: the authorisation ended; "
             f"every start would be refused ({AUTHORISATION})")
+
+
+AUTHORISATION_ENDED = "hors service : arrêté préfectoral échu"
+
+
+def authorisation_refusal(config: Any, epoch: float) -> str | None:
+    """Why a start at ``epoch`` is refused because the authorisation ended on the local
+    day (the configured zone), or None."""
+    today = datetime.fromtimestamp(epoch, zone(config.device.timezone)).date()
+    until = config.authorisation.until
+    if until is None or until >= today:
+        return None
+    return f"{AUTHORISATION_ENDED} le {until:%d/%m/%Y} ({AUTHORISATION})"
 
 
 def recording_authorisation(config: Any) -> dict | None:

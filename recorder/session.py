@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from recorder.clock import WallClock, wall_at
-from recorder.device_rules import recording_authorisation
+from recorder.device_rules import authorisation_refusal, recording_authorisation
 from recorder.evidence.spool import Spool
 from recorder.evidence.storage import Storage
 from recorder.media.pipeline import MediaPipeline
@@ -145,6 +145,10 @@ class LiveSessions:
         flags: dict[str, Any] = {}
         refusal = self.storage.start_refusal()
         if refusal is not None:
+            return StartCheck(False, refusal)
+        refusal = authorisation_refusal(self.config, self.wall.now())  # R241-8: past the arrêté's end
+        if refusal is not None:
+            self.spool.journal.append("recording refused", {"why": refusal})
             return StartCheck(False, refusal)
         if self.position is not None:
             flags["clock_source"] = self.position.clock_status()["source"]
