@@ -22,7 +22,7 @@ from recorder.hearing import correlate
 from recorder.notice import Notice, describe
 from recorder.state import Machine
 from tests.test_gestures import Sessions
-from tools.vault.report_html import _timeline
+from tools.vault.report_events import rows as timeline_rows
 
 
 @pytest.fixture
@@ -159,6 +159,6 @@ def test_the_summary_and_the_vault_report_say_simulated_and_heard():
     assert describe({"given": False, "failed": "sounddevice speaker: the output underflowed 2 times"}) \
         .startswith("NOT GIVEN: sounddevice speaker: the output underflowed 2 times")
     assert describe({"given": False, "skipped": "flagrant_delit"}) == "skipped (flagrant delit)"
-    rows = _timeline({"started_at": 0.0, "notice": {**simulated, "text": "Attention"}})
-    assert any("spoken notice simulated speaker only, not given" in what and "Attention" in what
-               for _, what in rows)
+    rows = timeline_rows({"started_at": 0.0, "notice": {**simulated, "text": "Attention"}}, str)
+    assert any("spoken notice simulated speaker only, not given" in row.text and "Attention" in row.text
+               for row in rows)
