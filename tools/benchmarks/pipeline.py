@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -178,6 +179,7 @@ def run_ours(raw: Path, wav: Path, out: Path, seconds: float, recipient: str) ->
         pipeline.start_recording(rec)
         await asyncio.sleep(seconds - 0.01)
         summary = await pipeline.stop_recording()
+        summary["threads"] = thread_cpu()  # before the close ends the worker threads
         rec.close("stop")
         await pipeline.close()
         return summary
@@ -187,9 +189,26 @@ def run_ours(raw: Path, wav: Path, out: Path, seconds: float, recipient: str) ->
     loop.close()
     camera.file.close()  # only now: a frame still queued for the worker reads it at the close
     spool.close()
-    return {"segments": summary["segments"], "frames": summary["frames"]["encoded"],
+    return {"segments": summary["segments"], "frames": summary["frames"]["encoded"], "threads": summary["threads"],
             "dropped": summary["frames"]["dropped"], "wall_s": time.perf_counter() - t0,
             "cpu_in_pipeline_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)}
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process so far, by thread name (Linux)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        name = names.get(int(task.name), "other (libraries' own threads)")
+        name = name.rstrip("_0123456789") if name.startswith("pieton-") else name
+        cpu[name] = cpu.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return cpu
 
 
 # -- (b) the peer -------------------------------------------------------------------------------
@@ -240,7 +259,7 @@ def run(args) -> dict:
     _, recipient = generate_identity()
     ours, peer, peer1, inner, ours_info, peer_info = [], [], [], [], {}, {}
     baseline = os.environ.get("PIETON_BENCH_BASELINE") or None
-    base, base_inner = [], []
+    base, base_inner, threads = [], [], []
     if baseline and not (Path(baseline) / "recorder" / "media" / "pipeline.py").is_file():
         print(f"PIETON_BENCH_BASELINE={baseline}: not a pieton checkout (no recorder/media/pipeline.py)")
         return {"error": "baseline is not a pieton checkout"}
@@ -260,6 +279,8 @@ def run(args) -> dict:
                 cpu.append((_children_cpu() - before) / seconds)
                 info = json.loads(proc.stdout.strip().splitlines()[-1])
                 inner.append(info["cpu_in_pipeline_s"] / seconds)
+                if where is None:
+                    threads.append(info.get("threads", {}))
                 return info
 
             def peer_run(n=n):
@@ -298,6 +319,9 @@ def run(args) -> dict:
         "ours_speed_x_realtime": round(seconds / ours_info.get("wall_s", 1), 2), "target_ratio": TARGET_RATIO,
         "ok": median <= TARGET_RATIO and q3 <= TARGET_RATIO, "load_average": round(os.getloadavg()[0], 2),
     }
+    names = sorted({name for run_threads in threads for name in run_threads})
+    result["ours_threads_cpu_s_per_s"] = {
+        name: round(float(np.median([t.get(name, 0.0) for t in threads])) / seconds, 4) for name in names}
     if baseline:
         base_ratios = np.array(base) / np.array(peer)
         result["baseline"] = {"checkout": baseline, "cpu_s_per_s": round(float(np.median(base)), 4),
@@ -308,6 +332,8 @@ def run(args) -> dict:
     print(f"ours: {ours_s:.3f} CPU s per s of video (whole process; pipeline alone {inner_s:.3f}), "
           f"{result['ours_segments']} segments, {result['ours_frames']} frames, "
           f"{result['ours_speed_x_realtime']}x real time")
+    print("ours by thread, CPU s per s of video (start-up in MainThread): " + ", ".join(
+        f"{name} {cpu:.3f}" for name, cpu in result["ours_threads_cpu_s_per_s"].items()))
     print(f"peer (ffmpeg + drawtext + segment, then age -r per segment): {peer_s:.3f} CPU s per s, "
           f"{result['peer_segments']} segments")
     print(f"the same peer with -threads 1 (our encoder's threading): {peer1_s:.3f} CPU s per s")
