@@ -78,12 +78,12 @@ class VideoEncoder:
         return self._wrap(encoded)
 
     def _picture_of(self, i420: np.ndarray) -> av.VideoFrame:
-        """A picture over ``i420`` itself, without copying it. libavcodec copies a picture
-        it does not own into its own buffer as encode() begins (PyAV's pictures are never
-        reference-counted), so copying it here first would be a second full copy per frame;
-        libx264 copies that into its own frames, and nothing keeps a pointer to ``i420``
-        once encode() returns. A picture allocated per frame (``from_ndarray``) costs
-        ~0.8 ms at 720p, mostly page faults on fresh memory; this one allocates no pixels."""
+        """A picture over ``i420`` itself, without copying it here. libavcodec copies a
+        picture it does not own (a wrapped buffer is not reference-counted) into its own
+        buffer as encode() begins, and libx264 copies that into its frames: nothing keeps a
+        pointer to ``i420`` once encode() returns. Measured at 720p, ~0.2 ms a frame less
+        than copying into one reused picture with numpy (~5% of the encode), and a picture
+        allocated per frame (``from_ndarray``) costs ~0.8 ms, mostly page faults."""
         if not i420.flags.c_contiguous:
             i420 = np.ascontiguousarray(i420)
         return av.VideoFrame.from_numpy_buffer(i420, "yuv420p")

@@ -97,7 +97,7 @@ def _replay_devices(raw: Path, wav: Path):
         touched, about 0.14 ms a frame that neither the peer nor a sensor pays.)"""
 
         backend = "replay"
-        BUFFERS = 4  # the worker holds one; a frame waits at most MAX_BACKLOG_S behind it
+        BUFFERS = 4  # a frame is read when the worker takes it: only the one being encoded holds one
 
         def __init__(self, path: Path):
             super().__init__(WIDTH, HEIGHT, FPS)
