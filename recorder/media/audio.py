@@ -103,6 +103,7 @@ class AudioEncoder:
         self.rate = rate
         self.bitrate_kbps = bitrate_kbps
         self.corrector = DriftCorrector(rate)
+        self._time_base = Fraction(1, rate)
         self._context = None
         self._buffer = np.zeros(0, np.float32)
         self._buffer_start = 0  # sample position (corrector timeline) of _buffer[0]
@@ -114,7 +115,7 @@ class AudioEncoder:
         context.layout = "mono"
         context.format = "fltp"
         context.bit_rate = self.bitrate_kbps * 1000
-        context.time_base = Fraction(1, self.rate)
+        context.time_base = self._time_base
         context.open()
         return context
 
@@ -143,7 +144,7 @@ class AudioEncoder:
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="fltp", layout="mono")
         frame.sample_rate = self.rate
         frame.pts = pts
-        frame.time_base = Fraction(1, self.rate)
+        frame.time_base = self._time_base
         try:
             encoded = self._context.encode(frame)
         except (av.FFmpegError, ValueError) as exc:

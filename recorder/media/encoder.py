@@ -26,8 +26,6 @@ class VideoEncoder:
         self._force_keyframe: float | None = None  # from this capture time on
         self._pending: dict[int, tuple[float, int]] = {}
         self.frames = 0
-        self._picture: av.VideoFrame | None = None  # reused for every frame (see _picture_of)
-        self._planes: list[np.ndarray] = []
 
     def _open(self):
         context = av.CodecContext.create("libx264", "w")
@@ -80,22 +78,15 @@ class VideoEncoder:
         return self._wrap(encoded)
 
     def _picture_of(self, i420: np.ndarray) -> av.VideoFrame:
-        """``i420`` copied into the one picture this encoder reuses. A new picture per frame
-        (``VideoFrame.from_ndarray``) costs ~0.8 ms at 720p, mostly page faults on fresh
-        memory: ~12% of the pipeline's CPU. Reuse is safe: libx264 copies the picture into
-        its own frames during encode(), and libavcodec drops its reference before returning."""
-        if self._picture is None:
-            self._picture = av.VideoFrame(self.width, self.height, "yuv420p")
-            self._planes = [np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:plane.height, :plane.width]
-                            for plane in self._picture.planes]
-        h, w = self.height, self.width
-        flat = i420.reshape(-1)
-        luma, u, v = self._planes
-        chroma = (h // 2) * (w // 2)
-        luma[:] = i420[:h]
-        u[:] = flat[h * w:h * w + chroma].reshape(h // 2, w // 2)
-        v[:] = flat[h * w + chroma:h * w + 2 * chroma].reshape(h // 2, w // 2)
-        return self._picture
+        """A picture over ``i420`` itself, without copying it here. libavcodec copies a
+        picture it does not own (a wrapped buffer is not reference-counted) into its own
+        buffer as encode() begins, and libx264 copies that into its frames: nothing keeps a
+        pointer to ``i420`` once encode() returns. Measured at 720p, ~0.2 ms a frame less
+        than copying into one reused picture with numpy (~5% of the encode), and a picture
+        allocated per frame (``from_ndarray``) costs ~0.8 ms, mostly page faults."""
+        if not i420.flags.c_contiguous:
+            i420 = np.ascontiguousarray(i420)
+        return av.VideoFrame.from_numpy_buffer(i420, "yuv420p")
 
     def _wrap(self, encoded) -> list[Packet]:
         packets = []

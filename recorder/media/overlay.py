@@ -11,10 +11,24 @@ Pi's pre-callback buffer.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
 from recorder.localtime import format_local, zone
+
+
+def second_shown(wall_time: float) -> int:
+    """The whole second a caption of ``wall_time`` shows: as ``datetime.fromtimestamp``
+    takes it (microseconds rounded half to even, so 0.9999996 shows the next second)."""
+    fraction, whole = math.modf(wall_time)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        whole += 1
+    elif micro < 0:
+        whole -= 1
+    return int(whole)
 
 
 class Overlay:
@@ -26,7 +40,8 @@ class Overlay:
         self.zone = zone(zone_name).key  # a TimeError now for a zone this system does not know
         self.agent: str | None = None
         self.position: tuple[float, float] | None = None  # (lat, lon) when known
-        self._cache = None
+        self._cache = None  # ((lines, height, width), top, left, patch, mask)
+        self._shown = None  # (second, agent, position) the cached caption was written for
 
     def set_agent(self, agent: str | None) -> None:
         self.agent = agent
@@ -50,11 +65,16 @@ class Overlay:
         if not self.enabled:
             return
         height, width = i420.shape[0] * 2 // 3, i420.shape[1]
-        lines = tuple(self.lines(wall_time))
-        key = (lines, height, width)
-        if self._cache is None or self._cache[0] != key:
-            # the caption changes once a second: draw it once, then stamp it on every frame
-            self._cache = (key, *self._render(lines, height, width))
+        # The caption changes once a second: written and drawn once, then stamped on every
+        # frame. What it says depends only on ``shown`` (the zone is fixed at construction).
+        shown = (second_shown(wall_time), self.agent, self.position)
+        cache = self._cache
+        if cache is None or self._shown != shown or cache[0][1:] != (height, width):
+            lines = tuple(self.lines(wall_time))
+            key = (lines, height, width)
+            if cache is None or cache[0] != key:
+                self._cache = (key, *self._render(lines, height, width))
+            self._shown = shown
         _, top, left, patch, mask = self._cache
         ph, pw = patch.shape
         np.copyto(i420[top:top + ph, left:left + pw], patch, where=mask)
