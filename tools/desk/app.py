@@ -29,6 +29,7 @@ from tools.desk.health import HealthCheck
 from tools.desk.sessions import IDLE_S, Session, Sessions, author
 from tools.desk.web import COOKIE, private
 from tools.desk.words import local, seconds
+from tools.vault.training_approval import waiting
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("pieton.desk")
@@ -60,12 +61,14 @@ class Desk:
     # -- pages --------------------------------------------------------------------------
     def page(self, request: Request, template: str, status: int = 200, **context) -> Response:
         session: Session | None = getattr(request.state, "session", None)
-        health = None
+        health, training_waiting = None, 0
         if session is not None:  # shown to the persons designated only
             with self.vault.open() as vault:
                 health = self.health(vault, self.config.zone)
+                training_waiting = len(waiting(vault))
         response = self.templates.TemplateResponse(
-            request, template, {"session": session, "health": health, **context}, status_code=status)
+            request, template, {"session": session, "health": health, "training_waiting": training_waiting,
+                                **context}, status_code=status)
         return private(response)
 
     def refused(self, request: Request, exc: Refused) -> Response:
