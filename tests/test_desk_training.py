@@ -46,7 +46,8 @@ def made(tmp_path_factory):
         vault.enrol(CAMERA, signer.public_key_hex)
         (rid,) = ingest(vault, spool_dir, progress=False).stored
         vault_key = vault.signer.public_key_hex
-    return {"root": root, "vault": root / "vault", "chief": chief, "recipient": recipient, "rid": rid,
+    return {"root": root, "vault": root / "vault", "chief": chief, "identity": identity, "recipient": recipient,
+            "rid": rid,
             "exports": root / "exports", "register": root / "police" / "register.jsonl", "vault_key": vault_key}
 
 
