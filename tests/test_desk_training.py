@@ -138,7 +138,7 @@ def test_a_training_extraction_from_the_desk_waits_until_the_chief_signs_off_its
     assert re.search(r'<a href="/formation" id="nav-formation">Formation \(1 à valider\)</a>', client.page)
     status, page = client.get("/formation")
     assert status == 200 and f'href="/formation/{xid}"' in page and "Formation ENPM" in page
-    assert "1 box(es) drawn by the chief" in page
+    assert "1 cadre(s) tracé(s)" in html.unescape(page)
     # The contact sheet: every picture, with its time from the clip's start, and the frame's size
     # for boxes drawn on it.
     status, page = client.get(f"/formation/{xid}")
@@ -187,7 +187,7 @@ def test_boxes_drawn_on_the_sheet_make_the_clip_again_and_a_refusal_is_logged(cl
     assert new != xid and not (made["vault"] / PENDING / xid).exists()
     assert json.loads((made["vault"] / PENDING / new / PLATES).read_text()) == [
         {"t": 0.5, "box": [10, 100, 40, 20]}, {"t": 1.0, "box": [200, 150, 60, 30]}]
-    assert "2 box(es) drawn by the chief" in page
+    assert "2 cadre(s) tracé(s)" in html.unescape(page)
     journal, register = logged(made, "training-rejected")
     assert journal[-1]["extraction_id"] == xid and new in journal[-1]["reason"]
     assert journal[-1]["operator"] == MATRICULE and register[-1]["extraction_id"] == xid

@@ -26,9 +26,10 @@ from tools.desk.web import private
 from tools.vault.contact_sheet import pictures
 from tools.vault.extract import Request, extract
 from tools.vault.persons import identify
-from tools.vault.plates import MAX_MARKS, parse_plate
+from tools.vault.plates import MAX_MARKS, load_plate_file, parse_plate
 from tools.vault.training_approval import (
     CLIP,
+    PLATES,
     SHEET,
     STATE,
     approve,
@@ -85,12 +86,20 @@ def _frame_size(clip: Path) -> tuple[int, int] | None:
         return None
 
 
+def _plates(folder: Path, anonymised: dict) -> str:
+    try:
+        drawn = len(load_plate_file(folder / PLATES))
+    except VaultError:  # made before the vault kept the boxes: the report's own words
+        return str(anonymised.get("plates", ""))
+    return f"{drawn} cadre(s) tracé(s), suivi(s) d'image en image" if drawn else "aucun cadre tracé"
+
+
 def _summary(folder: Path, state: dict, report: dict) -> dict:
     anonymised = report.get("anonymised") or {}
     mp4 = report.get("mp4") or {}
     return {"id": report.get("extraction_id") or folder.name, "duration": mp4.get("duration_s"),
             "requester": report.get("requester"), "deliver_to": report.get("deliver_to"),
-            "out": state.get("out", ""), "plates": anonymised.get("plates", ""),
+            "out": state.get("out", ""), "plates": _plates(folder, anonymised),
             "faces": anonymised.get("faces", ""), "since": (folder / STATE).stat().st_mtime}
 
 
