@@ -7,16 +7,19 @@ from __future__ import annotations
 import base64
 import json
 import math
+from datetime import datetime
 from html import escape
 from pathlib import Path
 
 from recorder.evidence.format import utc_iso
 from recorder.inputs import InputError, load_json_file
+from recorder.localtime import format_local
 from recorder.notice import describe as describe_notice
 from tools.vault.events import event_kind
 
 THUMBNAILS = 8
 THUMB_WIDTH = 160
+EPOCH_MIN, EPOCH_MAX = 1.0e9, 1.0e11   # a float in an event's details this size is a time (2001 on)
 
 
 def thumbnails(mp4_path: Path, count: int = THUMBNAILS) -> list[tuple[float, str]]:
@@ -106,39 +109,83 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
     return "".join(parts)
 
 
-def _when(value) -> str:
+def _when(value, zone: str | None = None) -> str:
+    """A time as whoever receives the report reads it: local, with its zone (the vault's)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return utc_iso(value)
+            return format_local(value, zone)
         except (OverflowError, ValueError, OSError):  # not a time a calendar can show
-            return str(value)
+            try:
+                return utc_iso(value)
+            except (OverflowError, ValueError, OSError):
+                return str(value)
     return str(value) if value is not None else "?"
 
 
-def _timeline(rec: dict) -> list[tuple[str, str]]:
+def _seconds(value) -> str:
+    """A duration rounded as a reader wants it: ``30.1 s``, not ``30.133333333333383 s``."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.1f} s"
+    return f"{value} s"
+
+
+def _detail(key: str, value, zone: str | None) -> str:
+    """An event's detail without internals: epoch times as local times, other numbers rounded."""
+    if isinstance(value, float) and math.isfinite(value):
+        if EPOCH_MIN <= value <= EPOCH_MAX:
+            return f"{key.replace('_', ' ')} {_when(value, zone)}"
+        value = round(value, 2)
+    return f"{key.replace('_', ' ')} {value}"
+
+
+def _timeline(rec: dict, zone: str | None = None) -> list[tuple[str, str]]:
     static = rec.get("recording") if isinstance(rec.get("recording"), dict) else {}
     reason = static.get("trigger_reason") or static.get("reason")
-    rows = [(_when(rec.get("started_at")), "start" + (f" — trigger: {reason}" if reason else ""))]
+    rows = [(_when(rec.get("started_at"), zone), "start" + (f" — trigger: {reason}" if reason else ""))]
     if rec.get("pre_event_s") is not None:
-        rows.append((_when(rec.get("started_at")), f"pre-event span: {rec['pre_event_s']} s (video only)"))
+        rows.append((_when(rec.get("started_at"), zone),
+                     f"pre-event span: {_seconds(rec['pre_event_s'])} (video only)"))
     notice = rec.get("notice")
     if isinstance(notice, dict) and "given" in notice:
         said = describe_notice(notice)
         if notice.get("text"):
             said += f" — « {notice['text']} »"
-        rows.append((_when(notice.get("start", rec.get("started_at"))), f"spoken notice {said}"))
+        rows.append((_when(notice.get("start", rec.get("started_at")), zone), f"spoken notice {said}"))
     elif isinstance(notice, str | bool | dict):
-        rows.append((_when(rec.get("started_at")), f"spoken notice: {json.dumps(notice, ensure_ascii=False)}"))
+        rows.append((_when(rec.get("started_at"), zone), f"spoken notice: {json.dumps(notice, ensure_ascii=False)}"))
     for event in rec.get("events", []):
         kind = event_kind(event)
         if "lat" in event and kind in ("gps", "track", "fix", "position"):
             continue  # the track has its own picture
-        detail = ", ".join(f"{k}={v}" for k, v in event.items()
+        detail = ", ".join(_detail(k, v, zone) for k, v in event.items()
                            if k not in ("time", "type", "event", "kind", "mono"))
-        rows.append((_when(event.get("time")), kind + (f" ({detail[:200]})" if detail else "")))
+        rows.append((_when(event.get("time"), zone), kind.replace("_", " ") + (f" ({detail[:200]})" if detail else "")))
     closed = rec.get("closed") or {}
-    rows.append((_when(closed.get("ended_at")), f"stop — {closed.get('reason', 'not closed (recovered)')}"))
+    rows.append((_when(closed.get("ended_at"), zone), f"stop — {closed.get('reason', 'not closed (recovered)')}"))
     return rows
+
+
+def _who_where(rec: dict, commune_files: list[str], zone: str | None) -> str:
+    """Who recorded, with which camera, when and where: what a reader looks for first."""
+    e = escape
+    static = rec.get("recording") if isinstance(rec.get("recording"), dict) else {}
+    track = rec.get("gps_track") or []
+    closed = rec.get("closed") or {}
+    place = "no position recorded"
+    if track:
+        first, last = track[0], track[-1]
+        place = (f"start {first['lat']:.5f}, {first['lon']:.5f} — stop {last['lat']:.5f}, {last['lon']:.5f} "
+                 f"(latitude, longitude, WGS 84)")
+    communes = ", ".join(name for name, _ in _boundaries(commune_files)) or "none drawn"
+    rows = (("agent number", static.get("agent") or "not assigned"), ("camera", rec.get("camera")),
+            ("recorded", f"{_when(rec.get('started_at'), zone)} to {_when(closed.get('ended_at'), zone)}"),
+            ("place", place), ("commune", communes))
+    return "<table class=who>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
 def _state(segment: dict) -> str:
@@ -147,13 +194,15 @@ def _state(segment: dict) -> str:
     return "complete" if segment["complete"] else "truncated: " + escape(str(segment.get("reason")))
 
 
-def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=None) -> str:
+def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=None, zone: str | None = None) -> str:
+    """The report as a page; times local in ``zone`` (the vault's), UTC stays in the JSON."""
     thumbs = thumbnails(mp4_path) if thumbs is None else thumbs
     e = escape
     body = [f"<h1>Extraction report {e(report['extraction_id'])}</h1>",
             "<table>",
+            f"<tr><th>created</th><td>{e(_when(report.get('created'), zone))}</td></tr>",
             *(f"<tr><th>{e(k)}</th><td>{e(str(report.get(k)))}</td></tr>"
-              for k in ("created", "purpose", "requester", "deliver_to")),
+              for k in ("purpose", "requester", "deliver_to")),
             f"<tr><th>MP4</th><td>{e(report['mp4']['name'])} — {report['mp4']['duration_s']} s — "
             f"SHA-256 <code>{e(report['mp4']['sha256'])}</code></td></tr>",
             f"<tr><th>audio</th><td>{e(report['mp4']['audio'])}</td></tr>",
@@ -172,10 +221,11 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
     for rec in report["recordings"]:
         body.append(f"<h2>Recording {e(rec['id'])} — camera {e(rec['camera'])}</h2>")
         auth = rec.get("authorisation") if isinstance(rec.get("authorisation"), dict) else {}
+        body.append(_who_where(rec, commune_files, zone))
         body.append(f"<p>Prefect's arrêté: {e(str(auth.get('arrete', 'none named')))}, communes "
                     f"{e(', '.join(map(str, auth.get('communes') or [])) or '-')}</p>")
         body.append("<h3>Timeline</h3><table class=timeline>")
-        body.extend(f"<tr><td>{e(t)}</td><td>{e(what)}</td></tr>" for t, what in _timeline(rec))
+        body.extend(f"<tr><td>{e(t)}</td><td>{e(what)}</td></tr>" for t, what in _timeline(rec, zone))
         body.append("</table><h3>Position</h3>")
         body.append('<div class="maps"><figure>' + track_svg(rec.get("gps_track") or [], commune_files)
                     + "<figcaption>track over the commune boundary</figcaption></figure>")
@@ -189,12 +239,19 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
                     f"<td>{_state(s)}</td></tr>"
                     for s in rec["segments"])
         body.append("</table>")
-    body.append("<p>The signed JSON report next to this page is authoritative: check it with "
-                "<code>pieton vault check-report REPORT FILE.mp4 --vault-key PUB</code>.</p>")
+    body.append("<h2>Checking this report</h2><p>The signed JSON report next to this page is authoritative. "
+                "To check that it was signed by the vault and that the video is the one it describes: "
+                f"<code>pieton vault check-report {e(Path(str(report['mp4']['name'])).stem)}.report.json "
+                f"{e(str(report['mp4']['name']))} --vault-key {e(str(report['vault_key']))}</code> "
+                "(the vault key above, compared with the one the police service publishes). Any change to the "
+                "video or the report makes the check fail.</p>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}th{text-align:left;padding-right:1em}"
              ".strip{display:flex;gap:6px;overflow-x:auto}.strip figure{margin:0;text-align:center;font-size:12px}"
              ".timeline td{padding:2px 10px;border-bottom:1px solid #ddd}.timeline td:first-child{white-space:nowrap}"
              ".maps{display:flex;gap:12px;align-items:flex-start}.maps figure{margin:0;font-size:12px}.warn{background:#fff3cd;padding:.5em}"
-             "code{font-size:11px}")
+             "code{font-size:11px}.who th{min-width:9em}"
+             # On paper every thumbnail and map shows: the strip wraps instead of scrolling.
+             "@media print{body{margin:0;max-width:none}.strip,.maps{flex-wrap:wrap;overflow:visible}"
+             ".strip figure,.maps figure,tr{break-inside:avoid}}")
     return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Extraction "
             f"{e(report['extraction_id'])}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
