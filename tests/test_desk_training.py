@@ -174,6 +174,9 @@ def test_a_training_extraction_from_the_desk_waits_until_the_chief_signs_off_its
     assert status == 200 and client.headers["Content-Disposition"].startswith("attachment")
     assert pieton(["vault", "check-report", str(made["exports"] / "formation-1.report.json"),
                    str(made["exports"] / "formation-1.mp4"), "--vault-key", made["vault_key"]]) == 0
+    # The register, as an inspector reads it, has the sign-off.
+    status, page = client.get("/registre?evenement=training-approved")
+    assert status == 200 and xid in page and "Validation d'une extraction de formation" in html.unescape(page)
     # Once only: the page now says so.
     status, page = client.get(f"/formation/{xid}")
     assert status == 404 and "Aucune extraction de formation" in html.unescape(page)
