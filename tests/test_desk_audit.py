@@ -1,14 +1,18 @@
 """What an audit of the desk against issue 15 found missing: a retired camera shown as such
-(and not counted as late in the health line), and a clear page, not bare English text, for a
+(and not counted as late in the health line); a clear page, not bare English text, for a
 request to another host name (logged: DNS rebinding is an attempt to access), a method the
-address does not take, or a form carrying a file."""
+address does not take, or a form carrying a file; the extraction's range chosen on the
+timeline."""
 
 from __future__ import annotations
 
 import html
 import http.client
+import json
+import re
 import time
 
+import pytest
 from conftest import read_jsonl
 from test_desk_training import Client, desk, made  # noqa: F401 - fixtures
 from test_vault_flow import CAMERA
@@ -56,3 +60,29 @@ def test_odd_requests_get_a_clear_page_and_another_host_is_logged(desk, made):  
         "Host": desk.url.removeprefix("http://"), "Origin": desk.url, "Cookie": client.cookie_header(),
         "Content-Type": "multipart/form-data; boundary=x"}, body)
     assert status == 400 and "mal formée" in html.unescape(page) and 'lang="fr"' in page
+
+
+def test_the_extractions_range_is_chosen_on_the_timeline(desk, made):  # noqa: F811
+    rid = made["rid"]
+    client = Client(desk.url)
+    client.sign_in()
+    client.send(f"/enregistrements/{rid}", f"/enregistrements/{rid}/consulter",
+                {"motif": "judicial", "demandeur": "OPJ Durand"})
+    starts = re.findall(r'<a href="\?debut=([\d.]+)&amp;fin=#t-extraire"[^>]*>début ici</a>', client.page)
+    assert len(starts) >= 2, "a start link on each moment of the timeline"
+    start = next(s for s in starts if float(s) > 0)
+    client.get(f"/enregistrements/{rid}?debut={start}&fin=")
+    end = re.findall(rf'<a href="\?debut={re.escape(start)}&amp;fin=([\d.]+)#t-extraire"', client.page)[-1]
+    client.get(f"/enregistrements/{rid}?debut={start}&fin={end}")
+    assert f'id="e-debut" name="debut" inputmode="decimal" value="{start}"' in client.page
+    assert f'id="e-fin" name="fin" inputmode="decimal" value="{end}"' in client.page
+    status, page = client.post(f"/enregistrements/{rid}/extraire", {
+        "csrf": client.token(f"/enregistrements/{rid}/extraire"), "motif": "judicial", "demandeur": "OPJ Durand",
+        "destinataire": "Parquet", "nom": "plage", "debut": start, "fin": end})
+    assert status == 200 and 'id="extraction-faite"' in page
+    report = json.loads((made["exports"] / "plage.report.json").read_text())
+    assert report["mp4"]["range_s"][0] == pytest.approx(float(start), abs=0.05)
+    assert report["mp4"]["range_s"][1] == pytest.approx(float(end), abs=0.05)
+    # A bound that is not a number is simply not filled in.
+    client.get(f"/enregistrements/{rid}?debut=..%2Fetc&fin=nan")
+    assert 'name="debut" inputmode="decimal" value=""' in client.page and 'value="nan"' not in client.page
