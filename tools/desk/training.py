@@ -114,7 +114,8 @@ async def pending_page(desk, request, session, form):
                     items.append({"id": item["extraction_id"], "problem": str(exc)})
             return items
     items = await run_in_threadpool(read)
-    return desk.page(request, "formation.html", items=items)
+    refused = request.query_params.get("refusee", "")
+    return desk.page(request, "formation.html", items=items, refused=refused if XID.fullmatch(refused) else None)
 
 
 async def sheet_page(desk, request, session, form):

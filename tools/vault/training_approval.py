@@ -143,10 +143,11 @@ def read_pending(vault, extraction_id: str) -> tuple[Path, dict, dict]:
 def redo_request(vault, extraction_id: str, more_plates: list) -> dict:
     """What was asked for a pending extraction, with ``more_plates`` added to the boxes
     already drawn: the fields of the ``tools.vault.extract.Request`` that makes it again
-    (the chief rejects this one first)."""
+    (the one it replaces is then rejected)."""
     folder, state, _ = _pending(vault, extraction_id)
     asked = state.get("request")
-    if not isinstance(asked, dict) or not isinstance(asked.get("recordings"), list):
+    if not isinstance(asked, dict) or not isinstance(asked.get("recordings"), list) \
+            or not all(isinstance(asked.get(k), str | None) for k in ("start", "end", "zone")):
         raise VaultError(f"pending extraction {extraction_id}: made before the vault kept what was asked; "
                          "reject it and extract again with --plate")
     marks = load_plate_file(folder / PLATES) if (folder / PLATES).is_file() else []
