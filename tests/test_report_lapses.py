@@ -22,6 +22,7 @@ from recorder.visual_signal import SPAN_NOTE, SPANS
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
 from tools.vault.report_events import rows
+from tools.vault.report_html import _when
 from tools.vault.vault import Vault, init_vault
 
 
@@ -96,8 +97,10 @@ def test_the_extraction_report_tells_the_spans_in_words(tmp_path, store):
         f"Sans signal visuel de {utc_iso(START + 1)} à {utc_iso(START + 3)} (red light: dark)",
         f"Sans position GPS de {utc_iso(START + 2)} jusqu'à la fin de l'enregistrement (no fix)",
         f"Sans son de {utc_iso(START + 5)} à {utc_iso(START + 6)}"]
-    for said in lapses_said:
-        assert said["words"].replace("'", "&#x27;") in html
+    for words in (f"Sans signal visuel de {_when(START + 1)} à {_when(START + 3)} (red light: dark)",
+                  f"Sans position GPS de {_when(START + 2)} jusqu'à la fin de l'enregistrement (no fix)",
+                  f"Sans son de {_when(START + 5)} à {_when(START + 6)}"):
+        assert words.replace("'", "&#x27;") in html   # the page in local time, as its reader reads it
     assert "visual_signal_lost" not in html   # told as a span, not as two raw events
 
 
@@ -121,7 +124,7 @@ def test_both_reports_draw_their_events_from_one_list():
     full = rows(summary, utc_iso)
     bare = rows(summary, lambda t: f"{t - START:.1f} s", details=False)
     assert [r.kind for r in full] == [r.kind for r in bare] == ["start", SPANS, "bookmark", "stop"]
-    assert full[2].text == "bookmark (lat=1.0)" and bare[2].text == "bookmark"
+    assert full[2].text == "bookmark (lat 1.0)" and bare[2].text == "bookmark"
     assert bare[1].text == "Sans signal visuel de 1.0 s jusqu'à la fin de l'enregistrement"
 
 

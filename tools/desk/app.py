@@ -14,8 +14,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -29,6 +30,7 @@ from tools.desk.health import HealthCheck
 from tools.desk.sessions import IDLE_S, Session, Sessions, author
 from tools.desk.web import COOKIE, private
 from tools.desk.words import local, seconds
+from tools.vault.training_approval import waiting
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("pieton.desk")
@@ -60,12 +62,14 @@ class Desk:
     # -- pages --------------------------------------------------------------------------
     def page(self, request: Request, template: str, status: int = 200, **context) -> Response:
         session: Session | None = getattr(request.state, "session", None)
-        health = None
+        health, training_waiting = None, 0
         if session is not None:  # shown to the persons designated only
             with self.vault.open() as vault:
                 health = self.health(vault, self.config.zone)
+                training_waiting = len(waiting(vault))
         response = self.templates.TemplateResponse(
-            request, template, {"session": session, "health": health, **context}, status_code=status)
+            request, template, {"session": session, "health": health, "training_waiting": training_waiting,
+                                **context}, status_code=status)
         return private(response)
 
     def refused(self, request: Request, exc: Refused) -> Response:
@@ -144,6 +148,33 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
     return endpoint
 
 
+class KnownHost:
+    """Only requests addressed to the desk's own name (no DNS rebinding): another Host gets a
+    page giving the reason, logged as an attempt to access."""
+
+    def __init__(self, app, desk: Desk):
+        self.app, self.desk = app, desk
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "")
+            name = host[:host.find("]") + 1] if host.startswith("[") else host.split(":")[0]
+            if name not in self.desk.config.hosts:
+                refusal = Refused(400, "Adresse refusée", f"Cette requête est adressée à {host[:80]!r}, pas au poste "
+                                  "du chef (une autre adresse que la sienne) : elle est refusée.", attempt=True)
+                await self.desk.refused(Request(scope, receive), refusal)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+HTTP_REFUSALS = {
+    405: ("Méthode refusée", "Cette adresse ne s'ouvre pas ainsi (un formulaire s'envoie depuis sa page du poste) : "
+                             "rien n'a été fait."),
+    400: ("Requête refusée", "Cette requête est mal formée (un formulaire du poste n'envoie ni fichier ni champ "
+                             "démesuré) : rien n'a été fait."),
+}
+
+
 def create_app(config: DeskConfig, **clocks) -> Starlette:
     desk = Desk(config, **clocks)
     routes = [Route(path, guarded(desk, fn, signed_in=auth), methods=methods)
@@ -159,7 +190,14 @@ def create_app(config: DeskConfig, **clocks) -> Starlette:
                                              "(erreur interne, inscrite dans son propre journal). Rien n'a été "
                                              "montré ni extrait ; réessayez ou prévenez le technicien."))
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: failed},
-                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=config.hosts)])
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            return await not_found(request, exc)
+        title, reason = HTTP_REFUSALS.get(exc.status_code, ("Requête refusée", "Cette requête n'est pas acceptée "
+                                                             "par le poste : rien n'a été fait."))
+        return desk.refused(request, Refused(exc.status_code, title, reason))
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: failed},
+                    middleware=[Middleware(KnownHost, desk=desk)])
     app.state.desk = desk
     return app

@@ -1,17 +1,18 @@
-"""The cameras: enrolled, last offload, what they hold in the vault, quarantine, and the
-recordings soon erased (the purge's rule, holds apart)."""
+"""The cameras: enrolled, retired, last offload, what they hold in the vault, quarantine,
+and the recordings soon erased (the purge's rule, holds apart)."""
 
 from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 
-from tools.desk.health import OFFLOAD_DAYS
+from tools.desk.health import OFFLOAD_DAYS, retired_cameras
 from tools.desk.sessions import author
 from tools.vault.layout import parse_time
 from tools.vault.logs import DAY
 from tools.vault.retention import retention_ends
 
 SOON_DAYS = 3
+RETIRED = {"lost": "perdue", "stolen": "volée", "broken": "hors d'usage"}
 
 
 def camera_lines(vault) -> tuple[list[dict], list[dict]]:
@@ -32,8 +33,13 @@ def camera_lines(vault) -> tuple[list[dict], list[dict]]:
     for _folder, _rid, camera, _at, _problems in vault.index.quarantined():
         if camera in lines:
             lines[camera]["quarantined"] += 1
+    retired = retired_cameras(vault)
     for line in lines.values():
-        line["late"] = line["last_offload"] is None or now - line["last_offload"] > OFFLOAD_DAYS * DAY
+        gone = retired.get(line["camera"])
+        line["retired"] = (RETIRED.get(gone.get("reason"), str(gone.get("reason"))), parse_time(gone["at"])) \
+            if gone and isinstance(gone.get("at"), str) else None
+        line["late"] = not line["retired"] and (line["last_offload"] is None
+                                                or now - line["last_offload"] > OFFLOAD_DAYS * DAY)
     soon.sort(key=lambda s: s["end"])
     return sorted(lines.values(), key=lambda line: line["camera"]), soon
 

@@ -12,6 +12,7 @@ from starlette.responses import FileResponse
 from tools.desk.access import Refused
 from tools.desk.forms import PURPOSES, reasons, recording_id
 from tools.desk.sessions import author
+from tools.desk.training import plate_lines
 from tools.vault.extract import Request, extract
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
@@ -50,8 +51,13 @@ async def extract_page(desk, request, session, form):
     asked = reasons(form, "motif", "demandeur", "destinataire")
     name = file_name(form.get("nom"))
     start, end = _seconds(form.get("debut"), "Début"), _seconds(form.get("fin"), "Fin")
+    plates = plate_lines(form.get("plaques"))
+    if plates and asked["motif"] != "training":
+        raise Refused(400, "Demande refusée", "Les cadres de plaques ne servent qu'à une extraction pour la formation "
+                      "(anonymisée) ; les autres extractions sont remises entières. Rien n'a été fait.")
     out = desk.config.exports / name
-    request_ = Request([rid], asked["motif"], asked["demandeur"], asked["destinataire"], out, start, end)
+    request_ = Request([rid], asked["motif"], asked["demandeur"], asked["destinataire"], out, start, end,
+                       plates=plates)
 
     def run():
         with desk.vault.open(author(session)) as vault:
@@ -60,7 +66,8 @@ async def extract_page(desk, request, session, form):
                               attempt=True)
             return extract(vault, request_, session.identities)
     result = await run_in_threadpool(run)
-    session.extracted.add(out.stem)
+    if result.pending is None:  # a training clip is offered once signed off (tools/desk/training.py)
+        session.extracted.add(out.stem)
     return desk.page(request, "extraction.html", rid=rid, result=result, name=out.stem, folder=desk.config.exports,
                      purpose=PURPOSES[asked["motif"]], asked=asked)
 

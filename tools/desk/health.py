@@ -11,6 +11,7 @@ from recorder.errors import PietonError
 from recorder.evidence.chain import split_pieces
 from recorder.localtime import parse_time
 from tools.desk.words import local
+from tools.vault.authorisation import load as load_authorisation
 from tools.vault.logs import DAY
 from tools.vault.mirror import registered
 
@@ -39,6 +40,15 @@ class Health:
     def ok(self) -> bool:
         return self.register_present and not self.disk_warning and not self.cameras_late \
             and not self.mirror_late and not self.mirror_problems
+
+
+def retired_cameras(vault) -> dict[str, dict]:
+    """Cameras taken out of service (`pieton vault retire`), by id: their record (why, when)."""
+    try:
+        doc = load_authorisation(vault)
+    except PietonError:  # unreadable: `vault verify` says so; the page still shows the cameras
+        return {}
+    return {r["camera"]: r for r in doc.get("retired") or [] if isinstance(r, dict) and isinstance(r.get("camera"), str)}
 
 
 class HealthCheck:
@@ -77,7 +87,10 @@ class HealthCheck:
         rows = vault.index.db.execute(
             "SELECT c.camera_id, MAX(r.ingested_at) FROM cameras c LEFT JOIN recordings r "
             "ON r.camera_id = c.camera_id GROUP BY c.camera_id ORDER BY c.camera_id").fetchall()
+        retired = retired_cameras(vault)  # out of service: never offloaded again, and rightly
         for camera, last_ingest in rows:
+            if camera in retired:
+                continue
             if last_ingest is None or now - last_ingest > OFFLOAD_DAYS * DAY:
                 late.append(camera)
         health = Health(local(parse_time(last), zone) if last else "jamais",

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, StreamingResponse
 
 from recorder.errors import PietonError
-from tools.desk import cameras, extraction, journal_pages, search
+from tools.desk import cameras, extraction, journal_pages, search, training
 from tools.desk.access import Refused, duration_s, retention_end
 from tools.desk.forms import PURPOSES, choice, reasons, recording_id, stored_row
 from tools.desk.sessions import author
@@ -62,8 +62,19 @@ async def recording(desk, request, session, form):
         row = stored_row(vault, rid)
         end = retention_end(vault, row)
         holds = vault.index.holds(rid)
+    # The range of an extraction chosen on the timeline: a moment's "début ici" / "fin ici" link.
+    chosen = {name: _offset(request.query_params.get(name)) for name in ("debut", "fin")}
     return desk.page(request, "enregistrement.html", row=row, duration=duration_s(row), end=end, holds=holds,
-                     consulted=session.consulted.get(rid), purposes=PURPOSES)
+                     consulted=session.consulted.get(rid), purposes=PURPOSES, chosen=chosen)
+
+
+def _offset(value) -> str:
+    """A range bound from the address, for the form only (the extraction checks it again)."""
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        number = None
+    return f"{max(0.0, number):.1f}" if number is not None and number == number and number < 7 * 86400 else ""
 
 
 async def consult(desk, request, session, form):
@@ -144,4 +155,5 @@ ROUTES = [
     *journal_pages.ROUTES,
     *cameras.ROUTES,
     *search.ROUTES,
+    *training.ROUTES,
 ]

@@ -6,6 +6,7 @@ enough for the chief to see that no face and no plate shows, before signing it o
 from __future__ import annotations
 
 import base64
+import re
 from html import escape
 
 import cv2
@@ -14,6 +15,13 @@ import numpy as np
 EVERY_S = 2.0       # a picture every this many seconds of the clip
 WIDTH = 480         # px across each picture: a face 20 px wide in 1280 stays visible
 MAX_PICTURES = 300  # a long clip: the interval grows instead
+_PICTURE = re.compile(r'<img src="(data:image/jpeg;base64,[A-Za-z0-9+/]+=*)" alt="(\d+(?:\.\d+)?) s">')
+
+
+def pictures(sheet_html: str) -> list[tuple[float, str]]:
+    """The (seconds from the clip's start, JPEG data URI) of a sheet ``ContactSheet.html``
+    wrote, so that another page (the chief's desk) shows the same pictures."""
+    return [(float(t), uri) for uri, t in _PICTURE.findall(sheet_html)]
 
 
 class ContactSheet:

@@ -383,7 +383,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         if anonymised is not None:  # kept in the vault until the chief signs off its contact sheet
             rid = report["extraction_id"]
             folder = stage(vault, rid, tmp, staged, done.contact_sheet.html(rid, anonymised, approve_command(
-                vault, rid)), out)
+                vault, rid)), out, request)
             return ExtractionResult(folder / CLIP, folder / REPORT, folder / HTML, report, entry["seq"],
                                     pending=folder / SHEET)
         for part, final in zip(staged, side, strict=True):

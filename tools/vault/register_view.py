@@ -22,6 +22,8 @@ EVENTS = {
     "recording-erased": "Effacement (durée de conservation)", "quarantine-erased": "Effacement (quarantaine)",
     "mirror-erased": "Effacement (copie de secours)", "recording-erased-on-camera": "Effacement sur la caméra",
     "person-designated": "Désignation d'une personne", "person-revoked": "Fin de désignation",
+    "training-approved": "Validation d'une extraction de formation",
+    "training-rejected": "Refus d'une extraction de formation",
 }
 PURPOSES = {"judicial": "judiciaire", "administrative": "administrative", "disciplinary": "disciplinaire",
             "training": "formation", "access": "droit d'accès"}
@@ -31,7 +33,7 @@ COLUMNS = ("Date", "Opération", "Auteur", "Motif", "Demandeur", "Destinataire",
 _DETAIL = (("procedure", "procédure"), ("matricule", "matricule"), ("name", "nom"), ("role", "rôle"),
            ("decision", "décision"), ("designated_by", "désigné par"), ("filters", "filtres"),
            ("period", "période"), ("folder", "dossier"), ("exports", "dossier d'export"),
-           ("mp4", "fichier"), ("reason", "raison"))
+           ("mp4", "fichier"), ("extraction_id", "extraction"), ("reason", "raison"))
 
 
 def register_rows(vault: Vault, *, since: float | None = None, until: float | None = None,

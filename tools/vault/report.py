@@ -112,7 +112,7 @@ def write_report_files(report: dict, paths: list[Path], mp4_path: Path, vault, t
     json_path, html_path = paths
     _write(json_path, json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")
     if html is None:
-        html = render_html(report, mp4_path, vault.settings.get("communes") or [], thumbs)
+        html = render_html(report, mp4_path, vault.settings.get("communes") or [], thumbs, zone=vault.timezone)
     _write(html_path, html.encode())
     return [json_path, html_path]
 

@@ -7,6 +7,7 @@ light, its position, its image or its sound are told in words ("Sans signal visu
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from tools.vault.layout import parse_time
 # Events drawn elsewhere (the track has its own picture) or told as a span.
 _POINTS = ("gps", "track", "fix", "position")
 _HIDDEN_DETAIL = ("time", "type", "event", "kind", "mono", "at")
+EPOCH_MIN, EPOCH_MAX = 1.0e9, 1.0e11   # a float in an event's details this size is a time (2001 on)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,22 @@ def spans_json(summary: dict, when: Callable[[float], str]) -> list[dict]:
              "why": lapse.why, "words": lapse.in_words(when)} for lapse in spans_of(summary)]
 
 
+def seconds(value) -> str:
+    """A duration rounded as a reader wants it: ``30.1 s``, not ``30.133333333333383 s``."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.1f} s"
+    return f"{value} s"
+
+
+def _detail(key: str, value, when: Callable[[float], str]) -> str:
+    """An event's detail without internals: epoch times written by ``when``, other numbers rounded."""
+    if isinstance(value, float) and math.isfinite(value):
+        if EPOCH_MIN <= value <= EPOCH_MAX:
+            return f"{key.replace('_', ' ')} {when(value)}"
+        value = round(value, 2)
+    return f"{key.replace('_', ' ')} {value}"
+
+
 def rows(summary: dict, when: Callable[[float], str], *, details: bool = True) -> list[Row]:
     """The recording's timeline. ``when`` writes a time; without ``details`` an event is
     told by its kind only (what an event carries may name a place or a person)."""
@@ -72,7 +90,7 @@ def rows(summary: dict, when: Callable[[float], str], *, details: bool = True) -
     reason = static.get("trigger_reason") or static.get("reason")
     out = [Row(started, "start", "start" + (f" — trigger: {reason}" if reason else ""))]
     if summary.get("pre_event_s") is not None:
-        out.append(Row(started, "pre-event", f"pre-event span: {summary['pre_event_s']} s (video only)"))
+        out.append(Row(started, "pre-event", f"pre-event span: {seconds(summary['pre_event_s'])} (video only)"))
     notice = summary.get("notice")
     if isinstance(notice, dict) and "given" in notice:
         said = describe_notice(notice)
@@ -87,8 +105,8 @@ def rows(summary: dict, when: Callable[[float], str], *, details: bool = True) -
         kind = event_kind(event)
         if ("lat" in event and kind in _POINTS) or is_lapse_event(kind):
             continue
-        detail = ", ".join(f"{k}={v}" for k, v in event.items() if k not in _HIDDEN_DETAIL) if details else ""
-        out.append(Row(event_epoch(event), kind, kind + (f" ({detail[:200]})" if detail else "")))
+        detail = ", ".join(_detail(k, v, when) for k, v in event.items() if k not in _HIDDEN_DETAIL) if details else ""
+        out.append(Row(event_epoch(event), kind, kind.replace("_", " ") + (f" ({detail[:200]})" if detail else "")))
     out.extend(Row(lapse.start, lapse.kind, lapse.in_words(when, why=details)) for lapse in spans_of(summary))
     closed = summary.get("closed") or {}
     out.append(Row(epoch(closed.get("ended_at")), "stop",

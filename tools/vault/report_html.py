@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import math
+from datetime import datetime
 from html import escape
 from pathlib import Path
 
 from recorder.evidence.format import utc_iso
 from recorder.inputs import InputError, load_json_file
+from recorder.localtime import format_local
 from tools.vault.report_events import rows
 
 THUMBNAILS = 8
@@ -105,11 +107,22 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
     return "".join(parts)
 
 
-def _when(epoch: float | None) -> str:
-    try:
-        return utc_iso(epoch) if epoch is not None else "?"
-    except (OverflowError, ValueError, OSError):  # not a time a calendar can show
-        return str(epoch)
+def _when(value, zone: str | None = None) -> str:
+    """A time as whoever receives the report reads it: local, with its zone (the vault's)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return format_local(value, zone)
+        except (OverflowError, ValueError, OSError):  # not a time a calendar can show
+            try:
+                return utc_iso(value)
+            except (OverflowError, ValueError, OSError):
+                return str(value)
+    return str(value) if value is not None else "?"
 
 
 def event_rows(rows) -> list[str]:
@@ -129,19 +142,39 @@ def strip(thumbs) -> list[str]:
     return out
 
 
+def _who_where(rec: dict, commune_files: list[str], zone: str | None) -> str:
+    """Who recorded, with which camera, when and where: what a reader looks for first."""
+    e = escape
+    static = rec.get("recording") if isinstance(rec.get("recording"), dict) else {}
+    track = rec.get("gps_track") or []
+    closed = rec.get("closed") or {}
+    place = "no position recorded"
+    if track:
+        first, last = track[0], track[-1]
+        place = (f"start {first['lat']:.5f}, {first['lon']:.5f} — stop {last['lat']:.5f}, {last['lon']:.5f} "
+                 f"(latitude, longitude, WGS 84)")
+    communes = ", ".join(name for name, _ in _boundaries(commune_files)) or "none drawn"
+    rows = (("agent number", static.get("agent") or "not assigned"), ("camera", rec.get("camera")),
+            ("recorded", f"{_when(rec.get('started_at'), zone)} to {_when(closed.get('ended_at'), zone)}"),
+            ("place", place), ("commune", communes))
+    return "<table class=who>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows) + "</table>"
+
+
 def _state(segment: dict) -> str:
     if segment.get("complete") is None:
         return "not decrypted (outside the extracted range)"
     return "complete" if segment["complete"] else "truncated: " + escape(str(segment.get("reason")))
 
 
-def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=None) -> str:
+def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=None, zone: str | None = None) -> str:
+    """The report as a page; times local in ``zone`` (the vault's), UTC stays in the JSON."""
     thumbs = thumbnails(mp4_path) if thumbs is None else thumbs
     e = escape
     body = [f"<h1>Extraction report {e(report['extraction_id'])}</h1>",
             "<table>",
+            f"<tr><th>created</th><td>{e(_when(report.get('created'), zone))}</td></tr>",
             *(f"<tr><th>{e(k)}</th><td>{e(str(report.get(k)))}</td></tr>"
-              for k in ("created", "purpose", "requester", "deliver_to")),
+              for k in ("purpose", "requester", "deliver_to")),
             f"<tr><th>MP4</th><td>{e(report['mp4']['name'])} — {report['mp4']['duration_s']} s — "
             f"SHA-256 <code>{e(report['mp4']['sha256'])}</code></td></tr>",
             f"<tr><th>audio</th><td>{e(report['mp4']['audio'])}</td></tr>",
@@ -155,10 +188,12 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
     for rec in report["recordings"]:
         body.append(f"<h2>Recording {e(rec['id'])} — camera {e(rec['camera'])}</h2>")
         auth = rec.get("authorisation") if isinstance(rec.get("authorisation"), dict) else {}
+        body.append(_who_where(rec, commune_files, zone))
         body.append(f"<p>Prefect's arrêté: {e(str(auth.get('arrete', 'none named')))}, communes "
                     f"{e(', '.join(map(str, auth.get('communes') or [])) or '-')}</p>")
         body.append("<h3>Timeline</h3><table class=timeline>")
-        body.extend(event_rows((_when(row.at), row.text) for row in rows(rec, _when)))
+        body.extend(event_rows((_when(row.at, zone), row.text)
+                               for row in rows(rec, lambda t: _when(t, zone))))
         body.append("</table><h3>Position</h3>")
         body.append('<div class="maps"><figure>' + track_svg(rec.get("gps_track") or [], commune_files)
                     + "<figcaption>track over the commune boundary</figcaption></figure>")
@@ -172,12 +207,19 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
                     f"<td>{_state(s)}</td></tr>"
                     for s in rec["segments"])
         body.append("</table>")
-    body.append("<p>The signed JSON report next to this page is authoritative: check it with "
-                "<code>pieton vault check-report REPORT FILE.mp4 --vault-key PUB</code>.</p>")
+    body.append("<h2>Checking this report</h2><p>The signed JSON report next to this page is authoritative. "
+                "To check that it was signed by the vault and that the video is the one it describes: "
+                f"<code>pieton vault check-report {e(Path(str(report['mp4']['name'])).stem)}.report.json "
+                f"{e(str(report['mp4']['name']))} --vault-key {e(str(report['vault_key']))}</code> "
+                "(the vault key above, compared with the one the police service publishes). Any change to the "
+                "video or the report makes the check fail.</p>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}th{text-align:left;padding-right:1em}"
              ".strip{display:flex;gap:6px;overflow-x:auto}.strip figure{margin:0;text-align:center;font-size:12px}"
              ".timeline td{padding:2px 10px;border-bottom:1px solid #ddd}.timeline td:first-child{white-space:nowrap}"
              ".maps{display:flex;gap:12px;align-items:flex-start}.maps figure{margin:0;font-size:12px}.warn{background:#fff3cd;padding:.5em}"
-             "code{font-size:11px}")
+             "code{font-size:11px}.who th{min-width:9em}"
+             # On paper every thumbnail and map shows: the strip wraps instead of scrolling.
+             "@media print{body{margin:0;max-width:none}.strip,.maps{flex-wrap:wrap;overflow:visible}"
+             ".strip figure,.maps figure,tr{break-inside:avoid}}")
     return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Extraction "
             f"{e(report['extraction_id'])}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")

@@ -23,26 +23,37 @@ from recorder.evidence.chain import fsync_dir, write_atomic
 from recorder.inputs import InputError, expect_object, load_json_file
 from tools.vault.layout import refuse_inside, safe_name
 from tools.vault.persons import read_persons
+from tools.vault.plates import load_plate_file
 
 PENDING = "training-pending"
 CLIP, REPORT, HTML, SHEET, STATE = "clip.mp4", "report.json", "report.html", "contact-sheet.html", "pending.json"
+PLATES = "plates.json"  # the boxes the chief drew, as a --plates-file: a new extraction adds to them
 
 
 def pending_root(vault) -> Path:
     return vault.layout.root / PENDING
 
 
-def stage(vault, extraction_id: str, mp4: Path, report_files: list[Path], sheet_html: str, out: Path) -> Path:
+def stage(vault, extraction_id: str, mp4: Path, report_files: list[Path], sheet_html: str, out: Path,
+          request=None) -> Path:
     """Move the finished clip and its report files into the pending folder (they are on the
-    vault's medium already when ``--out`` is, else copied), with the contact sheet."""
+    vault's medium already when ``--out`` is, else copied), with the contact sheet; and what
+    was asked (``request``, a ``tools.vault.extract.Request``), so that the clip can be made
+    again with one more plate box (``redo_request``) without retyping it."""
     folder = pending_root(vault) / safe_name(extraction_id, "extraction id")
     folder.mkdir(parents=True, mode=0o700)
     try:
         for src, name in zip([mp4, *report_files], (CLIP, REPORT, HTML), strict=True):
             shutil.move(src, folder / name)
         write_atomic(folder / SHEET, sheet_html.encode(), 0o600)
-        write_atomic(folder / STATE, json.dumps({"extraction_id": extraction_id,
-                                                 "out": str(Path(out).resolve())}, indent=1).encode(), 0o600)
+        state = {"extraction_id": extraction_id, "out": str(Path(out).resolve())}
+        if request is not None:
+            state["request"] = {"recordings": list(request.recordings), "requester": request.requester,
+                                "deliver_to": request.deliver_to, "start": request.start, "end": request.end,
+                                "zone": request.zone}
+            marks = [{"t": m.t, "box": list(m.box)} for m in request.plates]
+            write_atomic(folder / PLATES, json.dumps(marks).encode(), 0o600)
+        write_atomic(folder / STATE, json.dumps(state, indent=1).encode(), 0o600)
         fsync_dir(folder.parent)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # half a pending extraction is none
@@ -122,6 +133,28 @@ def reject(vault, extraction_id: str, identities: list, reason: str) -> None:
                     mp4_sha256=(report.get("mp4") or {}).get("sha256"), rejected_by=approver, reason=reason[:500])
     shutil.rmtree(folder)
     fsync_dir(folder.parent)
+
+
+def read_pending(vault, extraction_id: str) -> tuple[Path, dict, dict]:
+    """The pending folder, its state and its signed report (a VaultError names a missing one)."""
+    return _pending(vault, extraction_id)
+
+
+def redo_request(vault, extraction_id: str, more_plates: list) -> dict:
+    """What was asked for a pending extraction, with ``more_plates`` added to the boxes
+    already drawn: the fields of the ``tools.vault.extract.Request`` that makes it again
+    (the one it replaces is then rejected)."""
+    folder, state, _ = _pending(vault, extraction_id)
+    asked = state.get("request")
+    if not isinstance(asked, dict) or not isinstance(asked.get("recordings"), list) \
+            or not all(isinstance(asked.get(k), str | None) for k in ("start", "end", "zone")):
+        raise VaultError(f"pending extraction {extraction_id}: made before the vault kept what was asked; "
+                         "reject it and extract again with --plate")
+    marks = load_plate_file(folder / PLATES) if (folder / PLATES).is_file() else []
+    return {"recordings": [str(r) for r in asked["recordings"]], "purpose": "training",
+            "requester": str(asked.get("requester") or ""), "deliver_to": str(asked.get("deliver_to") or ""),
+            "out": Path(state.get("out", "")), "start": asked.get("start"), "end": asked.get("end"),
+            "zone": asked.get("zone"), "plates": marks + list(more_plates)}
 
 
 def waiting(vault) -> list[dict]:

@@ -1,0 +1,74 @@
+"""The extraction report is read by whoever receives it (issue 15, item 4): who recorded,
+with which camera, where (coordinates and commune) and when (local time with its zone), the
+timeline without internals, every thumbnail on paper, and how to check its signature."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+
+import pytest
+from test_vault_flow import CAMERA, chief, make_spool, vault  # noqa: F401 - fixtures
+
+from tools.vault.extract import Request, extract
+from tools.vault.ingest import ingest
+from tools.vault.report_events import rows as timeline_rows
+from tools.vault.report_html import _when
+
+
+@pytest.fixture
+def report(tmp_path, chief, vault):  # noqa: F811
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=3)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    (rid,) = ingest(vault, spool_dir, progress=False).stored
+    (tmp_path / "out").mkdir()
+    result = extract(vault, Request([rid], "judicial", "OPJ Martin", "Parquet d'Autun", tmp_path / "out" / "pv-1.mp4"),
+                     [chief[0]])
+    return result, vault.signer.public_key_hex
+
+
+def test_the_report_says_who_where_and_when_in_local_time(report):
+    result, vault_key = report
+    html = result.html_path.read_text()
+    who = re.search(r"<table class=who>(.*?)</table>", html).group(1)
+    assert "<th>agent number</th><td>A-1234</td>" in who and f"<th>camera</th><td>{CAMERA}</td>" in who
+    assert "start 46.95000, 4.30000" in who and "stop 46.95200, 4.30000" in who   # the recording's GPS points
+    assert "CET" in who                                              # 18 November: winter time in Paris
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", html)  # no UTC internals on the page
+    assert "pre-event span: 4.0 s (video only)" in html
+    assert (f"pieton vault check-report pv-1.report.json pv-1.mp4 --vault-key {vault_key}") in html
+
+
+def test_the_timeline_shows_no_internals():
+    rows = timeline_rows({"started_at": "2026-11-27T17:41:11.000Z", "pre_event_s": 30.133333333333383,
+                          "events": [{"kind": "media", "pre_event_from": 1796035399.88, "pre_event_s": 30.133333333333383,
+                                      "time": 1796035430.0}]}, _when)
+    text = " ".join(f"{_when(row.at)} {row.text}" for row in rows)
+    assert "2026-11-27 18:41:11 CET" in text and "pre-event span: 30.1 s" in text
+    assert "1796035399" not in text and "30.133" not in text
+    assert "pre event from 2026-11-30 11:43:19 CET" in text and "pre event s 30.13" in text
+
+
+@pytest.mark.integration
+def test_printed_the_report_keeps_every_thumbnail(report, tmp_path):
+    """Printed by chromium (headless, to PDF): every picture of the strip is on paper (a
+    picture shown twice is embedded once)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    result, _ = report
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        driver.get(result.html_path.as_uri())
+        assert len(driver.find_elements("css selector", ".strip img")) == 8
+        pdf = base64.b64decode(driver.print_page())
+    finally:
+        driver.quit()
+    pictures = set(re.findall(r'<div class="strip">.*?</div>', result.html_path.read_text())[0].split('src="')[1:])
+    pictures = {piece.split('"')[0] for piece in pictures}
+    assert len(pictures) >= 5 and pdf.count(b"/Subtype /Image") == len(pictures)
