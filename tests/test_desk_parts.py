@@ -106,6 +106,8 @@ def test_sessions_lock_when_idle_and_drop_the_identity():
     ({"event": "gps fix lost", "why": "no fix"}, "Perte GPS"),
     ({"kind": "trigger", "reason": "request"}, "Déclenchement : à la demande de la personne"),
     ({"event": "video_lost"}, "Perte de l'image"),
+    ({"kind": "visual_signal_lost", "why": "dark"}, "Sans signal visuel (voyant rouge en panne)"),
+    ({"kind": "visual_signal_lost_end"}, "Signal visuel rétabli"),
     ({"event": "track", "lat": 46.9, "lon": 4.3}, None),
 ])
 def test_timeline_words(event, words):

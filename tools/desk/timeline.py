@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recorder.visual_signal import SPANS
 from tools.desk.words import local, seconds
 from tools.vault.events import event_epoch, event_kind
 from tools.vault.report import recording_summary
@@ -44,6 +45,10 @@ def describe(event: dict) -> str | None:
         return "GPS retrouvé"
     if kind == "boundary crossed":
         return "Limite de la commune franchie"
+    if kind == SPANS:   # the red light failed during the recording (CSI L241-2)
+        return "Sans signal visuel (voyant rouge en panne)"
+    if kind == SPANS + "_end":
+        return "Signal visuel rétabli"
     if kind == "video_lost":
         return "Perte de l'image"
     if kind == "video_regained":
