@@ -345,6 +345,11 @@ class RecordingWriter:
         self._in_place.set()
         self._opening_done.set()
 
+    def wait_opened(self) -> None:
+        """Wait for the whole opening, its journal entry included; raise why it failed."""
+        self._opening_done.wait()
+        self.wait_in_place()
+
     def wait_in_place(self) -> None:
         """Wait until the folder is durable in place; raise why when the opening failed."""
         self._in_place.wait()

@@ -207,11 +207,11 @@ class Spool:
     # -- recording -----------------------------------------------------------------------
     def open_recording(self, started_at: float, reason: str, flags: dict, *,
                        started_mono: float | None = None, authorisation: dict | None = None) -> RecordingWriter:
-        """A new recording folder with its signed ``opened`` line, durable and in place when
-        this returns (see ``begin_recording``)."""
+        """A new recording folder with its signed ``opened`` line, durable and in place, and
+        journalled, when this returns (see ``begin_recording``)."""
         writer = self.begin_recording(started_at, reason, flags, started_mono=started_mono,
                                       authorisation=authorisation)
-        writer.wait_in_place()
+        writer.wait_opened()
         return writer
 
     @property
