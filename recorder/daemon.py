@@ -510,6 +510,8 @@ class Daemon:
         pipeline = self.sessions.pipeline if self.sessions is not None else None
         if pipeline is not None:
             pipeline.power_cut()
+        if self.spool is not None:
+            self.spool.power_cut()   # its opening thread stops before the next start reads the journal
         if self.machine is not None:
             self.machine.gestures.reset()
             self.machine.state = State.ARMED

@@ -168,9 +168,13 @@ class LiveSessions:
 
     def open(self, started_mono: float, flags: dict) -> LiveSession:
         started_wall = self.wall_at(started_mono)
-        pressed = self.pipeline.loop.time() if self.pipeline is not None else None  # before the fsyncs
+        pressed = self.pipeline.loop.time() if self.pipeline is not None else None  # the press
         authorisation = recording_authorisation(self.config)
-        writer = self.spool.open_recording(started_wall, "pending", flags, authorisation=authorisation)
+        # The opening's fsyncs go on in the spool's opening thread: the media worker takes
+        # the press now, and its segments open once the opened line is durable in place.
+        writer = self.spool.begin_recording(
+            started_wall, "pending", flags, authorisation=authorisation,
+            submit=lambda fn, *args: self.loop.run_in_executor(self.spool.opener, fn, *args))
         agent = self.agent_number()
         if self.assignment is not None:
             writer.static.update(self.assignment.recording_static())

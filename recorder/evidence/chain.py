@@ -277,6 +277,11 @@ class ChainWriter:
             self.on_durable(str(self.path), self._file.tell())
         return line
 
+    def moved(self, path: str | Path) -> None:
+        """The file was renamed (its folder put in place): go on appending to the same open
+        file under its new name, without reading it again."""
+        self.path = Path(path)
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class DeviceJournal:
         self.recipients = list(recipients)
         self._now = wall_now(wall_clock)
         self._chain = ChainWriter(self.path, JOURNAL_CONTEXT, signer, on_durable=on_durable)
+        self._lock = threading.Lock()   # the spool's opening thread appends too (Spool.begin_recording)
 
     @property
     def last_hash(self) -> str:
@@ -38,11 +40,12 @@ class DeviceJournal:
     def append(self, event: str, public: dict, personal: dict | None = None) -> dict:
         if event not in JOURNAL_EVENTS:
             raise EvidenceError(f"journal {self.path}: unknown event {event!r}; known: {', '.join(JOURNAL_EVENTS)}")
-        record = {"event": event, "time": utc_iso(self._now()), "data": dict(public)}
-        if personal:
-            blob = encrypt_bytes(canonical(personal), self.recipients)
-            record["personal"] = base64.b64encode(blob).decode("ascii")
-        return self._chain.append(record)
+        blob = encrypt_bytes(canonical(personal), self.recipients) if personal else None
+        with self._lock:   # the time read in the lock: times follow the chain's order
+            record = {"event": event, "time": utc_iso(self._now()), "data": dict(public)}
+            if blob is not None:
+                record["personal"] = base64.b64encode(blob).decode("ascii")
+            return self._chain.append(record)
 
     def close(self) -> None:
         self._chain.close()

@@ -297,10 +297,13 @@ class RecordingWriter:
     """One recording: a folder in the spool with its manifest, segments and metadata.
 
     ``on_closed(recording, reason)`` is called once its signed ``closed`` line is written
-    (the spool journals it and chains the next recording to it)."""
+    (the spool journals it and chains the next recording to it). Without a ``manifest`` the
+    recording is still being opened by another thread (Spool.begin_recording), which calls
+    ``placed`` once the folder is durable in place and ``opening_over`` at its end; until
+    then segments wait (``wait_in_place``), notes are kept."""
 
     def __init__(self, terms: WritingTerms, recording_id: str, seq: int, path: Path,
-                 manifest: ChainWriter, static: dict, *,
+                 manifest: ChainWriter | None, static: dict, *,
                  on_closed: Callable[[RecordingWriter, str], None] | None = None):
         self.terms = terms
         self.on_closed = on_closed
@@ -316,6 +319,46 @@ class RecordingWriter:
         self._events: list[dict] = []
         # the media worker notes while the press's segments open in the background
         self._lock = threading.RLock()
+        self._in_place = threading.Event()      # opened line durable, folder renamed into place
+        self._opening_done = threading.Event()  # ... and journalled (or failed)
+        self.opening_error: BaseException | None = None
+        self.trace: dict[str, float] = {}       # the opening, step by step (monotonic)
+        if manifest is not None:
+            self._in_place.set()
+            self._opening_done.set()
+
+    # -- opening (Spool.begin_recording) ----------------------------------------------------
+    def mark(self, stage: str) -> None:
+        self.trace.setdefault(stage, self.terms.monotonic())
+
+    def placed(self, manifest: ChainWriter) -> None:
+        """The opened line is durable and the folder in place: segments may open."""
+        self.manifest = manifest
+        self.mark("in_place")
+        self._in_place.set()
+
+    def opening_over(self, error: BaseException | None = None) -> None:
+        if error is not None and not self._in_place.is_set():
+            self.opening_error = error
+            self.state = "closed"   # nothing was recorded: the spool may open the next one
+        self.mark("opening_journalled" if error is None else "opening_failed")
+        self._in_place.set()
+        self._opening_done.set()
+
+    def wait_opened(self) -> None:
+        """Wait for the whole opening, its journal entry included; raise why it failed."""
+        self._opening_done.wait()
+        self.wait_in_place()
+
+    def wait_in_place(self) -> None:
+        """Wait until the folder is durable in place; raise why when the opening failed."""
+        self._in_place.wait()
+        error = self.opening_error
+        if error is not None and not isinstance(error, Exception):
+            raise error   # a kill (KeyboardInterrupt, SystemExit) in the opening thread
+        if error is not None:
+            kind = StorageFull if isinstance(error, StorageFull) else EvidenceError
+            raise kind(f"recording {self.id} could not be opened: {error}") from error
 
     def note(self, event: dict) -> None:
         """A timestamped metadata event, kept for the metadata of the segment in progress
@@ -338,6 +381,7 @@ class RecordingWriter:
         """The next segment. With ``overlap`` the one in progress may stay open a moment
         (its owner seals it right after): the media captured after the press is made
         durable before the pre-event span's large seal. Segments are still sealed in order."""
+        self.wait_in_place()   # outside the lock: notes go on meanwhile
         with self._lock:
             if self.state != "recording":
                 raise EvidenceError(f"recording {self.id} is {self.state}: no new segment")
@@ -368,6 +412,9 @@ class RecordingWriter:
 
     def close(self, reason: str) -> dict:
         """Seal any open segment, then the signed ``closed`` line and the journal entry."""
+        self._opening_done.wait()
+        if self.opening_error is not None:
+            return {}   # never opened: nothing to close (the spool journalled the opening undone)
         if self.state != "recording":
             raise EvidenceError(f"recording {self.id} already {self.state}")
         self.state = "closing"

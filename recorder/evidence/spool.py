@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from drivers.signer import Signer
@@ -105,6 +106,7 @@ class Spool:
         self._recovered = False
         self._next_seq = 0
         self._prev_hash: str | None = None
+        self._opener: ThreadPoolExecutor | None = None   # makes openings durable (begin_recording)
 
     # -- start ---------------------------------------------------------------------------
     def _numbered_recordings(self) -> list[tuple[int, Path]]:
@@ -205,11 +207,37 @@ class Spool:
     # -- recording -----------------------------------------------------------------------
     def open_recording(self, started_at: float, reason: str, flags: dict, *,
                        started_mono: float | None = None, authorisation: dict | None = None) -> RecordingWriter:
-        """A new recording folder with its signed ``opened`` line. ``reason`` (the trigger)
-        and ``flags`` are personal: they go to the encrypted metadata only, except
+        """A new recording folder with its signed ``opened`` line, durable and in place, and
+        journalled, when this returns (see ``begin_recording``)."""
+        writer = self.begin_recording(started_at, reason, flags, started_mono=started_mono,
+                                      authorisation=authorisation)
+        writer.wait_opened()
+        return writer
+
+    @property
+    def opener(self) -> ThreadPoolExecutor:
+        """The thread that makes openings durable (begin_recording)."""
+        if self._opener is None:
+            self._opener = ThreadPoolExecutor(1, thread_name_prefix="pieton-opening")
+        return self._opener
+
+    def begin_recording(self, started_at: float, reason: str, flags: dict, *,
+                        started_mono: float | None = None, authorisation: dict | None = None,
+                        submit=None) -> RecordingWriter:
+        """A new recording whose opening (the signed ``opened`` line, its fsyncs, the rename
+        into place, the journal entry) goes on in the spool's opening thread: a press does
+        not wait for those fsyncs, its media is captured and encoded meanwhile. The writer
+        opens no segment before its folder is durable in place (``wait_in_place``), so no
+        media is ever durable before the opened line. ``reason`` (the trigger) and
+        ``flags`` are personal: they go to the encrypted metadata only, except
         ``flags["clock_source"]``, which the manifest also states. ``authorisation`` (the
         prefect's arrêté: reference, communes, end date) is not personal: the opened line
-        states it, so the vault checks it without decrypting anything."""
+        states it, so the vault checks it without decrypting anything. An opening that
+        fails leaves nothing (its ``.opening-`` folder undone, journalled) and a writer
+        that refuses every segment with the reason. ``submit(fn, *args)`` runs the
+        opening on ``self.opener`` (the daemon's loop hands it over with run_in_executor,
+        so a simulation's virtual clock holds still meanwhile); by default submitted
+        directly."""
         if not self._recovered:
             self.recover()
         if self.current is not None and self.current.state != "closed":
@@ -226,33 +254,69 @@ class Spool:
             raise FileExistsError(errno.EEXIST, "recording folder already exists", str(folder))
         opening = self.dir / (OPENING_PREFIX + rid)
         opening.mkdir()
-        clock_source = str((flags or {}).get("clock_source", "unknown"))
-        manifest = ChainWriter(opening / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer,
-                               on_durable=self.durability.file)
-        self.durability.folder(opening)
-        manifest.append({
+        opened = {
             "event": "opened", "camera_id": self.camera_id, "device_key": self.signer.public_key.hex(),
             "recording_id": rid, "recording_seq": seq, "previous_recording_last_line": self._prev_hash,
             "recipients": self.recipients, "config_digest": self.config_digest,
             "config_signed": self.config_signed, "started_at": utc_iso(started_at),
             "started_mono": round(self.monotonic() if started_mono is None else started_mono, 6),
-            "clock_source": clock_source, **({"authorisation": authorisation} if authorisation else {})})
-        manifest.close()
-        # Only now does a folder with the recording's id appear: it always starts with its opened line.
-        os.rename(opening, folder)
-        fsync_dir(self.dir)
-        self.durability.folder(self.dir)
-        self.durability.folder(folder)
-        manifest = ChainWriter(folder / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer,
-                               on_durable=self.durability.file)
-        self.durability.file(manifest.path, (folder / MANIFEST_FILE).stat().st_size)
+            "clock_source": str((flags or {}).get("clock_source", "unknown")),
+            **({"authorisation": authorisation} if authorisation else {})}
         self._next_seq = seq + 1
         static = {"trigger_reason": reason, "flags": dict(flags or {}), "started_at": utc_iso(started_at)}
-        self.current = RecordingWriter(self.terms, rid, seq, folder, manifest, static,
+        self.current = RecordingWriter(self.terms, rid, seq, folder, None, static,
                                        on_closed=self.recording_closed)
-        # The trigger reason is personal and may still be "pending": the metadata carries it.
-        self.journal.append("recording opened", {"recording_id": rid, "recording_seq": seq})
+        (submit or self.opener.submit)(self._make_opened, self.current, opening, opened)
         return self.current
+
+    def _make_opened(self, writer: RecordingWriter, opening: Path, opened: dict) -> None:
+        """The opening thread: the opened line durable, then the folder renamed into place
+        and the rename durable, then the journal entry. Only a folder in place takes
+        segments (RecordingWriter.wait_in_place), so after a power cut at any instant the
+        spool holds either an ``.opening-`` folder with at most the opened line (undone at
+        the next start) or a recording starting with its opened line."""
+        try:
+            manifest = ChainWriter(opening / MANIFEST_FILE, MANIFEST_CONTEXT, self.signer,
+                                   on_durable=self.durability.file)
+            self.durability.folder(opening)
+            manifest.append(opened)
+            writer.mark("opened_line_durable")
+            # Only now does a folder with the recording's id appear: it always starts with its opened line.
+            os.rename(opening, writer.path)
+            manifest.moved(writer.path / MANIFEST_FILE)   # the same open file, under its new name
+            fsync_dir(self.dir)
+            self.durability.folder(self.dir)
+            self.durability.folder(writer.path)
+        except Exception as exc:
+            log.error("recording %s could not be opened: %s", writer.id, exc)
+            self._opening_failed(writer, opening, exc)
+            return
+        except BaseException as exc:   # the process is going (a kill): the next start undoes it
+            writer.opening_over(exc)
+            raise
+        writer.placed(manifest)
+        try:
+            # The trigger reason is personal and may still be "pending": the metadata carries it.
+            self.journal.append("recording opened", {"recording_id": writer.id, "recording_seq": writer.seq})
+        finally:
+            writer.opening_over()
+
+    def _opening_failed(self, writer: RecordingWriter, opening: Path, exc: BaseException) -> None:
+        """Nothing was recorded: the ``.opening-`` folder goes (as recovery would), the
+        number is not taken, and the writer refuses segments with the reason."""
+        if self._next_seq == writer.seq + 1:
+            self._next_seq = writer.seq
+        try:
+            if opening.is_dir():
+                size = sum(p.stat().st_size for p in opening.iterdir())
+                shutil.rmtree(opening)
+                fsync_dir(self.dir)
+                self.journal.append(OPENING_UNDONE, {"folder": opening.name, "bytes": size,
+                                                     "why": f"opening failed: {exc}"[:500]})
+        except Exception as exc2:  # noqa: BLE001 - the next start's recovery undoes it
+            log.warning("%s: cannot undo the opening now: %s", opening.name, exc2)
+        finally:
+            writer.opening_over(exc)
 
     def recording_closed(self, recording: RecordingWriter, reason: str) -> None:
         self._prev_hash = recording.manifest.last_hash
@@ -323,7 +387,16 @@ class Spool:
         os.replace(path, done / path.name)
         fsync_dir(path.parent)
 
+    def power_cut(self) -> None:
+        """The simulator's loss of power: an opening in progress ends (as a cut just after it
+        would leave it) before the next start's spool reads the journal; nothing more is
+        written through this spool."""
+        opener, self._opener = self._opener, None
+        if opener is not None:
+            opener.shutdown(wait=True)
+
     def close(self) -> None:
+        self.power_cut()   # the opening in progress ends first
         self.journal.close()
 
     def __enter__(self):

@@ -52,8 +52,8 @@ def durable_event(kind: str, path: str, size: int) -> dict:
     """What one fsync made durable, as apply_power_cut reads it: a file's length, or the
     names of a folder (from a Spool observer's arguments)."""
     if kind == "dir":
-        return {"k": "dir", "p": path, "names": sorted(os.listdir(path))}
-    return {"k": "file", "p": path, "n": size}
+        return {"k": "dir", "p": path, "names": sorted(os.listdir(path)), "t": time.monotonic()}
+    return {"k": "file", "p": path, "n": size, "t": time.monotonic()}
 
 
 def report_durable(kind: str, path: str, size: int) -> None:
@@ -93,7 +93,20 @@ def kill_at_random(main: str, args: list[str], rng: random.Random, window: tuple
     reader.join()
     model = apply_power_cut([ev for ev in events if ev["k"] != "start"])
     model.update(fsync_figures(events[events.index(start) + 1:]))
+    model.update(media_sync_gaps(events, killed_at))
     return start, killed_at, model
+
+
+def media_sync_gaps(events: list[dict], killed_at: float) -> dict:
+    """When the media last became durable before the cut, and the longest wait between two
+    fsyncs that made media durable (seconds): where a loss beyond the sync interval comes
+    from (the child's monotonic clock is the harness's: same machine)."""
+    times = [ev["t"] for ev in events if ev["k"] == "file" and ".ts.age" in ev["p"] and "t" in ev]
+    if not times:
+        return {}
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    return {"last_media_fsync_s": round(killed_at - times[-1], 3),
+            "longest_media_fsync_gap_s": round(max(gaps, default=0.0), 3)}
 
 
 def fsync_figures(events: list[dict]) -> dict:

@@ -35,11 +35,14 @@ STAGES = {
     "button": "button pressed (the bench's edge)",
     "opening": "press taken, the recording about to be opened",
     "press": "the pipeline's press: media captured from here is post-press",
-    "worker_began": "the media worker takes the recording (after its fsyncs)",
+    "worker_began": "the media worker takes the recording (its opening's fsyncs go on meanwhile)",
+    "opened_line_durable": "opening thread: signed opened line fsynced, in .opening-<id>",
+    "in_place": "  ... renamed into place, spool folder fsynced: segments may open",
+    "opening_journalled": "  ... 'recording opened' in the device journal",
     "ring_handed": "pre-event ring handed over, held in memory",
     "captured": "first post-press packet captured (camera clock)",
     "received": "  ... encoded, reaches the segmenter",
-    "segments_opened_ahead": "span's and press's segments open (opener thread, 6 fsyncs)",
+    "segments_opened_ahead": "span's and press's segments open (opener thread, 6 fsyncs, once in place)",
     "segment_opened": "press's segment taken",
     "muxed": "press's packet muxed (MPEG-TS)",
     "flushed": "muxer's interleaving queue flushed into the age writer",
@@ -157,7 +160,9 @@ def one(rig: Rig, gesture: str) -> tuple[float | None, float | None]:
     durable_at = rig.pipeline.router.first_durable_at
     if durable_at is not None and durable_at > press:
         rig.media_ms.append((durable_at - press) * 1000)
-        rig.traces.append((rig.media_ms[-1], {"button": press, **rig.pipeline.router.press_trace}))
+        opening = rig.daemon.sessions.spool.current   # the recording just closed
+        rig.traces.append((rig.media_ms[-1], {"button": press, **rig.pipeline.router.press_trace,
+                                              **(opening.trace if opening is not None else {})}))
     led_ms = (red - press) * 1000 if red is not None else None
     notice_ms = (notice - release) * 1000 if (notice is not None and gesture != "long") else None
     return led_ms, notice_ms

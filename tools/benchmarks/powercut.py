@@ -58,7 +58,7 @@ def recorder_main(spool_dir: str, key_file: str, recipient: str) -> None:
     async def main():
         pipeline.arm()
         await asyncio.sleep(1.0)
-        rec = spool.open_recording(wall.now(), "agent", {"clock_source": "ntp"})
+        rec = spool.begin_recording(wall.now(), "agent", {"clock_source": "ntp"})  # as the daemon does
         pipeline.start_recording(rec)
         say({"k": "start", "t0": camera._t0, "fps": camera.fps, "rec": str(rec.path), "press": loop.time()})
         await asyncio.sleep(3600)
@@ -124,7 +124,9 @@ def run(args) -> dict:
             results.append(r)
             print(f"  cut {i + 1:2d} {r['at_s']:6.3f} s into the recording: last frame #{r['last_frame']}, "
                   f"lost {r['lost_s']:.3f} s of video ({r['files_cut']} files cut back, "
-                  f"{r['renames_undone']} renames undone)", flush=True)
+                  f"{r['renames_undone']} renames undone; media last fsynced "
+                  f"{r.get('last_media_fsync_s', float('nan')):.3f} s before the cut, longest wait between "
+                  f"media fsyncs {r.get('longest_media_fsync_gap_s', float('nan')):.3f} s)", flush=True)
         lost = [r["lost_s"] for r in results]
         seconds = sum(r["recorded_s"] for r in results)
         figures = {"cuts": cuts, "median_lost_s": round(statistics.median(lost), 3),

@@ -66,7 +66,8 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
         await asyncio.sleep(first_press_s)
         while time.monotonic() - t0 + record_s < seconds:
             pressed = loop.time()  # the press: opening the recording is part of the wait
-            rec = spool.open_recording(wall.now(), "agent", {"clock_source": "ntp"})
+            # as the daemon does: the opening's fsyncs go on in the spool's thread
+            rec = spool.begin_recording(wall.now(), "agent", {"clock_source": "ntp"})
             pipeline.start_recording(rec, pressed=pressed)
             await asyncio.sleep(record_s)
             asked = time.monotonic()
@@ -77,7 +78,7 @@ def child(seconds: float, folder: Path, record_s: float, idle_s: float, first_pr
             pre_events.append(summary["pre_event_s"])
             if pipeline.router.first_durable_at is not None:
                 latencies.append(pipeline.router.first_durable_at - pressed)
-                traces.append({"opening": pressed, **pipeline.router.press_trace})
+                traces.append({"opening": pressed, **pipeline.router.press_trace, **rec.trace})
             await asyncio.sleep(min(idle_s, max(0.0, seconds - (time.monotonic() - t0))))
         status = pipeline.status()
         await pipeline.close()
