@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from vault_support import open_test_vault
 
 from recorder.config import DEFAULT_CONFIG, SCHEMA
 from recorder.toml_writer import toml_document
@@ -84,6 +85,14 @@ def designate(vault_dir, identity_path, recipient: str, monkeypatch=None, *, mat
     if monkeypatch is not None:
         monkeypatch.setenv("PIETON_IDENTITY", str(identity_path))
     return matricule
+
+
+@pytest.fixture
+def vault(tmp_path, chief):
+    """An empty vault for the recipient of the test's ``chief`` (the second item of either
+    chief fixture), closed after the test; ``vault_support.store_recordings`` fills it."""
+    with open_test_vault(tmp_path, chief[1]) as opened:
+        yield opened
 
 
 @pytest.fixture
