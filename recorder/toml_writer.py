@@ -3,7 +3,8 @@ soak write as configurations and scenarios (tomllib reads TOML but does not writ
 
 Only the kinds a configuration holds: strings, booleans, integers, floats (nan and inf
 too, so that fuzzing can write them), dates, lists and tables. A table in a list or in a
-key's value is written inline; ``toml_document`` writes tables as ``[section]`` headers.
+key's value is written inline; ``toml_document`` writes tables as ``[section]`` headers
+and lists of tables as ``[[name]]`` blocks.
 """
 
 from __future__ import annotations
@@ -47,12 +48,16 @@ def toml_value(value) -> str:
     raise TypeError(f"no TOML for {type(value).__name__} {value!r}")
 
 
-def toml_document(tables: dict[str, dict]) -> str:
-    """A document of ``[name]`` sections, each ``key = value`` a line; a key whose value is
-    None is left out (an optional setting not given)."""
+def toml_document(tables: dict[str, dict | list[dict]]) -> str:
+    """A document of ``[name]`` sections, each ``key = value`` a line, and ``[[name]]``
+    blocks for a list of tables (a scenario's events); a key whose value is None is left
+    out (an optional setting not given)."""
     lines = []
-    for name, table in tables.items():
-        lines.append(f"[{toml_key(name)}]")
-        lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in table.items() if v is not None]
-        lines.append("")
+    for name, value in tables.items():
+        many = isinstance(value, list)
+        header = f"[[{toml_key(name)}]]" if many else f"[{toml_key(name)}]"
+        for table in value if many else [value]:
+            lines.append(header)
+            lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in table.items() if v is not None]
+            lines.append("")
     return "\n".join(lines)

@@ -16,8 +16,8 @@ SCALARS = (st.text() | st.integers(-2**63, 2**63 - 1) | st.booleans()
            | st.floats(allow_nan=False) | st.dates())
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                       | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=12)
-TABLES = st.dictionaries(st.text(min_size=1, max_size=8),
-                         st.dictionaries(st.text(max_size=8), VALUES, max_size=4), max_size=4)
+TABLE = st.dictionaries(st.text(max_size=8), VALUES, max_size=4)
+TABLES = st.dictionaries(st.text(min_size=1, max_size=8), TABLE | st.lists(TABLE, min_size=1, max_size=3), max_size=4)
 
 
 def read_back(value):
@@ -59,3 +59,10 @@ def test_a_key_left_unset_is_left_out_and_a_section_stays():
 def test_what_toml_cannot_hold_is_refused():
     with pytest.raises(TypeError, match="NoneType"):
         toml_value([None])
+
+
+def test_a_list_of_tables_is_written_as_blocks_a_scenario_reads():
+    text = toml_document({"scenario": {"duration_s": 12}, "event": [{"at": 1, "do": "press"}, {"at": 6.5, "do": "hold"}]})
+    assert "[[event]]" in text
+    assert tomllib.loads(text) == {"scenario": {"duration_s": 12},
+                                   "event": [{"at": 1, "do": "press"}, {"at": 6.5, "do": "hold"}]}

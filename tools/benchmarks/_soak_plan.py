@@ -28,7 +28,7 @@ from recorder.bundle import load_technician_key, public_hex
 from recorder.config import DEFAULT_CONFIG, SCHEMA
 from recorder.evidence.age import generate_identity, load_identities
 from recorder.localtime import format_local
-from recorder.toml_writer import toml_document, toml_value
+from recorder.toml_writer import toml_document
 from tools.vault.authorisation import authorise
 from tools.vault.persons import designate
 from tools.vault.vault import Vault, init_vault
@@ -260,10 +260,6 @@ def resume(shift: Shift, reached: float) -> tuple[float, list[dict]]:
 
 
 def scenario_toml(name: str, start: float, duration: float, events: list[dict]) -> str:
-    when = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = ["[scenario]", f"name = {toml_value(name)}", f"start = {when}", f"duration_s = {max(duration, 1.0)}", ""]
-    for event in events:
-        lines.append("[[event]]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in event.items()]
-        lines.append("")
-    return "\n".join(lines)
+    when = dt.datetime.fromtimestamp(start, dt.UTC).replace(microsecond=0)
+    return toml_document({"scenario": {"name": name, "start": when, "duration_s": max(duration, 1.0)},
+                          "event": events})
