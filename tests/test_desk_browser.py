@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -17,8 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -26,6 +23,7 @@ from drivers.camera import read_counter
 from tests.conftest import read_jsonl
 from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, patrol_local, patrol_vault
 from tools.cli import main as pieton
+from tools.desk.browser import headless_chromium, missing_tools
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +48,10 @@ def desk(made):
 
 @pytest.fixture(scope="module")
 def browser(made):
-    for tool in ("chromium", "chromedriver"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed: `make system` installs chromium and chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio",
-                 "--autoplay-policy=no-user-gesture-required", "--disable-gpu", "--window-size=1200,900",
-                 f"--user-data-dir={made['root'] / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    for tool in missing_tools():
+        pytest.fail(f"{tool} is not installed: `make system` installs chromium and chromium-driver")
+    driver = headless_chromium(made["root"] / "profile", "--autoplay-policy=no-user-gesture-required",
+                               "--window-size=1200,900")
     driver.set_page_load_timeout(30)
     driver.implicitly_wait(10)  # a page after a click may still be on its way
     yield driver
