@@ -198,8 +198,8 @@ class LiveSessions:
             self.visual_signal.opened(session)
         if self.pipeline is not None:
             self.pipeline.set_agent(agent)
-            span = self.pipeline.start_recording(writer, pressed=pressed)
-            writer.static["pre_event_s"] = span
+            writer.static["pre_event_s"] = None    # what the media holds, set by its worker
+            self.pipeline.start_recording(writer, pressed=pressed)
         self.current = session
         return session
 

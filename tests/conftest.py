@@ -10,8 +10,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from vault_support import open_test_vault
 
 from recorder.config import DEFAULT_CONFIG, SCHEMA
+from recorder.toml_writer import toml_document
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -36,18 +38,6 @@ def device_config(technicians: list[str], recipients: list[str], **overrides: di
     return sections
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
 def copy_config_files(folder: Path) -> None:
     """The files the default configuration references (notice audio, commune boundaries),
     copied beside a configuration written in ``folder``."""
@@ -60,18 +50,11 @@ def write_config(folder: Path, overrides: dict | None = None, name: str = "pieto
     boundaries it references), the defaults changed by ``overrides[section][key]``."""
     folder.mkdir(parents=True, exist_ok=True)
     overrides = overrides or {}
-    lines = []
-    for section, options in SCHEMA.items():
-        lines.append(f"[{section}]")
-        for key, option in options.items():
-            value = overrides.get(section, {}).get(key, option.default)
-            if value is None:    # an optional setting left out
-                continue
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
+    tables = {section: {key: overrides.get(section, {}).get(key, option.default) for key, option in options.items()}
+              for section, options in SCHEMA.items()}
     copy_config_files(folder)
     path = folder / name
-    path.write_text("\n".join(lines))
+    path.write_text(toml_document(tables))
     return path
 
 
@@ -102,6 +85,14 @@ def designate(vault_dir, identity_path, recipient: str, monkeypatch=None, *, mat
     if monkeypatch is not None:
         monkeypatch.setenv("PIETON_IDENTITY", str(identity_path))
     return matricule
+
+
+@pytest.fixture
+def vault(tmp_path, chief):
+    """An empty vault for the recipient of the test's ``chief`` (the second item of either
+    chief fixture), closed after the test; ``vault_support.store_recordings`` fills it."""
+    with open_test_vault(tmp_path, chief[1]) as opened:
+        yield opened
 
 
 @pytest.fixture

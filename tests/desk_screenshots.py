@@ -4,17 +4,15 @@ the desk and drives chromium headless through it."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, patrol_vault
+from tools.desk.browser import headless_chromium
 
 
 def main(out: Path) -> int:
@@ -22,12 +20,7 @@ def main(out: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="pieton-screenshots-") as tmp:
         made = patrol_vault(Path(tmp))
         desk = ServedDesk(made)
-        options = webdriver.ChromeOptions()
-        options.binary_location = shutil.which("chromium")
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio", "--disable-gpu",
-                     "--window-size=1280,1000", f"--user-data-dir={Path(tmp) / 'profile'}"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        driver = headless_chromium(Path(tmp) / "profile", "--window-size=1280,1000")
         shots = []
 
         def shot(name):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import uvicorn
 
-from recorder.cli import simulate
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from recorder.localtime import DEFAULT_ZONE, zone
-from tests.conftest import SMALL_VIDEO, write_config
+from tests.conftest import SMALL_VIDEO
+from tests.patrol_support import play_patrol
 from tools.desk.app import DeskConfig, create_app
 from tools.vault.demo import _device_key
 from tools.vault.ingest import ingest
@@ -26,46 +26,9 @@ MATRICULE = "PM-0042"
 # Two recordings: one started by a press (notice given, a bookmark), one by a flagrant délit.
 # Played yesterday at 17:40 UTC: within its month of retention whenever the tests run.
 PATROL_START = (datetime.now(UTC) - timedelta(days=1)).replace(hour=17, minute=40, second=0, microsecond=0)
-SCENARIO = f"""
-[scenario]
-name = "Short patrol for the desk"
-start = {PATROL_START:%Y-%m-%dT%H:%M:%SZ}
-duration_s = 36
-
-[[event]]
-at = 0.5
-do = "light"
-lux = 350
-
-[[event]]
-at = 1
-do = "gps_route"
-points = [[46.9535, 4.2990], [46.9510, 4.2985]]
-speed_mps = 1.4
-
-[[event]]
-at = 3
-do = "press"
-
-[[event]]
-at = 9
-do = "press"
-
-[[event]]
-at = 14
-do = "hold"
-seconds = 3.5
-
-[[event]]
-at = 21
-do = "hold"
-seconds = 2
-
-[[event]]
-at = 30
-do = "hold"
-seconds = 3.5
-"""
+GESTURES = [{"at": 0.5, "do": "light", "lux": 350}, {"at": 3, "do": "press"}, {"at": 9, "do": "press"},
+            {"at": 14, "do": "hold", "seconds": 3.5}, {"at": 21, "do": "hold", "seconds": 2},
+            {"at": 30, "do": "hold", "seconds": 3.5}]
 
 
 def patrol_local(minutes: float) -> str:
@@ -78,12 +41,9 @@ def patrol_vault(root: Path) -> dict:
     identity, recipient = generate_identity()
     chief = root / "chief.age"
     chief.write_bytes(encrypt_with_passphrase(identity.encode() + b"\n", PASSPHRASE, work_factor=10))
-    config = write_config(root / "cfg", SMALL_VIDEO)
-    scenario = root / "short.toml"
-    scenario.write_text(SCENARIO)
+    _player, config = play_patrol(root, recipient, GESTURES, 36, settings=SMALL_VIDEO, start=PATROL_START,
+                                  name="Short patrol for the desk")
     device = root / "device"
-    player = simulate(scenario, device, config_path=config, recipients=[recipient])
-    assert not player.failures, player.failures
     (root / "police").mkdir()
     (root / "exports").mkdir()
     init_vault(root / "vault", [recipient], root / "police" / "register.jsonl",

@@ -22,6 +22,7 @@ from recorder.config import DEFAULT_CONFIG, SCHEMA, ConfigError, parse_config
 from recorder.device_rules import device_problems, is_device_configuration
 from recorder.notice import load_wav
 from recorder.position.geofence import Boundary, load_boundary
+from recorder.toml_writer import toml_value
 from tests.conftest import copy_config_files
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,21 +34,6 @@ copy_config_files(FOLDER)
 
 def teardown_module():
     shutil.rmtree(FOLDER, ignore_errors=True)
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else "inf" if value == math.inf else "-inf" if value == -math.inf \
-            else repr(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)    # a JSON string is a TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
 
 
 SCALARS = (st.booleans() | st.integers() | st.integers(-10**30, 10**30) | st.floats()
@@ -77,7 +63,7 @@ def configurations(draw) -> str:
                     value = int(value)
             else:
                 value = draw(VALUES)
-            lines.append(f"{key} = {_toml(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 

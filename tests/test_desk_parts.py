@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import av
 import pytest
 from conftest import read_jsonl
-from test_vault_flow import CAMERA, Clock, make_spool
 from test_vault_media import make_segments
+from vault_support import CAMERA, Clock, make_spool, store_recordings
 
 from recorder.evidence.age import generate_identity
 from tools.desk.access import retention_end
@@ -23,23 +23,11 @@ from tools.desk.words import local, seconds
 from tools.vault.extract import log_consultation, open_recording
 from tools.vault.ingest import ingest
 from tools.vault.remux import SegmentInput, remux_to_mp4
-from tools.vault.vault import Vault, init_vault
-
-START = 1795000000.0
 
 
 @pytest.fixture
 def chief():
     return generate_identity()
-
-
-@pytest.fixture
-def vault(tmp_path, chief):
-    (tmp_path / "police").mkdir()
-    init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "register.jsonl")
-    v = Vault.open(tmp_path / "vault", clock=Clock(START + 7200))
-    yield v
-    v.close()
 
 
 def test_the_operator_of_an_entry_is_the_person_the_desk_names(tmp_path, vault, chief):
@@ -66,9 +54,7 @@ def test_remux_writes_fragmented_mp4_into_a_file_object():
 
 
 def test_fragmented_mp4_streams_a_stored_recording_and_stops_when_closed(tmp_path, vault, chief):
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=3)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    (rid,) = ingest(vault, spool_dir, progress=False).stored
+    (rid,), _signer = store_recordings(vault, tmp_path, chief[1], recordings=1, segments=3)
     whole = b"".join(fragmented_mp4(open_recording(vault, rid, [chief[0]])))
     with av.open(io.BytesIO(whole)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
@@ -137,9 +123,7 @@ def test_health_line(tmp_path, vault, chief, monkeypatch):
 
 
 def test_retention_end_is_the_purge_rule(tmp_path, vault, chief):
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    (rid,) = ingest(vault, spool_dir, progress=False).stored
+    (rid,), _signer = store_recordings(vault, tmp_path, chief[1], recordings=1, segments=1)
     row = vault.index.recording(rid)
     # made 18 November 2026, 12:06 Paris: due at the end of 18 December, local time (R241-13)
     assert retention_end(vault, row) == datetime(2026, 12, 19, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
@@ -201,9 +185,7 @@ def test_thumbnails_are_made_in_memory_at_their_times(tmp_path, vault, chief):
     import numpy as np
 
     from tools.desk.thumbs import WIDTH, thumbnails
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=3)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    (rid,) = ingest(vault, spool_dir, progress=False).stored
+    (rid,), _signer = store_recordings(vault, tmp_path, chief[1], recordings=1, segments=3)
     before = {p for p in tmp_path.rglob("*")}
     pictures = thumbnails(open_recording(vault, rid, [chief[0]]))
     assert [round(at) for at, _ in pictures] == [0, 2, 4]  # one per 2-second segment

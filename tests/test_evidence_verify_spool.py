@@ -4,8 +4,8 @@ for by a signed journal line; a missing journal fails and every recording is sti
 import shutil
 
 import pytest
-import test_vault_flow as flow
 from test_evidence_support import Device
+from vault_support import CAMERA, make_spool
 
 from drivers.signer import FileSigner
 from recorder.evidence.format import INBOX, JOURNAL_FILE, MANIFEST_FILE
@@ -93,34 +93,28 @@ def test_a_journal_cut_after_a_recording_fails(device, capsys):
     assert code == 1 and "does not say it ended with its last manifest line" in out
 
 
-def test_ingest_reports_gaps_as_ranges_and_ignores_unsigned_numbers(tmp_path, chief):
-    spool_dir, signer = flow.make_spool(tmp_path, [chief[1]], recordings=2, segments=1)
-    first = sorted(p for p in spool_dir.iterdir() if p.name.startswith(flow.CAMERA))[0]
+def test_ingest_reports_gaps_as_ranges_and_ignores_unsigned_numbers(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=1)
+    first = sorted(p for p in spool_dir.iterdir() if p.name.startswith(CAMERA))[0]
     shutil.copytree(first, spool_dir / (first.name + "\n"))                  # a name matched whole
-    (spool_dir / f"{flow.CAMERA}_20261118T000000Z_000300000").mkdir()        # empty, unsigned
-    (spool_dir / f"{flow.CAMERA}_20261118T000000Z_{'9' * 60}").mkdir()       # not a recording id
+    (spool_dir / f"{CAMERA}_20261118T000000Z_000300000").mkdir()        # empty, unsigned
+    (spool_dir / f"{CAMERA}_20261118T000000Z_{'9' * 60}").mkdir()       # not a recording id
     with open(spool_dir / JOURNAL_FILE, "ab") as f:
         f.write(b'{"data":{"recording_seq":999999999},"event":"recording opened","prev":"","seq":9,"sig":"00"}\n')
-    (tmp_path / "police").mkdir()
-    flow.init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "register.jsonl")
-    with flow.Vault.open(tmp_path / "vault", clock=flow.Clock(flow.START + 7200)) as vault:
-        vault.enrol(flow.CAMERA, signer.public_key_hex)
-        report = ingest(vault, spool_dir, progress=False)
+    vault.enrol(CAMERA, signer.public_key_hex)
+    report = ingest(vault, spool_dir, progress=False)
     assert report.missing == []
     assert len(report.stored) == 2 and len(report.quarantined) == 1
     assert not any(rid.endswith("\n") for rid in report.stored + [q[0] for q in report.quarantined])
 
 
-def test_ingest_reports_a_run_of_missing_recordings_as_one_range(tmp_path, chief):
-    spool_dir, signer = flow.make_spool(tmp_path, [chief[1]], recordings=5, segments=1)
-    for folder in sorted(p for p in spool_dir.iterdir() if p.name.startswith(flow.CAMERA))[1:4]:
+def test_ingest_reports_a_run_of_missing_recordings_as_one_range(tmp_path, chief, vault):
+    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=5, segments=1)
+    for folder in sorted(p for p in spool_dir.iterdir() if p.name.startswith(CAMERA))[1:4]:
         shutil.rmtree(folder)
-    (tmp_path / "police").mkdir()
-    flow.init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "register.jsonl")
-    with flow.Vault.open(tmp_path / "vault", clock=flow.Clock(flow.START + 7200)) as vault:
-        vault.enrol(flow.CAMERA, signer.public_key_hex)
-        report = ingest(vault, spool_dir, progress=False)
-    assert report.missing == [f"{flow.CAMERA} recordings #1–#3 (3 recordings)"]
+    vault.enrol(CAMERA, signer.public_key_hex)
+    report = ingest(vault, spool_dir, progress=False)
+    assert report.missing == [f"{CAMERA} recordings #1–#3 (3 recordings)"]
 
 
 def test_a_cut_before_the_journal_closing_entry_is_mended_at_the_next_start(device, capsys):

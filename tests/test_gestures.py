@@ -1,54 +1,11 @@
 """Gestures and the state machine, driven through the real gpiozero Button on a
 MockFactory pin, on a virtual clock."""
 
-import asyncio
-
 import pytest
 
-from drivers.button import open_button
 from drivers.errors import DriverFault
-from drivers.gpio import reset_simulated_pins
-from drivers.haptic import open_haptic
-from drivers.leds import open_leds
-from recorder.clock import VirtualClockLoop
-from recorder.config import load_config
-from recorder.feedback import Feedback
-from recorder.state import Machine, StartCheck, State
-
-
-class SessionLog:
-    """Records what the machine tells a recording (the evidence layer has its own tests)."""
-
-    def __init__(self, n, started):
-        self.id = f"rec-{n}"
-        self.started = started
-        self.events = []
-        self.settled = None
-        self.closed = None
-
-    def note(self, event):
-        self.events.append(event)
-
-    def settle(self, reason, notice):
-        self.settled = (reason, notice)
-
-    async def close(self, reason):
-        await asyncio.sleep(0.4)  # sealing the last segment takes time
-        self.closed = reason
-
-
-class Sessions:
-    def __init__(self):
-        self.opened = []
-        self.allow = StartCheck(True)
-
-    def check_start(self):
-        return self.allow
-
-    def open(self, started, flags):
-        session = SessionLog(len(self.opened), started)
-        self.opened.append(session)
-        return session
+from recorder.state import StartCheck, State
+from tests.notice_rig import MachineRig
 
 
 class Notice:
@@ -71,48 +28,13 @@ class Notice:
 
 @pytest.fixture
 def rig():
-    reset_simulated_pins()
-    loop = VirtualClockLoop(start=1000.0)
-    asyncio.set_event_loop(loop)
-    config = load_config()
-    button = open_button("simulated", 17)
-    leds = open_leds("simulated", 27, 22)
-    haptic = open_haptic("simulated", 23)
-    feedback = Feedback(leds, haptic, loop)
-    sessions = Sessions()
-    notice = Notice(loop)
-    machine = Machine(config, loop, feedback, notice, sessions)
-    button.start(loop, machine.button_edge)
-    machine.arm()
-
-    class Rig:
-        pass
-
-    rig = Rig()
-    rig.__dict__.update(loop=loop, button=button, leds=leds, machine=machine, sessions=sessions,
-                        notice=notice, feedback=feedback)
-
-    def at(t, fn):
-        loop.call_at(1000.0 + t, fn)
-
-    def run_until(t):
-        loop.run_until_complete(asyncio.sleep(1000.0 + t - loop.time()))
-
-    rig.at, rig.run_until = at, run_until
+    rig = MachineRig(lambda rig: Notice(rig.loop))
     yield rig
-    for device in (button, leds, haptic):
-        device.close()
-    loop.close()
-    asyncio.set_event_loop(None)
-
-
-def press(rig, t, held):
-    rig.at(t, rig.button.press)
-    rig.at(t + held, rig.button.release)
+    rig.close()
 
 
 def test_short_press_is_an_intervention_with_notice_and_red_light_from_the_press_edge(rig):
-    press(rig, 1.0, 0.2)
+    rig.press(1.0, 0.2)
     rig.run_until(1.0 + 0.0001)
     assert rig.leds.is_lit("red"), "the red light goes on at the press edge"
     rig.run_until(5.0)
@@ -125,8 +47,8 @@ def test_short_press_is_an_intervention_with_notice_and_red_light_from_the_press
 
 
 def test_double_press_is_at_the_persons_request_with_one_notice(rig):
-    press(rig, 1.0, 0.15)
-    press(rig, 1.5, 0.15)
+    rig.press(1.0, 0.15)
+    rig.press(1.5, 0.15)
     rig.run_until(4.0)
     session = rig.sessions.opened[0]
     assert len(rig.sessions.opened) == 1
@@ -136,7 +58,7 @@ def test_double_press_is_at_the_persons_request_with_one_notice(rig):
 
 
 def test_long_press_is_flagrant_delit_without_notice(rig):
-    press(rig, 1.0, 2.0)
+    rig.press(1.0, 2.0)
     rig.run_until(5.0)
     session = rig.sessions.opened[0]
     assert session.settled == ("flagrant_delit", {"given": False, "skipped": "flagrant_delit",
@@ -146,10 +68,10 @@ def test_long_press_is_flagrant_delit_without_notice(rig):
 
 
 def test_short_presses_while_recording_bookmark_and_only_a_long_hold_stops(rig):
-    press(rig, 1.0, 0.1)
-    press(rig, 5.0, 0.3)      # bookmark
-    press(rig, 8.0, 2.0)      # held 2 s: longer than a flagrant délit hold, still only a bookmark
-    press(rig, 12.0, 3.5)     # stop
+    rig.press(1.0, 0.1)
+    rig.press(5.0, 0.3)      # bookmark
+    rig.press(8.0, 2.0)      # held 2 s: longer than a flagrant délit hold, still only a bookmark
+    rig.press(12.0, 3.5)     # stop
     rig.run_until(15.1)
     assert rig.machine.state is State.STOPPING or rig.machine.state is State.ARMED
     rig.run_until(20.0)
@@ -162,8 +84,8 @@ def test_short_presses_while_recording_bookmark_and_only_a_long_hold_stops(rig):
 
 
 def test_red_light_stays_on_until_the_last_segment_is_sealed(rig):
-    press(rig, 1.0, 0.1)
-    press(rig, 5.0, 3.2)
+    rig.press(1.0, 0.1)
+    rig.press(5.0, 3.2)
     rig.run_until(8.0 + 0.1)   # stop requested at 8.0, sealing takes 0.4 s
     assert rig.machine.state is State.STOPPING
     assert rig.leds.is_lit("red")
@@ -190,7 +112,7 @@ def test_chatter_is_debounced_on_the_leading_edge(rig):
 
 def test_refused_start_shows_the_error_pattern_and_no_red_light(rig):
     rig.sessions.allow = StartCheck(False, "outside the commune")
-    press(rig, 1.0, 0.1)
+    rig.press(1.0, 0.1)
     rig.run_until(3.0)
     assert rig.sessions.opened == []
     assert not any(c.device == "red" and c.on for c in rig.feedback.timeline)
@@ -200,7 +122,7 @@ def test_refused_start_shows_the_error_pattern_and_no_red_light(rig):
 
 def test_speaker_failure_gives_the_notice_not_played_pattern_and_is_recorded(rig):
     rig.notice.broken = True
-    press(rig, 1.0, 0.1)
+    rig.press(1.0, 0.1)
     rig.run_until(3.0)
     session = rig.sessions.opened[0]
     assert any(e["kind"] == "notice_failed" for e in session.events)
@@ -210,7 +132,7 @@ def test_speaker_failure_gives_the_notice_not_played_pattern_and_is_recorded(rig
 
 
 def test_haptic_reminder_every_two_minutes(rig):
-    press(rig, 1.0, 0.1)
+    rig.press(1.0, 0.1)
     rig.run_until(1.0 + 241.0)
     reminders = {round(c.time - 1001.0) for c in rig.feedback.timeline if c.why == "reminder" and c.on}
     assert reminders == {120, 240}

@@ -65,15 +65,16 @@ class Rig:
         return self.loop.run_until_complete(coro)
 
     async def record(self, seconds: float, reason: str = "agent", during=None):
-        """One recording of ``seconds``; ``during(rig, rec)`` is awaited right after the start."""
+        """One recording of ``seconds``; ``during(rig, rec)`` is awaited right after the start.
+        Returns the recording, the pre-event span its metadata states and the pipeline's summary."""
         rec = self.spool.open_recording(self.wall.now(), reason, {"clock_source": "gps"})
-        span = self.pipeline.start_recording(rec)
+        self.pipeline.start_recording(rec)
         if during is not None:
             await during(self, rec)
         await asyncio.sleep(seconds)
         summary = await self.pipeline.stop_recording()
         rec.close("stop")
-        return rec, span, summary
+        return rec, rec.static["pre_event_s"], summary
 
     def close(self):
         self.run(self.pipeline.close())

@@ -3,67 +3,37 @@ confirmed it ran to its end, and whether the camera's own microphone heard it. D
 through the state machine, the real Notice, the simulated speaker and microphone sharing
 one simulated room, on a virtual clock."""
 
-import asyncio
 
 import numpy as np
 import pytest
 
 from drivers.acoustics import Room
-from drivers.button import open_button
-from drivers.gpio import reset_simulated_pins
-from drivers.haptic import open_haptic
-from drivers.leds import open_leds
 from drivers.microphone import SimulatedMicrophone
 from drivers.speaker import PlaybackReport, SimulatedSpeaker
-from recorder.clock import VirtualClockLoop
-from recorder.config import load_config
-from recorder.feedback import Feedback
 from recorder.hearing import correlate
 from recorder.notice import Notice, describe
-from recorder.state import Machine
-from tests.test_gestures import Sessions
+from tests.notice_rig import MachineRig
 from tools.vault.report_events import rows as timeline_rows
+
+
+def simulated_room(rig):
+    """The real Notice on a simulated speaker and microphone sharing one simulated room; the
+    microphone's blocks go to rig.recorded (the media pipeline's place)."""
+    room = Room(seed=5)
+    rig.speaker = SimulatedSpeaker(rig.loop, room)
+    rig.microphone = SimulatedMicrophone(48000, room=room)
+    rig.recorded = []
+    rig.microphone.start(rig.loop, rig.recorded.append)
+    rig.devices += [rig.speaker, rig.microphone]
+    return Notice(rig.config, rig.speaker, rig.microphone)
 
 
 @pytest.fixture
 def rig():
-    reset_simulated_pins()
-    loop = VirtualClockLoop(start=1000.0)
-    asyncio.set_event_loop(loop)
-    config = load_config()
-    room = Room(seed=5)
-    speaker = SimulatedSpeaker(loop, room)
-    microphone = SimulatedMicrophone(48000, room=room)
-    recorded = []
-    microphone.start(loop, recorded.append)  # the media pipeline's place
-    button, leds, haptic = open_button("simulated", 17), open_leds("simulated", 27, 22), open_haptic("simulated", 23)
-    feedback = Feedback(leds, haptic, loop)
-    sessions = Sessions()
-    notice = Notice(config, speaker, microphone)
-    machine = Machine(config, loop, feedback, notice, sessions)
-    button.start(loop, machine.button_edge)
-    machine.arm()
-
-    class Rig:
-        pass
-
-    rig = Rig()
-    rig.__dict__.update(loop=loop, button=button, speaker=speaker, microphone=microphone, notice=notice,
-                        machine=machine, sessions=sessions, feedback=feedback, recorded=recorded, config=config)
-
-    def run_until(t):
-        loop.run_until_complete(asyncio.sleep(1000.0 + t - loop.time()))
-
-    def short_press(at=1.0):
-        loop.call_at(1000.0 + at, button.press)
-        loop.call_at(1000.0 + at + 0.2, button.release)
-
-    rig.run_until, rig.short_press = run_until, short_press
+    rig = MachineRig(simulated_room)
+    rig.short_press = lambda at=1.0: rig.press(at, 0.2)
     yield rig
-    for device in (button, leds, haptic, speaker, microphone):
-        device.close()
-    loop.close()
-    asyncio.set_event_loop(None)
+    rig.close()
 
 
 def settled_notice(rig):

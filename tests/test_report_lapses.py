@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 from test_red_light import EPOCH, SENSE_PIN, Camera
-from test_vault_flow import CAMERA, START, Clock
 from test_vault_media import make_segments
+from vault_support import CAMERA, START, Clock
 
 from drivers.signer import FileSigner
 from recorder.evidence.age import generate_identity

@@ -20,6 +20,11 @@ from recorder.link.listener import SerialListener, device_listener
 from recorder.link.protocol import Frame, FrameReader, Received, encode_frame
 from tests.tech_device import make_config, make_device, technician
 
+# No frame here stalls and no transfer goes silent, so the listener's "cut short" and
+# "silent" limits are set far above any pause of a loaded machine (a 4 KB frame is written
+# into the pty in pieces, each waiting for the test's thread); an answer is awaited as long.
+FRAME_TIMEOUT_S = IDLE_TIMEOUT_S = ANSWER_TIMEOUT_S = 30.0
+
 ANSWERS = {Frame.INFO: Frame.INFO_REPLY, Frame.BEGIN: Frame.ACK, Frame.DATA: Frame.ACK, Frame.END: Frame.RESULT,
            Frame.ABORT: Frame.ACK}
 
@@ -31,7 +36,7 @@ class Host:
         self.port = serial.serial_for_url(url, timeout=0.05)
         self.reader = FrameReader(self.port)
 
-    def ask(self, ftype: int, seq: int, payload: bytes = b"", timeout: float = 3.0) -> Received | None:
+    def ask(self, ftype: int, seq: int, payload: bytes = b"", timeout: float = ANSWER_TIMEOUT_S) -> Received | None:
         self.port.write(encode_frame(ftype, seq, payload))
         event = self.reader.read(timeout)
         assert not isinstance(event, Received) or event.seq == seq, event
@@ -44,7 +49,7 @@ class Host:
         for i, offset in enumerate(range(0, len(data), 1024), start=1):
             ack = self.ask(Frame.DATA, seq + i, struct.pack(">I", offset) + data[offset:offset + 1024])
             assert ack.type == Frame.ACK, ack.json()
-        return self.ask(Frame.END, seq + 9999, timeout=10)
+        return self.ask(Frame.END, seq + 9999)
 
     def close(self) -> None:
         self.port.close()
@@ -56,7 +61,8 @@ def camera(tmp_path, chief):
     _, recipient = chief
     device = make_device(tmp_path / "device", make_config(tmp_path / "running", [public_hex(tech)], recipient))
     with PtyCable() as cable:
-        listener = device_listener(cable.device_url, device.updater, device.keeper, frame_timeout=0.2).start()
+        listener = device_listener(cable.device_url, device.updater, device.keeper, frame_timeout=FRAME_TIMEOUT_S,
+                                   idle_timeout=IDLE_TIMEOUT_S).start()
         host = Host(cable.host_url)
         yield device, listener, host
         host.close()
@@ -136,6 +142,7 @@ def test_a_failing_info_or_handler_is_answered_internal_error(tmp_path):
 
     refused = []
     with PtyCable() as cable, SerialListener(cable.device_url, {"bundle": handler}, info,
+                                             frame_timeout=FRAME_TIMEOUT_S, idle_timeout=IDLE_TIMEOUT_S,
                                              on_refused=lambda kind, answer: refused.append((kind, answer))
                                              ).start() as listener:
         host = Host(cable.host_url)
@@ -162,8 +169,8 @@ def rig(tmp_path_factory):
     _, recipient = generate_identity()
     device = make_device(folder / "device", make_config(folder / "running", [public_hex(tech)], recipient))
     with PtyCable() as cable:
-        listener = device_listener(cable.device_url, device.updater, device.keeper, frame_timeout=0.2,
-                                   idle_timeout=0.5).start()
+        listener = device_listener(cable.device_url, device.updater, device.keeper, frame_timeout=FRAME_TIMEOUT_S,
+                                   idle_timeout=IDLE_TIMEOUT_S).start()
         host = Host(cable.host_url)
         yield device, listener, host
         host.close()

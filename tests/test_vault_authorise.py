@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import designate, read_jsonl
-from test_vault_flow import CAMERA, START, Clock
 from test_vault_media import make_segments
+from vault_support import CAMERA, START, Clock
 
 from drivers.signer import FileSigner
 from recorder.errors import VaultError

@@ -2,45 +2,22 @@
 states it in the signed opened line (read by the vault without decrypting) and in the
 encrypted metadata; the vault recognises it at ingest and the extraction report shows it."""
 
-import textwrap
-
-from recorder.cli import simulate
 from recorder.evidence.age import load_identities
 from recorder.evidence.format import parse_utc
 from recorder.evidence.metadata import decrypt_metadata
-from recorder.scenario import verdict
 from recorder.summary import recordings
-from tests.conftest import SMALL_VIDEO, read_jsonl, write_config
+from tests.conftest import SMALL_VIDEO, read_jsonl
+from tests.patrol_support import play_patrol
 from tools.vault import authorisation
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
 from tools.vault.vault import Vault, init_vault
 
-SCENARIO = """
-    [scenario]
-    duration_s = 12
-    [[event]]
-    at = 1
-    do = "gps_route"
-    points = [[46.9535, 4.2990], [46.9510, 4.2985]]
-    speed_mps = 1.4
-    [[event]]
-    at = 2
-    do = "press"
-    [[event]]
-    at = 6
-    do = "hold"
-    seconds = 3.5
-"""
-
 
 def test_the_daemon_writes_the_arrete_into_each_recording_and_the_vault_shows_it(tmp_path, chief):
-    config = write_config(tmp_path / "cfg", {**SMALL_VIDEO, "authorisation": {
+    gestures = [{"at": 2, "do": "press"}, {"at": 6, "do": "hold", "seconds": 3.5}]
+    player, _config = play_patrol(tmp_path, chief[1], gestures, 12, settings={**SMALL_VIDEO, "authorisation": {
         "arrete": "2026-DSC-0412", "communes": ["71014"]}})
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(textwrap.dedent(SCENARIO))
-    player = simulate(scenario, tmp_path / "device", config_path=config, recipients=[chief[1]])
-    assert verdict(player) is None, player.failures
     rows = recordings(player)
     assert len(rows) == 1
     folder = tmp_path / "device" / "spool" / rows[0]["id"]

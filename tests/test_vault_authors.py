@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import designate, read_jsonl
-from test_vault_flow import CAMERA, make_spool
 from test_vault_persons import _key
+from vault_support import CAMERA, make_spool
 
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from tools.cli import main

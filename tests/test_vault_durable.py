@@ -8,7 +8,8 @@ import errno
 import os
 import threading
 
-from test_vault_flow import CAMERA, chief, make_spool, vault  # noqa: F401 (fixtures)
+from test_vault_flow import chief  # noqa: F401 (a fixture)
+from vault_support import CAMERA, make_spool
 
 from tools.vault.ingest import ingest
 

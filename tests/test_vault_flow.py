@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from conftest import designate, read_jsonl
 from test_vault_media import make_segments
+from vault_support import CAMERA, START, make_spool, store_recordings
 
 from drivers.signer import FileSigner
 from recorder.errors import VaultError, VerificationError
@@ -19,57 +20,13 @@ from recorder.evidence.spool import Spool
 from tools.cli import main
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
-from tools.vault.vault import Vault, init_vault
-
-CAMERA = "CAM-T-001"
-START = 1795000000.0  # 2026-11-18
-
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-
-def make_spool(tmp_path, recipients, *, recordings=2, segments=2, name="spool", camera=CAMERA,
-               signer=None, clock_source="gps", start=START):
-    spool_dir = tmp_path / name
-    signer = signer or FileSigner.create(tmp_path / f"{name}-key" / "device-signing.key")
-    wall = Clock(start)
-    media = make_segments(segments)
-    with Spool(spool_dir, signer, recipients, camera, "0" * 64, False, wall_clock=wall) as spool:
-        spool.recover()
-        for r in range(recordings):
-            rec = spool.open_recording(wall.t, "agent", {"clock_source": clock_source, "pre_event_s": 4.0})
-            rec.static["agent"] = "A-1234"
-            rec.note({"type": "notice", "played": True})
-            for s in range(segments):
-                seg = rec.open_segment()
-                rec.note({"type": "gps", "lat": 46.95 + 0.001 * s, "lon": 4.30 + 0.001 * r, "eph_m": 5})
-                seg.write(media[s])
-                wall.t += 2
-                seg.seal()
-            rec.note({"type": "bookmark"})
-            rec.close("agent stop")
-            wall.t += 600
-    return spool_dir, signer
+from tools.vault.vault import init_vault
 
 
 @pytest.fixture
 def chief():
     identity, recipient = generate_identity()
     return identity, recipient
-
-
-@pytest.fixture
-def vault(tmp_path, chief):
-    (tmp_path / "police").mkdir()
-    init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "register.jsonl")
-    v = Vault.open(tmp_path / "vault", clock=Clock(START + 7200))
-    yield v
-    v.close()
 
 
 def test_init_refuses_bad_input(tmp_path, chief):
@@ -178,9 +135,7 @@ def test_interrupted_ingest_is_finished_without_duplicates(tmp_path, chief, vaul
 
 
 def test_extraction_logged_twice_and_report_checks(tmp_path, chief, vault):
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=3)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    (rid,), _signer = store_recordings(vault, tmp_path, chief[1], recordings=1, segments=3)
     out = tmp_path / "out" / "pv-2026-117.mp4"
     out.parent.mkdir()
     request = Request([rid], "judicial", "OPJ Martin, TJ Autun", "Parquet d'Autun", out)
@@ -208,9 +163,7 @@ def test_extraction_logged_twice_and_report_checks(tmp_path, chief, vault):
 
 
 def test_failed_extraction_logs_the_attempt_and_leaves_no_file(tmp_path, chief, vault):
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=2)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    (rid,), _signer = store_recordings(vault, tmp_path, chief[1], recordings=1, segments=2)
     out = tmp_path / "x.mp4"
     wrong, _ = generate_identity()
     with pytest.raises(VaultError, match="nothing written"):
@@ -229,9 +182,7 @@ def test_failed_extraction_logs_the_attempt_and_leaves_no_file(tmp_path, chief, 
 
 def test_vault_verify_finds_tampering_and_register_mismatch(tmp_path, chief, vault):
     from tools.vault.audit import audit
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=2)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    (rid,), _signer = store_recordings(vault, tmp_path, chief[1], recordings=1, segments=2)
     extract(vault, Request([rid], "administrative", "R", "D", tmp_path / "a.mp4"), [chief[0]])
     assert audit(vault).ok, audit(vault).problems
     # A register line removed: the journal's extraction entry has lost its mirror.
@@ -299,9 +250,7 @@ def test_cli_flow_with_passphrase_identity(tmp_path, chief):
 
 
 def test_training_extraction_is_anonymised_and_says_so(tmp_path, chief, vault):
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=1)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    (rid,), _signer = store_recordings(vault, tmp_path, chief[1], recordings=1, segments=1)
     result = extract(vault, Request([rid], "training", "Formation ENPM", "Formateur", tmp_path / "t.mp4"),
                      [chief[0]])
     report = result.report
@@ -353,9 +302,7 @@ def test_manifest_changed_after_the_journal_recorded_its_end_is_quarantined(tmp_
 def test_find_near_a_place_needs_the_identity_and_journals_the_search(tmp_path, chief, vault):
     from tools.vault.find import Filters, search, stats
     from tools.vault.layout import parse_time
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=2)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    stored = ingest(vault, spool_dir, progress=False).stored
+    stored, _signer = store_recordings(vault, tmp_path, chief[1], recordings=2, segments=2)
     since, until = parse_time("2026-11-18T00:00:00Z"), parse_time("2026-11-19T00:00:00Z")
     access = {"motive": "droit d'accès", "requester": "M. Dupont", "identities": [chief[0]]}
     assert [f.row.recording_id for f in search(vault, since, until, Filters(), **access).found] == stored
@@ -375,9 +322,7 @@ def test_find_near_a_place_needs_the_identity_and_journals_the_search(tmp_path, 
 def test_two_recordings_one_mp4_and_a_range_in_utc(tmp_path, chief, vault):
     from tools.vault.find import Filters, search
     from tools.vault.layout import parse_time
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=2)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    first, second = ingest(vault, spool_dir, progress=False).stored
+    (first, second), _signer = store_recordings(vault, tmp_path, chief[1], recordings=2, segments=2)
     both = extract(vault, Request([first, second], "judicial", "R", "D", tmp_path / "both.mp4"), [chief[0]])
     assert 7.5 < both.report["mp4"]["duration_s"] < 8.5
     assert [r["id"] for r in both.report["recordings"]] == [first, second]
@@ -393,9 +338,7 @@ def test_two_recordings_one_mp4_and_a_range_in_utc(tmp_path, chief, vault):
 
 
 def test_recording_altered_in_the_vault_is_not_extracted(tmp_path, chief, vault):
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=1, segments=3)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    rid = ingest(vault, spool_dir, progress=False).stored[0]
+    (rid,), _signer = store_recordings(vault, tmp_path, chief[1], recordings=1, segments=3)
     seg = vault.layout.recording(CAMERA, rid) / "seg-000003.ts.age"
     data = bytearray(seg.read_bytes())
     data[len(data) // 2] ^= 0x40

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 from conftest import designate, read_jsonl
-from test_vault_flow import CAMERA, START, Clock, make_spool
+from vault_support import CAMERA, START, Clock, make_spool
 
 from recorder.errors import VaultError
 from recorder.evidence.format import INBOX

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import read_jsonl
-from test_vault_flow import CAMERA, make_spool
+from vault_support import CAMERA, make_spool
 
 from recorder.evidence.age import generate_identity
 from tools.cli import main

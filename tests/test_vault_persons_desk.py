@@ -4,7 +4,7 @@ line says when the mirror was last brought up to date and checked."""
 
 import pytest
 from conftest import read_jsonl
-from test_vault_flow import CAMERA, START, Clock, make_spool
+from vault_support import CAMERA, START, Clock, make_spool
 
 from recorder.evidence.age import generate_identity
 from tools.desk.access import Refused

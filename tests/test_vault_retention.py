@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 from conftest import designate, read_jsonl
-from test_vault_flow import CAMERA, START, Clock, make_spool
 from test_vault_media import make_segments
+from vault_support import CAMERA, START, Clock, make_spool
 
 from drivers.signer import FileSigner
 from recorder.errors import VaultError

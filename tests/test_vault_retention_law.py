@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import designate, read_jsonl
-from test_vault_flow import CAMERA, Clock, make_spool
 from test_vault_media import make_segments
+from vault_support import CAMERA, Clock, make_spool
 
 from drivers.signer import FileSigner
 from recorder.errors import PietonError, VaultError

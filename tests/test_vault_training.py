@@ -15,7 +15,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from test_vault_flow import CAMERA, START, Clock, make_spool
+from vault_support import CAMERA, START, store_recordings
 
 from recorder.evidence.age import generate_identity
 from tools.benchmarks._face_scenes import Scenes, astronaut
@@ -24,9 +24,7 @@ from tools.cli import main
 from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments, blur_rects, overlay_band
 from tools.vault.extract import Request, extract
 from tools.vault.faces import MODEL_FILE, MODEL_PACKAGE, FaceDetector
-from tools.vault.ingest import ingest
 from tools.vault.track import BlurPlan, follow, small_grey
-from tools.vault.vault import Vault, init_vault
 
 W, H, FPS = 640, 360, 30
 
@@ -206,15 +204,6 @@ def chief():
     return generate_identity()
 
 
-@pytest.fixture
-def vault(tmp_path, chief):
-    (tmp_path / "police").mkdir()
-    init_vault(tmp_path / "vault", [chief[1]], tmp_path / "police" / "register.jsonl")
-    v = Vault.open(tmp_path / "vault", clock=Clock(START + 7200))
-    yield v
-    v.close()
-
-
 def _identifying(vault, rid, signer) -> list[str]:
     """What names, places or dates the recording, as make_spool writes it."""
     return [CAMERA, rid, "A-1234", signer.public_key_hex, "46.95", "2026-11-18", "2026-11-19",
@@ -222,9 +211,7 @@ def _identifying(vault, rid, signer) -> list[str]:
 
 
 def test_training_extraction_names_no_one_and_dates_nothing(tmp_path, chief, vault):
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=2, segments=2)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    rids = ingest(vault, spool_dir, progress=False).stored
+    rids, signer = store_recordings(vault, tmp_path, chief[1], recordings=2, segments=2)
     said = []
     request = Request(rids, "training", "Formation ENPM", "Formateur", tmp_path / "t.mp4",
                       progress=lambda t, total: said.append(t))

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 from conftest import designate
-from test_vault_flow import CAMERA, make_spool
-from test_vault_training import chief, detail, vault  # noqa: F401 - fixtures
+from test_vault_training import chief, detail  # noqa: F401 - a fixture
+from vault_support import CAMERA, make_spool
 
 from recorder.errors import VaultError
 from recorder.evidence.age import generate_identity

@@ -42,6 +42,7 @@ from recorder.errors import BundleError, ConfigError, LinkError
 from recorder.evidence.chain import write_atomic
 from recorder.inputs import InputError, read_bounded
 from recorder.link.protocol import LINK_REASONS
+from recorder.toml_writer import toml_value
 from tools.link_client import CameraReplyError, FlashClient
 
 
@@ -203,16 +204,8 @@ def _filled(text: str, args) -> str:
         value = values.get((section, key))
         if value and "=" in line:
             comment = line[line.index("#", 1):] if "#" in line[1:] else "\n"
-            lines[number] = f"{key} = {_toml(value)}".ljust(29) + " " + comment
+            lines[number] = f"{key} = {toml_value(value)}".ljust(29) + " " + comment
     return "".join(lines)
-
-
-def _toml(value) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, date):
-        return value.isoformat()
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def cmd_check(args) -> int:

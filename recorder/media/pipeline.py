@@ -103,8 +103,10 @@ class MediaPipeline:
                 self.health.cannot_start("microphone", exc)
         self._watch_handle = self.loop.call_later(self.WATCH_INTERVAL_S, self._watch)
 
-    def start_recording(self, recording: RecordingSealer, *, pressed: float | None = None) -> float:
-        """Begin a recording from the oldest keyframe in the ring; returns the pre-event span.
+    def start_recording(self, recording: RecordingSealer, *, pressed: float | None = None) -> None:
+        """Begin a recording from the oldest keyframe in the ring. The worker's router sets
+        the recording's ``pre_event_s`` once it has caught up to the press: what the ring
+        holds now may lag behind the camera while the encoder is busy.
 
         ``pressed``: the loop time of the press when it was taken before ``recording`` was
         opened (opening it takes fsyncs): media captured from then on is the press's. It is
@@ -119,10 +121,8 @@ class MediaPipeline:
             press = pressed
         self._recording = recording
         self.health.new_recording()
-        span = self.ring.span()
         self.worker.flush_sound()  # sound before the press goes to the ring (or nowhere), in order
         self.worker.submit(self._job_begin, recording, press)
-        return span
 
     async def stop_recording(self) -> dict:
         """Seal the last segment (media captured up to now included); returns a summary."""

@@ -59,6 +59,7 @@ class Router:
         self.segmenter.video_present = bool(self.health.video_ok)
         self.segmenter.trace.update(press=press, worker_began=begun)
         self.pre_event_s = press - origin
+        recording.static["pre_event_s"] = round(self.pre_event_s, 6)  # before any segment is written
         self.note({"event": "media", "pre_event_s": round(self.pre_event_s, 6),
                    "pre_event_from": self.wall_at(origin), "pre_event_audio": self.ring.audio, **media})
         self.route(packets)

@@ -69,6 +69,7 @@ class RecordingSealer(Protocol):
     """The recording the segments go into (recorder.evidence.recording.RecordingWriter)."""
 
     id: str
+    static: dict    # the recording's metadata fields; the router sets its pre_event_s
 
     def open_segment(self, *, overlap: bool = False) -> SegmentSealer: ...
 

@@ -28,6 +28,7 @@ from recorder.bundle import load_technician_key, public_hex
 from recorder.config import DEFAULT_CONFIG, SCHEMA
 from recorder.evidence.age import generate_identity, load_identities
 from recorder.localtime import format_local
+from recorder.toml_writer import toml_document
 from tools.vault.authorisation import authorise
 from tools.vault.persons import designate
 from tools.vault.vault import Vault, init_vault
@@ -48,34 +49,16 @@ AUTHORISATION = {"arrete": "2026-DSC-0412", "communes": ["71014"], "until": date
 STATE_EVENTS = ("light", "gps", "gps_route", "gps_lost", "gps_jump", "battery", "disk_fill")
 
 
-def _toml(value) -> str:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
-
-
 def write_config(folder: Path, overrides: dict) -> Path:
     """A whole configuration (defaults changed by ``overrides[section][key]``) with the
     notice audio and commune boundaries it references, in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for section, options in SCHEMA.items():
-        lines.append(f"[{section}]")
-        for key, option in options.items():
-            value = overrides.get(section, {}).get(key, option.default)
-            if value is not None:
-                lines.append(f"{key} = {_toml(value)}")
-        lines.append("")
+    tables = {section: {key: overrides.get(section, {}).get(key, option.default) for key, option in options.items()}
+              for section, options in SCHEMA.items()}
     shutil.copy(DEFAULT_CONFIG.with_name("notice-fr.wav"), folder / "notice-fr.wav")
     shutil.copytree(DEFAULT_CONFIG.parent / "communes", folder / "communes", dirs_exist_ok=True)
     path = folder / "pieton.toml"
-    path.write_text("\n".join(lines))
+    path.write_text(toml_document(tables))
     return path
 
 
@@ -277,10 +260,6 @@ def resume(shift: Shift, reached: float) -> tuple[float, list[dict]]:
 
 
 def scenario_toml(name: str, start: float, duration: float, events: list[dict]) -> str:
-    when = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = ["[scenario]", f"name = {_toml(name)}", f"start = {when}", f"duration_s = {max(duration, 1.0)}", ""]
-    for event in events:
-        lines.append("[[event]]")
-        lines += [f"{k} = {_toml(v)}" for k, v in event.items()]
-        lines.append("")
-    return "\n".join(lines)
+    when = dt.datetime.fromtimestamp(start, dt.UTC).replace(microsecond=0)
+    return toml_document({"scenario": {"name": name, "start": when, "duration_s": max(duration, 1.0)},
+                          "event": events})

@@ -115,16 +115,12 @@ def _first_frame_s(url: str, client: _Client, rid: str, profile: Path) -> tuple[
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         print("play to first frame: chromium and chromium-driver are not installed (make system)")
         return None
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    # Selenium, a development dependency, only when the benchmark drives the browser.
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio", "--disable-gpu",
-                 "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+    from tools.desk.browser import headless_chromium
+    driver = headless_chromium(profile, "--autoplay-policy=no-user-gesture-required")
     try:
         driver.get(url + "/connexion")
         Select(driver.find_element(By.ID, "personne")).select_by_visible_text(PERSON)
