@@ -9,7 +9,8 @@ import re
 import shutil
 
 import pytest
-from test_vault_flow import CAMERA, chief, make_spool, vault  # noqa: F401 - fixtures
+from test_vault_flow import chief  # noqa: F401 - the fixture: an identity as text
+from vault_support import CAMERA, make_spool
 
 from tools.vault.extract import Request, extract
 from tools.vault.ingest import ingest
