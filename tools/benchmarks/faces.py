@@ -265,7 +265,8 @@ def speed(scenes: Scenes, seconds: float) -> dict:
         wall, cpu = time.perf_counter() - wall, _cpu() - cpu
     return {"media_s": seconds, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "wall_x_realtime": round(wall / seconds, 2), "cpu_x_realtime": round(cpu / seconds, 2),
-            "searches": done.summary["searches"], "load_average": round(load, 1)}
+            "searches": done.summary["searches"], "load_average": round(load, 1),
+            "load_average_after": round(os.getloadavg()[0], 1), "spent_s": done.spent}
 
 
 def _print(name: str, r: dict) -> None:
@@ -320,6 +321,9 @@ def run(args) -> dict:
           f"({sp['wall_x_realtime']:.2f}x real time, target <= 2x), {sp['cpu_s']:.1f} s of CPU "
           f"({sp['cpu_x_realtime']:.2f}x); {sp['searches']} searches; load average {sp['load_average']} "
           f"on {os.cpu_count()} cores (the machine is shared: the CPU figure is the idle one's bound)")
+    print("speed, where the time went (wall s; detection runs in its own thread beside the rest, so the stages "
+          "overlap): " + ", ".join(f"{k} {v:.1f}" for k, v in sp["spent_s"].items())
+          + f"; {1000 * sp['spent_s'].get('detect', 0) / max(1, sp['searches']):.0f} ms per search", flush=True)
     s = results["stills"]
     print(f"targets: recall >= 0.95: {'met' if s['recall'] >= 0.95 else 'NOT met'} ({s['recall']:.3f}); "
           f"face-free frames blurred <= 5 %: {'met' if s['face_free_blurred_share'] <= 0.05 else 'NOT met'} "

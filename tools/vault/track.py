@@ -8,11 +8,18 @@ matching on small grey copies (a face moves little from one frame to the next); 
 found at both searches also has its box moved linearly across the gap. A face seen at one
 search and missed at the next is held one more gap, where it was, since a detector misses
 a face now and then. Better a blurred wall than a recognisable passer-by.
+
+Given a ``pool`` (one worker), the network runs there, one search ahead: while it looks
+at a frame, the gap before the previous search is followed, blurred and encoded, and the
+next frames decoded. Searches still run one at a time and in order, and each gap gets the
+same boxes as without the pool.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from typing import Generic, TypeVar
 
 import cv2
@@ -101,19 +108,26 @@ class BlurPlan(Generic[T]):
     soon as the search that closes their gap has run; ``finish`` returns the rest.
 
     ``detect(frame) -> list[Box]`` is the detector; ``every``: frames between searches;
-    ``image(frame)``, when given, the frame's BGR picture, to follow faces between searches."""
+    ``image(frame)``, when given, the frame's BGR picture, to follow faces between searches;
+    ``pool``, when given, an executor with one worker where ``detect`` runs one search
+    ahead of the frames handed back (at most two gaps of frames are then held).
+    ``searching_s``: seconds spent in ``detect``; ``waiting_s``: seconds ``push`` and
+    ``finish`` waited for it; ``tracking_s``: seconds spent following faces."""
 
     def __init__(self, detect: Callable[[T], list[Box]], every: int,
-                 image: Callable[[T], np.ndarray] | None = None):
+                 image: Callable[[T], np.ndarray] | None = None, pool: Executor | None = None):
         if every < 1:
             raise ValueError(f"search every {every} frames: at least 1")
         self.detect = detect
         self.image = image
+        self.pool = pool
         self._last_grey: np.ndarray | None = None
         self.every = every
         self.count = 0
         self.searches = 0
+        self.searching_s = self.waiting_s = self.tracking_s = 0.0
         self._waiting: list[T] = []
+        self._pending: list[tuple[T, Future | list[Box], list[T]]] = []  # searches asked, not yet closed
         self._last: list[Box] | None = None     # boxes found at the last search
         self._missed: list[Box] = []           # seen the search before, not at the last: held
 
@@ -121,35 +135,60 @@ class BlurPlan(Generic[T]):
         index = self.count
         self.count += 1
         if index % self.every == 0:
-            yield from self._search(frame)
+            self._ask(frame)
+            yield from self._close(ahead=1 if self.pool is not None else 0)
         else:
             self._waiting.append(frame)
 
     def finish(self) -> Iterator[tuple[T, list[Box]]]:
         if self._waiting:
-            last = self._waiting.pop()
-            yield from self._search(last)
+            self._ask(self._waiting.pop())
+        yield from self._close(ahead=0)
 
-    def _search(self, frame: T) -> Iterator[tuple[T, list[Box]]]:
-        found = [tuple(int(v) for v in b) for b in self.detect(frame)]
+    def _timed_detect(self, frame: T) -> list[Box]:
+        started = time.perf_counter()
+        try:
+            return [tuple(int(v) for v in b) for b in self.detect(frame)]  # type: ignore[misc]
+        finally:
+            self.searching_s += time.perf_counter() - started
+
+    def _ask(self, frame: T) -> None:
+        found = self.pool.submit(self._timed_detect, frame) if self.pool is not None else self._timed_detect(frame)
+        self._pending.append((frame, found, self._waiting))
+        self._waiting = []
         self.searches += 1
+
+    def _close(self, ahead: int) -> Iterator[tuple[T, list[Box]]]:
+        """The gaps of the searches asked, oldest first, leaving ``ahead`` of them running."""
+        while len(self._pending) > ahead:
+            frame, found, waiting = self._pending.pop(0)
+            if isinstance(found, Future):
+                started = time.perf_counter()
+                found = found.result()
+                self.waiting_s += time.perf_counter() - started
+            yield from self._gap(frame, found, waiting)
+
+    def _gap(self, frame: T, found: list[Box], waiting: list[T]) -> Iterator[tuple[T, list[Box]]]:
+        started = time.perf_counter()
         grey = small_grey(self.image(frame)) if self.image is not None else None
         if self._last is None:
             self._last, self._last_grey = found, grey
+            self.tracking_s += time.perf_counter() - started
             yield frame, list(found)
             return
         pairs, gone, new = match(self._last, found)
-        gap = len(self._waiting) + 1
+        gap = len(waiting) + 1
         tracks: list[list[Box | None]] = []
-        if grey is not None and self._waiting:
-            greys = [small_grey(self.image(w)) for w in self._waiting]
+        if grey is not None and waiting:
+            greys = [small_grey(self.image(w)) for w in waiting]
             tracks = [follow([self._last_grey, *greys], b) for b in self._last]
             tracks += [follow([grey, *greys[::-1]], b)[::-1] for b in found]
-        for k, waiting in enumerate(self._waiting, start=1):
-            t = k / gap
+        boxes = []
+        for k in range(1, gap):
             followed = [track[k - 1] for track in tracks if track[k - 1] is not None]
-            yield waiting, [between(a, b, t) for a, b in pairs] + followed + gone + new + self._missed
-        self._waiting = []
+            boxes.append([between(a, b, k / gap) for a, b in pairs] + followed + gone + new + self._missed)
         self._missed = gone   # missed at this search: held over the next gap
         self._last, self._last_grey = found, grey
+        self.tracking_s += time.perf_counter() - started
+        yield from zip(waiting, boxes, strict=True)
         yield frame, list(found) + gone

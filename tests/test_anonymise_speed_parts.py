@@ -1,0 +1,132 @@
+"""The training anonymiser's pipeline: the face network runs in a thread of its own, one
+search ahead, while the frames around it are followed, blurred and encoded; every frame
+still comes out, in order, with the same boxes; the time spent is told by stage; a failing
+detector stops the whole thing cleanly."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from recorder.errors import VaultError
+from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments
+from tools.vault.faces import PASSES, FaceDetector
+from tools.vault.track import BlurPlan
+
+
+def _plan_output(pool, detect, n=47, every=10):
+    plan = BlurPlan(detect, every, pool=pool)
+    out = []
+    for i in range(n):
+        out += list(plan.push(i))
+    out += list(plan.finish())
+    return plan, out
+
+
+def _moving(i):
+    """A face that comes and goes and moves: the held and interpolated boxes all show."""
+    return [] if i in (20, 40) else [(10 + i, 10, 20, 20), (300 - 2 * i, 50, 30, 30)]
+
+
+def test_a_plan_with_a_pool_gives_every_frame_once_in_order_with_the_same_boxes():
+    _, alone = _plan_output(None, _moving)
+    with ThreadPoolExecutor(1) as pool:
+        plan, pooled = _plan_output(pool, _moving)
+    assert [i for i, _ in pooled] == list(range(47))
+    assert pooled == alone
+    assert plan.searches == 6 and plan.searching_s >= 0 and plan.waiting_s >= 0
+
+
+def test_the_next_search_runs_while_the_frames_before_it_are_handed_back():
+    """Frames 1..10 are blurred and encoded while the network looks at frame 20: it may
+    not need them to be handed back first (before, ``push(20)`` ran the search itself and
+    only then gave back frames 1..10, so the search waited in vain here)."""
+    handed_back = threading.Event()
+    overlapped = []
+    threads = []
+
+    def detect(i):
+        threads.append(threading.current_thread())
+        if i == 20:
+            overlapped.append(handed_back.wait(timeout=10))
+        return [(5, 5, 20, 20)]
+    with ThreadPoolExecutor(1) as pool:
+        plan = BlurPlan(detect, 10, pool=pool)
+        out = []
+        for i in range(31):
+            for frame, _boxes in plan.push(i):
+                out.append(frame)
+                if frame == 10:
+                    handed_back.set()
+        out += [f for f, _ in plan.finish()]
+    assert out == list(range(31))
+    assert overlapped == [True]
+    assert threading.main_thread() not in threads
+
+
+def test_the_search_order_is_kept_in_the_pool():
+    """One search at a time and in frame order, so a detector that keeps a schedule of its
+    own across searches (a pass every other search) sees them as without the pool."""
+    seen = []
+    with ThreadPoolExecutor(1) as pool:
+        _plan_output(pool, lambda i: seen.append(i) or [], n=35)
+    assert seen == [0, 10, 20, 30, 34]
+
+
+class _Recording(FaceDetector):
+    """The anonymiser's own detector, telling which thread it ran in."""
+
+    def __init__(self, fail_at=None):
+        super().__init__(passes=PASSES)
+        self.threads = set()
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def detect(self, bgr):
+        self.threads.add(threading.current_thread().name)
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise VaultError("face detector: out of memory (injected)")
+        return super().detect(bgr)
+
+
+def _clip(path, frames=45, size=(320, 240)):
+    """A small MP4 of a moving gradient, no face: the pipeline's plumbing only."""
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        for i in range(frames):
+            img = np.zeros((size[1], size[0], 3), np.uint8)
+            img[:, :, 1] = (np.arange(size[0]) + 3 * i) % 256
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            for p in video.encode(frame):
+                out.mux(p)
+        for p in video.encode(None):
+            out.mux(p)
+
+
+def test_anonymisation_searches_in_its_own_thread_keeps_every_frame_and_tells_where_the_time_went(tmp_path):
+    src, dst = tmp_path / "plain.mp4", tmp_path / "training.mp4"
+    _clip(src)
+    detector = _Recording()
+    done = anonymise_segments(src, dst, detector=detector)
+    assert threading.current_thread().name not in detector.threads and len(detector.threads) == 1
+    assert done.summary["frames"] == 45 and done.summary["searches"] == -(-45 // SEARCH_EVERY) + 1  # and the last frame
+    with av.open(str(dst)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 45
+    assert set(done.spent) >= {"decode", "detect", "wait for detect", "track", "blur", "encode"}
+    assert all(v >= 0 for v in done.spent.values()) and done.spent["detect"] > 0
+
+
+def test_a_detector_failing_mid_clip_stops_the_anonymisation_with_its_error_and_no_thread_left(tmp_path):
+    src, dst = tmp_path / "plain.mp4", tmp_path / "training.mp4"
+    _clip(src)
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(VaultError, match="out of memory"):
+        anonymise_segments(src, dst, detector=_Recording(fail_at=3))
+    assert {t.name for t in threading.enumerate()} - before == set()
