@@ -1,18 +1,21 @@
 """The training anonymiser's pipeline: the face network runs in a thread of its own, one
 search ahead, while the frames around it are followed, blurred and encoded; every frame
 still comes out, in order, with the same boxes; the time spent is told by stage; a failing
-detector stops the whole thing cleanly."""
+detector stops the whole thing cleanly; a face a search misses is followed on."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 
 from recorder.errors import VaultError
-from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments
+from tools.benchmarks._face_scenes import astronaut
+from tools.benchmarks.faces import covered
+from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments, blur_rects
 from tools.vault.faces import PASSES, FaceDetector
 from tools.vault.track import BlurPlan
 
@@ -130,3 +133,31 @@ def test_a_detector_failing_mid_clip_stops_the_anonymisation_with_its_error_and_
     with pytest.raises(VaultError, match="out of memory"):
         anonymise_segments(src, dst, detector=_Recording(fail_at=3))
     assert {t.name for t in threading.enumerate()} - before == set()
+
+
+def _walker(i, speed=10):
+    """A textured frame with the astronaut's face (60 px wide) walking right ``speed`` px
+    a frame, and the face's box."""
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(40, 200, (360, 640, 3), dtype=np.uint8), (9, 9), 0)
+    crop, (fx, fy, fw, fh) = astronaut()
+    k = 60 / fw
+    crop = cv2.resize(crop, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    x, y = 60 + speed * i, 120
+    ox, oy = x - int(fx * k), y - int(fy * k)
+    h, w = crop.shape[:2]
+    img[oy:oy + h, ox:ox + w] = crop
+    return img, (x, y, 60, int(fh * k))
+
+
+def test_a_walker_the_network_stops_seeing_is_followed_on_not_only_held_where_last_seen():
+    """Seen at the searches of frames 0 and 10, missed from frame 20 on: over frames 11 to
+    30 the face is blurred where it walks (before, a box stayed where the search of frame 10
+    saw it, and the face walked out of it within a few frames)."""
+    frames = [_walker(i) for i in range(31)]
+    plan = BlurPlan(lambda i: [frames[i][1]] if i <= 10 else [], 10, image=lambda i: frames[i][0])
+    out = [item for i in range(31) for item in plan.push(i)] + list(plan.finish())
+    assert [i for i, _ in out] == list(range(31))
+    for i, boxes in out:
+        rects = blur_rects(frames[i][0].shape, boxes)
+        assert covered(rects, frames[i][1]), i

@@ -7,7 +7,9 @@ followed forward through them, and each face found at this search backward, by t
 matching on small grey copies (a face moves little from one frame to the next); a face
 found at both searches also has its box moved linearly across the gap. A face seen at one
 search and missed at the next is held one more gap, where it was, since a detector misses
-a face now and then. Better a blurred wall than a recognisable passer-by.
+a face now and then; it is also followed on from where it went over that gap, since a
+walker soon leaves the box held for them. Better a blurred wall than a recognisable
+passer-by.
 
 Given a ``pool`` (one worker), the network runs there, one search ahead: while it looks
 at a frame, the gap before the previous search is followed, blurred and encoded, and the
@@ -33,6 +35,7 @@ MATCH_SIZE_RATIO = 2.0
 FOLLOW_SCALE = 0.5      # template matching on grey copies this much smaller
 FOLLOW_REACH = 0.6      # a face moves at most this many of its widths between two frames
 FOLLOW_MIN_SCORE = 0.3  # below this correlation the face is lost: it stops being followed
+FOLLOW_MISSED_GAPS = 1  # a face a search missed is followed on over this many gaps after it
 
 
 def _centre(b: Box) -> tuple[float, float]:
@@ -130,6 +133,7 @@ class BlurPlan(Generic[T]):
         self._pending: list[tuple[T, Future | list[Box], list[T]]] = []  # searches asked, not yet closed
         self._last: list[Box] | None = None     # boxes found at the last search
         self._missed: list[Box] = []           # seen the search before, not at the last: held
+        self._missed_seen: list[tuple[Box, int]] = []  # where faces not seen again were followed to, and for how many gaps
 
     def push(self, frame: T) -> Iterator[tuple[T, list[Box]]]:
         index = self.count
@@ -178,17 +182,25 @@ class BlurPlan(Generic[T]):
             return
         pairs, gone, new = match(self._last, found)
         gap = len(waiting) + 1
-        tracks: list[list[Box | None]] = []
-        if grey is not None and waiting:
+        ahead: list[list[Box | None]] = []    # followed forward, up to this search's frame
+        behind: list[list[Box | None]] = []   # followed backward from it
+        if grey is not None and self._last_grey is not None:
             greys = [small_grey(self.image(w)) for w in waiting]
-            tracks = [follow([self._last_grey, *greys], b) for b in self._last]
-            tracks += [follow([grey, *greys[::-1]], b)[::-1] for b in found]
+            ahead = [follow([self._last_grey, *greys, grey], b) for b in [*self._last, *(b for b, _ in self._missed_seen)]]
+            behind = [follow([grey, *greys[::-1]], b)[::-1] for b in found]
         boxes = []
         for k in range(1, gap):
-            followed = [track[k - 1] for track in tracks if track[k - 1] is not None]
+            followed = [track[k - 1] for track in ahead + behind if track[k - 1] is not None]
             boxes.append([between(a, b, k / gap) for a, b in pairs] + followed + gone + new + self._missed)
+        # Where the faces the network did not see again went by this search's frame: blurred
+        # there too, and followed on over the next gap (a walker leaves the box held for it).
+        gone_seen = [(track[-1], 1) for b, track in zip(self._last, ahead, strict=False)
+                     if b in gone and track and track[-1] is not None]
+        held_seen = [(track[-1], n + 1) for (_, n), track in zip(self._missed_seen, ahead[len(self._last):], strict=False)
+                     if track and track[-1] is not None]
         self._missed = gone   # missed at this search: held over the next gap
+        self._missed_seen = [(b, n) for b, n in gone_seen + held_seen if n <= FOLLOW_MISSED_GAPS]
         self._last, self._last_grey = found, grey
         self.tracking_s += time.perf_counter() - started
         yield from zip(waiting, boxes, strict=True)
-        yield frame, list(found) + gone
+        yield frame, list(found) + gone + [b for b, _ in gone_seen + held_seen]
