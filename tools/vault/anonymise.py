@@ -5,8 +5,9 @@ Faces are found by CenterFace (``tools/vault/faces.py``) every ``SEARCH_EVERY`` 
 and boxes are moved or held in between (``tools/vault/track.py``). Each box is widened by
 a generous margin before it is blurred. The network, by far the dearest part, runs in a
 thread of its own one search ahead (OpenCV's DNN lets go of the GIL), while this thread
-decodes, follows, blurs and encodes the frames around it (PyAV and x264 let go of it too). Thumbnails for the report are taken here, from the
-anonymised frames at their real times, since the frames are already decoded.
+decodes, follows, blurs and encodes the frames around it (PyAV and x264 let go of it
+too). Thumbnails for the report are taken here, from the anonymised frames at their real
+times, since the frames are already decoded.
 """
 
 from __future__ import annotations
