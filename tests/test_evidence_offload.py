@@ -2,13 +2,17 @@
 
 from collections import Counter
 
+import pytest
 from test_evidence_support import Device
 
 from drivers.signer import FileSigner
 from recorder.evidence.chain import read_chain
 from recorder.evidence.format import INBOX, JOURNAL_CONTEXT, MANIFEST_FILE
+from recorder.evidence.journal import DeviceJournal
 from recorder.evidence.receipt import make_receipt, write_receipt
 from recorder.evidence.spool import last_good_line
+from recorder.evidence.verify import verify_recordings
+from recorder.evidence.verify_spool import verify_journal
 
 
 def _receipt(vault, device, recs, *, last_hash=None, camera=None):
@@ -87,3 +91,49 @@ def test_a_malformed_receipt_is_set_aside_and_the_valid_ones_after_it_apply(tmp_
     assert "digits" in refused["receipt-0002-digits.json"]
     assert all(str(inbox) not in reason for reason in refused.values())
     spool.close()
+
+
+@pytest.mark.parametrize("kill", ["before the space freed line", "after the space freed line",
+                                  "after the receipt's line"])
+def test_a_kill_while_a_receipt_frees_leaves_the_journal_whole(tmp_path, monkeypatch, kill):
+    """A SIGKILL in the soak's receipts phase once left a recording erased with no
+    ``space freed`` line (verify: in the journal but not in the spool), or the receipt
+    journalled a second time by the next start. Now, after a kill at any of these points,
+    the next start journals each receipt once and each recording freed once, and the
+    journal and the spool verify."""
+    device = Device(tmp_path)
+    vault = FileSigner.create(tmp_path / "vault.key")
+    spool = device.spool()
+    first, second = device.record(spool), device.record(spool)
+    write_receipt(device.spool_dir / INBOX, _receipt(vault, device, [first, second]))
+    original = DeviceJournal.append
+
+    def killed(journal, event, public, personal=None):   # SIGKILL at that point
+        if kill == "before the space freed line" and event == "space freed":
+            raise KeyboardInterrupt
+        line = original(journal, event, public, personal)
+        if (kill == "after the space freed line" and event == "space freed") or (
+                kill == "after the receipt's line" and event == "offload receipt"):
+            raise KeyboardInterrupt
+        return line
+
+    monkeypatch.setattr(DeviceJournal, "append", killed)
+    with pytest.raises(KeyboardInterrupt):
+        spool.apply_receipts(vault.public_key)
+    monkeypatch.undo()
+    spool.close()
+
+    spool = device.spool()          # the next start
+    spool.recover()
+    spool.apply_receipts(vault.public_key)
+    spool.close()
+    assert not first.path.exists() and not second.path.exists()
+    assert [p.name for p in device.spool_dir.iterdir() if p.name.startswith(".")] == []
+    journal = read_chain(device.spool_dir / "journal.jsonl", JOURNAL_CONTEXT, device.signer.public_key)
+    assert journal.ok, journal.problems
+    said = Counter((line["event"], line["data"].get("recording_id")) for line in journal.lines
+                   if line["event"] in ("offload receipt", "space freed"))
+    assert said == {("offload receipt", None): 1, ("space freed", first.id): 1, ("space freed", second.id): 1}
+    reports = verify_recordings(spool.recordings(), device_key=device.signer.public_key)
+    problems, _ = verify_journal(device.spool_dir, device.signer.public_key, reports)
+    assert problems == []

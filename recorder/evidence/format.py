@@ -122,6 +122,9 @@ JOURNAL_EVENTS = (
 # is durable, so a folder with a recording id always starts with a signed opened line. No
 # recording id starts with a dot.
 OPENING_PREFIX = ".opening-"
+# A recording a receipt frees is renamed under this name, journalled, then removed, so a
+# kill at any point leaves it either in place or accounted for by the next start.
+FREEING_PREFIX = ".freeing-"
 # Journal events that account for a recording no longer in the spool.
 GONE_EVENTS = (SPACE_FREED, RECORDING_ERASED)
 

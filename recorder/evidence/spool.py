@@ -26,13 +26,16 @@ from recorder.evidence.age import parse_recipient
 from recorder.evidence.chain import SCAN_WINDOW, ChainWriter, fsync_dir, line_hash, windows_from_end
 from recorder.evidence.format import (
     CAMERA_ID_HELP,
+    FREEING_PREFIX,
     INBOX,
     JOURNAL_FILE,
     MANIFEST_CONTEXT,
     MANIFEST_FILE,
+    OFFLOAD_RECEIPT,
     OPENING_PREFIX,
     OPENING_UNDONE,
     RECORDING_CLOSED,
+    SPACE_FREED,
     is_camera_id,
     parse_recording_id,
     recording_id,
@@ -128,6 +131,7 @@ class Spool:
         line (nothing of a recording deleted or rewritten), write the journal entry a cut kept from a
         recording that did close, then find the sequence state again."""
         self._undo_openings()
+        self.finish_freeing()
         reports = []
         key = self.signer.public_key
         expected = signed_state(self.dir, key, self._numbered_recordings()).next_seq
@@ -336,25 +340,29 @@ class Spool:
         if not inbox.is_dir():
             return []
         freed: list[str] = []
-        for path in sorted(p for p in inbox.iterdir() if p.is_file() and p.suffix == ".json"):
+        paths = sorted(p for p in inbox.iterdir() if p.is_file() and p.suffix == ".json")
+        # A kill may have cut an application after its journal line: it goes on, not again.
+        journaled = self._journaled_receipts() if paths else set()
+        for path in paths:
             try:
                 receipt = verify_receipt(path, vault_key, camera_id=self.camera_id,
                                          device_key=self.signer.public_key.hex())
             except VerificationError as exc:
-                self._refuse_receipt(path, str(exc))
+                self._refuse_receipt(path, str(exc), already_journaled=path.name in journaled)
                 continue
             try:
-                freed += self._apply_receipt(path, receipt)
+                freed += self._apply_receipt(path, receipt, already_journaled=path.name in journaled)
             except OSError as exc:  # left in the inbox, tried again; the others still apply
                 log.warning("receipt %s: cannot free its recordings now: %s", path.name, exc)
         return freed
 
-    def _refuse_receipt(self, path: Path, why: str) -> None:
-        self.journal.append("offload receipt", {"receipt": path.name, "accepted": False,
-                                                "reason": why.replace(str(path), path.name)[:500]})
+    def _refuse_receipt(self, path: Path, why: str, *, already_journaled: bool = False) -> None:
+        if not already_journaled:
+            self.journal.append(OFFLOAD_RECEIPT, {"receipt": path.name, "accepted": False,
+                                                  "reason": why.replace(str(path), path.name)[:500]})
         self._file_receipt(path, "refused")
 
-    def _apply_receipt(self, path: Path, receipt: dict) -> list[str]:
+    def _apply_receipt(self, path: Path, receipt: dict, *, already_journaled: bool = False) -> list[str]:
         held = {}
         for folder in self.recordings():
             if self.current is not None and folder == self.current.path and self.current.state != "closed":
@@ -363,23 +371,65 @@ class Spool:
             if line is not None and line.get("event") in ("closed", "recovered"):
                 held[folder.name] = last_hash
         covered = freeable(receipt, held)
-        self.journal.append("offload receipt", {"receipt": path.name, "accepted": True,
-                                                "issued_at": receipt.get("issued_at"),
-                                                "vault_key": receipt.get("vault_key"),
-                                                "recordings": len(receipt["recordings"]),
-                                                "freeable": covered})
+        if not already_journaled:
+            self.journal.append(OFFLOAD_RECEIPT, {"receipt": path.name, "accepted": True,
+                                                  "issued_at": receipt.get("issued_at"),
+                                                  "vault_key": receipt.get("vault_key"),
+                                                  "recordings": len(receipt["recordings"]),
+                                                  "freeable": covered})
         freed = []
         for rid in covered:
-            folder = self.dir / rid
-            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-            shutil.rmtree(folder)
+            # Out of place first: a kill after the rename leaves a folder the next start
+            # journals and removes (finish_freeing), never one gone without its journal line.
+            leaving = self.dir / (FREEING_PREFIX + rid)
+            os.rename(self.dir / rid, leaving)
             fsync_dir(self.dir)
-            self.journal.append("space freed", {"recording_id": rid,
-                                                "recording_seq": parse_recording_id(rid).seq,
-                                                "last_line_hash": held[rid], "bytes": size})
+            self._free(leaving, rid, held[rid])
             freed.append(rid)
         self._file_receipt(path, "applied")
         return freed
+
+    def _free(self, leaving: Path, rid: str, last_hash: str | None) -> None:
+        size = sum(p.stat().st_size for p in leaving.iterdir() if p.is_file())
+        self.journal.append(SPACE_FREED, {"recording_id": rid, "recording_seq": parse_recording_id(rid).seq,
+                                          "last_line_hash": last_hash, "bytes": size})
+        shutil.rmtree(leaving)
+        fsync_dir(self.dir)
+
+    def finish_freeing(self) -> list[str]:
+        """Recordings a kill left renamed out of place by a receipt: journalled as freed
+        (unless their line already is), then removed. Returns their ids."""
+        left = sorted(p for p in self.dir.iterdir() if p.name.startswith(FREEING_PREFIX)
+                      and not p.is_symlink() and p.is_dir())
+        if not left:
+            return []
+        done = self._journaled_frees()
+        for leaving in left:
+            rid = leaving.name[len(FREEING_PREFIX):]
+            if rid in done:
+                shutil.rmtree(leaving)
+                fsync_dir(self.dir)
+            else:
+                self._free(leaving, rid, last_good_line(leaving / MANIFEST_FILE)[1])
+        return [p.name[len(FREEING_PREFIX):] for p in left]
+
+    def _journal_data(self, event: str):
+        """The ``data`` of the journal's lines of one event, read from the end a window at a time."""
+        try:
+            for pieces in windows_from_end(self.dir / JOURNAL_FILE, SCAN_WINDOW):
+                for piece in pieces:
+                    line = piece.line
+                    if line is not None and line.get("event") == event and isinstance(line.get("data"), dict):
+                        yield line["data"]
+        except FileNotFoundError:
+            return
+
+    def _journaled_receipts(self) -> set[str]:
+        return {d["receipt"] for d in self._journal_data(OFFLOAD_RECEIPT)
+                if isinstance(d.get("receipt"), str)}
+
+    def _journaled_frees(self) -> set[str]:
+        return {d["recording_id"] for d in self._journal_data(SPACE_FREED) if isinstance(d.get("recording_id"), str)}
 
     def _file_receipt(self, path: Path, state: str) -> None:
         done = path.parent / state
