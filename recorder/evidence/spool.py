@@ -3,7 +3,9 @@
 Layout: ``<spool>/journal.jsonl`` and one folder ``<spool>/<recording-id>/`` per recording
 (``manifest.jsonl``, ``seg-NNNNNN.ts.age``, ``seg-NNNNNN.meta.age``). A recording folder is
 made as ``.opening-<recording-id>`` and renamed into place once its signed ``opened`` line is
-durable, so every folder named by a recording id starts with that line. The recording
+durable, so every folder named by a recording id starts with that line. A recording a vault
+receipt frees is renamed ``.freeing-<recording-id>``, journalled, then removed; a start
+finishes what a kill left (``finish_freeing``). The recording
 sequence number and the hash of the previous recording's last manifest line are found
 again at every start from the lines the device key signed (``recorder.evidence.sequence``),
 so they never go backwards and nothing unsigned moves them.
