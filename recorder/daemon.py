@@ -469,6 +469,10 @@ class Daemon:
             await self.sessions.close()
         if self.spool is not None:
             self.spool.journal.append("shutdown", {"reason": reason})
+            # Closed here, not left to the garbage collector: a daemon started after this one
+            # (a new configuration) reads the journal's last sequence number, and no writer of
+            # this one may append after it.
+            self.spool.close()
         if self.hardware is not None:
             self.hardware.close()
 
