@@ -132,3 +132,6 @@ def test_the_summary_and_the_vault_report_say_simulated_and_heard():
     rows = timeline_rows({"started_at": 0.0, "notice": {**simulated, "text": "Attention"}}, str)
     assert any("spoken notice simulated speaker only, not given" in row.text and "Attention" in row.text
                for row in rows)
+    page = timeline_rows({"started_at": 0.0, "notice": {**simulated, "text": "Attention"}}, str, french=True)
+    assert any(row.text == "Avertissement non donné : haut-parleur simulé seulement (3,0 s) ; microphone : entendu "
+               "(pic de corrélation 0,93, décalage 0,0 ms) — « Attention »" for row in page)

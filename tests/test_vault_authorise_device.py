@@ -40,4 +40,4 @@ def test_the_daemon_writes_the_arrete_into_each_recording_and_the_vault_shows_it
         result = extract(vault, Request([rows[0]["id"]], "judicial", "OPJ Durand", "Parquet",
                                         tmp_path / "out" / "pv.mp4"), identities)
     assert result.report["recordings"][0]["authorisation"] == named
-    assert "Prefect's arrêté: 2026-DSC-0412, communes 71014" in result.html_path.read_text()
+    assert "Arrêté préfectoral : 2026-DSC-0412, communes 71014" in result.html_path.read_text()

@@ -260,7 +260,7 @@ def test_training_extraction_is_anonymised_and_says_so(tmp_path, chief, vault):
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
                             str(result.out)], capture_output=True, text=True, check=True).stdout.split()
     assert probe == ["video"]
-    assert "Anonymised for training" in result.html_path.read_text()
+    assert "Anonymisé pour la formation" in result.html_path.read_text()
 
 
 def test_demo_epilogue_ingests_extracts_and_prints_the_register(tmp_path, chief):

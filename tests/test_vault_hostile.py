@@ -429,7 +429,7 @@ def test_the_report_reads_odd_metadata_without_failing(tmp_path):
     report = {"extraction_id": "X-1", "vault_key": "ab" * 32, "recordings": [summary],
               "mp4": {"name": "x.mp4", "duration_s": 1.0, "sha256": "00" * 32, "audio": "kept"}}
     html = render_html(report, tmp_path / "x.mp4", [], thumbs=[])
-    assert "bookmark" in html and "spoken notice given" in html
+    assert "Signet" in html and "Avertissement donné" in html
 
 
 def test_index_text_that_is_not_utf8_is_a_clear_error(tmp_path, setup):

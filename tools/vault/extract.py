@@ -43,7 +43,7 @@ from tools.vault.report import build_report, sign_report, write_report_files
 from tools.vault.report_html import thumbnails
 from tools.vault.retention import PastRetention, within_retention
 from tools.vault.training_approval import CLIP, HTML, REPORT, SHEET, approve_command, stage
-from tools.vault.training_report import build_training_report, render_training_html
+from tools.vault.training_report import build_training_report, relative_timeline, render_training_html
 from tools.vault.vault import Vault
 
 PURPOSES = ("judicial", "administrative", "disciplinary", "training")
@@ -366,7 +366,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         if anonymised is not None:  # names, places and dates no one
             report = sign_report(vault.signer, build_training_report(
                 vault, request, recordings, result, out.name, mp4_hash, tmp.stat().st_size, anonymised=anonymised))
-            html = render_training_html(report, thumbs)
+            html = render_training_html(report, thumbs, relative_timeline(recordings, result, french=True))
         else:
             report = sign_report(vault.signer, build_report(
                 vault, request, recordings, result, out.name, mp4_hash, tmp.stat().st_size,

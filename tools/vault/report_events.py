@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from recorder.errors import VaultError
 from recorder.lapses import SPANS, Lapse, is_lapse_event, lapses, visual_signal_spans
 from recorder.notice import describe as describe_notice
+from tools.desk.event_words import STOPS, TRIGGERS, describe, notice_words
+from tools.desk.words import seconds as seconds_fr
 from tools.vault.events import event_epoch, event_kind
 from tools.vault.layout import parse_time
 
@@ -73,42 +75,78 @@ def seconds(value) -> str:
     return f"{value} s"
 
 
-def _detail(key: str, value, when: Callable[[float], str]) -> str:
-    """An event's detail without internals: epoch times written by ``when``, other numbers rounded."""
+def _detail(key: str, value, when: Callable[[float], str], french: bool = False) -> str:
+    """An event's detail without internals: epoch times written by ``when``, other numbers
+    rounded (with the decimal comma for a French reader)."""
     if isinstance(value, float) and math.isfinite(value):
         if EPOCH_MIN <= value <= EPOCH_MAX:
             return f"{key.replace('_', ' ')} {when(value)}"
         value = round(value, 2)
+        if french:
+            value = str(value).replace(".", ",")
     return f"{key.replace('_', ' ')} {value}"
 
 
-def rows(summary: dict, when: Callable[[float], str], *, details: bool = True) -> list[Row]:
+# What a kind-only event may still tell in words (training: nothing naming a place or person).
+_PLAIN_DETAIL = ("kind", "type", "event", "duration", "pre_event_s", "on", "why")
+
+
+def _event_words(event: dict, kind: str, detail: str, french: bool, details: bool) -> str:
+    if not french:
+        return kind.replace("_", " ") + (f" ({detail[:200]})" if detail else "")
+    said = describe(event if details else {k: v for k, v in event.items() if k in _PLAIN_DETAIL})
+    said = said or kind.replace("_", " ")
+    return said + (f" (détails : {detail[:200]})" if detail else "")
+
+
+def _french(kind: str, summary: dict, reason) -> str:
+    """The start, pre-event, notice and stop rows in French (the HTML page's words)."""
+    if kind == "start":
+        return "Début de l'enregistrement" + (
+            f" — déclenchement : {TRIGGERS.get(str(reason), str(reason))}" if reason else "")
+    if kind == "pre-event":
+        pre = summary["pre_event_s"]
+        pre = pre if isinstance(pre, int | float) and not isinstance(pre, bool) and math.isfinite(pre) else None
+        return f"Images d'avant le déclenchement : {seconds_fr(pre)} (vidéo seule, sans son)"
+    closed = summary.get("closed") or {}
+    if "reason" not in closed:
+        return "Fin — enregistrement non clos (récupéré)"
+    return f"Fin de l'enregistrement — {STOPS.get(str(closed['reason']), str(closed['reason']))}"
+
+
+def rows(summary: dict, when: Callable[[float], str], *, details: bool = True, french: bool = False) -> list[Row]:
     """The recording's timeline. ``when`` writes a time; without ``details`` an event is
-    told by its kind only (what an event carries may name a place or a person)."""
+    told by its kind only (what an event carries may name a place or a person). ``french``:
+    the words of the HTML pages ("Signet", "Avertissement donné (3,4 s)"); without it the
+    English of the signed JSON report, a format other tools read."""
     static = summary.get("recording") if isinstance(summary.get("recording"), dict) else {}
     started = epoch(summary.get("started_at"))
     reason = static.get("trigger_reason") or static.get("reason")
-    out = [Row(started, "start", "start" + (f" — trigger: {reason}" if reason else ""))]
+    out = [Row(started, "start", _french("start", summary, reason) if french
+               else "start" + (f" — trigger: {reason}" if reason else ""))]
     if summary.get("pre_event_s") is not None:
-        out.append(Row(started, "pre-event", f"pre-event span: {seconds(summary['pre_event_s'])} (video only)"))
+        out.append(Row(started, "pre-event", _french("pre-event", summary, reason) if french
+                       else f"pre-event span: {seconds(summary['pre_event_s'])} (video only)"))
     notice = summary.get("notice")
     if isinstance(notice, dict) and "given" in notice:
-        said = describe_notice(notice)
+        said = notice_words(notice) if french else "spoken notice " + describe_notice(notice)
         if notice.get("text"):
             said += f" — « {notice['text']} »"
-        out.append(Row(epoch(notice.get("start")) or started, "notice", f"spoken notice {said}"))
+        out.append(Row(epoch(notice.get("start")) or started, "notice", said))
     elif isinstance(notice, str | bool | dict):
-        out.append(Row(started, "notice", f"spoken notice: {json.dumps(notice, ensure_ascii=False)}"))
+        out.append(Row(started, "notice", ("Avertissement : " if french else "spoken notice: ")
+                       + json.dumps(notice, ensure_ascii=False)))
     for event in summary.get("events") or []:
         if not isinstance(event, dict):
             continue
         kind = event_kind(event)
         if ("lat" in event and kind in _POINTS) or is_lapse_event(kind):
             continue
-        detail = ", ".join(_detail(k, v, when) for k, v in event.items() if k not in _HIDDEN_DETAIL) if details else ""
-        out.append(Row(event_epoch(event), kind, kind.replace("_", " ") + (f" ({detail[:200]})" if detail else "")))
+        detail = ", ".join(_detail(k, v, when, french) for k, v in event.items()
+                           if k not in _HIDDEN_DETAIL) if details else ""
+        out.append(Row(event_epoch(event), kind, _event_words(event, kind, detail, french, details)))
     out.extend(Row(lapse.start, lapse.kind, lapse.in_words(when, why=details)) for lapse in spans_of(summary))
     closed = summary.get("closed") or {}
-    out.append(Row(epoch(closed.get("ended_at")), "stop",
-                   f"stop — {closed.get('reason', 'not closed (recovered)')}"))
+    out.append(Row(epoch(closed.get("ended_at")), "stop", _french("stop", summary, reason) if french
+                   else f"stop — {closed.get('reason', 'not closed (recovered)')}"))
     return sorted(out, key=lambda row: (row.at is None, row.at or 0.0))  # in time order, undated last

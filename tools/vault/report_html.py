@@ -1,6 +1,7 @@
 """The extraction report as one self-contained HTML file: a strip of thumbnails along the
 MP4, the timeline of events, and the GPS track drawn over the commune boundary as inline
-SVG (no map tiles, nothing fetched)."""
+SVG (no map tiles, nothing fetched). In French: magistrates, officers and inspectors read
+it; the signed JSON beside it keeps its English field names (a format tools read)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from recorder.evidence.format import utc_iso
 from recorder.inputs import InputError, load_json_file
-from recorder.localtime import format_local
+from tools.desk.event_words import PURPOSES
+from tools.desk.words import local, seconds
 from tools.vault.report_events import rows
 
 THUMBNAILS = 8
@@ -78,7 +80,7 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
         every = [(min(x for x, _ in pts) - pad, min(y for _, y in pts) - pad),
                  (max(x for x, _ in pts) + pad, max(y for _, y in pts) + pad)]
     if not every:
-        return "<p>No position recorded (no GPS fix during the recording).</p>"
+        return "<p>Aucune position enregistrée (pas de réception GPS pendant l'enregistrement).</p>"
     lon0, lon1 = min(x for x, _ in every), max(x for x, _ in every)
     lat0, lat1 = min(y for _, y in every), max(y for _, y in every)
     kx = math.cos(math.radians((lat0 + lat1) / 2))  # metres per degree of longitude shrink
@@ -89,7 +91,7 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
         return f"{10 + (lon - lon0) * kx * scale:.1f},{10 + (lat1 - lat) * scale:.1f}"
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
-             f'viewBox="0 0 {size} {size}" role="img" aria-label="GPS track over the commune boundary">',
+             f'viewBox="0 0 {size} {size}" role="img" aria-label="Trajet GPS sur la limite de la commune">',
              f'<rect width="{size}" height="{size}" fill="#f7f7f2"/>']
     for name, rings in shapes:
         for ring in rings:
@@ -98,17 +100,18 @@ def track_svg(track: list[dict], commune_files: list[str], size: int = 420, *, z
     if pts:
         parts.append(f'<polyline points="{" ".join(xy(*p) for p in pts)}" fill="none" stroke="#c0392b" '
                      'stroke-width="2.5" stroke-linejoin="round"/>')
-        for point, fill, title in ((pts[0], "#27ae60", "start"), (pts[-1], "#2c3e50", "stop")):
+        for point, fill, title in ((pts[0], "#27ae60", "départ"), (pts[-1], "#2c3e50", "arrivée")):
             cx, cy = xy(*point).split(",")
             parts.append(f'<circle cx="{cx}" cy="{cy}" r="5" fill="{fill}"><title>{title}</title></circle>')
     else:
-        parts.append(f'<text x="20" y="{size // 2}" font-size="14">no position recorded</text>')
+        parts.append(f'<text x="20" y="{size // 2}" font-size="14">aucune position enregistrée</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _when(value, zone: str | None = None) -> str:
-    """A time as whoever receives the report reads it: local, with its zone (the vault's)."""
+    """A time as whoever receives the report reads it: local, with its zone (the vault's),
+    ``27/11/2026 18:41:11 CET``."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
@@ -116,7 +119,7 @@ def _when(value, zone: str | None = None) -> str:
             return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return format_local(value, zone)
+            return local(value, zone)
         except (OverflowError, ValueError, OSError):  # not a time a calendar can show
             try:
                 return utc_iso(value)
@@ -135,7 +138,7 @@ def strip(thumbs) -> list[str]:
     out = ['<div class="strip">']
     for t, uri in thumbs:
         if uri.startswith("data:"):
-            out.append(f'<figure><img src="{uri}" alt="frame at {t:.1f} s"><figcaption>{t:.1f} s</figcaption></figure>')
+            out.append(f'<figure><img src="{uri}" alt="Image à {seconds(t)} du début de la vidéo"><figcaption>{seconds(t)}</figcaption></figure>')
         else:
             out.append(f"<p>{escape(uri)}</p>")
     out.append("</div>")
@@ -148,71 +151,96 @@ def _who_where(rec: dict, commune_files: list[str], zone: str | None) -> str:
     static = rec.get("recording") if isinstance(rec.get("recording"), dict) else {}
     track = rec.get("gps_track") or []
     closed = rec.get("closed") or {}
-    place = "no position recorded"
+    place = "aucune position enregistrée"
     if track:
         first, last = track[0], track[-1]
-        place = (f"start {first['lat']:.5f}, {first['lon']:.5f} — stop {last['lat']:.5f}, {last['lon']:.5f} "
-                 f"(latitude, longitude, WGS 84)")
-    communes = ", ".join(name for name, _ in _boundaries(commune_files)) or "none drawn"
-    rows = (("agent number", static.get("agent") or "not assigned"), ("camera", rec.get("camera")),
-            ("recorded", f"{_when(rec.get('started_at'), zone)} to {_when(closed.get('ended_at'), zone)}"),
-            ("place", place), ("commune", communes))
+        place = (f"départ {_deg(first['lat'])} ; {_deg(first['lon'])} — arrivée {_deg(last['lat'])} ; "
+                 f"{_deg(last['lon'])} (latitude ; longitude, WGS 84)")
+    communes = ", ".join(name for name, _ in _boundaries(commune_files)) or "aucune tracée"
+    rows = (("Matricule de l'agent", static.get("agent") or "non attribué"), ("Caméra", rec.get("camera")),
+            ("Enregistré", f"du {_when(rec.get('started_at'), zone)} au {_when(closed.get('ended_at'), zone)}"),
+            ("Lieu", place), ("Commune", communes))
     return "<table class=who>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
 def _state(segment: dict) -> str:
     if segment.get("complete") is None:
-        return "not decrypted (outside the extracted range)"
-    return "complete" if segment["complete"] else "truncated: " + escape(str(segment.get("reason")))
+        return "non déchiffré (hors de la plage extraite)"
+    return "complet" if segment["complete"] else "tronqué : " + escape(str(segment.get("reason")))
+
+
+AUDIO = {"kept": "conservé", "muted": "coupé", "removed": "supprimé"}
+
+
+def _deg(value: float) -> str:
+    return f"{value:.5f}".replace(".", ",")
+
+
+def facts_rows(report: dict) -> list[str]:
+    """Purpose, requester, recipient, MP4 and audio as table rows (both reports)."""
+    e, mp4 = escape, report["mp4"]
+    purpose = report.get("purpose")
+    return [f"<tr><th>Motif</th><td>{e(PURPOSES.get(str(purpose), str(purpose)))}</td></tr>",
+            f"<tr><th>Demandeur</th><td>{e(str(report.get('requester')))}</td></tr>",
+            f"<tr><th>Destinataire</th><td>{e(str(report.get('deliver_to')))}</td></tr>",
+            f"<tr><th>Vidéo MP4</th><td>{e(mp4['name'])} — {e(_length(mp4['duration_s']))} — "
+            f"SHA-256 <code>{e(mp4['sha256'])}</code></td></tr>",
+            f"<tr><th>Son</th><td>{e(AUDIO.get(str(mp4['audio']), str(mp4['audio'])))}</td></tr>"]
+
+
+def _length(value) -> str:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return seconds(float(value)) if ok else f"{value} s"
+
+
+def _facts(report: dict, zone: str | None) -> str:
+    e = escape
+    return ("<table>" + f"<tr><th>Établi le</th><td>{e(_when(report.get('created'), zone))}</td></tr>"
+            + "".join(facts_rows(report))
+            + f"<tr><th>Clé du coffre</th><td><code>{e(report['vault_key'])}</code></td></tr></table>")
 
 
 def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=None, zone: str | None = None) -> str:
     """The report as a page; times local in ``zone`` (the vault's), UTC stays in the JSON."""
     thumbs = thumbnails(mp4_path) if thumbs is None else thumbs
     e = escape
-    body = [f"<h1>Extraction report {e(report['extraction_id'])}</h1>",
-            "<table>",
-            f"<tr><th>created</th><td>{e(_when(report.get('created'), zone))}</td></tr>",
-            *(f"<tr><th>{e(k)}</th><td>{e(str(report.get(k)))}</td></tr>"
-              for k in ("purpose", "requester", "deliver_to")),
-            f"<tr><th>MP4</th><td>{e(report['mp4']['name'])} — {report['mp4']['duration_s']} s — "
-            f"SHA-256 <code>{e(report['mp4']['sha256'])}</code></td></tr>",
-            f"<tr><th>audio</th><td>{e(report['mp4']['audio'])}</td></tr>",
-            f"<tr><th>vault key</th><td><code>{e(report['vault_key'])}</code></td></tr></table>"]
+    body = [f"<h1>Rapport d'extraction {e(report['extraction_id'])}</h1>", _facts(report, zone)]
     if report.get("anonymised"):
-        body.append(f"<p class=warn>Anonymised for training: {e(json.dumps(report['anonymised']))}</p>")
-    if report.get("truncated"):
-        body.append(f"<p class=warn>{e(report['truncated'])}</p>")
-    body.append("<h2>Along the recording</h2>")
+        body.append(f"<p class=warn>Anonymisé pour la formation : {e(json.dumps(report['anonymised'], ensure_ascii=False))}</p>")
+    if report.get("truncated"):  # the JSON says it in English; the segments are named in its "mp4"
+        cut = ", ".join(map(str, report["mp4"].get("truncated_segments") or []))
+        body.append("<p class=warn>L'enregistrement s'arrête avant la fin : exporté jusqu'à sa dernière image "
+                    f"intacte{f' ({e(cut)})' if cut else ''}.</p>")
+    body.append("<h2>Au fil de la vidéo</h2>")
     body.extend(strip(thumbs))
     for rec in report["recordings"]:
-        body.append(f"<h2>Recording {e(rec['id'])} — camera {e(rec['camera'])}</h2>")
+        body.append(f"<h2>Enregistrement {e(rec['id'])} — caméra {e(rec['camera'])}</h2>")
         auth = rec.get("authorisation") if isinstance(rec.get("authorisation"), dict) else {}
         body.append(_who_where(rec, commune_files, zone))
-        body.append(f"<p>Prefect's arrêté: {e(str(auth.get('arrete', 'none named')))}, communes "
+        body.append(f"<p>Arrêté préfectoral : {e(str(auth.get('arrete', 'aucun nommé')))}, communes "
                     f"{e(', '.join(map(str, auth.get('communes') or [])) or '-')}</p>")
-        body.append("<h3>Timeline</h3><table class=timeline>")
+        body.append("<h3>Déroulement</h3><table class=timeline>")
         body.extend(event_rows((_when(row.at, zone), row.text)
-                               for row in rows(rec, lambda t: _when(t, zone))))
+                               for row in rows(rec, lambda t: _when(t, zone), french=True)))
         body.append("</table><h3>Position</h3>")
         body.append('<div class="maps"><figure>' + track_svg(rec.get("gps_track") or [], commune_files)
-                    + "<figcaption>track over the commune boundary</figcaption></figure>")
+                    + "<figcaption>trajet sur la limite de la commune</figcaption></figure>")
         if rec.get("gps_track"):
             body.append("<figure>" + track_svg(rec["gps_track"], commune_files, 300, zoom=True)
-                        + f"<figcaption>the track itself ({len(rec['gps_track'])} points; green: start, "
-                        "dark: stop)</figcaption></figure>")
+                        + f"<figcaption>le trajet seul ({len(rec['gps_track'])} points ; vert : départ, "
+                        "sombre : arrivée)</figcaption></figure>")
         body.append("</div>")
-        body.append("<h3>Source segments</h3><table>")
-        body.extend(f"<tr><td>{e(s['file'])}</td><td><code>{e(s['sha256'])}</code></td><td>{s['size']} B</td>"
+        body.append("<h3>Segments d'origine</h3><table>")
+        body.extend(f"<tr><td>{e(s['file'])}</td><td><code>{e(s['sha256'])}</code></td><td>{s['size']} octets</td>"
                     f"<td>{_state(s)}</td></tr>"
                     for s in rec["segments"])
         body.append("</table>")
-    body.append("<h2>Checking this report</h2><p>The signed JSON report next to this page is authoritative. "
-                "To check that it was signed by the vault and that the video is the one it describes: "
+    body.append("<h2>Vérifier ce rapport</h2><p>Le rapport JSON signé placé à côté de cette page fait foi. "
+                "Pour vérifier qu'il a été signé par le coffre et que la vidéo est bien celle qu'il décrit : "
                 f"<code>pieton vault check-report {e(Path(str(report['mp4']['name'])).stem)}.report.json "
                 f"{e(str(report['mp4']['name']))} --vault-key {e(str(report['vault_key']))}</code> "
-                "(the vault key above, compared with the one the police service publishes). Any change to the "
-                "video or the report makes the check fail.</p>")
+                "(la clé du coffre ci-dessus, comparée à celle que publie le service de police). Toute "
+                "modification de la vidéo ou du rapport fait échouer la vérification.</p>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}th{text-align:left;padding-right:1em}"
              ".strip{display:flex;gap:6px;overflow-x:auto}.strip figure{margin:0;text-align:center;font-size:12px}"
              ".timeline td{padding:2px 10px;border-bottom:1px solid #ddd}.timeline td:first-child{white-space:nowrap}"
@@ -221,5 +249,5 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
              # On paper every thumbnail and map shows: the strip wraps instead of scrolling.
              "@media print{body{margin:0;max-width:none}.strip,.maps{flex-wrap:wrap;overflow:visible}"
              ".strip figure,.maps figure,tr{break-inside:avoid}}")
-    return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Extraction "
+    return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Rapport d'extraction "
             f"{e(report['extraction_id'])}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")

@@ -13,9 +13,10 @@ import re
 import secrets
 from html import escape
 
+from tools.desk.words import seconds
 from tools.vault.report import REPORT_CONTEXT, recording_summary
 from tools.vault.report_events import rows
-from tools.vault.report_html import event_rows, strip
+from tools.vault.report_html import event_rows, facts_rows, strip
 
 # Event kinds told (by name only, no details): a kind that is not plain, or that speaks
 # of a place or a person, is left out.
@@ -23,14 +24,21 @@ _PLAIN_KIND = re.compile(r"[a-z][a-z_-]{0,31}")
 _WITHHELD = ("gps", "track", "fix", "position", "geofence", "territory", "assign", "agent", "camera")
 
 
+# The anonymisation summary's keys (tools/vault/anonymise.py), in words.
+ANONYMISED = {"faces": "Visages", "frames": "Images", "frames_with_faces_blurred": "Images aux visages floutés",
+              "searches": "Recherches de visages", "plates": "Plaques", "overlay": "Incrustation",
+              "audio": "Son", "video": "Vidéo"}
+
+
 def _told(kind: str) -> bool:
     return bool(_PLAIN_KIND.fullmatch(kind)) and not any(word in kind for word in _WITHHELD)
 
 
-def relative_timeline(recordings, result) -> list[dict]:
+def relative_timeline(recordings, result, *, french: bool = False) -> list[dict]:
     """The extraction report's timeline (tools/vault/report_events.py) in seconds from the
     clip's start, kinds and words only: recording k begins where its first segment lies in
-    the MP4 (the first recording, where the range cut it)."""
+    the MP4 (the first recording, where the range cut it). ``french``: the page's words and
+    decimal comma; without it the signed JSON's."""
     cut = result.range_s[0] if result.range_s else 0.0
     out = []
     for number, rec in enumerate(recordings):
@@ -47,8 +55,9 @@ def relative_timeline(recordings, result) -> list[dict]:
         def into_clip(epoch: float, base=base, started=rec.started_at) -> float:
             return round(base + epoch - started, 1)
         seen = set()
-        for row in rows(recording_summary(rec), lambda t, into_clip=into_clip: f"{into_clip(t):.1f} s",
-                        details=False):
+        def told(t: float, into_clip=into_clip) -> str:
+            return seconds(into_clip(t)) if french else f"{into_clip(t):.1f} s"
+        for row in rows(recording_summary(rec), told, details=False, french=french):
             if row.at is None or not _told(row.kind):
                 continue
             t = into_clip(row.at)
@@ -79,32 +88,34 @@ def build_training_report(vault, request, recordings, result, mp4_name: str, mp4
     }
 
 
-def render_training_html(report: dict, thumbs) -> str:
+def render_training_html(report: dict, thumbs, timeline: list[dict] | None = None) -> str:
+    """The page, in French; ``timeline`` is ``relative_timeline(..., french=True)`` (the
+    signed report's own timeline, in its English, when not given)."""
     e = escape
-    body = [f"<h1>Training extraction {e(report['extraction_id'])}</h1>",
-            "<p class=warn>Anonymised for training: faces blurred, caption masked, sound removed; "
-            "no agent, camera, place or date. Times count from the start of the clip.</p>",
-            "<table>",
-            *(f"<tr><th>{e(k)}</th><td>{e(str(report.get(k)))}</td></tr>"
-              for k in ("purpose", "requester", "deliver_to")),
-            f"<tr><th>MP4</th><td>{e(report['mp4']['name'])} — {report['mp4']['duration_s']} s — "
-            f"SHA-256 <code>{e(report['mp4']['sha256'])}</code></td></tr>",
-            f"<tr><th>audio</th><td>{e(report['mp4']['audio'])}</td></tr>",
-            f"<tr><th>sources</th><td>{report['sources']['recordings']} recording(s), "
-            f"{report['sources']['segments']} segment(s)</td></tr>",
-            f"<tr><th>vault key</th><td><code>{e(report['vault_key'])}</code></td></tr></table>",
-            f"<p>{e('; '.join(f'{k}: {v}' for k, v in report['anonymised'].items()))}</p>"]
+    sources = report["sources"]
+    body = [f"<h1>Extraction pour la formation {e(report['extraction_id'])}</h1>",
+            "<p class=warn>Anonymisé pour la formation : visages floutés, incrustation masquée, son supprimé ; "
+            "ni agent, ni caméra, ni lieu, ni date. Les temps comptent depuis le début de l'extrait.</p>",
+            "<table>", *facts_rows(report),
+            f"<tr><th>Sources</th><td>{sources['recordings']} enregistrement(s), "
+            f"{sources['segments']} segment(s)</td></tr>",
+            f"<tr><th>Clé du coffre</th><td><code>{e(report['vault_key'])}</code></td></tr></table>",
+            f"<p>{e(' ; '.join(f'{ANONYMISED.get(k, k)} : {v}' for k, v in report['anonymised'].items()))}</p>"]
     if report.get("truncated"):
-        body.append(f"<p class=warn>{e(report['truncated'])}</p>")
-    body.append("<h2>Along the clip</h2>")
+        body.append("<p class=warn>Un enregistrement s'arrête avant la fin : l'extrait s'arrête à sa dernière "
+                    "image intacte.</p>")
+    body.append("<h2>Au fil de l'extrait</h2>")
     body.extend(strip([(t, uri) for t, uri in thumbs if uri.startswith("data:")]))
-    body.append("<h2>Events</h2><table class=timeline>")
-    body.extend(event_rows((f"{ev['t_s']:.1f} s", ev["what"]) for ev in report["timeline"]))
-    body.append("</table><p>The signed JSON report next to this page is authoritative: check it with "
-                "<code>pieton vault check-report REPORT FILE.mp4 --vault-key PUB</code>.</p>")
+    body.append("<h2>Événements</h2><table class=timeline>")
+    if timeline is None:
+        body.extend(event_rows((f"{ev['t_s']:.1f} s", ev["what"]) for ev in report["timeline"]))
+    else:
+        body.extend(event_rows((seconds(ev["t_s"]), ev["what"]) for ev in timeline))
+    body.append("</table><p>Le rapport JSON signé placé à côté de cette page fait foi : le vérifier avec "
+                "<code>pieton vault check-report RAPPORT FICHIER.mp4 --vault-key CLÉ</code>.</p>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}th{text-align:left;padding-right:1em}"
              ".strip{display:flex;gap:6px;overflow-x:auto}.strip figure{margin:0;text-align:center;font-size:12px}"
              ".timeline td{padding:2px 10px;border-bottom:1px solid #ddd}.warn{background:#fff3cd;padding:.5em}"
              "code{font-size:11px}")
-    return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Training extraction "
+    return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Extraction pour la formation "
             f"{e(report['extraction_id'])}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
