@@ -13,7 +13,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from test_desk_training import desk, made  # noqa: F401 - fixtures
 
 from tests.desk_support import PASSPHRASE, PERSON
@@ -69,7 +70,11 @@ def test_a_box_drawn_on_the_contact_sheet_is_given_in_the_clips_pixels(browser, 
     # The field is reachable by keyboard: a second box typed, then the form sent with Enter.
     field = browser.find_element(By.ID, "p-plaques")
     field.send_keys(Keys.END, Keys.ENTER, "1.0,200,150,60,30")
+    sheet = browser.find_element(By.TAG_NAME, "h1")
     browser.find_element(By.ID, "refaire").send_keys(Keys.ENTER)
+    # The clip is made again before the answer comes: wait for the sheet's page to go, rather
+    # than read its heading while it is still shown.
+    WebDriverWait(browser, 120).until(expected_conditions.staleness_of(sheet))
     heading = browser.find_element(By.TAG_NAME, "h1").text
     new = heading.rsplit(" ", 1)[-1]
     assert new.startswith("X-training-") and new != xid
