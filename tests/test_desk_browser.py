@@ -297,6 +297,7 @@ def test_no_block_of_the_media_served_is_left_on_disk(browser, desk, made):
     Select(browser.find_element(By.ID, "c-motif")).select_by_value("judicial")
     browser.find_element(By.ID, "c-demandeur").send_keys("OPJ Durand")
     browser.find_element(By.ID, "consulter").click()
+    browser.find_element(By.ID, "video")  # the consultation's page, not the form's still on screen
     browser.execute_script("document.getElementById('video').play()")
     WebDriverWait(browser, 20).until(lambda b: b.execute_script(
         "return document.getElementById('video').currentTime") > 1.0)
