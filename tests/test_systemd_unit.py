@@ -86,6 +86,8 @@ def test_properties_the_evidence_rules_depend_on():
                                     "--state-dir /var/lib/pieton")
     # The pre-event buffer is RAM only: no swap, no core dumps.
     assert service["MemorySwapMax"] == "0" and service["LimitCORE"] == "0"
+    # Capture is not starved by other processes: a raised priority, never a real-time one.
+    assert -10 <= int(service["Nice"]) < 0 and "CPUSchedulingPolicy" not in service
     assert service["User"] == "pieton"
     assert set(service["SupplementaryGroups"].split()) == {"gpio", "video", "audio", "dialout", "i2c"}
     assert service["ProtectSystem"] == "strict" and service["ReadWritePaths"] == "/var/lib/pieton"
