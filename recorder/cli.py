@@ -62,10 +62,14 @@ def _fail(exc: Exception) -> int:
 
 def cmd_run(args) -> int:
     from recorder.daemon import Options, serve
+    from recorder.provisioned import ProvisionedDamaged
     _logging(True)
     try:
-        config, recipients = _load(args)
-        simulated = all(getattr(config.drivers, k) == "simulated" for k in ("camera", "button", "leds"))
+        try:
+            config, recipients = _load(args)
+            simulated = all(getattr(config.drivers, k) == "simulated" for k in ("camera", "button", "leds"))
+        except ProvisionedDamaged:   # the daemon comes up in maintenance, saying why
+            recipients, simulated = list(args.recipient), False
         options = Options(Path(args.state_dir), recipients, simulated=simulated,
                           unsigned_config=args.unsigned_config)
         return asyncio.run(serve(args.config, options))

@@ -306,6 +306,7 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     notes: tuple[str, ...] = ()   # what a simulation may leave out but a device may not
     notice_fault: tuple[str, ...] = ()  # the notice audio's problems, when loaded to start the daemon
+    provisioned_fault: str = ""  # why the provisioned bundle was not run (recorder.provisioned)
 
     def __getattr__(self, name: str) -> Section:
         sections = object.__getattribute__(self, "sections")

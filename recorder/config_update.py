@@ -35,10 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from recorder import card_answer, installed
+from recorder import card_answer, installed, provisioned
 from recorder.bundle import (
     INSTALLED_NAME,
-    OWN,
     Bundle,
     check_target,
     check_trust,
@@ -148,10 +147,10 @@ class ConfigUpdater:
             self.running_version = self._running_bundle.version
         elif running_version:  # a provisioned bundle (given on the command line) is in force
             self.running_version = running_version
-            provisioned = self.root / PROVISIONED_DIR
-            if (provisioned / INSTALLED_NAME).exists():
+            kept = self.root / PROVISIONED_DIR
+            if (kept / INSTALLED_NAME).exists():
                 try:
-                    bundle, _ = _load_installed(provisioned)
+                    bundle, _ = _load_installed(kept)
                     if bundle.version == running_version:
                         self._running_bundle = bundle   # its files fill thin transfers
                 except ConfigError as exc:
@@ -193,6 +192,7 @@ class ConfigUpdater:
         """Journal the fallbacks and repairs made before this start (the journal did not exist yet)."""
         if self.journal is not None:
             installed.journal_repairs(self.root, self.journal)
+            provisioned.journal_faults(self.root, self.journal)
         note = self.root / FALLBACK_NOTE
         if not note.exists():
             return
@@ -404,7 +404,7 @@ def fall_back(state_dir: str | Path, reason: str) -> dict | None:
     return note
 
 
-PROVISIONED_DIR = "provisioned"
+PROVISIONED_DIR = provisioned.PROVISIONED_DIR
 FLOOR_FILE = "floor.json"
 FALLBACK_NOTE = "fallback.json"
 
@@ -430,15 +430,10 @@ def load_device_config(path: str | Path | None, state_dir: str | Path) -> tuple[
     try:
         data = path.read_bytes()
     except OSError as exc:
+        if path.suffix in (".bundle", ".pbn") or provisioned.has_copy(state_dir):
+            return provisioned.load(path, None, state_dir, f"{path}: cannot read configuration: {exc.strerror}")
         raise ConfigError([f"{path}: cannot read configuration: {exc.strerror}"]) from None
-    if not is_bundle(data):  # a notice at fault does not stop the daemon: it refuses starts
+    if not is_bundle(data) and path.suffix not in (".bundle", ".pbn"):
+        # a plain TOML (simulation, development); a notice at fault does not stop the daemon
         return load_config(path, notice_fault_ok=True), 0
-    try:
-        bundle = read_bundle(data)
-        directory = Path(state_dir) / "config" / PROVISIONED_DIR
-        directory.mkdir(parents=True, exist_ok=True)
-        config = materialise(bundle, directory)
-        check_trust(bundle, list(config.keys.technicians), where=OWN)
-    except BundleError as exc:
-        raise ConfigError([f"{path}: configuration bundle refused [{exc.code}] {exc.reason}"]) from None
-    return replace(config, source=str(path), digest=bundle.digest), bundle.version
+    return provisioned.load(path, data, state_dir)   # a damaged one never stops the daemon

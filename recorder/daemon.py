@@ -22,10 +22,10 @@ from typing import Any
 
 import recorder
 from drivers.signer import CAMERA_ID_FILE, KEYS_DIR, FileSigner, open_signer
-from recorder import notify
+from recorder import notify, provisioned
 from recorder.assignment import AssignmentKeeper
 from recorder.clock import WallClock
-from recorder.config import with_camera_id
+from recorder.config import DEFAULT_CONFIG, with_camera_id
 from recorder.config_update import ConfigUpdater, fall_back, load_device_config
 from recorder.control import ControlServer, socket_path
 from recorder.errors import ConfigError, DriverError, PietonError
@@ -165,6 +165,10 @@ class Daemon:
             self._start_notify()
         log.error("maintenance (no recording): %s", why)
 
+    def restart_when_replaced(self, bundle_path: Path) -> None:
+        """Maintenance on a damaged provisioned bundle: start again once the file changes."""
+        self._tasks.append(self.loop.create_task(provisioned.watch(bundle_path, self._configuration_changed)))
+
     def _open_spool(self) -> None:
         signer = self._open_signer()
         provisioned = self.provisioned_camera_id()
@@ -268,6 +272,9 @@ class Daemon:
         # Everything downstream (spool, pipeline, gestures, boundary) was built from the old
         # configuration: restart cleanly on the new one, as systemd would.
         log.info("configuration %s applied: restarting on it", config.digest[:16])
+        self._configuration_changed()
+
+    def _configuration_changed(self) -> None:
         self.restart_requested = True
         self.request_stop()
 
@@ -432,6 +439,8 @@ class Daemon:
         status.update(self.sessions.status() if machine and self.sessions else {})
         if self.maintenance is not None:
             status["maintenance"] = self.maintenance
+        if self.config.provisioned_fault:
+            status["config"]["provisioned_fault"] = self.config.provisioned_fault
         if self.updater is not None:
             info = self.updater.info()
             status["config"]["version"] = self.updater.running_version
@@ -533,7 +542,20 @@ async def serve(config_path, options: Options) -> int:
     loop = asyncio.get_running_loop()
     daemon = None
     while True:
-        config, version = load_device_config(config_path, options.state_dir)
+        try:
+            config, version = load_device_config(config_path, options.state_dir)
+        except provisioned.ProvisionedDamaged as exc:   # nothing verified to run on
+            daemon = Daemon(exc.stand_in, options, loop=loop, previous=daemon)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, daemon.request_stop)
+            await daemon.start_maintenance("; ".join(exc.problems))
+            daemon.restart_when_replaced(Path(config_path) if config_path else DEFAULT_CONFIG)
+            await daemon.wait_stopped()
+            if not daemon.restart_requested:
+                await daemon.shutdown("daemon stopping (signal)")
+                return 0
+            await daemon.shutdown("provisioned bundle replaced")
+            continue
         daemon = Daemon(config, options, loop=loop, config_version=version, previous=daemon)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, daemon.request_stop)
