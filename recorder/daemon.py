@@ -28,6 +28,7 @@ from recorder.clock import WallClock
 from recorder.config import DEFAULT_CONFIG, with_camera_id
 from recorder.config_update import ConfigUpdater, fall_back, load_device_config
 from recorder.control import ControlServer, socket_path
+from recorder.device_rules import authorisation_refusal
 from recorder.errors import ConfigError, DriverError, PietonError
 from recorder.evidence import expiry
 from recorder.evidence.age import parse_recipient
@@ -46,6 +47,7 @@ from recorder.visual_signal import VisualSignal
 log = logging.getLogger("pieton.daemon")
 
 SPOOL_DIR = "spool"
+AUTHORISATION_FAULT = "authorisation"   # the fault shown past the arrêté's end
 MONITOR_INTERVAL_S = 5.0
 RETENTION_INTERVAL_S = 60.0    # a retention pass reads every manifest: not at every monitor tick
 
@@ -133,8 +135,10 @@ class Daemon:
         self.machine.arm()
         self._sweep_retention()
         self._arming_signals(feedback)
-        if self.faults:
-            feedback.error("hardware fault: " + ", ".join(sorted(self.faults)))
+        self._check_authorisation()
+        hardware = sorted(k for k in self.faults if k != AUTHORISATION_FAULT)
+        if hardware:
+            feedback.error("hardware fault: " + ", ".join(hardware))
         self._tasks.append(self.loop.create_task(self._monitor()))
         self._tasks.append(self.loop.create_task(visual_signal.run()))
         self._start_link()
@@ -258,6 +262,17 @@ class Daemon:
         if self.retention is not None and self.retention.offload_due:
             feedback.signal("offload_due", f"{len(self.retention.offload_due)} recording(s) not offloaded")
 
+    def _check_authorisation(self) -> None:
+        """Past the arrêté's end (the local day, R241-8) every start is refused: shown in the
+        status and felt (error pattern) from arming or the day it ends, not only at a press."""
+        refusal = authorisation_refusal(self.config, self.wall.now())
+        if refusal is None:
+            self.faults.pop(AUTHORISATION_FAULT, None)
+        elif self.faults.get(AUTHORISATION_FAULT) != refusal:
+            self.faults[AUTHORISATION_FAULT] = refusal
+            log.error("%s", refusal)
+            self.machine.feedback.error(refusal)
+
     def recording_active(self) -> bool:
         return self.machine is not None and self.machine.current is not None
 
@@ -344,6 +359,7 @@ class Daemon:
                 self._take_assignments()
                 self.assignment.current()   # an expiry is noticed (and shown) within a tick
                 self._sweep_retention()
+                self._check_authorisation()
                 self._notify_status()
             except Exception:
                 log.exception("monitor check failed")
