@@ -107,3 +107,30 @@ def test_a_wrong_passphrase_at_designation_is_refused_and_logged(tmp_path, vault
     assert "Traceback" not in capsys.readouterr().err
     last = read_jsonl(Path(v) / "journal.jsonl")[-1]
     assert last["event"] == "access-refused" and last["action"] == "designate"
+
+
+@pytest.mark.parametrize("by", [None, "J. Dupont, technicien de la mairie"])
+def test_the_vaults_creation_names_its_author_too(tmp_path, monkeypatch, by):
+    """No one is designated when the vault is made: its first lines say 'installation',
+    with the installer as they gave it (--by), never the login name."""
+    monkeypatch.setenv("USER", "someone-else")
+    (tmp_path / "police").mkdir()
+    v, register = str(tmp_path / "vault"), tmp_path / "police" / "r"
+    _, recipient = _key(tmp_path, "chief")
+    assert main(["vault", "init", v, "--recipient", recipient, "--register", str(register),
+                 *(["--by", by] if by else [])]) == 0
+    journal, lines = read_jsonl(Path(v) / "journal.jsonl"), read_jsonl(register)
+    created = next(e for e in journal if e["event"] == "vault-created")
+    opened = next(e for e in lines if e["event"] == "register-opened")
+    assert created["operator"] == opened["operator"] == "installation"
+    assert created.get("installed_by") == opened.get("installed_by") == by
+    assert all(e.get("operator") for e in journal if e["event"] != "checkpoint")
+    assert main(["vault", "verify", v]) == 0
+
+
+def test_an_unprintable_installer_is_refused(tmp_path, capsys):
+    (tmp_path / "police").mkdir()
+    _, recipient = _key(tmp_path, "chief")
+    assert main(["vault", "init", str(tmp_path / "vault"), "--recipient", recipient, "--register",
+                 str(tmp_path / "police" / "r"), "--by", "a\nb"]) == 2
+    assert "--by" in capsys.readouterr().err and not (tmp_path / "vault").exists()

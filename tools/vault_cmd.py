@@ -60,6 +60,8 @@ def register(subparsers) -> None:
     p.add_argument("--timezone", default="Europe/Paris", metavar="ZONE",
                    help="zone of the times typed and printed (default Europe/Paris; overseas communes "
                         "e.g. America/Cayenne, Indian/Reunion)")
+    p.add_argument("--by", metavar="'NAME, ROLE'", help="who installs the vault, recorded with its creation "
+                   "(whose author is 'installation': no one is designated yet)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("ingest", help="offload, verify and store a docked camera's recordings")
@@ -218,7 +220,8 @@ def cmd_init(args):
         print(f"pieton vault: --retention-days {args.retention_days}: retention is not a setting "
               f"({RULE}, then erased unless a procedure holds it)", file=sys.stderr)
         return 2
-    pub = init_vault(args.vault, args.recipient, args.register, communes=args.commune, timezone=args.timezone)
+    pub = init_vault(args.vault, args.recipient, args.register, communes=args.commune, timezone=args.timezone,
+                     by=args.by)
     print(f"vault created in {args.vault}")
     print(f"vault public key ({pub}): {pub.read_text().strip()}")
     print("  give it to each camera ([keys] vault) and to the recipients of extractions")

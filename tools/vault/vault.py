@@ -163,10 +163,17 @@ class Vault:
         return f"<Vault {self.layout.root} key={self.signer.public_key_hex[:16]}...>"
 
 
+# The author of a vault's creation: no designated person exists yet (R241-12); who installed
+# it, when given (`vault init --by`), is recorded beside.
+INSTALLATION = "installation"
+
+
 def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
-               communes: list[str] | None = None, timezone: str = DEFAULT_ZONE, clock=time.time) -> Path:
+               communes: list[str] | None = None, timezone: str = DEFAULT_ZONE, clock=time.time,
+               by: str | None = None) -> Path:
     """Create a vault folder; refuses an existing vault or a bad recipient. Returns the
-    public key file."""
+    public key file. No one is designated yet, so its first lines' author is INSTALLATION,
+    with ``by`` (who installed it, as they gave it) when given."""
     layout = VaultLayout(root)
     if layout.settings.exists():
         raise VaultError(f"{layout.root}: already a vault (found {SETTINGS}); refusing to overwrite it")
@@ -179,6 +186,9 @@ def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
         zone(timezone)
     except TimeError as exc:
         raise VaultError(f"--timezone: {exc}") from None
+    if by is not None and not (0 < len(by.strip()) <= 120 and by.isprintable()):
+        raise VaultError(f"--by {by[:130]!r}: give the installer's name and role, printable, 1 to 120 characters")
+    by = by.strip() if by else None
     register = Path(register).resolve()
     if register.exists():
         raise VaultError(f"--register {register}: file exists; the register of a new vault starts empty")
@@ -205,10 +215,12 @@ def init_vault(root: str | Path, recipients: list[str], register: str | Path, *,
     }
     write_atomic(layout.settings, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
     with Vault.open(layout.root, clock=clock) as vault:
+        vault.operator = INSTALLATION
+        installer = {"installed_by": by} if by else {}
         entry = vault.log("vault-created", recipients=list(recipients), register=str(register),
-                          retention=RULE, timezone=timezone, vault_key=signer.public_key_hex)
-        vault.register.append({"event": "register-opened", "at": entry["at"],
-                               "vault_key": signer.public_key_hex})
+                          retention=RULE, timezone=timezone, vault_key=signer.public_key_hex, **installer)
+        vault.register.append({"event": "register-opened", "at": entry["at"], "operator": INSTALLATION,
+                               **installer, "vault_key": signer.public_key_hex})
     return layout.pub
 
 
