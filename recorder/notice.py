@@ -182,32 +182,66 @@ class Notice:
         return out
 
 
-def describe(notice: dict) -> str:
-    """A recording's notice in a reader's words (the scenario summary, the vault's report)."""
+# The notice's outcome in each reader's language: English for the technician (scenario
+# summary, the signed report), French for the chief and a court (the desk, the report's page).
+_SAY = {
+    "en": {"none": "none", "skipped": "skipped ({})", "flagrant_delit": "skipped (flagrant delit)",
+           "playing": "playing, not yet confirmed", "given": "given{}", "simulated": "simulated speaker only, not given{}",
+           "failed": "NOT GIVEN: {} (agent told to say it aloud)", "not_given": "not given",
+           "microphone": "; microphone: {}", "heard": "heard", "not_heard": "NOT heard", "unchecked": "not checked",
+           "peak": " (correlation peak {}, lag {} ms)"},
+    "fr": {"none": "Pas d'avertissement enregistré", "skipped": "Pas d'avertissement ({})",
+           "flagrant_delit": "Flagrant délit : pas d'avertissement",
+           "playing": "Avertissement en cours de diffusion, non confirmé", "given": "Avertissement donné{}",
+           "simulated": "Avertissement non donné : haut-parleur simulé seulement{}",
+           "failed": "Avertissement NON DONNÉ : {} (l'agent invité à le dire à voix haute)",
+           "not_given": "Avertissement non donné", "microphone": " ; microphone : {}", "heard": "entendu",
+           "not_heard": "NON entendu", "unchecked": "non vérifié", "peak": " (pic de corrélation {}, décalage {} ms)"},
+}
+
+
+def _number(value, language: str) -> str:
+    """A number as the metadata holds it (any JSON value), with the French decimal comma."""
+    return str(value).replace(".", ",") if language == "fr" and isinstance(value, float) else str(value)
+
+
+def _length(duration, language: str) -> str:
+    if not (isinstance(duration, int | float) and not isinstance(duration, bool) and math.isfinite(duration)):
+        return ""
+    if language == "fr" and duration >= 60:
+        minutes, rest = divmod(int(round(duration)), 60)
+        return f" ({minutes} min {rest:02d} s)"
+    text = f"{duration:.1f}"
+    return f" ({text.replace('.', ',') if language == 'fr' else text} s)"
+
+
+def describe(notice: dict, language: str = "en") -> str:
+    """A recording's notice in a reader's words: ``en`` for the scenario summary and the
+    signed report, ``fr`` ("Avertissement donné (3,0 s)") for the desk and the report's page."""
+    say = _SAY[language]
     if not isinstance(notice, dict) or not notice:
-        return "none"
+        return say["none"]
     if notice.get("skipped"):
-        return f"skipped ({str(notice['skipped']).replace('_', ' ')})"
-    given = notice.get("given")
-    duration = notice.get("duration")  # read back from metadata: any JSON value
-    length = (f"{duration:.1f} s" if isinstance(duration, int | float) and not isinstance(duration, bool)
-              and math.isfinite(duration) else "")
+        if notice["skipped"] == "flagrant_delit":
+            return say["flagrant_delit"]
+        return say["skipped"].format(str(notice["skipped"]).replace("_", " "))
+    given, length = notice.get("given"), _length(notice.get("duration"), language)
     if notice.get("playing"):
-        said = "playing, not yet confirmed"
+        said = say["playing"]
     elif given is True:
-        said = f"given ({length})" if length else "given"
+        said = say["given"].format(length)
     elif given == "simulated":
-        said = "simulated speaker only, not given" + (f" ({length})" if length else "")
+        said = say["simulated"].format(length)
     elif notice.get("failed"):
-        said = f"NOT GIVEN: {notice['failed']} (agent told to say it aloud)"
+        said = say["failed"].format(notice["failed"])
     else:
-        said = "not given"
+        said = say["not_given"]
     heard = notice.get("heard")
     if isinstance(heard, dict) and "verdict" in heard:
-        verdict = {True: "heard", False: "NOT heard"}.get(heard["verdict"], "not checked")
-        said += f"; microphone: {verdict}"
+        said += say["microphone"].format({True: say["heard"], False: say["not_heard"]}.get(heard["verdict"],
+                                                                                           say["unchecked"]))
         if heard["verdict"] is not None:
-            said += f" (correlation peak {heard.get('peak')}, lag {heard.get('lag_ms')} ms)"
+            said += say["peak"].format(_number(heard.get("peak"), language), _number(heard.get("lag_ms"), language))
         elif heard.get("why"):
             said += f" ({heard['why']})"
     return said

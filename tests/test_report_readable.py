@@ -56,7 +56,8 @@ def test_the_timeline_shows_no_internals():
     page = " ".join(f"{_when(row.at)} {row.text}" for row in timeline_rows(summary, _when, french=True))
     assert "27/11/2026 18:41:11 CET Images d'avant le déclenchement : 30,1 s (vidéo seule, sans son)" in page
     assert "1796035399" not in page and "30,133" not in page and "30.1" not in page
-    assert "pre event from 30/11/2026 11:43:19 CET" in page and "pre event s 30,13" in page
+    assert ("avant le déclenchement depuis 30/11/2026 11:43:19 CET" in page
+            and "avant le déclenchement (s) 30,13" in page)
 
 
 @pytest.mark.integration

@@ -22,6 +22,7 @@ from tools.benchmarks._face_scenes import Scenes, astronaut
 from tools.benchmarks.faces import covered
 from tools.cli import main
 from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments, blur_rects, overlay_band
+from tools.vault.anonymised_words import anonymised_french
 from tools.vault.extract import Request, extract
 from tools.vault.faces import CONFIRM_FILE, CONFIRM_PACKAGE, MODEL_FILE, MODEL_PACKAGE, FaceDetector
 from tools.vault.track import BlurPlan, follow, small_grey
@@ -180,6 +181,9 @@ def test_anonymisation_blurs_the_face_masks_the_caption_drops_sound_and_shows_pr
     summary = done.summary
     assert summary["frames"] == 120 and summary["searches"] == 120 // SEARCH_EVERY + 1
     assert "CenterFace" in summary["faces"] and summary["audio"].startswith("removed")
+    told = " ".join(words for _, words in anonymised_french(summary))   # the pages' French
+    assert "CenterFace" in told and not re.search(r"blurred|searched|margin|each side|removed|re-encoded|"
+                                                  r"masked|marked|checked on|if confirmed|of the width|px wide", told)
     probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(out)],
                                       capture_output=True, text=True, check=True).stdout)
     assert [s["codec_type"] for s in probe["streams"]] == ["video"]

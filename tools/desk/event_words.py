@@ -3,8 +3,6 @@ desk's timeline and the extraction report's page tell them in the same words."""
 
 from __future__ import annotations
 
-import math
-
 from recorder.visual_signal import SPANS
 from tools.desk.words import seconds
 from tools.vault.events import event_kind
@@ -15,6 +13,37 @@ STOPS = {"stopped by the agent": "arrêté par l'agent", "battery critical": "ba
          "stop": "arrêt"}
 PURPOSES = {"judicial": "procédure judiciaire", "administrative": "procédure administrative",
             "disciplinary": "procédure disciplinaire", "training": "formation", "access": "droit d'accès"}
+
+
+# The keys of an event's details (identifiers of the metadata, kept as they are in the
+# signed JSON report) in the French of the report's page.
+DETAIL_KEYS = {
+    "why": "motif", "reason": "déclenchement", "given": "donné", "heard": "entendu", "peak": "pic de corrélation",
+    "lag_ms": "décalage (ms)", "duration": "durée (s)", "what": "quoi", "error": "erreur", "note": "note",
+    "message": "message", "on": "nuit", "lux": "lumière (lux)", "from": "de", "to": "vers", "status": "position",
+    "commune": "commune", "distance_m": "distance à la limite (m)", "uncertainty_m": "incertitude (m)",
+    "lat": "latitude", "lon": "longitude", "alt": "altitude (m)", "gps_time": "heure GPS", "mode": "mode GPS",
+    "sats": "satellites", "hdop": "HDOP", "eph_m": "précision (m)", "speed_mps": "vitesse (m/s)",
+    "track_deg": "cap (°)", "flags": "indicateurs", "last_fix_age_s": "âge de la dernière position (s)",
+    "pre_event_s": "avant le déclenchement (s)", "pre_event_from": "avant le déclenchement depuis",
+    "pre_event_audio": "son avant le déclenchement", "width": "largeur (px)", "height": "hauteur (px)",
+    "fps": "images par seconde", "camera": "caméra", "audio": "son", "night_mode": "mode nuit",
+    "video_ok": "image", "audio_ok": "son capté", "frame": "image n°",
+}
+VALUES = {True: "oui", False: "non", None: "inconnu", "inside": "dans la commune", "outside": "hors de la commune",
+          "unknown": "inconnue", "flagrant_delit": "flagrant délit", **TRIGGERS}
+
+
+def detail_key(key: str) -> str:
+    """An event detail's name in French; an unknown one as it is, made readable."""
+    return DETAIL_KEYS.get(key, key.replace("_", " "))
+
+
+def detail_value(value) -> str:
+    """A detail's plain value in French (oui/non, dans la commune); others as they are."""
+    if value is None or isinstance(value, bool | str):   # never a number: 1 == True
+        return VALUES.get(value, str(value))
+    return str(value)
 
 
 def describe(event: dict) -> str | None:
@@ -57,46 +86,14 @@ def describe(event: dict) -> str | None:
     if kind == "media":
         pre = _number(event.get("pre_event_s"))
         return f"Images d'avant le déclenchement : {seconds(pre)}" if pre else None
+    if kind == "notice_checked":
+        verdict = {True: "entendu", False: "NON entendu"}.get(event.get("heard"), "non vérifié")
+        return f"Avertissement vérifié : microphone, {verdict}"
+    if kind == "fault":
+        return f"Panne : {event['kind']}" if event.get("kind") and event.get("kind") != "fault" else "Panne"
     if kind in ("track", "encoder_error"):
         return None
     return kind.replace("_", " ")
-
-
-def notice_words(notice: dict) -> str:
-    """The recording's spoken notice as a sentence: "Avertissement donné (3,0 s)",
-    "Flagrant délit : pas d'avertissement" (recorder/notice.py says it in English for the
-    technician)."""
-    if not isinstance(notice, dict) or not notice:
-        return "Pas d'avertissement enregistré"
-    if notice.get("skipped"):
-        if notice["skipped"] == "flagrant_delit":
-            return "Flagrant délit : pas d'avertissement"
-        return f"Pas d'avertissement ({str(notice['skipped']).replace('_', ' ')})"
-    given, length = notice.get("given"), _number(notice.get("duration"))
-    timed = f" ({seconds(length)})" if length is not None and math.isfinite(length) else ""
-    if notice.get("playing"):
-        said = "Avertissement en cours de diffusion, non confirmé"
-    elif given is True:
-        said = f"Avertissement donné{timed}"
-    elif given == "simulated":
-        said = f"Avertissement non donné : haut-parleur simulé seulement{timed}"
-    elif notice.get("failed"):
-        said = f"Avertissement NON DONNÉ : {notice['failed']} (l'agent invité à le dire à voix haute)"
-    else:
-        said = "Avertissement non donné"
-    heard = notice.get("heard")
-    if isinstance(heard, dict) and "verdict" in heard:
-        said += " ; microphone : " + {True: "entendu", False: "NON entendu"}.get(heard["verdict"], "non vérifié")
-        if heard["verdict"] is not None:
-            said += f" (pic de corrélation {_decimal(heard.get('peak'))}, décalage {_decimal(heard.get('lag_ms'))} ms)"
-        elif heard.get("why"):
-            said += f" ({heard['why']})"
-    return said
-
-
-def _decimal(value) -> str:
-    """A number with the decimal comma; anything else as it is."""
-    return str(value).replace(".", ",") if isinstance(value, float) else str(value)
 
 
 def _number(value) -> float | None:

@@ -23,6 +23,7 @@ from recorder.errors import VaultError
 from tools.desk.access import Refused
 from tools.desk.sessions import author
 from tools.desk.web import private
+from tools.vault.anonymised_words import in_french
 from tools.vault.contact_sheet import pictures
 from tools.vault.extract import Request, extract
 from tools.vault.persons import identify
@@ -100,7 +101,7 @@ def _summary(folder: Path, state: dict, report: dict) -> dict:
     return {"id": report.get("extraction_id") or folder.name, "duration": mp4.get("duration_s"),
             "requester": report.get("requester"), "deliver_to": report.get("deliver_to"),
             "out": state.get("out", ""), "plates": _plates(folder, anonymised),
-            "faces": anonymised.get("faces", ""), "since": (folder / STATE).stat().st_mtime}
+            "faces": in_french(anonymised.get("faces", "")), "since": (folder / STATE).stat().st_mtime}
 
 
 async def pending_page(desk, request, session, form):

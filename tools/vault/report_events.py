@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from recorder.errors import VaultError
 from recorder.lapses import SPANS, Lapse, is_lapse_event, lapses, visual_signal_spans
 from recorder.notice import describe as describe_notice
-from tools.desk.event_words import STOPS, TRIGGERS, describe, notice_words
+from tools.desk.event_words import STOPS, TRIGGERS, describe, detail_key, detail_value
 from tools.desk.words import seconds as seconds_fr
 from tools.vault.events import event_epoch, event_kind
 from tools.vault.layout import parse_time
@@ -77,14 +77,18 @@ def seconds(value) -> str:
 
 def _detail(key: str, value, when: Callable[[float], str], french: bool = False) -> str:
     """An event's detail without internals: epoch times written by ``when``, other numbers
-    rounded (with the decimal comma for a French reader)."""
+    rounded; for a French reader, the key and plain values in French and the decimal comma
+    (the signed JSON keeps the metadata's identifiers)."""
+    name = detail_key(key) if french else key.replace("_", " ")
     if isinstance(value, float) and math.isfinite(value):
         if EPOCH_MIN <= value <= EPOCH_MAX:
-            return f"{key.replace('_', ' ')} {when(value)}"
+            return f"{name} {when(value)}"
         value = round(value, 2)
         if french:
             value = str(value).replace(".", ",")
-    return f"{key.replace('_', ' ')} {value}"
+    elif french:
+        value = detail_value(value)
+    return f"{name} {value}"
 
 
 # What a kind-only event may still tell in words (training: nothing naming a place or person).
@@ -129,7 +133,7 @@ def rows(summary: dict, when: Callable[[float], str], *, details: bool = True, f
                        else f"pre-event span: {seconds(summary['pre_event_s'])} (video only)"))
     notice = summary.get("notice")
     if isinstance(notice, dict) and "given" in notice:
-        said = notice_words(notice) if french else "spoken notice " + describe_notice(notice)
+        said = describe_notice(notice, "fr") if french else "spoken notice " + describe_notice(notice)
         if notice.get("text"):
             said += f" — « {notice['text']} »"
         out.append(Row(epoch(notice.get("start")) or started, "notice", said))

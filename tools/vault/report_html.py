@@ -6,7 +6,6 @@ it; the signed JSON beside it keeps its English field names (a format tools read
 from __future__ import annotations
 
 import base64
-import json
 import math
 from datetime import datetime
 from html import escape
@@ -16,6 +15,7 @@ from recorder.evidence.format import utc_iso
 from recorder.inputs import InputError, load_json_file
 from tools.desk.event_words import PURPOSES
 from tools.desk.words import local, seconds
+from tools.vault.anonymised_words import anonymised_french
 from tools.vault.report_events import rows
 
 THUMBNAILS = 8
@@ -206,7 +206,8 @@ def render_html(report: dict, mp4_path: Path, commune_files: list[str], thumbs=N
     e = escape
     body = [f"<h1>Rapport d'extraction {e(report['extraction_id'])}</h1>", _facts(report, zone)]
     if report.get("anonymised"):
-        body.append(f"<p class=warn>Anonymisé pour la formation : {e(json.dumps(report['anonymised'], ensure_ascii=False))}</p>")
+        told = " ; ".join(f"{label} : {words}" for label, words in anonymised_french(report["anonymised"]))
+        body.append(f"<p class=warn>Anonymisé pour la formation : {e(told)}</p>")
     if report.get("truncated"):  # the JSON says it in English; the segments are named in its "mp4"
         cut = ", ".join(map(str, report["mp4"].get("truncated_segments") or []))
         body.append("<p class=warn>L'enregistrement s'arrête avant la fin : exporté jusqu'à sa dernière image "

@@ -14,6 +14,7 @@ import secrets
 from html import escape
 
 from tools.desk.words import seconds
+from tools.vault.anonymised_words import anonymised_french
 from tools.vault.report import REPORT_CONTEXT, recording_summary
 from tools.vault.report_events import rows
 from tools.vault.report_html import event_rows, facts_rows, strip
@@ -22,12 +23,6 @@ from tools.vault.report_html import event_rows, facts_rows, strip
 # of a place or a person, is left out.
 _PLAIN_KIND = re.compile(r"[a-z][a-z_-]{0,31}")
 _WITHHELD = ("gps", "track", "fix", "position", "geofence", "territory", "assign", "agent", "camera")
-
-
-# The anonymisation summary's keys (tools/vault/anonymise.py), in words.
-ANONYMISED = {"faces": "Visages", "frames": "Images", "frames_with_faces_blurred": "Images aux visages floutés",
-              "searches": "Recherches de visages", "plates": "Plaques", "overlay": "Incrustation",
-              "audio": "Son", "video": "Vidéo"}
 
 
 def _told(kind: str) -> bool:
@@ -100,7 +95,7 @@ def render_training_html(report: dict, thumbs, timeline: list[dict] | None = Non
             f"<tr><th>Sources</th><td>{sources['recordings']} enregistrement(s), "
             f"{sources['segments']} segment(s)</td></tr>",
             f"<tr><th>Clé du coffre</th><td><code>{e(report['vault_key'])}</code></td></tr></table>",
-            f"<p>{e(' ; '.join(f'{ANONYMISED.get(k, k)} : {v}' for k, v in report['anonymised'].items()))}</p>"]
+            f"<p>{e(' ; '.join(f'{label} : {words}' for label, words in anonymised_french(report['anonymised'])))}</p>"]
     if report.get("truncated"):
         body.append("<p class=warn>Un enregistrement s'arrête avant la fin : l'extrait s'arrête à sa dernière "
                     "image intacte.</p>")
