@@ -27,6 +27,7 @@ from recorder.evidence.format import INBOX, JOURNAL_FILE, MANIFEST_FILE, RECORDI
 from recorder.evidence.receipt import make_receipt, write_receipt
 from recorder.evidence.verify import verify_recording
 from recorder.retention import synchronised
+from tools.vault.ahead import Ahead
 from tools.vault.authorisation import ingest_problems
 from tools.vault.dating import journal_camera, learn_camera_erasures, quarantine_first_seen
 from tools.vault.device_journal import (
@@ -47,6 +48,9 @@ from tools.vault.vault import Vault
 # Recordings verified at once, each on its own thread: hashing is what ingest waits for,
 # and hashlib lets the threads use every CPU.
 VERIFY_WORKERS = 4
+# Files of a recording copied at once (sendfile: the kernel copies; each creation of a
+# file may wait for the filesystem's journal, these waits overlap).
+COPY_THREADS = 4
 
 
 @dataclass
@@ -93,7 +97,8 @@ class Progress:
 
 class _Durable(threading.Thread):
     """fsyncs a copied folder in the background while the copy is verified: the disk
-    writes while the CPU hashes. ``wait()`` re-raises its error."""
+    writes while the CPU hashes. ``wait()`` re-raises its error, whatever stopped it: a
+    folder not known durable is never stored nor receipted."""
 
     def __init__(self, folder: Path):
         super().__init__(daemon=True)
@@ -106,6 +111,8 @@ class _Durable(threading.Thread):
             make_durable(self.folder)
         except OSError as exc:
             self.error = exc
+        except BaseException as exc:  # noqa: BLE001 - a thread's error is otherwise lost
+            self.error = OSError(errno.EIO, f"not made durable ({type(exc).__name__}: {str(exc)[:200]})")
 
     def wait(self) -> None:
         self.join()
@@ -294,16 +301,16 @@ def _store(vault: Vault, spool: SpoolReader, todo: list[str], camera: str, key_h
            report: IngestReport, endings: dict[str, str], progress: bool | None) -> None:
     bar = Progress(sum(spool.size(rid) for rid in todo), progress)
     workers = max(1, min(VERIFY_WORKERS, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vault-verify") as pool:
-        pending: list[_Staged] = []
-        for rid in todo:
-            item = _stage(vault, spool, rid, camera, key_hex, report, bar, pool)
-            if item is not None:
-                pending.append(item)
-            while len(pending) > workers:  # copies run at most this far ahead of verification
-                _commit_one(vault, pending.pop(0), camera, report, endings)
-        for item in pending:
-            _commit_one(vault, item, camera, report, endings)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vault-verify") as pool, \
+            ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="vault-copy") as copier:
+        # copies run on their own thread, at most this far ahead of the commits
+        staging = Ahead(lambda rid: _stage(vault, spool, rid, camera, key_hex, bar, pool, copier), todo, workers)
+        try:
+            for item in staging:
+                _commit_one(vault, item, camera, report, endings)
+        finally:
+            for item in staging.close():  # the vault stopped: let their fsyncs end before clearing
+                item.settle()
     bar.finish()
 
 
@@ -340,9 +347,17 @@ def _issue_receipt(vault: Vault, spool: SpoolReader, camera: str, key_hex: str |
 class _Staged:
     rid: str
     staged: Path
-    durable: _Durable
-    check: object  # Future of (problems, verifier report)
+    durable: _Durable | None = None
+    check: object = None  # Future of (problems, verifier report)
     refused: list[str] = field(default_factory=list)  # links and special files left on the camera
+    copied: int = 0
+    error: Exception | None = None  # the copy failed: nothing staged
+
+    def settle(self) -> None:
+        """Wait for its background work, whatever its outcome."""
+        for wait in (self.durable.join if self.durable else None, self.check.exception if self.check else None):
+            if wait is not None:
+                wait()
 
 
 def _verify_copy(camera: str, key_hex: str | None, folder: Path):
@@ -359,18 +374,17 @@ def _verify_copy(camera: str, key_hex: str | None, folder: Path):
 
 
 def _stage(vault: Vault, spool: SpoolReader, rid: str, camera: str, key_hex: str | None,
-           report: IngestReport, bar: Progress, pool) -> _Staged | None:
-    """Phase one: copy into incoming/, then fsync and verify the copy in the background
-    while the next recording is copied (the kernel copies, hashlib hashes on the other CPU)."""
+           bar: Progress, pool, copier) -> _Staged:
+    """Phase one, on the staging thread (no journal nor index here): copy into incoming/
+    (files side by side on ``copier``), then fsync and verify the copy in the background
+    (the kernel copies, hashlib hashes on the other CPU) while the next one is copied."""
     staged = vault.layout.incoming / rid
-    remove_tree(staged)  # a leftover from an interrupted run is redone from the camera's copy
     try:
-        copied, refused = spool.copy_recording(rid, staged, bar)
+        remove_tree(staged)  # a leftover from an interrupted run is redone from the camera's copy
+        copied, refused = spool.copy_recording(rid, staged, bar, copier)
     except (OSError, VaultError) as exc:
-        _failed(vault, staged, camera, rid, exc, report)
-        return None
-    report.bytes_copied += copied
-    return _Staged(rid, staged, _Durable(staged), pool.submit(_verify_copy, camera, key_hex, staged), refused)
+        return _Staged(rid, staged, error=exc)
+    return _Staged(rid, staged, _Durable(staged), pool.submit(_verify_copy, camera, key_hex, staged), refused, copied)
 
 
 def _failed(vault: Vault, staged: Path, camera: str, rid: str, exc: Exception, report: IngestReport) -> None:
@@ -389,6 +403,10 @@ def _failed(vault: Vault, staged: Path, camera: str, rid: str, exc: Exception, r
 def _commit_one(vault: Vault, item: _Staged, camera: str, report: IngestReport, endings: dict[str, str]) -> None:
     """Phase two for one recording. What its content makes fail is this recording's
     problem (quarantined); what the vault's own disk or index makes fail stops the ingest."""
+    if item.error is not None:
+        _failed(vault, item.staged, camera, item.rid, item.error, report)
+        return
+    report.bytes_copied += item.copied
     try:
         _commit(vault, item, camera, report, endings)
     except (PietonError, OSError, sqlite3.Error):
