@@ -8,16 +8,11 @@ import errno
 import json
 import os
 import threading
-import time
 
-import pytest
-from conftest import read_jsonl
 from test_vault_flow import chief  # noqa: F401 (a fixture)
 from vault_support import CAMERA, make_spool
 
-from recorder.evidence.format import INBOX
 from tools.vault.ingest import ingest
-from tools.vault.spool_read import SpoolReader
 
 
 def test_every_copied_file_is_fsynced_by_the_fsync_threads(tmp_path, chief, vault, monkeypatch):  # noqa: F811
@@ -83,38 +78,3 @@ def test_fsync_threads_stopped_by_any_error_store_and_receipt_nothing_of_it(tmp_
     assert [r["id"] for r in receipt["recordings"]] == report.stored  # the camera keeps the other
     assert vault.index.recording(second) is None and not vault.layout.recording(CAMERA, second).exists()
 
-
-def test_a_cut_while_later_recordings_are_copied_receipts_nothing_and_the_next_ingest_stores_each_once(
-        tmp_path, chief, vault, monkeypatch):  # noqa: F811
-    # The copies run ahead of the commits; a cut (the ingest stopped by what it does not
-    # handle) at the first commit, after later recordings were copied, leaves no receipt,
-    # no staged copy, and the next ingest stores every recording once.
-    spool_dir, signer = make_spool(tmp_path, [chief[1]], recordings=4, segments=1)
-    vault.enrol(CAMERA, signer.public_key_hex)
-    real_add = vault.index.add_recording
-    copied: list[str] = []
-    real_copy = SpoolReader.copy_recording
-
-    def copy_recording(self, folder, dst, *args, **kwargs):
-        copied.append(folder)
-        return real_copy(self, folder, dst, *args, **kwargs)
-
-    def cut(row):
-        deadline = time.monotonic() + 30
-        while len(copied) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)  # the next recordings are copied meanwhile
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(SpoolReader, "copy_recording", copy_recording)
-    monkeypatch.setattr(vault.index, "add_recording", cut)
-    with pytest.raises(KeyboardInterrupt):
-        ingest(vault, spool_dir, progress=False)
-    assert len(copied) >= 3  # copied ahead while the first was committed
-    assert not (spool_dir / INBOX).exists() or not list((spool_dir / INBOX).iterdir())
-    assert not list(vault.layout.incoming.iterdir())
-    monkeypatch.setattr(vault.index, "add_recording", real_add)
-    report = ingest(vault, spool_dir, progress=False)
-    assert report.ok and len(report.stored) + len(report.already) == 4
-    receipt = json.loads(report.receipt.read_text())
-    assert len(receipt["recordings"]) == 4
-    assert len([line for line in read_jsonl(vault.layout.journal) if line["event"] == "recording-ingested"]) == 4

@@ -165,7 +165,8 @@ def _read_buffer() -> memoryview:
     return buf
 
 
-def _sha256_file(path: Path) -> tuple[int, str]:
+def sha256_file(path: Path) -> tuple[int, str]:
+    """(size, SHA-256) of a file as read now."""
     h, size, buf = hashlib.sha256(), 0, _read_buffer()
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
@@ -193,13 +194,13 @@ def demux_mpegts(data: bytes) -> dict:
 
 
 class _Checker:
-    def __init__(self, folder: Path, device_key, devices, identities):
+    def __init__(self, folder: Path, device_key, devices, identities, digests=None):
         self.folder = folder
         self.report = RecordingReport(folder.name, str(folder))
         self.device_key = device_key
         self.devices = devices
         self.identities = identities
-        self.sizes: dict[str, tuple[int, str]] = {}
+        self.sizes: dict[str, tuple[int, str]] = dict(digests or {})
         self.cut_short: set[str] = set()
 
     def _local(self, exc: Exception) -> str:
@@ -214,11 +215,11 @@ class _Checker:
         return path if path.is_file() and not path.is_symlink() else None
 
     def file_digest(self, name: str) -> tuple[int, str] | None:
+        path = self._file(name)
+        if path is None:
+            return None
         if name not in self.sizes:
-            path = self._file(name)
-            if path is None:
-                return None
-            self.sizes[name] = _sha256_file(path)
+            self.sizes[name] = sha256_file(path)
         return self.sizes[name]
 
     def expect(self, name, size, sha256, what: str) -> bool:
@@ -468,13 +469,16 @@ class _Checker:
 
 
 def verify_recording(folder: str | Path, *, device_key: bytes | None = None,
-                     devices: dict[str, bytes] | None = None, identities: list | None = None) -> RecordingReport:
+                     devices: dict[str, bytes] | None = None, identities: list | None = None,
+                     digests: dict[str, tuple[int, str]] | None = None) -> RecordingReport:
     """The report of one recording folder; never raises on what the folder holds.
 
     ``device_key``: the camera's pinned Ed25519 public key (32 bytes), or ``devices``:
     enrolled camera id -> key; without either, signatures are checked against the key
-    the manifest names. ``identities``: age identities that also decrypt and demux."""
-    checker = _Checker(Path(folder), device_key, devices, identities)
+    the manifest names. ``identities``: age identities that also decrypt and demux.
+    ``digests``: file name -> ``sha256_file`` of files of the folder the caller has just
+    hashed (the vault, as it copies them side by side), not read a second time."""
+    checker = _Checker(Path(folder), device_key, devices, identities, digests)
     try:
         return checker.run()
     except OSError as exc:  # the folder changed or became unreadable while being checked

@@ -48,8 +48,8 @@ from tools.vault.vault import Vault
 # Recordings verified at once, each on its own thread: hashing is what ingest waits for,
 # and hashlib lets the threads use every CPU.
 VERIFY_WORKERS = 4
-# Files of a recording copied at once (sendfile: the kernel copies; each creation of a
-# file may wait for the filesystem's journal, these waits overlap).
+# Files of a recording copied and hashed at once (the kernel copies, hashlib hashes
+# without the GIL; each creation of a file may wait for the filesystem's journal).
 COPY_THREADS = 4
 
 
@@ -360,14 +360,15 @@ class _Staged:
                 wait()
 
 
-def _verify_copy(camera: str, key_hex: str | None, folder: Path):
+def _verify_copy(camera: str, key_hex: str | None, folder: Path, digests=None):
     """(problems, verifier's report or None) of a recording against the camera's pinned
     key; phase one runs it on a worker thread (no index access here). Whatever the content,
-    this returns: a verifier that stumbles on it says the recording is not intact."""
+    this returns: a verifier that stumbles on it says the recording is not intact.
+    ``digests``: its files' hashes, read back as they were copied (``spool_read.Copied``)."""
     if key_hex is None:
         return [f"camera {camera} is not enrolled in this vault (pieton vault enrol)"], None
     try:
-        report = verify_recording(folder, devices={camera: bytes.fromhex(key_hex)})
+        report = verify_recording(folder, devices={camera: bytes.fromhex(key_hex)}, digests=digests)
     except Exception as exc:  # noqa: BLE001 - hostile content: this recording alone fails
         return [f"{folder.name}: cannot be verified ({type(exc).__name__}: {str(exc)[:300]})"], None
     return [str(p) for p in report.problems], report
@@ -376,15 +377,16 @@ def _verify_copy(camera: str, key_hex: str | None, folder: Path):
 def _stage(vault: Vault, spool: SpoolReader, rid: str, camera: str, key_hex: str | None,
            bar: Progress, pool, copier) -> _Staged:
     """Phase one, on the staging thread (no journal nor index here): copy into incoming/
-    (files side by side on ``copier``), then fsync and verify the copy in the background
-    (the kernel copies, hashlib hashes on the other CPU) while the next one is copied."""
+    (files side by side on ``copier``, each hashed as read back), then fsync and verify
+    the copy in the background while the next one is copied."""
     staged = vault.layout.incoming / rid
     try:
         remove_tree(staged)  # a leftover from an interrupted run is redone from the camera's copy
-        copied, refused = spool.copy_recording(rid, staged, bar, copier)
+        copied = spool.copy_recording(rid, staged, bar, copier)
     except (OSError, VaultError) as exc:
         return _Staged(rid, staged, error=exc)
-    return _Staged(rid, staged, _Durable(staged), pool.submit(_verify_copy, camera, key_hex, staged), refused, copied)
+    return _Staged(rid, staged, _Durable(staged), pool.submit(_verify_copy, camera, key_hex, staged, copied.digests),
+                   copied.problems, copied.bytes)
 
 
 def _failed(vault: Vault, staged: Path, camera: str, rid: str, exc: Exception, report: IngestReport) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from recorder.errors import VaultError
 from recorder.evidence.chain import line_hash, split_pieces
 from recorder.evidence.format import RECORDING_ID
+from recorder.evidence.verify import sha256_file
 from recorder.inputs import LIMITS
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -26,6 +27,14 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FI
 
 class SpoolLink(VaultError):
     """An entry of the spool is a symbolic link (or not what it must be): refused."""
+
+
+@dataclass
+class Copied:
+    """A recording folder copied into the vault."""
+    bytes: int = 0
+    problems: list[str] = field(default_factory=list)  # links and special files left on the camera
+    digests: dict[str, tuple[int, str]] = field(default_factory=dict)  # name -> (size, SHA-256) of the copy
 
 
 @dataclass
@@ -147,15 +156,16 @@ class SpoolReader:
             os.close(dfd)
         return total
 
-    def copy_recording(self, folder: str, dst: Path, progress=None, pool=None) -> tuple[int, list[str]]:
-        """Copy a recording folder into ``dst`` (made here); returns (bytes copied, problems).
-        Its files are copied side by side on ``pool`` (an executor) when given: creating a
-        file waits for the filesystem's journal, and the waits then overlap.
+    def copy_recording(self, folder: str, dst: Path, progress=None, pool=None) -> Copied:
+        """Copy a recording folder into ``dst`` (made here), each file then hashed as the
+        copy reads back. Its files are copied side by side on ``pool`` (an executor) when
+        given: the hashing uses every CPU, and the creations of files, which wait for the
+        filesystem's journal, wait together.
         A link or a special file in it is not followed nor copied: it becomes a problem
         (the recording is then quarantined); a sub-folder is copied as an empty folder,
         which the verifier lists as unexpected."""
         dfd = self._open_dir(folder)
-        total, problems, jobs = 0, [], []
+        copied, problems, jobs = Copied(), [], []
         try:
             dst.mkdir(parents=True)
             for name in sorted(os.listdir(dfd)):
@@ -168,17 +178,19 @@ class SpoolReader:
                     problems.append(f"{folder}/{name}: not a regular file on the camera: not copied")
                 else:
                     args = (dfd, name, dst / name, f"{self.path / folder / name}")
-                    jobs.append(pool.submit(_copy_one, *args) if pool else _Done(_copy_one, *args))
-            for job in jobs:
-                size = job.result()
-                total += size
+                    jobs.append((name, pool.submit(_copy_one, *args) if pool else _Done(_copy_one, *args)))
+            for name, job in jobs:
+                size, sha256 = job.result()
+                copied.digests[name] = (size, sha256)
+                copied.bytes += size
                 if progress:
                     progress.advance(size, folder)
         finally:
-            for job in jobs:  # none may still read through dfd once it is closed
+            for _, job in jobs:  # none may still read through dfd once it is closed
                 job.exception()
             os.close(dfd)
-        return total, problems
+        copied.problems = problems
+        return copied
 
     def inbox(self, name: str) -> Path:
         """The spool's inbox folder, made when absent; refused when it is a link or not a
@@ -232,9 +244,10 @@ class _Done:
         return self._error
 
 
-def _copy_one(dfd: int, name: str, dst: Path, where: str) -> int:
+def _copy_one(dfd: int, name: str, dst: Path, where: str) -> tuple[int, str]:
     """Copy one regular file opened without following links; exactly the size it had when
-    opened (a file that grows on the camera meanwhile is not chased)."""
+    opened (a file that grows on the camera meanwhile is not chased). Returns the size and
+    SHA-256 of the copy, read back once written (while in the page cache)."""
     try:
         src = os.open(name, _FILE_FLAGS, dir_fd=dfd)
     except OSError as exc:
@@ -254,6 +267,6 @@ def _copy_one(dfd: int, name: str, dst: Path, where: str) -> int:
                 left -= sent
         finally:
             os.close(out)
-        return offset
+        return sha256_file(dst)
     finally:
         os.close(src)
