@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from recorder.config import DEFAULT_CONFIG
+from recorder.config import DEFAULT_CONFIG, on_simulated_hardware
 from recorder.control import register_ctl
 from recorder.errors import ConfigError, DriverError, PietonError
 
@@ -38,7 +38,7 @@ def _common(parser: argparse.ArgumentParser, state_required: bool = False) -> No
                         help="the device's state folder (keys, spool, control socket)")
     parser.add_argument("--recipient", action="append", default=[], metavar="AGE1...",
                         help="the chief's age recipient (repeatable); default: [keys] recipients")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the daemon's log as it goes")
 
 
 def _logging(verbose: bool) -> None:
@@ -84,6 +84,7 @@ def simulate(scenario_path, state_dir, *, config_path=None, recipients=(), realt
     from recorder.daemon import Daemon, Options, resolve_recipients
     from recorder.scenario import load_scenario, run_scenario
     config, _version = load_device_config(config_path, state_dir)
+    config = on_simulated_hardware(config)
     recipients = resolve_recipients(config, list(recipients))
     scenario = load_scenario(scenario_path)
     options = Options(Path(state_dir), recipients, simulated=True, control_socket=control_socket,
@@ -92,6 +93,7 @@ def simulate(scenario_path, state_dir, *, config_path=None, recipients=(), realt
     def make_daemon(loop, wall, previous=None):
         # At every (re)start: a configuration flashed meanwhile is the one in force.
         config, version = load_device_config(config_path, state_dir)
+        config = on_simulated_hardware(config)     # a device's bundle, played on simulated hardware
         return Daemon(config, options, loop=loop, wall_clock=wall, config_version=version, previous=previous)
 
     return run_scenario(scenario, make_daemon, realtime=realtime, progress=progress)

@@ -328,6 +328,14 @@ def with_camera_id(config: Config, camera_id: str) -> Config:
     return replace(config, sections={**config.sections, "device": device})
 
 
+def on_simulated_hardware(config: Config) -> Config:
+    """The configuration with every driver simulated: `pieton simulate` plays a device's
+    signed bundle (the technician's, as flashed) on simulated hardware."""
+    drivers = Section("drivers", {kind: name if kind == "signer" else "simulated"   # the key file stays
+                                  for kind, name in config.drivers.as_dict().items()})
+    return replace(config, sections={**config.sections, "drivers": drivers})
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

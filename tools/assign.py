@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     to = assign.add_mutually_exclusive_group(required=True)
     to.add_argument("--port", help="the camera's serial port (or simcable://NAME/host)")
     to.add_argument("--out", metavar="FILE", help="write the signed assignment to FILE instead of sending it")
-    assign.add_argument("--baud", type=int, default=115200)
+    assign.add_argument("--baud", type=int, default=115200, help="the serial link's speed (default 115200)")
     assign.add_argument("--key", required=True, help="the assigner's key, or a technician's where the camera "
                                                      "lists no [keys] assigners (pieton keys technician)")
     assign.add_argument("--counter", type=int, help="the anti-replay counter (default: the camera's last + 1, "

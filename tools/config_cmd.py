@@ -92,7 +92,7 @@ def register(subparsers) -> None:
     where = flash.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", help="the camera's serial port, e.g. /dev/ttyACM0")
     where.add_argument("--dir", metavar="MOUNTPOINT", help="a mounted SD card: the bundle goes to MOUNTPOINT/inbox/")
-    flash.add_argument("--baud", type=int, default=115200)
+    flash.add_argument("--baud", type=int, default=115200, help="the serial link's speed (default 115200)")
     flash.add_argument("--full", action="store_true",
                        help="send every file, even those the camera already holds")
     flash.set_defaults(func=cmd_flash)

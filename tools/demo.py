@@ -80,7 +80,7 @@ def register(subparsers) -> None:
     demo = subparsers.add_parser("demo", help="play the demo patrol, then offload and extract in a vault")
     demo.add_argument("--state-dir", default=None,
                       help=f"where to keep the demo (default: {DEFAULT_ROOT}, replaced at each run)")
-    demo.add_argument("--realtime", action="store_true")
+    demo.add_argument("--realtime", action="store_true", help="play the patrol at the speed of real time")
     demo.add_argument("--quiet", action="store_true", help="no line per event while the patrol plays")
     demo.add_argument("--config", default=None, help="device configuration (default: config/pieton.toml)")
     demo.set_defaults(func=cmd_demo)

@@ -21,6 +21,9 @@ from tools import vault_people_cmd, vault_territory_cmd, vault_training_cmd
 
 _TIMES = "27/11/2026 14:05 or 2026-11-27T14:05, local time in the vault's zone unless an offset is given"
 _PURPOSES = "judiciaire, administrative, disciplinaire or formation (or judicial, disciplinary, training)"
+_RECORDING = "a recording's id, as `pieton vault list` prints it (CAM-..._2026...Z_000000)"
+_REQUESTER = "who asked (name and service), written in the journal and the register"
+_JSON = "print it as JSON (for a program) instead of lines"
 
 
 def _vault(p):
@@ -82,36 +85,38 @@ def register(subparsers) -> None:
                            ("release", "lift a hold")):
         p = sub.add_parser(name, help=helptext)
         _vault(p)
-        p.add_argument("recording", metavar="RECORDING")
-        p.add_argument("--procedure", required=True, metavar="REF")
+        p.add_argument("recording", metavar="RECORDING", help=_RECORDING)
+        p.add_argument("--procedure", required=True, metavar="REF",
+                       help="the procedure's reference, e.g. the PV number or the disciplinary file")
         _identity(p)
         p.set_defaults(func=cmd_hold if name == "hold" else cmd_release)
 
     p = sub.add_parser("extract", help="export recordings to one MP4 with a signed report, logged twice")
     _vault(p)
-    p.add_argument("recordings", nargs="+", metavar="RECORDING")
+    p.add_argument("recordings", nargs="+", metavar="RECORDING", help=_RECORDING + " (several: one MP4)")
     p.add_argument("--start", metavar="T", help=f"seconds from the start, or a time ({_TIMES})")
     p.add_argument("--end", metavar="T", help=f"seconds from the start, or a time ({_TIMES})")
     p.add_argument("--purpose", required=True, help=_PURPOSES)
-    p.add_argument("--requester", required=True, metavar="NAME")
-    p.add_argument("--deliver-to", required=True, metavar="NAME")
+    p.add_argument("--requester", required=True, metavar="NAME", help=_REQUESTER)
+    p.add_argument("--deliver-to", required=True, metavar="NAME", help="who receives the MP4 and its report")
     _identity(p, True)
-    p.add_argument("--out", required=True, metavar="FILE.mp4")
+    p.add_argument("--out", required=True, metavar="FILE.mp4",
+                   help="the MP4 to write; its report goes beside it (.report.json, .report.html)")
     vault_training_cmd.plate_options(p)
     p.set_defaults(func=cmd_extract)
     vault_training_cmd.register(sub, _run, _open, _author)
 
     p = sub.add_parser("check-report", help="check an extraction report and its MP4 (no vault needed)")
-    p.add_argument("report", metavar="REPORT")
-    p.add_argument("mp4", metavar="FILE.mp4")
+    p.add_argument("report", metavar="REPORT", help="the extraction's .report.json")
+    p.add_argument("mp4", metavar="FILE.mp4", help="the MP4 it came with")
     p.add_argument("--vault-key", required=True, metavar="PUB", help="the vault's public key, 64 hex digits")
     p.set_defaults(func=cmd_check_report)
 
     p = sub.add_parser("view", help="consult a recording (decrypted to a private temporary place)")
     _vault(p)
-    p.add_argument("recording", metavar="RECORDING")
+    p.add_argument("recording", metavar="RECORDING", help=_RECORDING)
     p.add_argument("--purpose", required=True, help=_PURPOSES)
-    p.add_argument("--requester", required=True, metavar="NAME")
+    p.add_argument("--requester", required=True, metavar="NAME", help=_REQUESTER)
     _identity(p, True)
     p.add_argument("--no-play", action="store_true", help="decrypt and check only, do not start a player")
     p.set_defaults(func=cmd_view)
@@ -124,30 +129,32 @@ def register(subparsers) -> None:
     p.add_argument("--purpose", metavar="MOTIVE",
                    help="judiciaire, administrative, disciplinaire, formation or droit d'accès (a person's request)")
     p.add_argument("--requester", metavar="NAME", help="who asked for the search")
-    p.add_argument("--near", metavar="LAT,LON")
-    p.add_argument("--radius", type=float, metavar="M")
-    p.add_argument("--camera", metavar="ID")
+    p.add_argument("--near", metavar="LAT,LON", help="recorded near this place (decimal degrees, e.g. 46.951,4.2985)")
+    p.add_argument("--radius", type=float, metavar="M", help="with --near: how near, in metres")
+    p.add_argument("--camera", metavar="ID", help="one camera only (e.g. CAM-AUTUN-07)")
     p.add_argument("--agent", metavar="N", help="the agent number recordings carry (needs a motive)")
-    p.add_argument("--reason", metavar="TRIGGER", help="intervention, request, flagrant_delit or pending")
-    p.add_argument("--notice", choices=("given", "absent"))
+    p.add_argument("--reason", metavar="TRIGGER",
+                   help="how the recording was started: intervention (a press), request (at the person's "
+                        "request), flagrant_delit (held, no notice) or pending (not yet known)")
+    p.add_argument("--notice", choices=("given", "absent"), help="whether the spoken notice was played")
     p.add_argument("--outside", action="store_true", help="recorded outside the commune only")
     _identity(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON)
     p.set_defaults(func=cmd_find)
 
     p = sub.add_parser("list", help="what the vault holds, from its index: no decryption, not an access request")
     _vault(p)
-    p.add_argument("--camera", metavar="ID")
+    p.add_argument("--camera", metavar="ID", help="one camera only (e.g. CAM-AUTUN-07)")
     p.add_argument("--from", dest="since", metavar="TIME", help=_TIMES)
     p.add_argument("--to", dest="until", metavar="TIME", help=_TIMES)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON)
     _identity(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("stats", help="yearly figures for the préfet")
     _vault(p)
-    p.add_argument("--year", type=int, required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--year", type=int, required=True, help="the calendar year, e.g. 2026")
+    p.add_argument("--json", action="store_true", help=_JSON)
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("verify", help="re-check stored recordings, the journal, the register and the mirrors")
@@ -342,7 +349,7 @@ def cmd_extract(args):
     if result.pending is not None:
         print(f"pending: kept in the vault until you sign off its contact sheet {result.pending}, then "
               f"pieton vault training-approve {args.vault} --extraction {result.report['extraction_id']} "
-              "--identity CHIEF_KEY delivers it to --out")
+              f"--identity {args.identity} delivers it to --out")
     print(f"report: {result.report_path} (signed), {result.html_path} (to look at)")
     print(f"logged: vault journal entry {result.journal_seq} and register {vault.settings['register']}")
     return 0
@@ -371,7 +378,9 @@ def cmd_view(args):
         result = consult(vault, args.recording, args.purpose, args.requester, identities,
                          play=False if args.no_play else None)
     if not result["played"]:
-        print("no player started (--no-play, or no ffplay / display); the decrypted copy was removed")
+        why = "--no-play" if args.no_play else "no ffplay or no display on this machine"
+        print(f"no player started ({why}); the decrypted copy was removed; to watch it, "
+              "use the desk in a browser (pieton desk) or extract it (pieton vault extract)")
     print(f"consultation of {args.recording} ({result['duration_s']} s) logged: journal entry "
           f"{result['journal_seq']} and the register")
     return 0

@@ -48,9 +48,9 @@ def register(sub, run, load_identities) -> None:
     reads an identity file (the vault commands' own)."""
     p = sub.add_parser("designate", help="designate a person who may see recordings (R241-12), logged twice")
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True, help="the person's first name and name")
     p.add_argument("--matricule", required=True, metavar="ID", help="their matricule: the author of what they do")
-    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--role", required=True, choices=ROLES, help="maire, responsable (the chief) or agent-habilité")
     p.add_argument("--designated-by", required=True, metavar="WHO", help="who designates them (the mayor)")
     p.add_argument("--decision", required=True, metavar="REF", help="the decision's reference (arrêté)")
     p.add_argument("--recipient", required=True, metavar="age1...", help="their age public key")
@@ -59,8 +59,8 @@ def register(sub, run, load_identities) -> None:
 
     p = sub.add_parser("revoke", help="end a person's designation, logged twice")
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
-    p.add_argument("--matricule", required=True, metavar="ID")
-    p.add_argument("--decision", required=True, metavar="REF")
+    p.add_argument("--matricule", required=True, metavar="ID", help="the matricule of the person whose designation ends")
+    p.add_argument("--decision", required=True, metavar="REF", help="the reference of the decision that ends it")
     identity_option(p)
     p.set_defaults(func=run(lambda args: cmd_revoke(args, load_identities)))
 

@@ -55,15 +55,16 @@ def register(sub, run, load_identities) -> None:
 
     p = sub.add_parser("enrol", help="pin a camera's signing key, within the arrêté's number of cameras")
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
-    p.add_argument("--camera", required=True, metavar="ID")
-    p.add_argument("--key", required=True, metavar="DEVICE_PUBLIC_KEY", help="64 hex digits")
+    p.add_argument("--camera", required=True, metavar="ID", help="the camera's id, as pieton provision printed it")
+    p.add_argument("--key", required=True, metavar="DEVICE_PUBLIC_KEY",
+                   help="the device public key pieton provision printed (64 hex digits)")
     identity_option(p)
     p.set_defaults(func=signed(cmd_enrol, "enrol"))
 
     p = sub.add_parser("retire", help="take a camera out of service (lost, stolen, broken); frees its place")
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
-    p.add_argument("--camera", required=True, metavar="ID")
-    p.add_argument("--reason", required=True, choices=REASONS)
+    p.add_argument("--camera", required=True, metavar="ID", help="the camera's id")
+    p.add_argument("--reason", required=True, choices=REASONS, help="why it leaves service")
     identity_option(p)
     p.set_defaults(func=signed(cmd_retire, "retire"))
 
@@ -75,7 +76,8 @@ def register(sub, run, load_identities) -> None:
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
     p.add_argument("--config", metavar="CONFIG", help="the cameras' configuration (checked against the vault's "
                                                       "arrêté; names the communes and the notice)")
-    p.add_argument("--format", choices=("text", "html"), default="text")
+    p.add_argument("--format", choices=("text", "html"), default="text",
+                   help="text (default) or an HTML page to publish")
     p.set_defaults(func=run(cmd_information))
 
 

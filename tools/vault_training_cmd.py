@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tools.vault.plates import load_plate_file, parse_plate
 from tools.vault.training_approval import approve, reject, waiting
+from tools.vault_people_cmd import identity_option
 
 
 def plate_options(p) -> None:
@@ -32,18 +33,19 @@ def plate_marks(args) -> list:
 
 
 def register(sub, run, open_vault, author) -> None:
-    def common(p, identity_help: str) -> None:
+    def common(p) -> None:
         p.add_argument("vault", metavar="VAULT", help="the vault folder")
-        p.add_argument("--extraction", required=True, metavar="ID", help="the training extraction's id")
-        p.add_argument("--identity", required=True, metavar="CHIEF_KEY", help=identity_help)
+        p.add_argument("--extraction", required=True, metavar="ID",
+                       help="the training extraction's id (pieton vault training-pending lists them)")
+        identity_option(p)   # as every other command: PIETON_IDENTITY gives it once; logged by matricule
 
     p = sub.add_parser("training-approve", help="sign off a training extraction's contact sheet: it is "
                                                 "logged twice, then the clip goes where --out said")
-    common(p, "the chief's age identity file: its recipient is logged as the approver")
+    common(p)
     p.set_defaults(func=run(lambda args: cmd_approve(args, open_vault, author)))
 
     p = sub.add_parser("training-reject", help="refuse a training extraction (logged twice, then erased)")
-    common(p, "the chief's age identity file: its recipient is logged")
+    common(p)
     p.add_argument("--reason", required=True, metavar="TEXT", help="what the contact sheet showed")
     p.set_defaults(func=run(lambda args: cmd_reject(args, open_vault, author)))
 

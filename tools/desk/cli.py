@@ -29,8 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=8484, metavar="N", help="port (default 8484)")
     p.add_argument("--host", default="127.0.0.1", metavar="H",
                    help="address to listen on (127.0.0.1 unless --tls-cert and --tls-key are given)")
-    p.add_argument("--tls-cert", metavar="CERT.pem")
-    p.add_argument("--tls-key", metavar="KEY.pem")
+    p.add_argument("--tls-cert", metavar="CERT.pem", help="the TLS certificate, needed with another --host")
+    p.add_argument("--tls-key", metavar="KEY.pem", help="the TLS certificate's private key")
     p.add_argument("--idle-minutes", type=float, default=10.0, metavar="M",
                    help="a session locks after this long without a request (default 10)")
     p.add_argument("--timezone", default=None, metavar="ZONE", help="local zone of times shown (default Europe/Paris)")

@@ -34,6 +34,12 @@ _DETAIL = (("procedure", "procédure"), ("matricule", "matricule"), ("name", "no
            ("decision", "décision"), ("designated_by", "désigné par"), ("filters", "filtres"),
            ("period", "période"), ("folder", "dossier"), ("exports", "dossier d'export"),
            ("mp4", "fichier"), ("extraction_id", "extraction"), ("reason", "raison"))
+# A search's filters (tools/vault/find.py Filters.logged) and their values, in French.
+_FILTERS = {"camera": "caméra", "agent": "agent", "reason": "déclenchement", "notice": "avis sonore",
+            "outside": "hors de la commune", "near": "près de", "radius_m": "rayon (m)"}
+_FILTER_VALUES = {"intervention": "intervention", "request": "à la demande de la personne",
+                  "requested_by_person": "à la demande de la personne", "flagrant_delit": "flagrant délit",
+                  "pending": "en attente", "given": "diffusé", "absent": "non diffusé", True: "oui"}
 
 
 def register_rows(vault: Vault, *, since: float | None = None, until: float | None = None,
@@ -64,7 +70,11 @@ def register_rows(vault: Vault, *, since: float | None = None, until: float | No
             value = line.get(key)
             if value in (None, "", [], {}):
                 continue
-            if isinstance(value, dict):
+            if key == "filters" and isinstance(value, dict):
+                value = ", ".join(f"{_FILTERS.get(k, k)} : {_filter_value(v)}" for k, v in value.items())
+            elif key == "period" and isinstance(value, list):
+                value = _period(value, vault.timezone)
+            elif isinstance(value, dict):
                 value = ", ".join(f"{k}={v}" for k, v in value.items())
             elif isinstance(value, list):
                 value = ", ".join(str(v) for v in value)
@@ -78,6 +88,23 @@ def register_rows(vault: Vault, *, since: float | None = None, until: float | No
             "Détail": "; ".join(detail), "Entrée du journal": line.get("journal_seq"),
         })
     return rows
+
+
+def _filter_value(value) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(str(v) for v in value) + ")"
+    return _FILTER_VALUES.get(value, str(value)) if isinstance(value, (str, bool)) else str(value)
+
+
+def _period(ends: list, zone: str) -> str:
+    """A logged period [from, to] (UTC) as the inspector reads it: local times with their zone."""
+    words = []
+    for end in ends:
+        try:
+            words.append(format_local(parse_time(str(end), "UTC"), zone, seconds=False) if end else "…")
+        except TimeError:
+            words.append(str(end))
+    return " au ".join(words) if len(words) == 2 else ", ".join(words)
 
 
 def as_csv(rows: list[dict]) -> str:

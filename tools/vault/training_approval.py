@@ -62,7 +62,7 @@ def stage(vault, extraction_id: str, mp4: Path, report_files: list[Path], sheet_
 
 
 def approve_command(vault, extraction_id: str) -> str:
-    return f"pieton vault training-approve {vault.layout.root} --extraction {extraction_id} --identity CHIEF_KEY"
+    return f"pieton vault training-approve {vault.layout.root} --extraction {extraction_id} --identity YOUR_IDENTITY_FILE"
 
 
 def _pending(vault, extraction_id: str) -> tuple[Path, dict, dict]:
