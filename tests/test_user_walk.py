@@ -11,6 +11,7 @@ from vault_support import CAMERA, make_spool
 from recorder.cli import simulate
 from recorder.evidence.age import generate_identity
 from tools.cli import build_parser, main
+from tools.desk.cli import build_config
 
 
 def _undocumented(parser: argparse.ArgumentParser, name: str) -> list[str]:
@@ -124,3 +125,19 @@ def test_the_technicians_signed_bundle_plays_on_the_simulated_camera(tmp_path, c
     assert not player.failures
     recordings = [p.name for p in (tmp_path / "camera" / "spool").iterdir() if p.name.startswith("CAM-AUTUN-07_")]
     assert len(recordings) == 1
+
+
+def test_the_desk_shows_times_in_the_vaults_own_zone(tmp_path, monkeypatch):
+    """One rule for times: a vault made for Cayenne is read in Cayenne's time at the desk too."""
+    monkeypatch.setenv("PIETON_PASSPHRASE", "trois mots au hasard chez nous")
+    identity = tmp_path / "chief.age"
+    assert main(["keys", "chief", "--out", str(identity)]) == 0
+    _id, recipient = generate_identity()
+    (tmp_path / "police").mkdir()
+    (tmp_path / "exports").mkdir()
+    v = str(tmp_path / "vault")
+    assert main(["vault", "init", v, "--recipient", recipient, "--register", str(tmp_path / "police" / "r.jsonl"),
+                 "--timezone", "America/Cayenne"]) == 0
+    desk = ["desk", v, "--person", f"Chef={identity}", "--exports", str(tmp_path / "exports")]
+    assert build_config(build_parser().parse_args(desk)).zone == "America/Cayenne"
+    assert build_config(build_parser().parse_args([*desk, "--timezone", "Europe/Paris"])).zone == "Europe/Paris"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from recorder.errors import PietonError
 from recorder.localtime import zone
+from tools.vault.vault import read_settings
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -33,7 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--tls-key", metavar="KEY.pem", help="the TLS certificate's private key")
     p.add_argument("--idle-minutes", type=float, default=10.0, metavar="M",
                    help="a session locks after this long without a request (default 10)")
-    p.add_argument("--timezone", default=None, metavar="ZONE", help="local zone of times shown (default Europe/Paris)")
+    p.add_argument("--timezone", default=None, metavar="ZONE",
+                   help="local zone of times typed and shown (default: the vault's, set by vault init --timezone)")
     p.set_defaults(func=cmd_desk)
 
 
@@ -87,9 +89,11 @@ def build_config(args):
             raise DeskUsageError(f"--person {item!r}: {path} is not protected by a passphrase "
                                  "(make it with `pieton keys chief`): signing in must need the passphrase")
         persons[name.strip()] = Path(path).resolve()
-    zone(args.timezone)
+    # One rule for times: the vault's own zone unless --timezone says otherwise.
+    zone_name = args.timezone or read_settings(vault / "vault.json").get("timezone")
+    zone(zone_name)
     hosts = ["127.0.0.1", "localhost", "[::1]"] if args.host in LOOPBACK else [args.host]
-    return DeskConfig(vault, persons, exports, zone=args.timezone, idle_s=args.idle_minutes * 60,
+    return DeskConfig(vault, persons, exports, zone=zone_name, idle_s=args.idle_minutes * 60,
                       secure=bool(args.tls_cert), hosts=hosts)
 
 
