@@ -47,7 +47,7 @@ def print_summary(player, out=print) -> None:
             out(f"    media      {row['segments']} segments, {length + pre:.1f} s "
                 f"(of which {pre:.1f} s pre-event, video only)")
         if row["bookmarks"]:
-            out("    bookmarks  " + ", ".join(_utc(b) for b in row["bookmarks"]))
+            out("    bookmarks  " + ", ".join(f"{_utc(b)} UTC" for b in row["bookmarks"]))
         for lapse in row["lapses"]:  # CSI L241-2: the red light had failed
             out("    " + lapse.in_words(lambda t: f"{_utc(t)} UTC"))
     refusals = [(d, t, why) for d in player.daemons for t, why in d.machine.refusals]
@@ -60,7 +60,7 @@ def print_summary(player, out=print) -> None:
         out(f"\nRecovered after a power cut: {len(recovered)}")
         for report in recovered:
             out(f"  {report}")
-    out("\nLights and motor:")
+    out("\nLights and motor (times UTC):")
     for daemon in player.daemons:
         for line in timeline(daemon):
             out("  " + line)

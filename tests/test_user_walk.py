@@ -10,6 +10,7 @@ from vault_support import CAMERA, make_spool
 
 from recorder.cli import simulate
 from recorder.evidence.age import generate_identity
+from recorder.summary import print_summary
 from tools.cli import build_parser, main
 from tools.desk.cli import build_config
 
@@ -112,6 +113,9 @@ def test_the_technicians_signed_bundle_plays_on_the_simulated_camera(tmp_path, c
         at = 2
         do = "press"
         [[event]]
+        at = 5
+        do = "press"
+        [[event]]
         at = 8
         do = "hold"
         seconds = 3.5
@@ -125,6 +129,10 @@ def test_the_technicians_signed_bundle_plays_on_the_simulated_camera(tmp_path, c
     assert not player.failures
     recordings = [p.name for p in (tmp_path / "camera" / "spool").iterdir() if p.name.startswith("CAM-AUTUN-07_")]
     assert len(recordings) == 1
+    lines = []
+    print_summary(player, out=lines.append)   # every time it prints says its zone
+    assert any(line.strip().startswith("bookmarks") and line.endswith(" UTC") for line in lines)
+    assert "\nLights and motor (times UTC):" in lines
 
 
 def test_the_desk_shows_times_in_the_vaults_own_zone(tmp_path, monkeypatch):
