@@ -1,5 +1,7 @@
 """The README's quick start works as pasted: the chief's first steps, the technician's,
-then the chief's offload and extraction, run by bash in that order."""
+then the chief's whole path (offload, list, search, consult, an extraction for each purpose
+with the training sign-off, hold and release, purge, register, public notice), run by bash
+in that order."""
 
 import os
 import re
@@ -34,4 +36,18 @@ def test_the_quick_start_runs_as_pasted(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "signature valid" in result.stdout and "3 stored" in result.stdout
     assert "verdict: READY" in result.stdout      # the technician's self-test of the bench camera
-    assert (tmp_path / "essai" / "exports" / "pv-001.mp4").stat().st_size > 100_000
+    exports = tmp_path / "essai" / "exports"
+    assert (exports / "pv-001.mp4").stat().st_size > 100_000
+    # The chief's whole path: the recordings carry the assigned agent (a search by agent finds
+    # them), each purpose is extracted, the training clip is delivered only once signed off.
+    assert "recording(s) found; search (judicial, asked by OPJ Durand" in result.stdout
+    assert "search (access, asked by M. Dupont)" in result.stdout
+    assert "consultation of " in result.stdout
+    for name in ("adm-001", "disc-001", "formation-001"):
+        assert (exports / f"{name}.mp4").is_file() and (exports / f"{name}.report.html").is_file(), name
+    assert "approved and delivered" in result.stdout
+    assert "held for procedure PV 2026/1234" in result.stdout and "released from procedure" in result.stdout
+    for operation in ("Recherche", "Consultation", "Extraction", "Validation d'une extraction de formation",
+                      "Retenue pour une procédure", "Levée d'une retenue"):
+        assert operation in result.stdout, operation
+    assert "Information du public" in (tmp_path / "essai" / "information.html").read_text()

@@ -83,6 +83,11 @@ def test_a_consultation_without_a_player_says_how_to_watch(tmp_path, monkeypatch
     assert main(["vault", "view", v, rid, "--purpose", "judiciaire", "--requester", "OPJ Durand", "--no-play",
                  "--identity", str(key)]) == 0
     assert "pieton desk" in capsys.readouterr().out
+    # A mistyped id: the command names where the ids are (the listing, no motive needed).
+    for command in (["view", v, rid[:-1], "--purpose", "judiciaire", "--requester", "OPJ Durand", "--no-play"],
+                    ["hold", v, rid[:-1], "--procedure", "PV-1"]):
+        assert main(["vault", *command, "--identity", str(key)]) == 2
+        assert "`pieton vault list` shows the ids" in capsys.readouterr().err
 
 
 def test_the_technicians_signed_bundle_plays_on_the_simulated_camera(tmp_path, capsys):

@@ -174,7 +174,7 @@ def open_recording(vault: Vault, recording_id: str, identities: list, *,
     consultation, or an extraction checked before)."""
     row = vault.index.recording(recording_id)
     if row is None:
-        raise VaultError(f"recording {recording_id!r} is not in this vault (see `pieton vault find`)")
+        raise VaultError(f"recording {recording_id!r} is not in this vault (`pieton vault list` shows the ids it holds)")
     if row.state != "stored":
         raise VaultError(f"recording {recording_id} was erased on {format_local(row.purged_at or 0, vault.timezone)} "
                           "(retention)")

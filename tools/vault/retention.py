@@ -146,7 +146,7 @@ def release(vault: Vault, recording_id: str, procedure: str) -> dict:
 def _stored(vault: Vault, recording_id: str):
     row = vault.index.recording(recording_id)
     if row is None:
-        raise VaultError(f"recording {recording_id!r} is not in this vault")
+        raise VaultError(f"recording {recording_id!r} is not in this vault (`pieton vault list` shows the ids it holds)")
     if row.state != "stored":
         raise VaultError(f"recording {recording_id} was erased on {format_local(row.purged_at or 0, vault.timezone)}")
     return row
