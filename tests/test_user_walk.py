@@ -154,3 +154,18 @@ def test_the_desk_shows_times_in_the_vaults_own_zone(tmp_path, monkeypatch):
     desk = ["desk", v, "--person", f"Chef={identity}", "--exports", str(tmp_path / "exports")]
     assert build_config(build_parser().parse_args(desk)).zone == "America/Cayenne"
     assert build_config(build_parser().parse_args([*desk, "--timezone", "Europe/Paris"])).zone == "Europe/Paris"
+
+
+def test_cameras_and_yearly_figures_read_as_people_read_them(tmp_path, monkeypatch, capsys):
+    v, key, _rid = _vault_with_a_search(tmp_path, monkeypatch)
+    assert main(["vault", "authorise", v, "--arrete", "T-2", "--date", "01/06/2026", "--cameras", "2",
+                 "--communes", "71014", "--identity", str(key)]) == 0
+    assert main(["vault", "retire", v, "--camera", CAMERA, "--reason", "lost", "--identity", str(key)]) == 0
+    capsys.readouterr()
+    assert main(["vault", "cameras", v]) == 0
+    out = capsys.readouterr().out
+    assert "superseded on 20" in out and "enrolled 20" in out and "RETIRED (lost) on 20" in out
+    assert "Z" not in out.replace("CAM-T-001", "") and out.count(" CET") + out.count(" CEST") >= 3
+    assert main(["vault", "stats", v, "--year", "2026"]) == 0
+    out = capsys.readouterr().out
+    assert "{" not in out and "'" not in out   # no program notation

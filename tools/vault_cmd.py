@@ -459,6 +459,8 @@ def cmd_stats(args):
         print(json.dumps(figures, sort_keys=True))
         return 0
     for key, value in figures.items():
+        if isinstance(value, dict):   # by purpose: "judicial 2, training 1", not a program's notation
+            value = ", ".join(f"{k} {v}" for k, v in sorted(value.items())) or "none"
         print(f"{key.replace('_', ' '):32} {value}")
     return 0
 

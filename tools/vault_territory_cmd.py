@@ -13,6 +13,8 @@ from pathlib import Path
 
 from recorder.config import load_config
 from recorder.errors import ConfigError, VaultError
+from recorder.localtime import TimeError, parse_time
+from tools.vault.arguments import shown_time
 from tools.vault.authorisation import REASONS, authorise, describe, enrol, load, retire, set_contact
 from tools.vault.information import as_html, as_text, gather
 from tools.vault.persons import DESIGNATING
@@ -133,17 +135,25 @@ def cmd_cameras(args) -> int:
     if not doc["arretes"]:
         print("no prefect's arrêté recorded (pieton vault authorise)")
     for n, arrete in enumerate(reversed(doc["arretes"])):
-        state = "IN FORCE" if n == 0 else f"superseded at {arrete.get('superseded_at')}"
+        state = "IN FORCE" if n == 0 else f"superseded on {_when(vault, arrete.get('superseded_at'))}"
         print(f"{describe(arrete)}: {arrete['cameras']} camera(s), communes {', '.join(arrete['communes'])}, "
               f"until {_day(arrete['until'])} — {state}")
     active = [c for c, _k, _a in enrolled if c not in retired]
     for camera, key, at in enrolled:
         gone = retired.get(camera)
-        print(f"  {camera:16} key {key[:16]}... enrolled {at}"
-              + (f"  RETIRED ({gone['reason']}) at {gone['at']}" if gone else ""))
+        print(f"  {camera:16} key {key[:16]}... enrolled {_when(vault, at)}"
+              + (f"  RETIRED ({gone['reason']}) on {_when(vault, gone['at'])}" if gone else ""))
     if doc["arretes"]:
         print(f"{len(active)} camera(s) in service of {doc['arretes'][-1]['cameras']} authorised")
     return 0
+
+
+def _when(vault: Vault, logged) -> str:
+    """A time the vault logged (UTC) as people read it: local, with its zone."""
+    try:
+        return shown_time(vault, parse_time(str(logged), "UTC"))
+    except TimeError:
+        return str(logged)
 
 
 def cmd_information(args) -> int:
