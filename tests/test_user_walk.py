@@ -99,7 +99,8 @@ def test_the_technicians_signed_bundle_plays_on_the_simulated_camera(tmp_path, c
     vault_pub = capsys.readouterr().out.split()[-1]
     assert main(["config", "init", str(tmp_path / "cfg"), "--device", "--technician-key", str(tech),
                  "--recipient", recipient, "--vault-key", vault_pub, "--arrete", "2026-DSC-0412",
-                 "--commune", "71014", "--until", "2031-06-30"]) == 0
+                 "--commune", "71014", "--until", "30/06/2031"]) == 0   # as vault authorise writes it
+    assert "until = 2031-06-30" in (tmp_path / "cfg" / "pieton.toml").read_text()
     bundle = tmp_path / "v1.bundle"
     assert main(["config", "sign", str(tmp_path / "cfg" / "pieton.toml"), "--key", str(tech), "--version", "1",
                  "--fleet", "autun-pm", "--out", str(bundle)]) == 0

@@ -11,6 +11,7 @@ answer: the camera's answers written on that card (recorder.card_answer).
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import stat
@@ -38,12 +39,21 @@ from recorder.bundle import (
 )
 from recorder.config import DEFAULT_CONFIG, load_config
 from recorder.device_rules import authorisation_ended, is_device_configuration
-from recorder.errors import BundleError, ConfigError, LinkError
+from recorder.errors import BundleError, ConfigError, LinkError, VaultError
 from recorder.evidence.chain import write_atomic
 from recorder.inputs import InputError, read_bounded
 from recorder.link.protocol import LINK_REASONS
 from recorder.toml_writer import toml_value
 from tools.link_client import CameraReplyError, FlashClient
+from tools.vault.authorisation import typed_date
+
+
+def _end_date(text: str) -> date:
+    """A date typed as people write it (the one rule for times), not only ISO."""
+    try:
+        return typed_date(text, None, "--until")
+    except VaultError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers) -> None:
@@ -65,7 +75,8 @@ def register(subparsers) -> None:
     init.add_argument("--arrete", metavar="REF", help="the prefect's arrêté the cameras serve under")
     init.add_argument("--commune", action="append", default=[], metavar="INSEE",
                       help="an INSEE code the arrêté covers (repeatable)")
-    init.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD", help="the arrêté's end date")
+    init.add_argument("--until", type=_end_date, metavar="DATE",
+                      help="the arrêté's end date: 30/06/2031 or 2031-06-30")
     init.set_defaults(func=cmd_init)
 
     check = actions.add_parser("check", help="check a configuration TOML or bundle; prints OK or what failed")
