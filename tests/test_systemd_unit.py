@@ -153,3 +153,24 @@ def test_verify_would_catch_a_broken_purge_service(tmp_path):
     service, _timer = purge_copies(tmp_path, broken)
     result = verify(service)
     assert result.returncode != 0 and "oneshoot" in result.stderr
+
+
+def test_the_desk_machine_has_the_user_the_desk_and_the_purge_run_as(tmp_path):
+    """pieton-desk.service and pieton-vault-purge.service run as pieton-vault: installing
+    them as the README says must create that user and the folders they read and write."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    subprocess.run([need("systemd-sysusers"), f"--root={root}", str(SYSTEMD / "pieton-vault.sysusers.conf")],
+                   check=True, capture_output=True, timeout=60)
+    passwd = {line.split(":")[0]: line.split(":") for line in (root / "etc/passwd").read_text().splitlines()}
+    for unit in ("pieton-desk.service", "pieton-vault-purge.service"):
+        user = values(directives((SYSTEMD / unit).read_text()), "Service", "User")
+        assert user == ["pieton-vault"] and user[0] in passwd, unit
+    assert passwd["pieton-vault"][5] == "/srv/pieton" and passwd["pieton-vault"][6] == "/usr/sbin/nologin"
+    subprocess.run([need("systemd-tmpfiles"), f"--root={root}", "--create",
+                    str(SYSTEMD / "pieton-vault.tmpfiles.conf")], check=True, capture_output=True, timeout=60)
+    uid = int(passwd["pieton-vault"][2])
+    for path, mode in (("srv/pieton", 0o750), ("srv/pieton/identities", 0o700), ("srv/pieton/extractions", 0o750)):
+        info = (root / path).stat()
+        assert (info.st_mode & 0o777, info.st_uid) == (mode, uid), path
+    assert (root / "etc/pieton").is_dir()
