@@ -35,6 +35,9 @@ def test_the_quick_start_runs_as_pasted(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "signature valid" in result.stdout and "3 stored" in result.stdout
+    # The second designated person is in the fleet's bundle: ingest finds no stray recipient.
+    assert "designated Paul Roy (PM-0107, agent-habilité)" in result.stdout
+    assert "not designated" not in result.stdout
     assert "verdict: READY" in result.stdout      # the technician's self-test of the bench camera
     exports = tmp_path / "essai" / "exports"
     assert (exports / "pv-001.mp4").stat().st_size > 100_000
