@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -36,23 +37,27 @@ def _free_port() -> int:
 
 class GpsFake:
     """gpsfake feeding ``log`` once to its own gpsd on ``port``, a sentence every ``cycle_s``,
-    from ``release()`` on.
+    from ``release_once_connected`` on.
 
-    gpsfake feeds on its own clock from the moment it starts, whether or not a client
-    watches, and gpsd flushes what waits on the device when a first client makes it open
-    it. On a loaded machine gpsd was slow to start, the backend's retries waited 0.5 s,
-    1 s, 2 s..., and it connected after the log (2.4 s of it for the Autun walk) had been
-    fed and flushed: no position at all. So gpsd reads the device from the start (-n), and
-    gpsfake holds each sentence (-i, its single-stepping, stepped here through its stdin)
-    until the test releases the log, once the backend is connected."""
+    Two causes of this file's flake under load are met here. gpsfake feeds on its own clock
+    from its start, and gpsd flushes what waits on the device when a first client makes it
+    open it: a backend connecting late (gpsd slow to start, retries after 0.5, 1, 2 s) found
+    the log gone. So gpsd opens the device at once (-n), and gpsfake steps through the log
+    (-i, a newline on its stdin a sentence) only once the backend is connected. And gpsfake
+    takes its gpsd for ready as soon as $TMPDIR/gpsfake-<pid>.sock exists, a file a killed
+    gpsd leaves behind: in a shared /tmp, a gpsfake reusing an old pid added its device
+    before its gpsd listened, and that gpsd never had one ("No gps devices found" to the
+    end). So each gpsfake has a folder of its own."""
 
     def __init__(self, log, port: int, cycle_s: float = 0.05):
         self.port = port
         self.steps = log.read_bytes().count(b"\n") + 1   # a sentence a line at most
         self.released = False
+        self.folder = tempfile.mkdtemp(prefix="pieton-gpsfake-")
         self.proc = subprocess.Popen(["gpsfake", "-1", "-q", "-n", "-i", "-P", str(port), "-c", str(cycle_s),
                                       str(log)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     env=dict(os.environ, TMPDIR=self.folder))
 
     def wait_listening(self, timeout: float = 60.0) -> None:
         """Until its gpsd accepts connections (however slow the machine is to start it)."""
@@ -85,6 +90,7 @@ class GpsFake:
             self.proc.stdin.close()
         except OSError:     # gpsfake gone with steps unread
             pass
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _started(log, port: int, **kw) -> GpsFake:
