@@ -104,6 +104,15 @@ def _started(log, port: int, **kw) -> GpsFake:
     return fake
 
 
+def _through_gpsd(gps: GpsdGps, log, until, cycle_s: float = 0.05) -> list:
+    """The fixes of ``gps`` reading ``log`` through gpsfake's gpsd on its port, until ``until(fixes)``."""
+    fake = _started(log, gps.port, cycle_s=cycle_s)
+    try:
+        return run_gps(gps, until, timeout=30, during=lambda now: fake.release_once_connected(gps))
+    finally:
+        fake.stop()
+
+
 def _tpv_positions(chk):
     out = set()
     for line in chk.read_text().splitlines():
@@ -116,15 +125,9 @@ def _tpv_positions(chk):
 def test_shared_log_through_real_gpsd():
     log = receiver_log("haicom-305N.log")          # moving, from no fix to 2D to 3D
     expected = _tpv_positions(log.with_name(log.name + ".chk"))
-    port = _free_port()
-    fake = _started(log, port)
-    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
-    try:
-        fixes = run_gps(gps, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 5, timeout=30,
-                        during=lambda now: fake.release_once_connected(gps))
-        status = gps.status()
-    finally:
-        fake.stop()
+    gps = GpsdGps("127.0.0.1", _free_port(), poll_interval_s=0.05)
+    fixes = _through_gpsd(gps, log, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 5)
+    status = gps.status()
     good = [f for f in fixes if f.has_position]
     print(f"\ngpsd via gpsfake: {len(fixes)} polls, {len(good)} with a position, "
           f"{len({(f.lat, f.lon) for f in good})} distinct positions")
@@ -162,14 +165,8 @@ def _autun_route_log(path, seconds=40):
 def test_autun_route_through_real_gpsd(tmp_path):
     log = _autun_route_log(tmp_path / "autun-walk.log")
     fence = Geofence.from_config(load_config())
-    port = _free_port()
-    fake = _started(log, port)
-    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
-    try:
-        fixes = run_gps(gps, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 6, timeout=30,
-                        during=lambda now: fake.release_once_connected(gps))
-    finally:
-        fake.stop()
+    gps = GpsdGps("127.0.0.1", _free_port(), poll_interval_s=0.05)
+    fixes = _through_gpsd(gps, log, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 6)
     good = [f for f in fixes if f.has_position]
     assert len({(f.lat, f.lon) for f in good}) >= 6
     for fix in good:
@@ -244,14 +241,9 @@ def test_a_jump_reported_by_gpsd_is_rejected_and_counted(tmp_path):
     log = tmp_path / "jump.log"
     # ~500 km north in one second
     log.write_text("# Date: 2026-09-21\n" + _simulated_nmea(30, jump_to=(51.50, 4.30), after_jump_s=8))
-    port = _free_port()
-    fake = _started(log, port, cycle_s=0.03)
-    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.03)
-    try:
-        fixes = run_gps(gps, lambda f: any(x.has_position and x.lat > 51 for x in f) or gps.rejected.get("jump", 0) >= 3,
-                        timeout=30, during=lambda now: fake.release_once_connected(gps))
-    finally:
-        fake.stop()
+    gps = GpsdGps("127.0.0.1", _free_port(), poll_interval_s=0.03)
+    fixes = _through_gpsd(gps, log, lambda f: any(x.has_position and x.lat > 51 for x in f)
+                          or gps.rejected.get("jump", 0) >= 3, cycle_s=0.03)
     assert gps.rejected.get("jump", 0) >= 1
     good = [f for f in fixes if f.has_position]
     first_far = next((i for i, f in enumerate(fixes) if f.has_position and f.lat > 51), None)
