@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from vault_support import open_test_vault
@@ -61,6 +62,11 @@ def write_config(folder: Path, overrides: dict | None = None, name: str = "pieto
 def read_jsonl(path: Path) -> list[dict]:
     """Every line of a JSON-lines file (a manifest, a journal, the register), parsed."""
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def paris(*args: int) -> float:
+    """A local time in Paris (year, month, day, ...), the retention rule's zone, as a timestamp."""
+    return datetime(*args, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
 
 
 @pytest.fixture

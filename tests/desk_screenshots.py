@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, patrol_vault
+from tests.desk_support import ServedDesk, fill_consultation, fill_extraction, patrol_vault, sign_in
 from tools.desk.browser import headless_chromium
 
 
@@ -30,31 +30,22 @@ def main(out: Path) -> int:
         try:
             driver.get(desk.url + "/connexion")
             shot("connexion")
-            Select(driver.find_element(By.ID, "personne")).select_by_visible_text(PERSON)
-            driver.find_element(By.ID, "phrase").send_keys(PASSPHRASE)
-            driver.find_element(By.ID, "connexion").click()
+            sign_in(driver, desk.url)
             shot("enregistrements")
             rid = made["recordings"][0]
             driver.get(f"{desk.url}/enregistrements/{rid}")
             shot("enregistrement")
-            driver.find_element(By.ID, "c-demandeur").send_keys("OPJ Durand")
-            driver.find_element(By.ID, "consulter").click()
+            fill_consultation(driver, requester="OPJ Durand")
             driver.execute_script("document.getElementById('video').play()")
             WebDriverWait(driver, 20).until(lambda d: d.execute_script(
                 "return document.getElementById('video').currentTime") > 2)
             shot("consultation")
-            Select(driver.find_element(By.ID, "e-motif")).select_by_value("judicial")
-            driver.find_element(By.ID, "e-demandeur").send_keys("OPJ Durand")
-            driver.find_element(By.ID, "e-destinataire").send_keys("Parquet d'Autun")
-            driver.find_element(By.ID, "e-nom").send_keys("pv-capture")
-            driver.find_element(By.ID, "extraire").click()
+            fill_extraction(driver, motive="judicial", requester="OPJ Durand", recipient="Parquet d'Autun",
+                            name="pv-capture")
             shot("extraction")
             driver.get(f"{desk.url}/enregistrements/{rid}")
-            Select(driver.find_element(By.ID, "e-motif")).select_by_value("training")
-            driver.find_element(By.ID, "e-demandeur").send_keys("Formation ENPM")
-            driver.find_element(By.ID, "e-destinataire").send_keys("Formateur")
-            driver.find_element(By.ID, "e-nom").send_keys("formation-capture")
-            driver.find_element(By.ID, "extraire").click()
+            fill_extraction(driver, motive="training", requester="Formation ENPM", recipient="Formateur",
+                            name="formation-capture")
             WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.ID, "vers-planche"))
             shot("formation-en-attente")
             driver.get(desk.url + "/formation")

@@ -1,5 +1,6 @@
 """A vault filled by a short simulated patrol (small video), a chief's identity protected
-by a passphrase, and the desk served in this process (its session clock in the test's hands)."""
+by a passphrase, the desk served in this process (its session clock in the test's hands),
+and the desk's forms as a chief fills them in a browser."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import uvicorn
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from recorder.localtime import DEFAULT_ZONE, zone
@@ -90,3 +93,31 @@ class ServedDesk:
     def stop(self):
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def sign_in(driver, url: str, passphrase: str = PASSPHRASE) -> None:
+    """Sign in to the desk at ``url`` as the chief, with ``passphrase``."""
+    driver.get(url + "/connexion")
+    Select(driver.find_element(By.ID, "personne")).select_by_visible_text(PERSON)
+    driver.find_element(By.ID, "phrase").send_keys(passphrase)
+    driver.find_element(By.ID, "connexion").click()
+
+
+def fill_consultation(driver, *, requester: str, motive: str | None = None) -> None:
+    """Fill the consultation form of the recording's page on screen and send it; with no
+    ``motive`` the form's first one stays chosen."""
+    if motive is not None:
+        Select(driver.find_element(By.ID, "c-motif")).select_by_value(motive)
+    driver.find_element(By.ID, "c-demandeur").send_keys(requester)
+    driver.find_element(By.ID, "consulter").click()
+
+
+def fill_extraction(driver, *, requester: str, recipient: str, name: str, motive: str | None = None) -> None:
+    """Fill the extraction form of the recording's page on screen and send it; with no
+    ``motive`` the motive is left unchosen (the desk must refuse)."""
+    if motive is not None:
+        Select(driver.find_element(By.ID, "e-motif")).select_by_value(motive)
+    driver.find_element(By.ID, "e-demandeur").send_keys(requester)
+    driver.find_element(By.ID, "e-destinataire").send_keys(recipient)
+    driver.find_element(By.ID, "e-nom").send_keys(name)
+    driver.find_element(By.ID, "extraire").click()

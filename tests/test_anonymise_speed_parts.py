@@ -5,7 +5,6 @@ detector stops the whole thing cleanly; a face a search misses is followed on.""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from fractions import Fraction
 
 import av
 import cv2
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from recorder.errors import VaultError
+from tests.clip_support import write_clip
 from tools.benchmarks._face_scenes import astronaut
 from tools.benchmarks.faces import covered
 from tools.vault.anonymise import SEARCH_EVERY, anonymise_segments, blur_rects
@@ -96,26 +96,16 @@ class _Recording(FaceDetector):
         return super().detect(bgr)
 
 
-def _clip(path, frames=45, size=(320, 240)):
-    """A small MP4 of a moving gradient, no face: the pipeline's plumbing only."""
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=30)
-        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
-        video.options = {"preset": "ultrafast"}
-        for i in range(frames):
-            img = np.zeros((size[1], size[0], 3), np.uint8)
-            img[:, :, 1] = (np.arange(size[0]) + 3 * i) % 256
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, 30)
-            for p in video.encode(frame):
-                out.mux(p)
-        for p in video.encode(None):
-            out.mux(p)
+def _gradient(i: int) -> np.ndarray:
+    """A 320x240 frame of a moving gradient, no face: the pipeline's plumbing only."""
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[:, :, 1] = (np.arange(320) + 3 * i) % 256
+    return img
 
 
 def test_anonymisation_searches_in_its_own_thread_keeps_every_frame_and_tells_where_the_time_went(tmp_path):
     src, dst = tmp_path / "plain.mp4", tmp_path / "training.mp4"
-    _clip(src)
+    write_clip(src, 45, _gradient)
     detector = _Recording()
     done = anonymise_segments(src, dst, detector=detector)
     assert threading.current_thread().name not in detector.threads and len(detector.threads) == 1
@@ -128,7 +118,7 @@ def test_anonymisation_searches_in_its_own_thread_keeps_every_frame_and_tells_wh
 
 def test_a_detector_failing_mid_clip_stops_the_anonymisation_with_its_error_and_no_thread_left(tmp_path):
     src, dst = tmp_path / "plain.mp4", tmp_path / "training.mp4"
-    _clip(src)
+    write_clip(src, 45, _gradient)
     before = {t.name for t in threading.enumerate()}
     with pytest.raises(VaultError, match="out of memory"):
         anonymise_segments(src, dst, detector=_Recording(fail_at=3))

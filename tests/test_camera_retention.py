@@ -5,9 +5,6 @@ lists the recordings not offloaded. The clock is injected."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 import pytest
 from test_evidence_support import Device, mpegts
 
@@ -17,20 +14,15 @@ from recorder.evidence.chain import read_chain
 from recorder.evidence.expiry import held_recordings, sweep
 from recorder.evidence.format import JOURNAL_CONTEXT, JOURNAL_FILE, RECORDING_ERASED
 from recorder.evidence.verify_spool import verify_journal
-from tests.conftest import write_config
+from tests.conftest import paris, write_config
 
-PARIS = ZoneInfo("Europe/Paris")
 DAY = 86400.0
-
-
-def at(*args) -> float:
-    return datetime(*args, tzinfo=PARIS).timestamp()
 
 
 @pytest.fixture
 def device(tmp_path):
     dev = Device(tmp_path)
-    dev.clock.t = at(2027, 1, 31, 23, 30)   # 31 January, late evening, local time
+    dev.clock.t = paris(2027, 1, 31, 23, 30)   # 31 January, late evening, local time
     return dev
 
 
@@ -53,11 +45,11 @@ def test_erased_at_the_end_of_february_for_a_recording_of_31_january(device):
     spool = device.spool()
     rec = record(device, spool)
     last_hash = rec.manifest.last_hash
-    found = sweep(spool, at(2027, 2, 28, 23, 59), synchronised=True, zone="Europe/Paris", warning_days=7)
+    found = sweep(spool, paris(2027, 2, 28, 23, 59), synchronised=True, zone="Europe/Paris", warning_days=7)
     assert found.erased == [] and found.offload_due == [rec.id]     # due for offload, not yet erased
     assert (device.spool_dir / rec.id).is_dir()
 
-    found = sweep(spool, at(2027, 3, 1, 0, 0, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
+    found = sweep(spool, paris(2027, 3, 1, 0, 0, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
     assert found.erased == [rec.id]
     assert not (device.spool_dir / rec.id).exists()
     line = journal(device)[-1]
@@ -75,7 +67,7 @@ def test_erased_at_the_end_of_february_for_a_recording_of_31_january(device):
 def test_kept_while_the_clock_is_not_synchronised_and_said_so(device):
     spool = device.spool()
     rec = record(device, spool)
-    later = at(2027, 6, 1, 12, 0)
+    later = paris(2027, 6, 1, 12, 0)
     found = sweep(spool, later, synchronised=False, zone="Europe/Paris", warning_days=7)
     assert found.erased == [] and found.kept == [rec.id]
     assert found.status() == {"offload_due": 1, "kept_past_retention": 1,
@@ -87,7 +79,7 @@ def test_kept_while_the_clock_is_not_synchronised_and_said_so(device):
 def test_not_erased_during_a_recording(device):
     spool = device.spool()
     rec = record(device, spool)
-    found = sweep(spool, at(2027, 6, 1), synchronised=True, zone="Europe/Paris", warning_days=7, erase=False)
+    found = sweep(spool, paris(2027, 6, 1), synchronised=True, zone="Europe/Paris", warning_days=7, erase=False)
     assert found.kept == [rec.id] and "recording is running" in found.kept_because
     assert (device.spool_dir / rec.id).is_dir()
 
@@ -95,7 +87,7 @@ def test_not_erased_during_a_recording(device):
 def test_offload_warning_from_the_configured_age(device):
     spool = device.spool()
     rec = record(device, spool)
-    start = at(2027, 1, 31, 23, 30)
+    start = paris(2027, 1, 31, 23, 30)
     assert sweep(spool, start + 2.9 * DAY, synchronised=True, zone=None, warning_days=3).offload_due == []
     assert sweep(spool, start + 3.1 * DAY, synchronised=True, zone=None, warning_days=3).offload_due == [rec.id]
     assert sweep(spool, start + 3.1 * DAY, synchronised=True, zone=None, warning_days=7).offload_due == []
@@ -104,19 +96,19 @@ def test_offload_warning_from_the_configured_age(device):
 def test_an_unsynchronised_recording_counts_from_the_last_synchronised_start_before_it(device):
     spool = device.spool()
     dated = record(device, spool)                    # 31 January, gps
-    device.clock.t = at(2027, 2, 20, 10, 0)          # the clock says 20 February, unsynchronised
+    device.clock.t = paris(2027, 2, 20, 10, 0)          # the clock says 20 February, unsynchronised
     undated = record(device, spool, clock_source="rtc")
     held = {h.recording_id: h for h in held_recordings(spool)}
     assert held[undated.id].dated_by == f"start of {dated.id}"
     assert held[undated.id].counted_from == held[dated.id].counted_from
-    found = sweep(spool, at(2027, 3, 1, 0, 0, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
+    found = sweep(spool, paris(2027, 3, 1, 0, 0, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
     assert found.erased == [dated.id, undated.id]
 
 
 def test_a_recording_with_nothing_to_date_it_is_kept_and_listed(device):
     spool = device.spool()
     rec = record(device, spool, clock_source="unsynchronised")
-    found = sweep(spool, at(2030, 1, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
+    found = sweep(spool, paris(2030, 1, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
     assert found.erased == [] and found.undated == [rec.id] and found.status()["undated"] == 1
     assert (device.spool_dir / rec.id).is_dir()
 
@@ -128,7 +120,7 @@ def test_the_recording_in_progress_and_an_unsigned_folder_are_never_erased(devic
     fake = device.spool_dir / "CAM-T-001_20260101T000000Z_000099"
     fake.mkdir()
     (fake / "manifest.jsonl").write_text('{"event":"opened"}\n')
-    found = sweep(spool, at(2027, 6, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
+    found = sweep(spool, paris(2027, 6, 1), synchronised=True, zone="Europe/Paris", warning_days=7)
     assert found.erased == [done.id]
     assert running.path.is_dir() and fake.is_dir()
 

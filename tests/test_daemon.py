@@ -19,6 +19,7 @@ from recorder.config import load_config
 from recorder.daemon import Daemon, Options
 from recorder.errors import ConfigError
 from tests.conftest import SMALL_VIDEO, device_config, read_jsonl, write_config
+from tests.daemon_support import daemon_in_thread, stop_daemon
 
 
 def wait_for(predicate, timeout=20.0, step=0.05):
@@ -94,32 +95,9 @@ def test_plain_toml_with_real_drivers_needs_the_development_flag(tmp_path, chief
         loop.close()
 
 
-def _daemon_in_thread(tmp_path, recipient, env_notify=None):
-    """A daemon on a real-time loop in a thread, as `pieton run` runs it."""
+def _daemon_in_thread(tmp_path, recipient, notify=False):
     config = load_config(write_config(tmp_path / "cfg", SMALL_VIDEO))
-    loop = asyncio.new_event_loop()
-    options = Options(tmp_path / "state", [recipient], simulated=True, control_socket=False,
-                      notify=env_notify is not None)
-    daemon = Daemon(config, options, loop=loop)
-    started = threading.Event()
-
-    def main():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(daemon.start())
-        started.set()
-        loop.run_until_complete(daemon.wait_stopped())
-        loop.run_until_complete(daemon.shutdown("test over"))
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    assert started.wait(30)
-    return daemon, loop, thread
-
-
-def _stop(daemon, loop, thread):
-    loop.call_soon_threadsafe(daemon.request_stop)
-    thread.join(30)
-    loop.close()
+    return daemon_in_thread(config, tmp_path / "state", [recipient], notify=notify)
 
 
 def test_a_crashing_driver_callback_does_not_stop_the_loop(tmp_path, chief):
@@ -135,7 +113,7 @@ def test_a_crashing_driver_callback_does_not_stop_the_loop(tmp_path, chief):
         assert wait_for(lambda: daemon.machine.state.value == "recording", 5)
         daemon.hardware.button.release()
     finally:
-        _stop(daemon, loop, thread)
+        stop_daemon(daemon, loop, thread)
     assert daemon.machine.history[0].stop_reason == "test over", "SIGTERM-like stop sealed it"
 
 
@@ -153,7 +131,7 @@ def test_a_hung_loop_stops_the_watchdog_pings(tmp_path, chief, monkeypatch):
     monkeypatch.setenv("WATCHDOG_USEC", "200000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     hang = 0.6
-    daemon, loop, thread = _daemon_in_thread(tmp_path, chief[1], env_notify=True)
+    daemon, loop, thread = _daemon_in_thread(tmp_path, chief[1], notify=True)
 
     def pings():
         heard = []
@@ -187,7 +165,7 @@ def test_a_hung_loop_stops_the_watchdog_pings(tmp_path, chief, monkeypatch):
         assert dog.last_problem is None or dog.last_problem.startswith("event loop lagged")
         assert wait_for(lambda: pings(), 10), "pings resume when the loop recovers"
     finally:
-        _stop(daemon, loop, thread)
+        stop_daemon(daemon, loop, thread)
         listener.close()
 
 

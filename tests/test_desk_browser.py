@@ -21,7 +21,14 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from drivers.camera import read_counter
 from tests.conftest import read_jsonl
-from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, patrol_local, patrol_vault
+from tests.desk_support import (
+    ServedDesk,
+    fill_consultation,
+    fill_extraction,
+    patrol_local,
+    patrol_vault,
+    sign_in,
+)
 from tools.cli import main as pieton
 from tools.desk.browser import headless_chromium, missing_tools
 
@@ -58,23 +65,16 @@ def browser(made):
     driver.quit()
 
 
-def sign_in(browser, desk, passphrase=PASSPHRASE):
-    browser.get(desk.url + "/connexion")
-    Select(browser.find_element(By.ID, "personne")).select_by_visible_text(PERSON)
-    browser.find_element(By.ID, "phrase").send_keys(passphrase)
-    browser.find_element(By.ID, "connexion").click()
-
-
 def journal(made):
     return read_jsonl(made["vault"] / "journal.jsonl")
 
 
 def test_sign_in_refuses_a_wrong_passphrase_then_opens_the_listing(browser, desk, made):
-    sign_in(browser, desk, "pas la bonne phrase")
+    sign_in(browser, desk.url, "pas la bonne phrase")
     assert "Phrase secrète incorrecte" in browser.find_element(By.ID, "erreur").text
     assert journal(made)[-1]["event"] == "desk-sign-in-refused"
     assert browser.get_cookie("pieton_desk") is None
-    sign_in(browser, desk)
+    sign_in(browser, desk.url)
     browser.find_element(By.ID, "liste")
     assert browser.current_url.endswith("/enregistrements")
     cookie = browser.get_cookie("pieton_desk")
@@ -138,9 +138,7 @@ def test_consultation_asks_motive_and_requester_then_plays_the_recording(browser
     assert "Indiquez le demandeur" in browser.find_element(By.ID, "raison").text
     assert not [line for line in read_jsonl(made["register"]) if line["event"] == "consultation"]
     browser.get(f"{desk.url}/enregistrements/{rid}")
-    Select(browser.find_element(By.ID, "c-motif")).select_by_value("judicial")
-    browser.find_element(By.ID, "c-demandeur").send_keys("OPJ Durand")
-    browser.find_element(By.ID, "consulter").click()
+    fill_consultation(browser, motive="judicial", requester="OPJ Durand")
     timeline = browser.find_element(By.ID, "chronologie").text
     assert "Avertissement donné (3,0 s)" in timeline and "Signet" in timeline
     assert "CET" in timeline
@@ -163,27 +161,19 @@ def test_consultation_asks_motive_and_requester_then_plays_the_recording(browser
     # The flagrant délit recording says so in words.
     other = made["recordings"][1]
     browser.get(f"{desk.url}/enregistrements/{other}")
-    Select(browser.find_element(By.ID, "c-motif")).select_by_value("administrative")
-    browser.find_element(By.ID, "c-demandeur").send_keys("Maire de la commune")
-    browser.find_element(By.ID, "consulter").click()
+    fill_consultation(browser, motive="administrative", requester="Maire de la commune")
     assert "Flagrant délit : pas d'avertissement" in browser.find_element(By.ID, "chronologie").text
 
 
 def test_extraction_for_a_judicial_procedure_and_one_without_motive(browser, desk, made):
     rid = made["recordings"][0]
     browser.get(f"{desk.url}/enregistrements/{rid}")
-    browser.find_element(By.ID, "e-demandeur").send_keys("OPJ Durand")
-    browser.find_element(By.ID, "e-destinataire").send_keys("Parquet d'Autun")
-    browser.find_element(By.ID, "e-nom").send_keys("pv-desk-001")
-    browser.find_element(By.ID, "extraire").click()  # no motive chosen
+    fill_extraction(browser, requester="OPJ Durand", recipient="Parquet d'Autun", name="pv-desk-001")  # no motive
     assert "Indiquez le motif" in browser.find_element(By.ID, "raison").text
     assert not list(made["exports"].iterdir())
     browser.get(f"{desk.url}/enregistrements/{rid}")
-    Select(browser.find_element(By.ID, "e-motif")).select_by_value("judicial")
-    browser.find_element(By.ID, "e-demandeur").send_keys("OPJ Durand")
-    browser.find_element(By.ID, "e-destinataire").send_keys("Parquet d'Autun")
-    browser.find_element(By.ID, "e-nom").send_keys("pv-desk-001")
-    browser.find_element(By.ID, "extraire").click()
+    fill_extraction(browser, motive="judicial", requester="OPJ Durand", recipient="Parquet d'Autun",
+                    name="pv-desk-001")
     assert browser.find_element(By.ID, "extraction-faite")
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#fichiers a")]
     assert [link.rsplit("/", 1)[1] for link in links] == ["pv-desk-001.mp4", "pv-desk-001.report.html",
@@ -270,7 +260,7 @@ def test_sign_out_and_idle_lock_drop_the_session(browser, desk, made):
                              {"csrf": csrf, "procedure": "PV 2026/2"})
     assert status == 401 and "Session expirée" in page
     # Idle past the limit: locked.
-    sign_in(browser, desk)
+    sign_in(browser, desk.url)
     browser.find_element(By.ID, "liste")
     desk.clock.t += 601
     browser.get(desk.url + "/registre")
@@ -290,13 +280,11 @@ def served_stream(desk, browser, ticket):
 def test_no_block_of_the_media_served_is_left_on_disk(browser, desk, made):
     """After playing, no 4 KiB block of what was served is in the browser's profile, the
     server's temporary folder or /dev/shm (consult() elsewhere decrypts there)."""
-    sign_in(browser, desk)
+    sign_in(browser, desk.url)
     browser.find_element(By.ID, "liste")
     rid = made["recordings"][0]
     browser.get(f"{desk.url}/enregistrements/{rid}")
-    Select(browser.find_element(By.ID, "c-motif")).select_by_value("judicial")
-    browser.find_element(By.ID, "c-demandeur").send_keys("OPJ Durand")
-    browser.find_element(By.ID, "consulter").click()
+    fill_consultation(browser, motive="judicial", requester="OPJ Durand")
     browser.find_element(By.ID, "video")  # the consultation's page, not the form's still on screen
     browser.execute_script("document.getElementById('video').play()")
     WebDriverWait(browser, 20).until(lambda b: b.execute_script(

@@ -5,19 +5,17 @@ field in the clip's own pixels, and the clip is made again with it."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import WebDriverWait
 from test_desk_training import desk, made  # noqa: F401 - fixtures
 
-from tests.desk_support import PASSPHRASE, PERSON
+from tests.desk_support import sign_in
+from tools.desk.browser import headless_chromium, missing_tools
 from tools.vault.extract import Request, extract
 from tools.vault.training_approval import PENDING, PLATES
 from tools.vault.vault import Vault
@@ -27,15 +25,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def browser(made):  # noqa: F811
-    for tool in ("chromium", "chromedriver"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed: `make system` installs chromium and chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1200,900", f"--user-data-dir={made['root'] / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    for tool in missing_tools():
+        pytest.fail(f"{tool} is not installed: `make system` installs chromium and chromium-driver")
+    driver = headless_chromium(made["root"] / "profile", "--window-size=1200,900")
     driver.set_page_load_timeout(60)
     driver.implicitly_wait(10)
     yield driver
@@ -48,10 +40,7 @@ def test_a_box_drawn_on_the_contact_sheet_is_given_in_the_clips_pixels(browser, 
         result = extract(vault, Request([made["rid"]], "training", "Formation ENPM", "Formateur",
                                         made["exports"] / "dessin.mp4"), [made["identity"]])
     xid = result.report["extraction_id"]
-    browser.get(desk.url + "/connexion")
-    Select(browser.find_element(By.ID, "personne")).select_by_visible_text(PERSON)
-    browser.find_element(By.ID, "phrase").send_keys(PASSPHRASE)
-    browser.find_element(By.ID, "connexion").click()
+    sign_in(browser, desk.url)
     browser.find_element(By.ID, "liste")
     browser.find_element(By.ID, "nav-formation").click()
     browser.find_element(By.LINK_TEXT, xid).click()

@@ -1,7 +1,7 @@
 """The desk's systemd unit, checked by systemd-analyze as the recorder's is."""
 
 import pytest
-from test_systemd_unit import INSTALLED_EXEC, SYSTEMD, directives, need, values, verify
+from test_systemd_unit import SYSTEMD, directives, unit_copy, values, verify
 
 DESK = SYSTEMD / "pieton-desk.service"
 
@@ -9,11 +9,7 @@ pytestmark = pytest.mark.integration
 
 
 def desk_copy(tmp_path, text=None):
-    text = DESK.read_text() if text is None else text
-    assert f"ExecStart={INSTALLED_EXEC} desk " in text
-    copy = tmp_path / DESK.name
-    copy.write_text(text.replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={need('true')} "))
-    return copy
+    return unit_copy(tmp_path, text, unit=DESK, command="desk ")
 
 
 def test_systemd_analyze_verify_accepts_the_desk_unit(tmp_path):

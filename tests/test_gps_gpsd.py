@@ -7,17 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
+import time
 
 import pytest
 
-from drivers.gps import GpsdGps, SimulatedGps
+from drivers.gps import BACKOFF_START_S, GpsdGps, SimulatedGps
 from recorder.clock import VirtualClockLoop
 from recorder.config import load_config
 from recorder.position.geofence import Geofence
+from tests.gps_support import run_gps
 from tools.benchmarks.gps import receiver_log
 
 pytestmark = [pytest.mark.integration,
@@ -32,12 +36,47 @@ def _free_port() -> int:
 
 
 class GpsFake:
-    """gpsfake feeding ``log`` once to its own gpsd on ``port``, a sentence every ``cycle_s``."""
+    """gpsfake feeding ``log`` once to its own gpsd on ``port``, a sentence every ``cycle_s``,
+    from ``release_once_connected`` on.
 
-    def __init__(self, log, port: int, cycle_s: float = 0.02):
-        self.proc = subprocess.Popen(["gpsfake", "-1", "-q", "-P", str(port), "-c", str(cycle_s), str(log)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+    Two causes of this file's flake under load are met here. gpsfake feeds on its own clock
+    from its start, and gpsd flushes what waits on the device when a first client makes it
+    open it: a backend connecting late (gpsd slow to start, retries after 0.5, 1, 2 s) found
+    the log gone. So gpsd opens the device at once (-n), and gpsfake steps through the log
+    (-i, a newline on its stdin a sentence) only once the backend is connected. And gpsfake
+    takes its gpsd for ready as soon as $TMPDIR/gpsfake-<pid>.sock exists, a file a killed
+    gpsd leaves behind: in a shared /tmp, a gpsfake reusing an old pid added its device
+    before its gpsd listened, and that gpsd never had one ("No gps devices found" to the
+    end). So each gpsfake has a folder of its own."""
+
+    def __init__(self, log, port: int, cycle_s: float = 0.05):
+        self.port = port
+        self.steps = log.read_bytes().count(b"\n") + 1   # a sentence a line at most
+        self.released = False
+        self.folder = tempfile.mkdtemp(prefix="pieton-gpsfake-")
+        self.proc = subprocess.Popen(["gpsfake", "-1", "-q", "-n", "-i", "-P", str(port), "-c", str(cycle_s),
+                                      str(log)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     env=dict(os.environ, TMPDIR=self.folder))
+
+    def wait_listening(self, timeout: float = 60.0) -> None:
+        """Until its gpsd accepts connections (however slow the machine is to start it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, f"gpsfake exited with {self.proc.returncode} before gpsd listened"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, f"gpsfake's gpsd did not listen on {self.port} in {timeout} s"
+                time.sleep(0.05)
+
+    def release_once_connected(self, gps: GpsdGps) -> None:
+        """Let the log go as soon as ``gps`` is connected to this gpsd."""
+        if not self.released and gps.status()["state"] == "running":
+            self.proc.stdin.write(b"\n" * self.steps)
+            self.proc.stdin.flush()
+            self.released = True
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -47,26 +86,31 @@ class GpsFake:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
+        try:
+            self.proc.stdin.close()
+        except OSError:     # gpsfake gone with steps unread
+            pass
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _run(gps, until, timeout=15.0, during=None):
-    loop = asyncio.new_event_loop()
-    fixes = []
-
-    async def main():
-        gps.start(loop, fixes.append)
-        deadline = loop.time() + timeout
-        while not until(fixes) and loop.time() < deadline:
-            if during is not None:
-                during(loop.time())
-            await asyncio.sleep(0.02)
-
+def _started(log, port: int, **kw) -> GpsFake:
+    """gpsfake holding ``log``, once its gpsd listens."""
+    fake = GpsFake(log, port, **kw)
     try:
-        loop.run_until_complete(main())
+        fake.wait_listening()
+    except BaseException:
+        fake.stop()
+        raise
+    return fake
+
+
+def _through_gpsd(gps: GpsdGps, log, until, cycle_s: float = 0.05) -> list:
+    """The fixes of ``gps`` reading ``log`` through gpsfake's gpsd on its port, until ``until(fixes)``."""
+    fake = _started(log, gps.port, cycle_s=cycle_s)
+    try:
+        return run_gps(gps, until, timeout=30, during=lambda now: fake.release_once_connected(gps))
     finally:
-        gps.close()
-        loop.close()
-    return fixes
+        fake.stop()
 
 
 def _tpv_positions(chk):
@@ -81,14 +125,9 @@ def _tpv_positions(chk):
 def test_shared_log_through_real_gpsd():
     log = receiver_log("haicom-305N.log")          # moving, from no fix to 2D to 3D
     expected = _tpv_positions(log.with_name(log.name + ".chk"))
-    port = _free_port()
-    fake = GpsFake(log, port)
-    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
-    try:
-        fixes = _run(gps, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 5)
-        status = gps.status()
-    finally:
-        fake.stop()
+    gps = GpsdGps("127.0.0.1", _free_port(), poll_interval_s=0.05)
+    fixes = _through_gpsd(gps, log, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 5)
+    status = gps.status()
     good = [f for f in fixes if f.has_position]
     print(f"\ngpsd via gpsfake: {len(fixes)} polls, {len(good)} with a position, "
           f"{len({(f.lat, f.lon) for f in good})} distinct positions")
@@ -126,13 +165,8 @@ def _autun_route_log(path, seconds=40):
 def test_autun_route_through_real_gpsd(tmp_path):
     log = _autun_route_log(tmp_path / "autun-walk.log")
     fence = Geofence.from_config(load_config())
-    port = _free_port()
-    fake = GpsFake(log, port)
-    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
-    try:
-        fixes = _run(gps, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 6)
-    finally:
-        fake.stop()
+    gps = GpsdGps("127.0.0.1", _free_port(), poll_interval_s=0.05)
+    fixes = _through_gpsd(gps, log, lambda f: len({(x.lat, x.lon) for x in f if x.has_position}) >= 6)
     good = [f for f in fixes if f.has_position]
     assert len({(f.lat, f.lon) for f in good}) >= 6
     for fix in good:
@@ -145,11 +179,16 @@ def test_autun_route_through_real_gpsd(tmp_path):
     assert good[-1].lat < good[0].lat
 
 
-def test_gpsd_absent_then_started_reconnects_with_backoff():
+@pytest.fixture(scope="module")
+def autun_walk(tmp_path_factory):
+    """A minute of the simulated Autun walk, for the tests that only need a moving receiver."""
+    return _autun_route_log(tmp_path_factory.mktemp("gps") / "autun-walk.log", seconds=60)
+
+
+def test_gpsd_absent_then_started_reconnects_with_backoff(autun_walk, caplog):
     port = _free_port()
     gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
     state = {"fake": None, "seen_reconnecting": False, "error": None}
-    log = _autun_route_log_cached()
 
     def during(now):
         st = gps.status()
@@ -157,10 +196,13 @@ def test_gpsd_absent_then_started_reconnects_with_backoff():
             state["seen_reconnecting"] = True
             state["error"] = st["last_error"]
             if state["fake"] is None and st["reconnects"] >= 2:
-                state["fake"] = GpsFake(log, port)
+                state["fake"] = GpsFake(autun_walk, port)
+        if state["fake"] is not None:
+            state["fake"].release_once_connected(gps)
 
     try:
-        fixes = _run(gps, lambda f: any(x.has_position for x in f), timeout=20, during=during)
+        # the retries wait 0.5, 1, 2, 4, 8, 10 s: room for a gpsd slow to start on a loaded machine
+        fixes = run_gps(gps, lambda f: any(x.has_position for x in f), timeout=60, during=during)
     finally:
         if state["fake"] is not None:
             state["fake"].stop()
@@ -168,27 +210,19 @@ def test_gpsd_absent_then_started_reconnects_with_backoff():
     assert "Connection" in state["error"] or "refused" in state["error"].lower()
     assert any(f.has_position for f in fixes)
     assert gps.reconnects >= 2
+    # each retry waited twice as long as the one before, as the backend said
+    waits = [float(m.group(1)) for r in caplog.records if (m := re.search(r"retrying in ([\d.]+) s", r.getMessage()))]
+    assert waits[:2] == [BACKOFF_START_S, 2 * BACKOFF_START_S], waits
 
 
-_CACHE: dict = {}
-
-
-def _autun_route_log_cached():
-    if "log" not in _CACHE:
-        import tempfile
-        folder = tempfile.mkdtemp(prefix="pieton-gps-")
-        from pathlib import Path
-        _CACHE["log"] = _autun_route_log(Path(folder) / "autun-walk.log", seconds=60)
-    return _CACHE["log"]
-
-
-def test_gpsd_dying_mid_stream_is_reported_and_retried():
+def test_gpsd_dying_mid_stream_is_reported_and_retried(autun_walk):
     port = _free_port()
-    fake = GpsFake(_autun_route_log_cached(), port)
+    fake = _started(autun_walk, port)
     gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.05)
     seen = {"killed": False, "after": None}
 
     def during(now):
+        fake.release_once_connected(gps)
         if not seen["killed"] and gps.fixes >= 3 and gps.last_fix is not None and gps.last_fix.has_position:
             fake.stop()
             seen["killed"] = True
@@ -196,7 +230,7 @@ def test_gpsd_dying_mid_stream_is_reported_and_retried():
             seen["after"] = gps.status()
 
     try:
-        _run(gps, lambda f: seen["after"] is not None, timeout=20, during=during)
+        run_gps(gps, lambda f: seen["after"] is not None, timeout=30, during=during)
     finally:
         fake.stop()
     assert seen["killed"] and seen["after"] is not None
@@ -207,13 +241,9 @@ def test_a_jump_reported_by_gpsd_is_rejected_and_counted(tmp_path):
     log = tmp_path / "jump.log"
     # ~500 km north in one second
     log.write_text("# Date: 2026-09-21\n" + _simulated_nmea(30, jump_to=(51.50, 4.30), after_jump_s=8))
-    port = _free_port()
-    fake = GpsFake(log, port, cycle_s=0.03)
-    gps = GpsdGps("127.0.0.1", port, poll_interval_s=0.03)
-    try:
-        fixes = _run(gps, lambda f: any(x.has_position and x.lat > 51 for x in f) or gps.rejected.get("jump", 0) >= 3)
-    finally:
-        fake.stop()
+    gps = GpsdGps("127.0.0.1", _free_port(), poll_interval_s=0.03)
+    fixes = _through_gpsd(gps, log, lambda f: any(x.has_position and x.lat > 51 for x in f)
+                          or gps.rejected.get("jump", 0) >= 3, cycle_s=0.03)
     assert gps.rejected.get("jump", 0) >= 1
     good = [f for f in fixes if f.has_position]
     first_far = next((i for i, f in enumerate(fixes) if f.has_position and f.lat > 51), None)

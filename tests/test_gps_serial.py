@@ -16,6 +16,7 @@ import serial
 from drivers.errors import DriverUnavailable
 from drivers.gps import SerialNmeaGps, open_gps
 from drivers.nmea import sentence
+from tests.gps_support import run_gps
 from tools.benchmarks.gps import receiver_log
 
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
@@ -48,27 +49,6 @@ def pty_pair(tmp_path):
     _unplug(proc)
 
 
-def _collect(gps, writer_job, until, timeout=8.0):
-    """Run the backend on a loop while ``writer_job`` writes on the other end."""
-    loop = asyncio.new_event_loop()
-    fixes = []
-
-    async def main():
-        gps.start(loop, fixes.append)
-        writer = loop.run_in_executor(None, writer_job)
-        deadline = loop.time() + timeout
-        while not until(fixes) and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        await writer
-
-    try:
-        loop.run_until_complete(main())
-    finally:
-        gps.close()
-        loop.close()
-    return fixes
-
-
 def test_real_log_over_the_serial_line(pty_pair):
     receiver_port, camera_port = pty_pair
     log = receiver_log("bu353s4.log")
@@ -84,7 +64,7 @@ def test_real_log_over_the_serial_line(pty_pair):
             time.sleep(0.005)
 
     try:
-        fixes = _collect(gps, write, lambda f: len(f) >= 25)
+        fixes = run_gps(gps, lambda f: len(f) >= 25, timeout=8.0, alongside=write)
         status = gps.status()
     finally:
         line.close()
@@ -126,7 +106,7 @@ def test_garbage_and_binary_noise_are_counted_never_a_crash(pty_pair):
             time.sleep(0.01)
 
     try:
-        fixes = _collect(gps, write, lambda f: any(x.time and x.time.second == 8 for x in f))
+        fixes = run_gps(gps, lambda f: any(x.time and x.time.second == 8 for x in f), timeout=8.0, alongside=write)
     finally:
         line.close()
     stats = gps.reader.stats

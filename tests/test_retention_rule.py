@@ -5,11 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from recorder.retention import is_past_retention, retention_end
-
-
-def paris(*args) -> float:
-    from zoneinfo import ZoneInfo
-    return datetime(*args, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+from tests.conftest import paris
 
 
 @pytest.mark.parametrize("made, erased_at", [

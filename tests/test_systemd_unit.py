@@ -40,11 +40,12 @@ def values(sections, section, key):
     return [v for k, v in sections[section] if k == key]
 
 
-def unit_copy(tmp_path, text=None):
-    """The unit with ExecStart pointed at a binary that exists on this machine."""
-    text = UNIT.read_text() if text is None else text
-    assert f"ExecStart={INSTALLED_EXEC} " in text
-    copy = tmp_path / UNIT.name
+def unit_copy(tmp_path, text=None, *, unit=UNIT, command=""):
+    """``unit`` (or ``text``, an edited copy of it) with ExecStart pointed at a binary that
+    exists on this machine; its ExecStart must run ``pieton {command}``."""
+    text = unit.read_text() if text is None else text
+    assert f"ExecStart={INSTALLED_EXEC} {command}" in text
+    copy = tmp_path / unit.name
     copy.write_text(text.replace(f"ExecStart={INSTALLED_EXEC} ", f"ExecStart={need('true')} "))
     return copy
 

@@ -4,11 +4,9 @@ or in another one (the technician's command run as a subprocess)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 import serial
@@ -17,11 +15,11 @@ from drivers.serial_urls import open_serial
 from drivers.simcable import PtyCable, cable_folder
 from recorder.bundle import public_hex
 from recorder.config import load_config
-from recorder.daemon import Daemon, Options
 from recorder.errors import LinkError
 from recorder.link.listener import device_listener
 from recorder.link.protocol import open_port
 from tests.conftest import SMALL_VIDEO
+from tests.daemon_support import daemon_in_thread, stop_daemon
 from tests.tech_device import make_config, make_device, sign, technician
 from tools.cli import main
 
@@ -77,29 +75,12 @@ def test_the_daemon_listens_on_a_cable_named_in_its_configuration(tmp_path, chie
     with PtyCable(name="desk-1") as cable:
         config = load_config(make_config(tmp_path / "running", [public_hex(tech)], recipient,
                                          link={"serial_port": cable.device_url}, **SMALL_VIDEO))
-        loop = asyncio.new_event_loop()
-        daemon = Daemon(config, Options(tmp_path / "state", [recipient], simulated=True, control_socket=False,
-                                        notify=False), loop=loop)
-        started = threading.Event()
-
-        def run():
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(daemon.start())
-            started.set()
-            loop.run_until_complete(daemon.wait_stopped())
-            loop.run_until_complete(daemon.shutdown("test over"))
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
+        daemon, loop, thread = daemon_in_thread(config, tmp_path / "state", [recipient])
         try:
-            assert started.wait(30)
             assert daemon.status()["link"]["port"] == "simcable://desk-1/device"
             assert main(["config", "flash", str(bundle), "--port", "simcable://desk-1/host"]) == 0
             assert "device answer: accepted [applied]" in capsys.readouterr().out
             thread.join(30)  # a new configuration restarts the daemon
             assert daemon.restart_requested
         finally:
-            if thread.is_alive():
-                loop.call_soon_threadsafe(daemon.request_stop)
-                thread.join(30)
-            loop.close()
+            stop_daemon(daemon, loop, thread)

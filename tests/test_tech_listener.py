@@ -4,6 +4,7 @@ each transfer refused is journaled."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
@@ -55,11 +56,11 @@ class Host:
         self.port.close()
 
 
-@pytest.fixture
-def camera(tmp_path, chief):
-    _, tech = technician(tmp_path)
-    _, recipient = chief
-    device = make_device(tmp_path / "device", make_config(tmp_path / "running", [public_hex(tech)], recipient))
+@contextlib.contextmanager
+def listening_camera(folder, recipient):
+    """A camera whose listener answers on a pty cable, and the technician's end of it."""
+    _, tech = technician(folder)
+    device = make_device(folder / "device", make_config(folder / "running", [public_hex(tech)], recipient))
     with PtyCable() as cable:
         listener = device_listener(cable.device_url, device.updater, device.keeper, frame_timeout=FRAME_TIMEOUT_S,
                                    idle_timeout=IDLE_TIMEOUT_S).start()
@@ -67,6 +68,12 @@ def camera(tmp_path, chief):
         yield device, listener, host
         host.close()
         listener.close()
+
+
+@pytest.fixture
+def camera(tmp_path, chief):
+    with listening_camera(tmp_path, chief[1]) as rig:
+        yield rig
 
 
 @pytest.mark.parametrize("payload, shows", [
@@ -164,17 +171,8 @@ _RIG: dict = {}
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("listener-fuzz")
-    _, tech = technician(folder)
-    _, recipient = generate_identity()
-    device = make_device(folder / "device", make_config(folder / "running", [public_hex(tech)], recipient))
-    with PtyCable() as cable:
-        listener = device_listener(cable.device_url, device.updater, device.keeper, frame_timeout=FRAME_TIMEOUT_S,
-                                   idle_timeout=IDLE_TIMEOUT_S).start()
-        host = Host(cable.host_url)
-        yield device, listener, host
-        host.close()
-        listener.close()
+    with listening_camera(tmp_path_factory.mktemp("listener-fuzz"), generate_identity()[1]) as camera:
+        yield camera
 
 
 json_values = st.recursive(

@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import designate, read_jsonl
+from conftest import designate, paris, read_jsonl
 from test_vault_media import make_segments
 from vault_support import CAMERA, Clock, make_spool
 
@@ -28,12 +28,7 @@ from tools.vault.listing import list_recordings
 from tools.vault.retention import hold, purge, release, retention_end
 from tools.vault.vault import Vault, init_vault
 
-PARIS = ZoneInfo("Europe/Paris")
 DAY = 86400.0
-
-
-def paris(*args) -> float:
-    return datetime(*args, tzinfo=PARIS).timestamp()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from fractions import Fraction
 
 import av
 import cv2
@@ -18,6 +17,7 @@ import pytest
 from vault_support import CAMERA, START, store_recordings
 
 from recorder.evidence.age import generate_identity
+from tests.clip_support import write_clip
 from tools.benchmarks._face_scenes import Scenes, astronaut
 from tools.benchmarks.faces import covered
 from tools.cli import main
@@ -141,39 +141,16 @@ def detail(img) -> float:
     return cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
 
 
-def write_clip(path, seconds=2.0, audio=True):
-    """An MP4 as the remux writes it: a face crossing the frame, a caption band, a 440 Hz tone."""
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
-        video.options = {"preset": "ultrafast", "g": str(FPS)}
-        sound = out.add_stream("aac", rate=48000) if audio else None
-        if sound is not None:
-            sound.codec_context.layout = "mono"
-        for i in range(int(seconds * FPS)):
-            img, _ = face_frame(150 + i, 160, 64)
-            img[:20] = 255  # the caption's text
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for p in video.encode(frame):
-                out.mux(p)
-        if sound is not None:
-            for j in range(int(seconds * 48000) // 1024):
-                t = (j * 1024 + np.arange(1024)) / 48000
-                frame = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
-                                                   format="fltp", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = 48000, j * 1024, Fraction(1, 48000)
-                for p in sound.encode(frame):
-                    out.mux(p)
-            for p in sound.encode(None):
-                out.mux(p)
-        for p in video.encode(None):
-            out.mux(p)
+def face_crossing(i: int) -> np.ndarray:
+    """Frame i of a clip as the remux writes it: a face crossing the frame under a caption band."""
+    img, _ = face_frame(150 + i, 160, 64)
+    img[:20] = 255  # the caption's text
+    return img
 
 
 def test_anonymisation_blurs_the_face_masks_the_caption_drops_sound_and_shows_progress(tmp_path):
     plain, out = tmp_path / "plain.mp4", tmp_path / "training.mp4"
-    write_clip(plain, seconds=4.0)
+    write_clip(plain, 4 * FPS, face_crossing, tone_hz=440)
     said = []
     done = anonymise_segments(plain, out, progress=lambda t, total: said.append((round(t, 1), round(total, 1))),
                               progress_every=1.0)

@@ -4,7 +4,6 @@ clip leaves the vault before the chief signs off its contact sheet (logged twice
 import hashlib
 import json
 import re
-from fractions import Fraction
 
 import av
 import cv2
@@ -16,6 +15,7 @@ from vault_support import CAMERA, make_spool
 
 from recorder.errors import VaultError
 from recorder.evidence.age import generate_identity
+from tests.clip_support import write_clip
 from tools.cli import main
 from tools.vault.anonymise import anonymise_segments
 from tools.vault.extract import Request, extract
@@ -23,7 +23,7 @@ from tools.vault.ingest import ingest
 from tools.vault.plates import PlateMark, load_plate_file, parse_plate
 from tools.vault.training_approval import PENDING
 
-W, H, FPS = 640, 360, 30
+W, H = 640, 360
 PLATE = (80, 24)
 
 
@@ -37,20 +37,13 @@ def plate_clip(path, frames: int = 60) -> None:
     street = cv2.GaussianBlur(rng.integers(60, 160, (H, W, 3), dtype=np.uint8), (15, 15), 0)
     plate = np.full((PLATE[1], PLATE[0], 3), 235, np.uint8)
     cv2.putText(plate, "AB-123-CD", (3, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (10, 10, 10), 2)
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
-        video.options = {"preset": "ultrafast", "g": str(FPS)}
-        for i in range(frames):
-            img = street.copy()
-            x, y, w, h = plate_at(i)
-            img[y:y + h, x:x + w] = plate
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for p in video.encode(frame):
-                out.mux(p)
-        for p in video.encode(None):
-            out.mux(p)
+
+    def picture(i: int) -> np.ndarray:
+        img = street.copy()
+        x, y, w, h = plate_at(i)
+        img[y:y + h, x:x + w] = plate
+        return img
+    write_clip(path, frames, picture)
 
 
 def test_plate_boxes_are_read_from_the_command_line_or_a_file_and_bad_ones_named(tmp_path):
