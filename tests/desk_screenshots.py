@@ -48,6 +48,7 @@ def main(out: Path) -> int:
             driver.find_element(By.ID, "e-destinataire").send_keys("Parquet d'Autun")
             driver.find_element(By.ID, "e-nom").send_keys("pv-capture")
             driver.find_element(By.ID, "extraire").click()
+            WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.ID, "extraction-faite"))
             shot("extraction")
             driver.get(f"{desk.url}/enregistrements/{rid}")
             Select(driver.find_element(By.ID, "e-motif")).select_by_value("training")

@@ -183,8 +183,8 @@ def test_extraction_for_a_judicial_procedure_and_one_without_motive(browser, des
     browser.find_element(By.ID, "e-demandeur").send_keys("OPJ Durand")
     browser.find_element(By.ID, "e-destinataire").send_keys("Parquet d'Autun")
     browser.find_element(By.ID, "e-nom").send_keys("pv-desk-001")
-    browser.find_element(By.ID, "extraire").click()
-    assert browser.find_element(By.ID, "extraction-faite")
+    browser.find_element(By.ID, "extraire").click()  # the job's page, refreshed until the extraction is made
+    assert WebDriverWait(browser, 300).until(lambda b: b.find_elements(By.ID, "extraction-faite"))
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#fichiers a")]
     assert [link.rsplit("/", 1)[1] for link in links] == ["pv-desk-001.mp4", "pv-desk-001.report.html",
                                                           "pv-desk-001.report.json"]
