@@ -159,6 +159,12 @@ def test_a_training_extraction_from_the_desk_waits_until_the_chief_signs_off_its
     status, page = client.get(f"/formation/{xid}")
     assert status == 200
     sheet = (made["vault"] / PENDING / xid / "contact-sheet.html").read_text()
+    # The sheet's own page (opened from the vault's folder) is in French too, times with a comma.
+    words = html.unescape(re.sub(r'src="data:[^"]+"', "", sheet))
+    assert "<html lang=fr>" in words and "Planche contact de l'extraction de formation " + xid in words
+    assert "Visages : floutés : " in words and "Plaques : 1 cadre(s) tracé(s) par le chef de service" in words
+    assert "<figcaption>0,0 s</figcaption>" in words and "une toutes les 2,0 s de l'extrait" in words
+    assert not re.search(r"Contact sheet|Pending|pictures|Faces:|Plates:|blurred|box\(es\)", words), words
     assert re.findall(r'<img src="(data:image/jpeg[^"]+)"', page) == re.findall(r'<img src="(data:[^"]+)"', sheet)
     assert 'data-largeur="320" data-hauteur="240"' in page and 'alt="Image à 0,0 s du début de l\'extrait"' in html.unescape(page)
     assert "script-src 'self'" in client.headers["Content-Security-Policy"]

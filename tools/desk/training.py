@@ -92,7 +92,7 @@ def _plates(folder: Path, anonymised: dict) -> str:
     try:
         drawn = len(load_plate_file(folder / PLATES))
     except VaultError:  # made before the vault kept the boxes: the report's own words
-        return str(anonymised.get("plates", ""))
+        return in_french(anonymised.get("plates", ""))
     return f"{drawn} cadre(s) tracé(s), suivi(s) d'image en image" if drawn else "aucun cadre tracé"
 
 
