@@ -42,6 +42,7 @@ def main(out: Path) -> int:
             shot("consultation")
             fill_extraction(driver, motive="judicial", requester="OPJ Durand", recipient="Parquet d'Autun",
                             name="pv-capture")
+            WebDriverWait(driver, 300).until(lambda d: d.find_elements(By.ID, "extraction-faite"))
             shot("extraction")
             driver.get(f"{desk.url}/enregistrements/{rid}")
             fill_extraction(driver, motive="training", requester="Formation ENPM", recipient="Formateur",

@@ -79,6 +79,7 @@ def test_the_extractions_range_is_chosen_on_the_timeline(desk, made):  # noqa: F
     status, page = client.post(f"/enregistrements/{rid}/extraire", {
         "csrf": client.token(f"/enregistrements/{rid}/extraire"), "motif": "judicial", "demandeur": "OPJ Durand",
         "destinataire": "Parquet", "nom": "plage", "debut": start, "fin": end})
+    status, page = client.finish_job()
     assert status == 200 and 'id="extraction-faite"' in page
     report = json.loads((made["exports"] / "plage.report.json").read_text())
     assert report["mp4"]["range_s"][0] == pytest.approx(float(start), abs=0.05)

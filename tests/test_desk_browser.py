@@ -174,7 +174,8 @@ def test_extraction_for_a_judicial_procedure_and_one_without_motive(browser, des
     browser.get(f"{desk.url}/enregistrements/{rid}")
     fill_extraction(browser, motive="judicial", requester="OPJ Durand", recipient="Parquet d'Autun",
                     name="pv-desk-001")
-    assert browser.find_element(By.ID, "extraction-faite")
+    # the job's page, refreshed until the extraction is made
+    assert WebDriverWait(browser, 300).until(lambda b: b.find_elements(By.ID, "extraction-faite"))
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#fichiers a")]
     assert [link.rsplit("/", 1)[1] for link in links] == ["pv-desk-001.mp4", "pv-desk-001.report.html",
                                                           "pv-desk-001.report.json"]

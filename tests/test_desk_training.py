@@ -100,6 +100,16 @@ class Client:
         self.get(page)
         return self.post(action, {"csrf": self.token(action), **fields})
 
+    def finish_job(self, timeout: float = 300) -> tuple[int, str]:
+        """Follow the job page a form led to (as its refresh does) until it shows the result."""
+        deadline = time.monotonic() + timeout
+        status = 200
+        while (found := re.search(r'<a href="(/travaux/[0-9a-f]{16})" id="actualiser">', self.page)):
+            assert time.monotonic() < deadline, "the job did not end"
+            time.sleep(0.3)
+            status, _ = self.get(found.group(1))
+        return status, self.page
+
     def sign_in(self) -> None:
         self.get("/connexion")
         jeton = re.search(r'name="jeton" value="([^"]+)"', self.page).group(1)
@@ -127,6 +137,7 @@ def extract_for_training(client, made, name, plates=""):
     status, page = client.post(f"/enregistrements/{rid}/extraire", {
         "csrf": client.token(f"/enregistrements/{rid}/extraire"), "motif": "training", "demandeur": "Formation ENPM",
         "destinataire": "Formateur", "nom": name, "plaques": plates})
+    status, page = client.finish_job()
     assert status == 200, html.unescape(page)
     return re.search(r'href="/formation/(X-training-[0-9a-f]{16})"', page).group(1)
 
@@ -148,6 +159,12 @@ def test_a_training_extraction_from_the_desk_waits_until_the_chief_signs_off_its
     status, page = client.get(f"/formation/{xid}")
     assert status == 200
     sheet = (made["vault"] / PENDING / xid / "contact-sheet.html").read_text()
+    # The sheet's own page (opened from the vault's folder) is in French too, times with a comma.
+    words = html.unescape(re.sub(r'src="data:[^"]+"', "", sheet))
+    assert "<html lang=fr>" in words and "Planche contact de l'extraction de formation " + xid in words
+    assert "Visages : floutés : " in words and "Plaques : 1 cadre(s) tracé(s) par le chef de service" in words
+    assert "<figcaption>0,0 s</figcaption>" in words and "une toutes les 2,0 s de l'extrait" in words
+    assert not re.search(r"Contact sheet|Pending|pictures|Faces:|Plates:|blurred|box\(es\)", words), words
     assert re.findall(r'<img src="(data:image/jpeg[^"]+)"', page) == re.findall(r'<img src="(data:[^"]+)"', sheet)
     assert 'data-largeur="320" data-hauteur="240"' in page and 'alt="Image à 0,0 s du début de l\'extrait"' in html.unescape(page)
     assert "script-src 'self'" in client.headers["Content-Security-Policy"]
@@ -188,7 +205,8 @@ def test_boxes_drawn_on_the_sheet_make_the_clip_again_and_a_refusal_is_logged(cl
     status, page = client.send(f"/formation/{xid}", f"/formation/{xid}/refaire", {"plaques": "1.0,5,5,40,20\n2,3"})
     assert status == 400 and "ligne 2" in page and (made["vault"] / PENDING / xid).is_dir()
     # Made again with one more box: a new pending clip with both boxes, the first refused.
-    status, page = client.send(f"/formation/{xid}", f"/formation/{xid}/refaire", {"plaques": "1.0,200,150,60,30"})
+    client.send(f"/formation/{xid}", f"/formation/{xid}/refaire", {"plaques": "1.0,200,150,60,30"})
+    status, page = client.finish_job()
     assert status == 200, html.unescape(page)
     new = re.search(r"Planche contact de l'extraction de formation (X-training-[0-9a-f]{16})", html.unescape(page))[1]
     assert new != xid and not (made["vault"] / PENDING / xid).exists()

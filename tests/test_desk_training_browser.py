@@ -61,9 +61,11 @@ def test_a_box_drawn_on_the_contact_sheet_is_given_in_the_clips_pixels(browser, 
     field.send_keys(Keys.END, Keys.ENTER, "1.0,200,150,60,30")
     sheet = browser.find_element(By.TAG_NAME, "h1")
     browser.find_element(By.ID, "refaire").send_keys(Keys.ENTER)
-    # The clip is made again before the answer comes: wait for the sheet's page to go, rather
-    # than read its heading while it is still shown.
+    # The clip is made again by a job of the desk: wait for the sheet's page to go, then for its
+    # page (refreshed every 2 s) to lead to the new clip's sheet, rather than read a heading too early.
     WebDriverWait(browser, 120).until(expected_conditions.staleness_of(sheet))
+    WebDriverWait(browser, 300).until(lambda b: "/formation/X-training-" in b.current_url and xid not in b.current_url)
+    browser.find_element(By.ID, "planche")
     heading = browser.find_element(By.TAG_NAME, "h1").text
     new = heading.rsplit(" ", 1)[-1]
     assert new.startswith("X-training-") and new != xid

@@ -27,6 +27,7 @@ from recorder.errors import PietonError
 from tools.desk import pages, signin
 from tools.desk.access import DeskVault, Refused
 from tools.desk.health import HealthCheck
+from tools.desk.jobs import Jobs
 from tools.desk.sessions import IDLE_S, Session, Sessions, author
 from tools.desk.web import COOKIE, private
 from tools.desk.words import local, seconds
@@ -58,12 +59,16 @@ class Desk:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(local=lambda t: local(t, config.zone), seconds=seconds)
         self.health = HealthCheck()
+        self.jobs = Jobs(refused=lambda job, exc: self.journal_refusal(job.author, job.person, job.path, exc))
 
     # -- pages --------------------------------------------------------------------------
-    def page(self, request: Request, template: str, status: int = 200, **context) -> Response:
+    def page(self, request: Request, template: str, status: int = 200, *, vault: bool = True,
+             **context) -> Response:
+        """``vault=False``: without the health line, for a page that must not wait for the vault
+        (a job's, while the job holds it)."""
         session: Session | None = getattr(request.state, "session", None)
         health, training_waiting = None, 0
-        if session is not None:  # shown to the persons designated only
+        if session is not None and vault:  # shown to the persons designated only
             with self.vault.open() as vault:
                 health = self.health(vault, self.config.zone)
                 training_waiting = len(waiting(vault))
@@ -75,18 +80,22 @@ class Desk:
     def refused(self, request: Request, exc: Refused) -> Response:
         session = getattr(request.state, "session", None)
         if exc.attempt:
-            try:
-                with self.vault.open(author(session) if session else None) as vault:
-                    vault.log("desk-refused", path=request.url.path[:200], reason=exc.reason[:300],
-                              person=session.person if session else None)
-            except (PietonError, OSError) as log_exc:
-                log.warning("refusal not journaled: %s", log_exc)
+            self.journal_refusal(author(session) if session else None, session.person if session else None,
+                                 request.url.path, exc)
         try:
             return self.page(request, "refus.html", exc.status, title=exc.title, reason=exc.reason)
         except Exception:  # the vault (or the page itself) is unusable: the reason still shows, bare
             return private(self.templates.TemplateResponse(
                 request, "refus.html", {"session": None, "health": None, "title": exc.title,
                                         "reason": exc.reason}, status_code=exc.status))
+
+    def journal_refusal(self, operator: str | None, person: str | None, path: str, exc: Refused) -> None:
+        """An attempt to access, in the vault's journal (a failure to log it is the desk's own log's)."""
+        try:
+            with self.vault.open(operator) as vault:
+                vault.log("desk-refused", path=path[:200], reason=exc.reason[:300], person=person)
+        except (PietonError, OSError) as log_exc:
+            log.warning("refusal not journaled: %s", log_exc)
 
     # -- checks ---------------------------------------------------------------------------
     def same_origin(self, request: Request) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
 from tools.desk.access import Refused
 from tools.desk.forms import PURPOSES, reasons, recording_id
+from tools.desk.jobs import job_started
 from tools.desk.sessions import author
 from tools.desk.training import plate_lines
+from tools.desk.words import seconds
 from tools.vault.extract import Request, extract
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
@@ -59,17 +60,35 @@ async def extract_page(desk, request, session, form):
     request_ = Request([rid], asked["motif"], asked["demandeur"], asked["destinataire"], out, start, end,
                        plates=plates)
 
+    # The job's own references (not the session's): dropped when it ends.
+    identities, extracted, operator = list(session.identities), session.extracted, author(session)
+
     def run():
-        with desk.vault.open(author(session)) as vault:
+        with desk.vault.open(operator) as vault:
             if vault.index.recording(rid) is None:
                 raise Refused(404, "Enregistrement introuvable", f"Le coffre ne contient pas d'enregistrement {rid}.",
                               attempt=True)
-            return extract(vault, request_, session.identities)
-    result = await run_in_threadpool(run)
-    if result.pending is None:  # a training clip is offered once signed off (tools/desk/training.py)
-        session.extracted.add(out.stem)
-    return desk.page(request, "extraction.html", rid=rid, result=result, name=out.stem, folder=desk.config.exports,
-                     purpose=PURPOSES[asked["motif"]], asked=asked)
+            return extract(vault, request_, identities)
+
+    def shown(result):
+        if result.pending is None:  # a training clip is offered once signed off (tools/desk/training.py)
+            extracted.add(out.stem)
+        return {"template": "extraction.html", "context": {
+            "rid": rid, "result": result, "name": out.stem, "folder": desk.config.exports,
+            "purpose": PURPOSES[asked["motif"]], "asked": asked}}
+    job = desk.jobs.start(("extraction", rid, start, end, asked["motif"]), _what(rid, asked, start, end, out.name),
+                          session, request.url.path, run, shown)
+    return job_started(job)
+
+
+def _what(rid: str, asked: dict, start: str | None, end: str | None, name: str) -> str:
+    """The job's line: which recording, what for, which part, into which file."""
+    part = "en entier" if start is None and end is None else (
+        f"de {seconds(float(start or 0))} à {seconds(float(end)) if end else 'la fin'}")
+    kind = "anonymisée (visages floutés, son retiré) pour la formation" if asked["motif"] == "training" else (
+        f"pour : {PURPOSES[asked['motif']]}")
+    return (f"Extraction de {rid} {part}, {kind}, demandée par {asked['demandeur']} pour {asked['destinataire']}, "
+            f"dans le fichier {name}")
 
 
 async def download(desk, request, session, form):

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, StreamingResponse
 
 from recorder.errors import PietonError
-from tools.desk import cameras, extraction, journal_pages, search, training
+from tools.desk import cameras, extraction, jobs, journal_pages, search, training
 from tools.desk.access import Refused, duration_s, retention_end
 from tools.desk.forms import PURPOSES, choice, reasons, recording_id, stored_row
 from tools.desk.sessions import author
@@ -156,4 +156,5 @@ ROUTES = [
     *cameras.ROUTES,
     *search.ROUTES,
     *training.ROUTES,
+    *jobs.ROUTES,
 ]

@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse
 
 from recorder.errors import VaultError
 from tools.desk.access import Refused
+from tools.desk.jobs import job_started
 from tools.desk.sessions import author
 from tools.desk.web import private
 from tools.vault.anonymised_words import in_french
@@ -91,7 +92,7 @@ def _plates(folder: Path, anonymised: dict) -> str:
     try:
         drawn = len(load_plate_file(folder / PLATES))
     except VaultError:  # made before the vault kept the boxes: the report's own words
-        return str(anonymised.get("plates", ""))
+        return in_french(anonymised.get("plates", ""))
     return f"{drawn} cadre(s) tracé(s), suivi(s) d'image en image" if drawn else "aucun cadre tracé"
 
 
@@ -191,17 +192,21 @@ async def redo_page(desk, request, session, form):
     if not marks:
         raise Refused(400, "Demande incomplète", "Tracez ou écrivez au moins un cadre de plaque : rien n'a été fait.")
 
+    identities, operator = list(session.identities), author(session)  # the job's, dropped when it ends
+
     def run():
-        with desk.vault.open(author(session)) as vault:
+        with desk.vault.open(operator) as vault:
             _waiting_here(vault, xid)
-            identities = _signer(vault, session, "extract")
+            identify(vault, identities, "extract")
             result = extract(vault, Request(**redo_request(vault, xid, marks)), identities)
             new = result.report["extraction_id"]
-            reject(vault, xid, _signer(vault, session, "training-reject"),
-                   f"refaite avec {len(marks)} cadre(s) de plaque de plus : extraction {new}")
-            return new
-    new = await run_in_threadpool(run)
-    return private(RedirectResponse(f"/formation/{new}", status_code=303))
+            identify(vault, identities, "training-reject")
+            reject(vault, xid, identities, f"refaite avec {len(marks)} cadre(s) de plaque de plus : extraction {new}")
+            return {"redirect": f"/formation/{new}"}
+    job = desk.jobs.start(("redo", xid), f"Extrait de formation {xid} refait avec {len(marks)} cadre(s) de plaque "
+                          "de plus (visages floutés, plaques masquées) ; celui-ci sera refusé", session,
+                          request.url.path, run)
+    return job_started(job)
 
 
 ROUTES = [

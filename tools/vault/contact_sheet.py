@@ -12,6 +12,8 @@ from html import escape
 import cv2
 import numpy as np
 
+from tools.vault.anonymised_words import in_french
+
 EVERY_S = 2.0       # a picture every this many seconds of the clip
 WIDTH = 480         # px across each picture: a face 20 px wide in 1280 stays visible
 MAX_PICTURES = 300  # a long clip: the interval grows instead
@@ -43,20 +45,29 @@ class ContactSheet:
         self.next = (int(t / self.every + 1e-6) + 1) * self.every  # on a grid: no drift along the clip
 
     def html(self, extraction_id: str, anonymised: dict, approve: str) -> str:
+        """The sheet as a page of its own, in French (the chief reads it): every picture with
+        its time from the clip's start, what was blurred, and how to sign it off."""
         e = escape
-        marks = anonymised.get("plates", "no plate marked")
-        cells = "".join(f'<figure><img src="{uri}" alt="{t:.1f} s"><figcaption>{t:.1f} s</figcaption></figure>'
+        marks = in_french(anonymised.get("plates", "none marked by the chief"))
+        cells = "".join(f'<figure><img src="{uri}" alt="{t:.1f} s"><figcaption>{_french_s(t)}</figcaption></figure>'
                         for t, uri in self.pictures)
         style = ("body{font-family:sans-serif;margin:1.5em}.sheet{display:flex;flex-wrap:wrap;gap:8px}"
                  f"figure{{margin:0;text-align:center;font-size:13px}}img{{width:{WIDTH}px}}"
                  ".warn{background:#fff3cd;padding:.5em}code{background:#eee;padding:2px}")
-        return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Contact sheet "
+        return (f"<!DOCTYPE html><html lang=fr><head><meta charset=utf-8><title>Planche contact "
                 f"{e(extraction_id)}</title><style>{style}</style></head><body>"
-                f"<h1>Contact sheet of training extraction {e(extraction_id)}</h1>"
-                "<p class=warn>Pending: this clip leaves the vault only once you have checked every picture "
-                "(no face, no licence plate readable, no caption) and signed it off with:<br>"
-                f"<code>{e(approve)}</code><br>A plate still readable: run the extraction again with "
-                "<code>--plate T,X,Y,W,H</code> where it first shows, and reject this one.</p>"
-                f"<p>{len(self.pictures)} pictures, one every {self.every:.1f} s of the clip. "
-                f"Faces: {e(str(anonymised.get('faces', '')))}. Plates: {e(str(marks))}.</p>"
+                f"<h1>Planche contact de l'extraction de formation {e(extraction_id)}</h1>"
+                "<p class=warn>En attente : cet extrait ne quitte le coffre qu'une fois chaque image regardée "
+                "(aucun visage, aucune plaque lisible, aucune légende) et la planche validée, sur le poste du chef "
+                f"(page Formation) ou par la commande :<br><code>{e(approve)}</code><br>Une plaque encore lisible : "
+                "tracez son cadre sur la planche au poste du chef (ou refaites l'extraction avec "
+                "<code>--plate T,X,Y,W,H</code> là où elle apparaît d'abord), et refusez celle-ci.</p>"
+                f"<p>{len(self.pictures)} image(s), une toutes les {_french_s(self.every)} de l'extrait. "
+                f"Visages : {e(in_french(anonymised.get('faces', '')))}. Plaques : {e(marks)}.</p>"
                 f"<div class=sheet>{cells}</div></body></html>\n")
+
+
+def _french_s(t: float) -> str:
+    """``3,5 s``: the decimal comma of the page's language (the alt keeps the point, read back
+    by ``pictures``)."""
+    return f"{t:.1f}".replace(".", ",") + " s"
