@@ -128,7 +128,8 @@ PASSES = (Pass(0.75, 0.3, doubt=0.03),)
 # BlazeFace 0.59), which requiring both over 0.3 refused. The weights and the sum were fitted
 # on frames of another seed than the benchmark's (Scenes(7)), not on the benchmark: on it,
 # recall 0.920 with 3 face-free frames of 99 blurred, against 0.910 and 4 with both scores
-# at least 0.3 (and the doubt at 0.05).
+# at least 0.3 (and the doubt at 0.05). The price: some 18 doubts a frame confirmed instead
+# of 6: a search takes 498 ms of CPU on one thread instead of 244 (`pieton bench faces`).
 CONFIRM_ZOOM, CONFIRM_SIDE = 3.0, 96
 BLAZE_ZOOM, BLAZE_SIDE = 4.0, 192
 BLAZE_WEIGHT, CONFIRM_LOGIT = 1.68, -0.88
