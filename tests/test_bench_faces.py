@@ -87,6 +87,23 @@ def test_confirmation_refuses_what_only_one_network_or_neither_takes_for_a_face(
     assert detector.blaze_score(np.full((192, 192, 3), 128, np.uint8)) < 0.1
 
 
+def test_a_blurred_infrared_face_one_second_look_is_sure_of_is_confirmed_though_the_other_hesitates():
+    """A face 26 px wide in infrared (frame 23 of Scenes(7), composed from skimage's shipped
+    LFW faces): CenterFace's zoomed look scores it under 0.3, BlazeFace's near 0.6; requiring
+    both over 0.3 left it unblurred, their log-odds weighed together keep it."""
+    scenes = Scenes(seed=7)
+    frame = [scenes.still(5, ("colour", "motion-blur", "infrared")[i % 3]) for i in range(24)][-1]
+    truth = (333, 651, 26, 26)
+    assert frame.variant == "infrared" and truth in frame.faces
+    detector = FaceDetector(passes=PASSES)
+    (p,) = PASSES
+    assert covered(blur_rects(frame.image.shape, [f.box for f in detector.detect(frame.image)]), truth)
+    doubtful = [f for f in detector.look(frame.image, Pass(p.scale, p.doubt))
+                if f.score < p.threshold and overlap(f.box, truth) > 0.3]
+    assert doubtful and all(f.score < p.threshold for f in doubtful)
+    assert any(detector.confirmed(frame.image, f) for f in doubtful)
+
+
 def test_a_detector_without_a_doubt_loads_no_second_network_and_says_so_if_asked():
     detector = FaceDetector(passes=(Pass(0.75, 0.2),))
     with pytest.raises(ValueError, match="confirms nothing"):

@@ -48,11 +48,13 @@ SIZE_BINS = ((20, 35), (35, 55), (55, 80), (80, 111))
 # (name, passes): main's detector first, the anonymiser's (PASSES) last. Main's anonymiser
 # (x0.75 score 0.2 + x1.5 score 0.4 for faces <= 45 px) is left out: its x1.5 look cost
 # 556 ms a frame, 5 minutes of the full run; it had recall 0.853 on the benchmark before the
-# motion blur followed a 1/30 s exposure (tools/benchmarks/_face_scenes.py).
+# motion blur followed a 1/30 s exposure (tools/benchmarks/_face_scenes.py). Left out too: an
+# x0.5 look added to the anonymiser's (recall 0.922, 5.1 % of face-free frames blurred, 226 ms
+# a search on a quiet machine, with confirmation by both scores at least 0.3).
 CONFIGS = (
     ("main: x0.75 (960 px), score 0.2", (Pass(0.75, 0.2),)),
     ("x0.75 score 0.2, from 0.05 if confirmed", (Pass(0.75, 0.2, doubt=0.05),)),
-    ("x0.75 score 0.3, from 0.05 if confirmed, + x0.5 same", (Pass(0.75, 0.3, doubt=0.05), Pass(0.5, 0.3, doubt=0.05))),
+    ("x0.75 score 0.3, from 0.05 if confirmed", (Pass(0.75, 0.3, doubt=0.05),)),
     ("anonymiser (faces.PASSES)", PASSES),
 )
 
