@@ -9,6 +9,9 @@ import importlib
 import sys
 
 import recorder
+from recorder.arguments import refuse_argv
+from recorder.errors import PietonError
+from recorder.inputs import explain_os_error
 
 # Modules that add subcommands, in the order `pieton --help` lists them.
 COMMAND_MODULES = [
@@ -39,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    refused = refuse_argv(argv)
+    if refused:
+        parser.error(refused)  # the usage line and exit 2, before anything is opened or written
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -47,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except PietonError as exc:  # what a command let through: bad input, said plainly
+        print(f"pieton {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the system refused: name it and say why
+        print(f"pieton {args.command}: {explain_os_error(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
