@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from drivers.errors import PietonError
 
 DEFAULT_ZONE = "Europe/Paris"
-FIRST_YEAR, LAST_YEAR = 1970, 2199  # no recording, log or arrêté of ours falls outside
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # years 1 and 9999 overflow once moved to UTC
 
 _FRENCH = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:h](\d{2})(?::(\d{2}))?)?")
 

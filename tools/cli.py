@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     refused = refuse_argv(argv)
-    if refused:
-        parser.error(refused)  # the usage line and exit 2, before anything is opened or written
+    if refused:  # said before anything is opened or written
+        parser.print_usage(sys.stderr)
+        print(f"pieton: error: {refused}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

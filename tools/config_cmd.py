@@ -80,7 +80,7 @@ def register(subparsers) -> None:
     sign = actions.add_parser("sign", help="make a signed bundle of a configuration and the files it references")
     sign.add_argument("file", help="the configuration TOML")
     sign.add_argument("--key", required=True, help="the technician key (pieton keys technician)")
-    sign.add_argument("--version", required=True, type=bounded_int(1, 2**63 - 1), help="the bundle version, above the device's")
+    sign.add_argument("--version", required=True, type=bounded_int(0, 2**63 - 1), help="the bundle version, above the device's")
     target = sign.add_mutually_exclusive_group(required=True)
     target.add_argument("--device", metavar="ID", help="for this camera only")
     target.add_argument("--fleet", metavar="NAME", help="for every camera of this fleet")

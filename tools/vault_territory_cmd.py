@@ -44,7 +44,7 @@ def register(sub, run, load_identities) -> None:
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
     p.add_argument("--arrete", metavar="REF", help="the arrêté's reference, as the cameras' [authorisation] arrete")
     p.add_argument("--date", metavar="D", help=f"the day the prefect signed it ({_DATES})")
-    p.add_argument("--cameras", type=bounded_int(1, 100_000), metavar="N", help="the number of cameras it authorises")
+    p.add_argument("--cameras", type=bounded_int(0, 100_000), metavar="N", help="the number of cameras it authorises")
     p.add_argument("--communes", nargs="+", metavar="INSEE", help="the communes it covers, by INSEE code")
     p.add_argument("--until", metavar="D", help=f"its end date, when it has one ({_DATES})")
     for key, what in (("mairie", "the data controller as the public knows it, e.g. \"Mairie d'Autun\""),

@@ -381,6 +381,8 @@ def load_identities(path, passphrase=None) -> list[str]:
     (``age -p``, armored or not), as the age CLI reads them. ``passphrase`` may be a
     string or a callable asked only if the file is protected."""
     name = str(path)
+    if not os.path.lexists(path):
+        raise AgeError(f"identity file {name}: no such file")
     try:  # bounded, and a named pipe refused without waiting for a writer
         data = read_bounded(path, "identity", what=f"identity file {name}")
     except InputError as exc:
