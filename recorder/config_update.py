@@ -50,7 +50,7 @@ from recorder.bundle import (
 from recorder.config import DEFAULT_CONFIG, Config, load_config, parse_config
 from recorder.errors import BundleError, ConfigError
 from recorder.evidence.chain import fsync_dir, write_atomic
-from recorder.inputs import InputError, load_json_file
+from recorder.inputs import InputError, load_json_file, read_bounded
 from recorder.rehearsal import rehearse
 
 log = logging.getLogger(__name__)
@@ -428,11 +428,11 @@ def load_device_config(path: str | Path | None, state_dir: str | Path) -> tuple[
         return installed
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
-        data = path.read_bytes()
-    except OSError as exc:
+        data = read_bounded(path, "bundle", what=f"{path}: configuration")  # never an endless read
+    except InputError as exc:
         if path.suffix in (".bundle", ".pbn") or provisioned.has_copy(state_dir):
-            return provisioned.load(path, None, state_dir, f"{path}: cannot read configuration: {exc.strerror}")
-        raise ConfigError([f"{path}: cannot read configuration: {exc.strerror}"]) from None
+            return provisioned.load(path, None, state_dir, str(exc))
+        raise ConfigError([str(exc)]) from None
     if not is_bundle(data) and path.suffix not in (".bundle", ".pbn"):
         # a plain TOML (simulation, development); a notice at fault does not stop the daemon
         return load_config(path, notice_fault_ok=True), 0

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from recorder.arguments import bounded_float
 from recorder.errors import ControlError, PietonError
 
 log = logging.getLogger(__name__)
@@ -441,7 +442,7 @@ def register_ctl(subparsers) -> None:
     status.add_argument("-v", "--verbose", action="store_true",
                         help="every field, not only the summary (state, recording, agent, storage, battery, "
                              "GPS, clock, faults)")
-    status.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    status.add_argument("--timeout", type=bounded_float(0.1, 600, " seconds"), default=3.0, help="seconds to wait for the answer")
     status.set_defaults(func=cmd_status)
 
 

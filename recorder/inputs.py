@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,13 @@ def read_bounded(path: str | os.PathLike, kind: str, *, limit: int | None = None
     limit = LIMITS[kind] if limit is None else limit
     name = what or f"{kind} {os.fspath(path)}"
     try:
-        with open(path, "rb") as handle:
+        # Opened without waiting: a named pipe with no writer would block open() for ever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as handle:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+                raise InputError(f"{name}: a named pipe or socket, not a file")
+            os.set_blocking(fd, True)
             data = handle.read(limit + 1)
     except IsADirectoryError:
         raise InputError(f"{name}: is a folder, not a file") from None
@@ -165,6 +172,15 @@ def expect_object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(f"{what}: expected a JSON object, found {type(value).__name__}")
     return value
+
+
+def explain_os_error(exc: OSError) -> str:
+    """``file: reason`` for an error the system gave on a file or folder given by a person."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    why = exc.strerror or str(exc)
+    if isinstance(exc, FileExistsError) and not os.path.isdir(exc.filename or ""):
+        why = "a file is there where a folder is needed"  # mkdir(parents=True) under a file
+    return where + why
 
 
 def _size(limit: int) -> str:

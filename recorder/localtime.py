@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from drivers.errors import PietonError
 
 DEFAULT_ZONE = "Europe/Paris"
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # years 1 and 9999 overflow once moved to UTC
 
 _FRENCH = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:h](\d{2})(?::(\d{2}))?)?")
 
@@ -41,6 +42,8 @@ def parse_time(text: str, zone_name: str | None = None, *, what: str = "time") -
     tz = zone(zone_name)
     raw = text.strip()
     naive = _read(raw, what)
+    if not FIRST_YEAR <= naive.year <= LAST_YEAR:  # year 1 or 9999 would overflow once moved to UTC
+        raise TimeError(f"{what} {raw!r}: the year {naive.year} is out of range ({FIRST_YEAR} to {LAST_YEAR})")
     if naive.tzinfo is not None:
         return naive.timestamp()
     return _localise(naive, tz, raw, what).timestamp()

@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from recorder.arguments import bounded_int
 from recorder.assignment import sign_assignment, sign_assignment_end
 from recorder.bundle import load_technician_key
 from recorder.errors import AssignmentError, BundleError, LinkError
@@ -29,6 +30,7 @@ from recorder.inputs import InputError, check_name_length
 from recorder.localtime import DEFAULT_ZONE, format_local, parse_time, zone
 from tools.config_cmd import describe
 from tools.link_client import CameraReplyError, FlashClient
+from tools.outputs import refuse_overwrite
 
 
 def register(subparsers) -> None:
@@ -49,10 +51,11 @@ def register(subparsers) -> None:
     to = assign.add_mutually_exclusive_group(required=True)
     to.add_argument("--port", help="the camera's serial port (or simcable://NAME/host)")
     to.add_argument("--out", metavar="FILE", help="write the signed assignment to FILE instead of sending it")
-    assign.add_argument("--baud", type=int, default=115200, help="the serial link's speed (default 115200)")
+    assign.add_argument("--baud", type=bounded_int(50, 4_000_000, " baud"), default=115200,
+                        help="the serial link's speed (default 115200)")
     assign.add_argument("--key", required=True, help="the assigner's key, or a technician's where the camera "
                                                      "lists no [keys] assigners (pieton keys technician)")
-    assign.add_argument("--counter", type=int, help="the anti-replay counter (default: the camera's last + 1, "
+    assign.add_argument("--counter", type=bounded_int(0, 2**63 - 1), help="the anti-replay counter (default: the camera's last + 1, "
                                                     "or with --out the time in milliseconds)")
     assign.set_defaults(func=cmd_assign)
 
@@ -92,8 +95,9 @@ def cmd_assign(args) -> int:
     try:
         until = None if args.end else parse_until(args.until, args.timezone)
         key = load_technician_key(args.key)
-    except ValueError as exc:
-        print(str(exc), file=sys.stderr)
+    except (ValueError, OverflowError) as exc:  # OverflowError: +99999999999h
+        print(f"--until {args.until!r}: too far ahead to be a time"
+              if isinstance(exc, OverflowError) else str(exc), file=sys.stderr)
         return 2
     if until is not None and until <= time.time():
         print(f"--until {args.until!r} is already past", file=sys.stderr)
@@ -133,6 +137,7 @@ def _to_file(args, key, until: float) -> int:
             raise InputError(f"--out {out}: is a folder; name the file to write")
         if not out.parent.is_dir():
             raise InputError(f"--out {out}: folder {out.parent} does not exist")
+        refuse_overwrite(out, "--out", "an assignment", lambda head: b'"kind":"pieton/assignment' in head)
         write_atomic(out, data, mode=0o600)  # it names the agent: not for every user of the desk
     except (AssignmentError, BundleError) as exc:
         print(f"cannot assign [{exc.code}]: {exc.reason}", file=sys.stderr)

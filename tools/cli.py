@@ -9,6 +9,9 @@ import importlib
 import sys
 
 import recorder
+from recorder.arguments import refuse_argv
+from recorder.errors import PietonError
+from recorder.inputs import explain_os_error
 
 # Modules that add subcommands, in the order `pieton --help` lists them.
 COMMAND_MODULES = [
@@ -50,6 +53,12 @@ def _describe(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    refused = refuse_argv(argv)
+    if refused:  # said before anything is opened or written
+        parser.print_usage(sys.stderr)
+        print(f"pieton: error: {refused}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -58,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except PietonError as exc:  # what a command let through: bad input, said plainly
+        print(f"pieton {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the system refused: name it and say why
+        print(f"pieton {args.command}: {explain_os_error(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

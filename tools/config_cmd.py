@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 from recorder import card_answer
+from recorder.arguments import bounded_int
 from recorder.assignment import REASONS as ASSIGNMENT_REASONS
 from recorder.bundle import (
     MAGIC,
@@ -45,6 +46,7 @@ from recorder.inputs import InputError, read_bounded
 from recorder.link.protocol import LINK_REASONS
 from recorder.toml_writer import toml_value
 from tools.link_client import CameraReplyError, FlashClient
+from tools.outputs import refuse_overwrite
 from tools.vault.authorisation import typed_date
 
 
@@ -89,7 +91,7 @@ def register(subparsers) -> None:
     sign = actions.add_parser("sign", help="make a signed bundle of a configuration and the files it references")
     sign.add_argument("file", help="the configuration TOML")
     sign.add_argument("--key", required=True, help="the technician key (pieton keys technician)")
-    sign.add_argument("--version", required=True, type=int, help="the bundle version, above the device's")
+    sign.add_argument("--version", required=True, type=bounded_int(0, 2**63 - 1), help="the bundle version, above the device's")
     target = sign.add_mutually_exclusive_group(required=True)
     target.add_argument("--device", metavar="ID", help="for this camera only")
     target.add_argument("--fleet", metavar="NAME", help="for every camera of this fleet")
@@ -103,7 +105,8 @@ def register(subparsers) -> None:
     where = flash.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", help="the camera's serial port, e.g. /dev/ttyACM0")
     where.add_argument("--dir", metavar="MOUNTPOINT", help="a mounted SD card: the bundle goes to MOUNTPOINT/inbox/")
-    flash.add_argument("--baud", type=int, default=115200, help="the serial link's speed (default 115200)")
+    flash.add_argument("--baud", type=bounded_int(50, 4_000_000, " baud"), default=115200,
+                       help="the serial link's speed (default 115200)")
     flash.add_argument("--full", action="store_true",
                        help="send every file, even those the camera already holds")
     flash.set_defaults(func=cmd_flash)
@@ -142,6 +145,8 @@ def _running(path: str):
 def _starts_like_bundle(path: str) -> bool:
     """Whether the file begins with the bundle magic: a TOML is then read with its own,
     smaller, size limit."""
+    if _is_pipe(path):  # opening it would wait for a writer; the loader refuses it plainly
+        return False
     try:
         with open(path, "rb") as handle:
             return is_bundle(handle.read(len(MAGIC)))
@@ -296,7 +301,11 @@ def cmd_sign(args) -> int:
         return 2
     out = Path(args.out)
     try:
+        refuse_overwrite(out, "--out", "a bundle", is_bundle)
         write_atomic(out, data)
+    except InputError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"cannot write {out}: {exc.strerror}", file=sys.stderr)
         return 2

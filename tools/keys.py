@@ -24,6 +24,7 @@ from recorder.errors import AgeError
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from recorder.evidence.age_keys import MAX_SCRYPT_WORK_FACTOR, SCRYPT_WORK_FACTOR
 from recorder.evidence.format import CAMERA_ID_HELP, is_camera_id
+from recorder.inputs import explain_os_error
 
 PASSPHRASE_ENV = "PIETON_PASSPHRASE"
 # An identity in clear is for test fixtures only, and only when this variable says so
@@ -108,7 +109,7 @@ def _run(action):
             print(f"pieton {args.command}: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
-            print(f"pieton {args.command}: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+            print(f"pieton {args.command}: {explain_os_error(exc)}", file=sys.stderr)
             return 2
     cmd.__name__ = action.__name__
     return cmd

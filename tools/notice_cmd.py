@@ -23,6 +23,7 @@ from recorder.config import DEFAULT_CONFIG, check_values
 from recorder.evidence.chain import write_atomic
 from recorder.inputs import InputError, read_bounded
 from recorder.notice import LAW, speech_level
+from tools.outputs import refuse_overwrite
 
 SPEED_WPM = 150   # espeak-ng's words per minute: slow enough to be understood in the street
 TIMEOUT_S = 60
@@ -73,7 +74,10 @@ def cmd_build(args) -> int:
     if problem:
         return _fail(f"espeak-ng's audio for {text!r} is {problem} ({LAW})")
     try:
+        refuse_overwrite(out, "--out", "a WAV", lambda head: head.startswith(b"RIFF"))
         write_atomic(out, wav)
+    except InputError as exc:
+        return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{out}: cannot be written ({exc.strerror or exc})")
     print(f"{out}: {len(samples) / rate:.1f} s, \"{text}\"")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from recorder.arguments import bounded_float
 from recorder.control import DEFAULT_STATE_DIR, Connection, socket_path
 from recorder.errors import ControlError
 
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--fix-wait", type=float, default=20.0, metavar="S",
                    help="seconds to wait for a GPS fix and a synchronised clock when there is none yet "
                         "(default 20, at most 60)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="S",
+    p.add_argument("--wait", type=bounded_float(0, 600, " seconds"), default=0.0, metavar="S",
                    help="wait up to S seconds for the daemon to be armed (just after boot)")
     p.set_defaults(func=cmd_selftest)
 

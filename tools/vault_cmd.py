@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from recorder.arguments import bounded_int
 from recorder.errors import AgeError, PietonError, VaultError, VerificationError
-from recorder.inputs import read_bounded
+from recorder.inputs import explain_os_error, read_bounded
 from tools import vault_people_cmd, vault_territory_cmd, vault_training_cmd
 
 _TIMES = "27/11/2026 14:05 or 2026-11-27T14:05, local time in the vault's zone unless an offset is given"
@@ -153,7 +154,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("stats", help="yearly figures for the préfet")
     _vault(p)
-    p.add_argument("--year", type=int, required=True, help="the calendar year, e.g. 2026")
+    p.add_argument("--year", type=bounded_int(2000, 2200), required=True, help="the calendar year, e.g. 2026")
     p.add_argument("--json", action="store_true", help=_JSON)
     p.set_defaults(func=cmd_stats)
 
@@ -185,7 +186,7 @@ def _run(fn):
             print(f"pieton vault: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
-            print(f"pieton vault: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"pieton vault: {explain_os_error(exc)}", file=sys.stderr)
             return 2
     wrapper.__name__ = fn.__name__
     return wrapper

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from recorder.arguments import bounded_int
 from recorder.config import load_config
 from recorder.errors import ConfigError, VaultError
 from recorder.localtime import TimeError, parse_time
@@ -45,7 +46,7 @@ def register(sub, run, load_identities) -> None:
     p.add_argument("vault", metavar="VAULT", help="the vault folder")
     p.add_argument("--arrete", metavar="REF", help="the arrêté's reference, as the cameras' [authorisation] arrete")
     p.add_argument("--date", metavar="D", help=f"the day the prefect signed it ({_DATES})")
-    p.add_argument("--cameras", type=int, metavar="N", help="the number of cameras it authorises")
+    p.add_argument("--cameras", type=bounded_int(0, 100_000), metavar="N", help="the number of cameras it authorises")
     p.add_argument("--communes", nargs="+", metavar="INSEE", help="the communes it covers, by INSEE code")
     p.add_argument("--until", metavar="D", help=f"its end date, when it has one ({_DATES})")
     for key, what in (("mairie", "the data controller as the public knows it, e.g. \"Mairie d'Autun\""),

@@ -17,12 +17,12 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from recorder.errors import AgeError, StorageFull
+from recorder.inputs import InputError, read_bounded
 
 from .age_format import (
     Header,
@@ -381,12 +381,12 @@ def load_identities(path, passphrase=None) -> list[str]:
     (``age -p``, armored or not), as the age CLI reads them. ``passphrase`` may be a
     string or a callable asked only if the file is protected."""
     name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise AgeError(f"identity file {name}: no such file") from None
-    except OSError as exc:
-        raise AgeError(f"identity file {name}: {exc.strerror}") from None
+    if not os.path.lexists(path):
+        raise AgeError(f"identity file {name}: no such file")
+    try:  # bounded, and a named pipe refused without waiting for a writer
+        data = read_bounded(path, "identity", what=f"identity file {name}")
+    except InputError as exc:
+        raise AgeError(str(exc)) from None
     if not (data.startswith(b"age-encryption.org/") or is_armored(data)):
         return parse_identity_lines(data, f"identity file {name}")
     header = read_header(io.BytesIO(dearmor(data, name) if is_armored(data) else data), name)
