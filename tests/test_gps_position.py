@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -217,6 +218,28 @@ def test_gps_parse_command(capsys):
     assert fixes and set(fixes[0]) == {"time", "lat", "lon", "alt", "mode", "sats", "hdop"}
     assert counts["rejected"] == {"truncated": 1}
     assert main(["gps", "parse", "/no/such/log"]) == 2
+
+
+def test_gps_parse_refuses_a_file_that_is_no_capture(tmp_path, capsys):
+    """A technician who checks the wrong file (random bytes, an empty file, a named pipe
+    nobody writes) is told so with exit 2, not shown '0 fixes' and a success."""
+    from tools.cli import main
+    garbage = tmp_path / "garbage.nmea"
+    garbage.write_bytes(bytes(range(256)) * 12 + b"$GPGGA,garbled*ZZ\r\n")
+    empty = tmp_path / "empty.nmea"
+    empty.write_bytes(b"")
+    fifo = tmp_path / "fifo.nmea"
+    os.mkfifo(fifo)
+    assert main(["gps", "parse", str(garbage)]) == 2
+    assert f"{garbage} holds no NMEA sentence" in capsys.readouterr().err
+    assert main(["gps", "parse", str(empty)]) == 2
+    assert f"{empty} is empty" in capsys.readouterr().err
+    assert main(["gps", "parse", str(fifo)]) == 2          # returns: open() does not wait for a writer
+    assert "is empty" in capsys.readouterr().err
+    # a receiver still searching (sentences, no fix) is a capture: exit 0
+    searching = tmp_path / "searching.nmea"
+    searching.write_bytes(b"$GPGSA,A,1,,,,,,,,,,,,,,,*1E\r\n")
+    assert main(["gps", "parse", str(searching)]) == 0
 
 
 def test_a_receiver_that_cannot_start_leaves_position_unknown(sim):

@@ -8,8 +8,8 @@ then the count of sentences read, used, ignored and rejected by reason.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from pathlib import Path
 
 from drivers.nmea import NmeaReader
 
@@ -36,10 +36,18 @@ def _row(fix) -> str:
     return f"{when:24s}  {fix.lat:12.7f} {fix.lon:13.7f} {alt}  {fix.mode}D  sats {sats:>2}  hdop {hdop}"
 
 
+def _open(path: str):
+    """Opened without waiting: a named pipe with no writer would block open() for ever (it
+    reads as empty instead); a serial device or a pipe being written is read as it comes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    return open(fd, "rb")
+
+
 def cmd_parse(args) -> int:
     reader = NmeaReader(comments=True)
     try:
-        source = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")
+        source = sys.stdin.buffer if args.file == "-" else _open(args.file)
     except OSError as exc:
         print(f"pieton gps parse: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
@@ -79,4 +87,9 @@ def cmd_parse(args) -> int:
         rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(stats.rejected.items())) or "none"
         print(f"{fixes} fixes; sentences read {stats.read}, used {stats.used}, ignored {stats.ignored}, "
               f"rejected {sum(stats.rejected.values())} ({rejected})")
+    if stats.used == 0 and stats.ignored == 0:
+        # Not a receiver's capture: a technician checking the wrong file must not read "OK".
+        what = "is empty" if stats.read == 0 else f"holds no NMEA sentence ({stats.read} lines rejected)"
+        print(f"pieton gps parse: {args.file} {what}", file=sys.stderr)
+        return 2
     return 0
