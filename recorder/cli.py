@@ -41,8 +41,8 @@ def _common(parser: argparse.ArgumentParser, state_required: bool = False) -> No
     parser.add_argument("-v", "--verbose", action="store_true", help="print the daemon's log as it goes")
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+def _logging(verbose: bool, quiet: int = logging.WARNING) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else quiet,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
@@ -102,7 +102,7 @@ def simulate(scenario_path, state_dir, *, config_path=None, recipients=(), realt
 def cmd_simulate(args) -> int:
     from recorder.scenario import verdict
     from recorder.summary import print_summary
-    _logging(args.verbose)
+    _logging(args.verbose, quiet=logging.ERROR)   # warnings (a refused start...) are in the summary
     try:
         player = simulate(args.scenario, args.state_dir, config_path=args.config,
                           recipients=args.recipient, realtime=args.realtime, control_socket=True)

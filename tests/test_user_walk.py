@@ -4,6 +4,8 @@ command does, the training sign-off ignored PIETON_IDENTITY, the register showed
 filters and period as program text in UTC, and `vault view` left the chief with no way on."""
 
 import argparse
+import subprocess
+import sys
 import textwrap
 
 from vault_support import CAMERA, make_spool
@@ -170,3 +172,28 @@ def test_cameras_and_yearly_figures_read_as_people_read_them(tmp_path, monkeypat
     assert main(["vault", "stats", v, "--year", "2026"]) == 0
     out = capsys.readouterr().out
     assert "{" not in out and "'" not in out   # no program notation
+
+
+def test_simulate_prints_its_summary_without_the_daemons_log_lines(tmp_path):
+    """Without -v, a refused start is told once, in the summary, not also as a log line of
+    wall-clock time that contradicts the simulated times beside it."""
+    scenario = tmp_path / "outside.toml"
+    scenario.write_text(textwrap.dedent("""\
+        [scenario]
+        name = "a press in Paris"
+        duration_s = 6
+        [[event]]
+        at = 0.5
+        do = "gps_route"
+        points = [[48.8566, 2.3522], [48.8570, 2.3530]]
+        speed_mps = 1.4
+        [[event]]
+        at = 3
+        do = "press"
+        """))
+    _identity, recipient = generate_identity()
+    done = subprocess.run([sys.executable, "-m", "tools.cli", "simulate", str(scenario), "--state-dir",
+                           str(tmp_path / "camera"), "--recipient", recipient],
+                          capture_output=True, text=True, timeout=300)
+    assert "Refused starts: 1" in done.stdout and "outside the authorised commune" in done.stdout
+    assert "WARNING" not in done.stderr and "pieton.state" not in done.stderr, done.stderr
