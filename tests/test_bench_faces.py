@@ -8,7 +8,7 @@ import pytest
 from test_vault_training import face_frame, overlap
 
 from tools.benchmarks._face_scenes import WALK_BLUR_FACES, Scenes, astronaut, line_kernel, motion_blur
-from tools.benchmarks.faces import covered, score_configs
+from tools.benchmarks.faces import covered, score_configs, score_walking
 from tools.vault.anonymise import blur_rects
 from tools.vault.faces import PASSES, FaceDetector, Pass, _decode
 
@@ -143,3 +143,28 @@ def test_the_benchmark_weighs_each_configuration_as_detect_would():
         assert scored[name]["faces"] == 15 and scored[name]["recall"] == round(float(np.mean(found)), 3), name
         assert scored[name]["face_free_blurred_share"] == float(bool(detector.detect(empty[0].image)))
         assert scored[name]["frames_per_s"] > 0
+
+
+def test_walking_faces_are_scored_over_every_frame_and_face_free_clips_over_theirs():
+    """The benchmark's video measure: every frame of every clip counts; a clip without faces
+    (posters and bags walking by) holds no face, yet its pictures move; a detector that
+    blurs everything finds every face and blurs every face-free frame, a blind one neither."""
+    scenes = Scenes(seed=5)
+    free = scenes.walk(6, 3, "colour", faces=False)
+    assert all(scene.faces == [] for scene in free)
+    assert not np.array_equal(free[0].image, free[-1].image)
+
+    class Blind:
+        def detect(self, img):
+            return []
+
+    class Everything:
+        def detect(self, img):
+            return [(0, 0, img.shape[1], img.shape[0])]
+
+    walking = score_walking(Everything(), Scenes(seed=6), 3, 1, every=10, people=2)
+    assert walking["faces"] == 3 * 30 * 2 and walking["distinct_faces"] == 6
+    assert walking["recall"] == 1.0 and walking["face_free_frames"] == 30
+    assert walking["face_free_blurred_share"] == 1.0 and walking["searches"] == 4 * 4
+    blind = score_walking(Blind(), Scenes(seed=6), 3, 1, every=10, people=2)
+    assert blind["recall"] == 0.0 and blind["face_free_blurred_share"] == 0.0

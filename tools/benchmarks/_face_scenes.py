@@ -292,10 +292,11 @@ class Scenes:
                 paste_patch(img, self.non_faces[int(rng.integers(len(self.non_faces)))], x, y, s, rng)
         return Scene(apply_variant(img, variant, rng, [(b, None) for b in boxes]), boxes, variant)
 
-    def walk(self, frames: int, count: int, variant: str) -> list[Scene]:
+    def walk(self, frames: int, count: int, variant: str, *, faces: bool = True) -> list[Scene]:
         """``frames`` frames of ``count`` people crossing a street. A person walking at
         1.4 m/s across a wide lens moves about a quarter of their face's width per frame
-        at 30 frames/s; the speed here is up to that, in any direction."""
+        at 30 frames/s; the speed here is up to that, in any direction. ``faces=False``:
+        non-face crops (a poster, a bag) move instead, and no frame holds a face."""
         rng = self.rng
         base = background(rng, self.textures)
         sizes = [face_width(rng) for _ in range(count)]
@@ -303,7 +304,8 @@ class Scenes:
         for s, (x, y) in zip(sizes, _place(rng, sizes, []), strict=False):
             angle = rng.uniform(0, 2 * np.pi)
             speed = rng.uniform(0, 0.25) * s
-            crop = self.faces[int(rng.integers(len(self.faces)))]
+            crops = self.faces if faces else self.non_faces
+            crop = crops[int(rng.integers(len(crops)))]
             seed = int(rng.integers(1 << 30))
             people.append((s, x, y, speed * np.cos(angle), speed * np.sin(angle) * 0.3, crop, seed))
         scenes = []
@@ -313,8 +315,12 @@ class Scenes:
             for s, x, y, vx, vy, crop, seed in people:
                 px = int(np.clip(x + vx * i, s * 1.2, WIDTH - s * 2.2))
                 py = int(np.clip(y + vy * i, TOP + s * 0.5, HEIGHT - s * 2.4))
-                boxes.append(paste_person(img, crop, px, py, s, np.random.default_rng(seed)))
+                if faces:
+                    boxes.append(paste_person(img, crop, px, py, s, np.random.default_rng(seed)))
+                else:
+                    paste_patch(img, crop, px, py, s, np.random.default_rng(seed))
+                    boxes.append((px, py, s, s))
                 moves.append((vx, vy))   # exposure = frame time (1/30 s): blurred by a frame's move
             scenes.append(Scene(apply_variant(img, variant, np.random.default_rng(i), list(zip(boxes, moves, strict=True))),
-                                boxes, variant))
+                                boxes if faces else [], variant))
         return scenes
