@@ -24,7 +24,13 @@ _FRENCH = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:h](\d{2})(?:
 
 
 class TimeError(PietonError, ValueError):
-    """A time typed by a person cannot be read, or is ambiguous; the message says how to write it."""
+    """A time typed by a person cannot be read, or is ambiguous; the message says how to write it.
+    ``kind`` (zone, year, unreadable, gap, fold) and ``offsets`` (the times to write instead)
+    let a page say it in its own language (tools/desk/forms.py)."""
+
+    def __init__(self, message: str, kind: str = "unreadable", offsets: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.kind, self.offsets = kind, offsets
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -34,7 +40,7 @@ def zone(name: str | None) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a folder of zones, e.g. "Europe"
         raise TimeError(f"unknown time zone {name!r} (an IANA name such as Europe/Paris, "
-                        "America/Cayenne, Indian/Reunion, Pacific/Noumea)") from None
+                        "America/Cayenne, Indian/Reunion, Pacific/Noumea)", "zone") from None
 
 
 def parse_time(text: str, zone_name: str | None = None, *, what: str = "time") -> float:
@@ -43,7 +49,8 @@ def parse_time(text: str, zone_name: str | None = None, *, what: str = "time") -
     raw = text.strip()
     naive = _read(raw, what)
     if not FIRST_YEAR <= naive.year <= LAST_YEAR:  # year 1 or 9999 would overflow once moved to UTC
-        raise TimeError(f"{what} {raw!r}: the year {naive.year} is out of range ({FIRST_YEAR} to {LAST_YEAR})")
+        raise TimeError(f"{what} {raw!r}: the year {naive.year} is out of range ({FIRST_YEAR} to {LAST_YEAR})",
+                        "year")
     if naive.tzinfo is not None:
         return naive.timestamp()
     return _localise(naive, tz, raw, what).timestamp()
@@ -70,10 +77,12 @@ def _localise(naive: datetime, tz: ZoneInfo, raw: str, what: str) -> datetime:
         # A time that does not exist comes back changed after a round trip through UTC.
         if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
             raise TimeError(f"{what} {raw!r}: does not exist in {tz.key} (the clocks jump forward there); "
-                            f"give the offset, for example {naive.isoformat(timespec='minutes')}{offsets[0]}")
+                            f"give the offset, for example {naive.isoformat(timespec='minutes')}{offsets[0]}",
+                            "gap", (f"{naive.isoformat(timespec='minutes')}{offsets[0]}",))
         raise TimeError(f"{what} {raw!r}: happens twice in {tz.key} (the clocks go back); give the offset, "
                         f"{naive.isoformat(timespec='minutes')}{offsets[1]} (the first) or "
-                        f"{naive.isoformat(timespec='minutes')}{offsets[0]} (the second)")
+                        f"{naive.isoformat(timespec='minutes')}{offsets[0]} (the second)", "fold",
+                        tuple(f"{naive.isoformat(timespec='minutes')}{o}" for o in reversed(offsets)))
     return first
 
 

@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 from recorder.errors import PietonError
 from tools.desk import pages, signin
 from tools.desk.access import DeskVault, Refused
+from tools.desk.forms import single, vault_refusal
 from tools.desk.health import HealthCheck
 from tools.desk.jobs import Jobs
 from tools.desk.sessions import IDLE_S, Session, Sessions, author
@@ -140,6 +141,9 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
                 form = await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
             if signed_in and session is None:
                 raise _SignIn(why)
+            single(request.query_params, "adresse")
+            if form is not None:
+                single(form, "formulaire")
             if form is not None and session is not None:
                 desk.check_form(session, form)
             return await handler(desk, request, session, form)
@@ -152,8 +156,8 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
             return private(RedirectResponse(target, status_code=303))
         except Refused as exc:
             return desk.refused(request, exc)
-        except PietonError as exc:  # the vault's own refusals, in its words
-            return desk.refused(request, Refused(400, "Opération refusée", str(exc)))
+        except PietonError as exc:  # the vault's own refusals
+            return desk.refused(request, vault_refusal(exc))
     return endpoint
 
 

@@ -9,7 +9,7 @@ import re
 from starlette.responses import FileResponse
 
 from tools.desk.access import Refused
-from tools.desk.forms import PURPOSES, reasons, recording_id
+from tools.desk.forms import PURPOSES, number, reasons, recording_id, shown
 from tools.desk.jobs import job_started
 from tools.desk.sessions import author
 from tools.desk.training import plate_lines
@@ -28,30 +28,37 @@ def file_name(value) -> str:
     if name.lower().endswith(".mp4"):
         name = name[:-4]
     if not _NAME.fullmatch(name) or ".." in name:
-        raise Refused(400, "Paramètre refusé", f"{value[:80]!r} n'est pas un simple nom de fichier (lettres, "
-                      "chiffres, - _ .) : un chemin n'est jamais accepté.", attempt=True)
+        raise Refused(400, "Paramètre refusé", f"Nom du fichier {shown(value)} : pas un simple nom de fichier "
+                      "(lettres, chiffres, - _ .) ; un chemin n'est jamais accepté.", attempt=True)
     return name + ".mp4"
 
 
+def _free(folder, name: str) -> None:
+    """An extraction never overwrites: a name already used in the exports folder is refused
+    here, in the form's words, before the job (the vault checks again when it writes)."""
+    stem = name[:-len(".mp4")]
+    taken = [stem + side for side in SIDE if (folder / (stem + side)).exists()]
+    if taken:
+        raise Refused(400, "Demande refusée", f"Nom du fichier {shown(stem)} : {taken[0]} existe déjà dans le dossier "
+                      "des extractions (une extraction n'en remplace jamais une autre) ; choisissez un autre nom. "
+                      "Rien n'a été fait.")
+
+
 def _seconds(value, label: str) -> str | None:
-    text = value.strip().replace(",", ".") if isinstance(value, str) else ""
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        raise Refused(400, "Demande refusée", f"{label} {value[:40]!r} : un nombre de secondes depuis le début "
-                      "de l'enregistrement (par exemple 12,5).") from None
-    if not 0 <= number <= 7 * 86400:
-        raise Refused(400, "Demande refusée", f"{label} {value[:40]!r} : hors de l'enregistrement.")
-    return repr(number)
+    """A range bound: seconds from the recording's start (a week at most)."""
+    seconds = number(value, f"{label} (secondes depuis le début de l'enregistrement)", 0, 7 * 86400)
+    return None if seconds is None else repr(seconds)
 
 
 async def extract_page(desk, request, session, form):
     rid = recording_id(request.path_params["rid"])
     asked = reasons(form, "motif", "demandeur", "destinataire")
     name = file_name(form.get("nom"))
+    _free(desk.config.exports, name)
     start, end = _seconds(form.get("debut"), "Début"), _seconds(form.get("fin"), "Fin")
+    if start is not None and end is not None and float(end) <= float(start):
+        raise Refused(400, "Demande refusée", f"Fin {seconds(float(end))} : elle doit suivre le début "
+                      f"({seconds(float(start))}). Rien n'a été fait.")
     plates = plate_lines(form.get("plaques"))
     if plates and asked["motif"] != "training":
         raise Refused(400, "Demande refusée", "Les cadres de plaques ne servent qu'à une extraction pour la formation "

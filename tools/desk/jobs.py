@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from recorder.errors import PietonError
 from tools.desk.access import Refused
+from tools.desk.forms import vault_refusal
 from tools.desk.web import private
 
 log = logging.getLogger("pieton.desk")
@@ -97,16 +98,22 @@ class Jobs:
                 job.result = job.done(result) if job.done else result
             except Refused as exc:
                 job.error = exc
-            except PietonError as exc:  # the vault's own refusals, in its words (as guarded() shows them)
-                job.error = Refused(400, "Opération refusée", str(exc))
+            except PietonError as exc:  # the vault's own refusals (as guarded() shows them)
+                job.error = vault_refusal(exc)
             except Exception as exc:  # noqa: BLE001 - said on the job's page, logged here
                 log.error("desk job %s failed: %s", job.id, type(exc).__name__)
                 job.error = INTERNAL
             finally:
                 job.work = job.done = None  # the identity goes with the closures
+            # Journaled before the job's page says it ended (whoever reads the page then finds
+            # the attempt in the journal); a failure to journal never stops the worker.
+            try:
+                if job.error is not None and job.error.attempt and self.refused is not None:
+                    self.refused(job, job.error)
+            except Exception as exc:  # noqa: BLE001 - the next jobs must still run
+                log.error("desk job %s: refusal not journaled: %s", job.id, type(exc).__name__)
+            finally:
                 job.ended = self.clock()
-            if job.error is not None and job.error.attempt and self.refused is not None:
-                self.refused(job, job.error)
 
 
 def job_id(value: str) -> str:

@@ -7,27 +7,19 @@ from datetime import datetime
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from recorder.localtime import TimeError, parse_time
 from tools.desk.access import Refused
-from tools.desk.forms import PURPOSES, choice
+from tools.desk.forms import PURPOSES, choice, local_time, whole
 from tools.desk.sessions import author
 from tools.vault.find import stats
 from tools.vault.register_view import COLUMNS, EVENTS, as_csv, register_rows
 
 
-def _time(params, name: str, zone: str | None) -> float | None:
-    text = params.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return parse_time(text, zone, what=name)
-    except TimeError as exc:
-        raise Refused(400, "Date refusée", f"{exc} (heure locale, par exemple 27/11/2026 14:05).") from None
-
-
 def register_lines(desk, vault, params) -> list[dict]:
     """The register's lines as `pieton vault register` prints them (one code path)."""
-    since, until = _time(params, "de", desk.config.zone), _time(params, "a", desk.config.zone)
+    since = local_time(params.get("de"), "le début (Du)", desk.config.zone, required=False)
+    until = local_time(params.get("a"), "la fin (Au)", desk.config.zone, required=False)
+    if since is not None and until is not None and until <= since:
+        raise Refused(400, "Période refusée", "La fin (Au) doit suivre le début (Du) : rien n'est montré.")
     event = choice(params, "evenement", ("", *EVENTS), "")
     return register_rows(vault, since=since, until=until, events=(event,) if event else None)
 
@@ -58,10 +50,7 @@ FIGURES = {"cameras_enrolled": "Caméras enregistrées", "cameras_recording": "C
 
 
 async def figures_page(desk, request, session, form):
-    text = request.query_params.get("annee", str(datetime.now().year))
-    if not (text.isdigit() and 2000 <= int(text) <= 2200):
-        raise Refused(400, "Année refusée", f"annee={text[:20]!r} : une année, par exemple 2026.")
-    year = int(text)
+    year = whole(request.query_params.get("annee", str(datetime.now().year)), "annee", 2000, 2200)
 
     def read():
         with desk.vault.open(author(session)) as vault:

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, StreamingResponse
 from recorder.errors import PietonError
 from tools.desk import cameras, extraction, jobs, journal_pages, search, training
 from tools.desk.access import Refused, duration_s, retention_end
-from tools.desk.forms import PURPOSES, choice, reasons, recording_id, stored_row
+from tools.desk.forms import PURPOSES, choice, number, reasons, recording_id, shown, stored_row, whole
 from tools.desk.sessions import author
 from tools.desk.stream import play_body
 from tools.desk.thumbs import thumbnails
@@ -31,12 +31,7 @@ async def recordings(desk, request, session, form):
     params = request.query_params
     sort = choice(params, "tri", SORTS, "debut")
     order = choice(params, "ordre", ("asc", "desc"), "desc")
-    try:
-        page = int(params.get("page", "1"))
-    except ValueError:
-        page = 0
-    if not 1 <= page <= 10**6:
-        raise Refused(400, "Paramètre refusé", f"page={params.get('page', '')[:20]!r} : un numéro de page.")
+    page = whole(params.get("page", "1"), "page", 1, 10**6)
 
     def listing():
         with desk.vault.open(author(session)) as vault:
@@ -69,12 +64,13 @@ async def recording(desk, request, session, form):
 
 
 def _offset(value) -> str:
-    """A range bound from the address, for the form only (the extraction checks it again)."""
+    """A range bound from the address, for the form only (the extraction checks it again):
+    one that is not a number of seconds is left out."""
     try:
-        number = float(value) if value else None
-    except ValueError:
-        number = None
-    return f"{max(0.0, number):.1f}" if number is not None and number == number and number < 7 * 86400 else ""
+        seconds = number(value, "", 0, 7 * 86400)
+    except Refused:
+        return ""
+    return "" if seconds is None else f"{seconds:.1f}"
 
 
 async def consult(desk, request, session, form):
@@ -134,6 +130,14 @@ def _holding(action):
         asked = reasons(form, "procedure")
         with desk.vault.open(author(session)) as vault:
             stored_row(vault, rid)
+            held = vault.index.holds(rid)
+            if action is hold and asked["procedure"] in held:
+                raise Refused(400, "Retenue refusée", f"{rid} est déjà retenu pour la procédure "
+                              f"{shown(asked['procedure'])} : rien n'a été fait.")
+            if action is release and asked["procedure"] not in held:
+                raise Refused(400, "Libération refusée", f"{rid} n'est pas retenu pour la procédure "
+                              f"{shown(asked['procedure'])} (retenues : {', '.join(held) or 'aucune'}) : "
+                              "rien n'a été fait.")
             action(vault, rid, asked["procedure"])
         return private(RedirectResponse(f"/enregistrements/{rid}", status_code=303))
     return handler

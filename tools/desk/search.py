@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 
-from recorder.localtime import TimeError, parse_time
 from tools.desk.access import Refused
-from tools.desk.forms import PURPOSES, reasons
+from tools.desk.forms import PURPOSES, local_time, number, reasons, shown, text
 from tools.desk.sessions import author
 from tools.desk.timeline import TRIGGERS
 from tools.vault.find import Filters
@@ -24,31 +23,19 @@ MAX_DAYS = 366
 NOTICES = {"donne": "given", "absent": "absent"}
 
 
-def _form_time(form, name: str, label: str, zone) -> float:
-    text = form.get(name)
-    text = text.strip() if isinstance(text, str) else ""
-    if not text:
-        raise Refused(400, "Demande incomplète", f"Indiquez {label} (heure locale, par exemple 27/11/2026 14:05).")
-    try:
-        return parse_time(text, zone, what=label)
-    except TimeError as exc:
-        raise Refused(400, "Date refusée", str(exc)) from None
-
-
 def _place(form):
-    text = form.get("lieu")
-    text = text.strip() if isinstance(text, str) else ""
-    if not text:
+    place = text(form, "lieu", "le lieu", required=False, limit=60)
+    if not place:
         return None, None
-    try:
-        lat, lon = (float(x) for x in text.replace(" ", "").split(","))
-        radius = float(str(form.get("rayon") or "").replace(",", "."))
-    except ValueError:
+    parts = place.replace(" ", "").split(",")
+    if len(parts) != 2:
+        raise Refused(400, "Lieu refusé", f"Lieu {shown(place)} : il s'écrit LAT,LON en degrés, avec un point "
+                      "décimal (46.951,4.299), et un rayon en mètres.")
+    lat, lon = number(parts[0], "Latitude du lieu", -90, 90), number(parts[1], "Longitude du lieu", -180, 180)
+    radius = number(form.get("rayon"), "Rayon (mètres)", 1, 100_000)
+    if lat is None or lon is None or radius is None:
         raise Refused(400, "Lieu refusé", "Le lieu s'écrit LAT,LON en degrés (46.951,4.299), avec un rayon "
-                      "en mètres.") from None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 < radius <= 100_000):
-        raise Refused(400, "Lieu refusé", "Latitude entre -90 et 90, longitude entre -180 et 180, rayon de "
-                      "1 m à 100 km.")
+                      "en mètres (de 1 m à 100 km).")
     return (lat, lon), radius
 
 
@@ -64,14 +51,15 @@ async def search(desk, request, session, form):
                       "surveiller les agents.")
     asked = reasons(form, "demandeur")
     zone = desk.config.zone
-    since, until = _form_time(form, "du", "le début de la période", zone), _form_time(form, "au", "la fin", zone)
+    since = local_time(form.get("du"), "le début de la période (Du)", zone, required=True)
+    until = local_time(form.get("au"), "la fin de la période (Au)", zone, required=True)
     if not 0 < until - since <= MAX_DAYS * 86400:
         raise Refused(400, "Période refusée", f"La fin doit suivre le début, et la période tenir en {MAX_DAYS} jours.")
     near, radius = _place(form)
-    agent = (form.get("agent") or "").strip() if isinstance(form.get("agent"), str) else ""
+    agent = text(form, "agent", "l'agent (matricule)", required=False, limit=40)
     reason = form.get("raison") or ""
     if reason and reason not in TRIGGERS:
-        raise Refused(400, "Recherche refusée", f"Déclenchement {reason[:40]!r} inconnu.")
+        raise Refused(400, "Recherche refusée", f"Déclenchement {shown(reason)} inconnu.")
     notice = form.get("avertissement") or ""
     if notice not in ("", "donne", "absent"):
         raise Refused(400, "Recherche refusée", "Avertissement : donné, absent ou indifférent.")

@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse
 
 from recorder.errors import VaultError
 from tools.desk.access import Refused
+from tools.desk.forms import shown, text
 from tools.desk.jobs import job_started
 from tools.desk.sessions import author
 from tools.desk.web import private
@@ -49,7 +50,7 @@ SCRIPT_CSP = "default-src 'none'; script-src 'self'; "  # the sheet's page draws
 def extraction_id(value: str) -> str:
     """A training extraction's id from the address: anything else (a path) is refused."""
     if not XID.fullmatch(value or ""):
-        raise Refused(400, "Paramètre refusé", f"{value[:80]!r} n'est pas l'identifiant d'une extraction de "
+        raise Refused(400, "Paramètre refusé", f"{shown(value)} n'est pas l'identifiant d'une extraction de "
                       "formation (un chemin ou un nom de fichier n'est jamais accepté).", attempt=True)
     return value
 
@@ -162,14 +163,10 @@ async def approve_page(desk, request, session, form):
 
 
 def _reason(form) -> str:
-    reason = form.get("raison")
-    reason = reason.strip() if isinstance(reason, str) else ""
-    if not reason:
+    if not isinstance(form.get("raison"), str) or not form.get("raison").strip():
         raise Refused(400, "Demande incomplète", "Dites ce que montre la planche (le motif du refus) : rien n'a "
                       "été fait.")
-    if len(reason) > 500:
-        raise Refused(400, "Demande refusée", "Le motif du refus dépasse 500 caractères.")
-    return reason
+    return text(form, "raison", "le motif du refus", limit=500)
 
 
 async def reject_page(desk, request, session, form):
