@@ -200,8 +200,8 @@ def assert_nothing_recorded(before, made, *, attempt: bool | None = None) -> Non
 def _forms(rid: str, day: str) -> dict:
     record = f"/enregistrements/{rid}"
     consult = {"motif": "judicial", "demandeur": "OPJ Durand"}
-    extract = {"motif": "judicial", "demandeur": "OPJ Durand", "destinataire": "Parquet", "nom": "NAME",
-               "debut": "0,5", "fin": "3"}
+    extract = {"motif": "training", "demandeur": "OPJ Durand", "destinataire": "Parquet", "nom": "NAME",
+               "debut": "0,5", "fin": "3", "plaques": ""}
     search = {"motif": "judicial", "demandeur": "OPJ Durand", "du": day + " 00:00", "au": day + " 23:00",
               "lieu": "46.95,4.30", "rayon": "500", "agent": "A-1234", "raison": "", "avertissement": ""}
     xid = "X-training-0123456789abcdef"
@@ -219,6 +219,7 @@ TEXT_FIELDS = [("consult", "demandeur", "demandeur"), ("extract", "demandeur", "
                ("search", "agent", "agent"), ("search", "lieu", "ieu"),
                ("training-reject", "raison", "motif du refus")]
 NUMBER_FIELDS = [("extract", "debut", "Début"), ("extract", "fin", "Fin"), ("search", "rayon", "Rayon")]
+PLATE_FIELDS = [("extract", "plaques", "laque"), ("training-redo", "plaques", "laque")]
 DATE_FIELDS = [("search", "du", "(Du)"), ("search", "au", "(Au)")]
 CHOICE_FIELDS = [("consult", "motif", "otif"), ("extract", "motif", "otif"), ("search", "motif", "motif")]
 OPTIONAL_CHOICE_FIELDS = [("search", "raison", "Déclenchement"), ("search", "avertissement", "Avertissement")]
@@ -246,7 +247,8 @@ def send_form(client, made, day, form, field, value):
 
 @pytest.mark.parametrize("form, field, names, value", [
     *_cases(TEXT_FIELDS, TEXT_BAD), *_cases(NUMBER_FIELDS, NUMBER_BAD), *_cases(DATE_FIELDS, DATE_BAD),
-    *_cases(CHOICE_FIELDS, CHOICE_BAD), *_cases(OPTIONAL_CHOICE_FIELDS, CHOICE_SET)])
+    *_cases(CHOICE_FIELDS, CHOICE_BAD), *_cases(OPTIONAL_CHOICE_FIELDS, CHOICE_SET),
+    *_cases(PLATE_FIELDS, {**NUMBER_BAD, "many": "1.0,5,5,40,20\n" * 1000, "nul-in-box": "1.0,5,5\x00,40,20"})])
 def test_a_hostile_value_in_a_form_is_refused_naming_its_field(client, made, day, form, field, names, value):
     before = records(made)
     status, page, _ = send_form(client, made, day, form, field, value)
@@ -435,3 +437,22 @@ def test_well_formed_values_still_pass(client, made, day):
     assert 'name="debut" inputmode="decimal" value=""' in page and 'name="fin" inputmode="decimal" value=""' in page
     status, page, _ = send_form(client, made, day, "search", "lieu", "46.951, 4.299")
     assert status == 200 and 'id="refus"' not in page
+
+
+@pytest.mark.parametrize("headers, status", [
+    pytest.param({"Origin": "http://["}, 403, id="origin-broken-ipv6"),
+    pytest.param({"Origin": "", "Referer": "http://[::1/enregistrements"}, 403, id="referer-broken-ipv6"),
+    pytest.param({"Origin": "http://127.0.0.1:99999999"}, 403, id="origin-port-out-of-range"),
+    pytest.param({"Origin": "null"}, 403, id="origin-null"),
+    pytest.param({"Origin": "http://evil.example"}, 403, id="origin-other-site"),
+    pytest.param({"Sec-Fetch-Site": "cross-site"}, 403, id="cross-site"),
+    pytest.param({"Content-Type": "multipart/form-data"}, 400, id="multipart-without-boundary"),
+    pytest.param({"Content-Type": "text/plain"}, 403, id="not-a-form")])
+def test_hostile_headers_on_a_form_get_a_clear_page_never_a_500(client, made, headers, status):
+    rid = made["rid"]
+    before = records(made)
+    body = encode({"csrf": client.token(rid), "procedure": "PV en-têtes"})
+    got, page, _ = client.request("POST", f"/enregistrements/{rid}/retenir", body, headers)
+    assert got == status and '<html lang="fr">' in page and 'id="refus"' in page, (got, page[:300])
+    assert_nothing_recorded(before, made)
+    assert "PV en-têtes" not in client.get(f"/enregistrements/{rid}")[1]   # no hold placed

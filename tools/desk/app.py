@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 from recorder.errors import PietonError
 from tools.desk import pages, signin
 from tools.desk.access import DeskVault, Refused
-from tools.desk.forms import single, vault_refusal
+from tools.desk.forms import shown, single, vault_refusal
 from tools.desk.health import HealthCheck
 from tools.desk.jobs import Jobs
 from tools.desk.sessions import IDLE_S, Session, Sessions, author
@@ -109,7 +109,12 @@ class Desk:
         if origin is None:
             raise Refused(403, "Requête refusée", "Cette requête ne dit pas de quelle page elle vient : "
                           "elle est refusée.", attempt=True)
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+            parts.port  # noqa: B018 - a port that is not a number raises here, not later
+        except ValueError:  # "http://[": not an address at all
+            raise Refused(403, "Requête refusée", f"Cette requête dit venir de {shown(origin)}, qui n'est pas une "
+                          "adresse : elle est refusée.", attempt=True) from None
         if parts.scheme != request.url.scheme or parts.netloc != request.url.netloc:
             raise Refused(403, "Requête refusée", f"Cette requête vient de {parts.scheme}://{parts.netloc}, "
                           "pas du poste du chef : elle est refusée.", attempt=True)
@@ -141,9 +146,9 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
                 form = await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
             if signed_in and session is None:
                 raise _SignIn(why)
-            single(request.query_params, "adresse")
+            single(request.query_params, "cette adresse")
             if form is not None:
-                single(form, "formulaire")
+                single(form, "ce formulaire")
             if form is not None and session is not None:
                 desk.check_form(session, form)
             return await handler(desk, request, session, form)

@@ -49,11 +49,11 @@ def _label(name: str, label: str | None) -> str:
 
 
 def single(fields, where: str) -> None:
-    """Refuse a form (``where`` = "formulaire") or an address ("adresse") giving a field twice."""
+    """Refuse a form (``where`` = "ce formulaire") or an address ("cette adresse") giving a field twice."""
     seen = set()
     for key, _value in fields.multi_items():
         if key in seen:
-            raise Refused(400, "Champ en double", f"Le champ {shown(key)} est donné deux fois dans ce {where} : "
+            raise Refused(400, "Champ en double", f"Le champ {shown(key)} est donné deux fois dans {where} : "
                           "une page du poste ne l'envoie qu'une fois. Rien n'a été fait.", attempt=True)
         seen.add(key)
 
