@@ -54,6 +54,9 @@ DATE_BAD = {"31-february": "31/02/2026", "zeros": "0000-00-00", "year-99999": "0
             "25h61": "27/11/2026 25:61", "iso-week": "2026-W01", "compact": "20261127", "year-1899": "01/01/1899",
             "spring-gap": "29/03/2026 02:30", "autumn-twice": "25/10/2026 02:30", "offset-99h": "2026-11-27T14:05+99:00",
             "nan": "nan", "path": "../../etc/passwd", "nul": "27/11/2026\x00", "not-utf8": NOT_UTF8, "long": LONG}
+NAME_BAD = {"dot-dot": "..", "path": "../../etc/passwd", "slash": "a/b", "backslash": "a\\b", "hidden": ".bashrc",
+            "only-extension": ".mp4", "dots-inside": "a..b", "space": "a b", "nul": "a\x00b", "not-utf8": NOT_UTF8,
+            "long": LONG, "empty": "", "blank": "   "}
 CHOICE_BAD = {"empty": "", "french-word": "judiciaire", "upper": "JUDICIAL", "nul": "judicial\x00",
               "not-utf8": NOT_UTF8, "long": LONG, "path": "../../etc/passwd"}
 ENGLISH = ("not a date", " is not ", "file exists", "must be", "does not exist", "happens twice", "out of range",
@@ -252,6 +255,7 @@ def send_form(client, made, day, form, field, value):
 @pytest.mark.parametrize("form, field, names, value", [
     *_cases(TEXT_FIELDS, TEXT_BAD), *_cases(NUMBER_FIELDS, NUMBER_BAD), *_cases(DATE_FIELDS, DATE_BAD),
     *_cases(CHOICE_FIELDS, CHOICE_BAD), *_cases(OPTIONAL_CHOICE_FIELDS, CHOICE_SET),
+    *_cases([("extract", "nom", "fichier")], NAME_BAD),
     *_cases(PLATE_FIELDS, {**NUMBER_BAD, "many": "1.0,5,5,40,20\n" * 1000, "nul-in-box": "1.0,5,5\x00,40,20"})])
 def test_a_hostile_value_in_a_form_is_refused_naming_its_field(client, made, day, form, field, names, value):
     before = records(made)
