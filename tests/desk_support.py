@@ -17,6 +17,7 @@ from recorder.evidence.age import encrypt_with_passphrase, generate_identity
 from recorder.localtime import DEFAULT_ZONE, zone
 from tests.conftest import SMALL_VIDEO
 from tests.patrol_support import play_patrol
+from tests.vault_support import CAMERA, make_spool
 from tools.desk.app import DeskConfig, create_app
 from tools.vault.demo import _device_key
 from tools.vault.ingest import ingest
@@ -62,6 +63,27 @@ def patrol_vault(root: Path) -> dict:
             "matricule": MATRICULE,
             "recordings": sorted(report.stored), "exports": root / "exports",
             "register": root / "police" / "register.jsonl"}
+
+
+def small_vault(root: Path, recordings: int = 1) -> dict:
+    """A vault holding ``recordings`` recordings of 4 s (320x240) made yesterday, 10 minutes
+    apart; the chief designated (their identity protected by PASSPHRASE)."""
+    identity, recipient = generate_identity()
+    chief = root / "chief.age"
+    chief.write_bytes(encrypt_with_passphrase(identity.encode() + b"\n", PASSPHRASE, work_factor=10))
+    (root / "police").mkdir()
+    (root / "exports").mkdir()
+    init_vault(root / "vault", [recipient], root / "police" / "register.jsonl")
+    spool_dir, signer = make_spool(root, [recipient], recordings=recordings, segments=2, start=time.time() - 86400)
+    with Vault.open(root / "vault") as vault:
+        designate(vault, [identity], name=PERSON, matricule=MATRICULE, role="responsable",
+                  designated_by="Maire", decision="arrêté 2026-118", recipient=recipient)
+        vault.enrol(CAMERA, signer.public_key_hex)
+        rids = sorted(ingest(vault, spool_dir, progress=False).stored)
+        vault_key = vault.signer.public_key_hex
+    return {"root": root, "vault": root / "vault", "chief": chief, "identity": identity, "recipient": recipient,
+            "rids": rids, "exports": root / "exports", "register": root / "police" / "register.jsonl",
+            "vault_key": vault_key}
 
 
 class ManualClock:

@@ -25,16 +25,12 @@ from urllib.parse import quote
 
 import pytest
 from conftest import read_jsonl
-from vault_support import CAMERA, make_spool
 
-from recorder.evidence.age import encrypt_with_passphrase, generate_identity
-from tests.desk_support import PASSPHRASE, PERSON, ServedDesk
+from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, small_vault
 from tools.desk.access import Refused
 from tools.desk.jobs import Jobs
-from tools.vault.ingest import ingest
-from tools.vault.persons import designate
 from tools.vault.retention import hold, purge
-from tools.vault.vault import Vault, init_vault
+from tools.vault.vault import Vault
 
 
 class Raw(str):
@@ -66,21 +62,9 @@ ENGLISH = ("not a date", " is not ", "file exists", "must be", "does not exist",
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A vault holding two recordings of 4 s made yesterday; the chief designated."""
-    root = tmp_path_factory.mktemp("desk-hostile")
-    identity, recipient = generate_identity()
-    chief = root / "chief.age"
-    chief.write_bytes(encrypt_with_passphrase(identity.encode() + b"\n", PASSPHRASE, work_factor=10))
-    (root / "police").mkdir()
-    (root / "exports").mkdir()
-    init_vault(root / "vault", [recipient], root / "police" / "register.jsonl")
-    spool_dir, signer = make_spool(root, [recipient], recordings=2, segments=2, start=time.time() - 86400)
-    with Vault.open(root / "vault") as vault:
-        designate(vault, [identity], name=PERSON, matricule="PM-0042", role="responsable",
-                  designated_by="Maire", decision="arrêté 2026-118", recipient=recipient)
-        vault.enrol(CAMERA, signer.public_key_hex)
-        rids = sorted(ingest(vault, spool_dir, progress=False).stored)
-    return {"root": root, "vault": root / "vault", "chief": chief, "exports": root / "exports", "rid": rids[0],
-            "aged": rids[1], "register": root / "police" / "register.jsonl"}
+    made = small_vault(tmp_path_factory.mktemp("desk-hostile"), recordings=2)
+    made["rid"], made["aged"] = made["rids"]
+    return made
 
 
 class Client:

@@ -16,15 +16,10 @@ import urllib.request
 
 import pytest
 from conftest import read_jsonl
-from test_vault_flow import CAMERA, make_spool
 
-from recorder.evidence.age import encrypt_with_passphrase, generate_identity
-from tests.desk_support import PASSPHRASE, PERSON, ServedDesk
+from tests.desk_support import PASSPHRASE, PERSON, ServedDesk, small_vault
 from tools.cli import main as pieton
-from tools.vault.ingest import ingest
-from tools.vault.persons import designate
 from tools.vault.training_approval import PENDING, PLATES
-from tools.vault.vault import Vault, init_vault
 
 MATRICULE = "PM-0042"
 
@@ -32,23 +27,9 @@ MATRICULE = "PM-0042"
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A vault holding one recording of 4 s (320x240), made yesterday; the chief designated."""
-    root = tmp_path_factory.mktemp("desk-training")
-    identity, recipient = generate_identity()
-    chief = root / "chief.age"
-    chief.write_bytes(encrypt_with_passphrase(identity.encode() + b"\n", PASSPHRASE, work_factor=10))
-    (root / "police").mkdir()
-    (root / "exports").mkdir()
-    init_vault(root / "vault", [recipient], root / "police" / "register.jsonl")
-    spool_dir, signer = make_spool(root, [recipient], recordings=1, segments=2, start=time.time() - 86400)
-    with Vault.open(root / "vault") as vault:
-        designate(vault, [identity], name=PERSON, matricule=MATRICULE, role="responsable",
-                  designated_by="Maire", decision="arrêté 2026-118", recipient=recipient)
-        vault.enrol(CAMERA, signer.public_key_hex)
-        (rid,) = ingest(vault, spool_dir, progress=False).stored
-        vault_key = vault.signer.public_key_hex
-    return {"root": root, "vault": root / "vault", "chief": chief, "identity": identity, "recipient": recipient,
-            "rid": rid,
-            "exports": root / "exports", "register": root / "police" / "register.jsonl", "vault_key": vault_key}
+    made = small_vault(tmp_path_factory.mktemp("desk-training"))
+    made["rid"] = made["rids"][0]
+    return made
 
 
 @pytest.fixture(scope="module")
