@@ -240,7 +240,9 @@ def send_form(client, made, day, form, field, value):
     *_cases(TEXT_FIELDS, TEXT_BAD), *_cases(NUMBER_FIELDS, NUMBER_BAD), *_cases(DATE_FIELDS, DATE_BAD),
     *_cases(CHOICE_FIELDS, CHOICE_BAD), *_cases(OPTIONAL_CHOICE_FIELDS, CHOICE_SET),
     *_cases([("extract", "nom", "fichier")], NAME_BAD),
-    *_cases(PLATE_FIELDS, {**NUMBER_BAD, "many": "1.0,5,5,40,20\n" * 1000, "nul-in-box": "1.0,5,5\x00,40,20"})])
+    *_cases(PLATE_FIELDS, {**NUMBER_BAD, "many": "1.0,5,5,40,20\n" * 1000, "nul-in-box": "1.0,5,5\x00,40,20",
+                               "arabic-digits": "\u0661.\u0660,5,5,40,20", "huge-box": "1.0,5,5,99999999,20",
+                               "tiny-box": "1.0,5,5,1,1", "far-instant": "99999999.0,5,5,40,20"})])
 def test_a_hostile_value_in_a_form_is_refused_naming_its_field(client, made, day, form, field, names, value):
     before = records(made)
     status, page, _ = send_form(client, made, day, form, field, value)

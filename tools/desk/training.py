@@ -44,6 +44,7 @@ from tools.vault.training_approval import (
 )
 
 XID = re.compile(r"X-training-[0-9a-f]{16}")
+MAX_PLATE_S, MAX_PIXELS = 7 * 86400, 100_000   # as a boxes file (tools/vault/plates.py) allows
 SCRIPT_CSP = "default-src 'none'; script-src 'self'; "  # the sheet's page draws boxes with /statique/plaques.js
 
 
@@ -63,12 +64,19 @@ def plate_lines(text) -> list:
     marks = []
     for number, line in enumerate(lines, 1):
         try:
-            mark = parse_plate(line)
+            mark = parse_plate(line) if line.isascii() else None  # 12 in digits of another script: no
         except VaultError:
-            raise Refused(400, "Plaque refusée", f"Plaques, ligne {number} ({line[:60]!r}) : écrivez T,X,Y,W,H — "
+            mark = None
+        if mark is None:
+            raise Refused(400, "Plaque refusée", f"Plaques, ligne {number} ({shown(line)}) : écrivez T,X,Y,W,H — "
                           "l'instant en secondes depuis le début de l'extrait (avec un point décimal), puis la "
                           "gauche, le haut, la largeur et la hauteur du cadre en pixels de l'image, par exemple "
-                          "3.5,640,400,120,40. Rien n'a été fait.") from None
+                          "3.5,640,400,120,40. Rien n'a été fait.")
+        x, y, w, h = mark.box
+        if mark.t > MAX_PLATE_S or max(mark.box) >= MAX_PIXELS or w < 4 or h < 4:
+            raise Refused(400, "Plaque refusée", f"Plaques, ligne {number} ({shown(line)}) : un cadre d'au moins "
+                          f"4 × 4 pixels, à moins de {MAX_PIXELS} pixels du coin de l'image, à un instant de l'extrait "
+                          "(en secondes). Rien n'a été fait.")
         marks.append(dataclasses.replace(mark, origin=f"plaques, ligne {number} ({line})"))
     return marks
 
