@@ -507,3 +507,28 @@ def test_the_next_jobs_still_run_when_a_refusal_cannot_be_journaled():
     second = jobs.start(("b",), "second", _Person(), "/x", lambda: {"template": "t", "context": {}})
     _wait(second, limit=5)   # the worker survived
     assert second.error is None and second.result == {"template": "t", "context": {}}
+
+
+@pytest.fixture(scope="module")
+def extracted(client, made):
+    """An extraction made in the session (offered for download)."""
+    rid = made["rid"]
+    status, page, response = client.post(f"/enregistrements/{rid}/extraire", {
+        "csrf": client.token(rid), "motif": "judicial", "demandeur": "OPJ", "destinataire": "P", "nom": "remise"})
+    status, page = client.job_end(status, page, response)
+    assert status == 200 and 'id="extraction-faite"' in page, reason_of(page)
+    return "/extractions/remise.mp4", (made["exports"] / "remise.mp4").stat().st_size
+
+
+RANGES = {"word": "bytes=abc", "backwards": "bytes=5-1", "not-bytes": "items=0-1", "suffix-zero": "bytes=-0",
+          "past-the-end": "bytes=999999999-", "200-ranges": "bytes=" + ",".join(f"{i}-{i}" for i in range(200)),
+          "two-ranges": "bytes=0-0,-1", "arabic-digit": "bytes=\u0661-", "40-digits": "bytes=" + "9" * 40 + "-"}
+
+
+@pytest.mark.parametrize("wanted", [pytest.param(v, id=k) for k, v in RANGES.items()])
+def test_a_hostile_range_on_a_download_gets_a_french_page(client, extracted, wanted):
+    path, size = extracted
+    status, page, _ = client.request("GET", path, headers={"Range": wanted.encode("utf-8").decode("latin-1")})
+    assert_refused(status, page, "Plage d'octets")
+    status, page, response = client.request("GET", path, headers={"Range": "bytes=4-"})   # taken up again
+    assert status == 206 and response.getheader("Content-Range") == f"bytes 4-{size - 1}/{size}"

@@ -18,6 +18,7 @@ from tools.vault.extract import Request, extract
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
 SIDE = (".mp4", ".report.json", ".report.html")
+_RANGE = re.compile(r"bytes=([0-9]{1,15})-([0-9]{0,15})")
 
 
 def file_name(value) -> str:
@@ -110,7 +111,19 @@ async def download(desk, request, session, form):
     path = desk.config.exports / name
     if not path.is_file():
         raise Refused(404, "Fichier introuvable", f"{name} n'est plus dans le dossier des extractions.")
+    _one_range(request.headers.get("range"), path.stat().st_size)
     return FileResponse(path, filename=name, headers={"Cache-Control": "no-store"})
+
+
+def _one_range(value: str | None, size: int) -> None:
+    """A download taken up again asks for one range of bytes inside the file; anything else
+    gets a page saying so (not the server's bare English, nor an empty answer)."""
+    if value is None:
+        return
+    found = _RANGE.fullmatch(value.strip())
+    if found is None or int(found[1]) >= size or (found[2] and int(found[2]) < int(found[1])):
+        raise Refused(416, "Plage refusée", f"Plage d'octets {shown(value)} : le fichier en compte {size} ; "
+                      "un téléchargement repris demande une seule plage, bytes=DÉBUT-FIN, à l'intérieur.")
 
 
 ROUTES = [
