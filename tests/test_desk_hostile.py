@@ -201,6 +201,7 @@ def _forms(rid: str, day: str) -> dict:
             "release": (f"{record}/liberer", {"procedure": "PV 2026-1"}),
             "search": ("/recherche", search),
             "training-reject": (f"/formation/{xid}/refuser", {"raison": "un visage à 2 s"}),
+            "training-approve": (f"/formation/{xid}/valider", {"verifie": "oui"}),
             "training-redo": (f"/formation/{xid}/refaire", {"plaques": "1.0,5,5,40,20"})}
 
 
@@ -212,7 +213,8 @@ TEXT_FIELDS = [("consult", "demandeur", "demandeur"), ("extract", "demandeur", "
 NUMBER_FIELDS = [("extract", "debut", "Début"), ("extract", "fin", "Fin"), ("search", "rayon", "Rayon")]
 PLATE_FIELDS = [("extract", "plaques", "laque"), ("training-redo", "plaques", "laque")]
 DATE_FIELDS = [("search", "du", "(Du)"), ("search", "au", "(Au)")]
-CHOICE_FIELDS = [("consult", "motif", "otif"), ("extract", "motif", "otif"), ("search", "motif", "motif")]
+CHOICE_FIELDS = [("consult", "motif", "otif"), ("extract", "motif", "otif"), ("search", "motif", "motif"),
+                 ("training-approve", "verifie", "Cochez")]
 OPTIONAL_CHOICE_FIELDS = [("search", "raison", "Déclenchement"), ("search", "avertissement", "Avertissement")]
 CHOICE_SET = {k: v for k, v in CHOICE_BAD.items() if k != "empty"}   # empty: "indifférent", "tous"
 
@@ -397,6 +399,18 @@ def test_a_recording_past_its_retention_then_erased_is_refused_in_french_and_sti
         assert len(records(made)[0]) == len(before[0]) + 3    # each an attempt, logged
     finally:
         vault.clock = saved
+
+
+def test_a_sign_in_form_giving_a_field_twice_is_refused(desk):
+    other = Client(desk)
+    _, page, _ = other.get("/connexion")
+    jeton = re.search(r'name="jeton" value="([^"]+)"', page).group(1)
+    status, page, _ = other.post("/connexion", [("jeton", jeton), ("personne", "Quelqu'un"), ("personne", PERSON),
+                                                ("phrase", PASSPHRASE)])
+    assert_refused(status, page, "'personne'")
+    assert "pieton_desk" not in other.cookies
+    status, page, _ = other.get("/connexion?raison=sortie&raison=verrouillee")
+    assert_refused(status, page, "'raison'")
 
 
 @pytest.mark.parametrize("fields, names, status", [
