@@ -300,6 +300,15 @@ def test_an_id_of_another_shape_is_refused_and_the_attempt_logged(client, made, 
     assert_nothing_recorded(before, made)
 
 
+@pytest.mark.parametrize("path", [pytest.param("/" + "a" * 10_000, id="long"), pytest.param("/a%00b", id="nul"),
+                                  pytest.param("/%1b%5b31m", id="escape"), pytest.param("/%ff%fe", id="not-utf8"),
+                                  pytest.param("/statique/..%2F..%2Fapp.py", id="static-dot-dot")])
+def test_an_address_the_desk_does_not_have_is_a_french_page_that_does_not_echo_it_whole(client, path):
+    status, page, _ = client.get(path)
+    assert status == 404 and '<html lang="fr">' in page and "a" * 200 not in page
+    assert "\x1b" not in page and "\x00" not in page
+
+
 DUPLICATES = [("consult", "motif", "training"), ("consult", "demandeur", "Autre"), ("extract", "nom", "autre"),
               ("extract", "debut", "1"), ("hold", "procedure", "PV 2"), ("search", "motif", "access"),
               ("training-reject", "raison", "autre"), ("consult", "csrf", "forged")]

@@ -200,7 +200,7 @@ def create_app(config: DeskConfig, **clocks) -> Starlette:
     routes.append(Mount("/statique", StaticFiles(directory=str(HERE / "static")), name="static"))
 
     async def not_found(request: Request, exc) -> Response:
-        return desk.refused(request, Refused(404, "Page introuvable", f"Le poste n'a pas de page {request.url.path!r}."))
+        return desk.refused(request, Refused(404, "Page introuvable", f"Le poste n'a pas de page {shown(request.url.path)}."))
 
     async def failed(request: Request, exc: Exception) -> Response:
         log.error("internal error on %s: %s", request.url.path, type(exc).__name__)
