@@ -93,7 +93,7 @@ def number(value, label: str, low: float, high: float) -> float | None:
     if not _NUMBER.fullmatch(typed):
         raise Refused(400, "Demande refusée", f"{label} {shown(typed)} : un nombre en chiffres, avec une virgule "
                       "ou un point (par exemple 12,5).")
-    result = float(typed.replace(",", "."))
+    result = float(typed.replace(",", ".")) + 0.0   # -0 is 0
     if not low <= result <= high:
         raise Refused(400, "Demande refusée", f"{label} {shown(typed)} : hors des valeurs possibles "
                       f"({low:g} à {high:g}).")
