@@ -48,24 +48,48 @@ class _VirtualSelector(selectors.DefaultSelector):
         self.loop: VirtualClockLoop | None = None
 
     def select(self, timeout: float | None = None):
-        ready = super().select(0)
-        if ready or timeout == 0:
-            return ready
         loop = self.loop
-        if timeout is None or loop is None or loop.pending_work:
+        # One epoll per loop turn. Pending work is read before polling: work that ended
+        # before this read has already written its wake-up byte, so the poll sees it.
+        if timeout == 0 or timeout is None or loop is None or loop.pending_work:
             # Something outside the loop (a worker thread, a socket) will wake us:
             # wait for it in real time, without moving the virtual clock.
             return super().select(timeout)
-        loop.advance(timeout)
-        return []
+        ready = super().select(0)
+        if not ready:
+            loop.advance(timeout)
+        return ready
+
+
+class WorkHold:
+    """Work on one other thread that holds a :class:`VirtualClockLoop`'s clock still:
+    ``begin`` on the loop thread as a job is handed over, ``end`` on the worker thread as
+    it finishes (the last one wakes the loop). Each count is written by one thread only."""
+
+    def __init__(self, loop: VirtualClockLoop) -> None:
+        self._loop = loop
+        self.begun = 0  # the loop thread's
+        self.ended = 0  # the worker thread's
+
+    @property
+    def pending(self) -> int:
+        return self.begun - self.ended
+
+    def begin(self) -> None:
+        self.begun += 1
+
+    def end(self) -> None:
+        self.ended += 1
+        if self.ended == self.begun:
+            self._loop.wake()
 
 
 class VirtualClockLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock only moves when nothing is ready to run.
 
-    Work handed to threads through :meth:`run_in_executor` holds the clock still until
-    it completes, so slow real work (encoding, fsync) never makes virtual timers fire
-    out of order.
+    Work handed to threads through :meth:`run_in_executor`, or counted by a
+    :class:`WorkHold` (:meth:`hold`), holds the clock still until it completes, so slow
+    real work (encoding, fsync) never makes virtual timers fire out of order.
     """
 
     def __init__(self, start: float = 0.0) -> None:
@@ -73,7 +97,12 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         selector.loop = self
         self._now = start
-        self.pending_work = 0
+        self._executor_work = 0
+        self._holds: list[WorkHold] = []
+
+    @property
+    def pending_work(self) -> int:
+        return self._executor_work + sum(hold.pending for hold in self._holds)
 
     def time(self) -> float:
         return self._now
@@ -81,12 +110,28 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def advance(self, seconds: float) -> None:
         self._now += max(0.0, seconds)
 
+    def hold(self) -> WorkHold:
+        """A new count of work another thread does for this loop (see WorkHold)."""
+        hold = WorkHold(self)
+        self._holds.append(hold)
+        return hold
+
+    def wake(self) -> None:
+        """From any thread: end the loop's wait for outside work (a closed loop: nothing)."""
+        self._write_to_self()
+
     def run_in_executor(self, executor, func, *args):
-        self.pending_work += 1
+        self._executor_work += 1
         future = super().run_in_executor(executor, func, *args)
 
         def _done(_f: asyncio.Future) -> None:
-            self.pending_work -= 1
+            self._executor_work -= 1
 
         future.add_done_callback(_done)
         return future
+
+
+def work_hold(loop: asyncio.AbstractEventLoop) -> WorkHold | None:
+    """What a worker thread counts its jobs with so that ``loop``'s clock waits for them:
+    None on a real-time loop, where nothing needs to wait."""
+    return loop.hold() if isinstance(loop, VirtualClockLoop) else None

@@ -284,8 +284,8 @@ def test_pipeline_refuses_bad_order_and_counts_dropped_and_late_frames(tmp_path)
             pipeline.start_recording(object())
         pipeline.arm()
         await asyncio.sleep(0.3)
-        await loop.run_in_executor(pipeline.worker.executor, time.sleep, 0.0)  # warm
-        stall = loop.run_in_executor(pipeline.worker.executor, time.sleep, 1.2)  # the worker stalls
+        await pipeline.worker.submit(time.sleep, 0.0)  # warm
+        stall = pipeline.worker.submit(time.sleep, 1.2)  # the worker stalls
         await asyncio.sleep(1.4)
         await stall
         await asyncio.sleep(0.3)
