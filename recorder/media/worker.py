@@ -87,7 +87,7 @@ class MediaWorker:
 
     async def drain(self) -> None:
         """Wait until everything handed over so far is done with."""
-        if self._thread is not None or self._serving is not None:
+        if not self._shut and (self._thread is not None or self._serving is not None):
             await self.submit(_nothing)
 
     def shutdown(self, *, now: bool = False) -> None:
