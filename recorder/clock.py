@@ -70,10 +70,7 @@ class WorkHold:
         self._loop = loop
         self.begun = 0  # the loop thread's
         self.ended = 0  # the worker thread's
-
-    @property
-    def pending(self) -> int:
-        return self.begun - self.ended
+        self.finished = False  # the worker thread has stopped: no job will begin again
 
     def begin(self) -> None:
         self.begun += 1
@@ -102,7 +99,10 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
     @property
     def pending_work(self) -> int:
-        return self._executor_work + sum(hold.pending for hold in self._holds)
+        pending = self._executor_work
+        for hold in self._holds:
+            pending += hold.begun - hold.ended
+        return pending
 
     def time(self) -> float:
         return self._now
@@ -113,7 +113,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def hold(self) -> WorkHold:
         """A new count of work another thread does for this loop (see WorkHold)."""
         hold = WorkHold(self)
-        self._holds.append(hold)
+        self._holds = [*(h for h in self._holds if not h.finished), hold]  # those of stopped workers go
         return hold
 
     def wake(self) -> None:

@@ -97,6 +97,8 @@ class MediaWorker:
         self._shut = True
         self._cut = now
         self._jobs.put((_STOP, (), None))
+        if self._thread is None and self._serving is None and self._hold is not None:
+            self._hold.finished = True  # never started: nothing will take the stop
         if now:
             return
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -130,6 +132,8 @@ class MediaWorker:
         while True:
             fn, args, future = jobs.get()
             if fn is _STOP:
+                if hold is not None:
+                    hold.finished = True
                 return
             try:
                 if self._cut:
