@@ -14,7 +14,7 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from drivers.errors import PietonError
 
@@ -49,6 +49,19 @@ class InputError(PietonError, ValueError):
     names what was read, where, and what is wrong."""
 
 
+def open_without_waiting(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened for reading without waiting for a writer: a named pipe nobody writes
+    would block open() for ever. Reads then block as usual (a pipe without a writer reads as
+    empty; a serial device as its data comes)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        os.set_blocking(fd, True)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_bounded(path: str | os.PathLike, kind: str, *, limit: int | None = None,
                  what: str | None = None) -> bytes:
     """The whole content of ``path``, refused past the size limit of its ``kind``.
@@ -58,13 +71,10 @@ def read_bounded(path: str | os.PathLike, kind: str, *, limit: int | None = None
     limit = LIMITS[kind] if limit is None else limit
     name = what or f"{kind} {os.fspath(path)}"
     try:
-        # Opened without waiting: a named pipe with no writer would block open() for ever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with open(fd, "rb") as handle:
-            mode = os.fstat(fd).st_mode
+        with open_without_waiting(path) as handle:
+            mode = os.fstat(handle.fileno()).st_mode
             if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
                 raise InputError(f"{name}: a named pipe or socket, not a file")
-            os.set_blocking(fd, True)
             data = handle.read(limit + 1)
     except IsADirectoryError:
         raise InputError(f"{name}: is a folder, not a file") from None

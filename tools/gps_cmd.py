@@ -8,10 +8,10 @@ then the count of sentences read, used, ignored and rejected by reason.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from drivers.nmea import NmeaReader
+from recorder.inputs import open_without_waiting
 
 CHUNK = 64 * 1024
 
@@ -36,18 +36,10 @@ def _row(fix) -> str:
     return f"{when:24s}  {fix.lat:12.7f} {fix.lon:13.7f} {alt}  {fix.mode}D  sats {sats:>2}  hdop {hdop}"
 
 
-def _open(path: str):
-    """Opened without waiting: a named pipe with no writer would block open() for ever (it
-    reads as empty instead); a serial device or a pipe being written is read as it comes."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    os.set_blocking(fd, True)
-    return open(fd, "rb")
-
-
 def cmd_parse(args) -> int:
     reader = NmeaReader(comments=True)
     try:
-        source = sys.stdin.buffer if args.file == "-" else _open(args.file)
+        source = sys.stdin.buffer if args.file == "-" else open_without_waiting(args.file)
     except OSError as exc:
         print(f"pieton gps parse: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from drivers.signer import Signer
 from recorder.errors import VaultError, VerificationError
 from recorder.evidence.chain import sign_document, signature_valid
 from recorder.evidence.format import REPORT_CONTEXT, canonical
-from recorder.inputs import InputError, load_json_file
+from recorder.inputs import InputError, load_json_file, open_without_waiting
 from tools.vault.events import event_epoch, event_kind, track_points
 from tools.vault.layout import utc_iso
 from tools.vault.report_events import spans_json
@@ -167,10 +167,9 @@ def check_report(report_path: str | Path, mp4_path: str | Path, vault_key: str) 
     if shape:
         raise VerificationError(f"{report_path}: signed, but {shape}")
     try:
-        # Non-blocking open: a FIFO or a device given as the MP4 is refused, not waited on.
-        fd = os.open(mp4_path, os.O_RDONLY | os.O_NONBLOCK)
-        with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+        # A FIFO or a device given as the MP4 is refused, not waited on.
+        with open_without_waiting(mp4_path) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise VaultError(f"{mp4_path}: not a regular file")
             digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError as exc:
