@@ -215,6 +215,15 @@ def search_cpu_ms(scenes: list[Scene]) -> float:
         cv2.setNumThreads(threads)
 
 
+def blurred_clip(detect, clip: list[Scene], every: int) -> tuple[list[tuple[Scene, list]], int]:
+    """A clip as the anonymiser blurs it: ``detect`` every ``every`` frames, boxes followed
+    between (tools/vault/track.py); each frame with its blurred rectangles, and the searches."""
+    plan = BlurPlan(detect, every, image=lambda scene: scene.image)
+    out = [*(x for scene in clip for x in plan.push(scene)), *plan.finish()]
+    assert len(out) == len(clip)
+    return [(scene, blur_rects(scene.image.shape, boxes)) for scene, boxes in out], plan.searches
+
+
 def score_walks(detector, clips: list[list[Scene]], every: int, memo: dict | None = None) -> dict:
     """Recall over every frame of the clips, the detector run every ``every`` frames.
     ``memo``: detections by frame, shared between runs at several N (same detector)."""
@@ -227,15 +236,9 @@ def score_walks(detector, clips: list[list[Scene]], every: int, memo: dict | Non
             memo[id(scene)] = _boxes(detector, scene.image)
         return memo[id(scene)]
     for clip in clips:
-        plan = BlurPlan(detect, every, image=lambda scene: scene.image)
-        out = []
-        for scene in clip:
-            out += list(plan.push(scene))
-        out += list(plan.finish())
-        searches += plan.searches
-        assert len(out) == len(clip)
-        for scene, boxes in out:
-            rects = blur_rects(scene.image.shape, boxes)
+        frames, asked = blurred_clip(detect, clip, every)
+        searches += asked
+        for scene, rects in frames:
             found += [covered(rects, box) for box in scene.faces]
     return {"every": every, "face_frames": len(found), "searches": searches,
             "recall": round(float(np.mean(found)), 3)}
@@ -252,11 +255,9 @@ def score_walking(detector, scenes: Scenes, clips: int, free_clips: int, every: 
     for i in range(clips + free_clips):
         faces = i < clips
         clip = scenes.walk(30, people, VARIANTS[i % 3], faces=faces)
-        plan = BlurPlan(lambda scene: _boxes(detector, scene.image), every, image=lambda scene: scene.image)
-        out = [*(x for scene in clip for x in plan.push(scene)), *plan.finish()]
-        searches += plan.searches
-        for scene, boxes in out:
-            rects = blur_rects(scene.image.shape, boxes)
+        frames, asked = blurred_clip(lambda scene: _boxes(detector, scene.image), clip, every)
+        searches += asked
+        for scene, rects in frames:
             if not faces:
                 free_frames += 1
                 blurred += bool(rects)
@@ -305,10 +306,15 @@ def speed(scenes: Scenes, seconds: float) -> dict:
             "load_average_after": round(os.getloadavg()[0], 1), "spent_s": done.spent}
 
 
-def _print(name: str, r: dict) -> None:
+def _by(r: dict) -> str:
+    """A result's recall by face width and by variant, in words."""
     by_w = ", ".join(f"{k} {v:.3f}" for k, v in r["recall_by_width"].items())
     by_v = ", ".join(f"{k} {v:.3f}" for k, v in r["recall_by_variant"].items())
-    print(f"{name}: recall {r['recall']:.3f} of {r['faces']} faces (by width: {by_w}; by variant: {by_v}); "
+    return f"by width: {by_w}; by variant: {by_v}"
+
+
+def _print(name: str, r: dict) -> None:
+    print(f"{name}: recall {r['recall']:.3f} of {r['faces']} faces ({_by(r)}); "
           f"face-free frames blurred {100 * r['face_free_blurred_share']:.1f} % of {r['face_free_frames']}; "
           f"{r['ms_per_frame']:.0f} ms per 720p frame ({r['frames_per_s']:.1f} frames/s)", flush=True)
 
@@ -354,11 +360,9 @@ def run(args) -> dict:
     print(line, flush=True)
     walking = results["walking"] = score_walking(anonymiser, scenes, 30 if quick else WALKING_CLIPS,
                                                  9 if quick else WALKING_FREE_CLIPS, SEARCH_EVERY)
-    by_w = ", ".join(f"{k} {v:.3f}" for k, v in walking["recall_by_width"].items())
-    by_v = ", ".join(f"{k} {v:.3f}" for k, v in walking["recall_by_variant"].items())
     print(f"walking faces, as the anonymiser blurs a video (searching every {walking['every']} frames, boxes "
           f"followed between): recall {walking['recall']:.3f} over {walking['faces']} face-frames of "
-          f"{walking['distinct_faces']} distinct faces (by width: {by_w}; by variant: {by_v}); face-free frames "
+          f"{walking['distinct_faces']} distinct faces ({_by(walking)}); face-free frames "
           f"blurred {100 * walking['face_free_blurred_share']:.1f} % of {walking['face_free_frames']}; "
           f"{walking['searches']} searches", flush=True)
     sp = results["speed"] = speed(scenes, 3.0 if quick else 10.0)
