@@ -15,8 +15,12 @@ import argparse
 import math
 import re
 
-# C0 controls and DEL, and the C1 controls terminals also obey (ESC [ and CSI sequences).
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# The Unicode marks that reorder or hide text (zero-width and direction marks, line and
+# paragraph separators, bidirectional overrides and isolates, the byte-order mark): a typed
+# value holding one prints disguised in the register. The desk refuses them too (tools/desk/forms.py).
+INVISIBLE_MARKS = "\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+# C0 controls but the tab, DEL, the C1 controls terminals also obey (ESC [ and CSI sequences), and those marks.
+_CONTROL = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f{INVISIBLE_MARKS}]")
 _SHOWN = 60  # characters of a refused value shown back
 MAX_ARGUMENT = 4096  # the longest path Linux takes; no name, reference or motive needs more
 
@@ -51,7 +55,8 @@ def _problem(value: str) -> str | None:
     except UnicodeEncodeError:
         return "holds bytes that are not UTF-8 text (pieton takes UTF-8 names and text only: rename the file)"
     if _CONTROL.search(value):
-        return "holds a control character (a line break, an escape sequence): type it on one line"
+        return ("holds a control character (a line break, an escape sequence, a mark that reverses or hides "
+                "text): type it on one line")
     return None
 
 

@@ -198,7 +198,8 @@ def _refused(d, argv, value, capsys, *said):
     ("", "an empty value"), ("   ", "an empty value"),
     ("\udcff\udcfe", "not UTF-8"),            # what Python makes of a file name in Latin-1
     ("a\x1b[2Jb", "control character"), ("a\nb", "control character"),
-], ids=["empty", "blank", "not-utf8", "escape", "newline"])
+    ("OPJ \u202eDurand", "control character"),   # a right-to-left override: prints reversed
+], ids=["empty", "blank", "not-utf8", "escape", "newline", "bidi-override"])
 @pytest.mark.parametrize("argv", _cases(PATH_ARGS) + _cases(OUT_ARGS) + _cases(TEXT_ARGS))
 def test_a_value_that_is_not_plain_text_is_refused_naming_the_argument(d, argv, value, words, capsys):
     err = _refused(d, argv, value, capsys, words)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from recorder.arguments import INVISIBLE_MARKS
 from recorder.evidence.format import RECORDING_ID
 from recorder.localtime import FIRST_YEAR, LAST_YEAR, TimeError, format_local, parse_time
 from tools.desk.access import Refused
@@ -27,7 +28,7 @@ LABELS = {"motif": "le motif", "demandeur": "le demandeur", "destinataire": "le 
 # C0 and C1 controls, DEL, and the Unicode marks that reorder or hide text (bidirectional
 # overrides and isolates, line and paragraph separators): a value with one would print
 # disguised in the register. U+FFFD is what bytes that are not UTF-8 become once decoded.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{INVISIBLE_MARKS}]")
 _NOT_UTF8 = "\ufffd"
 _NUMBER = re.compile(r"[+-]?[0-9]{1,12}(?:[.,][0-9]{1,9})?")
 _WHOLE = re.compile(r"[0-9]{1,9}")
