@@ -3,6 +3,7 @@ signed-in person named as the operator of everything logged, and refusals as cle
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from recorder.errors import VaultError
 from tools.vault.retention import retention_end as vault_retention_end
 from tools.vault.vault import Vault
 
-BUSY_WAIT_S = 10.0  # another vault command (the hourly purge) holds the vault: wait this long
+BUSY_WAIT_S = 10.0  # another vault command (a job's extraction, the hourly purge) holds the vault: wait this long
 
 
 class Refused(Exception):
@@ -24,30 +25,61 @@ class Refused(Exception):
         self.status, self.title, self.reason, self.attempt = status, title, reason, attempt
 
 
+def busy() -> Refused:
+    return Refused(503, "Coffre occupé", "Le coffre sert une autre commande (une extraction en cours, ou la purge "
+                   "horaire) : il n'en prend qu'une à la fois. Rien n'a été fait ; rechargez cette page dans un "
+                   "moment (une extraction se suit sur sa propre page, qui reste ouverte).")
+
+
 class DeskVault:
+    """The vault for the desk's requests, one at a time. A request waits for it at most
+    ``busy_wait_s`` (an extraction holds it for minutes: the page says so instead of hanging)
+    and never on the event loop, where a wait would stop every other page with it, the
+    running job's included."""
+
     def __init__(self, root: str | Path, clock=time.time):
         self.root = Path(root)
         self.clock = clock
+        self.busy_wait_s = BUSY_WAIT_S
         self._lock = threading.Lock()
 
     @contextmanager
-    def open(self, operator: str | None = None):
-        """The vault, opened for one request; ``operator`` is who every entry is logged for."""
-        with self._lock:
-            deadline = time.monotonic() + BUSY_WAIT_S
+    def open(self, operator: str | None = None, *, wait: bool = True):
+        """The vault, opened for one request; ``operator`` is who every entry is logged for.
+        ``wait=False``: only if it is free now (the health line of a page, on the event loop);
+        otherwise the refusal ``busy()``."""
+        if wait and _on_event_loop():
+            raise RuntimeError("the desk waits for the vault on its event loop: use run_in_threadpool")
+        deadline = time.monotonic() + (self.busy_wait_s if wait else 0.0)
+        got = self._lock.acquire(timeout=self.busy_wait_s) if wait else self._lock.acquire(blocking=False)
+        if not got:
+            raise busy()
+        try:
             while True:
                 try:
                     vault = Vault.open(self.root, clock=self.clock)
                     break
                 except VaultError as exc:
-                    if "another vault command" not in str(exc) or time.monotonic() > deadline:
+                    if "another vault command" not in str(exc):
                         raise
+                    if time.monotonic() >= deadline:
+                        raise busy() from None
                     time.sleep(0.2)
             vault.operator = operator
             try:
                 yield vault
             finally:
                 vault.close()
+        finally:
+            self._lock.release()
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def retention_end(vault: Vault, row) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -68,14 +69,17 @@ class Desk:
         """``vault=False``: without the health line, for a page that must not wait for the vault
         (a job's, while the job holds it)."""
         session: Session | None = getattr(request.state, "session", None)
-        health, training_waiting = None, 0
+        health, training_waiting, busy = None, 0, False
         if session is not None and vault:  # shown to the persons designated only
-            with self.vault.open() as vault:
-                health = self.health(vault, self.config.zone)
-                training_waiting = len(waiting(vault))
+            try:  # on the event loop: read only if the vault is free now, never wait for it
+                with self.vault.open(wait=False) as vault:
+                    health = self.health(vault, self.config.zone)
+                    training_waiting = len(waiting(vault))
+            except Refused:
+                busy = True
         response = self.templates.TemplateResponse(
             request, template, {"session": session, "health": health, "training_waiting": training_waiting,
-                                **context}, status_code=status)
+                                "vault_busy": busy, **context}, status_code=status)
         return private(response)
 
     def refused(self, request: Request, exc: Refused) -> Response:
@@ -154,15 +158,15 @@ def guarded(desk: Desk, handler, *, signed_in: bool = True):
             return await handler(desk, request, session, form)
         except _SignIn as exc:
             if request.method == "POST" and exc.why:
-                return desk.refused(request, Refused(
+                return await run_in_threadpool(desk.refused, request, Refused(
                     401, "Session expirée", "Votre session a été verrouillée ou fermée : rien n'a été fait. "
                     "Reconnectez-vous avec votre phrase secrète.", attempt=False))
             target = "/connexion" + (f"?raison={exc.why}" if exc.why else "")
             return private(RedirectResponse(target, status_code=303))
-        except Refused as exc:
-            return desk.refused(request, exc)
+        except Refused as exc:  # journaled as an attempt: off the event loop, which never waits for the vault
+            return await run_in_threadpool(desk.refused, request, exc)
         except PietonError as exc:  # the vault's own refusals
-            return desk.refused(request, vault_refusal(exc))
+            return await run_in_threadpool(desk.refused, request, vault_refusal(exc))
     return endpoint
 
 
@@ -180,7 +184,8 @@ class KnownHost:
             if name not in self.desk.config.hosts:
                 refusal = Refused(400, "Adresse refusée", f"Cette requête est adressée à {host[:80]!r}, pas au poste "
                                   "du chef (une autre adresse que la sienne) : elle est refusée.", attempt=True)
-                await self.desk.refused(Request(scope, receive), refusal)(scope, receive, send)
+                page = await run_in_threadpool(self.desk.refused, Request(scope, receive), refusal)
+                await page(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -53,10 +53,12 @@ async def recordings(desk, request, session, form):
 
 async def recording(desk, request, session, form):
     rid = recording_id(request.path_params["rid"])
-    with desk.vault.open(author(session)) as vault:
-        row = stored_row(vault, rid)
-        end = retention_end(vault, row)
-        holds = vault.index.holds(rid)
+
+    def read():
+        with desk.vault.open(author(session)) as vault:
+            row = stored_row(vault, rid)
+            return row, retention_end(vault, row), vault.index.holds(rid)
+    row, end, holds = await run_in_threadpool(read)
     # The range of an extraction chosen on the timeline: a moment's "début ici" / "fin ici" link.
     chosen = {name: _offset(request.query_params.get(name)) for name in ("debut", "fin")}
     return desk.page(request, "enregistrement.html", row=row, duration=duration_s(row), end=end, holds=holds,
@@ -128,17 +130,20 @@ def _holding(action):
         """A hold (or its release) for a procedure, journaled as `pieton vault hold` does."""
         rid = recording_id(request.path_params["rid"])
         asked = reasons(form, "procedure")
-        with desk.vault.open(author(session)) as vault:
-            stored_row(vault, rid)
-            held = vault.index.holds(rid)
-            if action is hold and asked["procedure"] in held:
-                raise Refused(400, "Retenue refusée", f"{rid} est déjà retenu pour la procédure "
-                              f"{shown(asked['procedure'])} : rien n'a été fait.")
-            if action is release and asked["procedure"] not in held:
-                raise Refused(400, "Libération refusée", f"{rid} n'est pas retenu pour la procédure "
-                              f"{shown(asked['procedure'])} (retenues : {', '.join(held) or 'aucune'}) : "
-                              "rien n'a été fait.")
-            action(vault, rid, asked["procedure"])
+
+        def run():
+            with desk.vault.open(author(session)) as vault:
+                stored_row(vault, rid)
+                held = vault.index.holds(rid)
+                if action is hold and asked["procedure"] in held:
+                    raise Refused(400, "Retenue refusée", f"{rid} est déjà retenu pour la procédure "
+                                  f"{shown(asked['procedure'])} : rien n'a été fait.")
+                if action is release and asked["procedure"] not in held:
+                    raise Refused(400, "Libération refusée", f"{rid} n'est pas retenu pour la procédure "
+                                  f"{shown(asked['procedure'])} (retenues : {', '.join(held) or 'aucune'}) : "
+                                  "rien n'a été fait.")
+                action(vault, rid, asked["procedure"])
+        await run_in_threadpool(run)
         return private(RedirectResponse(f"/enregistrements/{rid}", status_code=303))
     return handler
 

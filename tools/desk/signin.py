@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import threading
 
@@ -16,6 +17,7 @@ from tools.desk.sessions import Session, author
 from tools.desk.web import COOKIE, private
 from tools.vault.persons import identify
 
+log = logging.getLogger("pieton.desk")
 _ONE_AT_A_TIME = threading.Lock()
 FORM_COOKIE = "pieton_desk_form"   # the sign-in form's own token (there is no session yet)
 REASONS = {"verrouillee": "Votre session s'est verrouillée après une période sans activité.",
@@ -52,12 +54,12 @@ async def sign_in(desk, request, session, form):
         # passphrases in parallel gains nothing)
         identities = await run_in_threadpool(_unlock, path, passphrase)
     except AgeError:
-        with desk.vault.open() as vault:
-            vault.log("desk-sign-in-refused", person=person, reason="wrong passphrase or unreadable identity")
+        await run_in_threadpool(_journal, desk, None, "desk-sign-in-refused", person=person,
+                                reason="wrong passphrase or unreadable identity")
         return await sign_in_page(desk, request, None, None, status=401,
                                   error="Phrase secrète incorrecte (ou fichier d'identité illisible) : "
                                   "connexion refusée. La tentative est inscrite au journal.")
-    new = admit(desk, person, identities)
+    new = await run_in_threadpool(admit, desk, person, identities)
     identities = None
     response = private(RedirectResponse("/enregistrements", status_code=303))
     response.set_cookie(COOKIE, new.token, httponly=True, samesite="strict", secure=desk.config.secure, path="/")
@@ -82,10 +84,18 @@ def admit(desk, person: str, identities: list) -> Session:
     return new
 
 
+def _journal(desk, operator: str | None, event: str, **fields) -> None:
+    with desk.vault.open(operator) as vault:
+        vault.log(event, **fields)
+
+
 async def sign_out(desk, request, session, form):
-    with desk.vault.open(author(session)) as vault:
-        vault.log("desk-sign-out", person=session.person)
+    # Closed first: leaving never waits for the vault (an extraction may hold it for minutes).
     desk.sessions.close(session.token)
+    try:
+        await run_in_threadpool(_journal, desk, author(session), "desk-sign-out", person=session.person)
+    except Refused:  # the vault stayed busy: the sign-out stands, said in the desk's own log
+        log.warning("sign-out of %s not journaled: the vault stayed busy", session.matricule)
     response = private(RedirectResponse("/connexion?raison=sortie", status_code=303))
     response.delete_cookie(COOKIE, path="/")
     return response

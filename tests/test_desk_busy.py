@@ -1,0 +1,75 @@
+"""While a job holds the vault (an extraction takes minutes), the desk stays usable: a page
+that needs the vault says within a few seconds, in French, that it is busy, instead of
+hanging until the job ends; and no request waits for the vault on the desk's event loop,
+where it would stop every other page, the running job's own included. Over real HTTP, the
+vault's lock held by the test as a running job holds it."""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+from conftest import read_jsonl
+from test_desk_jobs import HeldVault
+from test_desk_training import MATRICULE, Client, desk, made  # noqa: F401 - fixtures
+
+WAIT_S = 1.0
+
+
+def timed(call):
+    started = time.monotonic()
+    out = call()
+    return time.monotonic() - started, out
+
+
+def test_pages_that_need_the_busy_vault_say_so_and_the_others_keep_answering(desk, made):  # noqa: F811
+    rid = made["rid"]
+    client, other = Client(desk.url), Client(desk.url)
+    client.sign_in()
+    other.sign_in()
+    desk.app.state.desk.vault.busy_wait_s = WAIT_S
+    try:
+        with HeldVault(desk, limit=30):
+            answers = {}
+            # The recording's page read the vault on the event loop: while it waited, nothing answered.
+            waiting = threading.Thread(target=lambda: answers.update(page=timed(lambda: other.get(f"/enregistrements/{rid}"))))
+            waiting.start()
+            time.sleep(0.3)
+            elapsed, (status, page) = timed(lambda: client.get("/connexion"))
+            assert status == 200 and elapsed < WAIT_S, f"the sign-in page waited {elapsed:.1f} s for the vault"
+            waiting.join(20)
+            elapsed, (status, page) = answers["page"]
+            text = html.unescape(page)
+            assert status == 503 and "Coffre occupé" in text and "rechargez cette page" in text, text[:1500]
+            assert elapsed < WAIT_S + 5, f"answered after {elapsed:.1f} s"
+            for path in ("/enregistrements", "/registre", "/cameras", "/formation"):
+                status, page = client.get(path)
+                assert status == 503 and "Coffre occupé" in html.unescape(page), path
+                assert "son état s'affichera quand il sera libre" in html.unescape(page), path
+    finally:
+        desk.app.state.desk.vault.busy_wait_s = 10.0
+    status, page = client.get(f"/enregistrements/{rid}")
+    assert status == 200 and 'id="sante"' in page and "Dernière purge" in html.unescape(page)
+
+
+def test_signing_out_never_waits_for_the_vault(desk, made):  # noqa: F811
+    client = Client(desk.url)
+    client.sign_in()
+    desk.app.state.desk.vault.busy_wait_s = WAIT_S
+    try:
+        client.get("/connexion")
+        client.get("/enregistrements")  # a page of the session, with its sign-out form
+        with HeldVault(desk, limit=30):
+            elapsed, (status, page) = timed(lambda: client.post("/deconnexion", {"csrf": client.token("/deconnexion")}))
+            assert elapsed < WAIT_S + 5 and "Vous êtes déconnecté" in html.unescape(page), elapsed
+        status, page = client.get("/enregistrements")   # the session is closed: back to the sign-in page
+        assert "Vous êtes déconnecté" not in page and 'name="phrase"' in page
+    finally:
+        desk.app.state.desk.vault.busy_wait_s = 10.0
+    # With the vault free, leaving is journaled as before.
+    client.sign_in()
+    client.get("/enregistrements")
+    client.post("/deconnexion", {"csrf": client.token("/deconnexion")})
+    last = read_jsonl(made["vault"] / "journal.jsonl")[-1]
+    assert last["event"] == "desk-sign-out" and last["operator"] == MATRICULE
