@@ -120,8 +120,10 @@ def test_a_failed_job_says_why_in_the_desks_words_and_is_journaled(desk, made): 
         client, rid, nom="hors-champ", debut="500", fin="600"))
     status, page = client.finish_job()
     text = html.unescape(page)
-    assert status == 400 and "Opération refusée" in text, text[:2000]
+    assert status == 400 and "Extraction refusée" in text, text[:2000]
+    assert "La partie demandée, de 8 min 20 s à 10 min 00 s, commence après la fin de l'enregistrement, qui dure 4,0 s" \
+        in text and "range" not in text   # in the chief's words, not the command line's
     journal, register = logged(made, "extraction-failed")
     assert journal and register and journal[-1]["operator"] == MATRICULE
-    assert journal[-1]["reason"][:60] in text
+    assert "outside the recording" in journal[-1]["reason"]
     assert not list(made["exports"].glob("*hors-champ*"))

@@ -18,6 +18,8 @@ from recorder.arguments import INVISIBLE_MARKS
 from recorder.evidence.format import RECORDING_ID
 from recorder.localtime import FIRST_YEAR, LAST_YEAR, TimeError, format_local, parse_time
 from tools.desk.access import Refused
+from tools.desk.words import seconds
+from tools.vault.remux import OutsideRecording
 from tools.vault.retention import PastRetention
 
 PURPOSES = {"judicial": "Procédure judiciaire", "administrative": "Procédure administrative",
@@ -174,6 +176,12 @@ def reasons(form, *names):
 
 def vault_refusal(exc: Exception) -> Refused:
     """The vault's own refusal (its words are the command line's, in English) on a French page."""
+    outside = exc.__cause__ if isinstance(exc.__cause__, OutsideRecording) else None
+    if outside is not None:
+        return Refused(400, "Extraction refusée", f"La partie demandée, de {seconds(outside.start)} à "
+                       f"{seconds(outside.end)}, commence après la fin de l'enregistrement, qui dure "
+                       f"{seconds(outside.total)} : rien n'a été extrait. L'échec est inscrit au journal et au "
+                       "registre.")
     if isinstance(exc, PastRetention):
         lead = ("La durée de conservation de cet enregistrement est échue (R241-13) : il ne peut plus être "
                 "consulté, extrait ni retenu, sauf pour la procédure qui le retenait avant ; rien n'a été fait.")

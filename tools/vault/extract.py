@@ -408,7 +408,7 @@ def extract(vault: Vault, request: Request, identities: list) -> ExtractionResul
         if isinstance(exc, PastRetention):
             raise  # the refusal in its own words (logged above as a failed attempt)
         if isinstance(exc, Exception):  # content the checks did not foresee is said, not a traceback
-            raise VaultError(f"extraction failed, nothing written: {reason}") from None
+            raise VaultError(f"extraction failed, nothing written: {reason}") from exc  # the desk words the cause
         raise
 
 

@@ -41,6 +41,14 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):.3g} MiB"
 
 
+class OutsideRecording(VaultError):
+    """An extraction's range that starts past the recording's end (``total`` seconds)."""
+
+    def __init__(self, start: float, end: float, total: float):
+        super().__init__(f"range {start:.2f}s to {end:.2f}s is outside the recording (0 to {total:.2f}s)")
+        self.start, self.end, self.total = start, end, total
+
+
 @dataclass
 class SegmentInput:
     """One decrypted segment: its name, its MPEG-TS bytes and whether they are whole."""
@@ -291,9 +299,7 @@ class _Writer:
         total = self.prev_end
         ranged = self.start_s is not None or self.end_s is not None
         if ranged and (self.start_s or 0.0) >= total:
-            raise VaultError(f"range {self.start_s or 0.0:.2f}s to "
-                             f"{self.end_s if self.end_s is not None else total:.2f}s is outside the "
-                             f"recording (0 to {total:.2f}s)")
+            raise OutsideRecording(self.start_s or 0.0, self.end_s if self.end_s is not None else total, total)
         if self.counts["video"] == 0:
             raise VaultError("nothing to export: no complete video frame (in that range)")
         end = max(float(e * self.bases[k]) for k, e in self.ends.items())
