@@ -1,8 +1,9 @@
 """While a job holds the vault (an extraction takes minutes), the desk stays usable: a page
 that needs the vault says within a few seconds, in French, that it is busy, instead of
 hanging until the job ends; and no request waits for the vault on the desk's event loop,
-where it would stop every other page, the running job's own included. Over real HTTP, the
-vault's lock held by the test as a running job holds it."""
+where it would stop every other page, the running job's own included. Signing out cancels
+the extractions still waiting for their turn (each held a copy of the person's identity).
+Over real HTTP, the vault's lock held by the test as a running job holds it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 import time
 
 from conftest import read_jsonl
-from test_desk_jobs import HeldVault
+from test_desk_jobs import JOB, HeldVault, extraction_form
 from test_desk_training import MATRICULE, Client, desk, made  # noqa: F401 - fixtures
 
 WAIT_S = 1.0
@@ -73,3 +74,34 @@ def test_signing_out_never_waits_for_the_vault(desk, made):  # noqa: F811
     client.post("/deconnexion", {"csrf": client.token("/deconnexion")})
     last = read_jsonl(made["vault"] / "journal.jsonl")[-1]
     assert last["event"] == "desk-sign-out" and last["operator"] == MATRICULE
+
+
+def test_signing_out_cancels_the_extractions_still_waiting_and_lets_the_running_one_end(desk, made):  # noqa: F811
+    rid = made["rid"]
+    client = Client(desk.url)
+    client.sign_in()
+    first = extraction_form(client, rid, nom="avant-sortie", debut="0", fin="2")
+    second = extraction_form(client, rid, nom="apres-sortie", debut="1", fin="3")
+    jobs = desk.app.state.desk.jobs
+    with HeldVault(desk, limit=30):
+        client.post(f"/enregistrements/{rid}/extraire", first)
+        running = JOB.search(client.page).group(1)
+        deadline = time.monotonic() + 10
+        while not jobs.get(running.rsplit("/", 1)[1]).begun:  # the worker took it: it waits for the vault
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        client.post(f"/enregistrements/{rid}/extraire", second)
+        waiting = JOB.search(client.page).group(1)
+        assert waiting != running
+        client.post("/deconnexion", {"csrf": client.token("/deconnexion")})  # from the job's page
+        text = html.unescape(client.page)
+        assert "Les extractions qui attendaient leur tour ont été annulées" in text, text[:1500]
+        job = jobs.get(waiting.rsplit("/", 1)[1])
+        assert not job.running and job.work is None and job.error.title == "Extraction annulée"
+    client.sign_in()
+    client.get(running)
+    status, page = client.finish_job()
+    assert status == 200 and (made["exports"] / "avant-sortie.mp4").is_file()
+    status, page = client.get(waiting)
+    assert status == 410 and "Extraction annulée" in html.unescape(page)
+    assert not list(made["exports"].glob("apres-sortie*"))

@@ -493,7 +493,7 @@ def test_a_requester_written_as_a_formula_stays_text_in_the_registers_csv(client
 
 
 class _Person:
-    matricule, person = "PM-0042", PERSON
+    matricule, person, token = "PM-0042", PERSON, "t0ken"
 
 
 def _refusing():

@@ -44,15 +44,15 @@ class DeskVault:
         self._lock = threading.Lock()
 
     @contextmanager
-    def open(self, operator: str | None = None, *, wait: bool = True):
+    def open(self, operator: str | None = None, *, wait_s: float | None = None):
         """The vault, opened for one request; ``operator`` is who every entry is logged for.
-        ``wait=False``: only if it is free now (the health line of a page, on the event loop);
-        otherwise the refusal ``busy()``."""
-        if wait and _on_event_loop():
+        ``wait_s``: how long to wait for it (``busy_wait_s`` by default; 0: only if it is free
+        now, the one way allowed on the event loop); then the refusal ``busy()``."""
+        wait_s = self.busy_wait_s if wait_s is None else wait_s
+        if wait_s > 0 and _on_event_loop():
             raise RuntimeError("the desk waits for the vault on its event loop: use run_in_threadpool")
-        deadline = time.monotonic() + (self.busy_wait_s if wait else 0.0)
-        got = self._lock.acquire(timeout=self.busy_wait_s) if wait else self._lock.acquire(blocking=False)
-        if not got:
+        deadline = time.monotonic() + wait_s
+        if not (self._lock.acquire(timeout=wait_s) if wait_s > 0 else self._lock.acquire(blocking=False)):
             raise busy()
         try:
             while True:

@@ -72,7 +72,7 @@ class Desk:
         health, training_waiting, busy = None, 0, False
         if session is not None and vault:  # shown to the persons designated only
             try:  # on the event loop: read only if the vault is free now, never wait for it
-                with self.vault.open(wait=False) as vault:
+                with self.vault.open(wait_s=0) as vault:
                     health = self.health(vault, self.config.zone)
                     training_waiting = len(waiting(vault))
             except Refused:

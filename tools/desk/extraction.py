@@ -10,7 +10,7 @@ from starlette.responses import FileResponse
 
 from tools.desk.access import Refused
 from tools.desk.forms import PURPOSES, number, reasons, recording_id, shown
-from tools.desk.jobs import job_started
+from tools.desk.jobs import JOB_WAIT_S, job_started
 from tools.desk.sessions import author
 from tools.desk.training import plate_lines
 from tools.desk.words import seconds
@@ -72,7 +72,7 @@ async def extract_page(desk, request, session, form):
     identities, extracted, operator = list(session.identities), session.extracted, author(session)
 
     def run():
-        with desk.vault.open(operator) as vault:
+        with desk.vault.open(operator, wait_s=JOB_WAIT_S) as vault:
             if vault.index.recording(rid) is None:
                 raise Refused(404, "Enregistrement introuvable", f"Le coffre ne contient pas d'enregistrement {rid}.",
                               attempt=True)

@@ -4,7 +4,8 @@ the result or gives the error in the words the desk gives any refusal.
 
 One worker thread runs the jobs in turn (the vault takes one command at a time anyway); the
 table lives in the desk's memory only. A job keeps the identity it needs (the signed-in
-person's, unlocked at sign-in) until it ends, then drops it. A desk stopped mid-job leaves
+person's, unlocked at sign-in) until it ends, then drops it; signing out cancels the jobs
+still waiting for their turn, and their copies go. A desk stopped mid-job leaves
 what ``extract`` leaves when interrupted: hidden ``.part`` files, never a file under its
 final name nor a pending clip without its state (tools/vault/training_approval.py ``stage``)."""
 
@@ -27,8 +28,12 @@ from tools.desk.web import private
 
 log = logging.getLogger("pieton.desk")
 REFRESH_S = 2
+JOB_WAIT_S = 600.0  # a job waits this long for the vault (the hourly purge, a page's moment): nobody is kept waiting
 _ID = re.compile(r"[0-9a-f]{16}")
 KEEP = 64  # jobs remembered (the finished ones, for their page); the oldest finished go first
+CANCELLED = Refused(410, "Extraction annulée", "Vous vous êtes déconnecté avant que cette extraction commence : elle "
+                    "a été annulée et la copie de votre clé qu'elle gardait, effacée. Rien n'a été extrait ; "
+                    "demandez-la de nouveau si elle est toujours utile.")
 INTERNAL = Refused(500, "Erreur interne", "Le poste n'a pas pu répondre à cette demande (erreur interne, inscrite "
                    "dans son propre journal). Rien n'a été montré ni extrait ; réessayez ou prévenez le technicien.")
 
@@ -44,8 +49,10 @@ class Job:
     started: float                   # wall clock, shown
     work: object = field(default=None, repr=False)    # () -> result; dropped once run (it holds the identity)
     done: object = field(default=None, repr=False)    # result -> what the page shows (dict), in the worker
+    sessions: set = field(default_factory=set, repr=False)  # the sessions waiting for it (their tokens)
     result: dict | None = None
     error: Refused | None = None
+    begun: bool = False
     ended: float | None = None
 
     @property
@@ -70,9 +77,10 @@ class Jobs:
         with self._lock:
             for job in self._jobs.values():
                 if job.key == key and job.running:
+                    job.sessions.add(session.token)
                     return job
             job = Job(secrets.token_hex(8), key, what, session.matricule, session.person, path, self.clock(),
-                      work, done)
+                      work, done, {session.token})
             self._jobs[job.id] = job
             self._forget_old()
             if self._worker is None:  # daemon: a desk stopped mid-job does not wait minutes for it
@@ -85,6 +93,20 @@ class Jobs:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def cancel_waiting(self, token: str) -> int:
+        """A session signs out: the jobs that wait for their turn for it alone are cancelled
+        and drop their copy of its identity (one already running ends as it would: stopping
+        it midway would leave only its ``.part`` files). Returns how many were cancelled."""
+        cancelled = 0
+        with self._lock:
+            for job in self._jobs.values():
+                job.sessions.discard(token)
+                if job.running and not job.begun and not job.sessions:
+                    job.work = job.done = None
+                    job.error, job.ended = CANCELLED, self.clock()
+                    cancelled += 1
+        return cancelled
+
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if not j.running]
         for job in finished[:max(0, len(self._jobs) - KEEP)]:
@@ -93,6 +115,10 @@ class Jobs:
     def _run(self) -> None:
         while True:
             job = self._queue.get()
+            with self._lock:
+                if not job.running:  # cancelled while it waited
+                    continue
+                job.begun = True
             try:
                 result = job.work()
                 job.result = job.done(result) if job.done else result

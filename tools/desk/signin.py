@@ -21,7 +21,10 @@ log = logging.getLogger("pieton.desk")
 _ONE_AT_A_TIME = threading.Lock()
 FORM_COOKIE = "pieton_desk_form"   # the sign-in form's own token (there is no session yet)
 REASONS = {"verrouillee": "Votre session s'est verrouillée après une période sans activité.",
-           "inconnue": "Votre session est fermée.", "sortie": "Vous êtes déconnecté."}
+           "inconnue": "Votre session est fermée.", "sortie": "Vous êtes déconnecté.",
+           "sortie-annulees": "Vous êtes déconnecté. Les extractions qui attendaient leur tour ont été annulées "
+                              "(rien n'en a été extrait) ; une extraction déjà commencée se termine et reste inscrite "
+                              "au journal et au registre."}
 
 
 def _unlock(path, passphrase) -> list:
@@ -92,11 +95,13 @@ def _journal(desk, operator: str | None, event: str, **fields) -> None:
 async def sign_out(desk, request, session, form):
     # Closed first: leaving never waits for the vault (an extraction may hold it for minutes).
     desk.sessions.close(session.token)
+    cancelled = desk.jobs.cancel_waiting(session.token)
     try:
         await run_in_threadpool(_journal, desk, author(session), "desk-sign-out", person=session.person)
     except Refused:  # the vault stayed busy: the sign-out stands, said in the desk's own log
         log.warning("sign-out of %s not journaled: the vault stayed busy", session.matricule)
-    response = private(RedirectResponse("/connexion?raison=sortie", status_code=303))
+    response = private(RedirectResponse("/connexion?raison=" + ("sortie-annulees" if cancelled else "sortie"),
+                                        status_code=303))
     response.delete_cookie(COOKIE, path="/")
     return response
 

@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse
 from recorder.errors import VaultError
 from tools.desk.access import Refused
 from tools.desk.forms import shown, text
-from tools.desk.jobs import job_started
+from tools.desk.jobs import JOB_WAIT_S, job_started
 from tools.desk.sessions import author
 from tools.desk.web import private
 from tools.vault.anonymised_words import in_french
@@ -200,7 +200,7 @@ async def redo_page(desk, request, session, form):
     identities, operator = list(session.identities), author(session)  # the job's, dropped when it ends
 
     def run():
-        with desk.vault.open(operator) as vault:
+        with desk.vault.open(operator, wait_s=JOB_WAIT_S) as vault:
             _waiting_here(vault, xid)
             identify(vault, identities, "extract")
             result = extract(vault, Request(**redo_request(vault, xid, marks)), identities)
