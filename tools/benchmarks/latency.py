@@ -28,6 +28,7 @@ from recorder.config import Section, load_config
 from recorder.daemon import Daemon, Options
 from recorder.evidence.age import generate_identity
 from tools.benchmarks._disk import describe, fsync_probe
+from tools.benchmarks._logs import counted
 
 GESTURES = ("short", "double", "long")
 
@@ -195,7 +196,7 @@ def run(args) -> dict:
     ring = "configured" if prebuffer is None else (f"{prebuffer:g} s" if prebuffer else "off")
     print(f"{count * len(GESTURES)} recordings ({count} of each gesture), 720p30 simulated camera, "
           f"pre-event ring {ring}; load average {os.getloadavg()[0]:.2f}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="pieton-bench-latency-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pieton-bench-latency-") as tmp, counted():
         results: dict[str, dict] = {"disk": fsync_probe(Path(tmp))}
         print(describe(results["disk"]), flush=True)
         rig = Rig(Path(tmp), prebuffer)
