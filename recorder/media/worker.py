@@ -2,8 +2,9 @@
 
 The camera and microphone call back on the loop thread; what they deliver is handed to a
 single worker thread in arrival order, so the button, LED and notice path never waits for
-an encoder. Frames that would wait longer than ``MAX_BACKLOG_S`` are dropped (and
-counted); sound blocks ride with the next frame (one hand-over instead of two).
+an encoder. Raw frames that would wait longer than ``MAX_BACKLOG_S`` are dropped (and
+counted); frames a hardware encoder already made wait up to ``MAX_ENCODED_BACKLOG_S``;
+sound blocks ride with the next frame (one hand-over instead of two).
 
 A frame costs one queue put on the loop thread and nothing on the way back: no future, no
 callback, no loop wake-up on a real-time loop. Only the jobs whose result someone awaits
@@ -32,7 +33,12 @@ _STOP = object()  # the last job: the worker thread ends after it
 
 
 class MediaWorker:
-    MAX_BACKLOG_S = 0.5  # frames waiting longer than this for the worker are dropped, and counted
+    MAX_BACKLOG_S = 0.5  # raw frames waiting longer than this for the worker are dropped, and counted
+    # An encoding camera's frames (picamera2's H.264: ~17 kB each at 4 Mb/s, 5 MB in 10 s)
+    # wait longer: the worker writes and fsyncs, and an SD card's own housekeeping stalls an
+    # fsync for a second or more now and then; that must cost no evidence. A raw 720p frame
+    # is 1.4 MB: 0.5 s of them is already 21 MB.
+    MAX_ENCODED_BACKLOG_S = 10.0
     SOUND_BATCH = 5      # blocks (about 100 ms) that go on their own when no frame takes them
 
     def __init__(self, loop, encode: Encode, health: Health, *, fps: int, executor=None):
@@ -51,6 +57,7 @@ class MediaWorker:
         self._frames_in = 0   # frames handed over (loop thread)
         self._frames_out = 0  # frames done with (worker thread)
         self._max_queue = max(2, round(fps * self.MAX_BACKLOG_S))
+        self._max_encoded = max(2, round(fps * self.MAX_ENCODED_BACKLOG_S))
         self._sound: list[AudioBlock] = []
 
     @property
@@ -67,7 +74,7 @@ class MediaWorker:
         return future
 
     def frame(self, frame: RawFrame | EncodedFrame, wall_time: float, regained: bool) -> None:
-        if self.queued >= self._max_queue:
+        if self.queued >= (self._max_encoded if isinstance(frame, EncodedFrame) else self._max_queue):
             self.health.count("dropped")
             return
         blocks, self._sound = self._sound, []
