@@ -131,11 +131,12 @@ PASSES = (Pass(0.75, 0.6, doubt=0.03),)
 # benchmark's seed (2026): over those, recall 0.904 with 3.5 face-free frames of 99
 # blurred on average, against 0.903 and 4.75 for faces from 0.3 kept and the first look
 # not weighed; walking, Scenes(7) 0.971 with 0.9 % of face-free frames blurred (0.970 and
-# 2.7 % before), Scenes(11)'s 4500 face-free frames 5.4 % (6.5 %). Not kept, for want of
-# a better separation of faces from the posters (both seeds): a third look by dlib's HOG
-# or CNN (mmod) detector, MediaPipe's face-landmark network's face flag, BlazeFace's
-# short-range and back-camera models, mirrored crops, other zooms; the frame seen at x1.0.
-# A search takes ~440 ms of CPU on one thread (`pieton bench faces`).
+# 2.7 % before), Scenes(11)'s 4500 face-free frames 5.4 % (6.5 %). On the benchmark:
+# stills 0.916 with 3 of 99 blurred (0.920, 3), walking 0.958 with 4.8 % of 1020 (0.959,
+# 8.7 %). Not kept, none separating faces from posters better on the seeds tried: a third
+# look by dlib's HOG or CNN (mmod) detector, MediaPipe's face-landmark network's face flag,
+# BlazeFace's short-range and back-camera models, mirrored crops, other zooms; the frame
+# seen at x1.0. A search takes 427 ms of CPU on one thread (`pieton bench faces`).
 CONFIRM_ZOOM, CONFIRM_SIDE = 3.0, 96
 BLAZE_ZOOM, BLAZE_SIDE = 4.0, 192
 BLAZE_WEIGHT, FIRST_WEIGHT, CONFIRM_LOGIT = 1.2, 0.5, -2.0
