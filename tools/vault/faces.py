@@ -115,24 +115,31 @@ class Pass:
 # The anonymiser's pass, chosen by `pieton bench faces`: the frame reduced to 960 px (a
 # search costs what CenterFace sees, in proportion to its pixels: 110 ms on a quiet machine
 # here, against 556 ms more for main's second look, the frame upscaled x1.5 for small
-# faces), faces scored 0.3 kept, and those from 0.03 kept when the zoomed looks confirm
-# them: those are the small, blurred and infrared faces the upscaled look used to find,
-# now found at a fraction of its cost and with fewer posters blurred.
-PASSES = (Pass(0.75, 0.3, doubt=0.03),)
+# faces), faces scored 0.6 kept, and those from 0.03 kept when the zoomed looks confirm
+# them: the small, blurred and infrared faces the upscaled look used to find, and posters
+# CenterFace alone scored 0.3 to 0.6 (6 of the 17 searches that blurred a face-free walk
+# of Scenes(11) did so on such a score: no zoomed look took them for a face).
+PASSES = (Pass(0.75, 0.6, doubt=0.03),)
 # The second looks: CenterFace on a crop CONFIRM_ZOOM times the face's width, resized to
 # CONFIRM_SIDE px (the face about 32 px wide, a size it knows well); BlazeFace on a crop
 # BLAZE_ZOOM times wide at its input size (the face 48 px). Each answers its best score
 # near the crop's centre; the doubt is confirmed when their log-odds, BlazeFace's weighed
-# BLAZE_WEIGHT times CenterFace's, add up to CONFIRM_LOGIT. A sure answer of one network
-# makes up for a hesitant one of the other (a blurred face CenterFace scores 0.24 and
-# BlazeFace 0.59), which requiring both over 0.3 refused. The weights and the sum were fitted
-# on frames of another seed than the benchmark's (Scenes(7)), not on the benchmark: on it,
-# recall 0.920 with 3 face-free frames of 99 blurred, against 0.910 and 4 with both scores
-# at least 0.3 (and the doubt at 0.05). The price: some 18 doubts a frame confirmed instead
-# of 6: a search takes 498 ms of CPU on one thread instead of 244 (`pieton bench faces`).
+# BLAZE_WEIGHT times CenterFace's, and the first look's FIRST_WEIGHT times, add up to
+# CONFIRM_LOGIT. A sure answer of one makes up for a hesitant one of another (a blurred
+# face CenterFace scores 0.24 and BlazeFace 0.59), which requiring both over 0.3 refused.
+# Weights, sum and the 0.6 fitted on stills of Scenes(7), (11), (13) and (17), never on the
+# benchmark's seed (2026): over those, recall 0.904 with 3.5 face-free frames of 99
+# blurred on average, against 0.903 and 4.75 for faces from 0.3 kept and the first look
+# not weighed; walking, Scenes(7) 0.971 with 0.9 % of face-free frames blurred (0.970 and
+# 2.7 % before), Scenes(11)'s 4500 face-free frames 5.4 % (6.5 %). On the benchmark:
+# stills 0.916 with 3 of 99 blurred (0.920, 3), walking 0.958 with 4.8 % of 1020 (0.959,
+# 8.7 %). Not kept, none separating faces from posters better on the seeds tried: a third
+# look by dlib's HOG or CNN (mmod) detector, MediaPipe's face-landmark network's face flag,
+# BlazeFace's short-range and back-camera models, mirrored crops, other zooms; the frame
+# seen at x1.0. A search takes 427 ms of CPU on one thread (`pieton bench faces`).
 CONFIRM_ZOOM, CONFIRM_SIDE = 3.0, 96
 BLAZE_ZOOM, BLAZE_SIDE = 4.0, 192
-BLAZE_WEIGHT, CONFIRM_LOGIT = 1.68, -0.88
+BLAZE_WEIGHT, FIRST_WEIGHT, CONFIRM_LOGIT = 1.2, 0.5, -2.0
 _BLAZE_OUTPUTS = ["reshaped_classifier_face_4", "reshaped_regressor_face_4"]
 
 
@@ -189,9 +196,11 @@ class FaceDetector:
 
     def confirmed(self, bgr: np.ndarray, face: Face) -> bool:
         """A doubtful ``face`` looked at again, zoomed, by CenterFace then BlazeFace: their
-        scores for a face near its centre, weighed together, must reach CONFIRM_LOGIT."""
+        scores for a face near its centre, weighed with the first look's, must reach
+        CONFIRM_LOGIT."""
         return confirm_logit(self.centre_score(_zoom(bgr, face, CONFIRM_ZOOM, CONFIRM_SIDE)),
-                             self.blaze_score(_zoom(bgr, face, BLAZE_ZOOM, BLAZE_SIDE))) >= CONFIRM_LOGIT
+                             self.blaze_score(_zoom(bgr, face, BLAZE_ZOOM, BLAZE_SIDE)),
+                             face.score) >= CONFIRM_LOGIT
 
     def centre_score(self, crop: np.ndarray) -> float:
         """CenterFace's best score for a face centred within a sixth of ``crop`` (square) of
@@ -238,9 +247,10 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def confirm_logit(centre: float, blaze: float) -> float:
-    """The second looks' scores (CenterFace's, BlazeFace's) weighed into one log-odds."""
-    return _logit(centre) + BLAZE_WEIGHT * _logit(blaze)
+def confirm_logit(centre: float, blaze: float, first: float) -> float:
+    """The second looks' scores (CenterFace's, BlazeFace's) and the first look's (``first``,
+    on the whole frame) weighed into one log-odds."""
+    return _logit(centre) + BLAZE_WEIGHT * _logit(blaze) + FIRST_WEIGHT * _logit(first)
 
 
 def _zoom(bgr: np.ndarray, face: Face, zoom: float, side: int) -> np.ndarray:
