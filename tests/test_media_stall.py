@@ -64,28 +64,33 @@ class EncodingCamera(Camera):
         self._loop.call_at(self._t0 + self._i / FPS, self._tick)
 
 
+def status_after_stall(pipeline: MediaPipeline, loop, stall_s: float, after_s: float) -> dict:
+    """Arm, then hold the media worker ``stall_s`` (a slow fsync); the status ``after_s`` later."""
+    async def main():
+        pipeline.arm()
+        await asyncio.sleep(0.3)
+        await pipeline.worker.submit(time.sleep, 0.0)  # warm
+        stall = pipeline.worker.submit(time.sleep, stall_s)
+        await asyncio.sleep(stall_s + 0.2)
+        await stall
+        await asyncio.sleep(after_s)
+        status = pipeline.status()
+        await pipeline.close()
+        return status
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
 def test_an_encoding_cameras_frames_wait_through_a_storage_stall_and_none_is_dropped(tmp_path):
     reset_simulated_pins()
     config = load_config(write_config(tmp_path, {"video": {"width": 320, "height": 240, "fps": FPS},
                                                  "audio": {"enabled": False}}))
     loop = asyncio.new_event_loop()
     pipeline = MediaPipeline(config, EncodingCamera(access_units()), None, None, loop=loop, wall_clock=WallClock())
-
-    async def main():
-        pipeline.arm()
-        await asyncio.sleep(0.3)
-        await pipeline.worker.submit(time.sleep, 0.0)
-        stall = pipeline.worker.submit(time.sleep, 1.5)  # the worker held by a 1.5 s fsync
-        await asyncio.sleep(1.7)
-        await stall
-        await asyncio.sleep(0.5)
-        status = pipeline.status()
-        await pipeline.close()
-        return status
-
-    status = loop.run_until_complete(main())
-    loop.close()
-    frames = status["frames_total"]
+    frames = status_after_stall(pipeline, loop, 1.5, 0.5)["frames_total"]  # the worker held by a 1.5 s fsync
     assert frames["late"] >= 10            # they waited through the stall...
     assert frames["dropped"] == 0, frames  # ...and none was lost (before: 20 of them, past 0.5 s)
     assert frames["encoded"] == frames["captured"] >= 40

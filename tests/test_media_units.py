@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from datetime import UTC, datetime
 
 import av
 import numpy as np
 import pytest
 from conftest import write_config
+from test_media_stall import status_after_stall
 
 from drivers.camera import SimulatedCamera, draw_counter, open_camera, read_counter
 from drivers.errors import DriverUnavailable, UnknownBackend
@@ -278,23 +278,9 @@ def test_pipeline_refuses_bad_order_and_counts_dropped_and_late_frames(tmp_path)
     loop = asyncio.new_event_loop()
     camera = SimulatedCamera(320, 240, 20)
     pipeline = MediaPipeline(config, camera, None, None, loop=loop, wall_clock=WallClock())
-
-    async def main():
-        with pytest.raises(MediaError, match="not armed"):
-            pipeline.start_recording(object())
-        pipeline.arm()
-        await asyncio.sleep(0.3)
-        await pipeline.worker.submit(time.sleep, 0.0)  # warm
-        stall = pipeline.worker.submit(time.sleep, 1.2)  # the worker stalls
-        await asyncio.sleep(1.4)
-        await stall
-        await asyncio.sleep(0.3)
-        status = pipeline.status()
-        await pipeline.close()
-        return status
-
-    status = loop.run_until_complete(main())
-    loop.close()
+    with pytest.raises(MediaError, match="not armed"):
+        pipeline.start_recording(object())
+    status = status_after_stall(pipeline, loop, 1.2, 0.3)  # the worker stalls
     frames = status["frames_total"]
     assert frames["dropped"] >= 10  # 1.2 s stalled, backlog capped at 0.5 s of frames
     assert frames["late"] >= 5

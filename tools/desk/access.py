@@ -52,7 +52,7 @@ class DeskVault:
         if wait_s > 0 and _on_event_loop():
             raise RuntimeError("the desk waits for the vault on its event loop: use run_in_threadpool")
         deadline = time.monotonic() + wait_s
-        if not (self._lock.acquire(timeout=wait_s) if wait_s > 0 else self._lock.acquire(blocking=False)):
+        if not self._lock.acquire(timeout=wait_s):  # 0: a try, never a wait
             raise busy()
         try:
             while True:

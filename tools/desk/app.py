@@ -94,11 +94,15 @@ class Desk:
                 request, "refus.html", {"session": None, "health": None, "title": exc.title,
                                         "reason": exc.reason}, status_code=exc.status))
 
+    def journal(self, operator: str | None, event: str, **fields) -> None:
+        """One entry in the vault's journal, for ``operator`` (off the event loop: it waits for the vault)."""
+        with self.vault.open(operator) as vault:
+            vault.log(event, **fields)
+
     def journal_refusal(self, operator: str | None, person: str | None, path: str, exc: Refused) -> None:
         """An attempt to access, in the vault's journal (a failure to log it is the desk's own log's)."""
         try:
-            with self.vault.open(operator) as vault:
-                vault.log("desk-refused", path=path[:200], reason=exc.reason[:300], person=person)
+            self.journal(operator, "desk-refused", path=path[:200], reason=exc.reason[:300], person=person)
         except (PietonError, OSError) as log_exc:
             log.warning("refusal not journaled: %s", log_exc)
 

@@ -57,7 +57,7 @@ async def sign_in(desk, request, session, form):
         # passphrases in parallel gains nothing)
         identities = await run_in_threadpool(_unlock, path, passphrase)
     except AgeError:
-        await run_in_threadpool(_journal, desk, None, "desk-sign-in-refused", person=person,
+        await run_in_threadpool(desk.journal, None, "desk-sign-in-refused", person=person,
                                 reason="wrong passphrase or unreadable identity")
         return await sign_in_page(desk, request, None, None, status=401,
                                   error="Phrase secrète incorrecte (ou fichier d'identité illisible) : "
@@ -87,17 +87,12 @@ def admit(desk, person: str, identities: list) -> Session:
     return new
 
 
-def _journal(desk, operator: str | None, event: str, **fields) -> None:
-    with desk.vault.open(operator) as vault:
-        vault.log(event, **fields)
-
-
 async def sign_out(desk, request, session, form):
     # Closed first: leaving never waits for the vault (an extraction may hold it for minutes).
     desk.sessions.close(session.token)
     cancelled = desk.jobs.cancel_waiting(session.token)
     try:
-        await run_in_threadpool(_journal, desk, author(session), "desk-sign-out", person=session.person)
+        await run_in_threadpool(desk.journal, author(session), "desk-sign-out", person=session.person)
     except Refused:  # the vault stayed busy: the sign-out stands, said in the desk's own log
         log.warning("sign-out of %s not journaled: the vault stayed busy", session.matricule)
     response = private(RedirectResponse("/connexion?raison=" + ("sortie-annulees" if cancelled else "sortie"),
