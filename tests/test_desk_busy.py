@@ -98,6 +98,10 @@ def test_signing_out_cancels_the_extractions_still_waiting_and_lets_the_running_
         assert "Les extractions qui attendaient leur tour ont été annulées" in text, text[:1500]
         job = jobs.get(waiting.rsplit("/", 1)[1])
         assert not job.running and job.work is None and job.error.title == "Extraction annulée"
+    deadline = time.monotonic() + 60
+    while jobs.get(running.rsplit("/", 1)[1]).running:  # signing in meanwhile would be told which job holds the vault
+        assert time.monotonic() < deadline, "the running extraction did not end"
+        time.sleep(0.1)
     client.sign_in()
     client.get(running)
     status, page = client.finish_job()
@@ -105,3 +109,44 @@ def test_signing_out_cancels_the_extractions_still_waiting_and_lets_the_running_
     status, page = client.get(waiting)
     assert status == 410 and "Extraction annulée" in html.unescape(page)
     assert not list(made["exports"].glob("apres-sortie*"))
+
+
+def test_while_a_job_holds_the_vault_a_page_says_so_at_once_and_names_the_job(desk, made, monkeypatch):  # noqa: F811
+    """A page waited the whole ``busy_wait_s`` for a vault that an extraction holds for
+    minutes, and then could only say "another command": now it waits a few seconds at most
+    and names the job; the job's own page keeps answering, and the job ends as usual."""
+    import tools.desk.extraction as extraction
+
+    rid = made["rid"]
+    holding, release = threading.Event(), threading.Event()
+    real_extract = extraction.extract
+
+    def slow_extract(*args, **kwargs):  # an extraction of a long recording: minutes with the vault held
+        holding.set()
+        release.wait(30)
+        return real_extract(*args, **kwargs)
+
+    monkeypatch.setattr(extraction, "extract", slow_extract)
+    client, other = Client(desk.url), Client(desk.url)
+    client.sign_in()
+    other.sign_in()
+    form = extraction_form(client, rid, nom="longue", debut="0", fin="2")
+    desk.app.state.desk.vault.busy_wait_s = 20.0
+    try:
+        client.post(f"/enregistrements/{rid}/extraire", form)
+        job_page = JOB.search(client.page).group(1)
+        assert holding.wait(20), "the job never took the vault"
+        elapsed, (status, page) = timed(lambda: other.get(f"/enregistrements/{rid}"))
+        text = html.unescape(page)
+        assert status == 503 and "Coffre occupé" in text, text[:1500]
+        assert elapsed < 5, f"the page waited {elapsed:.1f} s for a vault the job holds"
+        assert f"Extraction de {rid} de 0,0 s à 2,0 s" in text and "longue.mp4" in text, text[:2000]
+        status, _ = client.get(job_page)
+        assert status == 200
+    finally:
+        release.set()
+        desk.app.state.desk.vault.busy_wait_s = 10.0
+    status, page = client.finish_job()
+    assert status == 200 and (made["exports"] / "longue.mp4").is_file()
+    status, page = other.get(f"/enregistrements/{rid}")   # the job has ended: the vault is free again
+    assert status == 200 and 'id="sante"' in page

@@ -71,8 +71,10 @@ async def extract_page(desk, request, session, form):
     # The job's own references (not the session's): dropped when it ends.
     identities, extracted, operator = list(session.identities), session.extracted, author(session)
 
+    what = _what(rid, asked, start, end, out.name)
+
     def run():
-        with desk.vault.open(operator, wait_s=JOB_WAIT_S) as vault:
+        with desk.vault.open(operator, wait_s=JOB_WAIT_S, job=what) as vault:
             if vault.index.recording(rid) is None:
                 raise Refused(404, "Enregistrement introuvable", f"Le coffre ne contient pas d'enregistrement {rid}.",
                               attempt=True)
@@ -84,8 +86,8 @@ async def extract_page(desk, request, session, form):
         return {"template": "extraction.html", "context": {
             "rid": rid, "result": result, "name": out.stem, "folder": desk.config.exports,
             "purpose": PURPOSES[asked["motif"]], "asked": asked}}
-    job = desk.jobs.start(("extraction", rid, start, end, asked["motif"]), _what(rid, asked, start, end, out.name),
-                          session, request.url.path, run, shown)
+    job = desk.jobs.start(("extraction", rid, start, end, asked["motif"]), what, session, request.url.path, run,
+                          shown)
     return job_started(job)
 
 

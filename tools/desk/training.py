@@ -199,8 +199,11 @@ async def redo_page(desk, request, session, form):
 
     identities, operator = list(session.identities), author(session)  # the job's, dropped when it ends
 
+    what = (f"Extrait de formation {xid} refait avec {len(marks)} cadre(s) de plaque de plus (visages floutés, "
+            "plaques masquées) ; celui-ci sera refusé")
+
     def run():
-        with desk.vault.open(operator, wait_s=JOB_WAIT_S) as vault:
+        with desk.vault.open(operator, wait_s=JOB_WAIT_S, job=what) as vault:
             _waiting_here(vault, xid)
             identify(vault, identities, "extract")
             result = extract(vault, Request(**redo_request(vault, xid, marks)), identities)
@@ -208,9 +211,7 @@ async def redo_page(desk, request, session, form):
             identify(vault, identities, "training-reject")
             reject(vault, xid, identities, f"refaite avec {len(marks)} cadre(s) de plaque de plus : extraction {new}")
             return {"redirect": f"/formation/{new}"}
-    job = desk.jobs.start(("redo", xid), f"Extrait de formation {xid} refait avec {len(marks)} cadre(s) de plaque "
-                          "de plus (visages floutés, plaques masquées) ; celui-ci sera refusé", session,
-                          request.url.path, run)
+    job = desk.jobs.start(("redo", xid), what, session, request.url.path, run)
     return job_started(job)
 
 
