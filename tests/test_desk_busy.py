@@ -111,7 +111,7 @@ def test_signing_out_cancels_the_extractions_still_waiting_and_lets_the_running_
     assert not list(made["exports"].glob("apres-sortie*"))
 
 
-def test_while_a_job_holds_the_vault_a_page_says_so_at_once_and_names_the_job(desk, made, monkeypatch):  # noqa: F811
+def test_while_a_job_holds_the_vault_a_page_says_so_within_3_s_and_names_the_job(desk, made, monkeypatch):  # noqa: F811
     """A page waited the whole ``busy_wait_s`` for a vault that an extraction holds for
     minutes, and then could only say "another command": now it waits a few seconds at most
     and names the job; the job's own page keeps answering, and the job ends as usual."""
