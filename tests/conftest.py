@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -57,6 +58,16 @@ def write_config(folder: Path, overrides: dict | None = None, name: str = "pieto
     path = folder / name
     path.write_text(toml_document(tables))
     return path
+
+
+def wait_for(predicate, timeout=20.0, step=0.05) -> bool:
+    """True once ``predicate()`` is, polled every ``step`` s; False after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
 
 
 def read_jsonl(path: Path) -> list[dict]:

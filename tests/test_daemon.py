@@ -18,17 +18,8 @@ import pytest
 from recorder.config import load_config
 from recorder.daemon import Daemon, Options
 from recorder.errors import ConfigError
-from tests.conftest import SMALL_VIDEO, device_config, read_jsonl, write_config
+from tests.conftest import SMALL_VIDEO, device_config, read_jsonl, wait_for, write_config
 from tests.daemon_support import daemon_in_thread, stop_daemon
-
-
-def wait_for(predicate, timeout=20.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def pieton(*args, **kw):

@@ -11,7 +11,7 @@ import html
 import threading
 import time
 
-from conftest import read_jsonl
+from conftest import read_jsonl, wait_for
 from test_desk_jobs import JOB, HeldVault, extraction_form
 from test_desk_training import MATRICULE, Client, desk, made  # noqa: F401 - fixtures
 
@@ -86,10 +86,7 @@ def test_signing_out_cancels_the_extractions_still_waiting_and_lets_the_running_
     with HeldVault(desk, limit=30):
         client.post(f"/enregistrements/{rid}/extraire", first)
         running = JOB.search(client.page).group(1)
-        deadline = time.monotonic() + 10
-        while not jobs.get(running.rsplit("/", 1)[1]).begun:  # the worker took it: it waits for the vault
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert wait_for(lambda: jobs.get(running.rsplit("/", 1)[1]).begun, 10)  # the worker took it: it waits for the vault
         client.post(f"/enregistrements/{rid}/extraire", second)
         waiting = JOB.search(client.page).group(1)
         assert waiting != running
@@ -98,10 +95,8 @@ def test_signing_out_cancels_the_extractions_still_waiting_and_lets_the_running_
         assert "Les extractions qui attendaient leur tour ont été annulées" in text, text[:1500]
         job = jobs.get(waiting.rsplit("/", 1)[1])
         assert not job.running and job.work is None and job.error.title == "Extraction annulée"
-    deadline = time.monotonic() + 60
-    while jobs.get(running.rsplit("/", 1)[1]).running:  # signing in meanwhile would be told which job holds the vault
-        assert time.monotonic() < deadline, "the running extraction did not end"
-        time.sleep(0.1)
+    # signing in meanwhile would be told which job holds the vault
+    assert wait_for(lambda: not jobs.get(running.rsplit("/", 1)[1]).running, 60), "the running extraction did not end"
     client.sign_in()
     client.get(running)
     status, page = client.finish_job()
